@@ -1,0 +1,64 @@
+"""The ``roman-platform`` command.
+
+One entry point for operators and astronomers. Each area of the project owns its subcommand in
+its own module (``register(subparsers)``), so this file only lists them; heavy imports happen
+inside each subcommand's handler, which keeps ``roman-platform --help`` fast in the notebook
+image and on the hub alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# (module, one-line summary shown if the module cannot be imported in this installation)
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "hub_config.local.cli",  # up: the local platform
+    "platform_lib.data.cli",  # data: index, search, sample, psf
+    "platform_lib.simulate.cli",  # simulate: scenes, images, surveys, injection
+    "platform_lib.calibrate.cli",  # calibrate: L1 -> L2 -> L3 with romancal
+    "platform_lib.catalogs.cli",  # catalog: static and variability catalogs
+    "hub_config.quota.cli",  # quota: allocations, usage, tiers (operators)
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="roman-platform",
+        description=(
+            "Roman Science Platform: start the local platform, and work with Roman data "
+            "(index and search products, simulate, calibrate, build catalogs) and allocations."
+        ),
+        epilog="Run 'roman-platform COMMAND --help' for the options of one command.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            # Only tolerate the module itself being absent (e.g. the notebook image has no
+            # hub-side dependencies); a broken import inside an existing module must surface.
+            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

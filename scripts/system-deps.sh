@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the platform and its tests need, only those missing.
+# chromium (browser tests), postgresql (database tests), docker.io + debootstrap (image builds),
+# unzip (helm/kubectl layer), nodejs/npm (configurable-http-proxy).
+set -euo pipefail
+need=()
+have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for pkg in chromium chromium-driver postgresql docker.io debootstrap unzip nodejs npm; do
+  if [ "$pkg" = nodejs ] || [ "$pkg" = npm ]; then command -v "${pkg/nodejs/node}" >/dev/null && continue; fi
+  have "$pkg" || need+=("$pkg")
+done
+[ ${#need[@]} -eq 0 ] && exit 0
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "installing Debian packages: ${need[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
