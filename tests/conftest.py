@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,14 +59,17 @@ def _pg_bindir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL server (Debian's binaries) on a free loopback port.
 
     Yields a SQLAlchemy URL to an empty database. Runs as the unprivileged 'postgres' user when
     the tests run as root, because initdb refuses to run as root.
     """
     bindir = _pg_bindir()
-    base = tmp_path_factory.mktemp("pg")
+    # Not under pytest's tmp folder: its parents are private to root, and the server runs as
+    # the 'postgres' user, which must be able to reach its data folder.
+    base = Path(tempfile.mkdtemp(prefix="roman-pg-"))
+    base.chmod(0o755)
     datadir, sockdir = base / "data", base / "sock"
     sockdir.mkdir()
     pgport = free_port()
@@ -75,7 +79,9 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cmd = args
         if as_root:
             cmd = ["runuser", "-u", "postgres", "--", *args]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:1])} failed: {proc.stderr.strip()}")
 
     if as_root:
         shutil.chown(base, "postgres")
@@ -88,6 +94,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{pgport}/platform"
     finally:
         run([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop"])
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- Browser
