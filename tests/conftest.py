@@ -123,3 +123,18 @@ def browser() -> Iterator[object]:
             yield b
         finally:
             b.close()
+
+
+# --------------------------------------------------------------------------- S3 (SeaweedFS)
+@pytest.fixture(scope="session")
+def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real S3 server (SeaweedFS ``weed mini`` on 127.0.0.1, static keys, bucket ``roman``).
+
+    Yields the running ``hub_config.local.seaweedfs.SeaweedFS``: use ``.client_env()`` for the
+    ROMAN_DATA_URL / ROMAN_DATA_S3_ENDPOINT / AWS_* environment, or ``.storage_options()`` for
+    s3fs. Shared by the session: write under a prefix of your own (e.g. ``s3://roman/<area>/``).
+    """
+    from hub_config.local.seaweedfs import SeaweedFS
+
+    with SeaweedFS(tmp_path_factory.mktemp("seaweedfs"), buckets=("roman",)) as store:
+        yield store
