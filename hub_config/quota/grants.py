@@ -1,0 +1,22 @@
+"""Tier grants from the quota database, for the authenticator (``TierGrantSource``)."""
+
+from __future__ import annotations
+
+from .db import session_factory
+from .operations import granted_tier
+from .settings import load_settings
+
+
+class DatabaseTierGrants:
+    """``granted_tier(username)``: the live grant a platform admin (or an approval) made."""
+
+    def __init__(self, db_url: str | None = None):
+        self._db_url = db_url or load_settings().db_url
+        self._sessions = None
+
+    def granted_tier(self, username: str) -> str | None:
+        if self._sessions is None:
+            self._sessions = session_factory(self._db_url)
+        with self._sessions() as s:
+            g = granted_tier(s, username)
+            return g.tier if g else None

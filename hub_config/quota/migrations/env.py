@@ -1,0 +1,28 @@
+"""Alembic environment: run from ``hub_config.quota.db.upgrade`` with the URL in the config."""
+
+from alembic import context
+
+from hub_config.quota.db import make_engine
+from hub_config.quota.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline SQL generation is not supported; pass a database URL")
+run_migrations_online()

@@ -1,0 +1,206 @@
+"""The usage sampler: what runs now, according to the hub and to Dask-Gateway.
+
+Each source returns :class:`ledger.Running` items; :func:`ledger.integrate` charges them. Run it
+inside the quota service (the default) or alone: ``python -m hub_config.quota.sampler``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import ledger
+from .models import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def _parse_iso(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+def _from_ms(ms: int | None) -> dt.datetime | None:
+    if ms is None:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
+
+
+class Source(Protocol):
+    name: str
+
+    def observe(self) -> list[ledger.Running]: ...
+
+
+class HubSource:
+    """Running user servers from the hub REST API; cost from the server's policy profile.
+
+    The profile and the team are what the spawner recorded in ``user_options`` at spawn time,
+    after its own server-side validation. A server without a profile is charged the first
+    profile of the user's tier (the form's default).
+    """
+
+    name = "hub"
+
+    def __init__(self, hub):
+        self.hub = hub
+
+    def observe(self) -> list[ledger.Running]:
+        from hub_config.policy import load_policy
+
+        pol = load_policy()
+        out = []
+        for u in self.hub.users(active_only=True):
+            for sname, server in (u.get("servers") or {}).items():
+                if not (server.get("ready") or server.get("pending") == "spawn"):
+                    continue
+                opts = server.get("user_options") or {}
+                profile = opts.get("profile")
+                if profile not in pol.profiles:
+                    profile = pol.tier(pol.tier_of_groups(u.get("groups") or [])).profiles[0]
+                p = pol.profiles[profile]
+                team = opts.get("team") or None
+                out.append(ledger.Running(
+                    key=f"hub:{u['name']}/{sname}", kind="server", username=u["name"],
+                    team=team if isinstance(team, str) else None,
+                    cores=float(p.cpu_guarantee), gpus=float(p.gpus),
+                    started=_parse_iso(server.get("started")),
+                ))
+        return out
+
+
+class GatewayDatabaseSource:
+    """Schedulers and workers from dask-gateway-server's own database (read only).
+
+    The gateway's REST API lists only the caller's own clusters and no workers; its database
+    (``c.DBBackendBase.db_url``) has every cluster and worker with start and stop times, which
+    makes cluster accounting exact, stops included.
+    """
+
+    name = "gateway"
+    ACTIVE = (1, 2, 3, 4)  # CREATED, SUBMITTED, RUNNING, CLOSING
+
+    def __init__(self, db_url: str):
+        from sqlalchemy import create_engine
+
+        self.engine = create_engine(db_url, connect_args={"timeout": 30} if db_url.startswith("sqlite") else {})
+        self._since: dt.datetime | None = None
+
+    def observe(self) -> list[ledger.Running]:
+        from sqlalchemy import text
+
+        out = []
+        with self.engine.connect() as c:
+            clusters = c.execute(text(
+                "SELECT id, name, username, status, options, config, start_time, stop_time FROM clusters"
+            )).all()
+            workers = c.execute(text(
+                "SELECT cluster_id, name, status, start_time, stop_time FROM workers"
+            )).all()
+        import json
+
+        info = {}
+        for cid, name, user, status, options, config, start, stop in clusters:
+            options = json.loads(options) if isinstance(options, str) else (options or {})
+            config = json.loads(config) if isinstance(config, str) else (config or {})
+            team = options.get("team") or None
+            info[cid] = (name, user, team if isinstance(team, str) else None, config)
+            if stop is None and status not in self.ACTIVE:
+                continue
+            out.append(ledger.Running(
+                key=f"gateway:{name}:scheduler", kind="scheduler", username=user, team=info[cid][2],
+                cores=float(config.get("scheduler_cores", 1)), gpus=0.0,
+                started=_from_ms(start), stopped=_from_ms(stop),
+            ))
+        for cid, wname, status, start, stop in workers:
+            if cid not in info or (stop is None and status not in self.ACTIVE):
+                continue
+            name, user, team, config = info[cid]
+            out.append(ledger.Running(
+                key=f"gateway:{name}:{wname}", kind="worker", username=user, team=team,
+                cores=float(config.get("worker_cores", 1)),
+                gpus=float(config.get("worker_gpus", 0) or 0),
+                started=_from_ms(start), stopped=_from_ms(stop),
+            ))
+        return out
+
+
+class Sampler:
+    def __init__(self, sessions: sessionmaker[Session], sources: Sequence[Source], interval: float):
+        self.sessions, self.sources, self.interval = sessions, list(sources), float(interval)
+
+    def sample_once(self, now: dt.datetime | None = None) -> dict[str, float]:
+        """One pass over every source; a failing source is skipped and caught up next time."""
+        charged: dict[str, float] = {}
+        for src in self.sources:
+            try:
+                observed = src.observe()
+            except Exception as exc:  # noqa: BLE001 - one bad source must not stop accounting
+                log.warning("quota sampler: source %s failed: %s", src.name, exc)
+                continue
+            with self.sessions() as s:
+                charged.update(ledger.integrate(s, src.name, observed, now or utcnow(), self.interval))
+                s.commit()
+        return charged
+
+    def run(self, duration: float | None = None) -> None:
+        """Sample every ``interval`` seconds until SIGTERM/SIGINT (or ``duration`` seconds)."""
+        stop = {"now": False}
+
+        def _stop(*_):
+            stop["now"] = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        t0 = time.monotonic()
+        next_at = t0
+        while not stop["now"] and (duration is None or time.monotonic() - t0 < duration):
+            self.sample_once()
+            next_at += self.interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+
+def build_sources(hub=None, gateway_db_url: str | None = None) -> list[Source]:
+    sources: list[Source] = []
+    if hub is not None:
+        sources.append(HubSource(hub))
+    if gateway_db_url:
+        sources.append(GatewayDatabaseSource(gateway_db_url))
+    return sources
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .db import session_factory
+    from .hubapi import HubClient
+    from .settings import load_settings
+
+    p = argparse.ArgumentParser(prog="python -m hub_config.quota.sampler",
+                                description="Sample running servers and Dask clusters into the usage ledger.")
+    p.add_argument("--db-url", help="quota database (default: settings / $ROMAN_QUOTA_DB_URL)")
+    p.add_argument("--interval", type=float, help="seconds between samples")
+    p.add_argument("--hub-api", help="hub API URL (default $JUPYTERHUB_API_URL)")
+    p.add_argument("--no-hub", action="store_true", help="do not sample the hub")
+    p.add_argument("--gateway-db-url", help="dask-gateway-server database URL")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s sampler %(message)s")
+    settings = load_settings(db_url=args.db_url, sample_interval_s=args.interval,
+                             gateway_db_url=args.gateway_db_url)
+    hub = None if args.no_hub else HubClient(args.hub_api)
+    sampler = Sampler(session_factory(settings.db_url),
+                      build_sources(hub, settings.gateway_db_url), settings.sample_interval_s)
+    sampler.run(args.duration)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Quota service settings, validated at load (pydantic); read from env or a YAML file.
+
+The base allocation each tier gets without asking lives here, next to the other quota knobs,
+keyed by the tier names of hub_config/policy.yaml (checked at load against the policy).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SETTINGS_ENV = "ROMAN_QUOTA_SETTINGS"
+DB_ENV = "ROMAN_QUOTA_DB_URL"
+
+
+class BaseAllocation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    core_hours: float = Field(ge=0)
+    gpu_hours: float = Field(default=0, ge=0)
+    home_gb: float = Field(default=5, ge=0)
+    scratch_gb: float = Field(default=10, ge=0)
+    period_days: int = Field(default=30, ge=1, le=3660)
+
+
+class QuotaSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    db_url: str = Field(default="sqlite:///quota.sqlite", description="SQLAlchemy URL")
+    sample_interval_s: float = Field(default=60, gt=0, le=3600)
+    grace_period_s: float = Field(default=900, ge=0, le=7 * 86400)
+    enforce_interval_s: float = Field(default=60, gt=0, le=3600)
+    gateway_db_url: str | None = Field(
+        default=None, description="dask-gateway-server's database (read only) for cluster usage"
+    )
+    gateway_url: str | None = Field(default=None, description="Dask-Gateway API, to stop clusters")
+    admin_group: str = Field(default="roman-platform-admins", description="hub group of platform admins")
+    base_allocation: dict[str, BaseAllocation] = Field(
+        default_factory=lambda: {
+            "entry": BaseAllocation(core_hours=100, period_days=30),
+            "research": BaseAllocation(core_hours=2000, home_gb=20, scratch_gb=100),
+            "team": BaseAllocation(core_hours=500, gpu_hours=10, home_gb=50, scratch_gb=500),
+            "consortium": BaseAllocation(core_hours=1000, gpu_hours=50, home_gb=100, scratch_gb=2000),
+        }
+    )
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides) -> QuotaSettings:
+    """Settings from ``path`` (or $ROMAN_QUOTA_SETTINGS), then $ROMAN_QUOTA_DB_URL, then overrides."""
+    data: dict = {}
+    chosen = path or os.environ.get(SETTINGS_ENV)
+    if chosen:
+        try:
+            data = yaml.safe_load(Path(chosen).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(f"cannot read quota settings {chosen}: {exc}") from None
+    if os.environ.get(DB_ENV):
+        data["db_url"] = os.environ[DB_ENV]
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return QuotaSettings.model_validate(data)
+    except ValidationError as exc:
+        msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"invalid quota settings: {msgs}") from None

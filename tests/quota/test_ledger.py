@@ -1,0 +1,101 @@
+"""Ledger integration on a real database, with a clock the test controls."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from hub_config.quota import ledger
+from hub_config.quota.models import Checkpoint, UsageRecord
+
+T0 = dt.datetime(2026, 3, 1, 10, 0, 0)
+STEP = 10.0  # seconds
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def server(started=T0, team=None, cores=2.0, stopped=None, key="hub:alice/"):
+    return ledger.Running(key=key, kind="server", username="alice", team=team, cores=cores,
+                          gpus=0.0, started=started, stopped=stopped)
+
+
+def run(sessions, observed, now):
+    with sessions() as s:
+        out = ledger.integrate(s, "hub", observed, now, STEP)
+        s.commit()
+        return out
+
+
+def core_hours(sessions, **kw):
+    with sessions() as s:
+        return ledger.totals(s, T0 - dt.timedelta(days=1), T0 + dt.timedelta(days=1), **kw)[0]
+
+
+def test_continuous_sampling_charges_run_time_and_stays_compact(sessions):
+    for i in range(0, 361):  # one hour of 10 s samples
+        run(sessions, [server()], at(i * STEP))
+    assert abs(core_hours(sessions, username="alice") - 2.0 * 1.0) < 1e-9
+    with sessions() as s:
+        assert s.query(UsageRecord).count() == 1  # one stretch for the hour, not 360 rows
+
+
+def test_restart_gap_is_charged_once_for_a_thing_still_running(sessions):
+    run(sessions, [server()], at(0))
+    run(sessions, [server()], at(10))
+    # the sampler is down from 10 s to 600 s; the server keeps running (same start time)
+    run(sessions, [server()], at(600))
+    run(sessions, [server()], at(600))  # a duplicate pass at the same instant charges nothing
+    assert abs(core_hours(sessions) - 2.0 * 600 / 3600) < 1e-9
+
+
+def test_started_while_sampler_down_is_charged_from_its_start(sessions):
+    run(sessions, [], at(0))
+    run(sessions, [server(started=at(100))], at(400))
+    assert abs(core_hours(sessions) - 2.0 * 300 / 3600) < 1e-9
+
+
+def test_vanished_thing_is_charged_at_most_half_a_step(sessions):
+    run(sessions, [server()], at(0))
+    run(sessions, [server()], at(10))
+    run(sessions, [], at(20))
+    assert abs(core_hours(sessions) - 2.0 * 15 / 3600) < 1e-9
+    with sessions() as s:
+        assert s.query(Checkpoint).count() == 0
+    run(sessions, [], at(1000))  # long after: nothing more
+    assert abs(core_hours(sessions) - 2.0 * 15 / 3600) < 1e-9
+
+
+def test_recorded_stop_time_is_exact_and_never_recharged(sessions):
+    key = "gateway:c1:w1"
+    w = lambda stopped=None: ledger.Running(key=key, kind="worker", username="bob", team="lens",
+                                            cores=4, gpus=1, started=at(5), stopped=stopped)
+    with sessions() as s:
+        ledger.integrate(s, "gateway", [w()], at(10), STEP)
+        ledger.integrate(s, "gateway", [w(stopped=at(17))], at(20), STEP)
+        ledger.integrate(s, "gateway", [w(stopped=at(17))], at(30), STEP)  # still listed
+        s.commit()
+        c, g = ledger.totals(s, T0, at(3600), team="lens")
+    assert abs(c - 4 * 12 / 3600) < 1e-9 and abs(g - 12 / 3600) < 1e-9
+
+
+def test_key_reused_by_a_new_instance(sessions):
+    run(sessions, [server()], at(0))
+    run(sessions, [server(started=at(50))], at(60))  # restarted at 50 s between samples
+    # old instance: half of one step (5 s); new one: 50 s -> 60 s
+    assert abs(core_hours(sessions) - 2.0 * 15 / 3600) < 1e-9
+
+
+def test_hour_boundaries_and_team_attribution(sessions):
+    start = T0 + dt.timedelta(minutes=50)
+    for i in range(0, 121):  # 50 min .. 70 min
+        run(sessions, [server(started=start, team="lens")], start + dt.timedelta(seconds=10 * i))
+    assert abs(core_hours(sessions, team="lens") - 2.0 * 20 / 60) < 1e-9
+    assert core_hours(sessions, team=None) == 0.0
+    with sessions() as s:
+        assert s.query(UsageRecord).count() == 2  # split at 11:00
+        # a period edge inside a stretch is prorated
+        c, _ = ledger.totals(s, T0 + dt.timedelta(minutes=55), T0 + dt.timedelta(hours=2), team="lens")
+        assert abs(c - 2.0 * 15 / 60) < 1e-9
+        pts = ledger.series(s, T0, T0 + dt.timedelta(hours=3), username="alice")
+    assert [round(p["cumulative_core_hours"], 6) for p in pts] == [round(2 * 10 / 60, 6), round(2 * 20 / 60, 6)]
