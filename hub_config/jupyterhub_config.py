@@ -1,0 +1,84 @@
+# The one JupyterHub configuration file of the Roman Science Platform.
+#
+# Loaded by the local platform (``roman-platform up``, settings from the JSON file named by
+# ROMAN_PLATFORM_SETTINGS) and by the Helm chart's hub image (values through
+# hub_config/chart_values.py). Each area keeps its own clearly separated section below; the
+# logic lives in importable modules, this file only wires them.
+# ruff: noqa: F821  (``c`` is injected by traitlets when it loads this file)
+
+import os
+
+# ============================================================================ SETTINGS
+# Local mode: everything (ports, secrets, paths) was resolved by the supervisor.
+# Chart mode (issue 6) adds its branch here, reading z2jh-style values instead.
+from hub_config.local.settings import SETTINGS_ENV, load_settings
+
+if not os.environ.get(SETTINGS_ENV):
+    raise RuntimeError(
+        f"{SETTINGS_ENV} is not set: start the local platform with 'roman-platform up' "
+        "(or deploy the Helm chart)"
+    )
+settings = load_settings()
+
+# ============================================================================ HUB, PROXY, DATABASE
+c.JupyterHub.bind_url = settings.hub.public_url
+c.JupyterHub.hub_ip = settings.hub.ip
+c.JupyterHub.hub_port = settings.hub.port
+c.JupyterHub.db_url = settings.hub.db_url
+c.JupyterHub.cookie_secret_file = settings.hub.cookie_secret_file
+c.JupyterHub.pid_file = settings.hub.pid_file
+c.JupyterHub.log_level = settings.log_level
+c.JupyterHub.cleanup_servers = True  # stopping the platform stops every user server
+c.JupyterHub.cleanup_proxy = True
+c.ConfigurableHTTPProxy.command = settings.proxy.command
+c.ConfigurableHTTPProxy.api_url = settings.proxy.api_url
+c.ConfigurableHTTPProxy.auth_token = settings.proxy.auth_token
+c.ConfigurableHTTPProxy.pid_file = settings.proxy.pid_file
+c.ConfigurableHTTPProxy.should_start = True
+
+# ============================================================================ AUTHENTICATION
+# Development logins until the OIDC login (issue 4, hub_config/auth.py) replaces this section.
+# DemoAuthenticator refuses any non-loopback URL, so it cannot guard a real deployment.
+c.JupyterHub.authenticator_class = "hub_config.local.devauth.DemoAuthenticator"
+c.DemoAuthenticator.demo_password = settings.demo.password
+c.Authenticator.allowed_users = set(settings.demo.users)
+c.Authenticator.admin_users = set(settings.demo.admin_users)
+
+# ============================================================================ SPAWNER
+# Tiers (issue 4) combine hub_config/spawner.py's TierSpawnerMixin with this class.
+c.JupyterHub.spawner_class = "hub_config.local.spawner.LocalPlatformSpawner"
+c.LocalPlatformSpawner.users_dir = settings.singleuser.users_dir
+c.LocalPlatformSpawner.allow_root = settings.singleuser.allow_root
+c.Spawner.cmd = settings.singleuser.cmd
+c.Spawner.default_url = settings.singleuser.default_url
+c.Spawner.start_timeout = settings.singleuser.start_timeout
+c.Spawner.http_timeout = settings.singleuser.http_timeout
+c.Spawner.environment = dict(settings.singleuser.environment)
+# The server's own token may reach the gateway as this user and read the user's groups (tier,
+# teams): exactly what Gateway() inside a notebook needs, nothing more.
+c.Spawner.server_token_scopes = [
+    "users:activity!user",
+    "access:servers!server",
+    "read:users:groups!user",
+    f"access:services!service={settings.gateway.service_name}",
+]
+
+# ============================================================================ SERVICES
+# The gateway is an external service: the hub knows its token, it is started before the hub.
+c.JupyterHub.services = [
+    {
+        "name": settings.gateway.service_name,
+        "api_token": settings.gateway.api_token,
+        "display": False,
+    },
+]
+c.JupyterHub.load_roles = [
+    {
+        # Users' own tokens (e.g. from the token page) may use the gateway too.
+        "name": "user",
+        "scopes": ["self", f"access:services!service={settings.gateway.service_name}"],
+    },
+]
+
+# ============================================================================ QUOTA (issue 5)
+# The quota service (hub-managed) and its enforcement hooks are wired here.

@@ -1,0 +1,197 @@
+"""Child processes the supervisor starts, checks and stops without leaving orphans.
+
+Each child runs in its own process group (so a Ctrl-C in the terminal reaches only the
+supervisor, which then stops children in reverse order, giving each a chance to clean up its own
+children: the hub stops the user servers and the proxy, the gateway stops its clusters). What a
+child started in yet another session (user servers, Dask schedulers) is found with psutil as a
+descendant before the stop and killed if it outlives its parent's graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Protocol
+
+import psutil
+
+log = logging.getLogger("roman_platform.local")
+
+
+class ComponentError(RuntimeError):
+    """A component failed to start or become ready; the message says which and why."""
+
+
+class Component(Protocol):
+    """What the supervisor manages: started in list order, stopped in reverse order."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def wait_ready(self, timeout: float) -> None: ...
+
+    def alive(self) -> bool: ...
+
+    def stop(self, timeout: float | None = None) -> None: ...
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when ``url`` answers with a status below 500 (a ready check, not a health verdict)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback only)
+            return resp.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    """The end of a log file, for error messages that say why a child died."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def terminate_tree(root: psutil.Process | None, extra: list[psutil.Process],
+                   pgid: int | None, timeout: float) -> None:
+    """SIGTERM the group, wait, then SIGKILL whatever is left of the group and descendants."""
+    if pgid is not None:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    procs = ([root] if root is not None else []) + extra
+    _, alive = psutil.wait_procs(procs[:1], timeout=timeout) if procs[:1] else ([], [])
+    # Whatever the graceful shutdown left behind (the parent is gone or stuck): terminate, wait,
+    # then kill. Each step is bounded by ``timeout``.
+    leftovers = [p for p in procs if _running(p)]
+    for p in leftovers:
+        _signal(p, signal.SIGTERM)
+    _, alive = psutil.wait_procs(leftovers, timeout=min(timeout, 5.0))
+    for p in alive:
+        _signal(p, signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=5.0)
+    if pgid is not None:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _signal(p: psutil.Process, sig: int) -> None:
+    try:
+        p.send_signal(sig)
+    except psutil.Error:
+        pass
+
+
+class ManagedProcess:
+    """One long-running child process with a log file and a readiness check."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        log_file: Path,
+        ready: Callable[[], bool],
+        stop_timeout: float = 20.0,
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.log_file = log_file
+        self.ready = ready
+        self.stop_timeout = stop_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> None:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._log = os.fdopen(fd, "ab")  # closed in stop()
+        self._log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} start {self.name}\n".encode())
+        self._log.flush()
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: Ctrl-C goes to the supervisor only
+            )
+        except OSError as exc:
+            raise ComponentError(f"{self.name}: cannot run {self.argv[0]}: {exc}") from None
+        log.debug("%s started (pid %s): %s", self.name, self.proc.pid, " ".join(self.argv))
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while time.monotonic() < deadline:
+            if not self.alive():
+                code = self.proc.returncode if self.proc else None
+                raise ComponentError(
+                    f"{self.name} exited with code {code} during start-up; "
+                    f"last lines of {self.log_file}:\n{tail(self.log_file)}"
+                )
+            if self.ready():
+                return
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+        raise ComponentError(
+            f"{self.name} not ready after {timeout:.0f} s; last lines of {self.log_file}:\n"
+            f"{tail(self.log_file)}"
+        )
+
+    def stop(self, timeout: float | None = None) -> None:
+        timeout = self.stop_timeout if timeout is None else timeout
+        if self.proc is None:
+            return
+        try:
+            root = psutil.Process(self.proc.pid)
+            descendants = root.children(recursive=True)
+        except psutil.Error:
+            root, descendants = None, []
+        pgid = self.proc.pid  # start_new_session: the group id is the child's pid
+        if self.proc.poll() is None:
+            terminate_tree(root, descendants, pgid, timeout)
+        else:
+            terminate_tree(None, descendants, None, timeout)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        if self._log:
+            self._log.close()
+            self._log = None
+        log.debug("%s stopped", self.name)

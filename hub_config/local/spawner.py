@@ -1,0 +1,60 @@
+"""The local platform's spawner: one real JupyterLab server per user, as local processes.
+
+Based on JupyterHub's SimpleLocalProcessSpawner (every server runs as the platform's own OS
+user), with the per-user working folder inside the state folder (so a user's files survive a
+restart and a reset is one ``rm -rf``), created private, and ``--allow-root`` added only when the
+platform itself runs as root (the single-user server refuses root otherwise). The environment
+contract (DASK_GATEWAY__*, ROMAN_DATA_URL, ...) comes from ``Spawner.environment``, set by
+hub_config/jupyterhub_config.py from the platform settings.
+
+The tier mixin (hub_config/spawner.py, TierSpawnerMixin) is combined with this class there, so
+the class stays a plain local-process spawner here.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import quote
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from traitlets import Bool, Unicode, default
+
+
+def user_folder_name(username: str) -> str:
+    """A single, safe path component for any hub username (no '/', no '..', no hidden names)."""
+    name = quote(username, safe="@+-_")
+    return name if not name.startswith(".") else "%2E" + name[1:]
+
+
+class LocalPlatformSpawner(SimpleLocalProcessSpawner):
+    """JupyterLab as a local process in ``<state>/users/<name>``; for the local platform only."""
+
+    users_dir = Unicode(
+        config=True, help="Folder holding one working folder per user (inside the state folder)."
+    )
+    allow_root = Bool(
+        False, config=True, help="Pass --allow-root to the server (only honoured when uid is 0)."
+    )
+
+    @default("home_dir")
+    def _default_home_dir(self) -> str:
+        if not self.users_dir:
+            raise ValueError("LocalPlatformSpawner.users_dir is not configured")
+        return os.path.join(self.users_dir, user_folder_name(self.user.name))
+
+    def make_preexec_fn(self, name: str):  # noqa: ANN201 (matches the base signature)
+        home = self.home_dir
+
+        def preexec() -> None:
+            # Runs in the child before exec: a failure here must not kill the hub, so it is
+            # reported by the server failing to start in the right folder instead.
+            os.makedirs(home, 0o700, exist_ok=True)
+            os.chdir(home)
+
+        return preexec
+
+    def get_args(self) -> list[str]:
+        args = super().get_args()
+        if self.allow_root and os.geteuid() == 0 and "--allow-root" not in args:
+            args.append("--allow-root")
+        return args
