@@ -1,0 +1,305 @@
+"""Tier-aware spawning: the options form, the server-side checks, and the limits applied.
+
+One mixin, :class:`TierSpawnerMixin`, does what every spawner must: it reads the user's tier from
+their hub groups (set by the authenticator; never from the request), offers only that tier's
+profiles, and refuses with a 403 anything a forged form or API call asks beyond them (a profile
+of another tier, a different image, an unknown option, more servers than the tier allows) before
+anything is started. The concrete classes apply the chosen profile:
+
+* :class:`TierKubeSpawner`: cpu/memory guarantee and limit, ``nvidia.com/gpu``, home volume size,
+  a size-limited scratch volume, node selector and tolerations.
+* :class:`TierLocalSpawnerMixin` (combined with the local platform's process spawner): memory and
+  CPU limits through cgroup v1 when the hub may create cgroups, else an address-space rlimit and a
+  CPU-affinity cap; GPUs, images and volume sizes cannot be enforced by local processes, and
+  :meth:`TierLocalSpawnerMixin.local_enforcement` says so in the server's environment and log.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import resource
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tornado import web
+from traitlets import Bool, List, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from hub_config.policy import Policy, ServerProfile, Tier, load_policy
+
+#: Options a request may carry. Anything else is refused rather than silently ignored.
+ALLOWED_OPTIONS = frozenset({"profile", "image"})
+
+# A check run after the tier checks, before anything starts: (spawner, tier, profile_name,
+# profile) -> None, raising web.HTTPError to refuse. The quota service adds its own here.
+SpawnCheck = Callable[[Any, str, str, ServerProfile], Any]
+
+
+class SpawnRefused(web.HTTPError):
+    """A spawn the tier policy does not allow (HTTP 403, message shown to the user)."""
+
+    def __init__(self, message: str):
+        super().__init__(403, message, reason="Forbidden by tier policy")
+        self.jupyterhub_message = message
+
+
+class TierSpawnerMixin(LoggingConfigurable):
+    """Mixin for any JupyterHub Spawner. Put it first in the bases (traits need HasTraits)."""
+
+    policy_file = Unicode("", config=True, help="Tier policy file (default: load_policy())")
+    spawn_checks = List(
+        config=True,
+        help="Extra checks (e.g. quota) run before start: f(spawner, tier, profile_name, profile)",
+    )
+
+    # The hub stores what was applied, so reading it back needs no second policy lookup.
+    tier_name = Unicode("")
+    profile_name = Unicode("")
+
+    @property
+    def policy(self) -> Policy:
+        return load_policy(self.policy_file or None)
+
+    def user_tier(self) -> str:
+        """The tier from the hub user's groups (the authenticator keeps exactly one tier group)."""
+        return self.policy.tier_of_groups([g.name for g in self.user.groups])
+
+    # ------------------------------------------------------------------ the form
+    @default("options_form")
+    def _tier_options_form_default(self) -> Callable[[Any], str]:
+        return lambda spawner: spawner.render_profiles_form()
+
+    def render_profiles_form(self) -> str:
+        policy = self.policy
+        tier_name = self.user_tier()
+        tier = policy.tier(tier_name)
+        items = []
+        for i, (name, p) in enumerate(policy.profiles_for(tier_name).items()):
+            gpu = f", {p.gpus} GPU" if p.gpus else ""
+            items.append(
+                f'<div class="form-check roman-profile">'
+                f'<input class="form-check-input" type="radio" name="profile" id="profile-{name}" '
+                f'value="{html.escape(name)}"{" checked" if i == 0 else ""}>'
+                f'<label class="form-check-label" for="profile-{name}"><strong>'
+                f"{html.escape(p.display_name)}</strong> &mdash; {html.escape(p.description)} "
+                f"<small>({p.cpu_limit:g} cores, {p.mem_limit_gib:g} GiB{gpu}, "
+                f"home {p.home_gib:g} GiB, scratch {p.scratch_gib:g} GiB)</small></label></div>"
+            )
+        return (
+            f'<p>Your tier: <strong id="roman-tier">{html.escape(tier.display_name)}</strong>. '
+            f"Servers at once: {tier.max_named_servers}.</p>" + "".join(items)
+        )
+
+    @default("options_from_form")
+    def _tier_options_from_form_default(self) -> Callable[[dict[str, list[str]]], dict[str, str]]:
+        # Keep every submitted field so validation sees (and refuses) forged extras.
+        # (Underscore fields such as _xsrf belong to the form machinery, not to the server.)
+        return lambda formdata: {
+            k: (v[0] if isinstance(v, list) and v else v)
+            for k, v in formdata.items()
+            if not k.startswith("_")
+        }
+
+    # ------------------------------------------------------------------ validation
+    @default("apply_user_options")
+    def _tier_apply_default(self) -> Callable[[Any, dict[str, Any]], Any]:
+        return lambda spawner, options: spawner.apply_tier_options(options)
+
+    def validate_tier_options(self, options: dict[str, Any]) -> tuple[str, Tier, str, ServerProfile]:
+        """Decide what may start; raise SpawnRefused (403) with a clear message otherwise."""
+        policy = self.policy
+        tier_name = self.user_tier()
+        tier = policy.tier(tier_name)
+        options = dict(options or {})
+        unknown = sorted(set(options) - ALLOWED_OPTIONS)
+        if unknown:
+            raise SpawnRefused(f"Unknown server option(s) {unknown}; allowed: {sorted(ALLOWED_OPTIONS)}")
+        allowed = policy.profiles_for(tier_name)
+        name = options.get("profile") or next(iter(allowed))
+        if not isinstance(name, str) or name not in allowed:
+            raise SpawnRefused(
+                f"Profile {name!r} is not available to the {tier.display_name} tier "
+                f"(allowed: {', '.join(allowed)})"
+            )
+        profile = allowed[name]
+        image = options.get("image")
+        if image is not None and image != policy.image_for(profile):
+            raise SpawnRefused(
+                f"Image {image!r} is not allowed for profile {name!r}; it runs {policy.image_for(profile)!r}"
+            )
+        others = [
+            s for n, s in self.user.spawners.items() if n != self.name and s is not self and s.active
+        ]
+        if len(others) + 1 > tier.max_named_servers:
+            raise SpawnRefused(
+                f"The {tier.display_name} tier may run {tier.max_named_servers} server(s) at once; "
+                f"{len(others)} already running. Stop one first."
+            )
+        return tier_name, tier, name, profile
+
+    async def apply_tier_options(self, options: dict[str, Any]) -> None:
+        tier_name, tier, name, profile = self.validate_tier_options(options)
+        for check in self.spawn_checks:
+            result = check(self, tier_name, name, profile)
+            if hasattr(result, "__await__"):
+                await result
+        self.tier_name, self.profile_name = tier_name, name
+        self.user_options = {"profile": name}
+        self.environment = {
+            **self.environment,
+            "ROMAN_TIER": tier_name,
+            "ROMAN_PROFILE": name,
+        }
+        self.apply_profile(profile)
+
+    def apply_profile(self, profile: ServerProfile) -> None:
+        """Set the generic Spawner resource traits; subclasses add what they can enforce."""
+        self.cpu_limit = float(profile.cpu_limit)
+        self.cpu_guarantee = float(profile.cpu_guarantee)
+        self.mem_limit = profile.mem_limit_bytes
+        self.mem_guarantee = profile.mem_guarantee_bytes
+
+
+# ---------------------------------------------------------------------------- local processes
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class TierLocalSpawnerMixin(TierSpawnerMixin):
+    """For local-process spawners: enforce what one machine can, state what it cannot."""
+
+    use_cgroups = Bool(True, config=True, help="Use cgroup v1 cpu/memory controllers if writable")
+    cgroup_parent = Unicode("roman-platform", config=True)
+
+    def local_enforcement(self) -> dict[str, str]:
+        """How each profile limit is (or is not) enforced for local processes."""
+        cg = self._cgroup_dirs() is not None
+        return {
+            "memory": "cgroup memory.limit_in_bytes" if cg else "RLIMIT_AS (address space)",
+            "cpu": "cgroup cpu.cfs_quota_us" if cg else "CPU affinity (whole cores)",
+            "gpu": "not enforced: local processes see every device",
+            "image": "not enforced: local servers run the platform's own environment",
+            "storage": "not enforced: home and scratch are plain folders",
+        }
+
+    def _cgroup_dirs(self) -> tuple[Path, Path] | None:
+        if not self.use_cgroups:
+            return None
+        cpu, mem = CGROUP_ROOT / "cpu", CGROUP_ROOT / "memory"
+        if not ((cpu / "cpu.cfs_quota_us").exists() and (mem / "memory.limit_in_bytes").exists()):
+            return None
+        if not (os.access(cpu, os.W_OK) and os.access(mem, os.W_OK)):
+            return None
+        leaf = f"{self.user.name}-{self.name or 'default'}".replace("/", "_")
+        return cpu / self.cgroup_parent / leaf, mem / self.cgroup_parent / leaf
+
+    def apply_profile(self, profile: ServerProfile) -> None:
+        super().apply_profile(profile)
+        self._local_limits = profile
+        notes = self.local_enforcement()
+        self.environment = {
+            **self.environment,
+            "ROMAN_LIMITS_ENFORCED": "; ".join(f"{k}: {v}" for k, v in notes.items()),
+        }
+        self.log.info("local limits for %s: %s", self._log_name, notes)
+
+    def _prepare_cgroups(self, profile: ServerProfile) -> tuple[Path, Path] | None:
+        dirs = self._cgroup_dirs()
+        if dirs is None:
+            return None
+        cpu_dir, mem_dir = dirs
+        try:
+            cpu_dir.mkdir(parents=True, exist_ok=True)
+            mem_dir.mkdir(parents=True, exist_ok=True)
+            period = int((cpu_dir / "cpu.cfs_period_us").read_text())
+            (cpu_dir / "cpu.cfs_quota_us").write_text(str(int(profile.cpu_limit * period)))
+            (cpu_dir / "cpu.shares").write_text(str(max(2, int(profile.cpu_guarantee * 1024))))
+            (mem_dir / "memory.limit_in_bytes").write_text(str(profile.mem_limit_bytes))
+        except OSError as exc:
+            self.log.warning("cgroups unavailable (%s); falling back to rlimits", exc)
+            return None
+        return dirs
+
+    def make_preexec_fn(self, name: str):  # noqa: ANN201 (base signature)
+        base = super().make_preexec_fn(name)
+        profile: ServerProfile | None = getattr(self, "_local_limits", None)
+        if profile is None:
+            return base
+        dirs = self._prepare_cgroups(profile)
+        self._cgroups_in_use = dirs
+        cores = max(1, math.ceil(profile.cpu_limit))
+        mem = profile.mem_limit_bytes
+
+        def preexec() -> None:
+            base()
+            if dirs is not None:
+                pid = str(os.getpid())
+                for d in dirs:
+                    (d / "cgroup.procs").write_text(pid)
+            else:
+                resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+                avail = sorted(os.sched_getaffinity(0))
+                os.sched_setaffinity(0, avail[:cores])
+
+        return preexec
+
+    async def stop(self, now: bool = False) -> None:
+        await super().stop(now=now)
+        for d in getattr(self, "_cgroups_in_use", None) or ():
+            try:
+                d.rmdir()
+            except OSError:
+                pass  # still has processes (kernels exiting); the next start reuses it
+
+
+# ---------------------------------------------------------------------------- Kubernetes
+def _make_tier_kube_spawner() -> type:
+    # Built on first use: importing kubespawner pulls in the Kubernetes client, which the local
+    # platform never needs.
+    from kubespawner import KubeSpawner
+
+    class TierKubeSpawner(TierSpawnerMixin, KubeSpawner):
+        """KubeSpawner whose pod is shaped by the tier profile the user chose (and was allowed)."""
+
+        scratch_volume_name = Unicode("scratch", config=True)
+        scratch_mount_path = Unicode("/scratch", config=True)
+
+        def apply_profile(self, profile: ServerProfile) -> None:
+            super().apply_profile(profile)
+            apply_kube_profile(self, profile)
+
+    TierKubeSpawner.__module__ = __name__
+    return TierKubeSpawner
+
+
+def apply_kube_profile(spawner: Any, profile: ServerProfile) -> None:
+    """KubeSpawner overrides for a profile: image, GPUs, placement, storage."""
+    policy = spawner.policy
+    spawner.image = policy.image_for(profile)
+    gpus = {"nvidia.com/gpu": str(profile.gpus)} if profile.gpus else {}
+    spawner.extra_resource_guarantees = dict(gpus)
+    spawner.extra_resource_limits = dict(gpus)
+    spawner.node_selector = {**spawner.node_selector, **profile.node_selector}
+    spawner.tolerations = [*spawner.tolerations, *(t.as_k8s() for t in profile.tolerations)]
+    spawner.storage_capacity = f"{profile.home_gib:g}Gi"
+    name = spawner.scratch_volume_name
+    volumes = [v for v in spawner.volumes if v.get("name") != name]
+    mounts = [m for m in spawner.volume_mounts if m.get("name") != name]
+    if profile.scratch_gib > 0:
+        volumes.append({"name": name, "emptyDir": {"sizeLimit": f"{profile.scratch_gib:g}Gi"}})
+        mounts.append({"name": name, "mountPath": spawner.scratch_mount_path})
+    spawner.volumes, spawner.volume_mounts = volumes, mounts
+    spawner.environment = {**spawner.environment, "ROMAN_SCRATCH": spawner.scratch_mount_path}
+
+
+_LAZY: dict[str, type] = {}
+
+
+def __getattr__(name: str) -> type:
+    if name == "TierKubeSpawner":
+        if name not in _LAZY:
+            _LAZY[name] = _make_tier_kube_spawner()
+        return _LAZY[name]
+    raise AttributeError(name)
