@@ -6,12 +6,16 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
 from hub_config.oidc_dev.provider import ProviderConfig, make_app
 from hub_config.oidc_dev.users import DEMO_USERS_FILE, load_users
+
+#: Set (to "development") only by the Helm chart's development-provider pod.
+IN_DEV_CLUSTER_ENV = "ROMAN_OIDC_DEV_IN_CLUSTER"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The one exception (issue 6): the Helm chart's kind/minikube values run this provider in
+    # its own pod, which other pods reach over the pod network. The chart sets this variable only
+    # in that pod and refuses to render the provider at all in production mode.
+    in_dev_cluster = os.environ.get(IN_DEV_CLUSTER_ENV) == "development"
     try:
-        if not ipaddress.ip_address(args.host).is_loopback:
+        if not (ipaddress.ip_address(args.host).is_loopback or in_dev_cluster):
             raise ValueError
     except ValueError:
         print(f"error: --host {args.host!r} is not a loopback address; the development provider "
