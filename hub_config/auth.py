@@ -339,7 +339,6 @@ class RomanOIDCAuthenticator(GenericOAuthenticator):
                 f"read:users:activity{filt}",
                 f"read:servers{filt}",
                 f"servers{filt}",
-                "read:roles:users",
             ],
         }
         orm_role = roles.create_role(db, role, commit=True)
