@@ -1,0 +1,130 @@
+"""Reading products out of the store: lazily opened models, sky cutouts, downloads.
+
+``open`` hands the store's file object (ranged reads on S3) to ASDF with lazy blocks, so a
+``roman_datamodels`` model costs its metadata until an array is touched, and then only that
+array's block is fetched. ``cutout`` reads one image array and returns the sub-array around a
+sky position with a gwcs shifted to the cutout's own pixel frame.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .store import Store, get_store
+
+__all__ = ["open_product", "cutout", "download", "Cutout"]
+
+#: S3 read granularity: small enough that opening a product reads little beyond its tree
+S3_BLOCK = 2**20
+
+
+def _resolve(product: Any, store: Store | str | None) -> tuple[Store, str]:
+    """(store, relative path) from a search row, a relative path or a full URL."""
+    if hasattr(product, "colnames") and "path" in product.colnames:  # astropy Row
+        path = str(product["path"])
+        if store is None:
+            table_meta = getattr(getattr(product, "table", None), "meta", {}) or {}
+            store = table_meta.get("store") or None
+        if "source" in product.colnames and str(product["source"]) == "mast":
+            raise ValueError("this row is a MAST product: fetch it with platform_lib.data.mast")
+        return get_store(store), path
+    if isinstance(product, dict) and "path" in product:
+        return get_store(store or product.get("store")), str(product["path"])
+    text = os.fspath(product)
+    if text.startswith(("s3://", "s3a://")):
+        if store is None:
+            bucket, _, key = text.split("://", 1)[1].partition("/")
+            return get_store(f"s3://{bucket}"), key
+        store = get_store(store)
+        return store, store.relative(text)
+    if store is None:
+        p = Path(text).resolve()
+        return get_store(p.parent), p.name
+    return get_store(store), text
+
+
+def open_product(product: Any, store: Store | str | None = None):
+    """A ``roman_datamodels`` model of a product, read lazily (close it, or use ``with``)."""
+    import asdf
+    import roman_datamodels as rdm
+
+    store, rel = _resolve(product, store)
+    kwargs = {"block_size": S3_BLOCK, "cache_type": "readahead"} if store.is_s3 else {}
+    fileobj = store.open(rel, "rb", **kwargs)
+    try:
+        # close=True: closing the model (its ASDF file) closes the store's file object too
+        generic = asdf.generic_io.get_file(fileobj, mode="r", uri=store.url(rel), close=True)
+        af = asdf.open(generic, lazy_load=True, memmap=False)
+        return rdm.open(af)
+    except Exception:
+        fileobj.close()
+        raise
+
+
+@dataclass
+class Cutout:
+    """A sub-array by sky position: ``data`` with its ``wcs`` (gwcs, cutout pixel frame)."""
+
+    data: np.ndarray
+    wcs: Any
+    origin: tuple[int, int]  # (x, y) of the cutout's pixel (0, 0) in the product
+    path: str
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+
+def _shifted_wcs(wcs: Any, x0: int, y0: int, shape: tuple[int, int]):
+    from astropy.modeling.models import Shift
+    from gwcs import WCS
+
+    forward = (Shift(x0) & Shift(y0)) | wcs.forward_transform
+    out = WCS(forward_transform=forward, input_frame=wcs.input_frame, output_frame=wcs.output_frame)
+    out.bounding_box = ((-0.5, shape[1] - 0.5), (-0.5, shape[0] - 0.5))
+    return out
+
+
+def cutout(product: Any, position: Any, size: Any, *, store: Store | str | None = None,
+           array: str = "data") -> Cutout:
+    """The ``size`` (pixels, or an angle Quantity; scalar or (ny, nx)) piece around ``position``.
+
+    ``position`` is a SkyCoord. Parts outside the product are filled with NaN (as
+    ``astropy.nddata.Cutout2D(mode='partial')`` does), so the cutout is always ``size``.
+    """
+    import astropy.units as u
+
+    with open_product(product, store) as model:
+        wcs = model.meta.wcs
+        if wcs is None:
+            raise ValueError(f"{product!r} has no WCS (meta.wcs): L1 products cannot be cut by sky position")
+        x, y = wcs.invert(position.icrs.ra.deg, position.icrs.dec.deg, with_bounding_box=False)
+        if hasattr(size, "unit"):
+            scale = np.hypot(*(np.array(wcs(x + 1, y)) - np.array(wcs(x, y))) * [np.cos(np.radians(position.icrs.dec.deg)), 1])
+            size = np.atleast_1d(size.to_value(u.deg)) / scale
+        ny, nx = (int(v) for v in np.broadcast_to(np.atleast_1d(np.round(size)).astype(int), (2,)))
+        x0, y0 = int(np.round(float(x))) - nx // 2, int(np.round(float(y))) - ny // 2
+        arr = getattr(model, array)
+        full = np.asarray(arr)  # the one array fetched
+        out = np.full((ny, nx), np.nan, dtype=np.result_type(full.dtype, np.float32))
+        ys, xs = slice(max(y0, 0), min(y0 + ny, full.shape[-2])), slice(max(x0, 0), min(x0 + nx, full.shape[-1]))
+        if ys.stop > ys.start and xs.stop > xs.start:
+            out[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0] = full[..., ys, xs]
+        _, rel = _resolve(product, store)
+        return Cutout(data=out, wcs=_shifted_wcs(wcs, x0, y0, (ny, nx)), origin=(x0, y0), path=rel)
+
+
+def download(product: Any, destination: str | os.PathLike, *, store: Store | str | None = None) -> Path:
+    """Copy a product to a local file or folder; returns the local path."""
+    store, rel = _resolve(product, store)
+    dest = Path(destination)
+    if dest.is_dir():
+        dest = dest / Path(rel).name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    store.fs.get_file(store.path(rel), str(dest))
+    return dest

@@ -1,0 +1,414 @@
+"""The product index: what is in the store, where on the sky, read from ASDF metadata only.
+
+``build_index(store)`` lists the store, reads the ASDF tree (never a pixel array: arrays stay
+lazy blocks) of every product not yet indexed, on Dask workers through
+``platform_lib.compute``, and writes one Parquet table back into the store
+(``_index/products.parquet``), so every user of the store shares it and nobody re-reads a file.
+Re-running only reads files that are new or changed (by size and ETag/mtime), and forgets files
+that are gone. A file that is not readable ASDF (truncated, another format) is reported with its
+path and reason in ``_index/errors.parquet`` and skipped: one bad file never stops an index.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .footprint import ORDER, parse_s_region, polygon_cells, to_s_region
+from .store import Store, get_store
+
+__all__ = [
+    "INDEX_PATH",
+    "ERRORS_PATH",
+    "IndexReport",
+    "build_index",
+    "load_index",
+    "read_product_metadata",
+    "LEVELS",
+]
+
+log = logging.getLogger(__name__)
+
+INDEX_DIR = "_index"
+INDEX_PATH = f"{INDEX_DIR}/products.parquet"
+ERRORS_PATH = f"{INDEX_DIR}/errors.parquet"
+PRODUCT_SUFFIXES = (".asdf",)
+#: metadata read-ahead: the ASDF header and tree of one product, not its blocks
+READ_BLOCK = 2**18
+
+#: roman_datamodels tag name → processing level
+LEVELS: dict[str, str] = {
+    "wfi_science_raw": "L1",
+    "ramp": "L1",
+    "wfi_image": "L2",
+    "wfi_mosaic": "L3",
+    "segmentation_map": "L4",
+    "mosaic_segmentation_map": "L4",
+    "source_catalog": "L4",
+    "mosaic_source_catalog": "L4",
+    "image_source_catalog": "L4",
+    "psf_library": "PSF",
+}
+
+COLUMNS = [
+    "path", "size", "version", "level", "product_type", "program", "visit", "exposure",
+    "observation_id", "detector", "optical_element", "start_time", "start_mjd", "exposure_time",
+    "ra_center", "dec_center", "s_region", "cells", "shape",
+]
+
+
+@dataclass
+class IndexReport:
+    """What one ``build_index`` run did (printed by the CLI)."""
+
+    total: int = 0
+    read: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.read / self.seconds if self.seconds > 0 else float("nan")
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.total} products indexed; read {self.read} new/changed files "
+            f"({self.rate:.1f} files/s), {self.unchanged} unchanged, {self.removed} removed, "
+            f"{len(self.errors)} skipped"
+        ]
+        lines += [f"  skipped {p}: {why}" for p, why in self.errors]
+        return "\n".join(lines)
+
+
+def _version(info: dict) -> str:
+    """Change marker of a listed file: S3 ETag, else modification time."""
+    for key in ("ETag", "etag"):
+        if info.get(key):
+            return str(info[key]).strip('"')
+    for key in ("mtime", "LastModified", "created"):
+        if info.get(key) is not None:
+            return str(info[key])
+    return ""
+
+
+def _tag_name(node: Any) -> str:
+    tag = getattr(node, "_tag", None) or getattr(node, "tag", None) or ""
+    if not tag and hasattr(node, "__class__"):
+        # roman_datamodels stnode objects: WfiImage → wfi_image
+        import re
+
+        name = type(node).__name__
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    return str(tag).rsplit("/", 1)[-1].split("-", 1)[0]
+
+
+def _get(node: Any, *keys: str, default: Any = None) -> Any:
+    for key in keys:
+        try:
+            node = node[key]
+        except (KeyError, TypeError, IndexError, AttributeError):
+            try:
+                node = getattr(node, key)
+            except AttributeError:
+                return default
+        if node is None:
+            return default
+    return node
+
+
+def _int(value: Any) -> int | None:
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return None
+    return None if value == -999999 else value
+
+
+def _float(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if value == -999999 or not np.isfinite(value) else value
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    value = str(value)
+    return None if value in {"?", ""} else value
+
+
+def _footprint(meta: Any, shape: tuple[int, ...] | None) -> np.ndarray | None:
+    """Corner polygon from the WCS (preferred) or from ``wcsinfo.s_region``."""
+    wcs = _get(meta, "wcs")
+    if wcs is not None and hasattr(wcs, "footprint"):
+        try:
+            if getattr(wcs, "bounding_box", None) is None and shape:
+                ny, nx = shape[-2:]
+                wcs.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
+            corners = np.asarray(wcs.footprint(), dtype=float)
+            if corners.shape[-1] == 2 and np.isfinite(corners).all():
+                return corners
+        except Exception as exc:  # noqa: BLE001 - fall back to s_region below
+            log.debug("footprint from WCS failed: %s", exc)
+    return parse_s_region(_str(_get(meta, "wcsinfo", "s_region")) or "")
+
+
+def read_product_metadata(fileobj: Any, path: str = "") -> dict[str, Any]:
+    """One index row from an open ASDF file: metadata only, arrays left unread.
+
+    Raises ``ValueError`` (with the reason) if this is not a readable Roman ASDF product.
+    """
+    import asdf
+    from astropy.time import Time
+
+    try:
+        with asdf.open(fileobj, lazy_load=True, memmap=False) as af:
+            roman = af.tree.get("roman")
+            if roman is None:
+                raise ValueError("ASDF file has no 'roman' tree (not a Roman product)")
+            meta = _get(roman, "meta")
+            if meta is None:
+                raise ValueError("Roman product without 'meta'")
+            tag = _tag_name(roman)
+            data = _get(roman, "data")
+            shape = tuple(int(s) for s in getattr(data, "shape", ()) or ())
+            start = _get(meta, "exposure", "start_time")
+            start_time = start_mjd = None
+            if start is not None:
+                try:
+                    t = Time(start)
+                    start_time, start_mjd = t.utc.isot, float(t.mjd)
+                except Exception:  # noqa: BLE001 - a bad time leaves the field empty
+                    pass
+            corners = _footprint(meta, shape)
+            row: dict[str, Any] = {
+                "path": path,
+                "level": LEVELS.get(tag, "L4" if "catalog" in tag or "segm" in tag else None),
+                "product_type": tag,
+                "program": _int(_get(meta, "observation", "program")),
+                "visit": _int(_get(meta, "observation", "visit")),
+                "exposure": _int(_get(meta, "observation", "exposure")),
+                "observation_id": _str(_get(meta, "observation", "observation_id")),
+                "detector": _str(_get(meta, "instrument", "detector")),
+                "optical_element": _str(_get(meta, "instrument", "optical_element")),
+                "start_time": start_time,
+                "start_mjd": start_mjd,
+                "exposure_time": _float(_get(meta, "exposure", "exposure_time")),
+                "shape": list(shape),
+            }
+            if row["level"] is None:
+                row["level"] = "L3" if "mosaic" in tag else None
+    except ValueError as exc:
+        if "appear to be a ASDF" in str(exc):
+            raise ValueError("not an ASDF file (no '#ASDF' header line)") from exc
+        raise
+    except Exception as exc:  # noqa: BLE001 - truncated/corrupt: report, do not stop
+        raise ValueError(f"unreadable ASDF ({type(exc).__name__}: {exc})") from exc
+    if corners is not None:
+        row["s_region"] = to_s_region(corners)
+        ra, dec = corners[:, 0], corners[:, 1]
+        vec = np.stack([np.cos(np.radians(dec)) * np.cos(np.radians(ra)),
+                        np.cos(np.radians(dec)) * np.sin(np.radians(ra)),
+                        np.sin(np.radians(dec))], axis=-1).mean(axis=0)
+        row["ra_center"] = float(np.degrees(np.arctan2(vec[1], vec[0])) % 360)
+        row["dec_center"] = float(np.degrees(np.arcsin(vec[2] / np.linalg.norm(vec))))
+        row["cells"] = polygon_cells(corners, ORDER).tolist()
+    else:
+        row.update(s_region=None, ra_center=None, dec_center=None, cells=[])
+    return row
+
+
+def _read_many(store_spec: tuple[str, dict], items: Sequence[tuple[str, int, str]]) -> list[dict]:
+    """Worker task: index rows (or error rows) for a batch of files of one store."""
+    import warnings
+
+    url, options = store_spec
+    store = get_store(url, **options) if options else get_store(url)
+    out = []
+    for rel, size, version in items:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with store.fs.open(store.path(rel), "rb", block_size=READ_BLOCK,
+                                   cache_type="readahead") if store.is_s3 else store.fs.open(store.path(rel), "rb") as f:
+                    row = read_product_metadata(f, rel)
+            row.update(size=size, version=version)
+            out.append(row)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a reported skip
+            out.append({"path": rel, "size": size, "version": version, "error": str(exc)[:500]})
+    return out
+
+
+def _store_spec(store: Store) -> tuple[str, dict]:
+    if store.is_s3:
+        return store.root_url, dict(store.storage_options)
+    return store.root_url, {}
+
+
+def _empty_table():
+    import pyarrow as pa
+
+    return pa.table({c: pa.array([], type=_TYPES()[c]) for c in COLUMNS})
+
+
+def _TYPES():  # noqa: N802 - a constant that needs pyarrow imported lazily
+    import pyarrow as pa
+
+    return {
+        "path": pa.string(), "size": pa.int64(), "version": pa.string(), "level": pa.string(),
+        "product_type": pa.string(), "program": pa.int64(), "visit": pa.int64(),
+        "exposure": pa.int64(), "observation_id": pa.string(), "detector": pa.string(),
+        "optical_element": pa.string(), "start_time": pa.string(), "start_mjd": pa.float64(),
+        "exposure_time": pa.float64(), "ra_center": pa.float64(), "dec_center": pa.float64(),
+        "s_region": pa.string(), "cells": pa.list_(pa.int64()), "shape": pa.list_(pa.int64()),
+    }
+
+
+def rows_to_table(rows: Iterable[dict]):
+    import pyarrow as pa
+
+    rows = list(rows)
+    types = _TYPES()
+    return pa.table({c: pa.array([r.get(c) for r in rows], type=types[c]) for c in COLUMNS})
+
+
+def load_index(store: Store | str | None = None):
+    """The store's index as a ``pyarrow.Table`` (empty if never built)."""
+    import pyarrow.parquet as pq
+
+    store = get_store(store)
+    if not store.exists(INDEX_PATH):
+        return _empty_table()
+    return pq.read_table(io.BytesIO(store.read_bytes(INDEX_PATH)))
+
+
+def _load_errors(store: Store) -> dict[str, tuple[int, str, str]]:
+    import pyarrow.parquet as pq
+
+    if not store.exists(ERRORS_PATH):
+        return {}
+    t = pq.read_table(io.BytesIO(store.read_bytes(ERRORS_PATH))).to_pylist()
+    return {r["path"]: (r["size"], r["version"], r["error"]) for r in t}
+
+
+def _write_parquet(store: Store, relative: str, table) -> None:
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    store.write_bytes(relative, buf.getvalue())
+
+
+def build_index(
+    store: Store | str | None = None,
+    *,
+    prefix: str = "",
+    client: Any = None,
+    batch_size: int = 16,
+    progress: bool | None = None,
+) -> IndexReport:
+    """Index the store incrementally (see module docstring); returns what was done.
+
+    ``client``: a ``distributed.Client`` to use; default: one from
+    ``platform_lib.compute.get_client`` (Dask-Gateway on the platform, else a LocalCluster)
+    when there is work to do. ``batch_size`` files are read per task.
+    """
+    import pyarrow as pa
+
+    t0 = time.perf_counter()
+    store = get_store(store)
+    store.check()
+    listing = {
+        rel: info
+        for rel, info in store.walk_files(prefix, PRODUCT_SUFFIXES).items()
+        if not rel.startswith(INDEX_DIR + "/")
+    }
+    existing = load_index(store)
+    known = {
+        p: (s, v)
+        for p, s, v in zip(existing.column("path").to_pylist(), existing.column("size").to_pylist(),
+                           existing.column("version").to_pylist())
+    }
+    old_errors = _load_errors(store)
+    report = IndexReport()
+    todo: list[tuple[str, int, str]] = []
+    keep_errors: dict[str, tuple[int, str, str]] = {}
+    for rel, info in sorted(listing.items()):
+        size, version = int(info.get("size") or 0), _version(info)
+        if known.get(rel) == (size, version):
+            report.unchanged += 1
+            continue
+        err = old_errors.get(rel)
+        if err and err[:2] == (size, version):
+            keep_errors[rel] = err  # same bad file as last time: still skipped, not re-read
+            continue
+        todo.append((rel, size, version))
+    in_scope = [p for p in known if p.startswith(prefix)] if prefix else list(known)
+    gone = {p for p in in_scope if p not in listing}
+    report.removed = len(gone)
+
+    new_rows: list[dict] = []
+    if todo:
+        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+        spec = _store_spec(store)
+        results = _run_batches(spec, batches, client, progress)
+        for batch, result in zip(batches, results):
+            if isinstance(result, BaseException):
+                for rel, size, version in batch:
+                    keep_errors[rel] = (size, version, f"indexing task failed: {result}")
+                continue
+            for row in result:
+                if "error" in row:
+                    keep_errors[row["path"]] = (row["size"], row["version"], row["error"])
+                    log.warning("index: skipped %s: %s", store.url(row["path"]), row["error"])
+                else:
+                    new_rows.append(row)
+        report.read = len(todo)
+
+    replaced = {r["path"] for r in new_rows} | gone | set(keep_errors)
+    if replaced and existing.num_rows:
+        mask = pa.array([p not in replaced for p in existing.column("path").to_pylist()])
+        existing = existing.filter(mask)
+    table = pa.concat_tables([existing.select(COLUMNS), rows_to_table(new_rows)])
+    table = table.sort_by("path")
+    if todo or gone or not store.exists(INDEX_PATH):
+        _write_parquet(store, INDEX_PATH, table)
+        errors = [
+            {"path": p, "size": s, "version": v, "error": e}
+            for p, (s, v, e) in sorted(keep_errors.items())
+            if p in listing
+        ]
+        _write_parquet(
+            store, ERRORS_PATH,
+            pa.table({
+                "path": pa.array([e["path"] for e in errors], pa.string()),
+                "size": pa.array([e["size"] for e in errors], pa.int64()),
+                "version": pa.array([e["version"] for e in errors], pa.string()),
+                "error": pa.array([e["error"] for e in errors], pa.string()),
+            }),
+        )
+    report.errors = [(store.url(p), e[2]) for p, e in sorted(keep_errors.items())]
+    report.total = table.num_rows
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _run_batches(spec, batches, client, show):
+    from platform_lib.compute import get_client, progress
+
+    if client is not None:
+        futures = client.map(_read_many, [spec] * len(batches), batches, pure=False)
+        return progress(client, futures, desc="indexing", show=show)
+    with get_client() as c:
+        futures = c.map(_read_many, [spec] * len(batches), batches, pure=False)
+        return progress(c, futures, desc="indexing", show=show)

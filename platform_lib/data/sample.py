@@ -1,0 +1,304 @@
+"""A small simulated Roman survey to search on day one: L1 + L2 cutouts and the PSF library.
+
+romanisim simulates whole 4088² detectors (about 85 s and 1 GB per L1 here), far too much for
+a sample that the local platform makes at start-up; so this builds *cutouts* with romanisim's
+own pieces: its galsim.roman-based WCS for each detector at the pointing
+(``romanisim.models.wcs.get_wcs``), its star catalogue maker, galsim.roman's PSF, and its
+``l1.make_l1`` (apportioning electrons to resultants with read noise) and ``image.make_l2``
+(ramp fitting), on an ``size × size`` piece at the centre of each detector. Each product is a
+valid ``roman_datamodels`` ImageModel (L2, with a gwcs for the cutout) or ScienceRawModel (L1,
+with the same footprint in ``wcsinfo.s_region``), written as ASDF into the store and indexed.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .store import Store, get_store
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SampleSpec", "make_exposure", "make_sample", "detector_wcs"]
+
+#: galsim.roman's band names for the WFI optical elements used here
+GALSIM_BANDS = {
+    "F062": "R062", "F087": "Z087", "F106": "Y106", "F129": "J129", "F158": "H158",
+    "F184": "F184", "F213": "K213", "F146": "W146",
+}
+READ_PATTERN = [[1], [2, 3], [4, 5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16, 17], [18]]
+FRAME_TIME = 3.04
+GAIN = 2.0
+READ_NOISE = 5.0
+
+
+@dataclass
+class SampleSpec:
+    """What ``make_sample`` makes (defaults: the local platform's first-day dataset)."""
+
+    ra: float = 270.0
+    dec: float = 66.0
+    detectors: tuple[str, ...] = ("WFI01", "WFI02", "WFI03")
+    optical_elements: tuple[str, ...] = ("F158", "F087")
+    epochs: int = 3
+    size: int = 128
+    nstars: int = 400
+    program: int = 1
+    seed: int = 7
+    psf_grid: int = 2
+    psf_oversample: int = 2
+    psf_stamp: int = 31
+
+
+def detector_wcs(detector: str, ra: float, dec: float, start_time: Any, x0: int, y0: int,
+                 size: int):
+    """(galsim WCS, gwcs) of a ``size``² cutout at 0-based (x0, y0) of ``detector``.
+
+    The galsim.roman WCS is a FITS TAN-SIP one, so moving CRPIX by the cutout's origin is exact.
+    """
+    import galsim
+    from astropy.coordinates import SkyCoord
+    from gwcs.wcstools import wcs_from_points
+    from romanisim.models import parameters
+    from romanisim.models import wcs as rwcs
+
+    meta = copy.deepcopy(parameters.default_parameters_dictionary)
+    meta["instrument"]["detector"] = detector
+    meta["exposure"]["start_time"] = start_time
+    meta["wcsinfo"]["ra_ref"] = ra
+    meta["wcsinfo"]["dec_ref"] = dec
+    meta["pointing"]["target_ra"], meta["pointing"]["target_dec"] = ra, dec
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = rwcs.get_wcs(meta, usecrds=False)
+    header = full.header.header.copy()
+    header["CRPIX1"] -= x0
+    header["CRPIX2"] -= y0
+    cut = galsim.GSFitsWCS(header=header)
+    # gwcs fitted to the SIP solution (TAN + degree-3 polynomials, both directions: well under
+    # a micro-arcsecond on a cutout). The SIP gwcs from the header has no inverse, and gwcs
+    # cannot build one numerically for it, so world_to_pixel would fail on the product.
+    sip = rwcs.wcs_from_fits_header(header)
+    yy, xx = np.mgrid[-0.5 : size - 0.5 : 9j, -0.5 : size - 0.5 : 9j]
+    ra, dec = sip(xx.ravel(), yy.ravel())
+    gw = wcs_from_points((xx.ravel(), yy.ravel()), SkyCoord(ra, dec, unit="deg"), poly_degree=3)
+    gw.bounding_box = ((-0.5, size - 0.5), (-0.5, size - 0.5))
+    return cut, gw
+
+
+def _stars(ra: float, dec: float, radius_deg: float, n: int, seed: int):
+    """Point sources around the field (romanisim's star catalogue: positions and AB magnitudes)."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from romanisim import catalog
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return catalog.make_stars(
+            SkyCoord(ra * u.deg, dec * u.deg), n=n, radius=radius_deg, faintmag=24, seed=seed
+        )
+
+
+_PSF_CACHE: dict[tuple[int, str], Any] = {}
+
+
+def _psf(sca: int, band: str):
+    import galsim.roman  # noqa: F401 - registers galsim.roman
+
+    key = (sca, band)
+    if key not in _PSF_CACHE:
+        bp = galsim.roman.getBandpasses(AB_zeropoint=True)[band]
+        _PSF_CACHE[key] = galsim.roman.getPSF(sca, band, pupil_bin=8, wavelength=bp)
+    return _PSF_CACHE[key]
+
+
+def make_exposure(
+    detector: str,
+    optical_element: str,
+    ra: float,
+    dec: float,
+    start_time: Any,
+    *,
+    program: int = 1,
+    visit: int = 1,
+    exposure: int = 1,
+    size: int = 128,
+    stars: Any = None,
+    seed: int = 1,
+    sky_rate: float = 0.5,
+) -> tuple[Any, Any]:
+    """One exposure's (L1 ScienceRawModel, L2 ImageModel) cutout of ``size``² pixels."""
+    import galsim
+    import galsim.roman  # noqa: F401
+    from astropy.time import Time
+    from roman_datamodels import datamodels as dm
+    from romanisim import image as rimage
+    from romanisim import l1 as rl1
+    from romanisim.models.wcs import create_s_region
+
+    start = Time(start_time)
+    sca = int(detector[3:])
+    band = GALSIM_BANDS[optical_element]
+    x0 = y0 = (4088 - size) // 2
+    gwcs_cut_galsim, gw = detector_wcs(detector, ra, dec, start, x0, y0, size)
+    nreads = READ_PATTERN[-1][-1]
+    exptime = nreads * FRAME_TIME
+    rng = galsim.BaseDeviate(seed)
+
+    counts = galsim.ImageF(size, size, wcs=gwcs_cut_galsim, xmin=0, ymin=0)
+    counts += sky_rate * exptime
+    if stars is not None and len(stars):
+        from romanisim.models.bandpass import get_abflux
+
+        abflux = get_abflux(optical_element, sca)  # e/s for a 1-maggie source
+        psf = _psf(sca, band)
+        for row in stars:
+            pos = counts.wcs.toImage(galsim.CelestialCoord(row["ra"] * galsim.degrees,
+                                                            row["dec"] * galsim.degrees))
+            if not (-10 < pos.x < size + 10 and -10 < pos.y < size + 10):
+                continue
+            maggies = float(row[optical_element]) if optical_element in row.colnames else 1e-9
+            flux = maggies * abflux * exptime
+            star = galsim.DeltaFunction(flux=flux)
+            conv = galsim.Convolve(star, psf)
+            stamp = conv.drawImage(center=pos, wcs=counts.wcs.local(pos), nx=33, ny=33)
+            b = stamp.bounds & counts.bounds
+            if b.isDefined():
+                counts[b] += stamp[b]
+    counts.addNoise(galsim.PoissonNoise(rng))
+    counts.array[:] = np.clip(counts.array, 0, None)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger("romanisim").setLevel(logging.WARNING)
+        resultants, dq = rl1.make_l1(counts, READ_PATTERN, read_noise=READ_NOISE, gain=GAIN,
+                                     rng=rng)
+        slope, var_rn, var_poisson = rimage.make_l2(
+            resultants, READ_PATTERN, read_noise=READ_NOISE, gain=GAIN, flat=1.0,
+            darkrate=0.0, linearity=None,
+        )[:3]
+    slope_e = np.asarray(slope, np.float32) * GAIN  # DN/s → e/s (gain applied, no flat)
+    s_region = create_s_region(gw)
+
+    def fill_meta(meta) -> None:
+        meta.instrument.detector = detector
+        meta.instrument.optical_element = optical_element
+        meta.exposure.start_time = start
+        meta.exposure.end_time = start + exptime / 86400.0
+        meta.exposure.exposure_time = exptime
+        meta.exposure.effective_exposure_time = exptime
+        meta.exposure.frame_time = FRAME_TIME
+        meta.exposure.nresultants = len(READ_PATTERN)
+        meta.exposure.read_pattern = READ_PATTERN
+        meta.exposure.ma_table_number = 3
+        meta.exposure.ma_table_name = "SAMPLE_CUTOUT"
+        meta.observation.program = program
+        meta.observation.visit = visit
+        meta.observation.exposure = exposure
+        meta.observation.observation_id = f"r{program:05d}{visit:03d}{exposure:04d}"
+        meta.wcsinfo.ra_ref, meta.wcsinfo.dec_ref = ra, dec
+        meta.wcsinfo.aperture_name = f"{detector}_FULL"
+        meta.wcsinfo.s_region = s_region
+        meta.pointing.target_ra, meta.pointing.target_dec = ra, dec
+
+    raw = dm.ScienceRawModel.create_fake_data(shape=(len(READ_PATTERN), size, size))
+    fill_meta(raw.meta)
+    raw.data = np.clip(np.round(resultants), 0, 65535).astype(np.uint16)
+    raw.amp33 = np.zeros((len(READ_PATTERN), size, 4), np.uint16)
+
+    l2 = dm.ImageModel.create_fake_data(shape=(size, size))
+    fill_meta(l2.meta)
+    l2.meta.wcs = gw
+    l2.meta.photometry.pixel_area = ((0.11 / 3600) * np.pi / 180) ** 2
+    l2.data = slope_e
+    l2.dq = np.bitwise_or.reduce(np.asarray(dq, np.uint32), axis=0) if np.ndim(dq) == 3 else np.asarray(dq, np.uint32)
+    var_p = np.asarray(var_poisson, np.float32) * GAIN**2
+    var_r = np.asarray(var_rn, np.float32) * GAIN**2
+    l2.var_poisson = var_p.astype(np.float16)
+    l2.err = np.sqrt(var_p + var_r).astype(np.float16)
+    return raw, l2
+
+
+def make_sample(
+    store: Store | str | None = None,
+    spec: SampleSpec | None = None,
+    *,
+    prefix: str = "sample",
+    index: bool = True,
+    psf_library: bool = True,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Simulate the sample survey, stage it into the store (under ``prefix``) and index it."""
+    from astropy.time import Time
+    from tqdm.auto import tqdm
+
+    spec = spec or SampleSpec()
+    store = get_store(store)
+    store.check()
+    from astropy.table import vstack
+
+    t0 = Time("2027-03-01T00:00:00", scale="utc")
+    # Stars where the cutouts are: around the centre of each detector's cutout.
+    x0 = (4088 - spec.size) // 2
+    radius = 1.5 * spec.size * 0.11 / 3600
+    per = max(1, spec.nstars // len(spec.detectors))
+    tables = []
+    for i, det in enumerate(spec.detectors):
+        _, gw = detector_wcs(det, spec.ra, spec.dec, t0, x0, x0, spec.size)
+        cra, cdec = gw(spec.size / 2, spec.size / 2)
+        tables.append(_stars(float(cra), float(cdec), radius, per, spec.seed + i))
+    stars = vstack(tables)
+    jobs = [
+        (epoch, oe, det)
+        for epoch in range(spec.epochs)
+        for oe in spec.optical_elements
+        for det in spec.detectors
+    ]
+    written: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="roman-sample-") as tmp:
+        for n, (epoch, oe, det) in enumerate(tqdm(jobs, desc="simulating", disable=progress is False)):
+            visit = epoch + 1
+            exposure = spec.optical_elements.index(oe) + 1
+            start = t0 + epoch * 1.0 + exposure * 0.01  # days
+            dra = 0.002 * epoch  # small dithers between epochs
+            raw, l2 = make_exposure(
+                det, oe, spec.ra + dra, spec.dec + 0.001 * epoch, start, program=spec.program,
+                visit=visit, exposure=exposure, size=spec.size, stars=stars,
+                seed=spec.seed * 1000 + n,
+            )
+            base = f"r{spec.program:05d}{visit:03d}{exposure:04d}_{det.lower()}_{oe.lower()}"
+            for level, model, suffix in (("L1", raw, "uncal"), ("L2", l2, "cal")):
+                local = Path(tmp) / f"{base}_{suffix}.asdf"
+                model.meta.filename = local.name
+                model.save(local)
+                rel = f"{prefix}/{level}/{local.name}".lstrip("/")
+                store.put_file(local, rel)
+                written.append(rel)
+    result: dict[str, Any] = {"products": written}
+    if psf_library:
+        from .psf import build_psf_library
+
+        result["psf"] = build_psf_library(
+            store, detectors=spec.detectors, optical_elements=spec.optical_elements,
+            prefix=f"{prefix}/psf", grid=spec.psf_grid, oversample=spec.psf_oversample,
+            stamp=spec.psf_stamp, progress=progress,
+        )
+    if index:
+        from .index import build_index
+
+        result["index"] = build_index(store, progress=progress)
+    return result
+
+
+def stage_files(store: Store | str | None, files: Sequence[str | Path], prefix: str) -> list[str]:
+    """Copy local product files into the store under ``prefix``; returns their relative paths."""
+    store = get_store(store)
+    return [store.put_file(f, f"{prefix.rstrip('/')}/{Path(f).name}") for f in files]

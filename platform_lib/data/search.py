@@ -1,0 +1,229 @@
+"""Sky and metadata search over the product index → an astropy Table.
+
+The index is loaded once per store (and reloaded when its Parquet file changes). A sky query
+first takes the products sharing a HEALPix cell with the query region (a sorted cell array and
+``searchsorted``, so it does not scan every product), then applies the exact footprint test
+(``platform_lib.data.footprint``) to those candidates only.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .footprint import (
+    ORDER,
+    cone_cells,
+    cone_overlaps_polygon,
+    parse_s_region,
+    polygon_cells,
+    polygons_overlap,
+)
+from .index import INDEX_PATH, load_index
+from .store import Store, get_store
+
+__all__ = ["ProductIndex", "search", "get_index"]
+
+
+def _as_list(value: Any) -> list | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def _mjd(value: Any) -> float | None:
+    if value is None:
+        return None
+    from astropy.time import Time
+
+    return float(Time(value).mjd)
+
+
+def _cone_args(cone: Any) -> tuple[float, float, float]:
+    """(SkyCoord, radius) or (ra, dec, radius) with radius a Quantity/Angle or degrees."""
+    import astropy.units as u
+
+    if len(cone) == 2:
+        coord, radius = cone
+        coord = coord.icrs
+        ra, dec = coord.ra.deg, coord.dec.deg
+    elif len(cone) == 3:
+        ra, dec, radius = cone
+    else:
+        raise ValueError("cone must be (SkyCoord, radius) or (ra_deg, dec_deg, radius)")
+    radius_deg = radius.to_value(u.deg) if hasattr(radius, "to_value") else float(radius)
+    if radius_deg <= 0:
+        raise ValueError("cone radius must be positive")
+    return float(ra), float(dec), float(radius_deg)
+
+
+def _polygon_args(polygon: Any) -> np.ndarray:
+    if hasattr(polygon, "ra") and hasattr(polygon, "dec"):
+        verts = np.stack([polygon.icrs.ra.deg, polygon.icrs.dec.deg], axis=-1)
+    else:
+        verts = np.asarray(polygon, dtype=float)
+    if verts.ndim != 2 or verts.shape[1] != 2 or len(verts) < 3:
+        raise ValueError("polygon must be at least 3 (ra, dec) vertices in degrees, or a SkyCoord")
+    return verts
+
+
+@dataclass
+class ProductIndex:
+    """An in-memory, queryable copy of the index table (a ``pyarrow.Table``)."""
+
+    table: Any
+    store_url: str = ""
+
+    def __post_init__(self) -> None:
+        t = self.table
+        self.n = t.num_rows
+        self._cols = {c: t.column(c).to_numpy(zero_copy_only=False) for c in (
+            "level", "detector", "optical_element", "start_mjd", "program", "product_type")}
+        cells = t.column("cells")
+        offsets = cells.combine_chunks().offsets.to_numpy() if self.n else np.zeros(1, np.int64)
+        flat = cells.combine_chunks().values.to_numpy() if self.n else np.zeros(0, np.int64)
+        rows = np.repeat(np.arange(self.n), np.diff(offsets))
+        order = np.argsort(flat, kind="stable")
+        self._cell_values = flat[order]
+        self._cell_rows = rows[order]
+        self._s_region = t.column("s_region").to_pylist() if self.n else []
+        self._polys: dict[int, np.ndarray | None] = {}
+
+    def polygon(self, i: int) -> np.ndarray | None:
+        if i not in self._polys:
+            self._polys[i] = parse_s_region(self._s_region[i] or "")
+        return self._polys[i]
+
+    def candidates(self, cells: np.ndarray) -> np.ndarray:
+        """Rows sharing at least one HEALPix cell with ``cells``."""
+        lo = np.searchsorted(self._cell_values, cells, side="left")
+        hi = np.searchsorted(self._cell_values, cells, side="right")
+        if not len(cells) or not (hi - lo).any():
+            return np.zeros(0, np.int64)
+        idx = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi) if b > a])
+        return np.unique(self._cell_rows[idx])
+
+    def metadata_mask(self, *, level=None, optical_element=None, detector=None, program=None,
+                      product_type=None, start=None, end=None) -> np.ndarray:
+        mask = np.ones(self.n, bool)
+        for col, wanted in (("level", level), ("optical_element", optical_element),
+                            ("detector", detector), ("product_type", product_type)):
+            wanted = _as_list(wanted)
+            if wanted is not None:
+                mask &= np.isin(self._cols[col].astype(str), [str(w).upper() if col != "product_type" else str(w) for w in wanted])
+        if program is not None:
+            mask &= np.isin(self._cols["program"], [int(p) for p in _as_list(program)])
+        mjd = self._cols["start_mjd"].astype(float)
+        if start is not None:
+            mask &= mjd >= _mjd(start)
+        if end is not None:
+            mask &= mjd <= _mjd(end)
+        return mask
+
+    def query(self, *, cone=None, polygon=None, prefilter: bool = True, **filters: Any) -> np.ndarray:
+        """Row numbers matching every criterion given (sky and metadata)."""
+        if cone is not None and polygon is not None:
+            raise ValueError("give cone= or polygon=, not both")
+        mask = self.metadata_mask(**filters)
+        if cone is None and polygon is None:
+            return np.flatnonzero(mask)
+        if cone is not None:
+            ra, dec, radius = _cone_args(cone)
+            cells = cone_cells(ra, dec, radius, ORDER) if prefilter else None
+
+            def hit(poly: np.ndarray) -> bool:
+                return cone_overlaps_polygon(ra, dec, radius, poly)
+        else:
+            verts = _polygon_args(polygon)
+            cells = polygon_cells(verts, ORDER) if prefilter else None
+
+            def hit(poly: np.ndarray) -> bool:
+                return polygons_overlap(verts, poly)
+
+        rows = self.candidates(cells) if prefilter else np.arange(self.n)
+        rows = rows[mask[rows]]
+        keep = [i for i in rows if (p := self.polygon(int(i))) is not None and hit(p)]
+        return np.asarray(sorted(keep), dtype=np.int64)
+
+    def to_table(self, rows: Sequence[int]):
+        from astropy.table import Table
+
+        sub = self.table.take(np.asarray(rows, dtype=np.int64))
+        out = Table(sub.drop(["cells"]).to_pydict())
+        out.meta["store"] = self.store_url
+        return out
+
+
+_CACHE: dict[str, tuple[str, ProductIndex]] = {}
+
+
+def get_index(store: Store | str | None = None) -> ProductIndex:
+    """The store's index, cached while its Parquet file is unchanged."""
+    store = get_store(store)
+    try:
+        info = store.fs.info(store.path(INDEX_PATH))
+        version = str(info.get("ETag") or info.get("mtime") or info.get("size"))
+    except FileNotFoundError:
+        version = "none"
+    cached = _CACHE.get(store.root_url)
+    if cached and cached[0] == version:
+        return cached[1]
+    idx = ProductIndex(load_index(store), store.root_url)
+    _CACHE[store.root_url] = (version, idx)
+    return idx
+
+
+def search(
+    cone: Any = None,
+    *,
+    polygon: Any = None,
+    level: str | Sequence[str] | None = None,
+    optical_element: str | Sequence[str] | None = None,
+    detector: str | Sequence[str] | None = None,
+    program: int | Sequence[int] | None = None,
+    product_type: str | Sequence[str] | None = None,
+    start: Any = None,
+    end: Any = None,
+    store: Store | str | None = None,
+    mast: bool | Any = False,
+):
+    """Products matching every criterion, as an ``astropy.table.Table`` (one row per product).
+
+    ``cone``: ``(SkyCoord, radius)`` or ``(ra_deg, dec_deg, radius)``; ``polygon``: (ra, dec)
+    vertices in degrees or a SkyCoord; ``start``/``end``: anything ``astropy.time.Time`` takes.
+    The table's ``meta['store']`` is the store URL, which :func:`platform_lib.data.open` uses.
+    ``mast=True`` (or a :class:`platform_lib.data.mast.MastArchive`) appends MAST's Roman
+    products for the same cone, with ``source='mast'``.
+    """
+    idx = get_index(store)
+    rows = idx.query(cone=cone, polygon=polygon, level=level, optical_element=optical_element,
+                     detector=detector, program=program, product_type=product_type,
+                     start=start, end=end)
+    table = idx.to_table(rows)
+    table["source"] = ["store"] * len(table)
+    if mast:
+        from astropy.table import vstack
+
+        from .mast import MastArchive
+
+        archive = mast if isinstance(mast, MastArchive) else MastArchive()
+        if cone is None:
+            raise ValueError("a MAST search needs a cone")
+        remote = archive.search(cone, optical_element=optical_element, level=level)
+        if len(remote):
+            table = vstack([table, remote], join_type="outer", metadata_conflicts="silent")
+        table.meta["store"] = idx.store_url
+    return table
+
+
+def load_table(data: bytes):
+    """A Parquet index file's bytes → ProductIndex (for tools that hold the file already)."""
+    import pyarrow.parquet as pq
+
+    return ProductIndex(pq.read_table(io.BytesIO(data)))

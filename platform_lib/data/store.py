@@ -1,0 +1,222 @@
+"""The data store: one URL (``s3://bucket/prefix`` or a local folder) reached through fsspec.
+
+A notebook on the platform needs no set-up: the spawner puts ``ROMAN_DATA_URL``,
+``ROMAN_DATA_S3_ENDPOINT`` and the ``AWS_*`` keys in its environment, and :func:`get_store`
+reads them. Everything is overridable in code (``get_store("s3://other/x", endpoint=...)``) so
+the same functions work against any bucket or a folder on disk. Errors a user can fix (no
+credential, no bucket, wrong key) are raised as :class:`DataStoreError` with the URL and what
+to set, instead of botocore's stack.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+__all__ = ["DataStoreError", "Store", "get_store", "ENV_URL", "ENV_ENDPOINT"]
+
+ENV_URL = "ROMAN_DATA_URL"
+ENV_ENDPOINT = "ROMAN_DATA_S3_ENDPOINT"
+
+
+class DataStoreError(RuntimeError):
+    """The data store cannot be reached as configured (a message a user can act on)."""
+
+
+@dataclass
+class Store:
+    """A data store root: an fsspec filesystem plus the root path inside it.
+
+    Paths given to the methods are relative to the root (``"L2/r0001_WFI01_F158_cal.asdf"``);
+    :meth:`url` turns one into a full URL that :func:`fsspec.open` understands with
+    :attr:`storage_options`.
+    """
+
+    root_url: str
+    fs: fsspec.AbstractFileSystem
+    root: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def protocol(self) -> str:
+        return "s3" if self.is_s3 else "file"
+
+    @property
+    def is_s3(self) -> bool:
+        return self.root_url.startswith(("s3://", "s3a://"))
+
+    def path(self, relative: str = "") -> str:
+        """Filesystem path (as fsspec names it) of a path relative to the root."""
+        relative = relative.lstrip("/")
+        return posixpath.join(self.root, relative) if relative else self.root
+
+    def url(self, relative: str = "") -> str:
+        if self.is_s3:
+            return "s3://" + self.path(relative)
+        return self.path(relative)
+
+    def relative(self, path: str) -> str:
+        """Inverse of :meth:`path`: a filesystem path (with or without protocol) → relative."""
+        path = self.fs._strip_protocol(path)  # noqa: SLF001 - fsspec's public-in-practice helper
+        root = self.root.rstrip("/")
+        if path == root:
+            return ""
+        if not path.startswith(root + "/"):
+            raise ValueError(f"{path} is not inside the store {self.root_url}")
+        return path[len(root) + 1 :]
+
+    def open(self, relative: str, mode: str = "rb", **kwargs: Any):
+        return _wrap_errors(self, lambda: self.fs.open(self.path(relative), mode, **kwargs))
+
+    def exists(self, relative: str) -> bool:
+        return _wrap_errors(self, lambda: self.fs.exists(self.path(relative)))
+
+    def put_file(self, local: str | os.PathLike, relative: str) -> str:
+        """Copy one local file into the store; returns its relative path."""
+        target = self.path(relative)
+        if not self.is_s3:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        _wrap_errors(self, lambda: self.fs.put_file(os.fspath(local), target))
+        return relative
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        target = self.path(relative)
+        if not self.is_s3:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        _wrap_errors(self, lambda: self.fs.pipe_file(target, data))
+
+    def read_bytes(self, relative: str) -> bytes:
+        return _wrap_errors(self, lambda: self.fs.cat_file(self.path(relative)))
+
+    def walk_files(self, relative: str = "", suffixes: tuple[str, ...] = ()) -> dict[str, dict]:
+        """Every file under ``relative`` → its listing info (size, mtime/ETag), in one listing."""
+        base = self.path(relative)
+
+        def _find() -> dict[str, dict]:
+            if not self.fs.exists(base):
+                return {}
+            return self.fs.find(base, detail=True)
+
+        found = _wrap_errors(self, _find)
+        out = {}
+        for path, info in found.items():
+            if info.get("type") == "directory":
+                continue
+            rel = self.relative(path)
+            if suffixes and not rel.endswith(suffixes):
+                continue
+            out[rel] = info
+        return out
+
+    def check(self) -> None:
+        """Fail now, with a clear message, if the store cannot be listed."""
+        def _probe() -> None:
+            if self.is_s3:
+                bucket = self.root.split("/", 1)[0]
+                self.fs.ls(bucket, refresh=True)
+            elif not Path(self.root).is_dir():
+                raise DataStoreError(
+                    f"data store folder {self.root} does not exist (from {self.root_url}); "
+                    "create it or set ROMAN_DATA_URL to an existing folder or s3:// URL"
+                )
+        _wrap_errors(self, _probe)
+
+
+def _wrap_errors(store: Store, call):
+    """Run ``call`` and turn S3's access/bucket errors into one clear DataStoreError."""
+    try:
+        return call()
+    except DataStoreError:
+        raise
+    except PermissionError as exc:
+        raise DataStoreError(
+            f"access to {store.root_url} denied ({exc}); check AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY (or pass key=/secret= to get_store)"
+        ) from exc
+    except FileNotFoundError as exc:
+        if store.is_s3 and "bucket" in str(exc).lower():
+            bucket = store.root.split("/", 1)[0]
+            raise DataStoreError(
+                f"bucket '{bucket}' does not exist on {store.storage_options.get('client_kwargs', {}).get('endpoint_url', 'S3')} "
+                f"(data store {store.root_url})"
+            ) from exc
+        raise
+    except Exception as exc:
+        name = type(exc).__name__
+        if name in {"NoCredentialsError", "PartialCredentialsError"}:
+            raise DataStoreError(
+                f"no S3 credential for {store.root_url}: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (the platform sets them in every notebook), or pass "
+                "key=/secret= (or anon=True for a public bucket) to get_store"
+            ) from exc
+        if name in {"EndpointConnectionError", "ClientConnectorError"}:
+            raise DataStoreError(f"cannot reach the S3 endpoint for {store.root_url}: {exc}") from exc
+        raise
+
+
+def get_store(
+    url: str | os.PathLike | Store | None = None,
+    *,
+    endpoint: str | None = None,
+    key: str | None = None,
+    secret: str | None = None,
+    anon: bool = False,
+    check: bool = False,
+    **storage_options: Any,
+) -> Store:
+    """The data store at ``url`` (default: ``$ROMAN_DATA_URL``).
+
+    For ``s3://`` URLs the endpoint defaults to ``$ROMAN_DATA_S3_ENDPOINT`` (unset: AWS) and the
+    credentials to ``$AWS_ACCESS_KEY_ID`` / ``$AWS_SECRET_ACCESS_KEY``. A missing credential is
+    an error here, not a confusing anonymous 403 later, unless ``anon=True``.
+    """
+    if isinstance(url, Store):
+        return url
+    if url is None:
+        url = os.environ.get(ENV_URL)
+        if not url:
+            raise DataStoreError(
+                f"no data store configured: set {ENV_URL} (s3://bucket/prefix or a folder), "
+                "or pass the URL to this function"
+            )
+    url = os.fspath(url)
+    if url.startswith(("s3://", "s3a://")):
+        import s3fs  # noqa: PLC0415 - only S3 users need it
+
+        root = url.split("://", 1)[1].strip("/")
+        if not root:
+            raise DataStoreError(f"S3 data store URL {url!r} names no bucket")
+        key = key if key is not None else os.environ.get("AWS_ACCESS_KEY_ID")
+        secret = secret if secret is not None else os.environ.get("AWS_SECRET_ACCESS_KEY")
+        if not anon and (not key or not secret):
+            missing = [n for n, v in (("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", secret)) if not v]
+            raise DataStoreError(
+                f"no S3 credential for {url}: {' and '.join(missing)} not set (the platform "
+                "sets them in every notebook); pass key=/secret=, or anon=True for a public bucket"
+            )
+        endpoint = endpoint or os.environ.get(ENV_ENDPOINT) or None
+        options: dict[str, Any] = {"anon": anon, **storage_options}
+        if not anon:
+            options.update(key=key, secret=secret)
+        client_kwargs = dict(options.pop("client_kwargs", {}) or {})
+        if endpoint:
+            client_kwargs.setdefault("endpoint_url", endpoint)
+            client_kwargs.setdefault("region_name", "us-east-1")
+        options["client_kwargs"] = client_kwargs
+        options.setdefault("config_kwargs", {"s3": {"addressing_style": "path"}})
+        fs = s3fs.S3FileSystem(**options)
+        store = Store(root_url=f"s3://{root}", fs=fs, root=root, storage_options=options)
+    else:
+        if url.startswith("file://"):
+            url = url[len("file://") :]
+        root = str(Path(url).expanduser().resolve())
+        fs = fsspec.filesystem("file")
+        store = Store(root_url=root, fs=fs, root=root, storage_options={})
+    if check:
+        store.check()
+    return store
