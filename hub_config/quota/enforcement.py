@@ -70,6 +70,8 @@ def _check(s: Session, settings: QuotaSettings, username: str, team: str | None,
         if t is None:
             raise BadInput(f"{what} refused: there is no team {team!r}")
         member = ops.membership(s, t, username)
+        if member is None and hub_groups is not None:
+            member = _sync_idp_membership(s, t, username, set(hub_groups))
         if member is None:
             raise BadInput(f"{what} refused: you are not a member of team {team!r}")
         a = ops.current_allocation(s, team_name=team, now=now)
@@ -104,6 +106,22 @@ def _check(s: Session, settings: QuotaSettings, username: str, team: str | None,
                 f"({mg:.2f} of {member.cap_gpu_hours:.2f} GPU-hours)"
             )
     return Charge(username, team or None, a.id)
+
+
+def _sync_idp_membership(s: Session, t, username: str, groups: set[str]):
+    """A team membership the IdP asserts (hub group ``team-<name>``) joins the quota record."""
+    from hub_config.policy import TEAM_ADMIN_SUFFIX, TEAM_GROUP_PREFIX
+
+    from .models import Membership, Role
+
+    if f"{TEAM_GROUP_PREFIX}{t.name}" not in groups:
+        return None
+    role = Role.admin if f"{TEAM_GROUP_PREFIX}{t.name}{TEAM_ADMIN_SUFFIX}" in groups else Role.member
+    m = Membership(team=t, user=ops.user(s, username, create=True), role=role)
+    s.add(m)
+    s.flush()
+    ops.audit(s, "system", "sync_from_idp", f"team:{t.name}/user:{username}", None, {"role": role.value})
+    return m
 
 
 def check_spawn(username: str, profile: str, team: str | None = None,
@@ -204,3 +222,29 @@ class GraceEnforcer:
             if self.stop_cluster is not None:
                 self.stop_cluster(user, c)
                 done.append(f"stopped cluster {c}")
+
+
+# --------------------------------------------------------------------------- hub hook
+def spawn_check(spawner, tier: str, profile_name: str, profile) -> object:
+    """``TierSpawnerMixin.spawn_checks`` entry: refuse (403) a spawn the allocation cannot pay.
+
+    The team comes from the validated spawn options (``spawner.charge_team``) and is checked
+    against the quota database here; the tier from the hub groups. Runs in a worker thread.
+    """
+    import asyncio
+
+    from tornado import web
+
+    team = getattr(spawner, "charge_team", "") or None
+    groups = [g.name for g in spawner.user.groups]
+    username = spawner.user.name
+
+    def _run() -> None:
+        try:
+            check_spawn(username, profile_name, team, groups)
+        except (QuotaExceeded, BadInput) as exc:
+            err = web.HTTPError(403, str(exc), reason="Refused by quota")
+            err.jupyterhub_message = str(exc)
+            raise err from None
+
+    return asyncio.get_running_loop().run_in_executor(None, _run)
