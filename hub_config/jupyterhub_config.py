@@ -82,3 +82,24 @@ c.JupyterHub.load_roles = [
 
 # ============================================================================ QUOTA (issue 5)
 # The quota service (hub-managed) and its enforcement hooks are wired here.
+# The hub-managed quota service at /services/quota/ (hub_config/quota/hub.py registers it, its
+# role and the custom:quota:admin scope), the quota check before every spawn, and the service URL
+# for notebooks (platform_lib.account). Its database defaults to <state>/quota.sqlite; a YAML file
+# named by $ROMAN_QUOTA_SETTINGS (hub_config/quota/settings.py) overrides any quota setting.
+from hub_config.quota.hub import configure_hub as _quota_configure_hub, free_loopback_port
+from hub_config.quota.enforcement import spawn_check as _quota_spawn_check
+
+_quota_db = os.environ.get("ROMAN_QUOTA_DB_URL") or f"sqlite:///{settings.state_dir}/quota.sqlite"
+_quota_env = {"ROMAN_POLICY_FILE": os.environ.get("ROMAN_POLICY_FILE", "")}
+if os.environ.get("ROMAN_QUOTA_SETTINGS"):
+    _quota_env["ROMAN_QUOTA_SETTINGS"] = os.environ["ROMAN_QUOTA_SETTINGS"]
+_quota_configure_hub(
+    c, port=free_loopback_port(), db_url=_quota_db, env={k: v for k, v in _quota_env.items() if v},
+    extra_args=["--gateway-db-url", settings.gateway.db_url, "--gateway-url", settings.gateway.address],
+)
+os.environ["ROMAN_QUOTA_DB_URL"] = _quota_db  # the spawner's check reads the same database
+c.TierSpawnerMixin.spawn_checks = [_quota_spawn_check]
+c.Spawner.environment = {
+    **dict(c.Spawner.environment),
+    "ROMAN_QUOTA_URL": settings.hub.public_url.rstrip("/") + "/services/quota/",
+}

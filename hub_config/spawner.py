@@ -31,7 +31,7 @@ from traitlets.config import LoggingConfigurable
 from hub_config.policy import Policy, ServerProfile, Tier, load_policy
 
 #: Options a request may carry. Anything else is refused rather than silently ignored.
-ALLOWED_OPTIONS = frozenset({"profile", "image"})
+ALLOWED_OPTIONS = frozenset({"profile", "image", "team"})  # team: quota (issue 5)
 
 # A check run after the tier checks, before anything starts: (spawner, tier, profile_name,
 # profile) -> None, raising web.HTTPError to refuse. The quota service adds its own here.
@@ -58,6 +58,7 @@ class TierSpawnerMixin(LoggingConfigurable):
     # The hub stores what was applied, so reading it back needs no second policy lookup.
     tier_name = Unicode("")
     profile_name = Unicode("")
+    charge_team = Unicode("")  # quota (issue 5): the team this server is charged to, "" = personal
 
     @property
     def policy(self) -> Policy:
@@ -88,6 +89,14 @@ class TierSpawnerMixin(LoggingConfigurable):
                 f"<small>({p.cpu_limit:g} cores, {p.mem_limit_gib:g} GiB{gpu}, "
                 f"home {p.home_gib:g} GiB, scratch {p.scratch_gib:g} GiB)</small></label></div>"
             )
+        # Quota (issue 5): which allocation to charge, personal or one of the user's teams.
+        from hub_config.policy import teams_of_groups
+
+        teams = sorted(teams_of_groups([g.name for g in self.user.groups])[0])
+        if teams:
+            opts = "".join(f'<option value="{html.escape(t)}">team {html.escape(t)}</option>' for t in teams)
+            items.append(f'<p><label for="roman-team">Charge to</label> <select name="team" id="roman-team">'
+                         f'<option value="">my personal allocation</option>{opts}</select></p>')
         return (
             f'<p>Your tier: <strong id="roman-tier">{html.escape(tier.display_name)}</strong>. '
             f"Servers at once: {tier.max_named_servers}.</p>" + "".join(items)
@@ -142,12 +151,17 @@ class TierSpawnerMixin(LoggingConfigurable):
 
     async def apply_tier_options(self, options: dict[str, Any]) -> None:
         tier_name, tier, name, profile = self.validate_tier_options(options)
+        # Quota (issue 5): the team to charge; the quota check validates it server side.
+        team = options.get("team") or ""
+        if not isinstance(team, str) or len(team) > 64:
+            raise SpawnRefused("The team option must be a team name")
+        self.charge_team = team
         for check in self.spawn_checks:
             result = check(self, tier_name, name, profile)
             if hasattr(result, "__await__"):
                 await result
         self.tier_name, self.profile_name = tier_name, name
-        self.user_options = {"profile": name}
+        self.user_options = {"profile": name, **({"team": team} if team else {})}
         self.environment = {
             **self.environment,
             "ROMAN_TIER": tier_name,
