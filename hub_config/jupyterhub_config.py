@@ -12,13 +12,19 @@ import os
 # Local mode: everything (ports, secrets, paths) was resolved by the supervisor.
 # Chart mode (issue 6) adds its branch here, reading z2jh-style values instead.
 from hub_config.local.settings import SETTINGS_ENV, load_settings
+from hub_config import chart_values
 
-if not os.environ.get(SETTINGS_ENV):
+if chart_values.in_chart():
+    # Chart mode (issue 6): the Helm chart's values, in the same shape (settings.mode ==
+    # "kubernetes"); the KUBERNETES section at the end replaces the one-machine parts.
+    settings = chart_values.chart_settings()
+elif not os.environ.get(SETTINGS_ENV):
     raise RuntimeError(
         f"{SETTINGS_ENV} is not set: start the local platform with 'roman-platform up' "
         "(or deploy the Helm chart)"
     )
-settings = load_settings()
+else:
+    settings = load_settings()
 
 # ============================================================================ HUB, PROXY, DATABASE
 c.JupyterHub.bind_url = settings.hub.public_url
@@ -41,6 +47,7 @@ c.ConfigurableHTTPProxy.should_start = True
 # DemoAuthenticator refuses any non-loopback URL, so it cannot guard a real deployment.
 c.JupyterHub.authenticator_class = "hub_config.local.devauth.DemoAuthenticator"
 c.DemoAuthenticator.demo_password = settings.demo.password
+c.DemoAuthenticator.public_url = settings.hub.public_url
 c.Authenticator.allowed_users = set(settings.demo.users)
 c.Authenticator.admin_users = set(settings.demo.admin_users)
 
@@ -103,3 +110,10 @@ c.Spawner.environment = {
     **dict(c.Spawner.environment),
     "ROMAN_QUOTA_URL": settings.hub.public_url.rstrip("/") + "/services/quota/",
 }
+
+# ============================================================================ KUBERNETES (issue 6)
+# Keep this section last. In the chart, the proxy, the quota service, the gateway and the culler
+# run as their own pods and servers are KubeSpawner pods shaped by the tier policy:
+# hub_config/chart_values.py replaces what the sections above set for one machine.
+if settings.mode == "kubernetes":
+    chart_values.configure_kubernetes(c)

@@ -30,10 +30,13 @@ class DemoAuthenticator(Authenticator):
     """Username + one shared demo password, for the listed demo users only."""
 
     demo_password = Unicode(config=True, help="The shared demo password (min. 8 characters).")
+    public_url = Unicode(
+        config=True, help="The URL users open; must be loopback (default: the hub's bind_url)."
+    )
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
-        bind_url = getattr(self.parent, "bind_url", "") or ""
+        bind_url = self.public_url or getattr(self.parent, "bind_url", "") or ""
         if bind_url and not _is_loopback(bind_url):
             raise ValueError(
                 f"DemoAuthenticator is for the local platform only; refusing to serve {bind_url} "

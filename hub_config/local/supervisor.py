@@ -93,7 +93,7 @@ def resolve_ports(config: PlatformConfig, source: str) -> dict[str, int]:
     for name, port in wanted.items():
         if port and port in fixed:
             raise PlatformError(
-                f"ports.{name} and ports.{fixed[port]} in {source} are both {port}; "
+                f"ports.{fixed[port]} and ports.{name} in {source} are both {port}; "
                 "each needs its own port"
             )
         if port:

@@ -81,6 +81,16 @@ def test_login_spawn_kernel_gateway_and_clean_shutdown(start_platform, login, hu
     r = requests.get(f"{gateway_url}/api/v1/clusters/",
                      headers={"Authorization": "jupyterhub forged-token"}, timeout=30)
     assert r.status_code == 401
+    # ... and a real token of alice's that lacks access to the gateway service is refused too.
+    xsrf = session.cookies.get("_xsrf", path="/hub/") or session.cookies.get("_xsrf")
+    r = session.post(f"{hub}/hub/api/users/alice/tokens",
+                     json={"note": "no gateway", "scopes": ["read:users:name!user=alice"]},
+                     headers={"X-XSRFToken": xsrf}, timeout=30)
+    assert r.status_code in (200, 201), r.text
+    narrow = r.json()["token"]
+    r = requests.get(f"{gateway_url}/api/v1/clusters/",
+                     headers={"Authorization": f"jupyterhub {narrow}"}, timeout=30)
+    assert r.status_code == 401
 
     # Stop the server through the REST API, then the platform with Ctrl-C.
     r = requests.delete(f"{hub}/hub/api/users/alice/server", headers=headers, timeout=60)

@@ -1,0 +1,124 @@
+"""Bad configuration and taken ports: one clear line, exit code 2, nothing created or started."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from hub_config.local import cli as up_cli
+from hub_config.local.config import ConfigError, PlatformConfig, load_config
+
+
+def run_up(tmp_path: Path, config_text: str, capsys: pytest.CaptureFixture[str]) -> Result:
+    """``roman-platform up`` in this process (its own subcommand only: fast, same code path)."""
+    cfg = tmp_path / "platform.yaml"
+    cfg.write_text(config_text)
+    parser = argparse.ArgumentParser(prog="roman-platform")
+    up_cli.register(parser.add_subparsers())
+    args = parser.parse_args(["up", "--config", str(cfg), "--state-dir", str(tmp_path / "state")])
+    capsys.readouterr()
+    code = args.func(args)
+    out = capsys.readouterr()
+    return Result(code, out.out, out.err)
+
+
+class Result(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def test_the_real_command_reports_a_bad_field(tmp_path):
+    """The installed entry point, as a subprocess: exit code 2 and one line on stderr."""
+    cfg = tmp_path / "platform.yaml"
+    cfg.write_text("ports:\n  http: eighty\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "platform_lib.cli", "up", "--config", str(cfg),
+         "--state-dir", str(tmp_path / "state")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and ": ports.http: " in lines[0], proc.stderr
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "why"),
+    [
+        ("ports:\n  http: eighty\n", "ports.http", "valid integer"),
+        ("ports:\n  http: 70000\n", "ports.http", "less than or equal to 65535"),
+        ("prots:\n  http: 8000\n", "prots", "unknown setting"),
+        ("demo:\n  users: [Alice Smith]\n", "demo.users.0", "should match pattern"),
+        ("demo:\n  password: short\n", "demo.password", "at least 8"),
+        ("gateway:\n  worker_memory: lots\n", "gateway.worker_memory", "should match pattern"),
+        ("ports: [8000]\n", "ports", "valid dictionary"),
+    ],
+)
+def test_malformed_config_is_one_line_naming_the_field(tmp_path, capsys, text, field, why):
+    proc = run_up(tmp_path, text, capsys)
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert "\n" not in err, f"expected one line, got:\n{err}"
+    assert f": {field}: " in err and why in err, err
+    assert "platform.yaml" in err
+    assert not (tmp_path / "state").exists(), "a refused start must not create the state folder"
+
+
+def test_invalid_yaml_is_one_line(tmp_path, capsys):
+    proc = run_up(tmp_path, "ports: {http: 8000\n", capsys)
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert "\n" not in err and "not valid YAML" in err and "line" in err, err
+
+
+def test_missing_config_file_named_on_the_command_line(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="roman-platform")
+    up_cli.register(parser.add_subparsers())
+    args = parser.parse_args(["up", "--config", str(tmp_path / "nope.yaml")])
+    assert args.func(args) == 2
+    assert "nope.yaml: configuration file not found" in capsys.readouterr().err
+
+
+def test_port_in_use_names_the_port_and_the_setting(tmp_path, capsys):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        proc = run_up(tmp_path, f"ports:\n  http: 0\n  proxy_api: 0\n  hub: {port}\n"
+                                "  gateway: 0\n  gateway_scheduler: 0\n", capsys)
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert "\n" not in err
+    assert f"port {port} on 127.0.0.1 is already in use" in err and "ports.hub" in err, err
+    assert not (tmp_path / "state").exists()
+
+
+def test_same_port_for_two_settings_is_refused(tmp_path, capsys):
+    proc = run_up(tmp_path, "ports:\n  http: 18123\n  hub: 18123\n", capsys)
+    assert proc.returncode == 2
+    assert "ports.http and ports.hub" in proc.stderr and "18123" in proc.stderr
+
+
+def test_defaults_work_without_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None)
+    assert config == PlatformConfig()
+    assert config.ports.http == 8000 and config.demo.users == ["alice", "bob"]
+
+
+def test_empty_file_means_defaults(tmp_path):
+    (tmp_path / "p.yaml").write_text("# nothing set\n")
+    assert load_config(tmp_path / "p.yaml") == PlatformConfig()
+
+
+def test_config_error_is_a_value_error_with_the_path(tmp_path):
+    (tmp_path / "p.yaml").write_text("log_level: LOUD\n")
+    with pytest.raises(ConfigError, match=r"p\.yaml: log_level: "):
+        load_config(tmp_path / "p.yaml")
