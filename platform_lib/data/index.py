@@ -53,7 +53,7 @@ LEVELS: dict[str, str] = {
     "source_catalog": "L4",
     "mosaic_source_catalog": "L4",
     "image_source_catalog": "L4",
-    "psf_library": "PSF",
+    "epsf": "PSF",
 }
 
 COLUMNS = [
@@ -353,7 +353,8 @@ def build_index(
             keep_errors[rel] = err  # same bad file as last time: still skipped, not re-read
             continue
         todo.append((rel, size, version))
-    in_scope = [p for p in known if p.startswith(prefix)] if prefix else list(known)
+    scope = prefix.strip("/") + "/"
+    in_scope = [p for p in known if p.startswith(scope)] if prefix.strip("/") else list(known)
     gone = {p for p in in_scope if p not in listing}
     report.removed = len(gone)
 
