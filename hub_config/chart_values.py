@@ -1,0 +1,427 @@
+"""The Helm chart's side of the hub config: its values in, KubeSpawner and friends out.
+
+In the chart, the hub pod mounts the chart's values (secrets removed) and the effective tier
+policy from a ConfigMap, and the generated tokens from a Secret (files, one per key). This module
+is the one place that reads them, like zero-to-jupyterhub's ``z2jh.py``:
+
+* :func:`chart_settings` turns the values into the same ``PlatformSettings`` the local platform's
+  supervisor writes, with ``mode="kubernetes"``, so every section of jupyterhub_config.py reads one
+  shape in both modes;
+* :func:`configure_kubernetes`, called at the end of jupyterhub_config.py in chart mode, replaces
+  what only makes sense on one machine (a proxy the hub starts, process spawners, loopback
+  services) with the cluster's equivalents: the external configurable-http-proxy, ``TierKubeSpawner``
+  shaped by the tier policy, the MyST OIDC login, the gateway, culler and quota services.
+
+The values were already validated by the chart's values.schema.json at ``helm install``; what is
+checked here is only what a template could not know (a missing Secret file, no issuer).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: Set by the chart's hub Deployment: the values file (from the hub ConfigMap).
+CHART_VALUES_ENV = "ROMAN_CHART_VALUES"
+#: Set by the chart's hub Deployment: the folder of the hub Secret's files.
+CHART_SECRETS_ENV = "ROMAN_CHART_SECRETS"
+
+HOME_VOLUME = "home"
+TEAM_GROUP_PREFIX = "team-"
+QUOTA_PORT_IN_HUB = 8090
+
+
+class ChartValuesError(RuntimeError):
+    """The mounted values or secrets are missing or incomplete; the message says which."""
+
+
+def in_chart() -> bool:
+    """True when this hub runs from the Helm chart."""
+    return bool(os.environ.get(CHART_VALUES_ENV))
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ChartValuesError(f"cannot read the chart values {path}: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise ChartValuesError(f"chart values {path} are not a mapping")
+    return data
+
+
+def values(path: str | None = None) -> dict[str, Any]:
+    """The chart's values (as rendered into the hub ConfigMap)."""
+    path = path or os.environ.get(CHART_VALUES_ENV)
+    if not path:
+        raise ChartValuesError(f"{CHART_VALUES_ENV} is not set: not running from the Helm chart")
+    return _load(path)
+
+
+def get(key: str, default: Any = None, *, source: dict[str, Any] | None = None) -> Any:
+    """A value by dotted path (``"singleuser.image.tag"``), or ``default`` when absent."""
+    node: Any = values() if source is None else source
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def secret(key: str) -> str:
+    """One key of the hub Secret (mounted as files)."""
+    folder = os.environ.get(CHART_SECRETS_ENV)
+    if not folder:
+        raise ChartValuesError(f"{CHART_SECRETS_ENV} is not set: not running from the Helm chart")
+    path = Path(folder) / key
+    try:
+        return path.read_text().strip()
+    except OSError:
+        raise ChartValuesError(f"the hub Secret has no key {key!r} (looked for {path})") from None
+
+
+def name(short: str, v: dict[str, Any] | None = None) -> str:
+    """The full name of one of the chart's objects (``hub``, ``proxyApi``, ``traefik``...)."""
+    names = get("_chart.names", {}, source=v)
+    if short not in names:
+        raise ChartValuesError(f"chart values carry no object name {short!r} (known: {sorted(names)})")
+    return names[short]
+
+
+def image(spec: dict[str, Any]) -> str:
+    return f"{spec['name']}:{spec['tag']}"
+
+
+def public_url(v: dict[str, Any]) -> str:
+    """Where users open the hub (hub.publicUrl, else the first ingress host over https)."""
+    url = get("hub.publicUrl", "", source=v)
+    hosts = get("ingress.hosts", [], source=v)
+    if not url and get("ingress.enabled", False, source=v) and hosts:
+        url = f"https://{hosts[0]}"
+    return url.rstrip("/")
+
+
+# ---------------------------------------------------------------------------- addresses
+def hub_api_url(v: dict[str, Any]) -> str:
+    return f"http://{name('hub', v)}:8081/hub/api"
+
+
+def gateway_address(v: dict[str, Any]) -> str:
+    """The gateway's HTTP address for notebooks (traefik, routed to the API by prefix)."""
+    return f"http://{name('traefik', v)}:80/services/dask-gateway"
+
+
+def gateway_proxy_address(v: dict[str, Any]) -> str:
+    return f"gateway://{name('traefik', v)}:8786"
+
+
+def quota_url(v: dict[str, Any]) -> str:
+    """The quota service for notebooks, through the proxy (it routes /services/quota/)."""
+    return f"http://{name('proxyPublic', v)}/services/quota/"
+
+
+def data_environment(v: dict[str, Any]) -> dict[str, str]:
+    """The data contract's variables (same as the chart's rp.dataEnv for Dask pods)."""
+    env = {
+        "ROMAN_DATA_URL": (
+            get("data.volume.mountPath", source=v)
+            if get("data.volume.enabled", False, source=v)
+            else get("data.url", "", source=v)
+        ),
+        "CRDS_PATH": get("data.crds.path", "", source=v),
+        "CRDS_SERVER_URL": get("data.crds.serverUrl", "", source=v),
+        "STPSF_PATH": get("data.stpsfPath", "", source=v),
+        "ROMAN_DATA_S3_ENDPOINT": get("data.s3.endpoint", "", source=v),
+    }
+    return {k: str(val) for k, val in env.items() if val}
+
+
+def singleuser_environment(v: dict[str, Any]) -> dict[str, str]:
+    env = data_environment(v)
+    if get("daskGateway.enabled", True, source=v):
+        env.update(
+            {
+                "DASK_GATEWAY__ADDRESS": gateway_address(v),
+                "DASK_GATEWAY__PROXY_ADDRESS": gateway_proxy_address(v),
+                "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
+            }
+        )
+    if get("quota.enabled", True, source=v):
+        env["ROMAN_QUOTA_URL"] = quota_url(v)
+    env.update({k: str(val) for k, val in (get("singleuser.extraEnv", {}, source=v) or {}).items()})
+    return env
+
+
+# ---------------------------------------------------------------------------- settings
+def chart_settings(v: dict[str, Any] | None = None) -> Any:
+    """The chart's values as the platform settings jupyterhub_config.py reads in both modes.
+
+    Fields that describe processes only the local supervisor runs (the demo logins, the local
+    gateway's listen addresses and commands) get inert values: :func:`configure_kubernetes`
+    replaces everything they would configure.
+    """
+    from hub_config.local.settings import PlatformSettings
+
+    v = v if v is not None else values()
+    url = public_url(v)
+    hub = name("hub", v)
+    db_url = os.environ.get("ROMAN_HUB_DB_URL") or "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
+    return PlatformSettings(
+        mode="kubernetes",
+        state_dir="/srv/jupyterhub",
+        log_level=get("hub.logLevel", "INFO", source=v),
+        hub={
+            "ip": "",
+            "port": 8081,
+            "public_url": url or f"http://{name('proxyPublic', v)}",
+            "api_url": hub_api_url(v),
+            "db_url": db_url,
+            "cookie_secret_file": "/srv/jupyterhub/jupyterhub_cookie_secret",
+            "pid_file": "/tmp/jupyterhub.pid",
+        },
+        proxy={
+            "command": [],
+            "api_url": f"http://{name('proxyApi', v)}:8001",
+            "auth_token": os.environ.get("CONFIGPROXY_AUTH_TOKEN", ""),
+            "pid_file": "/tmp/proxy.pid",
+        },
+        demo={"users": [], "admin_users": [], "password": os.urandom(24).hex()},
+        singleuser={
+            "cmd": ["jupyterhub-singleuser"],
+            "users_dir": "",
+            "allow_root": False,
+            "default_url": "/lab",
+            "start_timeout": int(get("singleuser.startTimeout", 600, source=v)),
+            "http_timeout": 120,
+            "environment": singleuser_environment(v),
+        },
+        gateway={
+            "service_name": "dask-gateway",
+            "api_token": _secret_or_empty("gateway-token"),
+            "address": gateway_address(v),
+            "proxy_address": gateway_proxy_address(v),
+            "listen": f"{name('traefik', v)}:80",
+            "tcp_listen": f"{name('traefik', v)}:8786",
+            "private_listen": f"{name('gatewayApi', v)}:8000",
+            "db_url": "",
+            "encrypt_key": "",
+            "proxy_token": "",
+            "clusters_dir": "",
+            "scheduler_cmd": ["dask", "scheduler"],
+            "worker_cmd": ["dask", "worker"],
+            "worker_cores": 1,
+            "worker_memory": "2 G",
+            "idle_timeout": 3600,
+        },
+    )
+
+
+def _secret_or_empty(key: str) -> str:
+    try:
+        return secret(key)
+    except ChartValuesError:
+        return ""
+
+
+# ---------------------------------------------------------------------------- the hub
+def configure_kubernetes(c: Any, v: dict[str, Any] | None = None) -> None:
+    """Everything cluster-specific, applied last so it wins over the local-mode lines."""
+    v = v if v is not None else values()
+    url = public_url(v)
+    issuer = get("auth.oidc.issuer", "", source=v)
+    if not issuer:
+        raise ChartValuesError(
+            "auth.oidc.issuer is not set: the hub needs the MyST OIDC issuer URL "
+            "(helm upgrade ... --set auth.oidc.issuer=https://...)"
+        )
+    if not url:
+        raise ChartValuesError("hub.publicUrl is not set and no ingress host is configured")
+
+    # Hub and proxy: the proxy is its own Deployment; user servers outlive hub restarts.
+    c.JupyterHub.hub_bind_url = "http://:8081"
+    c.JupyterHub.hub_connect_url = f"http://{name('hub', v)}:8081"
+    c.JupyterHub.bind_url = "http://:8000"
+    c.JupyterHub.public_url = url
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.cleanup_proxy = False
+    c.JupyterHub.pid_file = ""
+    c.JupyterHub.concurrent_spawn_limit = int(get("hub.concurrentSpawnLimit", 64, source=v))
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.pid_file = ""
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 0  # the tier policy decides (TierSpawnerMixin)
+
+    # Login: MyST through OIDC (or the development provider the kind values deploy).
+    c.JupyterHub.authenticator_class = "hub_config.auth.RomanOIDCAuthenticator"
+    c.RomanOIDCAuthenticator.oidc_issuer = issuer
+    c.RomanOIDCAuthenticator.client_id = get("auth.oidc.clientId", source=v)
+    c.RomanOIDCAuthenticator.client_secret = os.environ.get("ROMAN_OIDC_CLIENT_SECRET", "")
+    c.RomanOIDCAuthenticator.oauth_callback_url = f"{url}/hub/oauth_callback"
+    c.RomanOIDCAuthenticator.post_logout_redirect_uri = f"{url}/hub/"
+    c.RomanOIDCAuthenticator.scope = list(get("auth.oidc.scopes", ["openid"], source=v))
+    c.Authenticator.allowed_users = set()
+    c.Authenticator.admin_users = set(get("hub.admins", [], source=v) or [])
+
+    configure_kubespawner(c, v)
+    configure_services(c, v)
+
+
+def configure_kubespawner(c: Any, v: dict[str, Any]) -> None:
+    """KubeSpawner's static settings; TierKubeSpawner applies each tier profile on top."""
+    su = v["singleuser"]
+    namespace = get("_chart.userNamespace", source=v)
+    uid, gid = int(su["uid"]), int(su["fsGid"])
+    c.JupyterHub.spawner_class = "hub_config.spawner.TierKubeSpawner"
+    c.KubeSpawner.namespace = namespace
+    c.KubeSpawner.image = image(su["image"])
+    c.KubeSpawner.image_pull_policy = su["image"].get("pullPolicy", "IfNotPresent")
+    if get("global.imagePullSecrets", [], source=v):
+        c.KubeSpawner.image_pull_secrets = [s["name"] for s in v["global"]["imagePullSecrets"]]
+    c.KubeSpawner.cmd = ["jupyterhub-singleuser"]
+    c.KubeSpawner.port = 8888
+    c.KubeSpawner.start_timeout = int(su.get("startTimeout", 600))
+    c.KubeSpawner.uid = uid
+    c.KubeSpawner.gid = gid
+    c.KubeSpawner.fs_gid = gid
+    c.KubeSpawner.allow_privilege_escalation = False
+    c.KubeSpawner.container_security_context = {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    c.KubeSpawner.service_account = name("singleuserServiceAccount", v)
+    c.KubeSpawner.automount_service_account_token = False
+    release = get("_chart.release", source=v)
+    c.KubeSpawner.extra_labels = {
+        "app.kubernetes.io/name": "roman-platform",
+        "app.kubernetes.io/instance": release,
+        "app.kubernetes.io/component": "singleuser-server",
+    }
+    if get("scheduling.priorityClasses.enabled", False, source=v):
+        c.KubeSpawner.priority_class_name = f"{release}-user"[:63]
+    c.KubeSpawner.environment = {**singleuser_environment(v)}
+    if get("data.s3.existingSecret", "", source=v):
+        c.KubeSpawner.extra_container_config = {
+            "envFrom": [{"secretRef": {"name": v["data"]["s3"]["existingSecret"]}}]
+        }
+
+    # Home: one PVC per user from the storage class; TierKubeSpawner sizes it from the profile.
+    c.KubeSpawner.storage_pvc_ensure = True
+    c.KubeSpawner.pvc_name_template = "claim-{username}"
+    c.KubeSpawner.storage_access_modes = ["ReadWriteOnce"]
+    if su["storage"].get("storageClassName"):
+        c.KubeSpawner.storage_class = su["storage"]["storageClassName"]
+    volumes = [{"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
+    mounts = [{"name": HOME_VOLUME, "mountPath": su["storage"].get("homeMountPath", "/home/jovyan")}]
+    if get("data.volume.enabled", False, source=v):
+        volumes.append(
+            {"name": "roman-data",
+             "persistentVolumeClaim": {"claimName": v["data"]["volume"]["claimName"], "readOnly": True}}
+        )
+        mounts.append({"name": "roman-data", "mountPath": v["data"]["volume"]["mountPath"], "readOnly": True})
+    c.KubeSpawner.volumes = volumes
+    c.KubeSpawner.volume_mounts = mounts
+    c.TierKubeSpawner.scratch_mount_path = su["storage"].get("scratchMountPath", "/scratch")
+    c.KubeSpawner.modify_pod_hook = team_volumes_hook(v)
+
+
+def team_volumes_hook(v: dict[str, Any]):  # noqa: ANN201 (KubeSpawner's hook signature)
+    """A ``modify_pod_hook`` mounting each team volume, read-write, into its members' pods only.
+
+    Membership is the hub group ``team-<name>`` (set by the authenticator from the IdP, or by the
+    quota service's team admins), read on the server at spawn time; the pod also gets the team's
+    group id so files created there stay group-owned and writable by the team.
+    """
+    release = get("_chart.release", source=v)
+    prefix = get("teams.mountPrefix", "/teams", source=v)
+    teams = dict(get("teams.volumes", {}, source=v) or {})
+
+    def hook(spawner: Any, pod: Any) -> Any:
+        groups = {g.name for g in getattr(spawner.user, "groups", [])}
+        member_of = sorted(t for t in teams if f"{TEAM_GROUP_PREFIX}{t}" in groups)
+        if not member_of:
+            return pod
+        from kubernetes_asyncio.client.models import (  # noqa: PLC0415 (kubespawner's client)
+            V1PersistentVolumeClaimVolumeSource,
+            V1Volume,
+            V1VolumeMount,
+        )
+
+        container = next(ct for ct in pod.spec.containers if ct.name == "notebook")
+        pod.spec.volumes = list(pod.spec.volumes or [])
+        container.volume_mounts = list(container.volume_mounts or [])
+        gids = list(pod.spec.security_context.supplemental_groups or [])
+        for team in member_of:
+            vol = f"team-{team}"
+            pod.spec.volumes.append(
+                V1Volume(
+                    name=vol,
+                    persistent_volume_claim=V1PersistentVolumeClaimVolumeSource(
+                        claim_name=f"{release}-team-{team}"[:63]
+                    ),
+                )
+            )
+            container.volume_mounts.append(V1VolumeMount(name=vol, mount_path=f"{prefix}/{team}"))
+            gids.append(int(teams[team]["gid"]))
+        pod.spec.security_context.supplemental_groups = sorted(set(gids))
+        return pod
+
+    return hook
+
+
+def configure_services(c: Any, v: dict[str, Any]) -> None:
+    """The gateway, the culler and the quota service as the cluster runs them."""
+    services = [s for s in list(c.JupyterHub.services or []) if s.get("name") not in {"dask-gateway", "culler"}]
+    roles = [r for r in list(c.JupyterHub.load_roles or []) if r.get("name") != "culler"]
+    if get("daskGateway.enabled", True, source=v):
+        services.append(
+            {
+                "name": "dask-gateway",
+                "api_token": secret("gateway-token"),
+                # /services/dask-gateway/ on the proxy goes to traefik, which routes by prefix.
+                "url": f"http://{name('traefik', v)}:80",
+                "display": False,
+            }
+        )
+    if get("cull.enabled", True, source=v):
+        services.append({"name": "culler", "api_token": secret("culler-token"), "display": False})
+        scopes = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+        if get("cull.users", False, source=v):
+            scopes.append("admin:users")
+        roles.append({"name": "culler", "scopes": scopes, "services": ["culler"]})
+    if get("quota.enabled", True, source=v):
+        services = _quota_service(services, v)
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles
+
+
+def _quota_service(services: list[dict[str, Any]], v: dict[str, Any]) -> list[dict[str, Any]]:
+    """The quota service: its own Deployment on an external database, else inside the hub pod.
+
+    The hub's pre-spawn quota check reads the same database, so with SQLite the service must live
+    where the file is: in the hub pod, on the pod's own address (the proxy routes to it).
+    """
+    out = []
+    for svc in services:
+        if svc.get("name") != "quota":
+            out.append(svc)
+            continue
+        svc = dict(svc)
+        svc["api_token"] = secret("quota-token")
+        if get("quota.db.type", "sqlite-pvc", source=v) == "external":
+            svc.pop("command", None)
+            svc.pop("environment", None)
+            svc["url"] = f"http://{name('quota', v)}:{int(get('quota.port', 8090, source=v))}"
+        else:
+            pod_ip = os.environ.get("POD_IP", "")
+            if not pod_ip:
+                raise ChartValuesError("POD_IP is not set: the chart's hub Deployment provides it")
+            svc["url"] = f"http://{pod_ip}:{QUOTA_PORT_IN_HUB}"
+        out.append(svc)
+    return out

@@ -1,0 +1,207 @@
+"""Rendering the chart for the tests: helm (the real binary) and the objects it produces.
+
+There is no Kubernetes API server here. Everything is checked offline: ``helm lint`` and
+``helm template`` produce the objects, ``kubernetes-validate`` checks each against the OpenAPI
+schema of a current Kubernetes release, and custom resources against the chart's own CRDs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm" / "roman-platform"
+EXAMPLES = REPO / "helm" / "examples"
+#: The Kubernetes release the objects are validated against (kubectl v1.35 ships with helm here).
+K8S_VERSION = "1.35.0"
+RELEASE = "rp"
+NAMESPACE = "roman"
+
+#: name -> values files (relative to helm/examples); None is the chart's default values.
+CONFIGS: dict[str, list[str]] = {
+    "default": [],
+    "kind": ["kind.yaml"],
+    "minikube": ["minikube.yaml"],
+    "cloud-production": ["cloud-production.yaml"],
+}
+
+
+def helm_bin() -> str:
+    found = shutil.which("helm", path=f"{REPO / '.local' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+    if not found:
+        raise RuntimeError("helm not found: run scripts/install-k8s-tools.sh (installs .local/bin/helm)")
+    return found
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([helm_bin(), *args], capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stderr}")
+    return proc
+
+
+def value_args(files: list[str], sets: dict[str, str] | None = None) -> list[str]:
+    args: list[str] = []
+    for f in files:
+        args += ["-f", str(EXAMPLES / f)]
+    for k, v in (sets or {}).items():
+        args += ["--set", f"{k}={v}"]
+    return args
+
+
+def template(files: list[str], sets: dict[str, str] | None = None, check: bool = True
+             ) -> subprocess.CompletedProcess[str]:
+    return helm("template", RELEASE, str(CHART), "-n", NAMESPACE, *value_args(files, sets), check=check)
+
+
+@lru_cache(maxsize=16)
+def _render_cached(config: str) -> tuple[dict[str, Any], ...]:
+    out = template(CONFIGS[config]).stdout
+    return tuple(d for d in yaml.safe_load_all(out) if d)
+
+
+def render(config: str) -> list[dict[str, Any]]:
+    """The objects one configuration renders (cached per session; callers must not mutate)."""
+    return list(_render_cached(config))
+
+
+def obj_id(obj: dict[str, Any]) -> str:
+    ns = obj["metadata"].get("namespace", NAMESPACE)
+    return f"{obj['kind']}/{ns}/{obj['metadata']['name']}"
+
+
+def find(objs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    for o in objs:
+        if o["kind"] == kind and o["metadata"]["name"] == name:
+            return o
+    raise AssertionError(f"no {kind} named {name} among {[obj_id(o) for o in objs]}")
+
+
+@pytest.fixture(params=list(CONFIGS))
+def config(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+# --------------------------------------------------------------------------- policy checks
+POD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "Pod"}
+
+
+def pod_template(obj: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """(pod spec, pod labels) of anything that runs pods, else None."""
+    kind = obj.get("kind")
+    if kind == "Pod":
+        return obj["spec"], obj["metadata"].get("labels", {})
+    if kind == "CronJob":
+        tpl = obj["spec"]["jobTemplate"]["spec"]["template"]
+        return tpl["spec"], tpl.get("metadata", {}).get("labels", {})
+    if kind in POD_KINDS:
+        tpl = obj["spec"]["template"]
+        return tpl["spec"], tpl.get("metadata", {}).get("labels", {})
+    return None
+
+
+def image_problem(image: str) -> str | None:
+    if "@sha256:" in image:
+        return None
+    name, _, tag = image.rpartition(":")
+    if not name or "/" in tag:
+        return f"image {image!r} has no tag"
+    if tag == "latest":
+        return f"image {image!r} uses the floating 'latest' tag"
+    return None
+
+
+def pod_problems(who: str, spec: dict[str, Any], writable_root_ok: bool = False) -> list[str]:
+    """Everything wrong with one pod spec against the chart's container rules."""
+    problems: list[str] = []
+    psc = spec.get("securityContext") or {}
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(flag):
+            problems.append(f"{who}: {flag} is set")
+    for vol in spec.get("volumes") or []:
+        if "hostPath" in vol:
+            problems.append(f"{who}: volume {vol['name']} is a hostPath")
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    if not containers:
+        problems.append(f"{who}: no containers")
+    for ct in containers:
+        where = f"{who}: container {ct.get('name')}"
+        res = ct.get("resources") or {}
+        for part in ("requests", "limits"):
+            for key in ("cpu", "memory"):
+                if key not in (res.get(part) or {}):
+                    problems.append(f"{where} has no {key} {part[:-1]}")
+        bad_image = image_problem(ct.get("image", ""))
+        if bad_image:
+            problems.append(f"{where}: {bad_image}")
+        sc = ct.get("securityContext") or {}
+        non_root = sc.get("runAsNonRoot", psc.get("runAsNonRoot"))
+        uid = sc.get("runAsUser", psc.get("runAsUser"))
+        if non_root is not True:
+            problems.append(f"{where} may run as root (runAsNonRoot not true)")
+        if uid == 0:
+            problems.append(f"{where} runs as uid 0")
+        if sc.get("privileged"):
+            problems.append(f"{where} is privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where} allows privilege escalation")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            problems.append(f"{where} does not drop ALL capabilities")
+        if caps.get("add"):
+            problems.append(f"{where} adds capabilities {caps['add']}")
+        if not writable_root_ok and sc.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{where} has a writable root filesystem")
+    return problems
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Does a LabelSelector (matchLabels/matchExpressions) select these labels?"""
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, vals = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In" and labels.get(key) not in vals:
+            return False
+        if op == "NotIn" and labels.get(key) in vals:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def netpol_problems(objs: list[dict[str, Any]], pods: list[tuple[str, str, dict[str, str]]]
+                    ) -> list[str]:
+    """Each (who, namespace, labels) must sit behind a default deny and a policy of its own."""
+    problems = []
+    policies = [o for o in objs if o["kind"] == "NetworkPolicy"]
+    for who, ns, labels in pods:
+        here = [p for p in policies if p["metadata"].get("namespace", NAMESPACE) == ns]
+        deny = [p for p in here if not p["spec"]["podSelector"]
+                and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
+                and not p["spec"].get("ingress") and not p["spec"].get("egress")]
+        own = [p for p in here if p["spec"]["podSelector"] and selects(p["spec"]["podSelector"], labels)]
+        if not deny:
+            problems.append(f"{who}: no default-deny NetworkPolicy in namespace {ns}")
+        if not own:
+            problems.append(f"{who}: no NetworkPolicy selects its pods (labels {labels})")
+    return problems
+
+
+@pytest.fixture(scope="session")
+def chart():  # noqa: ANN201
+    """This module: the render helpers and checks (test modules cannot import conftest)."""
+    import sys
+
+    return sys.modules[__name__]
