@@ -36,7 +36,16 @@ def configure_hub(c: Any, *, port: int, db_url: str, name: str = "quota",
     scopes = dict(c.JupyterHub.custom_scopes) if "custom_scopes" in c.JupyterHub else {}
     scopes["custom:quota:admin"] = {"description": "Administer tiers, teams and allocations in the quota service"}
     c.JupyterHub.custom_scopes = scopes
-    roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
+    roles = [dict(r) for r in c.JupyterHub.load_roles] if "load_roles" in c.JupyterHub else []
+    # Every user may reach the service (pages, and their own tokens from the CLI/notebooks).
+    access = f"access:services!service={name}"
+    user_role = next((r for r in roles if r.get("name") == "user"), None)
+    if user_role is None:
+        roles.append({"name": "user", "scopes": ["self", access]})
+    elif access not in user_role.get("scopes", []):
+        user_role["scopes"] = [*user_role.get("scopes", []), access]
+    if "server_token_scopes" in c.Spawner:
+        c.Spawner.server_token_scopes = [*c.Spawner.server_token_scopes, access]
     roles.append({"name": f"{name}-service", "scopes": SERVICE_SCOPES, "services": [name]})
     roles.append({"name": f"{name}-admin", "scopes": ["custom:quota:admin"], "groups": [admin_group]})
     c.JupyterHub.load_roles = roles

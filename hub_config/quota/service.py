@@ -43,6 +43,7 @@ from .settings import QuotaSettings, load_settings
 
 log = logging.getLogger("quota")
 ADMIN_SCOPE = "custom:quota:admin"
+MAX_BODY = 64 * 1024  # no legitimate call comes near this; bigger ones get a 400, not a reset
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
@@ -143,6 +144,8 @@ class ApiHandler(BaseHandler):
     api = True
 
     def prepare(self):
+        if len(self.request.body or b"") > MAX_BODY:
+            raise BadInput(f"request body larger than {MAX_BODY // 1024} KiB")
         if not self.current_user:
             raise web.HTTPError(403, "authentication required (hub token or login)")
 
@@ -686,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hub = HubClient()
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
     q = QuotaApp(settings, hub, os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/quota/"))
-    server = HTTPServer(q.make_app(), xheaders=True, max_body_size=256 * 1024)
+    server = HTTPServer(q.make_app(), xheaders=True, max_body_size=8 * 1024 * 1024)
     server.listen(url.port or 80, url.hostname or "127.0.0.1")
     log.info("quota service on %s (db %s)", url.geturl(), settings.db_url.split("@")[-1])
     start_background(q, sample=not args.no_sampler, enforce=not args.no_enforce)
