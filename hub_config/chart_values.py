@@ -298,14 +298,19 @@ def configure_kubespawner(c: Any, v: dict[str, Any]) -> None:
     c.KubeSpawner.service_account = name("singleuserServiceAccount", v)
     c.KubeSpawner.automount_service_account_token = False
     release = get("_chart.release", source=v)
-    c.KubeSpawner.extra_labels = {
+    # The chart's NetworkPolicies select user pods by these (component is singleuser-server,
+    # KubeSpawner's own component label).
+    c.KubeSpawner.common_labels = {
         "app.kubernetes.io/name": "roman-platform",
         "app.kubernetes.io/instance": release,
-        "app.kubernetes.io/component": "singleuser-server",
+        "app.kubernetes.io/managed-by": "kubespawner",
+        "app": "jupyterhub",
+        "heritage": "jupyterhub",
     }
     if get("scheduling.priorityClasses.enabled", False, source=v):
         c.KubeSpawner.priority_class_name = f"{release}-user"[:63]
-    c.KubeSpawner.environment = {**singleuser_environment(v)}
+    spawner_env = c.Spawner.environment if "environment" in c.Spawner else {}
+    c.KubeSpawner.environment = {**dict(spawner_env), **singleuser_environment(v)}
     if get("data.s3.existingSecret", "", source=v):
         c.KubeSpawner.extra_container_config = {
             "envFrom": [{"secretRef": {"name": v["data"]["s3"]["existingSecret"]}}]
@@ -356,7 +361,14 @@ def team_volumes_hook(v: dict[str, Any]):  # noqa: ANN201 (KubeSpawner's hook si
         container = next(ct for ct in pod.spec.containers if ct.name == "notebook")
         pod.spec.volumes = list(pod.spec.volumes or [])
         container.volume_mounts = list(container.volume_mounts or [])
-        gids = list(pod.spec.security_context.supplemental_groups or [])
+        # KubeSpawner builds the pod security context as a plain dict (or a model, older ones).
+        psc = pod.spec.security_context
+        if psc is None:
+            psc = pod.spec.security_context = {}
+        if isinstance(psc, dict):
+            gids = list(psc.get("supplementalGroups") or [])
+        else:
+            gids = list(psc.supplemental_groups or [])
         for team in member_of:
             vol = f"team-{team}"
             pod.spec.volumes.append(
@@ -369,7 +381,10 @@ def team_volumes_hook(v: dict[str, Any]):  # noqa: ANN201 (KubeSpawner's hook si
             )
             container.volume_mounts.append(V1VolumeMount(name=vol, mount_path=f"{prefix}/{team}"))
             gids.append(int(teams[team]["gid"]))
-        pod.spec.security_context.supplemental_groups = sorted(set(gids))
+        if isinstance(psc, dict):
+            psc["supplementalGroups"] = sorted(set(gids))
+        else:
+            psc.supplemental_groups = sorted(set(gids))
         return pod
 
     return hook

@@ -1,0 +1,219 @@
+"""KubeSpawner's own manifests, built with the chart's hub config, checked against the policy.
+
+There is no Kubernetes API server here, so the spawner is built with a MOCKED Kubernetes client
+(``kubespawner.spawner.load_config`` and ``shared_client`` replaced by a ``MagicMock`` that is
+never called) and never started; ``get_pod_manifest``, ``get_pvc_manifest`` and the
+``modify_pod_hook`` are the real code whose output ``start()`` would send to the API server. The hub config is
+the real hub_config/jupyterhub_config.py, loaded in chart mode from what ``helm template``
+rendered (the values ConfigMap, the policy, the Secret's tokens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from types import SimpleNamespace
+
+import kubernetes_validate
+import pytest
+import yaml
+from traitlets.config.loader import PyFileConfigLoader
+
+from hub_config.policy import parse_policy
+
+GIB = 1024**3
+
+
+def _materialize(chart, config: str, tmp_path) -> dict[str, str]:
+    """Files and environment the chart's hub Deployment gives the hub, from the rendered objects."""
+    objs = chart.render(config)
+    cm = chart.find(objs, "ConfigMap", "rp-hub")["data"]
+    secret = chart.find(objs, "Secret", "rp-hub")["stringData"]
+    (tmp_path / "config").mkdir()
+    (tmp_path / "secret").mkdir()
+    for key, text in cm.items():
+        (tmp_path / "config" / key).write_text(text)
+    for key, text in secret.items():
+        (tmp_path / "secret" / key).write_text(text)
+    hub = chart.find(objs, "Deployment", "rp-hub")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in hub["env"] if "value" in e}
+    env = {k: v.replace("/etc/roman-platform", str(tmp_path)) for k, v in env.items()}
+    env.update({
+        "POD_IP": "10.1.2.3",
+        "POD_NAMESPACE": chart.NAMESPACE,
+        "CONFIGPROXY_AUTH_TOKEN": secret["proxy-token"],
+        "ROMAN_OIDC_CLIENT_SECRET": "from-the-oidc-secret",
+        # The hub's pre-spawn quota check (issue 5) runs for real, on a fresh SQLite database.
+        "ROMAN_QUOTA_DB_URL": f"sqlite:///{tmp_path}/quota.sqlite",
+    })
+    return env
+
+
+@pytest.fixture
+def hub_config(chart, tmp_path, request):
+    """(traitlets Config of the hub, the effective policy, the values) for one chart config."""
+    config = getattr(request, "param", "kind")
+    env = _materialize(chart, config, tmp_path)
+    saved = dict(os.environ)
+    os.environ.update(env)
+    from hub_config import chart_values
+
+    chart_values._load.cache_clear()
+    try:
+        loader = PyFileConfigLoader("jupyterhub_config.py", path=str(chart.REPO / "hub_config"))
+        cfg = loader.load_config()
+        policy = parse_policy(yaml.safe_load((tmp_path / "config" / "policy.yaml").read_text()))
+        values = yaml.safe_load((tmp_path / "config" / "values.yaml").read_text())
+        yield cfg, policy, values
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        chart_values._load.cache_clear()
+
+
+def _user(name: str, groups: list[str]):
+    return SimpleNamespace(name=name, id=1, url=f"/user/{name}/", escaped_name=name,
+                           groups=[SimpleNamespace(name=g) for g in groups], spawners={})
+
+
+@pytest.fixture(autouse=True)
+def mocked_kube_client(monkeypatch):
+    """No API server: KubeSpawner gets a mock client; the test fails if anything calls it."""
+    from unittest import mock
+
+    import kubespawner.spawner
+
+    client = mock.MagicMock(name="CoreV1Api (mock: no Kubernetes API server here)")
+    monkeypatch.setattr(kubespawner.spawner, "load_config", lambda **kw: None)
+    monkeypatch.setattr(kubespawner.spawner, "shared_client", lambda name: client)
+    yield client
+    assert not client.mock_calls, f"the spawner called the (absent) API server: {client.mock_calls}"
+
+
+def _spawner(cfg, user):
+    from hub_config.spawner import TierKubeSpawner
+
+    hub = SimpleNamespace(public_host="", url="http://rp-hub:8081/hub/", base_url="/hub/",
+                          api_url="http://rp-hub:8081/hub/api")
+    return TierKubeSpawner(config=cfg, user=user, hub=hub, _mock=True)
+
+
+def _build(cfg, user, options):
+    """(spawner, pod dict, pvc dict) exactly as start() would send them."""
+    from kubernetes_asyncio.client import ApiClient
+
+    spawner = _spawner(cfg, user)
+
+    async def go():
+        await spawner.apply_tier_options(options)
+        pod = await spawner.get_pod_manifest()
+        if spawner.modify_pod_hook:
+            pod = spawner.modify_pod_hook(spawner, pod)
+        async with ApiClient() as api:  # serialization only; it never connects
+            return api.sanitize_for_serialization(pod), api.sanitize_for_serialization(spawner.get_pvc_manifest())
+
+    pod, pvc = asyncio.run(go())
+    return spawner, pod, pvc
+
+
+def test_config_is_chart_mode(hub_config):
+    cfg, _policy, values = hub_config
+    assert cfg.JupyterHub.spawner_class == "hub_config.spawner.TierKubeSpawner"
+    assert cfg.JupyterHub.authenticator_class == "hub_config.auth.RomanOIDCAuthenticator"
+    assert cfg.ConfigurableHTTPProxy.should_start is False
+    assert cfg.JupyterHub.cleanup_servers is False
+    assert cfg.RomanOIDCAuthenticator.client_secret == "from-the-oidc-secret"
+    assert cfg.RomanOIDCAuthenticator.oauth_callback_url == "http://172.18.0.2:30080/hub/oauth_callback"
+    services = {s["name"]: s for s in cfg.JupyterHub.services}
+    assert services["dask-gateway"]["url"] == "http://rp-traefik:80"
+    assert services["quota"]["url"] == "http://10.1.2.3:8090"  # SQLite: inside the hub pod
+    assert "culler" in services and any(r["name"] == "culler" for r in cfg.JupyterHub.load_roles)
+    assert cfg.KubeSpawner.namespace == values["_chart"]["userNamespace"]
+
+
+TIER_USERS = {
+    "entry": ("erin", ["tier-entry"]),
+    "research": ("rosa", ["tier-research"]),
+    "team": ("tomas", ["tier-team", "team-galaxies"]),
+    "consortium": ("chen", ["tier-consortium"]),
+}
+
+
+@pytest.mark.parametrize("tier", list(TIER_USERS))
+def test_each_tier_gets_its_profiles_pod(chart, hub_config, tier):
+    cfg, policy, values = hub_config
+    username, groups = TIER_USERS[tier]
+    profiles = policy.profiles_for(tier)
+    for profile_name, profile in profiles.items():
+        spawner, pod, pvc = _build(cfg, _user(username, groups), {"profile": profile_name})
+        who = f"pod of {username} ({tier}/{profile_name})"
+        kubernetes_validate.validate(pod, chart.K8S_VERSION, strict=True)
+        kubernetes_validate.validate(pvc, chart.K8S_VERSION, strict=True)
+        ct = next(c for c in pod["spec"]["containers"] if c["name"] == "notebook")
+        res = ct["resources"]
+        assert float(res["limits"]["cpu"]) == profile.cpu_limit, who
+        assert float(res["requests"]["cpu"]) == profile.cpu_guarantee, who
+        assert int(res["limits"]["memory"]) == profile.mem_limit_bytes, who
+        assert int(res["requests"]["memory"]) == profile.mem_guarantee_bytes, who
+        if profile.gpus:
+            assert res["limits"]["nvidia.com/gpu"] == str(profile.gpus), who
+            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["spec"]["tolerations"]
+        else:
+            assert "nvidia.com/gpu" not in res.get("limits", {}), who
+        for k, v in profile.node_selector.items():
+            assert pod["spec"]["nodeSelector"][k] == v, who
+        assert ct["image"] == policy.image_for(profile)
+        assert chart.image_problem(ct["image"]) is None
+        # Home volume of the profile's size from the chart's storage class; scratch emptyDir.
+        assert pvc["spec"]["resources"]["requests"]["storage"] == f"{profile.home_gib:g}Gi", who
+        assert pvc["spec"]["storageClassName"] == values["singleuser"]["storage"]["storageClassName"]
+        vols = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert vols["home"]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+        assert vols["scratch"]["emptyDir"]["sizeLimit"] == f"{profile.scratch_gib:g}Gi"
+        # Security: non-root, no escalation, no capabilities, no API token (notebooks need a
+        # writable root filesystem, so that one rule does not apply to them).
+        assert not chart.pod_problems(who, pod["spec"], writable_root_ok=True)
+        assert ct["securityContext"]["runAsUser"] == values["singleuser"]["uid"]
+        assert pod["spec"]["securityContext"]["fsGroup"] == values["singleuser"]["fsGid"]
+        assert pod["spec"]["automountServiceAccountToken"] is False
+        env = {e["name"]: e.get("value") for e in ct["env"]}
+        assert env["ROMAN_TIER"] == tier and env["ROMAN_PROFILE"] == profile_name
+        assert env["DASK_GATEWAY__ADDRESS"] == "http://rp-traefik:80/services/dask-gateway"
+        assert env["DASK_GATEWAY__PROXY_ADDRESS"] == "gateway://rp-traefik:8786"
+        assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
+        assert env["ROMAN_QUOTA_URL"] == "http://rp-proxy-public/services/quota/"
+        assert env["ROMAN_DATA_URL"] == "/data/roman"
+        # Team volumes: mounted read-write for members of the team only, with the team's gid.
+        mounts = {m["name"]: m for m in ct["volumeMounts"]}
+        if "team-galaxies" in groups:
+            assert mounts["team-galaxies"]["mountPath"] == "/teams/galaxies"
+            assert not mounts["team-galaxies"].get("readOnly")
+            assert vols["team-galaxies"]["persistentVolumeClaim"]["claimName"] == "rp-team-galaxies"
+            assert 20001 in pod["spec"]["securityContext"]["supplementalGroups"]
+        else:
+            assert "team-galaxies" not in vols and "team-galaxies" not in mounts
+        # The chart's NetworkPolicies select the user's pod.
+        assert not chart.netpol_problems(chart.render("kind"), [(who, chart.NAMESPACE, pod["metadata"]["labels"])])
+
+
+def test_a_tier_cannot_start_another_tiers_profile(hub_config):
+    cfg, _policy, _values = hub_config
+    spawner = _spawner(cfg, _user("erin", ["tier-entry"]))
+    with pytest.raises(Exception, match="not available to the Entry tier"):
+        asyncio.run(spawner.apply_tier_options({"profile": "gpu"}))
+
+
+@pytest.mark.parametrize("hub_config", ["cloud-production"], indirect=True)
+def test_production_spawner_settings(chart, hub_config):
+    cfg, policy, _values = hub_config
+    spawner, pod, pvc = _build(cfg, _user("rosa", ["tier-research", "team-hlwas"]), {"profile": "medium"})
+    assert pod["metadata"]["namespace"] if "namespace" in pod["metadata"] else True
+    assert spawner.namespace == "roman-users"
+    assert pvc["spec"]["storageClassName"] == "gp3"
+    assert pod["spec"]["priorityClassName"] == "rp-user"
+    assert pod["spec"]["serviceAccountName"] == "rp-singleuser"
+    services = {s["name"]: s for s in cfg.JupyterHub.services}
+    assert services["quota"]["url"] == "http://rp-quota:8090" and "command" not in services["quota"]
+    assert 20001 in pod["spec"]["securityContext"]["supplementalGroups"]
+    objs = chart.render("cloud-production")
+    assert not chart.netpol_problems(objs, [("user pod", "roman-users", pod["metadata"]["labels"])])
