@@ -1,0 +1,44 @@
+"""Calibration on romancal/stcal: reference-file sets, L1 -> L2 -> L3, survey-scale reruns.
+
+Public API::
+
+    from platform_lib.calibrate import (
+        make_reference_set, open_reference_set, reference_data_mapping,   # reference files
+        calibrate_exposure, build_mosaic, calibrate_many,                 # pipelines
+        parse_config,                                                     # step settings
+    )
+
+Heavy modules (romancal, romanisim) load on first use, so importing this package is cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "RefSetSpec": "reference_files",
+    "make_reference_set": "reference_files",
+    "stage_reference_set": "reference_files",
+    "open_reference_set": "reference_files",
+    "reference_data_mapping": "reference_files",
+    "ReferenceSetError": "reference_files",
+    "calibrate_exposure": "exposure",
+    "ExposureResult": "exposure",
+    "InputError": "exposure",
+    "build_mosaic": "mosaic",
+    "calibrate_many": "scale",
+    "exposures_from_index": "scale",
+    "parse_config": "config",
+    "ConfigError": "config",
+    "NoReferenceSource": "references",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

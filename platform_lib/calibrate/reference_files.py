@@ -480,6 +480,15 @@ def make_reference_set(dest: str | Path, spec: RefSetSpec | None = None, **kwarg
     return dest
 
 
+def stage_reference_set(src: str | Path, dest: str) -> str:
+    """Copy an existing set to ``dest`` (e.g. a local set into the shared store), manifest last."""
+    refset = open_reference_set(src, verify=True)
+    for entry in refset.manifest["files"].values():
+        _store.publish(refset.root / entry["file"], _store.join(dest, entry["file"]))
+    _store.publish(refset.root / MANIFEST, _store.join(dest, MANIFEST))
+    return dest
+
+
 # ----------------------------------------------------------------------------- using a set
 class ReferenceSetError(ValueError):
     """A reference-file set is missing, incomplete or does not fit the data."""
