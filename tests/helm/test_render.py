@@ -38,7 +38,8 @@ def test_every_object_is_valid(chart, config):
         if key in crds:
             custom += 1
             try:
-                jsonschema.validate(obj, crds[key])
+                # CRD schemas are OpenAPI v3.0 (draft-4 style).
+                jsonschema.Draft4Validator(crds[key]).validate(obj)
             except jsonschema.ValidationError as exc:
                 problems.append(f"{chart.obj_id(obj)}: {exc.message}")
             continue

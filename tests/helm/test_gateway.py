@@ -1,0 +1,118 @@
+"""Dask-Gateway on Kubernetes: what its backend and controller would create, validated offline.
+
+The gateway API's config and the controller's config are the files the chart renders; the
+backend's ``make_cluster_object`` (the DaskCluster it would POST) is validated against the chart's
+DaskCluster CRD schema, and the controller's ``make_pod``/``make_secret``/``make_service``/
+``make_ingressroute*`` against Kubernetes' schemas and the chart's traefik CRDs. Neither is set up
+(``setup()`` would connect to the API server, which this machine does not have).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from types import SimpleNamespace
+
+import jsonschema
+import kubernetes_validate
+import pytest
+from traitlets.config.loader import PyFileConfigLoader
+
+GIB = 1024**3
+
+
+def _crd_schema(objs, group_version, kind):
+    for o in objs:
+        if o["kind"] == "CustomResourceDefinition" and o["spec"]["names"]["kind"] == kind:
+            for v in o["spec"]["versions"]:
+                if f"{o['spec']['group']}/{v['name']}" == group_version:
+                    return v["schema"]["openAPIV3Schema"]
+    raise AssertionError(f"no CRD for {group_version} {kind}")
+
+
+@pytest.fixture(params=["kind", "cloud-production"])
+def gateway(chart, tmp_path, request, monkeypatch):
+    objs = chart.render(request.param)
+    api_cm = chart.find(objs, "ConfigMap", "rp-gateway-api")["data"]
+    ctl_cm = chart.find(objs, "ConfigMap", "rp-gateway-controller")["data"]
+    (tmp_path / "api").mkdir()
+    (tmp_path / "ctl").mkdir()
+    for key, text in api_cm.items():
+        (tmp_path / "api" / key).write_text(text)
+    (tmp_path / "ctl" / "dask_gateway_config.py").write_text(ctl_cm["dask_gateway_config.py"])
+    monkeypatch.setenv("ROMAN_POLICY_FILE", str(tmp_path / "api" / "policy.yaml"))
+    api_cfg = PyFileConfigLoader("dask_gateway_config.py", path=str(tmp_path / "api")).load_config()
+    ctl_cfg = PyFileConfigLoader("dask_gateway_config.py", path=str(tmp_path / "ctl")).load_config()
+    from dask_gateway_server.backends.kubernetes.backend import KubeBackend
+    from dask_gateway_server.backends.kubernetes.controller import KubeController
+
+    from hub_config.policy import load_policy
+
+    assert api_cfg.DaskGateway.backend_class == "dask_gateway_server.backends.kubernetes.KubeBackend"
+    backend = KubeBackend(config=api_cfg)
+    controller = KubeController(config=ctl_cfg)
+    return SimpleNamespace(objs=objs, backend=backend, controller=controller, config=request.param,
+                           policy=load_policy(os.environ["ROMAN_POLICY_FILE"]))
+
+
+@pytest.mark.parametrize("tier", ["entry", "research", "team", "consortium"])
+def test_cluster_objects_per_tier(chart, gateway, tier):
+    lim = gateway.policy.gateway_limits(tier)
+    user = SimpleNamespace(name="astro", groups=[f"tier-{tier}"])
+    request = {"worker_cores": lim.worker_cores.max, "worker_memory": lim.worker_memory_gib.max}
+    options, config = asyncio.run(gateway.backend.process_cluster_options(user, request))
+    obj = gateway.backend.make_cluster_object(user.name, options, config)
+    # CRD schemas are OpenAPI v3.0: draft-4 style (boolean exclusiveMinimum).
+    jsonschema.Draft4Validator(_crd_schema(gateway.objs, obj["apiVersion"], "DaskCluster")).validate(obj)
+    spec = obj["spec"]["config"]
+    assert spec["worker_cores"] == lim.worker_cores.max
+    assert spec["worker_memory"] == int(lim.worker_memory_gib.max * GIB)
+    # dask-gateway lowers the worker cap further so workers and scheduler fit the cluster maxima.
+    assert 1 <= spec["cluster_max_workers"] <= lim.max_workers
+    assert spec["cluster_max_workers"] * spec["worker_cores"] <= lim.max_cores_per_cluster
+    assert spec["cluster_max_cores"] == lim.max_cores_per_cluster
+    assert spec["idle_timeout"] == lim.idle_timeout_s
+    assert spec["environment"]["ROMAN_TIER"] == tier
+    assert spec["namespace"] == ("roman-users" if gateway.config == "cloud-production" else chart.NAMESPACE)
+    assert chart.image_problem(spec["image"]) is None
+    # Over the tier's range: refused by the options' own bounds, with the tier in the message.
+    too_much = {"worker_cores": lim.worker_cores.max + 1}
+    with pytest.raises(Exception, match="worker_cores"):
+        asyncio.run(gateway.backend.process_cluster_options(user, too_much))
+
+    # What the controller would create for this cluster.
+    from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
+
+    ns, name = spec["namespace"], obj["metadata"]["name"]
+    cfg = KubeClusterConfig(**{k: v for k, v in spec.items() if k in KubeClusterConfig.class_trait_names()})
+    ctl = gateway.controller
+    made = [ctl.make_pod(ns, name, cfg, is_worker=False), ctl.make_pod(ns, name, cfg, is_worker=True),
+            ctl.make_secret(name), ctl.make_service(name),
+            ctl.make_ingressroute(name, ns), ctl.make_ingressroutetcp(name, ns)]
+    # The controller hands pods, secrets and services to typed client calls, which add these.
+    for o, kind in zip(made[:4], ["Pod", "Pod", "Secret", "Service"]):
+        o.setdefault("apiVersion", "v1")
+        o.setdefault("kind", kind)
+    for o in made:
+        o.setdefault("metadata", {}).setdefault("name", name)
+        if o.get("apiVersion", "").startswith("traefik.io/"):
+            jsonschema.Draft4Validator(_crd_schema(gateway.objs, o["apiVersion"], o["kind"])).validate(o)
+        else:
+            # dask-gateway writes the headless Service's ports with a snake_case "target_port",
+            # which the API server drops (the ports are the same numbers): validate that one
+            # without strict unknown-field checking, everything else strictly.
+            strict = o["kind"] != "Service"
+            kubernetes_validate.validate(o, chart.K8S_VERSION, strict=strict)
+    sched, worker = made[0], made[1]
+    for pod in (sched, worker):
+        who = f"{pod['metadata']['labels']['app.kubernetes.io/component']} of {tier}"
+        # Dask writes spill files next to itself: a writable root is the one allowed exception.
+        assert not chart.pod_problems(who, pod["spec"], writable_root_ok=True)
+        assert pod["spec"]["automountServiceAccountToken"] is False
+        assert not chart.netpol_problems(gateway.objs, [(who, ns, pod["metadata"]["labels"])])
+    wres = worker["spec"]["containers"][0]["resources"]
+    assert float(wres["limits"]["cpu"]) == lim.worker_cores.max
+    assert int(wres["limits"]["memory"]) == int(lim.worker_memory_gib.max * GIB)
+    # The traefik routes carry the instance label traefik watches.
+    route = made[4]
+    assert route["metadata"]["labels"]["gateway.dask.org/instance"] == "rp-gateway"
