@@ -1,0 +1,65 @@
+"""The chart's containers call the project's programs with arguments those programs accept.
+
+Templates and command-line interfaces drift apart silently until a pod crash-loops; this parses
+each rendered command with the program's own parser.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+
+def _container(chart, config, deployment, name):
+    dep = chart.find(chart.render(config), "Deployment", deployment)
+    return next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == name)
+
+
+def _expand(args, env):
+    """Kubernetes' $(VAR) expansion in command arguments."""
+    out = []
+    for a in args:
+        for k, v in env.items():
+            a = a.replace(f"$({k})", v)
+        out.append(a)
+    return out
+
+
+def test_culler_arguments(chart):
+    from jupyterhub_idle_culler import IdleCuller
+
+    cmd = _container(chart, "default", "rp-culler", "culler")["command"]
+    assert cmd[:3] == ["python", "-m", "jupyterhub_idle_culler"]
+    app = IdleCuller()
+    app.parse_command_line(cmd[3:])
+    assert app.url == "http://rp-hub:8081/hub/api"
+    assert app.timeout == 3600 and app.cull_every == 300 and app.cull_users is False
+
+
+def test_dev_oidc_provider_arguments(chart):
+    from hub_config.oidc_dev.__main__ import build_parser
+
+    ct = _container(chart, "kind", "rp-oidc-dev", "oidc")
+    assert ct["command"][:3] == ["python", "-m", "hub_config.oidc_dev"]
+    args = build_parser().parse_args(_expand(ct["command"][3:], {"ROMAN_OIDC_CLIENT_SECRET": "s"}))
+    assert args.issuer == "http://172.18.0.2:30081"
+    assert args.redirect_uri == ["http://172.18.0.2:30080/hub/oauth_callback"]
+    assert args.client_id == "roman-platform" and args.client_secret == "s"
+    env = {e["name"]: e.get("value") for e in ct["env"]}
+    assert env["ROMAN_OIDC_DEV_IN_CLUSTER"] == "development"
+
+
+def test_gateway_commands(chart):
+    from dask_gateway_server.app import DaskGateway
+
+    api = _container(chart, "default", "rp-gateway-api", "gateway")["command"]
+    ctl = _container(chart, "default", "rp-gateway-controller", "controller")["command"]
+    assert api[0] == ctl[0] == "dask-gateway-server"
+    assert ctl[1] == "kube-controller" and "kube-controller" in DaskGateway.subcommands
+    assert api[1:] == ["--config", "/etc/dask-gateway/dask_gateway_config.py"], shlex.join(api)
+
+
+def test_hub_command_uses_the_images_config(chart):
+    ct = _container(chart, "default", "rp-hub", "hub")
+    assert ct["command"] == ["jupyterhub", "--config", "/etc/jupyterhub/jupyterhub_config.py"]
+    dockerfile = (chart.REPO / "images" / "hub" / "Dockerfile").read_text()
+    assert "/etc/jupyterhub/jupyterhub_config.py" in dockerfile
