@@ -36,6 +36,16 @@ def _from_ms(ms: int | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
 
 
+def _json(value) -> dict:
+    """dask-gateway-server stores its JSON columns as bytes (SQLite) or text."""
+    import json
+
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value).decode()
+    out = json.loads(value) if isinstance(value, str) else value
+    return out if isinstance(out, dict) else {}
+
+
 class Source(Protocol):
     name: str
 
@@ -62,7 +72,8 @@ class HubSource:
         out = []
         for u in self.hub.users(active_only=True):
             for sname, server in (u.get("servers") or {}).items():
-                if not (server.get("ready") or server.get("pending") == "spawn"):
+                # Starting, running and stopping servers all hold their resources.
+                if not (server.get("ready") or server.get("pending") in ("spawn", "stop")):
                     continue
                 opts = server.get("user_options") or {}
                 profile = opts.get("profile")
@@ -107,12 +118,9 @@ class GatewayDatabaseSource:
             workers = c.execute(text(
                 "SELECT cluster_id, name, status, start_time, stop_time FROM workers"
             )).all()
-        import json
-
         info = {}
         for cid, name, user, status, options, config, start, stop in clusters:
-            options = json.loads(options) if isinstance(options, str) else (options or {})
-            config = json.loads(config) if isinstance(config, str) else (config or {})
+            options, config = _json(options), _json(config)
             team = options.get("team") or None
             info[cid] = (name, user, team if isinstance(team, str) else None, config)
             if stop is None and status not in self.ACTIVE:

@@ -1,0 +1,101 @@
+"""Accounting on the real platform: servers and Dask clusters charged against known run times,
+with the quota service (and with it the sampler) killed mid-run and restarted by the hub."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import sqlite3
+import time
+
+import requests
+
+COST_SMALL = 0.5  # cores the policy's 'small' profile reserves (hub_config/policy.yaml)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def parse(ts: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def charged(qp, user: str) -> float:
+    rows = qp.api("admin", "GET", "api/usage").json()
+    return sum(r["core_hours"] for r in rows if r["user"] == user)
+
+
+def kill_quota_service(qp) -> None:
+    """SIGKILL the service (no chance to tidy up); the hub restarts managed services."""
+    old = qp.quota_service_pids()
+    assert old, "quota service process not found"
+    for pid in old:
+        os.kill(pid, signal.SIGKILL)
+    qp.wait(lambda: set(qp.quota_service_pids()) - set(old), 30, "the hub to restart the service")
+
+
+def test_server_run_time_is_charged_once_across_a_service_kill(quota_platform):
+    qp = quota_platform
+    r = qp.hub("carol", "POST", "users/carol/server", json={"profile": "small"})
+    assert r.status_code in (201, 202), r.text
+    model = qp.wait(lambda: (m := qp.hub("admin", "GET", "users/carol").json())["servers"].get("", {}).get("ready") and m,
+                    120, "carol's server")
+    started = parse(model["servers"][""]["started"])
+    time.sleep(4)
+    kill_quota_service(qp)  # sampler down for the service's restart (a few seconds)
+    qp.wait(lambda: requests.get(qp.quota + "api/openapi.json", timeout=5).status_code == 200, 60, "service back")
+    time.sleep(4)
+    assert qp.hub("carol", "DELETE", "users/carol/server").status_code in (202, 204)
+    qp.wait(lambda: "" not in qp.hub("admin", "GET", "users/carol").json()["servers"], 60, "server stop")
+    gone = utcnow()
+    time.sleep(3 * 1.0)  # let the sampler see it gone
+    expected = COST_SMALL * (gone - started).total_seconds() / 3600
+    got = charged(qp, "carol")
+    tolerance = COST_SMALL * 1.5 / 3600  # one sampling step (1 s) plus the polling above
+    assert abs(got - expected) <= tolerance, (got, expected, (got - expected) * 3600 / COST_SMALL)
+    # nothing more accrues once it is gone
+    time.sleep(2)
+    assert charged(qp, "carol") == got
+
+
+def test_dask_gateway_cluster_is_charged_exactly(quota_platform):
+    from dask_gateway import Gateway
+    from dask_gateway.auth import JupyterHubAuth
+
+    qp = quota_platform
+    gw = qp.settings["gateway"]
+    gateway = Gateway(address=gw["address"], proxy_address=gw["proxy_address"],
+                      auth=JupyterHubAuth(api_token=qp.token("dave")))
+    db = gw["db_url"].replace("sqlite:///", "")
+    cluster = gateway.new_cluster()
+    try:
+        cluster.scale(1)
+        qp.wait(lambda: sqlite3.connect(db).execute(
+            "SELECT count(*) FROM workers w JOIN clusters c ON w.cluster_id = c.id "
+            "WHERE c.name = ? AND w.status = 3", (cluster.name,)).fetchone()[0] == 1, 120, "a running worker")
+        time.sleep(4)
+        kill_quota_service(qp)
+        time.sleep(2)
+    finally:
+        cluster.shutdown()
+    qp.wait(lambda: requests.get(qp.quota + "api/openapi.json", timeout=5).status_code == 200, 60, "service back")
+    qp.wait(lambda: sqlite3.connect(db).execute(
+        "SELECT count(*) FROM clusters WHERE name = ? AND stop_time IS NOT NULL", (cluster.name,)
+    ).fetchone()[0] == 1, 60, "the gateway to record the cluster's stop")
+    time.sleep(3)  # a few sampling steps
+    con = sqlite3.connect(db)
+    cfg, c_start, c_stop = con.execute(
+        "SELECT config, start_time, stop_time FROM clusters WHERE name = ?", (cluster.name,)).fetchone()
+    cfg = json.loads(cfg)
+    assert c_stop is not None
+    truth = cfg.get("scheduler_cores", 1) * (c_stop - c_start) / 3.6e6
+    for w_start, w_stop in con.execute(
+            "SELECT w.start_time, w.stop_time FROM workers w JOIN clusters c ON w.cluster_id = c.id "
+            "WHERE c.name = ?", (cluster.name,)):
+        assert w_stop is not None
+        truth += cfg.get("worker_cores", 1) * (w_stop - w_start) / 3.6e6
+    got = charged(qp, "dave")
+    assert truth > 0 and abs(got - truth) < 1e-6, (got, truth)
