@@ -1,0 +1,120 @@
+"""End to end on a real cluster: login, a server per tier, a Dask-Gateway cluster, the limits.
+
+Marker ``cluster``: run with ``pytest -m cluster tests/cluster`` after scripts/kind-up.sh.
+Skipped (with the reason) where no cluster or release is reachable.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hub_config.policy import parse_policy
+
+pytestmark = pytest.mark.cluster
+
+GIB = 1024**3
+
+
+def _quantity(q: str) -> float:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "m": 1e-3}
+    for suffix, factor in sorted(units.items(), key=lambda kv: -len(kv[0])):
+        if q.endswith(suffix):
+            return float(q[: -len(suffix)]) * factor
+    return float(q)
+
+
+def test_release_is_ready(platform, chart_cluster):
+    for name in ("hub", "proxy", "gateway-api", "gateway-controller", "traefik"):
+        dep = chart_cluster.kget("deployment", f"{chart_cluster.RELEASE}-{name}")
+        assert dep["status"].get("readyReplicas", 0) >= 1, name
+
+
+@pytest.mark.parametrize("tier", ["entry", "research", "team", "consortium"])
+def test_spawn_each_tier_with_its_limits(platform, chart_cluster, tier):
+    policy = parse_policy(platform.policy)
+    username = chart_cluster.TIER_USERS[tier]
+    s = chart_cluster.login(platform, username)
+    api = f"{platform.hub_url}/hub/api/users/{username}"
+    me = s.get(api, timeout=30).json()
+    assert f"tier-{tier}" in me["groups"], me["groups"]
+    profile_name, profile = next(iter(policy.profiles_for(tier).items()))
+    r = s.post(f"{api}/server", json={"profile": profile_name}, timeout=60)
+    assert r.status_code in (201, 202), r.text[:300]
+    try:
+        chart_cluster.wait_until(f"{username}'s server", lambda: s.get(api, timeout=30).json()["servers"].get("", {}).get("ready"), 600)
+        pods = json.loads(chart_cluster.kubectl(
+            "get", "pods", "-n", platform.user_namespace, "-o", "json",
+            "-l", f"hub.jupyter.org/username={username},app.kubernetes.io/component=singleuser-server").stdout)["items"]
+        assert len(pods) == 1
+        ct = next(c for c in pods[0]["spec"]["containers"] if c["name"] == "notebook")
+        res = ct["resources"]
+        assert _quantity(res["limits"]["cpu"]) == pytest.approx(profile.cpu_limit)
+        assert _quantity(res["requests"]["cpu"]) == pytest.approx(profile.cpu_guarantee)
+        assert _quantity(res["limits"]["memory"]) == pytest.approx(profile.mem_limit_bytes, rel=1e-3)
+        assert ct["securityContext"]["runAsNonRoot"] is True
+        if tier == "entry":  # an Entry user asking for a larger profile is refused by the hub
+            s.delete(f"{api}/server", timeout=60)
+            chart_cluster.wait_until("server stop", lambda: not s.get(api, timeout=30).json()["servers"], 300)
+            refused = s.post(f"{api}/server", json={"profile": "large"}, timeout=60)
+            assert refused.status_code == 403 or "not available" in refused.text, refused.text[:300]
+    finally:
+        s.delete(f"{api}/server", timeout=60)
+
+
+def test_dask_gateway_cluster_computes_within_the_tier(platform, chart_cluster):
+    """From inside a research user's server: a gateway cluster, a computation, the worker limits."""
+    policy = parse_policy(platform.policy)
+    username = "research"
+    s = chart_cluster.login(platform, username)
+    api = f"{platform.hub_url}/hub/api/users/{username}"
+    r = s.post(f"{api}/server", json={"profile": "small"}, timeout=60)
+    assert r.status_code in (201, 202), r.text[:300]
+    try:
+        chart_cluster.wait_until("the server", lambda: s.get(api, timeout=30).json()["servers"].get("", {}).get("ready"), 600)
+        pod = f"jupyter-{username}"
+        script = (
+            "from dask_gateway import Gateway\n"
+            "g = Gateway()\n"
+            "c = g.new_cluster(worker_cores=1, worker_memory=2)\n"
+            "c.scale(2)\n"
+            "cl = c.get_client()\n"
+            "cl.wait_for_workers(2, timeout=300)\n"
+            "print('RESULT', cl.submit(sum, range(10)).result(), c.name)\n"
+            "c.shutdown()\n"
+        )
+        out = chart_cluster.kubectl("exec", "-n", platform.user_namespace, pod, "-c", "notebook", "--",
+                                    "python", "-c", script, timeout=900).stdout
+        assert "RESULT 45" in out, out[-1000:]
+        lim = policy.gateway_limits("research")
+        assert lim.worker_cores.min <= 1 <= lim.worker_cores.max
+    finally:
+        s.delete(f"{api}/server", timeout=60)
+
+
+def test_worker_pods_get_the_chosen_limits(platform, chart_cluster):
+    """A cluster started through the gateway API: its worker pods' limits in the API server."""
+    username = "research"
+    s = chart_cluster.login(platform, username)
+    api = f"{platform.hub_url}/hub/api/users/{username}"
+    s.post(f"{api}/server", json={"profile": "small"}, timeout=60)
+    try:
+        chart_cluster.wait_until("the server", lambda: s.get(api, timeout=30).json()["servers"].get("", {}).get("ready"), 600)
+        script = (
+            "from dask_gateway import Gateway\n"
+            "g = Gateway(); c = g.new_cluster(worker_cores=1, worker_memory=2); c.scale(1)\n"
+            "c.get_client().wait_for_workers(1, timeout=300); print('NAME', c.name)\n"
+        )
+        out = chart_cluster.kubectl("exec", "-n", platform.user_namespace, f"jupyter-{username}", "-c", "notebook",
+                                    "--", "python", "-c", script, timeout=900).stdout
+        name = out.split("NAME", 1)[1].strip().split(".")[-1]
+        pods = json.loads(chart_cluster.kubectl(
+            "get", "pods", "-n", platform.user_namespace, "-o", "json",
+            "-l", f"gateway.dask.org/cluster={name},app.kubernetes.io/component=dask-worker").stdout)["items"]
+        assert pods, "no worker pod"
+        res = pods[0]["spec"]["containers"][0]["resources"]
+        assert _quantity(res["limits"]["cpu"]) == pytest.approx(1)
+        assert _quantity(res["limits"]["memory"]) == pytest.approx(2 * GIB, rel=1e-3)
+    finally:
+        s.delete(f"{api}/server", timeout=60)
