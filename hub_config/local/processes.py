@@ -38,7 +38,19 @@ class Component(Protocol):
 
     def wait_ready(self, timeout: float) -> None: ...
 
+    def refresh(self) -> None:
+        """Remember the current descendants (called periodically by the supervisor)."""
+        if not self.alive():
+            return
+        try:
+            for p in psutil.Process(self.proc.pid).children(recursive=True):  # type: ignore[union-attr]
+                self._known.setdefault(p.pid, p)
+        except psutil.Error:
+            pass
+
     def alive(self) -> bool: ...
+
+    # Optional: ``refresh()`` lets a component remember its process tree between polls.
 
     def stop(self, timeout: float | None = None) -> None: ...
 
@@ -63,19 +75,23 @@ def tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text[-lines:])
 
 
-def terminate_tree(root: psutil.Process | None, extra: list[psutil.Process],
+def terminate_tree(root: psutil.Process | None, descendants: list[psutil.Process],
                    pgid: int | None, timeout: float) -> None:
-    """SIGTERM the group, wait, then SIGKILL whatever is left of the group and descendants."""
-    if pgid is not None:
+    """Graceful stop of ``root`` (SIGTERM to its group, up to ``timeout``), then the rest.
+
+    Whatever the graceful shutdown left behind (descendants in other sessions, or everything
+    when the root is stuck) gets SIGTERM, then SIGKILL; every wait is bounded.
+    """
+    if root is not None and _running(root):
         try:
-            os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
+            if pgid is not None:
+                os.killpg(pgid, signal.SIGTERM)
+            else:
+                root.terminate()
+        except (ProcessLookupError, psutil.Error):
             pass
-    procs = ([root] if root is not None else []) + extra
-    _, alive = psutil.wait_procs(procs[:1], timeout=timeout) if procs[:1] else ([], [])
-    # Whatever the graceful shutdown left behind (the parent is gone or stuck): terminate, wait,
-    # then kill. Each step is bounded by ``timeout``.
-    leftovers = [p for p in procs if _running(p)]
+        psutil.wait_procs([root], timeout=timeout)
+    leftovers = [p for p in ([root] if root is not None else []) + descendants if _running(p)]
     for p in leftovers:
         _signal(p, signal.SIGTERM)
     _, alive = psutil.wait_procs(leftovers, timeout=min(timeout, 5.0))
@@ -85,7 +101,7 @@ def terminate_tree(root: psutil.Process | None, extra: list[psutil.Process],
     if pgid is not None:
         try:
             os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             pass
 
 
@@ -126,6 +142,9 @@ class ManagedProcess:
         self.stop_timeout = stop_timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        # Descendants seen so far: if this child dies, its children (often in their own
+        # sessions) are re-parented away and can no longer be found from it.
+        self._known: dict[int, psutil.Process] = {}
 
     @property
     def pid(self) -> int | None:
@@ -150,6 +169,16 @@ class ManagedProcess:
         except OSError as exc:
             raise ComponentError(f"{self.name}: cannot run {self.argv[0]}: {exc}") from None
         log.debug("%s started (pid %s): %s", self.name, self.proc.pid, " ".join(self.argv))
+
+    def refresh(self) -> None:
+        """Remember the current descendants (called periodically by the supervisor)."""
+        if not self.alive():
+            return
+        try:
+            for p in psutil.Process(self.proc.pid).children(recursive=True):  # type: ignore[union-attr]
+                self._known.setdefault(p.pid, p)
+        except psutil.Error:
+            pass
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -177,16 +206,18 @@ class ManagedProcess:
         timeout = self.stop_timeout if timeout is None else timeout
         if self.proc is None:
             return
+        self.refresh()
         try:
             root = psutil.Process(self.proc.pid)
-            descendants = root.children(recursive=True)
         except psutil.Error:
-            root, descendants = None, []
+            root = None
+        # psutil.Process remembers the create time: a recycled pid is never signalled.
+        descendants = [p for p in self._known.values() if _running(p)]
         pgid = self.proc.pid  # start_new_session: the group id is the child's pid
         if self.proc.poll() is None:
             terminate_tree(root, descendants, pgid, timeout)
-        else:
-            terminate_tree(None, descendants, None, timeout)
+        else:  # died on its own: its group may still hold children
+            terminate_tree(None, descendants, pgid, timeout)
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:

@@ -10,6 +10,7 @@ is a complete reset. The folder and every secret are created private to this OS 
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
 import secrets
 import stat
@@ -81,6 +82,27 @@ class StateDir:
                 os.chmod(sub, 0o700)
         except OSError as exc:
             raise StateError(f"cannot create state folder {self.root}: {exc}") from None
+
+    def lock(self) -> int:
+        """Hold the folder for this process (one platform per state folder), or StateError.
+
+        Two platforms on one hub database corrupt each other's view of servers and proxies; the
+        lock is released by the OS when the process exits, however it exits.
+        """
+        path = self.root / "platform.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StateError(
+                f"state folder {self.root} is in use by another running platform (pid {holder}); "
+                "stop it first or use another --state-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        return fd
 
     def secret(self, name: str, make: Callable[[], str] = _token_hex) -> str:
         """A named secret, generated once (0600) and read back on every later run."""

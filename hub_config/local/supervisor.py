@@ -130,6 +130,7 @@ class Platform:
     ports: dict[str, int]
     settings: PlatformSettings
     user_env: dict[str, str] = field(default_factory=dict)
+    lock_fd: int | None = None  # held while the platform runs (see StateDir.lock)
     components: list[Component] = field(default_factory=list)
 
     @property
@@ -281,8 +282,9 @@ def prepare(config: PlatformConfig, state_dir: Path, config_source: str) -> Plat
     ports = resolve_ports(config, config_source)  # first: a refusal must leave no trace
     state = StateDir(state_dir)
     state.create()
+    lock_fd = state.lock()
     settings = build_settings(config, state, ports)
-    platform = Platform(config, state, config_source, ports, settings)
+    platform = Platform(config, state, config_source, ports, settings, lock_fd=lock_fd)
     platform.user_env = dict(settings.singleuser.environment)
     for factory in COMPONENT_FACTORIES:
         component = factory(platform)
@@ -319,6 +321,9 @@ class Supervisor:
             self.started.append(component)
             component.start()
             component.wait_ready(self.ready_timeout)
+            refresh = getattr(component, "refresh", None)
+            if refresh:
+                refresh()
             self.timings[component.name] = time.monotonic() - t
             log.info("%s ready (%.1f s)", component.name, self.timings[component.name])
         self.timings["total"] = time.monotonic() - t0
@@ -345,6 +350,10 @@ class Supervisor:
                 on_ready(self)
             deadline = None if exit_after is None else time.monotonic() + exit_after
             while deadline is None or time.monotonic() < deadline:
+                for c in self.started:
+                    refresh = getattr(c, "refresh", None)
+                    if refresh:
+                        refresh()
                 dead = [c.name for c in self.started if not c.alive()]
                 if dead:
                     log.error("%s exited unexpectedly; stopping the platform", ", ".join(dead))
