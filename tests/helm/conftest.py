@@ -63,14 +63,14 @@ def template(files: list[str], sets: dict[str, str] | None = None, check: bool =
 
 
 @lru_cache(maxsize=16)
-def _render_cached(config: str) -> tuple[dict[str, Any], ...]:
-    out = template(CONFIGS[config]).stdout
+def _render_cached(config: str, sets: tuple[tuple[str, str], ...]) -> tuple[dict[str, Any], ...]:
+    out = template(CONFIGS[config], dict(sets)).stdout
     return tuple(d for d in yaml.safe_load_all(out) if d)
 
 
-def render(config: str) -> list[dict[str, Any]]:
-    """The objects one configuration renders (cached per session; callers must not mutate)."""
-    return list(_render_cached(config))
+def render(config: str, sets: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The objects one configuration (plus --set overrides) renders; cached, do not mutate."""
+    return list(_render_cached(config, tuple(sorted((sets or {}).items()))))
 
 
 def obj_id(obj: dict[str, Any]) -> str:
@@ -205,3 +205,61 @@ def chart():  # noqa: ANN201
     import sys
 
     return sys.modules[__name__]
+
+
+# --------------------------------------------------------------------------- network reachability
+def _peer_matches(peer: dict[str, Any], policy_ns: str, other: tuple[str, dict[str, str]] | str) -> bool:
+    """Does one NetworkPolicyPeer match a pod (namespace, labels) or an external IP?"""
+    import ipaddress
+
+    if isinstance(other, str):  # an address outside the cluster
+        block = peer.get("ipBlock")
+        if not block:
+            return False
+        ip = ipaddress.ip_address(other)
+        if ip not in ipaddress.ip_network(block["cidr"]):
+            return False
+        return not any(ip in ipaddress.ip_network(e) for e in block.get("except", []))
+    if "ipBlock" in peer:
+        return False
+    ns, labels = other
+    if "namespaceSelector" in peer:
+        if not selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": ns}):
+            return False
+    elif ns != policy_ns:
+        return False
+    return selects(peer.get("podSelector") or {}, labels)
+
+
+def _rules_allow(rules: list[dict[str, Any]], key: str, policy_ns: str, other, port: int) -> bool:
+    for rule in rules or []:
+        ports = rule.get("ports")
+        if ports and not any(p.get("port") == port for p in ports):
+            continue
+        peers = rule.get(key)
+        if not peers or any(_peer_matches(p, policy_ns, other) for p in peers):
+            return True
+    return False
+
+
+def _direction_allows(objs, pod: tuple[str, dict[str, str]], direction: str, key: str, other, port: int) -> bool:
+    ns, labels = pod
+    selecting = [p for p in objs if p["kind"] == "NetworkPolicy"
+                 and p["metadata"].get("namespace", NAMESPACE) == ns
+                 and direction in p["spec"].get("policyTypes", [])
+                 and selects(p["spec"]["podSelector"], labels)]
+    if not selecting:
+        return True  # no policy isolates this pod in this direction
+    return any(_rules_allow(p["spec"].get(direction.lower()), key, ns, other, port) for p in selecting)
+
+
+def reachable(objs, src, dst, port: int) -> bool:
+    """Do the rendered NetworkPolicies let ``src`` open a TCP connection to ``dst``:``port``?
+
+    ``src``/``dst`` are (namespace, pod labels); ``dst`` may be an IP outside the cluster.
+    """
+    if not _direction_allows(objs, src, "Egress", "to", dst, port):
+        return False
+    if isinstance(dst, str):
+        return True
+    return _direction_allows(objs, dst, "Ingress", "from", src, port)

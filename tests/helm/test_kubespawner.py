@@ -24,9 +24,9 @@ from hub_config.policy import parse_policy
 GIB = 1024**3
 
 
-def _materialize(chart, config: str, tmp_path) -> dict[str, str]:
+def _materialize(chart, config: str, tmp_path, sets=None) -> dict[str, str]:
     """Files and environment the chart's hub Deployment gives the hub, from the rendered objects."""
-    objs = chart.render(config)
+    objs = chart.render(config, dict(sets or ()))
     cm = chart.find(objs, "ConfigMap", "rp-hub")["data"]
     secret = chart.find(objs, "Secret", "rp-hub")["stringData"]
     (tmp_path / "config").mkdir()
@@ -52,8 +52,9 @@ def _materialize(chart, config: str, tmp_path) -> dict[str, str]:
 @pytest.fixture
 def hub_config(chart, tmp_path, request):
     """(traitlets Config of the hub, the effective policy, the values) for one chart config."""
-    config = getattr(request, "param", "kind")
-    env = _materialize(chart, config, tmp_path)
+    param = getattr(request, "param", "kind")
+    config, sets = param if isinstance(param, tuple) else (param, None)
+    env = _materialize(chart, config, tmp_path, sets)
     saved = dict(os.environ)
     os.environ.update(env)
     from hub_config import chart_values
@@ -217,3 +218,24 @@ def test_production_spawner_settings(chart, hub_config):
     assert 20001 in pod["spec"]["securityContext"]["supplementalGroups"]
     objs = chart.render("cloud-production")
     assert not chart.netpol_problems(objs, [("user pod", "roman-users", pod["metadata"]["labels"])])
+
+
+DATA_SETS = {"data.volume.enabled": "true", "data.volume.claimName": "roman-products",
+             "data.s3.existingSecret": "roman-s3-keys"}
+
+
+@pytest.mark.parametrize("hub_config", [("kind", tuple(DATA_SETS.items()))], indirect=True)
+def test_data_mount_and_s3_keys(chart, hub_config):
+    """The read-only data volume and S3 keys from a Secret reach the notebook (and Dask pods)."""
+    cfg, _policy, _values = hub_config
+    _spawner_, pod, _pvc = _build(cfg, _user("rosa", ["tier-research"]), {"profile": "small"})
+    ct = next(c for c in pod["spec"]["containers"] if c["name"] == "notebook")
+    vols = {v["name"]: v for v in pod["spec"]["volumes"]}
+    mounts = {m["name"]: m for m in ct["volumeMounts"]}
+    assert vols["roman-data"]["persistentVolumeClaim"] == {"claimName": "roman-products", "readOnly": True}
+    assert mounts["roman-data"] == {"name": "roman-data", "mountPath": "/data/roman", "readOnly": True}
+    assert {"secretRef": {"name": "roman-s3-keys"}} in ct["envFrom"]
+    env = {e["name"]: e.get("value") for e in ct["env"]}
+    assert env["ROMAN_DATA_URL"] == "/data/roman"
+    gateway_cfg = chart.find(chart.render("kind", DATA_SETS), "ConfigMap", "rp-gateway-api")["data"]
+    assert "roman-s3-keys" in gateway_cfg["dask_gateway_config.py"]
