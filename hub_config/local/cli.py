@@ -20,9 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "up",
         help="start the local platform (JupyterHub, proxy, Dask-Gateway); Ctrl-C stops it",
         description=(
-            "Start the Roman Science Platform on 127.0.0.1: a real JupyterHub behind "
-            "configurable-http-proxy, JupyterLab servers as local processes, and a "
-            "dask-gateway-server authenticating users through the hub. Prints the URL and "
+            "Start the Roman Science Platform on 127.0.0.1: a real JupyterHub behind\n"
+            "configurable-http-proxy, JupyterLab servers as local processes, and a\n"
+            "dask-gateway-server authenticating users through the hub. Prints the URL and\n"
             "the demo logins; Ctrl-C (or SIGTERM) stops every process it started."
         ),
         epilog=EPILOG,

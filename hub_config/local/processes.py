@@ -9,10 +9,12 @@ descendant before the stop and killed if it outlives its parent's graceful shutd
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +25,27 @@ from typing import IO, Protocol
 import psutil
 
 log = logging.getLogger("roman_platform.local")
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent_pid: int) -> Callable[[], None]:
+    """preexec_fn: the child gets SIGTERM when the supervisor dies, even by SIGKILL.
+
+    Children run in their own sessions (so Ctrl-C reaches only the supervisor); without this a
+    killed or crashed supervisor would leave the hub, proxy and gateway running. On SIGTERM the
+    hub and the gateway still clean up their own children.
+    """
+
+    def preexec() -> None:
+        if _LIBC is not None:
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 class ComponentError(RuntimeError):
@@ -165,6 +188,7 @@ class ManagedProcess:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: Ctrl-C goes to the supervisor only
+                preexec_fn=_die_with(os.getpid()),
             )
         except OSError as exc:
             raise ComponentError(f"{self.name}: cannot run {self.argv[0]}: {exc}") from None

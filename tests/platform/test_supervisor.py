@@ -124,3 +124,47 @@ def test_one_platform_per_state_folder(tmp_path):
     finally:
         os.close(fd)
     os.close(StateDir(tmp_path / "s").lock())  # free again once the holder is gone
+
+
+KILLED_SUPERVISOR = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+    from hub_config.local.processes import ManagedProcess
+    folder = Path(sys.argv[1])
+    m = ManagedProcess("child", [sys.executable, "-c", sys.argv[2], str(folder), "0", "0"],
+                       env=dict(os.environ), cwd=folder, log_file=folder / "child.log",
+                       ready=lambda: (folder / "ready").exists())
+    m.start()
+    m.wait_ready(60)
+    print("READY", flush=True)
+    time.sleep(300)
+""")
+
+
+def test_children_die_with_a_killed_supervisor(tmp_path):
+    """SIGKILL (or a crash) gives the supervisor no chance to clean up; its children go anyway."""
+    import signal
+    import subprocess
+
+    folder = tmp_path / "k"
+    folder.mkdir()
+    sup = subprocess.Popen([sys.executable, "-c", KILLED_SUPERVISOR, str(folder), CHILD],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert sup.stdout.readline().strip() == "READY"
+        child_pid, _ = (int(p) for p in (folder / "pids").read_text().split())
+        assert not gone(child_pid)
+        sup.send_signal(signal.SIGKILL)
+        sup.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not gone(child_pid):
+            time.sleep(0.1)
+        assert gone(child_pid), "child outlived its SIGKILLed supervisor"
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+        for pid in (int(p) for p in (folder / "pids").read_text().split()):
+            try:
+                psutil.Process(pid).kill()
+            except psutil.Error:
+                pass
