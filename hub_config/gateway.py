@@ -180,11 +180,14 @@ class TierLimitsMixin:
                 f"The {tier} tier may run {lim.max_clusters} cluster(s) at once and you have "
                 f"{len(active)}; stop one first (gateway.list_clusters() shows them)."
             )
+        await _quota_check(user, cluster_options, "Dask cluster")
         return await super().start_cluster(user, cluster_options)
 
     async def forward_message_to_scheduler(self, cluster: Any, msg: dict[str, Any]) -> Any:
         msg = dict(msg)
         if msg.get("op") == "scale":
+            if int(msg["count"]) > 0:
+                await _quota_check(cluster, cluster.options, "Dask scale-up")
             msg["count"], warning = self.allowed_workers(cluster.name, int(msg["count"]))
             if warning:
                 _warn(warning)
@@ -207,6 +210,32 @@ class TierLimitsMixin:
                           cluster_name, count, allowed)
             msg = {**msg, "count": allowed}
         return await super().on_cluster_heartbeat(cluster_name, msg)
+
+
+async def _quota_check(who: Any, options: Any, what: str) -> None:
+    """Quota (issue 5): refuse when the allocation the cluster would charge is exhausted/expired.
+
+    Active when the quota database is configured (``ROMAN_QUOTA_DB_URL``); ``who`` is the
+    gateway ``User`` (new cluster) or the cluster (scale-up; its ``username``).
+    """
+    import asyncio
+    import os
+
+    if not os.environ.get("ROMAN_QUOTA_DB_URL"):
+        return
+    from hub_config.quota.enforcement import check_cluster
+    from hub_config.quota.errors import QuotaError
+
+    name = getattr(who, "username", None) or who.name
+    groups = getattr(who, "groups", None)
+    try:
+        team = dict(options or {}).get("team") or None
+    except (TypeError, ValueError):
+        team = None
+    try:
+        await asyncio.to_thread(check_cluster, name, team, 0, groups, what=what)
+    except QuotaError as exc:
+        raise PublicException(str(exc)) from None
 
 
 def tier_backend(base: type) -> type:

@@ -86,24 +86,24 @@ def _check(s: Session, settings: QuotaSettings, username: str, team: str | None,
     used_c, used_g = ops.allocation_usage(s, a)
     if used_c >= a.core_hours:
         raise QuotaExceeded(
-            f"{what} refused: {label} is exhausted ({used_c:.2f} of {a.core_hours:.2f} core-hours "
+            f"{what} refused: {label} is exhausted ({used_c:.4g} of {a.core_hours:.4g} core-hours "
             f"used until {a.period_end:%Y-%m-%d} UTC)"
         )
     if gpus > 0 and used_g >= a.gpu_hours:
         raise QuotaExceeded(
-            f"{what} refused: {label} has no GPU-hours left ({used_g:.2f} of {a.gpu_hours:.2f} used)"
+            f"{what} refused: {label} has no GPU-hours left ({used_g:.4g} of {a.gpu_hours:.4g} used)"
         )
     if member is not None:
         mc, mg = ledger.totals(s, a.period_start, a.period_end, username=username, team=team)
         if member.cap_core_hours is not None and mc >= member.cap_core_hours:
             raise QuotaExceeded(
                 f"{what} refused: you reached your cap in team {team!r} "
-                f"({mc:.2f} of {member.cap_core_hours:.2f} core-hours); ask a team admin"
+                f"({mc:.4g} of {member.cap_core_hours:.4g} core-hours); ask a team admin"
             )
         if gpus > 0 and member.cap_gpu_hours is not None and mg >= member.cap_gpu_hours:
             raise QuotaExceeded(
                 f"{what} refused: you reached your GPU cap in team {team!r} "
-                f"({mg:.2f} of {member.cap_gpu_hours:.2f} GPU-hours)"
+                f"({mg:.4g} of {member.cap_gpu_hours:.4g} GPU-hours)"
             )
     return Charge(username, team or None, a.id)
 
