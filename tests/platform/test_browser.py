@@ -1,0 +1,35 @@
+"""What a person sees: the login page in headless chromium, then their JupyterLab opens."""
+
+from __future__ import annotations
+
+import pytest
+
+DEMO_PASSWORD = "platform-test-password"  # the one tests/platform/conftest.py configures
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_login_page_leads_to_jupyterlab(start_platform, browser):
+    platform = start_platform()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        page.goto(f"{platform.url}/")
+        # A wrong password keeps the user on the login page with a message.
+        page.fill("input[name=username]", "bob")
+        page.fill("input[name=password]", "wrong-password")
+        page.click("input[type=submit], button[type=submit]")
+        page.wait_for_selector("text=Invalid username or password")
+        assert "/hub/login" in page.url
+        # The right one spawns bob's server and opens JupyterLab in it.
+        page.fill("input[name=username]", "bob")
+        page.fill("input[name=password]", DEMO_PASSWORD)
+        page.click("input[type=submit], button[type=submit]")
+        page.wait_for_url("**/user/bob/lab**")
+        page.wait_for_selector("#jp-main-dock-panel")
+        assert page.title()
+    finally:
+        context.close()
+    assert platform.stop() == 0
+    assert not platform.leftovers(), platform.leftovers()
