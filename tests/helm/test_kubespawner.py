@@ -130,6 +130,16 @@ def test_config_is_chart_mode(hub_config):
     assert services["quota"]["url"] == "http://10.1.2.3:8090"  # SQLite: inside the hub pod
     assert "culler" in services and any(r["name"] == "culler" for r in cfg.JupyterHub.load_roles)
     assert cfg.KubeSpawner.namespace == values["_chart"]["userNamespace"]
+    # The configured values are valid traits of the real classes (traitlets validates on init).
+    from jupyterhub.app import JupyterHub
+
+    from hub_config.auth import RomanOIDCAuthenticator
+
+    hub = JupyterHub(config=cfg)
+    assert hub.public_url.rstrip("/") == "http://172.18.0.2:30080"
+    assert hub.hub_connect_url == "http://rp-hub:8081"
+    auth = RomanOIDCAuthenticator(config=cfg)
+    assert auth.oidc_issuer == "http://172.18.0.2:30081" and auth.client_id == "roman-platform"
 
 
 TIER_USERS = {
