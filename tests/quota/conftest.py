@@ -47,7 +47,7 @@ import requests
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-USERS = ["alice", "bob", "carol", "dave", "erin", "frank"]
+USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank"]
 SAMPLE_S = 1.0
 GRACE_S = 4.0
 

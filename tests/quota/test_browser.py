@@ -1,0 +1,106 @@
+"""The team admin flow in headless chromium, logged in through the platform's own login pages.
+
+``browser_login`` fills whichever login form the platform shows: the hub's form (development
+logins) or the OIDC provider's sign-in page (hub_config/oidc_dev) when the platform uses OIDC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def browser_login(page, target: str, username: str, password: str) -> None:
+    """Open ``target``; log in wherever the OAuth redirects land; end back on ``target``."""
+    page.goto(target)
+    for _ in range(3):  # hub login form, then possibly the IdP's form
+        if page.url.startswith(target):
+            return
+        if page.locator("#username_input").count():
+            page.fill("#username_input", username)
+            page.fill("#password_input", password)
+            page.click("#login_submit")
+        elif page.locator("form input#username").count():
+            page.fill("#username", username)
+            page.fill("#password", password)
+            page.click("#login")
+        elif page.get_by_role("button", name="Sign in with").count():
+            page.get_by_role("button", name="Sign in with").first.click()
+        page.wait_for_load_state("load")
+    assert page.url.startswith(target), f"login of {username} ended at {page.url}"
+
+
+@pytest.fixture(scope="module")
+def deep_team(quota_platform):
+    qp = quota_platform
+    assert qp.api("admin", "POST", "api/teams", json={"name": "deep", "description": "deep fields"}).status_code == 201
+    assert qp.api("admin", "POST", "api/teams/deep/members", json={"username": "gina", "role": "admin"}).status_code == 201
+    end = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=5)).isoformat()
+    r = qp.api("admin", "POST", "api/allocations", json={"team": "deep", "core_hours": 50,
+                                                         "period_start": start, "period_end": end})
+    assert r.status_code == 201
+    # earlier use by gina under the team, as the sampler records it
+    from hub_config.quota import ledger
+    from hub_config.quota.db import session_factory
+    from hub_config.quota.models import utcnow
+
+    sessions = session_factory(f"sqlite:///{qp.state / 'quota.sqlite'}", migrate=False)
+    now = utcnow()
+    with sessions() as s:
+        item = ledger.Running("hub:gina/old", "server", "gina", "deep", 2.0, 0.0, None)
+        ledger.charge(s, item, now - dt.timedelta(hours=3), now - dt.timedelta(minutes=30))
+        s.commit()
+    sessions.kw["bind"].dispose()
+    return qp
+
+
+def test_team_admin_adds_member_sets_cap_and_sees_the_plot(deep_team, browser):
+    qp = deep_team
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    team_url = qp.quota + "teams/deep"
+    browser_login(page, team_url, "gina", qp.helpers.DEMO_PASSWORD)
+    assert page.locator("#admin-controls").is_visible()
+    plot = page.locator("svg#usage-plot")
+    assert plot.is_visible() and page.locator("svg#usage-plot polyline.usage-line").count() == 1
+    page.fill("#add-member input[name=username]", "hank")
+    page.click("#add-member button[type=submit]")
+    page.wait_for_url(team_url)
+    row = page.locator('tr[data-member="hank"]')
+    assert row.is_visible()
+    row.locator("input[name=core_hours]").fill("12.5")
+    row.locator("button", has_text="Set cap").click()
+    page.wait_for_url(team_url)
+    assert page.locator('tr[data-member="hank"] input[name=core_hours]').input_value() == "12.5"
+    view = qp.api("admin", "GET", "api/teams/deep").json()
+    assert {m["name"]: m["cap_core_hours"] for m in view["members"]} == {"gina": None, "hank": 12.5}
+    # a bad value in the form gets a 400 page with the reason, and nothing changes
+    row = page.locator('tr[data-member="hank"]')
+    row.locator("input[name=core_hours]").evaluate("e => { e.removeAttribute('min'); e.value = '-3'; }")
+    row.locator("button", has_text="Set cap").click()
+    assert "greater than or equal to 0" in page.locator("#error-reason").inner_text()
+    assert qp.api("admin", "GET", "api/teams/deep").json()["members"][1]["cap_core_hours"] == 12.5
+    ctx.close()
+
+
+def test_plain_member_sees_no_admin_controls(deep_team, browser):
+    qp = deep_team
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    team_url = qp.quota + "teams/deep"
+    browser_login(page, team_url, "hank", qp.helpers.DEMO_PASSWORD)
+    assert page.locator("h1").inner_text() == "Team deep"
+    assert page.locator("svg#usage-plot").is_visible()
+    assert page.locator("#admin-controls").count() == 0
+    assert page.locator("#add-member").count() == 0 and page.locator(".cap-form").count() == 0
+    assert page.locator("#nav-admin").count() == 0
+    # and the pages behind the controls refuse him on the server side
+    r = page.request.get(qp.quota + "admin")
+    assert r.status == 403
+    page.goto(qp.quota)
+    assert page.locator("#tier").inner_text() == "entry"
+    ctx.close()
