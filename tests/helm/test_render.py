@@ -114,3 +114,15 @@ def test_development_examples_deploy_the_dev_provider(chart, config_name):
     assert "hub_config.oidc_dev" in args
     svc = chart.find(objs, "Service", "rp-oidc-dev")
     assert svc["spec"]["ports"][0]["nodePort"] == 30081
+
+
+def test_generated_secrets(chart):
+    import re
+
+    data = chart.find(chart.render("default"), "Secret", "rp-hub")["stringData"]
+    for key in ("crypt-key", "cookie-secret"):
+        assert re.fullmatch(r"[0-9a-f]{64}", data[key]), key  # 32 bytes hex, as JupyterHub wants
+    for key in ("proxy-token", "culler-token", "quota-token", "gateway-token"):
+        assert len(data[key]) >= 32, key
+    assert len({data[k] for k in data}) == len(data)  # no token shared between two purposes
+    assert "client-secret" not in data  # production: the OIDC secret lives in its own Secret

@@ -92,6 +92,8 @@ default image pinned to the singleuser image. */}}
 {{- $existing := lookup "v1" "Secret" .root.Release.Namespace (include "rp.name" (dict "root" .root "name" "hub")) -}}
 {{- if and $existing (index $existing.data .key) -}}
 {{- index $existing.data .key | b64dec -}}
+{{- else if .hex -}}
+{{- randAlphaNum 64 | sha256sum -}}
 {{- else -}}
 {{- randAlphaNum 64 -}}
 {{- end -}}
