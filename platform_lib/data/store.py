@@ -177,6 +177,12 @@ def get_store(
     """
     if isinstance(url, Store):
         return url
+    if url is not None and not (endpoint or key or secret or anon or storage_options):
+        known = _KNOWN.get(_normalise(os.fspath(url)))
+        if known is not None:
+            # the store this session already reached at that URL (e.g. a search row's
+            # meta['store']): same credentials and endpoint as then
+            return known
     if url is None:
         url = os.environ.get(ENV_URL)
         if not url:
@@ -219,4 +225,16 @@ def get_store(
         store = Store(root_url=root, fs=fs, root=root, storage_options={})
     if check:
         store.check()
+    _KNOWN[store.root_url] = store
     return store
+
+
+_KNOWN: dict[str, Store] = {}
+
+
+def _normalise(url: str) -> str:
+    if url.startswith(("s3://", "s3a://")):
+        return "s3://" + url.split("://", 1)[1].strip("/")
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    return str(Path(url).expanduser().resolve())
