@@ -223,25 +223,28 @@ def wait_for_server(hub_url: str, username: str, token: str, ready: bool,
 
 
 # ---------------------------------------------------------------------------- kernels
-def run_in_kernel(server_url: str, token: str, code: str, timeout: float = 180.0) -> str:
-    """Run ``code`` in a new python3 kernel through the kernels REST + websocket API; stdout.
+class Kernel:
+    """A python3 kernel on a user's server, driven through the kernels REST + websocket API."""
 
-    Raises AssertionError with the traceback if the code raises.
-    """
-    import websocket  # websocket-client
+    def __init__(self, server_url: str, token: str, timeout: float = 180.0) -> None:
+        import websocket  # websocket-client
 
-    headers = {"Authorization": f"token {token}"}
-    r = requests.post(f"{server_url}api/kernels", json={"name": "python3"}, headers=headers,
-                      timeout=60)
-    assert r.status_code == 201, f"kernel start failed: {r.status_code} {r.text}"
-    kernel_id = r.json()["id"]
-    ws_url = server_url.replace("http://", "ws://") + f"api/kernels/{kernel_id}/channels"
-    ws = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"],
-                                     timeout=timeout)
-    try:
+        self.server_url, self.timeout = server_url, timeout
+        self.headers = {"Authorization": f"token {token}"}
+        r = requests.post(f"{server_url}api/kernels", json={"name": "python3"},
+                          headers=self.headers, timeout=60)
+        assert r.status_code == 201, f"kernel start failed: {r.status_code} {r.text}"
+        self.kernel_id = r.json()["id"]
+        ws_url = server_url.replace("http://", "ws://") + f"api/kernels/{self.kernel_id}/channels"
+        self.ws = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"],
+                                              timeout=timeout)
+        self.session = uuid.uuid4().hex
+
+    def execute(self, code: str) -> str:
+        """Run ``code``; its stdout. Raises AssertionError with the traceback if it raises."""
         msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
+        self.ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "username": "test", "session": self.session,
                        "msg_type": "execute_request", "version": "5.3",
                        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
             "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
@@ -250,9 +253,9 @@ def run_in_kernel(server_url: str, token: str, code: str, timeout: float = 180.0
         }))
         out: list[str] = []
         error: dict | None = None
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            msg = json.loads(ws.recv())
+            msg = json.loads(self.ws.recv())
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = msg["msg_type"], msg["content"]
@@ -263,13 +266,27 @@ def run_in_kernel(server_url: str, token: str, code: str, timeout: float = 180.0
             elif kind == "status" and content.get("execution_state") == "idle":
                 break
         else:
-            raise AssertionError(f"kernel did not finish within {timeout} s")
-    finally:
-        ws.close()
-        requests.delete(f"{server_url}api/kernels/{kernel_id}", headers=headers, timeout=30)
-    if error:
-        raise AssertionError("kernel error:\n" + "\n".join(error.get("traceback", [])))
-    return "".join(out)
+            raise AssertionError(f"kernel did not finish within {self.timeout} s")
+        if error:
+            raise AssertionError("kernel error:\n" + "\n".join(error.get("traceback", [])))
+        return "".join(out)
+
+    def close(self) -> None:
+        self.ws.close()
+        requests.delete(f"{self.server_url}api/kernels/{self.kernel_id}", headers=self.headers,
+                        timeout=30)
+
+    def __enter__(self) -> Kernel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_in_kernel(server_url: str, token: str, code: str, timeout: float = 180.0) -> str:
+    """Run ``code`` in a new kernel on the server; its stdout."""
+    with Kernel(server_url, token, timeout) as kernel:
+        return kernel.execute(code)
 
 
 @pytest.fixture
@@ -280,11 +297,12 @@ def login():
 
 @pytest.fixture
 def hub_api():
-    """REST helpers as a namespace: token, wait_for_server, run_in_kernel."""
+    """REST helpers as a namespace: token, wait_for_server, run_in_kernel, kernel."""
 
     class _Api:
         token = staticmethod(api_token)
         wait_for_server = staticmethod(wait_for_server)
         run_in_kernel = staticmethod(run_in_kernel)
+        kernel = Kernel
 
     return _Api

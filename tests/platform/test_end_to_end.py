@@ -27,13 +27,15 @@ x = da.arange({N}, chunks={N} // 8, dtype="int64")
 total = int(x.sum().compute())
 workers = len(client.scheduler_info()["workers"])
 listed = [c.name for c in gateway.list_clusters()]
-report = dict(total=total, workers=workers, cluster=cluster.name, listed=listed,
-              t_cluster=t_cluster, t_scale=t_scale, cwd=os.getcwd(),
-              data_url=os.environ.get("ROMAN_DATA_URL"))
+print("REPORT " + json.dumps(dict(
+    total=total, workers=workers, cluster=cluster.name, listed=listed, t_cluster=t_cluster,
+    t_scale=t_scale, cwd=os.getcwd(), data_url=os.environ.get("ROMAN_DATA_URL"))))
+"""
+
+SHUTDOWN_CODE = """
 client.close()
 cluster.shutdown()
-report["after_shutdown"] = [c.name for c in gateway.list_clusters()]
-print("REPORT " + json.dumps(report))
+print("AFTER " + json.dumps([c.name for c in gateway.list_clusters()]))
 """
 
 
@@ -61,23 +63,38 @@ def test_login_spawn_kernel_gateway_and_clean_shutdown(start_platform, login, hu
     server_url = f"{hub}{model['servers']['']['url']}"
     platform.track()
 
-    # Real kernel, real gateway cluster as alice, 2 workers, a dask sum checked.
-    out = hub_api.run_in_kernel(server_url, token, KERNEL_CODE)
-    platform.track()
-    report = json.loads(out.split("REPORT ", 1)[1])
-    assert report["total"] == N * (N - 1) // 2
-    assert report["workers"] == 2
-    assert report["cluster"] in report["listed"]
-    assert report["cluster"] not in report["after_shutdown"]
-    assert report["cwd"] == str(platform.state_dir / "users" / "alice")
-    assert report["data_url"], "spawner did not pass ROMAN_DATA_URL"
-    print(f"gateway cluster start {report['t_cluster']:.2f} s, "
-          f"scale to 2 workers {report['t_scale']:.2f} s")
+    bob = requests.Session()
+    login(bob, hub, "bob")
+    bob_token = hub_api.token(bob, hub, "bob")
 
-    # The gateway authenticates through the hub: alice's token works, a forged one does not.
-    r = requests.get(f"{gateway_url}/api/v1/clusters/",
-                     headers={"Authorization": f"jupyterhub {token}"}, timeout=30)
-    assert r.status_code == 200, r.text
+    # Real kernel, real gateway cluster as alice, 2 workers, a dask sum checked.
+    with hub_api.kernel(server_url, token) as kernel:
+        report = json.loads(kernel.execute(KERNEL_CODE).split("REPORT ", 1)[1])
+        platform.track()
+        assert report["total"] == N * (N - 1) // 2
+        assert report["workers"] == 2
+        assert report["cluster"] in report["listed"]
+        assert report["cwd"] == str(platform.state_dir / "users" / "alice")
+        assert report["data_url"], "spawner did not pass ROMAN_DATA_URL"
+        print(f"gateway cluster start {report['t_cluster']:.2f} s, "
+              f"scale to 2 workers {report['t_scale']:.2f} s")
+
+        # The gateway knows users through the hub: alice sees her cluster, bob does not.
+        name = report["cluster"]
+        r = requests.get(f"{gateway_url}/api/v1/clusters/",
+                         headers={"Authorization": f"jupyterhub {token}"}, timeout=30)
+        assert r.status_code == 200 and name in r.json(), r.text
+        r = requests.get(f"{gateway_url}/api/v1/clusters/",
+                         headers={"Authorization": f"jupyterhub {bob_token}"}, timeout=30)
+        assert r.status_code == 200 and name not in r.json(), r.text
+        r = requests.delete(f"{gateway_url}/api/v1/clusters/{name}",
+                            headers={"Authorization": f"jupyterhub {bob_token}"}, timeout=30)
+        assert r.status_code in (403, 404), f"bob could stop alice's cluster: {r.status_code}"
+
+        after = json.loads(kernel.execute(SHUTDOWN_CODE).split("AFTER ", 1)[1])
+        assert name not in after
+
+    # A forged token is refused with 401 (not a server error).
     r = requests.get(f"{gateway_url}/api/v1/clusters/",
                      headers={"Authorization": "jupyterhub forged-token"}, timeout=30)
     assert r.status_code == 401
