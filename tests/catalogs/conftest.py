@@ -125,3 +125,75 @@ def simulate_field(seed: int = 42, n_stars: int = 30, n_gal: int = 50, bands: tu
 @pytest.fixture(scope="session")
 def field() -> Field:
     return simulate_field()
+
+
+@dataclass
+class Epochs:
+    images: list[np.ndarray]
+    errors: list[np.ndarray]
+    mjds: list[float]
+    psf: np.ndarray
+    wcs: WCS
+    sources: Table  # static truth: x, y, ra, dec, flux (uJy), variable (bool), amplitude
+    transient: tuple[float, float, float]  # x, y, flux (uJy) of the new source in the last epoch
+
+
+def simulate_epochs(seed: int = 7, n_epochs: int = 6, band: str = "H158", size: int = 192,
+                    n_stars: int = 25, n_variable: int = 5) -> Epochs:
+    """One band, several epochs of one field: constant stars, sinusoidal variables (0.3 mag
+    amplitude, random phase) and one transient that appears only in the last epoch."""
+    import galsim
+    import galsim.roman
+
+    rng = np.random.default_rng(seed)
+    bandpasses = galsim.roman.getBandpasses(AB_zeropoint=True)
+    psf_obj, psf_arr = _psf_image(band, bandpasses)
+    margin = 14
+    x = rng.uniform(margin, size - 1 - margin, n_stars)
+    y = rng.uniform(margin, size - 1 - margin, n_stars)
+    mag = rng.uniform(19.5, 22.5, n_stars)
+    flux = 10 ** ((23.9 - mag) / 2.5)
+    variable = np.zeros(n_stars, bool)
+    variable[:n_variable] = True
+    period = rng.uniform(3.0, 9.0, n_stars)
+    phase = rng.uniform(0, 2 * np.pi, n_stars)
+    amp_mag = np.where(variable, 0.3, 0.0)
+    tx, ty = rng.uniform(margin, size - 1 - margin, 2)
+    t_flux = 10 ** ((23.9 - 21.5) / 2.5)
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crpix = [size / 2 + 0.5, size / 2 + 0.5]
+    w.wcs.cdelt = [-PIXEL_SCALE / 3600, PIXEL_SCALE / 3600]
+    w.wcs.crval = [RA0, DEC0]
+
+    def draw(points: list[tuple[float, float, float]]) -> np.ndarray:
+        image = galsim.ImageD(size, size, scale=PIXEL_SCALE)
+        for xi, yi, fi in points:
+            stamp = galsim.Convolve(galsim.DeltaFunction(flux=fi), psf_obj).drawImage(
+                nx=48, ny=48, scale=PIXEL_SCALE, center=galsim.PositionD(xi + 1, yi + 1), method="auto")
+            b = stamp.bounds & image.bounds
+            if b.isDefined():
+                image[b] += stamp[b]
+        return image.array.copy()
+
+    mjds = [60000.0 + 2.0 * k for k in range(n_epochs)]
+    unit = {i: draw([(x[i], y[i], 1.0)]) for i in range(n_stars)}  # one unit-flux stamp per star
+    transient = draw([(tx, ty, t_flux)])
+    images, errors = [], []
+    for k, mjd in enumerate(mjds):
+        f_k = flux * 10 ** (-0.4 * amp_mag * np.sin(2 * np.pi * mjd / period + phase))
+        clean = sum(f_k[i] * unit[i] for i in range(n_stars))
+        if k == n_epochs - 1:
+            clean = clean + transient
+        var = SKY_NOISE_UJY**2 + np.clip(clean, 0, None) / UJY_TO_ELECTRONS
+        images.append(clean + rng.normal(0, 1, clean.shape) * np.sqrt(var))
+        errors.append(np.sqrt(var))
+    ra, dec = w.pixel_to_world_values(x, y)
+    sources = Table({"source_id": np.arange(n_stars), "x": x, "y": y, "ra": ra, "dec": dec,
+                     "flux": flux, "variable": variable})
+    return Epochs(images, errors, mjds, psf_arr, w, sources, (float(tx), float(ty), float(t_flux)))
+
+
+@pytest.fixture(scope="session")
+def epochs() -> Epochs:
+    return simulate_epochs()

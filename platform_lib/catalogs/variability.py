@@ -1,0 +1,228 @@
+"""Photometry-based variability: forced photometry of static sources on every image, light
+curves in a sky-partitioned Parquet store, and variability indices per source.
+
+Storage decision (measured in benchmarks/catalogs/, argued in docs/catalogs.md): a Parquet
+dataset partitioned by HEALPix pixel (nested, order 6 by default: 0.84 deg cells, about one
+Roman field of view) in the data store. It needs no server, scales by adding files, is read by
+pyarrow/dask/LSDB-style tools, and a cone query reads only the few partitions the cone touches.
+Rows are appended as new files per (partition, batch), so concurrent Dask tasks never write the
+same file and a rerun of a batch is idempotent (the batch id is in the file name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import astropy.units as u
+from astropy.coordinates import Latitude, Longitude
+from astropy.table import QTable, Table, vstack
+from astropy_healpix import HEALPix
+
+from .detection import psf_fwhm_pixels
+from .errors import CatalogInputError
+from .images import CatalogImage
+from .outputs import parquet_bytes, read_parquet_bytes
+from .photometry import aperture_fluxes
+
+DEFAULT_ORDER = 6
+LIGHTCURVE_COLUMNS = ("source_id", "ra", "dec", "image_id", "band", "mjd", "flux", "flux_err")
+
+
+def _healpix(order: int) -> HEALPix:
+    return HEALPix(nside=2**order, order="nested")
+
+
+def forced_photometry(sources: Table, image: CatalogImage, image_id: str) -> Table:
+    """Point-source flux (uJy) of every static source that falls on ``image``.
+
+    A circular aperture of 1.5 x the image PSF FWHM, corrected to total with the PSF's
+    encircled energy, so images of different PSF give comparable fluxes of the same star.
+    """
+    if image.psf is None:
+        raise CatalogInputError(f"{image_id}: forced photometry needs the image PSF")
+    for col in ("source_id", "ra", "dec"):
+        if col not in sources.colnames:
+            raise CatalogInputError(f"static catalog has no {col!r} column")
+    ra = np.asarray(u.Quantity(sources["ra"], u.deg).value)
+    dec = np.asarray(u.Quantity(sources["dec"], u.deg).value)
+    x, y = image.world_to_pixel(ra, dec)
+    ny, nx = image.shape
+    r = 1.5 * (psf_fwhm_pixels(image.psf) or 2.0)
+    on = (x >= r) & (y >= r) & (x <= nx - 1 - r) & (y <= ny - 1 - r)
+    from .detection import estimate_background
+
+    bkg, _ = estimate_background(image.data, image.mask)
+    sub = np.where(image.mask, 0.0, image.data - bkg)
+    f, e = aperture_fluxes(sub, image.err, image.mask, x[on], y[on], r)
+    pny, pnx = image.psf.shape
+    ee, _ = aperture_fluxes(image.psf, np.ones_like(image.psf), np.zeros(image.psf.shape, bool),
+                            np.array([(pnx - 1) / 2.0]), np.array([(pny - 1) / 2.0]), r)
+    k = image.to_ujy / ee[0]
+    out = Table()
+    out["source_id"] = np.asarray(sources["source_id"])[on]
+    out["ra"] = ra[on]
+    out["dec"] = dec[on]
+    out["image_id"] = np.full(on.sum(), image_id)
+    out["band"] = np.full(on.sum(), image.band)
+    out["mjd"] = np.full(on.sum(), np.nan if image.mjd is None else float(image.mjd))
+    out["flux"] = f * k
+    out["flux_err"] = e * k
+    good = np.isfinite(out["flux"]) & np.isfinite(out["flux_err"]) & (out["flux_err"] > 0)
+    return out[good]
+
+
+def variability_indices(lightcurves: Table) -> Table:
+    """Per source and band: n, weighted mean flux, reduced chi-square about it, Stetson J,
+    and the normalised inter-quartile range (IQR / median flux)."""
+    if len(lightcurves) == 0:
+        return Table(names=("source_id", "band", "ra", "dec", "n_epochs", "mean_flux", "chi2_red", "stetson_j", "iqr_norm"))
+    lc = lightcurves.group_by(["source_id", "band"])
+    rows = []
+    for key, g in zip(lc.groups.keys, lc.groups):
+        f = np.asarray(g["flux"], float)
+        e = np.asarray(g["flux_err"], float)
+        n = len(f)
+        w = 1.0 / e**2
+        mean = float((w * f).sum() / w.sum())
+        chi2 = float(((f - mean) ** 2 * w).sum() / max(n - 1, 1))
+        if n >= 2:
+            delta = np.sqrt(n / (n - 1)) * (f - mean) / e
+            order = np.argsort(np.asarray(g["mjd"], float))
+            d = delta[order]
+            # Stetson (1996) J with consecutive observations paired (single-band light curve).
+            p = d[:-1] * d[1:]
+            j = float(np.sum(np.sign(p) * np.sqrt(np.abs(p))) / len(p)) if len(p) else 0.0
+        else:
+            j = 0.0
+        q75, q25 = np.percentile(f, [75, 25])
+        med = np.median(f)
+        rows.append((key["source_id"], key["band"], float(np.mean(g["ra"])), float(np.mean(g["dec"])), n,
+                     mean, chi2, j, float((q75 - q25) / med) if med > 0 else np.nan))
+    return Table(rows=rows, names=("source_id", "band", "ra", "dec", "n_epochs", "mean_flux", "chi2_red", "stetson_j", "iqr_norm"))
+
+
+class LightCurveStore:
+    """Light curves and indices in a HEALPix-partitioned Parquet dataset at ``url``."""
+
+    def __init__(self, url: str, *, order: int = DEFAULT_ORDER, storage_options: Mapping[str, Any] | None = None):
+        import fsspec
+
+        self.url = url.rstrip("/")
+        self.order = order
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        self.hp = _healpix(order)
+
+    def _pixels(self, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+        return np.asarray(self.hp.lonlat_to_healpix(Longitude(ra * u.deg), Latitude(dec * u.deg)))
+
+    def _write(self, kind: str, table: Table, batch_id: str) -> int:
+        if len(table) == 0:
+            return 0
+        pix = self._pixels(np.asarray(table["ra"], float), np.asarray(table["dec"], float))
+        written = 0
+        for p in np.unique(pix):
+            part = table[pix == p]
+            folder = f"{self.root}/{kind}/order={self.order}/hpx={int(p)}"
+            self.fs.makedirs(folder, exist_ok=True)
+            tmp = f"{folder}/.{batch_id}.tmp"
+            with self.fs.open(tmp, "wb") as fh:
+                fh.write(parquet_bytes(part))
+            self.fs.mv(tmp, f"{folder}/{batch_id}.parquet")  # same name on rerun: idempotent
+            written += len(part)
+        return written
+
+    def append_lightcurves(self, rows: Table, batch_id: str) -> int:
+        """Add forced-photometry rows (one batch = one image, typically)."""
+        missing = [c for c in LIGHTCURVE_COLUMNS if c not in rows.colnames]
+        if missing:
+            raise CatalogInputError(f"light-curve rows lack columns {missing}")
+        return self._write("lightcurves", rows, batch_id)
+
+    def _read(self, kind: str, pixels: Iterable[int] | None = None) -> Table:
+        base = f"{self.root}/{kind}/order={self.order}"
+        if pixels is None:
+            files = self.fs.glob(f"{base}/hpx=*/*.parquet")
+        else:
+            files = [f for p in pixels for f in self.fs.glob(f"{base}/hpx={int(p)}/*.parquet")]
+        tables = []
+        for f in files:
+            with self.fs.open(f, "rb") as fh:
+                tables.append(read_parquet_bytes(fh.read()))
+        return vstack(tables) if tables else Table()
+
+    def lightcurves(self, ra: float | None = None, dec: float | None = None, radius_arcsec: float | None = None) -> Table:
+        """All rows, or those of sources within a cone (only touched partitions are read)."""
+        if ra is None:
+            return self._read("lightcurves")
+        return self._cone("lightcurves", ra, dec, radius_arcsec)
+
+    def _cone(self, kind: str, ra: float, dec: float, radius_arcsec: float) -> Table:
+        pix = self.hp.cone_search_lonlat(Longitude(ra * u.deg), Latitude(dec * u.deg), radius_arcsec * u.arcsec)
+        t = self._read(kind, np.asarray(pix))
+        if len(t) == 0:
+            return t
+        from astropy.coordinates import SkyCoord
+
+        sep = SkyCoord(t["ra"], t["dec"], unit="deg").separation(SkyCoord(ra, dec, unit="deg"))
+        return t[sep.arcsec <= radius_arcsec]
+
+    def update_indices(self, batch_id: str = "indices") -> Table:
+        """Recompute the variability indices of every partition that has light curves."""
+        base = f"{self.root}/lightcurves/order={self.order}"
+        out = []
+        for folder in self.fs.glob(f"{base}/hpx=*"):
+            p = int(folder.rsplit("=", 1)[1])
+            idx = variability_indices(self._read("lightcurves", [p]))
+            ifolder = f"{self.root}/indices/order={self.order}/hpx={p}"
+            if self.fs.exists(ifolder):
+                self.fs.rm(ifolder, recursive=True)
+            self._write("indices", idx, batch_id)
+            out.append(idx)
+        return vstack(out) if out else Table()
+
+    def indices(self, *, ra: float | None = None, dec: float | None = None, radius_arcsec: float | None = None,
+                min_chi2: float | None = None, min_stetson_j: float | None = None) -> Table:
+        """Variability indices, optionally in a cone and above index thresholds."""
+        t = self._read("indices") if ra is None else self._cone("indices", ra, dec, radius_arcsec)
+        if len(t) == 0:
+            return t
+        keep = np.ones(len(t), bool)
+        if min_chi2 is not None:
+            keep &= np.asarray(t["chi2_red"]) >= min_chi2
+        if min_stetson_j is not None:
+            keep &= np.asarray(t["stetson_j"]) >= min_stetson_j
+        return t[keep]
+
+
+def build_lightcurves(
+    sources: Table,
+    images: list[tuple[str, Any]],
+    store: LightCurveStore,
+    *,
+    client: Any | None = None,
+) -> Table:
+    """Forced photometry of ``sources`` on every image, one Dask task per image.
+
+    ``images`` holds (image_id, loader) pairs; a loader is a zero-argument callable returning a
+    ``CatalogImage`` (so the pixels are read on the worker, not shipped from the client).
+    Failed images are reported in the returned table's meta without stopping the others.
+    """
+    from platform_lib.compute import get_client, map_with_progress
+
+    def task(item: tuple[str, Any]) -> int:
+        image_id, loader = item
+        rows = forced_photometry(sources, loader(), image_id)
+        return store.append_lightcurves(rows, batch_id=image_id)
+
+    if client is None:
+        with get_client() as c:
+            results = map_with_progress(c, task, images, desc="forced photometry")
+    else:
+        results = map_with_progress(client, task, images, desc="forced photometry")
+    failures = {img_id: repr(r) for (img_id, _), r in zip(images, results) if isinstance(r, BaseException)}
+    indices = store.update_indices()
+    indices.meta["failed_images"] = failures
+    indices.meta["rows_written"] = int(sum(r for r in results if isinstance(r, int)))
+    return indices
