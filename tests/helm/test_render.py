@@ -126,3 +126,17 @@ def test_generated_secrets(chart):
         assert len(data[key]) >= 32, key
     assert len({data[k] for k in data}) == len(data)  # no token shared between two purposes
     assert "client-secret" not in data  # production: the OIDC secret lives in its own Secret
+
+
+def test_cluster_wide_rights_are_only_what_dask_gateway_watches(chart):
+    """dask-gateway's informers list cluster-wide; everything else is namespaced."""
+    objs = chart.render("cloud-production")
+    cluster_roles = {o["metadata"]["name"]: o for o in objs if o["kind"] == "ClusterRole"}
+    assert set(cluster_roles) == {"rp-gateway-api", "rp-gateway-controller"}
+    for role in cluster_roles.values():
+        for rule in role["rules"]:
+            writes = set(rule["verbs"]) - {"get", "list", "watch"}
+            if writes:  # cluster-wide writes only on DaskCluster objects
+                assert rule["apiGroups"] == ["gateway.dask.org"], (role["metadata"]["name"], rule)
+    traefik_args = chart.find(objs, "Deployment", "rp-traefik")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--providers.kubernetescrd.namespaces=roman,roman-users" in traefik_args
