@@ -39,6 +39,23 @@ class SimulatedExposure:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+class _InPlaceIPC:
+    """IPC applied in place to the resultants, as ``make_l1`` expects.
+
+    romanisim 0.14's ``IPC.apply`` rebinds its local name instead of writing into a NumPy
+    array, so ``make_l1`` (which ignores the return value) silently skips IPC; this object
+    applies the same kernel with the same convolution and edge handling, in place.
+    """
+
+    def __init__(self, kernel: np.ndarray) -> None:
+        self.ipc_kernel = kernel
+
+    def apply(self, img: np.ndarray) -> None:
+        from scipy import ndimage
+
+        img[...] = ndimage.convolve(img, self.ipc_kernel[None, ...], mode="constant", cval=0.0)
+
+
 @contextlib.contextmanager
 def _romanisim_size(n: int) -> Iterator[None]:
     """romanisim sizes its arrays from a module global; set it for a sub-array, then restore."""
@@ -118,7 +135,6 @@ def simulate_l1(
     from romanisim.models import parameters as rp
     from romanisim.models import wcs as rwcs
     from romanisim.models.backgrounds import getSkyLevel, thermal_backgrounds
-    from romanisim.models.ipc import IPC
     from romanisim.models.nonlinearity import Nonlinearity
     from scipy import ndimage
 
@@ -159,8 +175,7 @@ def simulate_l1(
         with ref("ipc") as m:
             kernel = np.array(m.data, dtype=np.float64)
         kernel /= kernel.sum()
-        ipc_model = IPC()
-        ipc_model.ipc_kernel = kernel
+        ipc_model = _InPlaceIPC(kernel)
     darkdecay = None
     if not refset.subarray and refset.has("darkdecaysignal"):
         with ref("darkdecaysignal") as m:
@@ -226,6 +241,7 @@ def simulate_l1(
 
         rutil.update_pointing_and_wcsinfo_metadata(meta, true_wcs)
         counts = image
+        counts_e = image.array.copy()
 
         def make(crparam: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
             return rl1.make_l1(
@@ -271,4 +287,5 @@ def simulate_l1(
         l1_path=out_path, truth_rate=truth_rate, cr_deposit=cr_deposit, true_wcs=true_wcs,
         stars=star_out, exptime=exptime,
         info={"sky_e_per_s": float(np.median(sky.array)), "abflux": float(abflux),
-              "saturation_dn": sat, "jump_truth_dq": l1dq})
+              "saturation_dn": sat, "jump_truth_dq": l1dq, "counts_e": counts_e,
+              "qe": qe, "dark_e": dark_e})
