@@ -145,7 +145,9 @@ build_project_wheel() {
 serve_wheels() {
   # Serves $WHEELS (read-only, loopback) for the builds; stopped when this script exits.
   local port="$WHEEL_PORT"
-  if ! "$PY" -c "import socket,sys;s=socket.socket();s.bind(('127.0.0.1',$port))" 2>/dev/null; then
+  # SO_REUSEADDR as http.server itself sets it: the last build's connections in TIME_WAIT must
+  # not count as "busy".
+  if ! "$PY" -c "import socket;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('127.0.0.1',$port))" 2>/dev/null; then
     port="$("$PY" -c "import socket;s=socket.socket();s.bind(('127.0.0.1',0));print(s.getsockname()[1])")"
     log "port $WHEEL_PORT busy; serving wheels on $port (the dependency layer will be rebuilt)"
   fi

@@ -1,0 +1,88 @@
+"""The hub image, built for real: non-root, labelled, and able to load the hub's configuration.
+
+The policy check runs the image's own copy of hub_config against the policy bundled in it and
+against a broken one; the imports are those jupyterhub_config.py names in chart mode (KubeSpawner,
+the OIDC authenticator, the PostgreSQL driver, the quota service's database layer).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(2400)]
+
+
+def test_metadata_labels_and_user(dk, hub_image):
+    info = dk.inspect(hub_image)
+    config = info["Config"]
+    assert config["User"] == "1000:1000"
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.version"] == dk.project_version()
+    assert labels["org.opencontainers.image.source"]
+    assert labels["org.opencontainers.image.source"] != "unknown"
+    # The commit the image was built from (HEAD at build time; other work may commit since).
+    revision = labels["org.opencontainers.image.revision"]
+    assert re.fullmatch(r"[0-9a-f]{40}", revision), revision
+    known = subprocess.run(["git", "-C", str(dk.repo), "cat-file", "-e", f"{revision}^{{commit}}"])
+    assert known.returncode == 0, f"{revision} is not a commit of this repository"
+    assert config["Cmd"][:2] == ["jupyterhub", "--config"]
+
+
+def test_runs_as_non_root_with_a_writable_workdir(dk, hub_image):
+    out = dk.run_in(hub_image, "bash", "-c", "id -u; id -g; pwd; touch ./probe && echo writable").stdout
+    assert out.split() == ["1000", "1000", "/srv/jupyterhub", "writable"]
+    # The software itself is read-only to the hub's user.
+    proc = dk.run_in(hub_image, "bash", "-c", "touch /opt/venv/probe", check=False)
+    assert proc.returncode != 0
+
+
+def test_bundled_policy_validates(dk, hub_image):
+    from hub_config.policy import load_policy
+
+    out = dk.run_in(hub_image, "python", "-c",
+                    "import json; from hub_config.policy import load_policy; p = load_policy(); "
+                    "print(json.dumps(sorted(p.tiers)))").stdout
+    assert json.loads(out.strip().splitlines()[-1]) == sorted(load_policy().tiers)
+
+
+def test_broken_policy_is_refused_with_a_clear_error(dk, hub_image, tmp_path):
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("tiers: [this is: not: valid\n")
+    bad.chmod(0o644)
+    tmp_path.chmod(0o755)
+    proc = dk.run_in(hub_image, "python", "-c", "from hub_config.policy import load_policy; load_policy()",
+                     volumes={str(tmp_path): "/config:ro"}, env={"ROMAN_POLICY_FILE": "/config/policy.yaml"},
+                     check=False)
+    assert proc.returncode != 0
+    assert "PolicyError" in proc.stderr and "not valid YAML" in proc.stderr
+
+
+def test_hub_side_packages_load(dk, hub_image):
+    script = (
+        "import importlib, json\n"
+        "mods = ['jupyterhub.app', 'kubespawner', 'oauthenticator.generic', 'psycopg', 'sqlalchemy',\n"
+        "        'alembic', 'authlib', 'dask_gateway_server.app', 'hub_config.policy']\n"
+        "for m in mods: importlib.import_module(m)\n"
+        "from importlib.metadata import version\n"
+        "from jupyterhub.app import JupyterHub\n"
+        "# Resolved the way JupyterHub resolves the names a config file gives it.\n"
+        "hub = JupyterHub(spawner_class='kubespawner.KubeSpawner', authenticator_class='generic-oauth')\n"
+        "print(json.dumps({'jupyterhub': version('jupyterhub'), 'spawner': hub.spawner_class.__name__,\n"
+        "                  'auth': hub.authenticator_class.__name__}))\n"
+    )
+    out = json.loads(dk.run_in(hub_image, "python", "-c", script).stdout.strip().splitlines()[-1])
+    assert out == {"jupyterhub": out["jupyterhub"], "spawner": "KubeSpawner",
+                   "auth": "GenericOAuthenticator"}
+    assert out["jupyterhub"].startswith("6.")
+
+
+def test_jupyterhub_cli_and_config_file(dk, hub_image):
+    out = dk.run_in(hub_image, "jupyterhub", "--help-all").stdout
+    assert "--JupyterHub.spawner_class" in out and "--JupyterHub.db_url" in out
+    # The config file the image's CMD names is the one this tree ships.
+    target = dk.run_in(hub_image, "readlink", "-e", "/etc/jupyterhub/jupyterhub_config.py").stdout.strip()
+    assert target.endswith("/site-packages/hub_config/jupyterhub_config.py")
