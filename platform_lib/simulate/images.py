@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .bands import bandpass as cached_bandpass
 from .bands import check_detector, check_element
 from .effects import InstrumentEffects, make_l1, read_pattern
 from .errors import SimulationInputError
@@ -123,7 +124,8 @@ class SimulatedImage:
         buf = io.BytesIO()
         af = asdf.AsdfFile()
         af.tree = {"roman": self.model, "romanisim": self.info.get("romanisim", {}),
-                   "platform_simulate": {k: v for k, v in self.info.items() if k != "romanisim"}}
+                   "platform_simulate": {k: v for k, v in self.info.items()
+                                         if k not in ("romanisim", "persistence")}}
         af.write_to(buf)
         return buf.getvalue()
 
@@ -187,10 +189,40 @@ def _reference_arrays(image_mod, spec: ExposureSpec, effects: InstrumentEffects)
     return ref
 
 
+_PSF_CACHE: dict[tuple, Any] = {}
+
+
+def _psf(spec: ExposureSpec, imwcs, date):
+    """The galsim Roman PSF of this detector position (romanisim's galsim settings).
+
+    Large footprints get romanisim's detector-varying PSF. A cutout gets one PSF at its
+    centre, built with ``galsim.roman.getPSF`` as romanisim does (pupil_bin 8) but with the
+    cached bandpass, and memoised per pointing and position: survey epochs of the same
+    pointing reuse it instead of paying ~1 s each.
+    """
+    import galsim.roman
+    import romanisim.psf
+
+    sca = int(spec.detector[3:])
+    fp = spec.footprint
+    if max(fp.nx, fp.ny) > 1024:
+        return romanisim.psf.make_psf(sca, spec.optical_element, wcs=imwcs, chromatic=False,
+                                      psftype="galsim", variable=True, date=date)
+    pix = (fp.x0 + fp.nx / 2, fp.y0 + fp.ny / 2)
+    key = (sca, spec.optical_element, pix, round(spec.ra, 9), round(spec.dec, 9),
+           round(spec.pa, 6))
+    if key not in _PSF_CACHE:
+        if len(_PSF_CACHE) > 64:
+            _PSF_CACHE.clear()
+        _PSF_CACHE[key] = galsim.roman.getPSF(
+            sca, None, wcs=imwcs, SCA_pos=galsim.PositionD(*pix),
+            wavelength=cached_bandpass(spec.optical_element), pupil_bin=8)
+    return _PSF_CACHE[key]
+
+
 def _render_counts(image_mod, catalog, spec: ExposureSpec, ref: dict, effects: InstrumentEffects):
     """Total electrons over the exposure on the footprint (sources, sky, dark; Poisson noise)."""
     import galsim
-    import romanisim.psf
     from romanisim import image as rimage
     from romanisim.models import backgrounds, parameters, wcs
     from romanisim.models import bandpass as rbp
@@ -202,17 +234,10 @@ def _render_counts(image_mod, catalog, spec: ExposureSpec, ref: dict, effects: I
     imwcs = wcs.get_wcs(meta, usecrds=False)
     date = meta.exposure.start_time
     fp = spec.footprint
-    # The PSF of this detector position: interpolated over the detector for large footprints,
-    # computed once at the footprint's centre for cutouts (one galsim PSF instead of a grid).
-    variable = max(fp.nx, fp.ny) > 1024
-    psf = romanisim.psf.make_psf(
-        sca, spec.optical_element, wcs=imwcs, chromatic=False, psftype="galsim",
-        variable=variable, date=date,
-        pix=None if variable else (fp.x0 + fp.nx / 2, fp.y0 + fp.ny / 2),
-    )
+    psf = _psf(spec, imwcs, date)
     img = galsim.ImageF(fp.nx, fp.ny, wcs=imwcs, xmin=fp.x0, ymin=fp.y0)
     galsim_name = rbp.roman2galsim_bandpass[spec.optical_element]
-    bandpass = rbp.getBandpasses(AB_zeropoint=True, include_all_bands=True)[galsim_name]
+    bandpass = cached_bandpass(spec.optical_element)
     centre = imwcs.toWorld(galsim.PositionD((N_PIX - 1) / 2, (N_PIX - 1) / 2))
     sky_level = backgrounds.getSkyLevel(bandpass, world_pos=centre, date=date.datetime, exptime=1)
     sky_level *= 1.0 + parameters.stray_light_fraction
@@ -438,7 +463,7 @@ def simulate_mosaic(catalog, spec: MosaicSpec) -> SimulatedImage:
         (ny, nx), gw, spec.exposure_time, spec.optical_element, catalog,
         nexposures=spec.n_exposures, metadata=metadata, seed=spec.seed, psftype="galsim",
     )
-    simcat = extras.pop("simcatobj")
+    extras.pop("simcatobj", None)
     truth = Table()
     for col in ("source_id", "ra", "dec", "type", "n", "half_light_radius", "pa", "ba"):
         if col in catalog.colnames:
@@ -451,5 +476,4 @@ def simulate_mosaic(catalog, spec: MosaicSpec) -> SimulatedImage:
     node["meta"]["filename"] = spec.filename
     info = {"spec": asdict(spec), "romanisim": {k: v for k, v in extras.items()
                                                    if isinstance(v, (np.ndarray, float, int))}}
-    _ = simcat
     return SimulatedImage(node, truth, info)
