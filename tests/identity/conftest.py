@@ -6,7 +6,9 @@ development OIDC provider (``python -m hub_config.oidc_dev``), dask-gateway-serv
 ``RomanOIDCAuthenticator`` and a local-process spawner carrying ``TierLocalSpawnerMixin``.
 
 The policy used is the bundled one except the Research tier's gateway numbers, which are shrunk
-(2 workers per cluster, 3 in total) so the per-user-total test needs only a few worker processes.
+(2 workers per cluster, 3 in total) so the per-user-total test needs only a few worker processes,
+and the servers-at-once limit, capped at 2, so each tier's limit test starts at most two real
+JupyterLab servers (the bundled values are checked against the policy file in test_policy.py).
 """
 
 from __future__ import annotations
@@ -163,6 +165,8 @@ def shrunk_policy(path: Path) -> Path:
     data = yaml.safe_load((REPO / "hub_config" / "policy.yaml").read_text())
     gw = data["tiers"]["research"]["gateway"]
     gw.update(max_workers=2, max_total_workers=3, max_total_cores=6, max_total_memory_gib=24)
+    for tier in data["tiers"].values():  # each extra server is a real JupyterLab (~5 s here)
+        tier["max_named_servers"] = min(tier["max_named_servers"], 2)
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -178,7 +182,7 @@ def identity_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     gw_private, gw_http, gw_tcp = (_free_port() for _ in range(3))
     hub_url = f"http://127.0.0.1:{hub_port}"
     issuer = f"http://127.0.0.1:{oidc_port}"
-    secret = secrets.token_urlsafe(24)
+    secret = secrets.token_hex(24)
     admin_token = secrets.token_hex(24)
     stack = Stack(
         hub_url=hub_url, issuer=issuer, client_secret=secret,
