@@ -48,8 +48,9 @@ def gateway(chart, tmp_path, request, monkeypatch):
 
     from hub_config.policy import load_policy
 
-    assert api_cfg.DaskGateway.backend_class == "dask_gateway_server.backends.kubernetes.KubeBackend"
-    backend = KubeBackend(config=api_cfg)
+    backend_class = api_cfg.DaskGateway.backend_class
+    assert issubclass(backend_class, KubeBackend)
+    backend = backend_class(config=api_cfg)
     controller = KubeController(config=ctl_cfg)
     return SimpleNamespace(objs=objs, backend=backend, controller=controller, config=request.param,
                            policy=load_policy(os.environ["ROMAN_POLICY_FILE"]))
@@ -116,3 +117,42 @@ def test_cluster_objects_per_tier(chart, gateway, tier):
     # The traefik routes carry the instance label traefik watches.
     route = made[4]
     assert route["metadata"]["labels"]["gateway.dask.org/instance"] == "rp-gateway"
+
+
+def _cluster(name, username, tier, cores, memory_gib, status=None):
+    from dask_gateway_server import models
+
+    return models.Cluster(
+        name=name, username=username, token="t", options={},
+        config={"worker_cores": cores, "worker_memory": int(memory_gib * GIB), "cluster_max_workers": 1000,
+                "environment": {"ROMAN_TIER": tier}},
+        status=status or models.ClusterStatus.RUNNING,
+    )
+
+
+def test_per_user_totals_on_kubernetes(gateway):
+    """The tier's totals across a user's clusters, on KubeBackend (API calls mocked: no server)."""
+    from unittest import mock
+
+    from dask_gateway_server.backends.base import PublicException
+
+    backend = gateway.backend
+    lim = gateway.policy.gateway_limits("research")  # 24 workers, 48 cores, 192 GiB in total
+    backend.clusters = {"ns.a": _cluster("ns.a", "rosa", "research", 2, 8),
+                        "ns.b": _cluster("ns.b", "rosa", "research", 2, 8),
+                        "ns.other": _cluster("ns.other", "chen", "research", 2, 8)}
+    backend.custom_client = mock.MagicMock()
+    backend.custom_client.patch_namespaced_custom_object = mock.AsyncMock()
+    # Cluster a asks (adaptive, by heartbeat) for everything: it gets the whole total.
+    asyncio.run(backend.on_cluster_heartbeat("ns.a", {"count": 1000, "active_workers": [],
+                                                     "closing_workers": [], "closed_workers": []}))
+    first = backend.custom_client.patch_namespaced_custom_object.call_args.args[-1][0]["value"]
+    assert first == min(lim.max_total_workers, int(lim.max_total_cores // 2), int(lim.max_total_memory_gib // 8))
+    # Cluster b now gets only what is left of the user's totals; another user is unaffected.
+    allowed, warning = backend.allowed_workers("ns.b", 10)
+    assert allowed == 0 and "in total across all your clusters" in warning
+    assert backend.allowed_workers("ns.other", 10) == (10, None)
+    # A third cluster beyond the tier's max_clusters (2 for research) is refused before any API call.
+    user = SimpleNamespace(name="rosa", groups=["tier-research"])
+    with pytest.raises(PublicException, match="may run 2 cluster"):
+        asyncio.run(backend.start_cluster(user, {}))
