@@ -94,6 +94,8 @@ def login(platform: Platform, username: str) -> requests.Session:
     assert r.status_code == 302 and "/hub/oauth_callback?" in r.headers["Location"], r.text[:300]
     r = s.get(r.headers["Location"], allow_redirects=False, timeout=60)
     assert r.status_code == 302, f"callback refused: {r.status_code} {r.text[:300]}"
+    # A hub page sets the _xsrf cookie that cookie-authenticated API writes must echo.
+    s.get(f"{platform.hub_url}/hub/home", timeout=30)
     xsrf = s.cookies.get("_xsrf")
     if xsrf:
         s.headers["X-XSRFToken"] = xsrf

@@ -99,22 +99,30 @@ def test_worker_pods_get_the_chosen_limits(platform, chart_cluster):
     s = chart_cluster.login(platform, username)
     api = f"{platform.hub_url}/hub/api/users/{username}"
     s.post(f"{api}/server", json={"profile": "small"}, timeout=60)
+    pod = f"jupyter-{username}"
+
+    def in_notebook(script: str) -> str:
+        return chart_cluster.kubectl("exec", "-n", platform.user_namespace, pod, "-c", "notebook",
+                                     "--", "python", "-c", script, timeout=900).stdout
+
+    name = None
     try:
         chart_cluster.wait_until("the server", lambda: s.get(api, timeout=30).json()["servers"].get("", {}).get("ready"), 600)
-        script = (
+        out = in_notebook(
             "from dask_gateway import Gateway\n"
-            "g = Gateway(); c = g.new_cluster(worker_cores=1, worker_memory=2); c.scale(1)\n"
-            "c.get_client().wait_for_workers(1, timeout=300); print('NAME', c.name)\n"
+            "c = Gateway().new_cluster(worker_cores=1, worker_memory=2, shutdown_on_close=False)\n"
+            "c.scale(1); c.get_client().wait_for_workers(1, timeout=300); print('NAME', c.name)\n"
         )
-        out = chart_cluster.kubectl("exec", "-n", platform.user_namespace, f"jupyter-{username}", "-c", "notebook",
-                                    "--", "python", "-c", script, timeout=900).stdout
-        name = out.split("NAME", 1)[1].strip().split(".")[-1]
+        name = out.split("NAME", 1)[1].strip()
         pods = json.loads(chart_cluster.kubectl(
             "get", "pods", "-n", platform.user_namespace, "-o", "json",
-            "-l", f"gateway.dask.org/cluster={name},app.kubernetes.io/component=dask-worker").stdout)["items"]
+            "-l", f"gateway.dask.org/cluster={name.split('.')[-1]},app.kubernetes.io/component=dask-worker").stdout)["items"]
         assert pods, "no worker pod"
         res = pods[0]["spec"]["containers"][0]["resources"]
         assert _quantity(res["limits"]["cpu"]) == pytest.approx(1)
         assert _quantity(res["limits"]["memory"]) == pytest.approx(2 * GIB, rel=1e-3)
+        assert pods[0]["spec"]["containers"][0]["securityContext"]["runAsNonRoot"] is True
     finally:
+        if name:
+            in_notebook(f"from dask_gateway import Gateway\nGateway().connect({name!r}).shutdown()\n")
         s.delete(f"{api}/server", timeout=60)
