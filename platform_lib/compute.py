@@ -81,7 +81,7 @@ def get_client(
         threads_per_worker=1,
         processes=True,
         memory_limit=memory_limit or "auto",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # a free loopback port: never collide, never expose
         host="127.0.0.1",
     )
     try:
