@@ -156,3 +156,14 @@ def test_per_user_totals_on_kubernetes(gateway):
     user = SimpleNamespace(name="rosa", groups=["tier-research"])
     with pytest.raises(PublicException, match="may run 2 cluster"):
         asyncio.run(backend.start_cluster(user, {}))
+
+
+def test_gateway_quota_check_reads_the_quota_database_when_external(chart):
+    """hub_config.gateway checks quotas on start/scale when ROMAN_QUOTA_DB_URL is set."""
+    def env(config):
+        dep = chart.find(chart.render(config), "Deployment", "rp-gateway-api")
+        return {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    prod = env("cloud-production")["ROMAN_QUOTA_DB_URL"]["valueFrom"]["secretKeyRef"]
+    assert prod == {"name": "roman-platform-quota-db", "key": "db-url"}
+    assert "ROMAN_QUOTA_DB_URL" not in env("kind")  # SQLite: only the hub pod can read it
