@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import secrets
 import shutil
 import signal
@@ -66,6 +68,30 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port_pairs(n: int, tries: int = 500) -> list[int]:
+    """n ports p with p and p + 10000 both free (p in 20000-45000)."""
+    rng = random.Random()
+    out: list[int] = []
+    for _ in range(tries):
+        p = rng.randrange(20000, 45000)
+        if p in out or p + 10000 in out:
+            continue
+        if _port_free(p) and _port_free(p + 10000):
+            out.append(p)
+            if len(out) == n:
+                return out
+    raise SeaweedFSError(f"could not find {n} free port pairs (p, p+10000) on 127.0.0.1")
+
+
 @dataclass
 class SeaweedFS:
     """A ``weed mini`` process serving S3 on ``127.0.0.1:s3_port``.
@@ -84,13 +110,29 @@ class SeaweedFS:
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
     _log: object | None = field(default=None, init=False, repr=False)
     _grpc_sockets: list[Path] = field(default_factory=list, init=False, repr=False)
+    _ports: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder).resolve()
-        self.s3_port = self.s3_port or _free_port()
+        # weed mini records its ports with its data (mini.options, the master's folder) and a
+        # restart on other ports fails: a folder keeps the ports it was first started with.
+        self._ports = self._saved_ports()
+        self.s3_port = self.s3_port or self._ports.get("s3") or _free_port()
         self.access_key = self.access_key or "roman" + secrets.token_hex(6)
         self.secret_key = self.secret_key or secrets.token_urlsafe(24)
         self.weed = self.weed or find_weed()
+        for bucket in self.buckets:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+                raise SeaweedFSError(
+                    f"invalid bucket name {bucket!r}: S3 bucket names are 3-63 characters of "
+                    "lower-case letters, digits, '.' and '-'"
+                )
+
+    def _saved_ports(self) -> dict[str, int]:
+        try:
+            return {k: int(v) for k, v in json.loads((self.folder / "ports.json").read_text()).items()}
+        except (OSError, ValueError):
+            return {}
 
     # ------------------------------------------------------------------ what clients need
     @property
@@ -136,9 +178,23 @@ class SeaweedFS:
 
     def command(self) -> list[str]:
         """The ``weed mini`` command line (every listener on loopback, on a port we chose)."""
-        ports = _free_ports(10)
+        names = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
+                 "s3_grpc", "admin", "admin_grpc", "metrics")
+        if not all(n in self._ports for n in names):
+            # weed's components find each other's gRPC port as HTTP port + 10000 in places
+            # (the admin plugin worker does, whatever -admin.port.grpc says): keep that rule.
+            pairs = _free_port_pairs(4)
+            self._ports = {
+                "master": pairs[0], "master_grpc": pairs[0] + 10000,
+                "volume": pairs[1], "volume_grpc": pairs[1] + 10000,
+                "filer": pairs[2], "filer_grpc": pairs[2] + 10000,
+                "admin": pairs[3], "admin_grpc": pairs[3] + 10000,
+                "s3_grpc": _free_port(), "metrics": _free_port(),
+            }
+        self._ports["s3"] = self.s3_port
+        (self.folder / "ports.json").write_text(json.dumps(self._ports, indent=1))
         (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3_grpc, admin,
-         admin_grpc, metrics) = ports
+         admin_grpc, metrics) = (self._ports[n] for n in names)
         self._grpc_sockets = [
             Path(f"/tmp/seaweedfs-{kind}-grpc-{port}.sock")
             for kind, port in (("master", master), ("volume", volume), ("filer", filer),
