@@ -63,3 +63,19 @@ def test_hub_command_uses_the_images_config(chart):
     assert ct["command"] == ["jupyterhub", "--config", "/etc/jupyterhub/jupyterhub_config.py"]
     dockerfile = (chart.REPO / "images" / "hub" / "Dockerfile").read_text()
     assert "/etc/jupyterhub/jupyterhub_config.py" in dockerfile
+
+
+def test_external_quota_service_is_a_working_hub_oauth_client(chart, monkeypatch):
+    """The quota Deployment's environment makes the HubOAuth JupyterHub registers for 'quota'."""
+    from jupyterhub.services.auth import HubOAuth
+
+    ct = _container(chart, "cloud-production", "rp-quota", "quota")
+    assert ct["command"] == ["python", "-m", "hub_config.quota.service"]
+    assert ct["args"] == ["--gateway-url", "http://rp-traefik:80/services/dask-gateway"]
+    for e in ct["env"]:
+        monkeypatch.setenv(e["name"], e.get("value", "from-a-secret"))
+    auth = HubOAuth()
+    assert auth.api_url == "http://rp-hub:8081/hub/api"
+    assert auth.oauth_client_id == "service-quota"  # what the hub names the 'quota' service's client
+    assert auth.oauth_redirect_uri == "/services/quota/oauth_callback"
+    assert auth.access_scopes == {"access:services!service=quota"}
