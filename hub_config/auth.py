@@ -378,3 +378,23 @@ def _b64json(segment: str) -> str:
     import base64
 
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)).decode()
+
+
+def configure_oidc(c: Any, oidc: dict[str, Any]) -> None:
+    """Wire RomanOIDCAuthenticator into a hub config from an ``oidc`` settings section.
+
+    Keys: issuer, client_id, client_secret, callback_url, post_logout_redirect_uri, and
+    optionally crypt_key (hex; used when $JUPYTERHUB_CRYPT_KEY is unset) and auto_login.
+    """
+    import os
+
+    c.JupyterHub.authenticator_class = "hub_config.auth.RomanOIDCAuthenticator"
+    c.RomanOIDCAuthenticator.oidc_issuer = oidc["issuer"]
+    c.RomanOIDCAuthenticator.client_id = oidc["client_id"]
+    c.RomanOIDCAuthenticator.client_secret = oidc["client_secret"]
+    c.RomanOIDCAuthenticator.oauth_callback_url = oidc["callback_url"]
+    c.RomanOIDCAuthenticator.post_logout_redirect_uri = oidc.get("post_logout_redirect_uri", "")
+    c.RomanOIDCAuthenticator.auto_login = bool(oidc.get("auto_login", False))
+    if not os.environ.get("JUPYTERHUB_CRYPT_KEY") and oidc.get("crypt_key"):
+        # Auth state (tokens for refresh and provider logout) is stored encrypted.
+        c.CryptKeeper.keys = [bytes.fromhex(oidc["crypt_key"])]

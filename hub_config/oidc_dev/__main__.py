@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--issuer", help="issuer URL (default http://HOST:PORT)")
     p.add_argument("--users", type=Path, default=DEMO_USERS_FILE, help="users YAML (default: the demo users)")
     p.add_argument("--client-id", required=True, help="the one registered client (the hub)")
-    p.add_argument("--client-secret", required=True, help="its secret")
+    secret = p.add_mutually_exclusive_group(required=True)
+    secret.add_argument("--client-secret", help="its secret (visible in ps; prefer the file)")
+    secret.add_argument("--client-secret-file", type=Path, help="file holding its secret")
     p.add_argument("--redirect-uri", action="append", required=True, help="allowed redirect URI (repeatable)")
     p.add_argument(
         "--post-logout-redirect-uri", action="append", default=[],
@@ -60,6 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.client_secret_file:
+        try:
+            args.client_secret = args.client_secret_file.read_text().strip()
+        except OSError as exc:
+            print(f"error: cannot read --client-secret-file: {exc}", file=sys.stderr)
+            return 2
+        if not args.client_secret:
+            print("error: --client-secret-file is empty", file=sys.stderr)
+            return 2
     issuer = args.issuer or f"http://{args.host}:{args.port}"
     config = ProviderConfig(
         issuer=issuer,

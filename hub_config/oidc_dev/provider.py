@@ -282,7 +282,7 @@ class Authorize(_Base):
         user = self.st.config.users.get(username)
         if user is None or not secrets.compare_digest(user.password, password):
             self.set_status(401)
-            self._render(args, "Unknown username or wrong password.")
+            self._render(args, "Invalid username or password.")
             return
         sid = secrets.token_urlsafe(16)
         self.st.sessions.put(sid, {"username": username}, REFRESH_TTL)
