@@ -9,7 +9,11 @@ and team groups, stop servers, make short-lived user tokens to stop Dask cluster
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
+
+#: The folder whose jupyter_server_config.d enables platform_lib.account_extension.
+JUPYTER_CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "platform_lib" / "jupyter-config")
 
 SERVICE_SCOPES = [
     "list:users", "read:users", "read:users:groups", "read:servers", "servers",
