@@ -169,9 +169,20 @@ def chart_settings(v: dict[str, Any] | None = None) -> Any:
 
     v = v if v is not None else values()
     url = public_url(v)
-    hub = name("hub", v)
     db_url = os.environ.get("ROMAN_HUB_DB_URL") or "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
+    extra: dict[str, Any] = {}
+    issuer = get("auth.oidc.issuer", "", source=v)
+    if issuer and url:
+        # The section hub_config.auth.configure_oidc reads (as the supervisor writes it locally).
+        extra["oidc"] = {
+            "issuer": issuer,
+            "client_id": get("auth.oidc.clientId", source=v),
+            "client_secret": os.environ.get("ROMAN_OIDC_CLIENT_SECRET", ""),
+            "callback_url": f"{url}/hub/oauth_callback",
+            "post_logout_redirect_uri": f"{url}/hub/",
+        }
     return PlatformSettings(
+        **extra,
         mode="kubernetes",
         state_dir="/srv/jupyterhub",
         log_level=get("hub.logLevel", "INFO", source=v),

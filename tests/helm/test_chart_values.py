@@ -57,6 +57,9 @@ def test_settings_have_the_local_shape(kind_values):
     assert settings.hub.public_url == "http://172.18.0.2:30080"
     assert settings.gateway.address == "http://rp-traefik:80/services/dask-gateway"
     assert settings.singleuser.environment["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
+    # The OIDC section hub_config.auth.configure_oidc reads, as in local mode.
+    assert settings.oidc["issuer"] == "http://172.18.0.2:30081"
+    assert settings.oidc["callback_url"] == "http://172.18.0.2:30080/hub/oauth_callback"
 
 
 def test_not_in_chart_without_the_variable(monkeypatch):
