@@ -22,7 +22,9 @@ class CatalogImage:
 
     ``data`` and ``err`` share one unit (e.g. MJy/sr for romancal products, e-/s for simple
     simulations); ``to_ujy`` converts a sum of pixels in that unit to microjansky, which is what
-    the catalogs report (AB magnitude = 23.9 - 2.5 log10(flux_ujy)).
+    the catalogs report (AB magnitude = 23.9 - 2.5 log10(flux_ujy)). A product that has not been
+    flux calibrated has ``flux_unit`` "DN/s" and ``to_ujy`` 1: its catalog is in DN/s and has
+    no AB magnitudes, rather than magnitudes that look calibrated and are not.
     ``psf`` is an optional normalised PSF image sampled at the image's pixel scale, centred.
     """
 
@@ -31,6 +33,7 @@ class CatalogImage:
     wcs: Any
     band: str
     to_ujy: float = 1.0
+    flux_unit: str = "uJy"
     psf: np.ndarray | None = None
     mjd: float | None = None
     name: str = ""
@@ -105,10 +108,11 @@ def from_model(model: Any, *, psf: np.ndarray | None = None, name: str = "") -> 
     if wcs is None:
         raise CatalogInputError(f"{label}: the product has no WCS (meta.wcs); run assign_wcs first")
     band = _optical_element(meta)
-    if "err" not in model:
+    err = getattr(model, "err", None)
+    if err is None:
         raise CatalogInputError(f"{label}: the product has no 'err' array")
     data = np.asarray(model.data, dtype=np.float64)
-    err = np.asarray(model.err, dtype=np.float64)
+    err = np.asarray(err, dtype=np.float64)
     mjd = None
     try:
         mjd = float(meta.exposure.start_time.mjd)
@@ -118,6 +122,10 @@ def from_model(model: Any, *, psf: np.ndarray | None = None, name: str = "") -> 
         except AttributeError:
             mjd = None
     img = CatalogImage(data=data, err=err, wcs=wcs, band=band, psf=psf, mjd=mjd, name=label)
+    state = _calibration_state(meta)
+    if state == "uncalibrated":
+        img.flux_unit, img.to_ujy = "DN/s", 1.0
+        return img
     area_sr = None
     try:
         area_sr = float(meta.photometry.pixel_area)
@@ -126,7 +134,23 @@ def from_model(model: Any, *, psf: np.ndarray | None = None, name: str = "") -> 
     if not area_sr or not np.isfinite(area_sr) or area_sr <= 0:
         area_sr = (img.pixel_scale_arcsec() / 206264.80624709636) ** 2
     img.to_ujy = area_sr * _MJY_SR_TO_UJY_PER_SR
+    if state == "dn_per_s":  # photom not applied, but its conversion is known: apply it here
+        img.to_ujy *= float(meta.photometry.conversion_megajanskys)
     return img
+
+
+def _calibration_state(meta: Any) -> str:
+    """'mjy_sr' (romancal's photom step ran), 'dn_per_s' (a positive conversion factor is
+    recorded, not yet applied) or 'uncalibrated' (neither: romanisim's raw L2, for one)."""
+    for steps in ("cal_step", "l2_cal_step", "l3_cal_step"):
+        node = getattr(meta, steps, None) if steps in meta else None
+        if node is not None and str(getattr(node, "photom", "")).upper() == "COMPLETE":
+            return "mjy_sr"
+    try:
+        conv = float(meta.photometry.conversion_megajanskys)
+    except (AttributeError, TypeError, ValueError):
+        conv = -1.0
+    return "dn_per_s" if np.isfinite(conv) and conv > 0 else "uncalibrated"
 
 
 def _optical_element(meta: Any) -> str:

@@ -61,6 +61,7 @@ def measure(
     ra, dec = image.pixel_to_world(x, y)
     scale = image.pixel_scale_arcsec()
     k = image.to_ujy
+    unit = u.Unit(image.flux_unit)
 
     t = QTable()
     t["label"] = np.asarray(cat.label, dtype=np.int32)
@@ -70,18 +71,18 @@ def measure(
     t["dec"] = dec * u.deg
     seg_flux = np.asarray(cat.segment_flux, dtype=float) * k
     seg_err = np.asarray(cat.segment_flux_err, dtype=float) * k
-    t["segment_flux"] = seg_flux * u.uJy
-    t["segment_flux_err"] = seg_err * u.uJy
+    t["segment_flux"] = seg_flux * unit
+    t["segment_flux_err"] = seg_err * unit
     kron = np.asarray(cat.kron_flux, dtype=float) * k
     kron_err = np.asarray(cat.kron_flux_err, dtype=float) * k
-    t["kron_flux"] = kron * u.uJy
-    t["kron_flux_err"] = kron_err * u.uJy
+    t["kron_flux"] = kron * unit
+    t["kron_flux_err"] = kron_err * unit
     t["kron_radius"] = np.asarray(cat.kron_radius.value if hasattr(cat.kron_radius, "value") else cat.kron_radius, dtype=float)
     for r_as in radii_arcsec:
         f, e = aperture_fluxes(data_sub, image.err, image.mask, x, y, r_as / scale)
         tag = f"{int(round(r_as * 100)):03d}"
-        t[f"aper{tag}_flux"] = f * k * u.uJy
-        t[f"aper{tag}_flux_err"] = e * k * u.uJy
+        t[f"aper{tag}_flux"] = f * k * unit
+        t[f"aper{tag}_flux_err"] = e * k * unit
     lb = np.asarray(cat.local_background, dtype=float)
     t["local_background"] = lb * k  # per pixel, uJy
     # Shapes: second moments of the segment (pixels and arcsec).
@@ -97,7 +98,7 @@ def measure(
     sig_pix = np.asarray(_val(cat.fwhm), dtype=float) / 2.3548
     pos_err = np.divide(sig_pix, snr, out=np.full_like(snr, np.nan), where=snr > 0) * scale
     t["pos_err"] = pos_err * u.arcsec
-    t["kron_abmag"] = _ab_mag(kron) * u.ABmag
+    t["kron_abmag"] = (_ab_mag(kron) if unit == u.uJy else np.full(len(kron), np.nan)) * u.ABmag
     ny, nx = image.shape
     bbox_edge = (
         (np.asarray(cat.bbox_xmin) <= 0)
@@ -107,6 +108,7 @@ def measure(
     )
     t["flag_edge"] = bbox_edge
     t.meta["band"] = image.band
+    t.meta["flux_unit"] = image.flux_unit
     t.meta["pixel_scale_arcsec"] = scale
     t.meta["aperture_radii_arcsec"] = list(radii_arcsec)
     return t

@@ -143,6 +143,9 @@ def multi_band(
     bands = [normalize_band(img.band) for img in images]
     if len(set(bands)) != len(bands):
         raise CatalogInputError(f"mismatched bands: each optical element must appear once, got {bands}")
+    raw = [b for b, img in zip(bands, images) if img.flux_unit != "uJy"]
+    if raw:
+        raise CatalogInputError(f"multi-band photometry needs flux-calibrated images; not calibrated: {raw}")
     missing = [b for b, img in zip(bands, images) if img.psf is None]
     if missing:
         raise CatalogInputError(f"PSF-matched photometry needs a PSF for every band; missing for {missing}")

@@ -1,0 +1,128 @@
+"""Catalogs of products in the data store, one Dask task per field (or per image).
+
+This is the notebook- and CLI-facing layer: it takes product rows from
+``platform_lib.data.search`` (or store paths/URLs), opens them as roman_datamodels models, gets
+each image's PSF from the platform's PSF library, runs the static, variability or
+difference-imaging catalog, and writes the L4 products next to the data. Pixels are read on the
+workers: a task receives product references, never arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from astropy.table import Table
+
+from .errors import CatalogInputError
+from .images import CatalogImage, from_model
+
+PSF_STAMP = 63  # native pixels (6.9"): holds Roman's core and first rings
+DETECTOR_CENTRE = 2043.5
+
+
+def library_psf_image(detector: str, optical_element: str, *, store: Any = None, size: int = PSF_STAMP) -> np.ndarray:
+    """A native-pixel PSF image from the PSF library, at the detector centre, normalised.
+
+    L3 mosaics mix detectors; their PSF is taken from WFI01's centre unless the caller passes
+    one, a documented approximation (the Roman PSF varies by a few percent in width over the
+    focal plane; docs/catalogs.md).
+    """
+    from platform_lib.data.psf import psf as library_psf
+
+    model = library_psf(detector, optical_element, DETECTOR_CENTRE, DETECTOR_CENTRE, store=store)
+    half = size // 2
+    x0 = y0 = 2044.0  # an integer pixel: the stamp is centred on its middle pixel
+    model.x_0, model.y_0 = x0, y0
+    yy, xx = np.mgrid[y0 - half : y0 + half + 1, x0 - half : x0 + half + 1]
+    img = np.asarray(model(xx, yy), dtype=float)
+    img = np.clip(img, 0, None)
+    return img / img.sum()
+
+
+def load_image(product: Any, *, store: Any = None, psf: np.ndarray | None = None) -> CatalogImage:
+    """A ``CatalogImage`` of an L2/L3 product in the store, with its library PSF."""
+    from platform_lib.data import open_product
+
+    with open_product(product, store) as model:
+        if psf is None:
+            element = str(model.meta.instrument.optical_element)
+            detector = str(getattr(model.meta.instrument, "detector", "") or "WFI01")
+            psf = library_psf_image(detector, element, store=store)
+        img = from_model(model, psf=psf, name=_name_of(product))
+    return img
+
+
+def _name_of(product: Any) -> str:
+    if hasattr(product, "colnames") and "path" in product.colnames:
+        return str(product["path"])
+    return str(product)
+
+
+def catalog_fields(
+    fields: dict[str, Sequence[Any]],
+    out_prefix: str,
+    *,
+    store: Any = None,
+    reference: Table | None = None,
+    client: Any = None,
+    storage_options: dict | None = None,
+) -> dict[str, dict[str, str] | BaseException]:
+    """Multi-band static catalogs, one Dask task per field: {field: written URLs or the error}.
+
+    ``fields`` maps a field name to its products (one per optical element, on one pixel grid).
+    """
+    from platform_lib.compute import get_client, map_with_progress
+
+    from .outputs import write_products
+    from .static import multi_band, single_band
+
+    def task(item: tuple[str, Sequence[Any]]) -> dict[str, str]:
+        name, products = item
+        images = [load_image(p, store=store) for p in products]
+        cat = multi_band(images, reference=reference) if len(images) > 1 else single_band(images[0], reference=reference)
+        cat.table.meta["inputs"] = [_name_of(p) for p in products]
+        return write_products(out_prefix, name, catalog=cat.table, segmentation=cat.segmentation,
+                              wcs=cat.wcs, storage_options=storage_options)
+
+    items = list(fields.items())
+    if not items:
+        raise CatalogInputError("no fields given")
+    if client is None:
+        with get_client() as c:
+            results = map_with_progress(c, task, items, desc="static catalogs")
+    else:
+        results = map_with_progress(client, task, items, desc="static catalogs")
+    return {name: r for (name, _), r in zip(items, results)}
+
+
+def difference_fields(
+    fields: dict[str, Sequence[Any]],
+    out_prefix: str,
+    *,
+    store: Any = None,
+    threshold: float = 5.0,
+    client: Any = None,
+    storage_options: dict | None = None,
+) -> dict[str, dict[str, str] | BaseException]:
+    """Difference-imaging L4 catalogs, one Dask task per field of overlapping rectified images."""
+    from platform_lib.compute import get_client, map_with_progress
+
+    from .diffim import difference_catalog
+    from .outputs import write_products
+
+    def task(item: tuple[str, Sequence[Any]]) -> dict[str, str]:
+        name, products = item
+        images = [load_image(p, store=store) for p in products]
+        cat = difference_catalog(images, threshold=threshold)
+        cat.meta["inputs"] = [_name_of(p) for p in products]
+        return write_products(out_prefix, f"{name}_diff", catalog=cat, storage_options=storage_options)
+
+    items = list(fields.items())
+    if client is None:
+        with get_client() as c:
+            results = map_with_progress(c, task, items, desc="difference imaging")
+    else:
+        results = map_with_progress(client, task, items, desc="difference imaging")
+    return {name: r for (name, _), r in zip(items, results)}
