@@ -107,6 +107,10 @@ _quota_configure_hub(
 )
 os.environ["ROMAN_QUOTA_DB_URL"] = _quota_db  # the spawner's check reads the same database
 c.TierSpawnerMixin.spawn_checks = [_quota_spawn_check]
+# Tier grants made in the quota service reach the authenticator at each login.
+from hub_config.quota.grants import DatabaseTierGrants as _QuotaTierGrants
+
+c.RomanOIDCAuthenticator.tier_grants = _QuotaTierGrants(_quota_db)
 c.Spawner.environment = {
     **dict(c.Spawner.environment),
     "ROMAN_QUOTA_URL": settings.hub.public_url.rstrip("/") + "/services/quota/",

@@ -59,7 +59,19 @@ def current_revision(db_url: str) -> str | None:
         engine.dispose()
 
 
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
 def session_factory(db_url: str, migrate: bool = True) -> sessionmaker[Session]:
+    """Sessions on ``db_url``, migrated first; the service, the hub and the gateway may race to
+    migrate one database at start-up, and the loser only needs to find it at head."""
     if migrate:
-        upgrade(db_url)
+        try:
+            upgrade(db_url)
+        except Exception:
+            if current_revision(db_url) != head_revision():
+                raise
     return sessionmaker(make_engine(db_url), expire_on_commit=False)

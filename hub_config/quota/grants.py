@@ -20,3 +20,20 @@ class DatabaseTierGrants:
         with self._sessions() as s:
             g = granted_tier(s, username)
             return g.tier if g else None
+
+    def teams_of(self, username: str) -> list[tuple[str, str]]:
+        """(team, role) of every membership the quota database records for ``username``.
+
+        For the authenticator: with ``manage_groups`` it rewrites a user's groups at each login,
+        so it must add these ``team-<name>`` / ``team-<name>-admins`` groups to the IdP's.
+        """
+        from sqlalchemy import select
+
+        from .models import Membership, Team, User
+
+        if self._sessions is None:
+            self._sessions = session_factory(self._db_url)
+        with self._sessions() as s:
+            rows = s.execute(select(Team.name, Membership.role).join(Membership.team)
+                             .join(Membership.user).where(User.name == username)).all()
+            return [(t, r.value) for t, r in rows]

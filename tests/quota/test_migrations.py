@@ -48,3 +48,29 @@ def test_database_rejects_an_allocation_with_two_owners_or_negative_hours(sessio
         s.add(Allocation(team=t, core_hours=-1, period_start=now, period_end=now + dt.timedelta(days=1)))
         with pytest.raises(IntegrityError):
             s.commit()
+
+
+def test_database_tier_grants_for_the_authenticator(db_url):
+    from hub_config.policy import TierGrantSource
+    from hub_config.quota import operations as ops
+    from hub_config.quota.db import session_factory
+    from hub_config.quota.grants import DatabaseTierGrants
+
+    grants = DatabaseTierGrants(db_url)
+    assert isinstance(grants, TierGrantSource)
+    assert grants.granted_tier("alice") is None
+    sessions = session_factory(db_url)
+    admin = ops.Actor("root", platform_admin=True)
+    with sessions() as s:
+        ops.user(s, "alice", create=True)
+        ops.grant_tier(s, admin, "alice", "research")
+        ops.create_team(s, admin, "lens")
+        ops.add_member(s, admin, "lens", "alice", "admin")
+        s.commit()
+    assert grants.granted_tier("alice") == "research"
+    assert grants.teams_of("alice") == [("lens", "admin")]
+    with sessions() as s:
+        ops.revoke_tier(s, admin, "alice")
+        s.commit()
+    assert grants.granted_tier("alice") is None
+    sessions.kw["bind"].dispose()
