@@ -16,17 +16,12 @@ from __future__ import annotations
 
 from .access import Cutout, cutout, download, open_product
 from .index import build_index, load_index
+from .psf import psf  # the function; photutils is imported when it is called
 from .search import search
 from .store import DataStoreError, Store, get_store
 
 open = open_product  # noqa: A001 - ``data.open(row)`` reads like the builtin on purpose
 
-
-def psf(*args, **kwargs):
-    """``platform_lib.data.psf.psf`` (imported lazily: it needs photutils)."""
-    from .psf import psf as _psf
-
-    return _psf(*args, **kwargs)
 
 
 __all__ = [

@@ -321,7 +321,8 @@ def build_index(
 
     ``client``: a ``distributed.Client`` to use; default: one from
     ``platform_lib.compute.get_client`` (Dask-Gateway on the platform, else a LocalCluster)
-    when there is work to do. ``batch_size`` files are read per task.
+    when there is more than one batch to read (one batch is read in this process).
+    ``batch_size`` files are read per task.
     """
     import pyarrow as pa
 
@@ -407,6 +408,12 @@ def build_index(
 def _run_batches(spec, batches, client, show):
     from platform_lib.compute import get_client, progress
 
+    if client is None and len(batches) == 1:
+        # one task's worth of files: starting a cluster would cost more than the reading
+        try:
+            return [_read_many(spec, batches[0])]
+        except Exception as exc:  # noqa: BLE001 - reported per batch, as from a worker
+            return [exc]
     if client is not None:
         futures = client.map(_read_many, [spec] * len(batches), batches, pure=False)
         return progress(client, futures, desc="indexing", show=show)
