@@ -55,6 +55,24 @@ def hub_login(session: requests.Session, hub_url: str, username: str,
     return r
 
 
+def browser_login(page, hub_url: str, username: str, password: str = DEMO_PASSWORD) -> None:
+    """The same login as :func:`hub_login`, typed into the hub's login page by a person.
+
+    Leaves the page wherever the hub sends a logged-in user (their server, spawned on demand).
+    """
+    if "/hub/login" not in page.url:
+        page.goto(f"{hub_url}/hub/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit], button[type=submit]")
+
+
+def browser_login_refused(page) -> bool:
+    """True when the page shows the hub's refusal of a login (still on the login page)."""
+    page.wait_for_selector("text=Invalid username or password")
+    return "/hub/login" in page.url
+
+
 def api_token(session: requests.Session, hub_url: str, username: str) -> str:
     """A hub API token for the logged-in user, made through the REST API with the session."""
     xsrf = session.cookies.get("_xsrf", path="/hub/") or session.cookies.get("_xsrf")
@@ -293,6 +311,17 @@ def run_in_kernel(server_url: str, token: str, code: str, timeout: float = 180.0
 def login():
     """The login helper as a fixture (importlib mode makes importing conftest unreliable)."""
     return hub_login
+
+
+@pytest.fixture
+def web_login():
+    """Browser login helpers: ``.login(page, hub_url, user[, password])``, ``.refused(page)``."""
+
+    class _Web:
+        login = staticmethod(browser_login)
+        refused = staticmethod(browser_login_refused)
+
+    return _Web
 
 
 @pytest.fixture

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-DEMO_PASSWORD = "platform-test-password"  # the one tests/platform/conftest.py configures
-
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_login_page_leads_to_jupyterlab(start_platform, browser):
+def test_login_page_leads_to_jupyterlab(start_platform, browser, web_login):
     platform = start_platform()
     context = browser.new_context()
     try:
@@ -17,15 +15,10 @@ def test_login_page_leads_to_jupyterlab(start_platform, browser):
         page.set_default_timeout(120_000)
         page.goto(f"{platform.url}/")
         # A wrong password keeps the user on the login page with a message.
-        page.fill("input[name=username]", "bob")
-        page.fill("input[name=password]", "wrong-password")
-        page.click("input[type=submit], button[type=submit]")
-        page.wait_for_selector("text=Invalid username or password")
-        assert "/hub/login" in page.url
+        web_login.login(page, platform.url, "bob", "wrong-password")
+        assert web_login.refused(page)
         # The right one spawns bob's server and opens JupyterLab in it.
-        page.fill("input[name=username]", "bob")
-        page.fill("input[name=password]", DEMO_PASSWORD)
-        page.click("input[type=submit], button[type=submit]")
+        web_login.login(page, platform.url, "bob")
         page.wait_for_url("**/user/bob/lab**")
         page.wait_for_selector("#jp-main-dock-panel")
         assert page.title()

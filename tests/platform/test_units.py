@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import stat
+from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from hub_config.local.devauth import DemoAuthenticator
@@ -37,9 +38,15 @@ def _auth(bind_url: str = "http://127.0.0.1:8000", password: str = "correct-hors
     )
 
 
+def _run(coro):
+    # In a thread of its own: another test's Playwright may own this thread's event loop.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result(timeout=30)
+
+
 def test_demo_authenticator_checks_password_and_user():
     auth = _auth()
-    login = lambda u, p: asyncio.run(auth.authenticate(None, {"username": u, "password": p}))  # noqa: E731
+    login = lambda u, p: _run(auth.authenticate(None, {"username": u, "password": p}))  # noqa: E731
     assert login("alice", "correct-horse") == "alice"
     assert login("admin", "correct-horse") == "admin"
     assert login("alice", "wrong") is None
