@@ -122,3 +122,16 @@ def test_config_error_is_a_value_error_with_the_path(tmp_path):
     (tmp_path / "p.yaml").write_text("log_level: LOUD\n")
     with pytest.raises(ConfigError, match=r"p\.yaml: log_level: "):
         load_config(tmp_path / "p.yaml")
+
+
+def test_documented_platform_yaml_is_valid_and_matches_the_defaults(tmp_path):
+    """docs/local-platform.md shows every setting with its default; it must not drift."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "local-platform.md").read_text()
+    block = doc.split("## Configuration", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "documented.yaml").write_text(block)
+    documented = load_config(tmp_path / "documented.yaml", required=True)
+    defaults = PlatformConfig()
+    assert documented.model_dump(exclude={"state_dir"}) == defaults.model_dump(exclude={"state_dir"})
+    assert set(PlatformConfig.model_fields) <= set(
+        line.split(":", 1)[0] for line in block.splitlines() if line and not line[0].isspace()
+    ), "a top-level setting is missing from the documented example"
