@@ -154,8 +154,21 @@ class ProductIndex:
     def to_table(self, rows: Sequence[int]):
         from astropy.table import Table
 
-        sub = self.table.take(np.asarray(rows, dtype=np.int64))
-        out = Table(sub.drop(["cells"]).to_pydict())
+        import pyarrow as pa
+
+        sub = self.table.take(np.asarray(rows, dtype=np.int64)).drop(["cells"])
+        out = Table()
+        for name, col in zip(sub.column_names, sub.columns):
+            values = col.to_pylist()
+            if pa.types.is_string(col.type):
+                out[name] = np.array(["" if v is None else v for v in values], dtype=str)
+            elif pa.types.is_floating(col.type):
+                out[name] = np.array([np.nan if v is None else v for v in values], dtype=float)
+            elif pa.types.is_integer(col.type):
+                out[name] = np.ma.masked_array([0 if v is None else v for v in values],
+                                               mask=[v is None for v in values], dtype=np.int64)
+            else:
+                out[name] = np.array(values + [None], dtype=object)[:-1]
         out.meta["store"] = self.store_url
         return out
 
@@ -206,7 +219,7 @@ def search(
                      detector=detector, program=program, product_type=product_type,
                      start=start, end=end)
     table = idx.to_table(rows)
-    table["source"] = ["store"] * len(table)
+    table["source"] = np.full(len(table), "store", dtype="U8")
     if mast:
         from astropy.table import vstack
 
