@@ -105,12 +105,13 @@ def make_l1(
     persistence=None,
     seed: int = 0,
     apportioner: str = "fast",
+    cut=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Total electrons image -> (resultants in DN, dq), as romanisim.l1.make_l1 does.
 
     ``refdata`` holds ``readnoise, gain, saturation, inverselinearity, ipc,
     darkdecaysignal`` as romanisim's ``gather_reference_data`` returns them (already cut to
-    the footprint). ``apportioner='romanisim'`` uses romanisim's own per-read apportioning
+    the footprint; ``cut`` cuts a full-detector map to it). ``apportioner='romanisim'`` uses romanisim's own per-read apportioning
     (the benchmarks' and the equivalence tests' baseline).
     """
     import galsim
@@ -147,7 +148,7 @@ def make_l1(
     gain = refdata["gain"]
     resultants /= gain
     if refdata.get("darkdecaysignal") is not None:
-        l1.apply_dark_decay(resultants, refdata["darkdecaysignal"], pattern, sign=1)
+        _add_dark_decay(resultants, refdata["darkdecaysignal"], pattern, cut or (lambda a: a))
     read_noise = refdata["readnoise"]
     if np.any(np.asarray(read_noise) > 0):
         resultants = l1.add_read_noise_to_resultants(
@@ -157,3 +158,22 @@ def make_l1(
     resultants = np.clip(resultants, 0, saturation * 1.1)
     dq[resultants >= saturation] |= parameters.dqbits["saturated"]
     return resultants.astype(np.float32), dq
+
+
+def _add_dark_decay(resultants: np.ndarray, decay: dict, pattern, cut) -> None:
+    """romanisim's dark decay (l1.apply_dark_decay), on any footprint, in one map.
+
+    romanisim evaluates A exp(-(t0 + offset(pixel)) / tau) on the full detector for every
+    read; that is A exp(-offset / tau) x exp(-t0 / tau), so one cut-out map of the pixel
+    read-time offsets and a factor per read give the same numbers.
+    """
+    from romanisim import l1
+    from romanisim.models import parameters
+
+    offsets = cut(l1.frame_read_times(parameters.read_time, decay["sca"], t0=0,
+                                      nborder=parameters.nborder))
+    spatial = np.exp(-offsets / decay["time_constant"])
+    for i, reads in enumerate(l1.read_pattern_to_tij(pattern)):
+        t0 = np.asarray(reads) - 1.5 * parameters.read_time  # romanisim's frame offset
+        factor = float(np.mean(np.exp(-t0 / decay["time_constant"])))
+        resultants[i] += (decay["amplitude"] * factor * spatial).astype(resultants.dtype)

@@ -69,6 +69,9 @@ class Footprint:
             return arr
         if shape == (N_PIX, N_PIX):
             return arr[..., self.y0:self.y0 + self.ny, self.x0:self.x0 + self.nx]
+        if shape == (self.ny + 8, self.nx + 8) and (self.x0, self.y0) == (0, 0):
+            # a sub-array reference set (lower-left corner of the detector, with its border)
+            return arr[..., 4:-4, 4:-4]
         if shape == (N_PIX + 8, N_PIX + 8):
             return arr[..., 4 + self.y0:4 + self.y0 + self.ny, 4 + self.x0:4 + self.x0 + self.nx]
         raise SimulationInputError(
@@ -159,21 +162,74 @@ def _metadata(spec: ExposureSpec):
     return image_mod
 
 
+def _load_reference_files(image_mod, ref: dict) -> dict:
+    """romanisim's reference data with file paths opened by romanisim's own model classes.
+
+    romanisim 0.14's ``gather_reference_data`` only opens files when it also asks CRDS; its
+    model classes read files directly when given them. So: numbers and None go through
+    ``gather_reference_data`` as usual, and each file path is loaded by the class romanisim
+    would use (which also trims the 4-pixel reference border).
+    """
+    import roman_datamodels as rdm
+    from romanisim import image, models
+    from romanisim.models import parameters
+
+    files = {k: (v if isinstance(v, str) else None) for k, v in ref.items()}
+    plain = {k: (None if isinstance(v, str) and k != "darkdecaysignal" else v)
+             for k, v in ref.items()}
+    # the classes' fall-backs when a file is absent
+    for key in ("readnoise", "gain", "dark", "saturation"):
+        if plain[key] is None:
+            plain[key] = {"readnoise": models.read_noise, "gain": models.gain,
+                          "dark": models.dark_current, "saturation": 55000}[key]
+    saved = dict(parameters.reference_data)
+    parameters.reference_data.update(plain)
+    try:
+        out = image.gather_reference_data(image_mod, usecrds=False)
+    finally:
+        parameters.reference_data.clear()
+        parameters.reference_data.update(saved)
+    if files["gain"]:
+        out["gain"] = models.Gain(usecrds=True, reffiles=files).gain
+    if files["readnoise"]:
+        out["readnoise"] = models.ReadNoise(usecrds=True, reffiles=files).read_noise
+    if files["dark"]:
+        out["dark"] = models.DarkCurrent(usecrds=True, getdq=True, reffiles=files).dark_rate
+    if files["saturation"]:
+        out["saturation"] = models.Saturation(usecrds=True, getdq=True,
+                                              reffiles=files).saturation_level
+    if files["flat"]:
+        with rdm.open(files["flat"]) as flat:
+            out["flat"] = np.asarray(flat.data, dtype=np.float32).copy()
+    if files.get("ipc"):
+        out["ipc"] = models.IPC(usecrds=True, reffiles=files)
+    inl = bool(files.get("integralnonlinearity"))
+    saturation = out["saturation"]
+    if files["linearity"]:
+        out["linearity"] = models.Nonlinearity(
+            usecrds=True, getdq=True, reftype="linearity", reffiles=files,
+            saturation=saturation * 1.1, integralnonlinearity=inl or None)
+    if files["inverselinearity"]:
+        inv_sat = (out["linearity"].apply(saturation) if out.get("linearity") is not None
+                   else saturation)
+        out["inverselinearity"] = models.Nonlinearity(
+            usecrds=True, getdq=True, reftype="inverselinearity", reffiles=files,
+            saturation=inv_sat * 1.1, integralnonlinearity=inl or None)
+    out["reffiles"] = {k: v for k, v in ref.items()}
+    return out
+
+
 def _reference_arrays(image_mod, spec: ExposureSpec, effects: InstrumentEffects) -> dict:
     """romanisim's reference data for this exposure, overridden by effects, cut to the footprint."""
-    import roman_datamodels as rdm
-    from romanisim import image
+    from romanisim.models import parameters
 
-    ref = image.gather_reference_data(image_mod, usecrds=False)
+    ref = _load_reference_files(image_mod, dict(parameters.reference_data))
     for key, override in (("readnoise", effects.read_noise), ("dark", effects.dark),
                           ("gain", effects.gain), ("saturation", effects.saturation)):
         if override is not None:
             if override < 0:
                 raise SimulationInputError(f"{key} must be >= 0")
             ref[key] = float(override)
-    if isinstance(ref.get("flat"), str):
-        with rdm.open(ref["flat"]) as flat:
-            ref["flat"] = np.asarray(flat.data, dtype=np.float32).copy()
     fp = spec.footprint
     for key in ("readnoise", "dark", "gain", "saturation", "flat"):
         if ref.get(key) is not None:
@@ -365,7 +421,7 @@ def simulate_exposure(
         resultants, dq = make_l1(
             counts.array, pattern, effects=effects, refdata=ref,
             tstart=image_mod.meta.exposure.start_time, persistence=persistence,
-            seed=spec.seed + 2, apportioner=apportioner,
+            seed=spec.seed + 2, apportioner=apportioner, cut=spec.footprint.cut,
         )
         info: dict[str, Any] = {
             "spec": {**asdict(spec), "footprint": asdict(spec.footprint)},

@@ -1,0 +1,58 @@
+"""The reference-data hook: romanisim simulates with a reference-file set's detector."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import roman_datamodels as rdm
+from romanisim.models import parameters
+
+from platform_lib.simulate import (ExposureSpec, Footprint, InstrumentEffects, SimulationInputError,
+                                   simulate_exposure, sources, use_reference_data)
+
+
+def test_mapping_is_installed_and_restored() -> None:
+    before = dict(parameters.reference_data)
+    with use_reference_data({"readnoise": 1.5, "gain": 3.0}) as ref:
+        assert parameters.reference_data["readnoise"] == 1.5 and ref["gain"] == 3.0
+    assert parameters.reference_data == before
+    with pytest.raises(SimulationInputError, match="unknown reference type"):
+        with use_reference_data({"bogus": 1}):
+            pass
+    with pytest.raises(SimulationInputError, match="not found"):
+        with use_reference_data({"dark": "/nonexistent/dark.asdf"}):
+            pass
+    assert parameters.reference_data == before
+
+
+@pytest.mark.slow
+def test_reference_set_drives_the_simulated_detector(tmp_path) -> None:
+    """A 64-px reference set (platform_lib.calibrate's generator, many hot pixels, read noise
+    7 DN, gain 3): the simulated dark exposure shows exactly the set's hot pixels, and the
+    noise of (last read - first read) is the set's read noise and gain (Poisson + 2 reads)."""
+    from platform_lib.calibrate.reference_files import make_reference_set, open_reference_set
+
+    refdir = tmp_path / "refset"
+    make_reference_set(refdir, detector="WFI02", size=64, gain=3.0, read_noise=7.0,
+                       hot_pixel_fraction=0.01, dead_pixel_fraction=0.0,
+                       optical_elements=("F158",))
+    refset = open_reference_set(refdir)
+    with rdm.open(refset.path("dark")) as dark, rdm.open(refset.path("readnoise")) as rn, \
+            rdm.open(refset.path("gain")) as gain:
+        dark_dn_s = np.asarray(dark.dark_slope, dtype=float)[4:-4, 4:-4]
+        read_noise = np.asarray(rn.data, dtype=float)[4:-4, 4:-4]
+        gain_map = np.asarray(gain.data, dtype=float)[4:-4, 4:-4]
+    hot = dark_dn_s > 1.0
+    assert hot.sum() > 10
+
+    spec = ExposureSpec(level=1, ma_table=4, footprint=Footprint(0, 0, 64, 64), seed=5)
+    empty = sources([0.0], [0.0], [30.0], elements=["F158"])[:0]
+    effects = InstrumentEffects(cosmic_rays=False, ipc=False, nonlinearity=False, sky=False)
+    sim = simulate_exposure(empty, spec, effects, reference_data=refdir)
+    assert parameters.reference_data["gain"] == 2  # restored afterwards
+    data = np.asarray(sim.model.data, dtype=float)[:, 4:-4, 4:-4]
+    diff = data[-1] - data[0]
+    assert np.array_equal(diff > 100, hot)
+    normal = ~hot
+    expected = np.mean(2 * read_noise[normal] ** 2 + diff[normal] / gain_map[normal] + 2 / 12)
+    assert diff[normal].var() == pytest.approx(expected, rel=0.1)
