@@ -60,6 +60,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#targets[@]} -eq 0 ] && targets=(hub notebook)
+# One build at a time: concurrent runs would share the wheel server's port and the project wheel.
+exec 9>"$CACHE/build.lock"
+flock -w 3600 9 || die "another build-images.sh still holds $CACHE/build.lock after an hour"
 version="$("$PY" -c 'import tomllib;print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')"
 [ -n "$tag" ] || tag="$version"
 

@@ -8,6 +8,7 @@ the OIDC authenticator, the PostgreSQL driver, the quota service's database laye
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 
@@ -86,3 +87,104 @@ def test_jupyterhub_cli_and_config_file(dk, hub_image):
     # The config file the image's CMD names is the one this tree ships.
     target = dk.run_in(hub_image, "readlink", "-e", "/etc/jupyterhub/jupyterhub_config.py").stdout.strip()
     assert target.endswith("/site-packages/hub_config/jupyterhub_config.py")
+
+
+# --------------------------------------------------------------------------- chart mode
+def _render_hub(dk, example: str) -> dict:
+    """The hub pod exactly as the chart renders it for one of its example values files."""
+    import shutil
+
+    import yaml
+
+    helm = shutil.which("helm") or str(dk.repo / ".local" / "bin" / "helm")
+    out = subprocess.run(
+        [helm, "template", "rp", str(dk.repo / "helm" / "roman-platform"),
+         "-f", str(dk.repo / "helm" / "examples" / f"{example}.yaml")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+
+    def find(kind: str, name: str) -> dict:
+        return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+    deploy = find("Deployment", "rp-hub")
+    pod = deploy["spec"]["template"]["spec"]
+    return {
+        "pod": pod,
+        "container": next(c for c in pod["containers"] if c["name"] == "hub"),
+        "configmap": find("ConfigMap", "rp-hub"),
+        "secret": find("Secret", "rp-hub"),
+        "docs": docs,
+    }
+
+
+@pytest.mark.parametrize("example", ["kind", "minikube", "cloud-production"])
+def test_chart_mode_config_loads_as_the_chart_runs_it(dk, hub_image, tmp_path, example):
+    """jupyterhub_config.py, loaded by JupyterHub's own loader inside the image, with the files,
+    environment, user and read-only root filesystem the chart's hub Deployment gives it."""
+    r = _render_hub(dk, example)
+    pod, c = r["pod"], r["container"]
+    # The chart runs these images, with the command the image itself defaults to.
+    assert c["image"].split(":")[0] == "roman-platform/hub"
+    assert c["command"] == dk.inspect(hub_image)["Config"]["Cmd"]
+    sec = c["securityContext"]
+    args = ["run", "--rm", "--network", "host", "--user", f"{sec['runAsUser']}:{sec['runAsGroup']}",
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "-w", c["workingDir"]]
+    if sec.get("readOnlyRootFilesystem"):
+        args.append("--read-only")
+    tmp_path.chmod(0o755)
+    for vm in c["volumeMounts"]:
+        vol = next(v for v in pod["volumes"] if v["name"] == vm["name"])
+        folder = tmp_path / vm["name"]
+        folder.mkdir()
+        files = {}
+        if "configMap" in vol:
+            files = r["configmap"]["data"]
+        elif "secret" in vol:
+            files = r["secret"]["stringData"]
+        for key, text in files.items():
+            (folder / key).write_text(text)
+            (folder / key).chmod(0o644)
+        os.chown(folder, sec["runAsUser"], sec["runAsGroup"])
+        args += ["-v", f"{folder}:{vm['mountPath']}" + (":ro" if vm.get("readOnly") else "")]
+    for e in c["env"]:
+        if "value" in e:
+            value = e["value"]
+        elif "secretKeyRef" in e["valueFrom"]:
+            ref = e["valueFrom"]["secretKeyRef"]
+            # Secrets the operator creates (e.g. the OIDC client secret) get a stand-in value.
+            value = r["secret"]["stringData"][ref["key"]] if ref["name"] == "rp-hub" else "operator-set"
+        else:
+            value = {"metadata.namespace": "roman", "status.podIP": "127.0.0.1"}[
+                e["valueFrom"]["fieldRef"]["fieldPath"]]
+        args += ["-e", f"{e['name']}={value}"]
+    script = (
+        "import json\n"
+        "from jupyterhub.app import JupyterHub\n"
+        "app = JupyterHub()\n"
+        f"app.load_config_file({c['command'][-1]!r})\n"
+        "hub = JupyterHub(config=app.config)\n"
+        "from hub_config.policy import load_policy\n"
+        "print(json.dumps({'spawner': hub.spawner_class.__name__,\n"
+        "                  'auth': hub.authenticator_class.__name__,\n"
+        "                  'services': sorted(s['name'] for s in hub.services),\n"
+        "                  'tiers': sorted(load_policy().tiers)}))\n"
+    )
+    proc = dk.docker(*args, hub_image, "python", "-c", script, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["spawner"] == "TierKubeSpawner"
+    assert out["auth"] == "RomanOIDCAuthenticator"
+    assert "dask-gateway" in out["services"]
+    policy = yaml_load(r["configmap"]["data"]["policy.yaml"])
+    assert out["tiers"] == sorted(policy["tiers"])
+    # The notebook and Dask pods run the notebook image.
+    values = yaml_load(r["configmap"]["data"]["values.yaml"])
+    assert values["singleuser"]["image"]["name"] == "roman-platform/notebook"
+
+
+def yaml_load(text: str):
+    import yaml
+
+    return yaml.safe_load(text)

@@ -167,10 +167,31 @@ def test_simulate_and_catalog_inside_the_container(dk, notebook_image, smoke_dir
     assert {"x_centroid", "y_centroid", "aper_flux"} <= set(cat.colnames)
 
 
+def test_platform_lib_simulate_and_catalog_inside_the_container(dk, notebook_image, smoke_dir, tmp_path):
+    """platform_lib.simulate -> platform_lib.catalogs, products to a data-store folder."""
+    out_dir = shared_dir(tmp_path / "store")
+    proc = dk.run_in(notebook_image, "python", f"{SMOKE}/platform_task.py", "/store",
+                     volumes={**smoke_dir, str(out_dir): "/store"}, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-5000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["ok"] and report["recovered"] >= 0.9 * report["stars"] >= 18
+    assert 0.75 <= report["kron_over_truth_median"] <= 1.0
+    import roman_datamodels.datamodels as rdd
+    from astropy.table import Table
+
+    with rdd.open(out_dir / "smoke_wfi02_f158_cal.asdf") as model:
+        assert model.data.shape == (256, 256)
+    assert len(Table.read(out_dir / "smoke_wfi02_f158_cat.parquet")) == report["detected"]
+    assert len(Table.read(out_dir / "smoke_wfi02_f158_cal_truth.ecsv", format="ascii.ecsv")) >= 18
+
+
 def test_bad_smoke_arguments_are_refused(dk, notebook_image, smoke_dir):
     proc = dk.run_in(notebook_image, "python", f"{SMOKE}/simulate_and_catalog.py", "/tmp/x",
                      "--cutouts", "40", volumes=smoke_dir, check=False)
     assert proc.returncode == 2 and "--cutouts must be between 1 and 18" in proc.stderr
+    proc = dk.run_in(notebook_image, "python", f"{SMOKE}/platform_task.py", "/tmp/x",
+                     "--size", "5000", volumes=smoke_dir, check=False)
+    assert proc.returncode == 2 and "--size must be between 64 and 1024" in proc.stderr
 
 
 @pytest.fixture(scope="module")
