@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.local/bin:$PWD/.venv/bin:$PATH"
 export PYTHONUNBUFFERED=1
 marker="not cluster"
-.venv/bin/python -m pytest -m "$marker" -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -m "$marker" -p no:cacheprovider --durations=30 "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "run-tests: pytest collected no tests; failing on purpose" >&2
