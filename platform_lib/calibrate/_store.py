@@ -86,7 +86,12 @@ def fetch(src: str, local_dir: str | Path) -> Path:
         raise FileNotFoundError(f"no such object in the data store: {src}")
     local = Path(local_dir) / Path(path).name
     local.parent.mkdir(parents=True, exist_ok=True)
-    fs.get_file(path, str(local))
+    part = local.with_name(f".{local.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        fs.get_file(path, str(part))
+        os.replace(part, local)  # a concurrent reader never sees half a file
+    finally:
+        part.unlink(missing_ok=True)
     return local
 
 

@@ -156,8 +156,16 @@ def alignment_residuals(catalog: Any, wcs: Any, refcat_path: str | Path,
         return {"n_matched": 0, "positions": kind}
     dra, ddec = sc[m].spherical_offsets_to(rc[idx[m]])
     dra_mas, ddec_mas = dra.to_value(u.mas), ddec.to_value(u.mas)
+    # saturated or blended stars give wild PSF positions: clip them as tweakreg does
+    from astropy.stats import sigma_clip
+
+    keep = ~(sigma_clip(dra_mas, sigma=3, maxiters=5).mask
+             | sigma_clip(ddec_mas, sigma=3, maxiters=5).mask)
+    n_clipped = int((~keep).sum())
+    dra_mas, ddec_mas = dra_mas[keep], ddec_mas[keep]
     return {
-        "n_matched": int(m.sum()),
+        "n_matched": int(keep.sum()),
+        "n_clipped": n_clipped,
         "positions": kind,
         "snr_min": snr_min,
         "rms_mas": float(np.sqrt(np.mean(dra_mas ** 2 + ddec_mas ** 2))),

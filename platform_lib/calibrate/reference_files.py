@@ -541,7 +541,9 @@ def open_reference_set(location: str | Path, cache_dir: str | Path | None = None
     """Open a set from a folder or store prefix (remote sets are copied to ``cache_dir``)."""
     location = str(location)
     if _store.is_remote(location):
-        cache = Path(cache_dir or tempfile.mkdtemp(prefix="refset-cache-"))
+        # one cache per set and machine: every task on a worker reuses the download
+        key = hashlib.sha256(location.encode()).hexdigest()[:16]
+        cache = Path(cache_dir or Path(tempfile.gettempdir()) / "roman-refsets" / key)
         try:
             man_local = _store.fetch(_store.join(location, MANIFEST), cache)
         except FileNotFoundError as exc:
