@@ -9,7 +9,7 @@ because a typo that silently falls back to a default is worse than a refusal to 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -72,9 +72,17 @@ class DataConfig(_Strict):
     """Where the science data live (the ROMAN_DATA_URL contract)."""
 
     url: str | None = Field(
-        None, description="s3://bucket/prefix or a local folder; unset: <state>/data"
+        None, description="s3://bucket/prefix or a local folder; unset: the platform's own store"
     )
     s3_endpoint: str | None = Field(None, description="S3 endpoint URL for s3:// data URLs")
+    store: Literal["seaweedfs", "folder"] = Field(
+        "seaweedfs",
+        description="the platform's own store when url is unset: SeaweedFS S3 (s3://roman, data "
+        "in <state>/seaweedfs) or the folder <state>/data",
+    )
+    sample: bool = Field(
+        True, description="make the sample survey in the platform's own store on first start"
+    )
 
 
 class GatewayConfig(_Strict):

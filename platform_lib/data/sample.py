@@ -237,6 +237,7 @@ def make_sample(
     progress: bool | None = None,
 ) -> dict[str, Any]:
     """Simulate the sample survey, stage it into the store (under ``prefix``) and index it."""
+    import astropy.units as u
     from astropy.time import Time
     from tqdm.auto import tqdm
 
@@ -267,10 +268,12 @@ def make_sample(
         for n, (epoch, oe, det) in enumerate(tqdm(jobs, desc="simulating", disable=progress is False)):
             visit = epoch + 1
             exposure = spec.optical_elements.index(oe) + 1
-            start = t0 + epoch * 1.0 + exposure * 0.01  # days
-            dra = 0.002 * epoch  # small dithers between epochs
+            start = t0 + (epoch * 1.0 + exposure * 0.01) * u.day
+            # dithers of a fifth of a cutout between epochs: overlapping, not identical
+            step = 0.2 * spec.size * 0.11 / 3600 * epoch
             raw, l2 = make_exposure(
-                det, oe, spec.ra + dra, spec.dec + 0.001 * epoch, start, program=spec.program,
+                det, oe, spec.ra + step / np.cos(np.radians(spec.dec)), spec.dec + step / 2, start,
+                program=spec.program,
                 visit=visit, exposure=exposure, size=spec.size, stars=stars,
                 seed=spec.seed * 1000 + n,
             )

@@ -24,6 +24,7 @@ RA, DEC = 270.0, 66.0
 @pytest.fixture(scope="session")
 def product_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """relative store path → local source file, for 24 products (12 L1 + 12 L2)."""
+    import astropy.units as u
     from astropy.time import Time
 
     from platform_lib.data.sample import make_exposure
@@ -38,7 +39,7 @@ def product_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 n += 1
                 # dithers of ~3-4 arcsec on 7-arcsec cutouts: partial overlaps between epochs
                 raw, l2 = make_exposure(
-                    det, oe, RA + 0.0011 * epoch, DEC + 0.0007 * epoch, t0 + epoch * 1.0 + k * 0.01,
+                    det, oe, RA + 0.0011 * epoch, DEC + 0.0007 * epoch, t0 + (epoch + k * 0.01) * u.day,
                     program=7, visit=epoch + 1, exposure=k + 1, size=SIZE, seed=n,
                 )
                 base = f"r00007{epoch + 1:03d}{k + 1:04d}_{det.lower()}_{oe.lower()}"

@@ -1,0 +1,54 @@
+"""The local platform's data store component (SeaweedFS in the state folder)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+
+def _platform(tmp_path, **data):
+    from hub_config.local.config import PlatformConfig
+    from hub_config.local.state import StateDir
+
+    state = StateDir(tmp_path / "state")
+    state.create()
+    config = PlatformConfig.model_validate({"data": data})
+    # the two attributes of hub_config.local.supervisor.Platform the factory uses, plus env
+    return SimpleNamespace(config=config, state=state, user_env={}, child_env=lambda: {})
+
+
+def test_component_serves_the_user_environment(tmp_path):
+    from hub_config.local.seaweedfs import seaweedfs_component
+    from platform_lib.data.store import get_store
+
+    p = _platform(tmp_path, sample=False)
+    component = seaweedfs_component(p)
+    assert set(p.user_env) == {"ROMAN_DATA_URL", "ROMAN_DATA_S3_ENDPOINT", "AWS_ACCESS_KEY_ID",
+                               "AWS_SECRET_ACCESS_KEY"}
+    assert p.user_env["ROMAN_DATA_URL"] == "s3://roman"
+    component.start()
+    try:
+        component.wait_ready(60)
+        assert component.alive()
+        env = p.user_env
+        store = get_store(env["ROMAN_DATA_URL"], endpoint=env["ROMAN_DATA_S3_ENDPOINT"],
+                          key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"])
+        store.write_bytes("hello.txt", b"first notebook")
+        assert store.read_bytes("hello.txt") == b"first notebook"
+        assert component._sample_proc is None  # noqa: SLF001 - sample: false
+    finally:
+        component.stop()
+    assert not component.alive()
+    # the keys are kept: a restart serves the same credentials
+    again = _platform(tmp_path, sample=False)
+    seaweedfs_component(again)
+    assert again.user_env == p.user_env
+
+
+@pytest.mark.parametrize("data", [{"url": "s3://elsewhere/x"}, {"store": "folder"}])
+def test_no_component_when_another_store_is_configured(tmp_path, data):
+    from hub_config.local.seaweedfs import seaweedfs_component
+
+    p = _platform(tmp_path, **data)
+    assert seaweedfs_component(p) is None and p.user_env == {}
