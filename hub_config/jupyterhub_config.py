@@ -43,17 +43,37 @@ c.ConfigurableHTTPProxy.pid_file = settings.proxy.pid_file
 c.ConfigurableHTTPProxy.should_start = True
 
 # ============================================================================ AUTHENTICATION
-# Development logins until the OIDC login (issue 4, hub_config/auth.py) replaces this section.
-# DemoAuthenticator refuses any non-loopback URL, so it cannot guard a real deployment.
-c.JupyterHub.authenticator_class = "hub_config.local.devauth.DemoAuthenticator"
-c.DemoAuthenticator.demo_password = settings.demo.password
-c.DemoAuthenticator.public_url = settings.hub.public_url
-c.Authenticator.allowed_users = set(settings.demo.users)
-c.Authenticator.admin_users = set(settings.demo.admin_users)
+# The MyST-style OIDC login (issue 4, hub_config/auth.py): against the development provider the
+# supervisor started (settings.oidc), or the deployment's broker in chart mode (chart_values).
+# Tier -> group tier-<name>, teams -> team-<name>[-admins], platform admins -> hub admins.
+_oidc = getattr(settings, "oidc", None)
+if _oidc:
+    from hub_config.auth import configure_oidc
+
+    configure_oidc(c, dict(_oidc))
+else:
+    # Settings without an oidc section (an older state folder): the loopback-only demo login.
+    # DemoAuthenticator refuses any non-loopback URL, so it cannot guard a real deployment.
+    c.JupyterHub.authenticator_class = "hub_config.local.devauth.DemoAuthenticator"
+    c.DemoAuthenticator.demo_password = settings.demo.password
+    c.DemoAuthenticator.public_url = settings.hub.public_url
+    c.Authenticator.allowed_users = set(settings.demo.users)
+    c.Authenticator.admin_users = set(settings.demo.admin_users)
 
 # ============================================================================ SPAWNER
-# Tiers (issue 4) combine hub_config/spawner.py's TierSpawnerMixin with this class.
-c.JupyterHub.spawner_class = "hub_config.local.spawner.LocalPlatformSpawner"
+# Tiers (issue 4): hub_config/spawner.py's TierLocalSpawnerMixin on this class (profiles form,
+# server-side checks, cgroup/rlimit limits); servers at once come from the policy.
+from hub_config.local.spawner import LocalPlatformSpawner
+from hub_config.spawner import TierLocalSpawnerMixin
+
+
+class TierLocalPlatformSpawner(TierLocalSpawnerMixin, LocalPlatformSpawner):
+    """The local platform's spawner under the tier policy."""
+
+
+c.JupyterHub.spawner_class = TierLocalPlatformSpawner
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.named_server_limit_per_user = 0  # TierSpawnerMixin enforces the tier's limit
 c.LocalPlatformSpawner.users_dir = settings.singleuser.users_dir
 c.LocalPlatformSpawner.allow_root = settings.singleuser.allow_root
 c.Spawner.cmd = settings.singleuser.cmd

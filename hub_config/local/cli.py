@@ -39,6 +39,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=handle_up)
 
 
+def _login_lines(s: object, logins: str) -> list[str]:
+    """Demo logins: the OIDC provider's accounts (issue 4), else the demo authenticator's."""
+    oidc = getattr(s, "oidc", None)
+    if not oidc:
+        return [f"  demo logins : {logins} (admins: {', '.join(s.demo.admin_users) or 'none'})",
+                f"  password    : {s.demo.password}"]
+    from hub_config.oidc_dev.local import demo_logins
+
+    lines = [f"  sign in     : MyST (development OIDC provider at {oidc['issuer']})"]
+    lines += [f"    {name:<14} {password:<20} {what}" for name, password, what in demo_logins(oidc["users_file"])]
+    return lines
+
+
 def _banner(supervisor: object) -> None:
     from hub_config.local.supervisor import Supervisor
 
@@ -50,8 +63,7 @@ def _banner(supervisor: object) -> None:
         "",
         f"Roman Science Platform is up at {p.public_url}/ "
         f"(ready in {supervisor.timings.get('total', 0):.1f} s)",
-        f"  demo logins : {logins} (admins: {', '.join(s.demo.admin_users) or 'none'})",
-        f"  password    : {s.demo.password}",
+        *_login_lines(s, logins),
         f"  Dask-Gateway: {s.gateway.address}",
         f"  state folder: {p.state.root}  (logs in {p.state.logs_dir})",
         "  Ctrl-C stops everything.",

@@ -56,3 +56,9 @@ c.ClusterConfig.environment = {
 
 # ----------------------------------------------------------------------------- identity (issue 4)
 # The tier-aware options handler and per-user limits (hub_config/gateway.py) are wired here.
+# The user's tier comes from their hub groups (JupyterHubAuthenticator): worker cores/memory
+# ranges, per-cluster limits and idle timeout from the policy, and per-user totals (clusters,
+# workers, cores, memory) checked on create, scale, adapt and scheduler heartbeats.
+from hub_config.gateway import configure_gateway
+
+configure_gateway(c, "dask_gateway_server.backends.local.UnsafeLocalBackend")

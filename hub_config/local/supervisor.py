@@ -271,7 +271,15 @@ def hub_component(p: Platform) -> Component:
 #:   ROMAN_DATA_URL / ROMAN_DATA_S3_ENDPOINT / AWS_* to ``platform.user_env``;
 #: - the development OIDC provider (``python -m hub_config.oidc_dev``) goes before the gateway:
 #:   its factory adds its issuer URL as an extra settings section the hub config reads.
+def _oidc_component(p: Platform) -> Component | None:
+    # Identity (issue 4): the development OIDC provider; adds settings.oidc for the hub config.
+    from hub_config.oidc_dev.local import oidc_component
+
+    return oidc_component(p)
+
+
 COMPONENT_FACTORIES: list[Callable[[Platform], Component | None]] = [
+    _oidc_component,
     gateway_component,
     hub_component,
 ]

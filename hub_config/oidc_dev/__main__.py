@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         server.stop()
+        app.settings["oidc_state"].save()
 
     asyncio.run(serve())
     return 0

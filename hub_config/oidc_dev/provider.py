@@ -88,6 +88,7 @@ class State:
         self.access = _Store()
         self.refresh = _Store()
         self.sessions = _Store()
+        self.load()
 
     def sign_id_token(self, user: DemoUser, nonce: str | None, sid: str, access: str) -> str:
         now = int(time.time())
@@ -123,6 +124,37 @@ class State:
             "id_token": self.sign_id_token(user, nonce, sid, access),
             "scope": scope,
         }
+
+    # Sessions and tokens survive a restart of the provider (as a real provider's database
+    # would), so a platform restart does not log everybody out. Written at shutdown, 0600.
+    def _persist_path(self) -> Path | None:
+        return self.config.state_dir / "oidc-sessions.json" if self.config.state_dir else None
+
+    def save(self) -> None:
+        path = self._persist_path()
+        if path is None:
+            return
+        data = {"sessions": self.sessions, "access": self.access, "refresh": self.refresh}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+
+    def load(self) -> None:
+        path = self._persist_path()
+        if path is None or not path.exists():
+            return
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return  # a damaged file only costs users a new login
+        now = time.time()
+        for name in ("sessions", "access", "refresh"):
+            store = getattr(self, name)
+            for key, entry in (data.get(name) or {}).items():
+                if isinstance(entry, dict) and entry.get("expires", 0) > now:
+                    if "username" not in entry or entry["username"] in self.config.users:
+                        store[key] = entry
 
     def end_session(self, sid: str) -> None:
         self.sessions.pop(sid, None)
@@ -413,6 +445,19 @@ def _with_query(url: str, params: dict[str, str]) -> str:
     return urlunparse(parts._replace(query=urlencode(query)))
 
 
+def _cookie_secret(state_dir: Path | None) -> str:
+    if state_dir is None:
+        return secrets.token_hex(32)
+    path = state_dir / "oidc-cookie-secret"
+    if path.exists():
+        return path.read_text().strip()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
 def make_app(config: ProviderConfig) -> web.Application:
     """The tornado application; routes are relative to the issuer's path."""
     prefix = urlparse(config.issuer).path.rstrip("/")
@@ -426,6 +471,6 @@ def make_app(config: ProviderConfig) -> web.Application:
             (rf"{prefix}/userinfo", UserInfo),
             (rf"{prefix}/logout", Logout),
         ],
-        cookie_secret=secrets.token_hex(32),
+        cookie_secret=_cookie_secret(config.state_dir),
         oidc_state=state,
     )

@@ -35,42 +35,58 @@ UP_LINE = re.compile(r"is up at (http://127\.0\.0\.1:\d+)/")
 # ---------------------------------------------------------------------------- login
 def hub_login(session: requests.Session, hub_url: str, username: str,
               password: str = DEMO_PASSWORD) -> requests.Response:
-    """Log ``username`` in through the hub's HTTP login form; the session keeps the cookies.
+    """Log ``username`` in through the OIDC flow: hub -> development provider's form -> hub.
 
-    Returns the final response (after redirects); raises AssertionError when the login fails.
+    The platform's demo users (platform.yaml ``demo``) are accounts of the development OIDC
+    provider with the demo password. Returns the final response (after redirects); raises
+    AssertionError when the login fails.
     """
-    r = session.get(f"{hub_url}/hub/login", timeout=30)
+    import html as _html
+    from urllib.parse import urljoin
+
+    r = session.get(f"{hub_url}/hub/oauth_login?next=", timeout=30)
     r.raise_for_status()
-    xsrf = session.cookies.get("_xsrf", path="/hub/") or session.cookies.get("_xsrf")
-    assert xsrf, "hub login page set no _xsrf cookie"
+    form = re.search(r'<form method="post" action="([^"]+)"', r.text)
+    assert form, f"no provider login form at {r.url}"
+    request = _html.unescape(re.search(r'name="request" value="([^"]*)"', r.text).group(1))
     r = session.post(
-        f"{hub_url}/hub/login?next=",
-        data={"username": username, "password": password, "_xsrf": xsrf},
+        urljoin(r.url, _html.unescape(form.group(1))),
+        data={"request": request, "username": username, "password": password},
         timeout=60,
         allow_redirects=True,
     )
-    assert r.status_code == 200 and "/hub/login" not in r.url, (
+    assert r.status_code == 200 and r.url.startswith(hub_url) and "/hub/login" not in r.url, (
         f"login of {username} failed: HTTP {r.status_code} at {r.url}"
     )
     return r
 
 
 def browser_login(page, hub_url: str, username: str, password: str = DEMO_PASSWORD) -> None:
-    """The same login as :func:`hub_login`, typed into the hub's login page by a person.
+    """The same login as :func:`hub_login`, typed by a person into the sign-in form the hub
+    sends them to (the development OIDC provider's, as MyST's in production).
 
     Leaves the page wherever the hub sends a logged-in user (their server, spawned on demand).
     """
-    if "/hub/login" not in page.url:
-        page.goto(f"{hub_url}/hub/login")
+    if not page.query_selector("input[name=password]"):
+        page.goto(f"{hub_url}/hub/login")  # auto_login: straight on to the provider's form
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
-    page.click("input[type=submit], button[type=submit]")
+    with page.expect_navigation():
+        page.click("input[type=submit], button[type=submit]")
+    # A user without a server meets the tier's profile form (issue 4): start the default profile.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "/authorize" not in page.url and "/user/" not in page.url:
+        if "/hub/spawn" in page.url and page.query_selector("#spawn_form"):
+            with page.expect_navigation():
+                page.click("#spawn_form button[type=submit]")
+            break
+        page.wait_for_timeout(200)
 
 
 def browser_login_refused(page) -> bool:
-    """True when the page shows the hub's refusal of a login (still on the login page)."""
+    """True when the page shows the refusal of a login (still on the provider's sign-in form)."""
     page.wait_for_selector("text=Invalid username or password")
-    return "/hub/login" in page.url
+    return "/authorize" in page.url and page.query_selector("input[name=password]") is not None
 
 
 def api_token(session: requests.Session, hub_url: str, username: str) -> str:
