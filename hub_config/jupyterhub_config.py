@@ -114,6 +114,7 @@ c.JupyterHub.load_roles = [
 # for notebooks (platform_lib.account). Its database defaults to <state>/quota.sqlite; a YAML file
 # named by $ROMAN_QUOTA_SETTINGS (hub_config/quota/settings.py) overrides any quota setting.
 from hub_config.quota.hub import JUPYTER_CONFIG_DIR as _QUOTA_JUPYTER_CONFIG
+from hub_config.quota.hub import JUPYTER_DATA_DIR as _QUOTA_JUPYTER_DATA
 from hub_config.quota.hub import configure_hub as _quota_configure_hub, free_loopback_port
 from hub_config.quota.enforcement import spawn_check as _quota_spawn_check
 
@@ -136,6 +137,8 @@ c.Spawner.environment = {
     "ROMAN_QUOTA_URL": settings.hub.public_url.rstrip("/") + "/services/quota/",
     # enables platform_lib.account_extension (<server>/roman/account) in local user servers
     "JUPYTER_CONFIG_PATH": _QUOTA_JUPYTER_CONFIG,
+    # the prebuilt JupyterLab status-bar item (tier, core-hours left, renewal date)
+    "JUPYTER_PATH": _QUOTA_JUPYTER_DATA,
 }
 
 # ============================================================================ KUBERNETES (issue 6)

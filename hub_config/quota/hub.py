@@ -14,6 +14,8 @@ from typing import Any
 
 #: The folder whose jupyter_server_config.d enables platform_lib.account_extension.
 JUPYTER_CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "platform_lib" / "jupyter-config")
+#: The folder whose labextensions/ holds the prebuilt status-bar extension (@roman-platform/account-status).
+JUPYTER_DATA_DIR = str(Path(__file__).resolve().parents[2] / "platform_lib" / "jupyter-data")
 
 SERVICE_SCOPES = [
     "list:users", "read:users", "read:users:groups", "read:servers", "servers",

@@ -73,6 +73,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         from hub_config.policy import load_policy
 
         tier = load_policy().tier_of_groups(groups) if info else None
+        if info and name not in self.q.synced:
+            self.q.sync_idp_teams(name, groups)
         return ops.Actor(name=name, platform_admin=admin, hub_tier=tier)
 
     def body(self, model: type[BaseModel]) -> BaseModel:
@@ -569,6 +571,7 @@ class QuotaApp:
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
         self.hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
         self._users: dict[str, tuple[float, dict | None]] = {}
+        self.synced: set[str] = set()  # users whose IdP teams were synced by this process
 
     def hub_user(self, name: str, fresh: bool = False) -> dict | None:
         """The hub's record of a user (groups, admin), cached for a few seconds."""
@@ -583,6 +586,35 @@ class QuotaApp:
 
     def forget(self, name: str) -> None:
         self._users.pop(name, None)
+
+    def sync_idp_teams(self, name: str, groups: set[str]) -> None:
+        """Teams the IdP asserts (hub groups ``team-<t>``, ``team-<t>-admins``) join the record.
+
+        Only for teams the quota database knows; a membership is added, or raised to admin,
+        never removed here (removal is a team admin's decision in this service).
+        """
+        from hub_config.policy import teams_of_groups
+        from sqlalchemy import select
+
+        from .models import Membership, Role, Team
+
+        self.synced.add(name)
+        teams, admin_of = teams_of_groups(groups)
+        if not teams and not admin_of:
+            return
+        with self.sessions() as s:
+            for t in s.scalars(select(Team).where(Team.name.in_(teams | admin_of))):
+                role = Role.admin if t.name in admin_of else Role.member
+                m = ops.membership(s, t, name)
+                if m is None:
+                    s.add(Membership(team=t, user=ops.user(s, name, create=True), role=role))
+                elif role == Role.admin and m.role != Role.admin:
+                    m.role = role
+                else:
+                    continue
+                ops.audit(s, "system", "sync_from_idp", f"team:{t.name}/user:{name}", None,
+                          {"role": role.value})
+            s.commit()
 
     def make_app(self) -> web.Application:
         p = self.prefix

@@ -72,15 +72,32 @@ class QuotaPlatform:
         self._tokens: dict[str, str] = {}
 
     def login(self, username: str) -> requests.Session:
-        """A requests session logged in to the hub (the login only; no server is spawned)."""
+        """A requests session logged in to the hub, landing on the token page (no spawn).
+
+        Works with either login the platform uses: the hub's own form (development logins) or
+        the OIDC flow through the development provider's sign-in form.
+        """
+        import html
+        import re
+        from urllib.parse import urljoin
+
+        password = self.helpers.DEMO_PASSWORD
         s = requests.Session()
-        r = s.get(f"{self.url}/hub/login", timeout=30)
+        r = s.get(f"{self.url}/hub/login?next=/hub/token", timeout=30)
         r.raise_for_status()
-        xsrf = s.cookies.get("_xsrf", path="/hub/") or s.cookies.get("_xsrf")
-        r = s.post(f"{self.url}/hub/login", data={"username": username, "_xsrf": xsrf,
-                                                  "password": self.helpers.DEMO_PASSWORD},
-                   allow_redirects=False, timeout=60)
-        assert r.status_code == 302 and "login" not in r.headers.get("Location", ""), r.text[:300]
+        if 'id="username_input"' in r.text:
+            xsrf = s.cookies.get("_xsrf", path="/hub/") or s.cookies.get("_xsrf")
+            r = s.post(f"{self.url}/hub/login?next=/hub/token", timeout=60,
+                       data={"username": username, "password": password, "_xsrf": xsrf})
+        else:
+            if "<form" not in r.text or 'name="request"' not in r.text:
+                r = s.get(f"{self.url}/hub/oauth_login?next=/hub/token", timeout=30)
+            form = re.search(r'<form method="post" action="([^"]+)"', r.text)
+            assert form, f"no login form at {r.url}"
+            request = html.unescape(re.search(r'name="request" value="([^"]*)"', r.text).group(1))
+            r = s.post(urljoin(r.url, html.unescape(form.group(1))), timeout=60,
+                       data={"request": request, "username": username, "password": password})
+        assert r.status_code == 200 and r.url.startswith(f"{self.url}/hub/token"), (r.status_code, r.url)
         return s
 
     def token(self, username: str) -> str:
@@ -142,6 +159,9 @@ def quota_platform(tmp_path_factory) -> Iterator[QuotaPlatform]:
         qp = QuotaPlatform(running, state, helpers)
         qp.wait(lambda: requests.get(qp.quota + "api/openapi.json", timeout=5).status_code == 200,
                 60, "the quota service")
+        # With the OIDC login, hub users exist once they logged in; the tests' users exist now.
+        r = qp.hub("admin", "POST", "users", json={"usernames": USERS})
+        assert r.status_code in (201, 409), r.text
         yield qp
     finally:
         if old is None:
@@ -151,3 +171,30 @@ def quota_platform(tmp_path_factory) -> Iterator[QuotaPlatform]:
         if running.proc and running.proc.poll() is None:
             running.stop()
         running.kill_leftovers()
+
+
+# --------------------------------------------------------------------------- browser login
+def _browser_login(page, target: str, username: str, password: str) -> None:
+    """Open ``target``; log in wherever the redirects land (the OIDC provider's sign-in form or
+    the hub's development form); end back on ``target``."""
+    page.goto(target)
+    for _ in range(4):
+        if page.url.startswith(target):
+            return
+        if page.locator("#username_input").count():
+            page.fill("#username_input", username)
+            page.fill("#password_input", password)
+            page.click("#login_submit")
+        elif page.locator("form input#username").count():
+            page.fill("#username", username)
+            page.fill("#password", password)
+            page.click("#login")
+        elif page.locator("a[href*='oauth_login']").count():
+            page.locator("a[href*='oauth_login']").first.click()
+        page.wait_for_load_state("load")
+    assert page.url.startswith(target), f"login of {username} ended at {page.url}"
+
+
+@pytest.fixture
+def browser_login():
+    return _browser_login

@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import time
 
+import pytest
 import requests
 
 COST_SMALL = 0.5  # cores the policy's 'small' profile reserves (hub_config/policy.yaml)
@@ -38,7 +39,8 @@ def kill_quota_service(qp) -> None:
     qp.wait(lambda: set(qp.quota_service_pids()) - set(old), 90, "the hub to restart the service", every=0.5)
 
 
-def test_server_run_time_is_charged_once_across_a_service_kill(quota_platform):
+@pytest.mark.browser
+def test_server_run_time_is_charged_once_across_a_service_kill(quota_platform, browser, browser_login):
     qp = quota_platform
     r = qp.hub("carol", "POST", "users/carol/server", json={"profile": "small"})
     assert r.status_code in (201, 202), r.text
@@ -53,6 +55,20 @@ def test_server_run_time_is_charged_once_across_a_service_kill(quota_platform):
     page = requests.get(f"{qp.url}/user/carol/roman/account", timeout=60,
                         headers={"Authorization": f"token {qp.token('carol')}"})
     assert 'id="roman-tier"' in page.text
+    # and in JupyterLab's status bar (the prebuilt extension), while the server runs
+    ctx = browser.new_context()
+    try:
+        lab = ctx.new_page()
+        browser_login(lab, f"{qp.url}/user/carol/lab", "carol", qp.helpers.DEMO_PASSWORD)
+        item = lab.locator("#roman-account-status")
+        item.wait_for(timeout=120_000)
+        lab.wait_for_function(
+            "() => document.querySelector('#roman-account-status').textContent.startsWith('Roman entry')",
+            timeout=60_000)
+        assert "core-h left" in item.inner_text() and "renews" in item.inner_text()
+        assert item.get_attribute("href") == qp.quota
+    finally:
+        ctx.close()
     kill_quota_service(qp)  # sampler down for the service's restart (a few seconds)
     qp.wait(lambda: requests.get(qp.quota + "api/openapi.json", timeout=5).status_code == 200, 60, "service back")
     time.sleep(4)

@@ -1,8 +1,5 @@
-"""The team admin flow in headless chromium, logged in through the platform's own login pages.
-
-``browser_login`` fills whichever login form the platform shows: the hub's form (development
-logins) or the OIDC provider's sign-in page (hub_config/oidc_dev) when the platform uses OIDC.
-"""
+"""The team admin flow in headless chromium, logged in through the platform's own login pages
+(the ``browser_login`` fixture: the OIDC provider's sign-in form, or the hub's development form)."""
 
 from __future__ import annotations
 
@@ -11,26 +8,6 @@ import datetime as dt
 import pytest
 
 pytestmark = pytest.mark.browser
-
-
-def browser_login(page, target: str, username: str, password: str) -> None:
-    """Open ``target``; log in wherever the OAuth redirects land; end back on ``target``."""
-    page.goto(target)
-    for _ in range(3):  # hub login form, then possibly the IdP's form
-        if page.url.startswith(target):
-            return
-        if page.locator("#username_input").count():
-            page.fill("#username_input", username)
-            page.fill("#password_input", password)
-            page.click("#login_submit")
-        elif page.locator("form input#username").count():
-            page.fill("#username", username)
-            page.fill("#password", password)
-            page.click("#login")
-        elif page.get_by_role("button", name="Sign in with").count():
-            page.get_by_role("button", name="Sign in with").first.click()
-        page.wait_for_load_state("load")
-    assert page.url.startswith(target), f"login of {username} ended at {page.url}"
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +35,7 @@ def deep_team(quota_platform):
     return qp
 
 
-def test_team_admin_adds_member_sets_cap_and_sees_the_plot(deep_team, browser):
+def test_team_admin_adds_member_sets_cap_and_sees_the_plot(deep_team, browser, browser_login):
     qp = deep_team
     ctx = browser.new_context()
     page = ctx.new_page()
@@ -87,7 +64,7 @@ def test_team_admin_adds_member_sets_cap_and_sees_the_plot(deep_team, browser):
     ctx.close()
 
 
-def test_plain_member_sees_no_admin_controls(deep_team, browser):
+def test_plain_member_sees_no_admin_controls(deep_team, browser, browser_login):
     qp = deep_team
     ctx = browser.new_context()
     page = ctx.new_page()
