@@ -160,7 +160,7 @@ def make_l1(
     return resultants.astype(np.float32), dq
 
 
-def _add_dark_decay(resultants: np.ndarray, decay: dict, pattern, cut) -> None:
+def _add_dark_decay(resultants: np.ndarray, decay: dict, pattern, cut, sign: int = 1) -> None:
     """romanisim's dark decay (l1.apply_dark_decay), on any footprint, in one map.
 
     romanisim evaluates A exp(-(t0 + offset(pixel)) / tau) on the full detector for every
@@ -176,4 +176,4 @@ def _add_dark_decay(resultants: np.ndarray, decay: dict, pattern, cut) -> None:
     for i, reads in enumerate(l1.read_pattern_to_tij(pattern)):
         t0 = np.asarray(reads) - 1.5 * parameters.read_time  # romanisim's frame offset
         factor = float(np.mean(np.exp(-t0 / decay["time_constant"])))
-        resultants[i] += (decay["amplitude"] * factor * spatial).astype(resultants.dtype)
+        resultants[i] += (sign * decay["amplitude"] * factor * spatial).astype(resultants.dtype)

@@ -434,10 +434,17 @@ def simulate_exposure(
         if spec.level == 1:
             node, extras = _l1_node(resultants, dq, meta, spec.footprint)
         else:
+            if ref.get("darkdecaysignal") is not None:
+                # romanisim's make_l2 removes it on the full detector; do it on the footprint
+                from .effects import _add_dark_decay
+
+                resultants = resultants.copy()
+                _add_dark_decay(resultants, ref["darkdecaysignal"], pattern,
+                                spec.footprint.cut, sign=-1)
             slope, var_rn, var_p = rimage.make_l2(
                 resultants, pattern, read_noise=ref["readnoise"], gain=ref["gain"],
                 flat=ref["flat"], linearity=ref.get("linearity") if effects.nonlinearity else None,
-                darkrate=ref["dark"], dq=dq, darkdecaysignal=ref.get("darkdecaysignal"),
+                darkrate=ref["dark"], dq=dq, darkdecaysignal=None,
             )
             node, extras = rimage.make_asdf(
                 slope, var_rn, var_p, metadata=meta, dq=np.bitwise_or.reduce(dq, axis=0),

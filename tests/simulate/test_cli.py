@@ -26,11 +26,11 @@ def test_scene_image_inject(tmp_path, capsys) -> None:
     ra, dec = sky_position(ExposureSpec(footprint=Footprint.cutout(64)), 32, 32)
     cat = tmp_path / "scene.ecsv"
     assert main(["simulate", "scene", "--center", str(ra), str(dec), "--radius", "0.002",
-                 "--stars", "40",
-                 "--galaxies", "60", "--elements", "F158,F129", "--out", str(cat)]) == 0
+                 "--stars", "10",
+                 "--galaxies", "15", "--elements", "F158,F129", "--out", str(cat)]) == 0
     table = Table.read(cat, format="ascii.ecsv")
-    assert len(table) == 100 and set(table["type"]) == {"PSF", "SER"}
-    assert table["F129"].min() > 0 and len(set(table["source_id"])) == 100
+    assert len(table) == 25 and set(table["type"]) == {"PSF", "SER"}
+    assert table["F129"].min() > 0 and len(set(table["source_id"])) == 25
 
     out = tmp_path / "products"
     assert main(["simulate", "image", "--catalog", str(cat), "--element", "F158", "--level", "2",

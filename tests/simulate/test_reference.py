@@ -25,17 +25,25 @@ def test_mapping_is_installed_and_restored() -> None:
     assert parameters.reference_data == before
 
 
-@pytest.mark.slow
-def test_reference_set_drives_the_simulated_detector(tmp_path) -> None:
-    """A 64-px reference set (platform_lib.calibrate's generator, many hot pixels, read noise
-    7 DN, gain 3): the simulated dark exposure shows exactly the set's hot pixels, and the
-    noise of (last read - first read) is the set's read noise and gain (Poisson + 2 reads)."""
-    from platform_lib.calibrate.reference_files import make_reference_set, open_reference_set
+@pytest.fixture(scope="module")
+def refdir(tmp_path_factory):
+    """A 64-px reference set from platform_lib.calibrate's generator: many hot pixels, read
+    noise 7 DN, gain 3 (lower-left corner of WFI02)."""
+    from platform_lib.calibrate.reference_files import make_reference_set
 
-    refdir = tmp_path / "refset"
-    make_reference_set(refdir, detector="WFI02", size=64, gain=3.0, read_noise=7.0,
+    path = tmp_path_factory.mktemp("refset")
+    make_reference_set(path, detector="WFI02", size=64, gain=3.0, read_noise=7.0,
                        hot_pixel_fraction=0.01, dead_pixel_fraction=0.0,
                        optical_elements=("F158",))
+    return path
+
+
+@pytest.mark.slow
+def test_reference_set_drives_the_simulated_detector(refdir) -> None:
+    """The simulated dark exposure shows exactly the set's hot pixels, and the noise of
+    (last read - first read) is the set's read noise and gain (Poisson + 2 reads)."""
+    from platform_lib.calibrate.reference_files import open_reference_set
+
     refset = open_reference_set(refdir)
     with rdm.open(refset.path("dark")) as dark, rdm.open(refset.path("readnoise")) as rn, \
             rdm.open(refset.path("gain")) as gain:
@@ -56,3 +64,24 @@ def test_reference_set_drives_the_simulated_detector(tmp_path) -> None:
     normal = ~hot
     expected = np.mean(2 * read_noise[normal] ** 2 + diff[normal] / gain_map[normal] + 2 / 12)
     assert diff[normal].var() == pytest.approx(expected, rel=0.1)
+
+
+@pytest.mark.slow
+def test_nonlinearity_round_trip_with_the_set(refdir) -> None:
+    """The set's inverse linearity compresses the ramps (L1) and its linearity undoes it (L2):
+    a star's L2 flux is the same with and without non-linearity, to 1%."""
+    from platform_lib.simulate import sky_position
+
+    spec = ExposureSpec(level=2, footprint=Footprint(0, 0, 64, 64), seed=8)
+    ra, dec = sky_position(spec, 32, 32)
+    cat = sources([ra], [dec], [18.5], elements=["F158"])
+    flux, last = {}, {}
+    for nl in (False, True):
+        effects = InstrumentEffects(cosmic_rays=False, nonlinearity=nl)
+        l2 = simulate_exposure(cat, spec, effects, reference_data=refdir)
+        flux[nl] = float(np.asarray(l2.model.data, dtype=float)[28:37, 28:37].sum())
+        l1spec = ExposureSpec(level=1, footprint=Footprint(0, 0, 64, 64), seed=8)
+        l1 = simulate_exposure(cat, l1spec, effects, reference_data=refdir)
+        last[nl] = float(np.asarray(l1.model.data, dtype=float)[-1, 36, 36])
+    assert last[True] < last[False] * 0.995
+    assert flux[True] == pytest.approx(flux[False], rel=0.01)
