@@ -126,22 +126,24 @@ def from_model(model: Any, *, psf: np.ndarray | None = None, name: str = "") -> 
     if state == "uncalibrated":
         img.flux_unit, img.to_ujy = "DN/s", 1.0
         return img
+    # abs(): romanisim 0.14 writes the pixel area (and so the conversion) with the sign of its
+    # WCS's handedness; the solid angle itself is what matters.
     area_sr = None
     try:
-        area_sr = float(meta.photometry.pixel_area)
+        area_sr = abs(float(meta.photometry.pixel_area))
     except (AttributeError, TypeError):
         area_sr = None
     if not area_sr or not np.isfinite(area_sr) or area_sr <= 0:
         area_sr = (img.pixel_scale_arcsec() / 206264.80624709636) ** 2
     img.to_ujy = area_sr * _MJY_SR_TO_UJY_PER_SR
     if state == "dn_per_s":  # photom not applied, but its conversion is known: apply it here
-        img.to_ujy *= float(meta.photometry.conversion_megajanskys)
+        img.to_ujy *= abs(float(meta.photometry.conversion_megajanskys))
     return img
 
 
 def _calibration_state(meta: Any) -> str:
-    """'mjy_sr' (romancal's photom step ran), 'dn_per_s' (a positive conversion factor is
-    recorded, not yet applied) or 'uncalibrated' (neither: romanisim's raw L2, for one)."""
+    """'mjy_sr' (romancal's photom step ran), 'dn_per_s' (a conversion factor is recorded, not
+    yet applied) or 'uncalibrated' (neither: romanisim's raw L2, for one)."""
     for steps in ("cal_step", "l2_cal_step", "l3_cal_step"):
         node = getattr(meta, steps, None) if steps in meta else None
         if node is not None and str(getattr(node, "photom", "")).upper() == "COMPLETE":
@@ -150,7 +152,8 @@ def _calibration_state(meta: Any) -> str:
         conv = float(meta.photometry.conversion_megajanskys)
     except (AttributeError, TypeError, ValueError):
         conv = -1.0
-    return "dn_per_s" if np.isfinite(conv) and conv > 0 else "uncalibrated"
+    # -999999 is roman_datamodels' "not set"; a negative area-signed value from romanisim is set.
+    return "dn_per_s" if np.isfinite(conv) and conv != 0 and conv > -1e5 else "uncalibrated"
 
 
 def _optical_element(meta: Any) -> str:
