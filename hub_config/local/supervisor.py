@@ -278,7 +278,16 @@ def _oidc_component(p: Platform) -> Component | None:
     return oidc_component(p)
 
 
+def _data_store_component(p: Platform) -> Component | None:
+    # Data (issue 8): SeaweedFS as the platform's S3 store (unless data.url / data.store: folder),
+    # the sample survey on first start; adds ROMAN_DATA_URL / ROMAN_DATA_S3_ENDPOINT / AWS_*.
+    from hub_config.local.seaweedfs import seaweedfs_component
+
+    return seaweedfs_component(p)
+
+
 COMPONENT_FACTORIES: list[Callable[[Platform], Component | None]] = [
+    _data_store_component,
     _oidc_component,
     gateway_component,
     hub_component,

@@ -206,6 +206,7 @@ def platform_config(**overrides: object) -> dict:
         "ports": {k: 0 for k in ("http", "proxy_api", "hub", "gateway", "gateway_scheduler")},
         "demo": {"users": ["alice", "bob"], "admin_users": ["admin"], "password": DEMO_PASSWORD},
         "gateway": {"worker_memory": "1 G", "idle_timeout": 600},
+        "data": {"sample": False},  # SeaweedFS yes; the sample survey is tested in tests/data
     }
     config.update(overrides)
     return config
