@@ -157,7 +157,8 @@ def _add_exposure_args(p: argparse.ArgumentParser, survey: bool = False) -> None
     p.add_argument("--full-detector", action="store_true", help="simulate all 4088x4088 pixels")
     p.add_argument("--reference-set", help="reference-file set folder/URL (romanisim uses it)")
     p.add_argument("--ideal", action="store_true",
-                   help="no detector effects, sky or dark (only source Poisson noise)")
+                   help="no cosmic rays, IPC, non-linearity, persistence, sky, dark or pedestal; "
+                        "read noise stays unless --read-noise 0")
     p.add_argument("--no-cosmic-rays", action="store_true")
     p.add_argument("--no-ipc", action="store_true")
     p.add_argument("--no-nonlinearity", action="store_true")

@@ -10,7 +10,7 @@ an inverse non-linearity is active, see there).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,13 +57,13 @@ class InstrumentEffects:
     sky: bool = True
     pedestal: float | None = None
     pedestal_noise: float | None = None
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def none(cls, **overrides: Any) -> InstrumentEffects:
         """No cosmic rays, persistence, IPC, non-linearity, dark, read noise or sky."""
-        base = dict(cosmic_rays=False, persistence=False, ipc=False, nonlinearity=False,
-                    read_noise=0.0, dark=0.0, sky=False, pedestal=0.0, pedestal_noise=0.0)
+        base: dict[str, Any] = dict(cosmic_rays=False, persistence=False, ipc=False,
+                                    nonlinearity=False, read_noise=0.0, dark=0.0, sky=False,
+                                    pedestal=0.0, pedestal_noise=0.0)
         base.update(overrides)
         return cls(**base)
 

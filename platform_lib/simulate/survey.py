@@ -117,13 +117,14 @@ def run_job(job: SurveyJob, catalog, persistence_state=None) -> dict:
     ``persistence_state`` is the previous exposure's (this detector) persistence, as a dict.
     """
     import romanisim.persistence
+    from romanisim.models import parameters
 
     from .lightcurves import catalog_at
     from .output import write_product
 
     p = job.pointing
     # the scene as seen at mid-exposure
-    exptime = 3.16247 * read_pattern(p.ma_table)[-1][-1]
+    exptime = parameters.read_time * read_pattern(p.ma_table)[-1][-1]
     scene = catalog_at(catalog, p.mjd + exptime / 2 / 86400.0)
     effects = job.effects
     if persistence_state is not None:
