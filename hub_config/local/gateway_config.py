@@ -62,3 +62,10 @@ c.ClusterConfig.environment = {
 from hub_config.gateway import configure_gateway
 
 configure_gateway(c, "dask_gateway_server.backends.local.UnsafeLocalBackend")
+
+# ----------------------------------------------------------------------------- quota (issue 5)
+# Cluster start and scale-up ask the quota database (hub_config.quota.enforcement.check_cluster,
+# called from hub_config/gateway.py): the same database the hub's quota service writes.
+import os as _os
+
+_os.environ.setdefault("ROMAN_QUOTA_DB_URL", f"sqlite:///{settings.state_dir}/quota.sqlite")

@@ -151,8 +151,10 @@ def quota_platform(tmp_path_factory) -> Iterator[QuotaPlatform]:
                                          "enforce_interval_s": 1.0}))
     old = os.environ.get("ROMAN_QUOTA_SETTINGS")
     os.environ["ROMAN_QUOTA_SETTINGS"] = str(qsettings)
+    # Generous spawn timeouts: on a busy 2-core machine a JupyterLab server can take a minute.
     config = helpers.platform_config(demo={"users": USERS, "admin_users": ["admin"],
-                                           "password": helpers.DEMO_PASSWORD})
+                                           "password": helpers.DEMO_PASSWORD},
+                                     singleuser={"start_timeout": 300, "http_timeout": 240})
     running = helpers.RunningPlatform(work, state, config)
     try:
         running.start()

@@ -45,7 +45,7 @@ def test_server_run_time_is_charged_once_across_a_service_kill(quota_platform, b
     r = qp.hub("carol", "POST", "users/carol/server", json={"profile": "small"})
     assert r.status_code in (201, 202), r.text
     model = qp.wait(lambda: (m := qp.hub("admin", "GET", "users/carol").json())["servers"].get("", {}).get("ready") and m,
-                    120, "carol's server")
+                    300, "carol's server")
     started = parse(model["servers"][""]["started"])
     # inside the server: the account extension asks the service with the server's own token
     r = requests.get(f"{qp.url}/user/carol/roman/account.json", timeout=60,

@@ -130,7 +130,7 @@ def test_grace_period_stop_on_the_platform_leaves_home_untouched(quota_platform)
     assert r.status_code == 201, r.text
     assert qp.api("erin", "POST", "api/check/spawn", json={"profile": "small"}).status_code == 200
     assert qp.hub("erin", "POST", "users/erin/server", json={"profile": "small"}).status_code in (201, 202)
-    qp.wait(lambda: qp.hub("admin", "GET", "users/erin").json()["servers"].get("", {}).get("ready"), 120, "erin's server")
+    qp.wait(lambda: qp.hub("admin", "GET", "users/erin").json()["servers"].get("", {}).get("ready"), 300, "erin's server")
     # the next period's allocation is tiny: 0.0001 core-h is used up in under a second at 0.5 cores
     r = qp.api("admin", "POST", "api/allocations", json={
         "user": "erin", "core_hours": 0.0001, "period_end": (now + dt.timedelta(days=60)).isoformat()})
@@ -149,3 +149,16 @@ def test_grace_period_stop_on_the_platform_leaves_home_untouched(quota_platform)
     assert r.status_code == 403 and "exhausted" in r.json()["reason"]
     audit = qp.api("admin", "GET", "api/audit", params={"limit": 50}).json()
     assert any(e["action"] == "grace_stop" and e["target"] == "user:erin" for e in audit)
+    # the hub's spawner refuses a new server, and the gateway a new cluster, with the reason
+    r = qp.hub("erin", "POST", "users/erin/server", json={"profile": "small"})
+    assert r.status_code == 403 and "your personal allocation is exhausted" in r.text, r.text
+    assert "" not in qp.hub("admin", "GET", "users/erin").json()["servers"]
+    from dask_gateway import Gateway
+    from dask_gateway.auth import JupyterHubAuth
+
+    gw = qp.settings["gateway"]
+    gateway = Gateway(address=gw["address"], proxy_address=gw["proxy_address"],
+                      auth=JupyterHubAuth(api_token=qp.token("erin")))
+    with pytest.raises(Exception, match="Dask cluster refused: your personal allocation is exhausted"):
+        gateway.new_cluster()
+    gateway.close()
