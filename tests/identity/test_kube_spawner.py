@@ -1,0 +1,89 @@
+"""TierKubeSpawner's pod for a tier profile (KubeSpawner's own manifest builder, no API server:
+none can run here, so the pod is built and checked, not created)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from hub_config.policy import load_policy
+
+
+def _user(groups: list[str]) -> SimpleNamespace:
+    return SimpleNamespace(
+        name="ann", id=7, url="/user/ann/", spawners={}, groups=[SimpleNamespace(name=g) for g in groups]
+    )
+
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: none, user: {token: unused}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
+
+
+@pytest.fixture(autouse=True)
+def _kubeconfig(tmp_path, monkeypatch):
+    # KubeSpawner loads a client configuration when constructed; nothing here talks to it.
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG)
+    monkeypatch.setenv("KUBECONFIG", str(path))
+
+
+def _spawner(groups: list[str]):
+    from hub_config.spawner import TierKubeSpawner
+
+    return TierKubeSpawner(_mock=True, user=_user(groups))
+
+
+def _in_thread(coro):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def test_gpu_profile_pod_for_team_tier():
+    policy = load_policy()
+    gpu = policy.profiles["gpu"]
+
+    async def build():
+        sp = _spawner(["tier-team", "team-galaxies"])
+        await sp.apply_tier_options({"profile": "gpu"})
+        pod = await sp.get_pod_manifest()
+        from kubernetes_asyncio.client import ApiClient
+
+        async with ApiClient() as api:  # what would be sent to the API server
+            return sp, pod, api.sanitize_for_serialization(pod)
+
+    sp, pod, plain = _in_thread(build())
+    c = pod.spec.containers[0]
+    assert c.image == policy.images.default
+    assert c.resources.limits["nvidia.com/gpu"] == "1" and c.resources.requests["nvidia.com/gpu"] == "1"
+    assert int(c.resources.limits["memory"]) == gpu.mem_limit_bytes
+    assert float(c.resources.limits["cpu"]) == gpu.cpu_limit
+    assert float(c.resources.requests["cpu"]) == gpu.cpu_guarantee
+    assert pod.spec.node_selector == gpu.node_selector
+    assert any(t.key == "nvidia.com/gpu" and t.effect == "NoSchedule" for t in pod.spec.tolerations)
+    scratch = [v for v in plain["spec"]["volumes"] if v["name"] == "scratch"][0]
+    assert scratch["emptyDir"]["sizeLimit"] == f"{gpu.scratch_gib:g}Gi"
+    mounts = plain["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "scratch", "mountPath": "/scratch"} in mounts
+    assert sp.storage_capacity == f"{gpu.home_gib:g}Gi"
+    env = {e.name: e.value for e in c.env}
+    assert env["ROMAN_TIER"] == "team" and env["ROMAN_PROFILE"] == "gpu"
+
+
+def test_kube_spawner_refuses_other_tiers_profile():
+    from hub_config.spawner import SpawnRefused
+
+    async def attempt():
+        sp = _spawner(["tier-research"])
+        await sp.apply_tier_options({"profile": "gpu"})
+
+    with pytest.raises(SpawnRefused, match="not available to the Research tier"):
+        _in_thread(attempt())
