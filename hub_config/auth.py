@@ -299,6 +299,13 @@ class RomanOIDCAuthenticator(GenericOAuthenticator):
                 admin_of.add(_slug(rest[: -len(ident.team_admin_suffix)]))
             else:
                 teams.add(_slug(rest))
+        # Quota (issue 5): memberships made in the quota service survive the login's group sync.
+        teams_of = getattr(self.tier_grants, "teams_of", None)
+        if teams_of is not None:
+            for team, role in teams_of(username):
+                teams.add(team)
+                if role == "admin":
+                    admin_of.add(team)
         admin_of &= teams | admin_of
         teams |= admin_of
         hub_groups = {tier_group(tier)} | {f"team-{t}" for t in teams} | {f"team-{t}-admins" for t in admin_of}

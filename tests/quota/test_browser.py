@@ -71,6 +71,8 @@ def test_plain_member_sees_no_admin_controls(deep_team, browser, browser_login):
     team_url = qp.quota + "teams/deep"
     browser_login(page, team_url, "hank", qp.helpers.DEMO_PASSWORD)
     assert page.locator("h1").inner_text() == "Team deep"
+    # the membership made in the service survived the login's group sync (hub group team-deep)
+    assert "team-deep" in qp.hub("admin", "GET", "users/hank").json()["groups"]
     assert page.locator("svg#usage-plot").is_visible()
     assert page.locator("#admin-controls").count() == 0
     assert page.locator("#add-member").count() == 0 and page.locator(".cap-form").count() == 0
