@@ -278,3 +278,13 @@ def login(stack: Stack, username: str) -> requests.Session:
 @pytest.fixture(scope="session")
 def stack(identity_stack: Stack) -> Stack:
     return identity_stack
+
+
+def run_async(coro):  # noqa: ANN001, ANN201
+    """Run a coroutine to completion in its own thread: Playwright's sync API (the browser
+    fixture) keeps an event loop running in the main thread, where asyncio.run refuses."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -29,7 +29,11 @@ def _cluster(db, user, tier, cores, mem_gib, count):
 
 
 def test_heartbeat_and_scale_capped_by_user_totals():
-    asyncio.run(_scenario())
+    # In a thread of its own: the browser fixture's event loop may be running in this one.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _scenario()).result()
 
 
 async def _scenario():

@@ -203,7 +203,7 @@ def test_id_token_checks(stack):
         user = await auth.token_to_user(genuine)
         assert user["preferred_username"] == "entry" and "aud" not in user
 
-    asyncio.run(run())
+    cf.run_async(run())
 
 
 def test_roles_teams_and_admins(stack):

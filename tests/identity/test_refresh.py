@@ -95,14 +95,14 @@ def test_refresh_user_and_provider_restart(tmp_path):
         # A stale access token: refresh_user falls back to the refresh token and gets new ones.
         stale = {**tokens, "access_token": "revoked-or-expired"}
         state = {"token_response": stale, "refresh_token": tokens["refresh_token"]}
-        model = asyncio.run(auth.refresh_user(_User("research", state)))
+        model = cf.run_async(auth.refresh_user(_User("research", state)))
         assert model and model["name"] == "research"
         assert model["auth_state"]["roman"]["tier"] == "research"
         new = model["auth_state"]["token_response"]
         assert new["access_token"] != tokens["access_token"]
         assert new["refresh_token"] != tokens["refresh_token"]  # rotated
         # The spent refresh token cannot renew again: the user must log in.
-        assert asyncio.run(auth.refresh_user(_User("research", state))) is False
+        assert cf.run_async(auth.refresh_user(_User("research", state))) is False
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

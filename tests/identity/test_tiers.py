@@ -46,6 +46,22 @@ def _wait_ready(stack, user: str, server: str, timeout: float = 90) -> dict:
     raise TimeoutError(f"{user}/{server!r} not ready")
 
 
+def _check_local_limits(user: str, profile) -> None:
+    """Where the hub may use cgroup v1 (as root here), the server runs inside its limits."""
+    from pathlib import Path
+
+    from hub_config.spawner import CGROUP_ROOT
+
+    mem = CGROUP_ROOT / "memory" / "roman-platform" / f"{user}-default"
+    cpu = CGROUP_ROOT / "cpu" / "roman-platform" / f"{user}-default"
+    if not Path(CGROUP_ROOT / "memory" / "roman-platform").exists():
+        return  # rlimit fallback (no writable cgroups): covered by the spawner's own log line
+    assert int((mem / "memory.limit_in_bytes").read_text()) == profile.mem_limit_bytes
+    period = int((cpu / "cpu.cfs_period_us").read_text())
+    assert int((cpu / "cpu.cfs_quota_us").read_text()) == int(profile.cpu_limit * period)
+    assert (mem / "cgroup.procs").read_text().split(), "server process not in its cgroup"
+
+
 def _start(stack, token: str, user: str, server: str, options: dict) -> requests.Response:
     path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
     return stack.api("POST", path, token=token, json=options)
@@ -90,19 +106,22 @@ def test_tier_servers(stack, tier):
         assert words in r.json()["message"], r.json()
         assert not stack.api("GET", f"/users/{user}").json().get("servers"), options
 
-    # The largest allowed profile starts, with its limits applied.
+    # The largest allowed profile starts, with its limits applied, and named servers up to the
+    # tier's limit start beside it (requested together: each is a real JupyterLab).
     largest = max(allowed, key=lambda p: (allowed[p].mem_limit_gib, allowed[p].cpu_limit))
-    r = _start(stack, token, user, "", {"profile": largest})
-    assert r.status_code in (201, 202), r.text
-    srv = _wait_ready(stack, user, "")
-    assert srv["user_options"] == {"profile": largest}
+    limit = policy.tier(tier).max_named_servers
     try:
-        # Named servers up to the tier's limit, and not one more.
-        limit = policy.tier(tier).max_named_servers
+        r = _start(stack, token, user, "", {"profile": largest})
+        assert r.status_code in (201, 202), r.text
         for i in range(1, limit):
             r = _start(stack, token, user, f"extra{i}", {"profile": next(iter(allowed))})
             assert r.status_code in (201, 202), r.text
+        srv = _wait_ready(stack, user, "")
+        assert srv["user_options"] == {"profile": largest}
+        _check_local_limits(user, allowed[largest])
+        for i in range(1, limit):
             _wait_ready(stack, user, f"extra{i}")
+        # One more than the limit: refused, nothing started.
         r = _start(stack, token, user, "one-too-many", {"profile": next(iter(allowed))})
         assert r.status_code == 403 and "at once" in r.json()["message"], r.text
         assert "one-too-many" not in stack.api("GET", f"/users/{user}").json()["servers"]
