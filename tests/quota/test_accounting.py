@@ -42,7 +42,19 @@ def kill_quota_service(qp) -> None:
 @pytest.mark.browser
 def test_server_run_time_is_charged_once_across_a_service_kill(quota_platform, browser, browser_login):
     qp = quota_platform
-    r = qp.hub("carol", "POST", "users/carol/server", json={"profile": "small"})
+    end = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
+    for team in ("acct", "acct-other"):
+        assert qp.api("admin", "POST", "api/teams", json={"name": team}).status_code == 201
+        r = qp.api("admin", "POST", "api/allocations", json={"team": team, "core_hours": 10,
+                                                             "period_start": start, "period_end": end})
+        assert r.status_code == 201, r.text
+    assert qp.api("admin", "POST", "api/teams/acct/members", json={"username": "carol"}).status_code == 201
+    # the team to charge is validated by the hub's spawner: not a member -> refused, nothing starts
+    r = qp.hub("carol", "POST", "users/carol/server", json={"profile": "small", "team": "acct-other"})
+    assert r.status_code == 403 and "not a member of team 'acct-other'" in r.text, r.text
+    assert "" not in qp.hub("admin", "GET", "users/carol").json()["servers"]
+    r = qp.hub("carol", "POST", "users/carol/server", json={"profile": "small", "team": "acct"})
     assert r.status_code in (201, 202), r.text
     model = qp.wait(lambda: (m := qp.hub("admin", "GET", "users/carol").json())["servers"].get("", {}).get("ready") and m,
                     300, "carol's server")
@@ -83,6 +95,11 @@ def test_server_run_time_is_charged_once_across_a_service_kill(quota_platform, b
     # nothing more accrues once it is gone
     time.sleep(2)
     assert charged(qp, "carol") == got
+    # all of it was charged to the team chosen at spawn, and shows as carol's use in the team
+    rows = [r for r in qp.api("admin", "GET", "api/usage").json() if r["user"] == "carol"]
+    assert [r["team"] for r in rows] == ["acct"]
+    members = qp.api("admin", "GET", "api/teams/acct").json()["members"]
+    assert members[0]["name"] == "carol" and abs(members[0]["used_core_hours"] - got) < 1e-9
 
 
 def test_dask_gateway_cluster_is_charged_exactly(quota_platform):
