@@ -179,6 +179,7 @@ def apportion_counts_to_resultants(
     # A table costs about as much per entry as a draw costs per pixel: keep tables at most
     # about twice the pixel count, so small cutouts do not pay for large tables.
     entries = min(MAX_TABLE_ENTRIES, 2 * remaining.size)
+    scratch = np.zeros(shape, dtype=np.float32) if per_read else None
     so_far = np.zeros(shape, dtype=np.int64)
     flat_so_far = so_far.reshape(-1)
     tnow = None
@@ -206,23 +207,40 @@ def apportion_counts_to_resultants(
         mean_counts = flat_so_far + (arrived + excess) / nread
         flat_so_far += arrived
 
+        # the resultant sees the instrumental charge present before its reads...
+        resultants[i] = mean_counts.reshape(shape) + instrumental
         if per_read:
-            inst_sum = np.zeros(shape, dtype=np.float64)
-            for t in tij[i]:
+            # ...plus what each of its reads adds (cosmic rays, persistence), weighted by the
+            # fraction of the resultant's reads made after it arrived. Those additions are
+            # sparse: romanisim's functions write them into a zero scratch image, and only
+            # the touched pixels are carried over (no full-image copy per read).
+            flat_res = resultants[i].reshape(-1)
+            flat_inst = instrumental.reshape(-1)
+            for j, t in enumerate(tij[i]):
+                weight = (nread - j) / nread
                 if crparam is not None:
-                    before = instrumental.copy()
-                    cr.simulate_crs(instrumental, parameters.read_time, **crparam, rng=rng_cr)
-                    dq[i, instrumental != before] |= parameters.dqbits["jump_det"]
+                    cr.simulate_crs(scratch, parameters.read_time, **crparam, rng=rng_cr)
+                    hit = _drain(scratch, flat_inst, flat_res, weight)
+                    dq[i].reshape(-1)[hit] |= parameters.dqbits["jump_det"]
                 if persistence is not None:
                     tnow = t0_mjd + t / 86400.0
-                    persistence.add_to_read(instrumental, tnow, rng=rng_ps)
-                inst_sum += instrumental
-            inst_mean = inst_sum / nread
-        else:
-            inst_mean = instrumental
-        resultants[i] = mean_counts.reshape(shape) + inst_mean
+                    persistence.add_to_read(scratch, tnow, rng=rng_ps)
+                    _drain(scratch, flat_inst, flat_res, weight)
 
     if persistence is not None:
         pedestal_value = float(pedestal or 0.0)
         persistence.update(so_far + instrumental - pedestal_value, tnow)
     return resultants, dq
+
+
+def _drain(scratch: np.ndarray, flat_inst: np.ndarray, flat_res: np.ndarray,
+           weight: float) -> np.ndarray:
+    """Move one read's additions from ``scratch`` into the running charge and the resultant."""
+    flat = scratch.reshape(-1)
+    hit = np.flatnonzero(flat)
+    if hit.size:
+        added = flat[hit].copy()
+        flat[hit] = 0
+        flat_inst[hit] += added
+        flat_res[hit] += weight * added
+    return hit

@@ -153,11 +153,13 @@ def make_l1(
     if np.any(np.asarray(read_noise) > 0):
         resultants = l1.add_read_noise_to_resultants(
             resultants, tij, read_noise=read_noise, rng=galsim.GaussianDeviate(seed + 17))
-    resultants = np.round(resultants)
+    # in place: each full-detector copy of the resultants is ~600 MB
+    resultants = resultants.astype(np.float32, copy=False)
+    np.round(resultants, out=resultants)
     saturation = refdata["saturation"]
-    resultants = np.clip(resultants, 0, saturation * 1.1)
+    np.clip(resultants, 0, saturation * 1.1, out=resultants)
     dq[resultants >= saturation] |= parameters.dqbits["saturated"]
-    return resultants.astype(np.float32), dq
+    return resultants, dq
 
 
 def _add_dark_decay(resultants: np.ndarray, decay: dict, pattern, cut, sign: int = 1) -> None:

@@ -121,15 +121,19 @@ class SimulatedImage:
     truth: Any
     info: dict
 
-    def to_bytes(self) -> bytes:
+    def write_to(self, fileobj) -> None:
+        """Write the ASDF file (roman node + romanisim extras + how it was made) to a stream."""
         import asdf
 
-        buf = io.BytesIO()
         af = asdf.AsdfFile()
         af.tree = {"roman": self.model, "romanisim": self.info.get("romanisim", {}),
                    "platform_simulate": {k: v for k, v in self.info.items()
                                          if k not in ("romanisim", "persistence")}}
-        af.write_to(buf)
+        af.write_to(fileobj)
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        self.write_to(buf)
         return buf.getvalue()
 
     def truth_bytes(self) -> bytes:

@@ -23,11 +23,20 @@ class _FsspecStore:
         path = f"{self.root.rstrip('/')}/{relative}"
         return f"s3://{path}" if self.root_url.startswith("s3") else path
 
+    @property
+    def is_s3(self) -> bool:
+        return self.root_url.startswith("s3")
+
+    def path(self, relative: str) -> str:
+        return f"{self.root.rstrip('/')}/{relative}"
+
+    def open(self, relative: str, mode: str = "rb"):
+        return self.fs.open(self.path(relative), mode)
+
     def write_bytes(self, relative: str, data: bytes) -> None:
-        path = f"{self.root.rstrip('/')}/{relative}"
-        if not self.root_url.startswith("s3"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.fs.pipe_file(path, data)
+        if not self.is_s3:
+            Path(self.path(relative)).parent.mkdir(parents=True, exist_ok=True)
+        self.fs.pipe_file(self.path(relative), data)
 
 
 def get_store(url: str | os.PathLike):
@@ -50,8 +59,11 @@ def truth_name(image_name: str) -> str:
 def write_product(sim, url, name: str) -> dict[str, str]:
     """Write ``sim`` (a SimulatedImage) as ``name`` under the store ``url``; return both URLs."""
     store = get_store(url)
-    image_bytes = sim.to_bytes()
     truth_bytes = sim.truth_bytes()
-    store.write_bytes(name, image_bytes)
+    if not store.is_s3:
+        Path(store.path(name)).parent.mkdir(parents=True, exist_ok=True)
+    # streamed, not built in memory first: a full-detector L1 is ~1 GB
+    with store.open(name, "wb") as f:
+        sim.write_to(f)
     store.write_bytes(truth_name(name), truth_bytes)
     return {"image": store.url(name), "truth": store.url(truth_name(name))}
