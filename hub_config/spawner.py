@@ -247,7 +247,8 @@ class TierLocalSpawnerMixin(TierSpawnerMixin):
         mem = profile.mem_limit_bytes
 
         def preexec() -> None:
-            base()
+            if base is not None:
+                base()
             if dirs is not None:
                 pid = str(os.getpid())
                 for d in dirs:
