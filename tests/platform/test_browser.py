@@ -23,8 +23,12 @@ def test_login_page_leads_to_jupyterlab(start_platform, browser, web_login):
         if "/hub/spawn" in page.url and page.locator("#spawn_form").count():
             # A tier with server options: take the offered defaults.
             page.click("#spawn_form [type=submit]")
-        page.wait_for_url("**/user/bob/lab**")
-        page.wait_for_selector("#jp-main-dock-panel")
+        try:
+            page.wait_for_url("**/user/bob/lab**", timeout=240_000)
+            page.wait_for_selector("#jp-main-dock-panel")
+        except Exception as exc:  # say where the browser got stuck, not only that it did
+            text = page.inner_text("body")[:600] if page.locator("body").count() else ""
+            raise AssertionError(f"JupyterLab did not open: at {page.url}: {text!r}") from exc
         assert page.title()
     finally:
         context.close()
