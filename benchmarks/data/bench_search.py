@@ -20,7 +20,6 @@ import numpy as np
 
 
 def synthetic_index(n: int, seed: int = 1):
-    import pyarrow as pa
     from tqdm import tqdm
 
     from platform_lib.data.footprint import ORDER, polygon_cells, to_s_region

@@ -10,7 +10,6 @@ ring of neighbours) on both sides: the prefilter may keep too much, never too li
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -175,7 +174,3 @@ def cone_cells(ra: float, dec: float, radius_deg: float, order: int = ORDER) -> 
     moc = MOC.from_cone(lon=ra * u.deg, lat=dec * u.deg, radius=radius_deg * u.deg, max_depth=order, delta_depth=2)
     centre = MOC.from_lonlat(lon=[ra] * u.deg, lat=[dec] * u.deg, max_norder=order)
     return np.union1d(_flatten(moc), _flatten(centre))
-
-
-def polygon_query_cells(vertices: Sequence[Sequence[float]], order: int = ORDER) -> np.ndarray:
-    return polygon_cells(np.asarray(vertices, dtype=float), order)

@@ -136,6 +136,7 @@ def make_exposure(
     sky_rate: float = 0.5,
 ) -> tuple[Any, Any]:
     """One exposure's (L1 ScienceRawModel, L2 ImageModel) cutout of ``size``² pixels."""
+    import astropy.units as u
     import galsim
     import galsim.roman  # noqa: F401
     from astropy.time import Time
@@ -192,7 +193,7 @@ def make_exposure(
         meta.instrument.detector = detector
         meta.instrument.optical_element = optical_element
         meta.exposure.start_time = start
-        meta.exposure.end_time = start + exptime / 86400.0
+        meta.exposure.end_time = start + exptime * u.s
         meta.exposure.exposure_time = exptime
         meta.exposure.effective_exposure_time = exptime
         meta.exposure.frame_time = FRAME_TIME

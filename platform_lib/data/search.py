@@ -115,8 +115,11 @@ class ProductIndex:
         for col, wanted in (("level", level), ("optical_element", optical_element),
                             ("detector", detector), ("product_type", product_type)):
             wanted = _as_list(wanted)
-            if wanted is not None:
-                mask &= np.isin(self._cols[col].astype(str), [str(w).upper() if col != "product_type" else str(w) for w in wanted])
+            if wanted is None:
+                continue
+            # level, element and detector are upper case in products; tags are lower case
+            values = [str(w) if col == "product_type" else str(w).upper() for w in wanted]
+            mask &= np.isin(self._cols[col].astype(str), values)
         if program is not None:
             mask &= np.isin(self._cols["program"], [int(p) for p in _as_list(program)])
         mjd = self._cols["start_mjd"].astype(float)

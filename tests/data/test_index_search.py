@@ -93,8 +93,6 @@ def indexed(staged, dask_client):
 
 
 def _centres(files):
-    from platform_lib.data.search import ProductIndex  # noqa: F401 - import check only
-
     out = []
     for rel, path in files.items():
         if "/L2/" in rel:
