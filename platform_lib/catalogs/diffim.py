@@ -130,6 +130,7 @@ def find_sources(diff: Difference, *, threshold: float = 5.0, min_separation_fwh
         for name in ("x", "y", "ra", "dec", "flux", "flux_err", "snr", "sign"):
             t[name] = np.zeros(0)
         return t
+    unit = u.Unit(sci.flux_unit)  # uJy, or DN/s for a product that is not flux calibrated
     x = np.array([r[0] for r in rows], float)
     y = np.array([r[1] for r in rows], float)
     sign = np.array([r[2] for r in rows])
@@ -139,8 +140,8 @@ def find_sources(diff: Difference, *, threshold: float = 5.0, min_separation_fwh
     t["y"] = y
     t["ra"] = ra * u.deg
     t["dec"] = dec * u.deg
-    t["flux"] = flux * u.uJy
-    t["flux_err"] = ferr * u.uJy
+    t["flux"] = flux * unit
+    t["flux_err"] = ferr * unit
     t["snr"] = diff.snr[y.astype(int), x.astype(int)]
     t["sign"] = sign
     t.meta.update(_meta(diff, threshold))
@@ -149,7 +150,7 @@ def find_sources(diff: Difference, *, threshold: float = 5.0, min_separation_fwh
 
 def _meta(diff: Difference, threshold: float) -> dict:
     sci = diff.science
-    return {"science_image": sci.name, "mjd": sci.mjd, "band": sci.band,
+    return {"science_image": sci.name, "mjd": sci.mjd, "band": sci.band, "flux_unit": sci.flux_unit,
             "n_template_images": diff.n_template, "threshold_sigma": threshold}
 
 

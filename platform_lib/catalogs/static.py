@@ -179,7 +179,7 @@ def multi_band(
     with np.errstate(invalid="ignore", divide="ignore"):
         det_data = np.sum([wi * d for wi, (d, _) in zip(w, matched.values())], axis=0) / wsum
         det_err = 1.0 / np.sqrt(wsum)
-    # The detection image's PSF: the matched PSFs (windowed kernels leave them slightly broader
+    # The detection image's PSF: the matched PSFs (regularised kernels leave them very slightly broader
     # than the reference) averaged with the same typical weights as the images.
     typical_w = [float(np.median(wi[wi > 0])) for wi in w]
     det_psf = sum(tw * matched_psfs[b] for tw, b in zip(typical_w, matched)) / sum(typical_w)
@@ -211,7 +211,7 @@ def multi_band(
         table[f"{b}_aper040_flux_err"] = e * u.uJy
         md, me = matched[b]
         fm, em = aperture_fluxes(md, me, mask, x, y, color_r)
-        # The matching kernel is windowed, so the matched PSF is not exactly the reference:
+        # The matching kernel is regularised, so the matched PSF is not exactly the reference:
         # correct by the ratio of encircled energies, measured on the matched PSF itself.
         corr = ee_ref / _encircled(matched_psfs[b], color_r)
         fm, em = fm * corr, em * corr

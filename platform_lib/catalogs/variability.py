@@ -73,34 +73,60 @@ def forced_photometry(sources: Table, image: CatalogImage, image_id: str) -> Tab
     return out[good]
 
 
+INDEX_COLUMNS = ("source_id", "band", "ra", "dec", "n_epochs", "mean_flux", "chi2_red", "stetson_j", "iqr_norm")
+
+
+def _group_quantile(values_sorted: np.ndarray, starts: np.ndarray, n: np.ndarray, q: float) -> np.ndarray:
+    """np.percentile's linear interpolation, per group of an array sorted within groups."""
+    pos = starts + q * (n - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, starts + n - 1)
+    frac = pos - lo
+    return values_sorted[lo] * (1 - frac) + values_sorted[hi] * frac
+
+
 def variability_indices(lightcurves: Table) -> Table:
     """Per source and band: n, weighted mean flux, reduced chi-square about it, Stetson J,
-    and the normalised inter-quartile range (IQR / median flux)."""
+    and the normalised inter-quartile range (IQR / median flux).
+
+    Vectorised over groups (one sort, then ``reduceat``/``bincount``): a partition of a survey
+    holds tens of thousands of sources, and a Python loop per source made recomputing the
+    indices the slowest step of the light-curve store (benchmarks/catalogs/).
+    """
     if len(lightcurves) == 0:
-        return Table(names=("source_id", "band", "ra", "dec", "n_epochs", "mean_flux", "chi2_red", "stetson_j", "iqr_norm"))
-    lc = lightcurves.group_by(["source_id", "band"])
-    rows = []
-    for key, g in zip(lc.groups.keys, lc.groups):
-        f = np.asarray(g["flux"], float)
-        e = np.asarray(g["flux_err"], float)
-        n = len(f)
-        w = 1.0 / e**2
-        mean = float((w * f).sum() / w.sum())
-        chi2 = float(((f - mean) ** 2 * w).sum() / max(n - 1, 1))
-        if n >= 2:
-            delta = np.sqrt(n / (n - 1)) * (f - mean) / e
-            order = np.argsort(np.asarray(g["mjd"], float))
-            d = delta[order]
-            # Stetson (1996) J with consecutive observations paired (single-band light curve).
-            p = d[:-1] * d[1:]
-            j = float(np.sum(np.sign(p) * np.sqrt(np.abs(p))) / len(p)) if len(p) else 0.0
-        else:
-            j = 0.0
-        q75, q25 = np.percentile(f, [75, 25])
-        med = np.median(f)
-        rows.append((key["source_id"], key["band"], float(np.mean(g["ra"])), float(np.mean(g["dec"])), n,
-                     mean, chi2, j, float((q75 - q25) / med) if med > 0 else np.nan))
-    return Table(rows=rows, names=("source_id", "band", "ra", "dec", "n_epochs", "mean_flux", "chi2_red", "stetson_j", "iqr_norm"))
+        return Table(names=INDEX_COLUMNS)
+    sid = np.asarray(lightcurves["source_id"])
+    band = np.asarray(lightcurves["band"]).astype(str)
+    f_all = np.asarray(lightcurves["flux"], float)
+    e_all = np.asarray(lightcurves["flux_err"], float)
+    mjd_all = np.asarray(lightcurves["mjd"], float)
+    bands, bcode = np.unique(band, return_inverse=True)
+    _, gid = np.unique(np.column_stack([sid.astype(np.int64), bcode]), axis=0, return_inverse=True)
+    gid = gid.ravel()
+    order = np.lexsort((mjd_all, gid))  # by group, then time (Stetson pairs consecutive epochs)
+    g, f, e = gid[order], f_all[order], e_all[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    n = np.diff(np.r_[starts, len(g)])
+    w = 1.0 / e**2
+    mean = np.add.reduceat(w * f, starts) / np.add.reduceat(w, starts)
+    resid = f - mean[g]
+    chi2 = np.add.reduceat(resid**2 * w, starts) / np.maximum(n - 1, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        delta = np.sqrt(n / np.maximum(n - 1, 1))[g] * resid / e
+    p = delta[:-1] * delta[1:]
+    same = g[:-1] == g[1:]
+    # Stetson (1996) J with consecutive observations paired (single-band light curve).
+    j = np.bincount(g[:-1][same], weights=(np.sign(p) * np.sqrt(np.abs(p)))[same], minlength=len(n))
+    j = np.where(n >= 2, j / np.maximum(n - 1, 1), 0.0)
+    fo = np.lexsort((f_all, gid))
+    fs = f_all[fo]
+    q75, q25, med = (_group_quantile(fs, starts, n, q) for q in (0.75, 0.25, 0.5))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iqr = np.where(med > 0, (q75 - q25) / med, np.nan)
+    ra = np.add.reduceat(np.asarray(lightcurves["ra"], float)[order], starts) / n
+    dec = np.add.reduceat(np.asarray(lightcurves["dec"], float)[order], starts) / n
+    first = order[starts]
+    return Table([sid[first], band[first], ra, dec, n, mean, chi2, j, iqr], names=INDEX_COLUMNS)
 
 
 class LightCurveStore:

@@ -197,3 +197,47 @@ def simulate_epochs(seed: int = 7, n_epochs: int = 6, band: str = "H158", size: 
 @pytest.fixture(scope="session")
 def epochs() -> Epochs:
     return simulate_epochs()
+
+
+# ------------------------------------------------------------------ store-facing layer
+# A tiny sample store made by the data area's own sample maker (romanisim-style L2 products of
+# one detector cutout, two optical elements, two dithered epochs, plus the PSF library), built
+# once per session: it is the slowest set-up of this folder.
+SAMPLE_BANDS = ("F158", "F087")
+
+
+@dataclass
+class SampleStore:
+    root: str  # a local folder: the store's URL
+    products: dict[tuple[int, str], str]  # (epoch 1-based, optical element) -> L2 path in the store
+    psf: list[str]  # PSF library paths in the store (found through the store's product index)
+
+
+@pytest.fixture(scope="session")
+def sample_store(tmp_path_factory: pytest.TempPathFactory) -> SampleStore:
+    from platform_lib.data.sample import SampleSpec, make_sample
+
+    root = tmp_path_factory.mktemp("catalog-sample")
+    spec = SampleSpec(detectors=("WFI01",), optical_elements=SAMPLE_BANDS, epochs=2, size=128, nstars=150)
+    made = make_sample(str(root), spec, progress=False)  # indexed: the PSF library is found through it
+    products = {}
+    for rel in made["products"]:
+        if "/L2/" not in rel:
+            continue
+        name = rel.rsplit("/", 1)[1]  # r{program:05}{visit:03}{exposure:04}_wfi01_{oe}_cal.asdf
+        epoch = int(name[6:9])
+        products[(epoch, name.split("_")[2].upper())] = rel
+    psf = [str(p.relative_to(root)) for p in sorted((root / "sample" / "psf").glob("*.asdf"))]
+    return SampleStore(str(root), products, psf)
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """One local Dask cluster for a whole module: ``platform_lib.compute.get_client`` reuses the
+    active client, so every CLI call below runs its tasks on these worker processes instead of
+    paying for a new cluster each time."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+        yield client
