@@ -8,6 +8,7 @@ query region touches its pixels, by sampling its boundary densely.
 from __future__ import annotations
 
 import functools
+import io
 
 import numpy as np
 import pytest
@@ -244,3 +245,60 @@ def test_incremental_reindex_reads_only_new_files(staged, dask_client, tmp_path)
     assert sorted(load_index(store).column("path").to_pylist()) == sorted(r for r, _ in items[1:6])
     if store.is_s3:
         store.fs.rm(store.root, recursive=True)
+
+
+def test_open_fetches_only_the_arrays_touched(tmp_path, monkeypatch):
+    """A lazily opened product reads its tree and the touched array's block, not the others."""
+    from roman_datamodels import datamodels as dm
+
+    from platform_lib.data import open as open_product
+    from platform_lib.data.store import Store, get_store
+
+    m = dm.ImageModel.create_fake_data(shape=(300, 300))
+    m.data = np.arange(300 * 300, dtype=np.float32).reshape(300, 300)
+    m.save(tmp_path / "p_cal.asdf")
+    size = (tmp_path / "p_cal.asdf").stat().st_size
+    counted = {"bytes": 0}
+    original = Store.open
+
+    class Counting(io.RawIOBase):
+        """A seekable file without fileno(): ASDF reads it as it reads an S3 file (ranges)."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def readable(self):
+            return True
+
+        def seekable(self):
+            return True
+
+        def seek(self, pos, whence=0):
+            return self.inner.seek(pos, whence)
+
+        def tell(self):
+            return self.inner.tell()
+
+        def readinto(self, buffer):
+            data = self.inner.read(len(buffer))
+            buffer[: len(data)] = data
+            counted["bytes"] += len(data)
+            return len(data)
+
+        def close(self):
+            self.inner.close()
+            super().close()
+
+    def counting_open(self, relative, mode="rb", **kwargs):
+        return Counting(original(self, relative, mode, **kwargs))
+
+    monkeypatch.setattr(Store, "open", counting_open)
+    with open_product("p_cal.asdf", get_store(tmp_path)) as model:
+        after_open = counted["bytes"]
+        assert float(model.data[299, 299]) == 300 * 300 - 1
+        after_data = counted["bytes"]
+        np.asarray(model.dq).sum()
+        after_dq = counted["bytes"]
+    assert 0 < after_open < 0.2 * size  # the tree only
+    assert m.data.nbytes <= after_data - after_open <= m.data.nbytes + 4096  # then the one block
+    assert after_dq > after_data  # dq had not been fetched before it was touched
