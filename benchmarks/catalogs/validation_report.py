@@ -42,6 +42,7 @@ THRESHOLDS = {
 def _conftest():
     spec = importlib.util.spec_from_file_location("catalog_sims", ROOT / "tests" / "catalogs" / "conftest.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is built
     spec.loader.exec_module(mod)
     return mod
 
