@@ -143,6 +143,27 @@ class GatewayDatabaseSource:
         return out
 
 
+def _validated_teams(s: Session, observed: list[ledger.Running]) -> list[ledger.Running]:
+    """Charge a team only for its members: a forged or not-yet-validated team option (a spawn
+    the hub is still checking, or refused) is charged to the user's personal allocation."""
+    import dataclasses
+
+    from sqlalchemy import select
+
+    from .models import Membership, Team, User
+
+    wanted = {(o.username, o.team) for o in observed if o.team}
+    if not wanted:
+        return observed
+    ok = set(s.execute(
+        select(User.name, Team.name).join(Membership, Membership.user_id == User.id)
+        .join(Team, Membership.team_id == Team.id)
+        .where(Team.name.in_({t for _, t in wanted}))
+    ).all())
+    return [o if not o.team or (o.username, o.team) in ok else dataclasses.replace(o, team=None)
+            for o in observed]
+
+
 class Sampler:
     def __init__(self, sessions: sessionmaker[Session], sources: Sequence[Source], interval: float):
         self.sessions, self.sources, self.interval = sessions, list(sources), float(interval)
@@ -157,6 +178,7 @@ class Sampler:
                 log.warning("quota sampler: source %s failed: %s", src.name, exc)
                 continue
             with self.sessions() as s:
+                observed = _validated_teams(s, observed)
                 charged.update(ledger.integrate(s, src.name, observed, now or utcnow(), self.interval))
                 s.commit()
         return charged

@@ -400,6 +400,8 @@ class AdminPage(Page):
     def get(self, s):
         from sqlalchemy import select
 
+        from hub_config.policy import load_policy
+
         from .models import Team
 
         actor = self.actor()
@@ -412,7 +414,7 @@ class AdminPage(Page):
                 select(Request).where(Request.state == RequestState.pending).order_by(Request.created))],
             usage=ops.all_usage(s, actor, now - dt.timedelta(days=31), now + dt.timedelta(hours=1)),
             audit=s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(30)).all(),
-            tiers=__import__("hub_config.policy", fromlist=["load_policy"]).load_policy().tier_names,
+            tiers=load_policy().tier_names,
         )
 
 

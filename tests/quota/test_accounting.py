@@ -96,10 +96,12 @@ def test_server_run_time_is_charged_once_across_a_service_kill(quota_platform, b
     time.sleep(2)
     assert charged(qp, "carol") == got
     # all of it was charged to the team chosen at spawn, and shows as carol's use in the team
-    rows = [r for r in qp.api("admin", "GET", "api/usage").json() if r["user"] == "carol"]
-    assert [r["team"] for r in rows] == ["acct"]
+    # (the refused spawn may have been sighted while the hub was checking it: that instant is
+    # charged to carol personally, never to the team she is not in)
+    rows = {r["team"]: r["core_hours"] for r in qp.api("admin", "GET", "api/usage").json() if r["user"] == "carol"}
+    assert set(rows) <= {"acct", None} and rows.get(None, 0) <= COST_SMALL * 1.0 / 3600
     members = qp.api("admin", "GET", "api/teams/acct").json()["members"]
-    assert members[0]["name"] == "carol" and abs(members[0]["used_core_hours"] - got) < 1e-9
+    assert members[0]["name"] == "carol" and abs(members[0]["used_core_hours"] - rows["acct"]) < 1e-9
 
 
 def test_dask_gateway_cluster_is_charged_exactly(quota_platform):

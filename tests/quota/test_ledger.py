@@ -99,3 +99,31 @@ def test_hour_boundaries_and_team_attribution(sessions):
         assert abs(c - 2.0 * 15 / 60) < 1e-9
         pts = ledger.series(s, T0, T0 + dt.timedelta(hours=3), username="alice")
     assert [round(p["cumulative_core_hours"], 6) for p in pts] == [round(2 * 10 / 60, 6), round(2 * 20 / 60, 6)]
+
+
+def test_sampler_charges_a_team_only_for_its_members(sessions):
+    from hub_config.quota import operations as ops
+    from hub_config.quota.sampler import Sampler
+
+    admin = ops.Actor("root", platform_admin=True)
+    with sessions() as s:
+        ops.user(s, "alice", create=True)
+        ops.user(s, "mallory", create=True)
+        ops.create_team(s, admin, "lens")
+        ops.add_member(s, admin, "lens", "alice")
+        s.commit()
+
+    class Fake:  # a source reporting fixed sightings (the hub cannot run in a unit test)
+        name = "hub"
+
+        def observe(self):
+            forged = ledger.Running(key="hub:mallory/", kind="server", username="mallory",
+                                    team="lens", cores=1.0, gpus=0.0, started=T0)
+            return [server(team="lens"), forged]
+
+    sampler = Sampler(sessions, [Fake()], STEP)
+    sampler.sample_once(at(0))
+    sampler.sample_once(at(3600))
+    assert abs(core_hours(sessions, username="alice", team="lens") - 2.0) < 1e-9
+    assert core_hours(sessions, username="mallory", team="lens") == 0.0
+    assert abs(core_hours(sessions, username="mallory", team=None) - 1.0) < 1e-9
