@@ -8,30 +8,39 @@ Public API:
 - :func:`write_products` — L4 files into the data store, atomically
 - :mod:`.variability` — forced photometry light curves and variability indices
 - :mod:`.diffim` — difference imaging and its L4 transient catalog
+- :mod:`.field` — the same on products in the data store, one Dask task per field
+
+Names load on first use (photutils and scipy take seconds to import), so ``roman-platform``'s
+start-up, which imports this package's CLI, does not pay for them.
 """
 
-from .astrometry import AlignmentResult, align_to_reference, read_reference
-from .detection import DetectionConfig
-from .errors import CatalogInputError
-from .images import CatalogImage, from_model
-from .outputs import read_segmentation, write_products
-from .photoz import PhotozConfig, photometric_redshifts, roman_bands
-from .static import StaticCatalog, multi_band, single_band
+from __future__ import annotations
 
-__all__ = [
-    "AlignmentResult",
-    "CatalogImage",
-    "CatalogInputError",
-    "DetectionConfig",
-    "PhotozConfig",
-    "StaticCatalog",
-    "align_to_reference",
-    "from_model",
-    "multi_band",
-    "photometric_redshifts",
-    "read_reference",
-    "read_segmentation",
-    "roman_bands",
-    "single_band",
-    "write_products",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AlignmentResult": "astrometry",
+    "align_to_reference": "astrometry",
+    "read_reference": "astrometry",
+    "DetectionConfig": "detection",
+    "CatalogInputError": "errors",
+    "CatalogImage": "images",
+    "from_model": "images",
+    "read_segmentation": "outputs",
+    "write_products": "outputs",
+    "PhotozConfig": "photoz",
+    "photometric_redshifts": "photoz",
+    "roman_bands": "photoz",
+    "StaticCatalog": "static",
+    "multi_band": "static",
+    "single_band": "static",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
