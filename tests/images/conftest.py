@@ -30,7 +30,9 @@ def project_version() -> str:
     return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 
 
-def docker(*args: str, timeout: float = 300, check: bool = True, **kw) -> subprocess.CompletedProcess:
+def docker(
+    *args: str, timeout: float = 300, check: bool = True, **kw
+) -> subprocess.CompletedProcess:
     """Run the docker CLI; on failure the error names the command and shows its output."""
     proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, **kw)
     if check and proc.returncode != 0:
@@ -57,7 +59,9 @@ def inspect(image: str) -> dict:
     return json.loads(docker("image", "inspect", image).stdout)[0]
 
 
-def http_get(url: str, *, headers: dict[str, str] | None = None, timeout: float = 60.0) -> tuple[int, bytes]:
+def http_get(
+    url: str, *, headers: dict[str, str] | None = None, timeout: float = 60.0
+) -> tuple[int, bytes]:
     """GET ``url``, retrying while nothing answers yet (bounded by ``timeout``)."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None

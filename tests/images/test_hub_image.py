@@ -34,7 +34,8 @@ def test_metadata_labels_and_user(dk, hub_image):
 
 
 def test_runs_as_non_root_with_a_writable_workdir(dk, hub_image):
-    out = dk.run_in(hub_image, "bash", "-c", "id -u; id -g; pwd; touch ./probe && echo writable").stdout
+    out = dk.run_in(hub_image, "bash", "-c",
+                    "id -u; id -g; pwd; touch ./probe && echo writable").stdout
     assert out.split() == ["1000", "1000", "/srv/jupyterhub", "writable"]
     # The software itself is read-only to the hub's user.
     proc = dk.run_in(hub_image, "bash", "-c", "touch /opt/venv/probe", check=False)
@@ -55,9 +56,10 @@ def test_broken_policy_is_refused_with_a_clear_error(dk, hub_image, tmp_path):
     bad.write_text("tiers: [this is: not: valid\n")
     bad.chmod(0o644)
     tmp_path.chmod(0o755)
-    proc = dk.run_in(hub_image, "python", "-c", "from hub_config.policy import load_policy; load_policy()",
-                     volumes={str(tmp_path): "/config:ro"}, env={"ROMAN_POLICY_FILE": "/config/policy.yaml"},
-                     check=False)
+    proc = dk.run_in(hub_image, "python", "-c",
+                     "from hub_config.policy import load_policy; load_policy()",
+                     volumes={str(tmp_path): "/config:ro"},
+                     env={"ROMAN_POLICY_FILE": "/config/policy.yaml"}, check=False)
     assert proc.returncode != 0
     assert "PolicyError" in proc.stderr and "not valid YAML" in proc.stderr
 
@@ -65,14 +67,17 @@ def test_broken_policy_is_refused_with_a_clear_error(dk, hub_image, tmp_path):
 def test_hub_side_packages_load(dk, hub_image):
     script = (
         "import importlib, json\n"
-        "mods = ['jupyterhub.app', 'kubespawner', 'oauthenticator.generic', 'psycopg', 'sqlalchemy',\n"
-        "        'alembic', 'authlib', 'dask_gateway_server.app', 'hub_config.policy']\n"
+        "mods = ['jupyterhub.app', 'kubespawner', 'oauthenticator.generic', 'psycopg',\n"
+        "        'sqlalchemy', 'alembic', 'authlib', 'dask_gateway_server.app',\n"
+        "        'hub_config.policy']\n"
         "for m in mods: importlib.import_module(m)\n"
         "from importlib.metadata import version\n"
         "from jupyterhub.app import JupyterHub\n"
         "# Resolved the way JupyterHub resolves the names a config file gives it.\n"
-        "hub = JupyterHub(spawner_class='kubespawner.KubeSpawner', authenticator_class='generic-oauth')\n"
-        "print(json.dumps({'jupyterhub': version('jupyterhub'), 'spawner': hub.spawner_class.__name__,\n"
+        "hub = JupyterHub(spawner_class='kubespawner.KubeSpawner',\n"
+        "                 authenticator_class='generic-oauth')\n"
+        "print(json.dumps({'jupyterhub': version('jupyterhub'),\n"
+        "                  'spawner': hub.spawner_class.__name__,\n"
         "                  'auth': hub.authenticator_class.__name__}))\n"
     )
     out = json.loads(dk.run_in(hub_image, "python", "-c", script).stdout.strip().splitlines()[-1])
@@ -85,7 +90,8 @@ def test_jupyterhub_cli_and_config_file(dk, hub_image):
     out = dk.run_in(hub_image, "jupyterhub", "--help-all").stdout
     assert "--JupyterHub.spawner_class" in out and "--JupyterHub.db_url" in out
     # The config file the image's CMD names is the one this tree ships.
-    target = dk.run_in(hub_image, "readlink", "-e", "/etc/jupyterhub/jupyterhub_config.py").stdout.strip()
+    target = dk.run_in(hub_image, "readlink", "-e",
+                       "/etc/jupyterhub/jupyterhub_config.py").stdout.strip()
     assert target.endswith("/site-packages/hub_config/jupyterhub_config.py")
 
 
@@ -154,7 +160,8 @@ def test_chart_mode_config_loads_as_the_chart_runs_it(dk, hub_image, tmp_path, e
         elif "secretKeyRef" in e["valueFrom"]:
             ref = e["valueFrom"]["secretKeyRef"]
             # Secrets the operator creates (e.g. the OIDC client secret) get a stand-in value.
-            value = r["secret"]["stringData"][ref["key"]] if ref["name"] == "rp-hub" else "operator-set"
+            own = ref["name"] == "rp-hub"
+            value = r["secret"]["stringData"][ref["key"]] if own else "operator-set"
         else:
             value = {"metadata.namespace": "roman", "status.podIP": "127.0.0.1"}[
                 e["valueFrom"]["fieldRef"]["fieldPath"]]

@@ -89,7 +89,9 @@ def main(argv: list[str]) -> int:
                 importlib.import_module(mod)
                 imported.append(mod)
             except Exception:  # noqa: BLE001 - every failure is reported, none hides another
-                failures.append(f"import {mod} (from {name}) failed:\n{traceback.format_exc(limit=3)}")
+                failures.append(
+                    f"import {mod} (from {name}) failed:\n{traceback.format_exc(limit=3)}"
+                )
 
     import platform_lib
 

@@ -105,7 +105,9 @@ def catalog(data: np.ndarray):
     segm = deblend_sources(smoothed, segm, n_pixels=8, progress_bar=False)
     error = np.sqrt(bkg.background_rms**2 + np.clip(sub, 0, None))
     cat = SourceCatalog(sub, segm, convolved_data=smoothed, error=error)
-    table = cat.to_table(columns=["label", "x_centroid", "y_centroid", "segment_flux", "segment_flux_err"])
+    table = cat.to_table(
+        columns=["label", "x_centroid", "y_centroid", "segment_flux", "segment_flux_err"]
+    )
     # Aperture photometry at the detected centroids: the flux a star catalog reports.
     positions = np.column_stack([table["x_centroid"], table["y_centroid"]])
     phot = aperture_photometry(sub, CircularAperture(positions, r=APERTURE_PX), error=error)
