@@ -17,21 +17,21 @@ def _user(groups: list[str]) -> SimpleNamespace:
     )
 
 
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: none, user: {token: unused}}]
-contexts: [{name: none, context: {cluster: none, user: none}}]
-current-context: none
-"""
-
-
 @pytest.fixture(autouse=True)
-def _kubeconfig(tmp_path, monkeypatch):
-    # KubeSpawner loads a client configuration when constructed; nothing here talks to it.
-    path = tmp_path / "kubeconfig"
-    path.write_text(KUBECONFIG)
-    monkeypatch.setenv("KUBECONFIG", str(path))
+def _no_api_server(monkeypatch):
+    """KubeSpawner loads a client configuration and a shared API client when constructed; with
+    no Kubernetes API server here both are replaced (as in tests/helm), and the test fails if
+    the spawner calls the mock. Patching the loader, not $KUBECONFIG, keeps this independent of
+    when kubernetes_asyncio was first imported (it reads $KUBECONFIG at import)."""
+    from unittest import mock
+
+    import kubespawner.spawner
+
+    client = mock.MagicMock(name="CoreV1Api (mock: no Kubernetes API server here)")
+    monkeypatch.setattr(kubespawner.spawner, "load_config", lambda **kw: None)
+    monkeypatch.setattr(kubespawner.spawner, "shared_client", lambda name: client)
+    yield
+    assert not client.mock_calls, f"the spawner called the (absent) API server: {client.mock_calls}"
 
 
 def _spawner(groups: list[str]):
