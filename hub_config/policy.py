@@ -109,6 +109,18 @@ class GatewayLimits(_Strict):
     idle_timeout_s: float = Field(gt=0, le=7 * 86400, description="Idle clusters are stopped")
 
 
+class BaseAllocation(_Strict):
+    """What a tier gets each period without asking; the quota service creates it on first use.
+
+    Teams and consortia share larger allocations made by platform admins on top of this."""
+
+    core_hours: float = Field(ge=0, description="Core-hours (cores x wall hours) per period")
+    gpu_hours: float = Field(default=0, ge=0, description="GPU-hours per period")
+    home_gb: float = Field(default=5, ge=0, description="Home storage quota, GB")
+    scratch_gb: float = Field(default=10, ge=0, description="Scratch storage quota, GB")
+    period_days: int = Field(default=30, ge=1, le=3660, description="Length of one allocation period")
+
+
 class Tier(_Strict):
     """A service tier. Order in the file is rank order: later tiers are larger."""
 
@@ -123,6 +135,7 @@ class Tier(_Strict):
         default_factory=list, description="IdP groups whose members get (at least) this tier"
     )
     gateway: GatewayLimits
+    base_allocation: BaseAllocation
 
 
 class IdentityMapping(_Strict):

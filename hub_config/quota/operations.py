@@ -381,9 +381,10 @@ def ensure_base_allocation(s: Session, settings: QuotaSettings, username: str,
                            tier: str, now: dt.datetime | None = None) -> Allocation | None:
     """Everyone has a base allocation for their tier: create this period's one when missing."""
     now = now or utcnow()
-    base = settings.base_allocation.get(tier)
-    if base is None:
+    tier_policy = _policy().tiers.get(tier)
+    if tier_policy is None:
         return None
+    base = tier_policy.base_allocation
     cur = current_allocation(s, user_name=username, now=now)
     if cur is not None and cur.period_start <= now < cur.period_end:
         return cur

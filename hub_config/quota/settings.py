@@ -1,7 +1,8 @@
 """Quota service settings, validated at load (pydantic); read from env or a YAML file.
 
-The base allocation each tier gets without asking lives here, next to the other quota knobs,
-keyed by the tier names of hub_config/policy.yaml (checked at load against the policy).
+The base allocation each tier gets without asking is part of the tier policy
+(``hub_config/policy.yaml``, ``tiers.<name>.base_allocation``), not of these settings: one place
+for what a tier means, read here, by the spawner, the gateway and the chart alike.
 """
 
 from __future__ import annotations
@@ -16,15 +17,6 @@ SETTINGS_ENV = "ROMAN_QUOTA_SETTINGS"
 DB_ENV = "ROMAN_QUOTA_DB_URL"
 
 
-class BaseAllocation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    core_hours: float = Field(ge=0)
-    gpu_hours: float = Field(default=0, ge=0)
-    home_gb: float = Field(default=5, ge=0)
-    scratch_gb: float = Field(default=10, ge=0)
-    period_days: int = Field(default=30, ge=1, le=3660)
-
-
 class QuotaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     db_url: str = Field(default="sqlite:///quota.sqlite", description="SQLAlchemy URL")
@@ -36,14 +28,6 @@ class QuotaSettings(BaseModel):
     )
     gateway_url: str | None = Field(default=None, description="Dask-Gateway API, to stop clusters")
     admin_group: str = Field(default="roman-platform-admins", description="hub group of platform admins")
-    base_allocation: dict[str, BaseAllocation] = Field(
-        default_factory=lambda: {
-            "entry": BaseAllocation(core_hours=100, period_days=30),
-            "research": BaseAllocation(core_hours=2000, home_gb=20, scratch_gb=100),
-            "team": BaseAllocation(core_hours=500, gpu_hours=10, home_gb=50, scratch_gb=500),
-            "consortium": BaseAllocation(core_hours=1000, gpu_hours=50, home_gb=100, scratch_gb=2000),
-        }
-    )
 
 
 class SettingsError(ValueError):
