@@ -66,6 +66,7 @@ def forced_photometry(sources: Table, image: CatalogImage, image_id: str) -> Tab
     out["dec"] = dec[on]
     out["image_id"] = np.full(on.sum(), image_id)
     out["band"] = np.full(on.sum(), image.band)
+    out["flux_unit"] = np.full(on.sum(), image.flux_unit)  # uJy, or DN/s for uncalibrated images
     out["mjd"] = np.full(on.sum(), np.nan if image.mjd is None else float(image.mjd))
     out["flux"] = f * k
     out["flux_err"] = e * k
@@ -73,7 +74,8 @@ def forced_photometry(sources: Table, image: CatalogImage, image_id: str) -> Tab
     return out[good]
 
 
-INDEX_COLUMNS = ("source_id", "band", "ra", "dec", "n_epochs", "mean_flux", "chi2_red", "stetson_j", "iqr_norm")
+INDEX_COLUMNS = ("source_id", "band", "flux_unit", "ra", "dec", "n_epochs", "mean_flux", "chi2_red", "stetson_j",
+                 "iqr_norm")
 
 
 def _group_quantile(values_sorted: np.ndarray, starts: np.ndarray, n: np.ndarray, q: float) -> np.ndarray:
@@ -86,8 +88,12 @@ def _group_quantile(values_sorted: np.ndarray, starts: np.ndarray, n: np.ndarray
 
 
 def variability_indices(lightcurves: Table) -> Table:
-    """Per source and band: n, weighted mean flux, reduced chi-square about it, Stetson J,
-    and the normalised inter-quartile range (IQR / median flux).
+    """Per source, band and flux unit: n, weighted mean flux, reduced chi-square about it,
+    Stetson J, and the normalised inter-quartile range (IQR / median flux).
+
+    Measurements in different units (calibrated µJy and uncalibrated DN/s images of one band)
+    are never combined into one light curve: they form separate rows. Rows without a
+    ``flux_unit`` column are taken as µJy.
 
     Vectorised over groups (one sort, then ``reduceat``/``bincount``): a partition of a survey
     holds tens of thousands of sources, and a Python loop per source made recomputing the
@@ -97,11 +103,15 @@ def variability_indices(lightcurves: Table) -> Table:
         return Table(names=INDEX_COLUMNS)
     sid = np.asarray(lightcurves["source_id"])
     band = np.asarray(lightcurves["band"]).astype(str)
+    if "flux_unit" in lightcurves.colnames:
+        unit = np.asarray(lightcurves["flux_unit"]).astype(str)
+    else:
+        unit = np.full(len(lightcurves), "uJy")
     f_all = np.asarray(lightcurves["flux"], float)
     e_all = np.asarray(lightcurves["flux_err"], float)
     mjd_all = np.asarray(lightcurves["mjd"], float)
-    bands, bcode = np.unique(band, return_inverse=True)
-    _, gid = np.unique(np.column_stack([sid.astype(np.int64), bcode]), axis=0, return_inverse=True)
+    _, bcode = np.unique(np.char.add(np.char.add(band, "|"), unit), return_inverse=True)
+    _, gid = np.unique(np.column_stack([sid.astype(np.int64), bcode.ravel()]), axis=0, return_inverse=True)
     gid = gid.ravel()
     order = np.lexsort((mjd_all, gid))  # by group, then time (Stetson pairs consecutive epochs)
     g, f, e = gid[order], f_all[order], e_all[order]
@@ -126,7 +136,7 @@ def variability_indices(lightcurves: Table) -> Table:
     ra = np.add.reduceat(np.asarray(lightcurves["ra"], float)[order], starts) / n
     dec = np.add.reduceat(np.asarray(lightcurves["dec"], float)[order], starts) / n
     first = order[starts]
-    return Table([sid[first], band[first], ra, dec, n, mean, chi2, j, iqr], names=INDEX_COLUMNS)
+    return Table([sid[first], band[first], unit[first], ra, dec, n, mean, chi2, j, iqr], names=INDEX_COLUMNS)
 
 
 class LightCurveStore:

@@ -210,6 +210,7 @@ def test_lightcurves_and_variables(sample_store, single, dask_client, capsys) ->
     lcs = LightCurveStore(os.path.join(sample_store.root, "variability"))
     idx = lcs.indices()
     assert set(idx["source_id"]) <= set(np.asarray(single["label"]))
+    assert set(idx["flux_unit"]) == {"DN/s"}  # the sample is not flux calibrated
     # The epochs are dithered by a few arcseconds: most sources fall on both, none on more.
     assert np.mean(idx["n_epochs"] == 2) > 0.5 and idx["n_epochs"].max() == 2
     assert f"{int(np.sum(idx['n_epochs']))} measurements" in out

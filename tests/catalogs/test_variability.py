@@ -122,3 +122,19 @@ def test_difference_imaging_bad_input(epochs) -> None:
     no_time = CatalogImage(epochs.images[0], epochs.errors[0], epochs.wcs, "F158", psf=epochs.psf)
     with pytest.raises(CatalogInputError, match="observation time"):
         difference_catalog([imgs[0], no_time])
+
+
+def test_indices_never_mix_flux_units() -> None:
+    """A calibrated (uJy) and an uncalibrated (DN/s) image of one band: two light curves."""
+    from astropy.table import Table
+
+    from platform_lib.catalogs.variability import variability_indices
+
+    rows = Table({"source_id": [7] * 6, "ra": [1.0] * 6, "dec": [2.0] * 6, "image_id": [f"i{k}" for k in range(6)],
+                  "band": ["F158"] * 6, "flux_unit": ["uJy"] * 3 + ["DN/s"] * 3,
+                  "mjd": np.arange(6.0), "flux": [10.0, 10.1, 9.9, 300.0, 303.0, 297.0],
+                  "flux_err": [0.1] * 3 + [3.0] * 3})
+    idx = variability_indices(rows)
+    idx.sort("flux_unit")
+    assert list(idx["flux_unit"]) == ["DN/s", "uJy"] and list(idx["n_epochs"]) == [3, 3]
+    assert np.allclose(idx["mean_flux"], [300.0, 10.0]) and np.all(idx["chi2_red"] < 2)
