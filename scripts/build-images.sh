@@ -36,7 +36,7 @@ mkdir -p "$CACHE" "$WHEELS"
 log() { printf 'build-images: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 base="" tag="" targets=()
 while [ $# -gt 0 ]; do

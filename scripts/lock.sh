@@ -2,6 +2,7 @@
 # Regenerates the images' pinned dependency locks (with hashes) from pyproject.toml's groups:
 #   images/hub/requirements.lock       core dependencies + the 'hub' extra
 #   images/notebook/requirements.lock  core dependencies + the 'science' extra
+# Runs `uv pip compile --generate-hashes --only-binary :all:` (uv from the test extra).
 # The project itself is not in the locks: the images install it from a wheel built from this tree.
 # Resolution targets the images' interpreter (CPython 3.11, x86_64 manylinux), not the host's.
 # Needs network access to the package index; tests/images/test_locks.py checks, offline, that the
@@ -22,7 +23,7 @@ for arg in "$@"; do
   case "$arg" in
     --upgrade) upgrade=(--upgrade) ;;
     hub|notebook) targets+=("$arg") ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "lock.sh: unknown argument '$arg' (expected --upgrade, hub, notebook)" >&2; exit 2 ;;
   esac
 done
