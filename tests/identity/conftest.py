@@ -32,6 +32,10 @@ import pytest
 import requests
 import yaml
 
+# The test modules call this file's helpers (login flows, the provider's form); pytest imports
+# conftest files under a path-derived name, so register a stable one they can import.
+sys.modules.setdefault("identity_conftest", sys.modules[__name__])
+
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
 BIN = Path(PY).parent

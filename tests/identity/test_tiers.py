@@ -13,21 +13,7 @@ import requests
 from hub_config.policy import load_policy
 
 
-def _conftest():
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    name = "identity_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-cf = _conftest()
+import identity_conftest as cf  # registered by tests/identity/conftest.py
 
 TIER_USERS = {"entry": "entry", "research": "research", "team": "teammember", "consortium": "consortium"}
 
