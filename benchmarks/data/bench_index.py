@@ -73,6 +73,13 @@ def main() -> None:
             (tmp / "local").mkdir()
             print(f"{args.files} products of {size_mb:.1f} MB ({args.size}^2 L2 cutouts), "
                   f"{args.workers} Dask workers")
+            # warm-up: the workers import roman_datamodels, gwcs and mocpy once (as on a
+            # running cluster); not timed
+            warm = get_store(tmp / "warm")
+            (tmp / "warm").mkdir()
+            for i in range(2 * args.workers):
+                warm.put_file(sources[i % len(sources)], f"L2/w{i}_cal.asdf")
+            build_index(warm, client=client, batch_size=1, progress=False)
             for name, store in stores.items():
                 rels = []
                 for i in range(args.files):
