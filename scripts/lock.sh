@@ -9,14 +9,6 @@
 # locks still match pyproject.toml. Usage: scripts/lock.sh [--upgrade] [hub|notebook ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-UV="${UV:-}"
-if [ -z "$UV" ]; then
-  if [ -x .venv/bin/uv ]; then UV=.venv/bin/uv; else UV="$(command -v uv || true)"; fi
-fi
-if [ -z "$UV" ]; then
-  echo "lock.sh: uv not found; install the test extra (pip install -e '.[test]') or put uv on PATH" >&2
-  exit 2
-fi
 upgrade=()
 targets=()
 for arg in "$@"; do
@@ -28,6 +20,14 @@ for arg in "$@"; do
   esac
 done
 [ ${#targets[@]} -eq 0 ] && targets=(hub notebook)
+UV="${UV:-}"
+if [ -z "$UV" ]; then
+  if [ -x .venv/bin/uv ]; then UV=.venv/bin/uv; else UV="$(command -v uv || true)"; fi
+fi
+if [ -z "$UV" ]; then
+  echo "lock.sh: uv not found; install the test extra (pip install -e '.[test]') or put uv on PATH" >&2
+  exit 2
+fi
 for image in "${targets[@]}"; do
   case "$image" in
     hub) extra=hub ;;
