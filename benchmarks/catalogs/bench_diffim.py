@@ -13,7 +13,6 @@ sources and the number of other detections are printed as a check.
 
 from __future__ import annotations
 
-import resource
 import sys
 import time
 from pathlib import Path

@@ -18,7 +18,6 @@ reduced chi-square > 10). PostgreSQL is the named baseline: the ratios are Parqu
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shutil
 import subprocess

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -95,7 +94,6 @@ def static_section(sims, img_dir: Path) -> tuple[dict, list[str]]:
     plt.close(fig)
 
     # photometry of stars
-    from importlib import import_module
 
     stamp_loss = {}
     import galsim

@@ -13,7 +13,6 @@ from epoch 1 with fresh noise (and one injected point source) in set-up.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
