@@ -118,6 +118,9 @@ def test_lab_extensions_and_singleuser(dk, notebook_image):
                     "jupyter labextension list 2>&1; jupyterhub-singleuser --version").stdout
     assert "dask-labextension" in out and "enabled" in out
     assert "@jupyter-widgets/jupyterlab-manager" in out
+    # The platform's own status-bar item (tier, allocation, renewal date), installed by the
+    # project wheel's data files into the image's Jupyter prefix.
+    assert "@roman-platform/account-status" in out
     assert out.strip().splitlines()[-1].startswith("6.")
 
 
