@@ -52,3 +52,24 @@ def test_no_component_when_another_store_is_configured(tmp_path, data):
 
     p = _platform(tmp_path, **data)
     assert seaweedfs_component(p) is None and p.user_env == {}
+
+
+def test_first_start_launches_the_sample_and_stop_ends_it(tmp_path):
+    import psutil
+
+    from hub_config.local.seaweedfs import seaweedfs_component
+
+    p = _platform(tmp_path)  # sample: true (the default)
+    component = seaweedfs_component(p)
+    component.start()
+    try:
+        component.wait_ready(60)
+        proc = component._sample_proc  # noqa: SLF001 - the background sample command
+        assert proc is not None and proc.poll() is None
+        cmd = psutil.Process(proc.pid).cmdline()
+        assert cmd[-3:] == ["platform_lib.cli", "data", "sample"]
+        assert psutil.Process(proc.pid).environ()["ROMAN_DATA_URL"] == "s3://roman"
+    finally:
+        component.stop()
+    assert proc.poll() is not None  # stopped with the platform
+    assert (p.state.logs_dir / "data-sample.log").exists()
