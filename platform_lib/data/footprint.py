@@ -106,15 +106,32 @@ def _arc_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(min(np.arccos(np.clip(p @ a, -1, 1)), np.arccos(np.clip(p @ b, -1, 1))))
 
 
+def _edge_distances(p: np.ndarray, verts: np.ndarray) -> np.ndarray:
+    """Angular distances (radians) from unit vector p to every edge arc of a polygon at once."""
+    a, b = verts, np.roll(verts, -1, axis=0)
+    n = np.cross(a, b)
+    norm = np.linalg.norm(n, axis=1)
+    d_end = np.minimum(np.arccos(np.clip(a @ p, -1, 1)), np.arccos(np.clip(b @ p, -1, 1)))
+    ok = norm > 1e-15
+    n = n / np.where(ok, norm, 1.0)[:, None]
+    pn = n @ p
+    proj = p[None, :] - pn[:, None] * n
+    plen = np.linalg.norm(proj, axis=1)
+    ok &= plen > 1e-15
+    proj = proj / np.where(plen > 1e-15, plen, 1.0)[:, None]
+    on_arc = ok & (np.einsum("ij,ij->i", np.cross(a, proj), n) >= 0) & (
+        np.einsum("ij,ij->i", np.cross(proj, b), n) >= 0)
+    d_perp = np.arcsin(np.clip(np.abs(pn), 0, 1))
+    return np.where(on_arc, d_perp, d_end)
+
+
 def cone_overlaps_polygon(ra: float, dec: float, radius_deg: float, vertices: np.ndarray) -> bool:
     """Exact: the cone and the polygon share at least one point."""
     if point_in_polygon(ra, dec, vertices):
         return True
     p = _unit(np.array(ra), np.array(dec))
     verts = _unit(vertices[:, 0], vertices[:, 1])
-    r = np.radians(radius_deg)
-    n = len(verts)
-    return any(_arc_distance(p, verts[i], verts[(i + 1) % n]) <= r for i in range(n))
+    return bool((_edge_distances(p, verts) <= np.radians(radius_deg)).any())
 
 
 def _segments_cross(p1, p2, q1, q2) -> bool:
