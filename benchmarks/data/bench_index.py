@@ -11,10 +11,14 @@ keep arrays lazy would pay. Figures: files/s for both, and the ratio index / ful
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, if not installed
+
 import argparse
 import tempfile
 import time
-from pathlib import Path
 
 
 def make_products(folder: Path, n_distinct: int, size: int) -> list[Path]:

@@ -11,11 +11,15 @@ for both and the ratio S3 / local; also the cost of opening (metadata only) on e
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, if not installed
+
 import argparse
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 

@@ -12,6 +12,11 @@ same rows; the figure is the latency ratio scan / indexed.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, if not installed
+
 import argparse
 import statistics
 import time
