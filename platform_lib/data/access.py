@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .store import Store, get_store
+from .store import ENV_URL, Store, get_store
 
 __all__ = ["open_product", "cutout", "download", "Cutout"]
 
@@ -44,7 +44,13 @@ def _resolve(product: Any, store: Store | str | None) -> tuple[Store, str]:
         store = get_store(store)
         return store, store.relative(text)
     if store is None:
-        p = Path(text).resolve()
+        p = Path(text)
+        # A path inside the configured store ("L2/x_cal.asdf", as search rows and the CLIs give
+        # them) means that store, as it does in every other call here; only a file that exists
+        # on this machine (or no store configured) means the local file.
+        if not p.is_absolute() and not p.exists() and os.environ.get(ENV_URL):
+            return get_store(), text
+        p = p.resolve()
         return get_store(p.parent), p.name
     return get_store(store), text
 

@@ -196,6 +196,30 @@ def test_open_reads_the_same_arrays(indexed):
         np.testing.assert_array_equal(np.asarray(remote.data), np.asarray(local.data))
 
 
+def test_store_relative_path_means_the_configured_store(staged, tmp_path, monkeypatch):
+    """A path as search rows give it ("L2/x.asdf") opens from $ROMAN_DATA_URL's store, whatever
+    the working folder; an existing local file still means that file."""
+    import roman_datamodels as rdm
+
+    from platform_lib.data import open as open_product
+
+    store, files = staged
+    rel = next(p for p in files if "_cal" in p)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ROMAN_DATA_URL", store.root_url)
+    if store.is_s3:
+        opts = store.storage_options
+        monkeypatch.setenv("ROMAN_DATA_S3_ENDPOINT", opts["client_kwargs"]["endpoint_url"])
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", opts["key"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", opts["secret"])
+    with open_product(rel) as remote, rdm.open(files[rel]) as local:
+        np.testing.assert_array_equal(np.asarray(remote.data), np.asarray(local.data))
+    local_copy = tmp_path / "mine_cal.asdf"
+    local_copy.write_bytes(files[rel].read_bytes())
+    with open_product("mine_cal.asdf") as mine:
+        assert mine.meta.instrument.detector
+
+
 def test_cutout_by_sky_position(indexed):
     import roman_datamodels as rdm
     from astropy.coordinates import SkyCoord
