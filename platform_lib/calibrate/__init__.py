@@ -13,7 +13,7 @@ Heavy modules (romancal, romanisim) load on first use, so importing this package
 
 from __future__ import annotations
 
-from typing import Any
+from platform_lib._lazy import lazy_getattr
 
 _EXPORTS = {
     "RefSetSpec": "reference_files",
@@ -36,9 +36,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -16,8 +16,7 @@ start-up, which imports this package's CLI, does not pay for them.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from platform_lib._lazy import lazy_getattr
 
 _EXPORTS = {
     "AlignmentResult": "astrometry",
@@ -40,7 +39,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
