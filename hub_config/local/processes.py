@@ -89,6 +89,20 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def http_ready(url: str) -> Callable[[], bool]:
+    """A component's ready check: ``url`` answers 200 (its health endpoint is up, not just the
+    socket)."""
+
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback only)
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    return check
+
+
 def tail(path: Path, lines: int = 15) -> str:
     """The end of a log file, for error messages that say why a child died."""
     try:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import hub_config
 from hub_config.local.config import PlatformConfig
-from hub_config.local.processes import Component, ComponentError, ManagedProcess
+from hub_config.local.processes import Component, ComponentError, ManagedProcess, http_ready
 from hub_config.local.settings import (
     SETTINGS_ENV,
     DemoSettings,
@@ -221,20 +221,6 @@ def build_settings(config: PlatformConfig, state: StateDir, ports: dict[str, int
 
 
 # ---------------------------------------------------------------------------- components
-def _http_200(url: str) -> Callable[[], bool]:
-    import urllib.error
-    import urllib.request
-
-    def check() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback)
-                return resp.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    return check
-
-
 def gateway_component(p: Platform) -> Component:
     """dask-gateway-server with the local backend, authenticating users through the hub."""
     return ManagedProcess(
@@ -243,7 +229,7 @@ def gateway_component(p: Platform) -> Component:
         env=p.child_env(),
         cwd=p.state.gateway_dir,
         log_file=p.log_file("dask-gateway"),
-        ready=_http_200(f"{p.settings.gateway.address}/api/health"),
+        ready=http_ready(f"{p.settings.gateway.address}/api/health"),
     )
 
 
@@ -261,7 +247,7 @@ def hub_component(p: Platform) -> Component:
         env=p.child_env(),
         cwd=p.state.root,
         log_file=p.log_file("jupyterhub"),
-        ready=_http_200(f"{p.public_url}/hub/api/"),
+        ready=http_ready(f"{p.public_url}/hub/api/"),
         stop_timeout=30.0,
     )
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import socket
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
 import yaml
 
+from hub_config.local.processes import http_ready
 from hub_config.oidc_dev.users import load_users
 
 CLIENT_ID = "roman-hub"
@@ -27,17 +26,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _ready(url: str):  # noqa: ANN202
-    def check() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback)
-                return resp.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    return check
 
 
 def users_document(platform_users: list[str], admin_users: list[str], password: str) -> dict[str, Any]:
@@ -90,7 +78,7 @@ def oidc_component(p: Any) -> Any:
     ]
     return ManagedProcess(
         "oidc-provider", argv, env=p.child_env(), cwd=folder, log_file=p.log_file("oidc-provider"),
-        ready=_ready(f"{issuer}/.well-known/openid-configuration"),
+        ready=http_ready(f"{issuer}/.well-known/openid-configuration"),
     )
 
 
