@@ -63,13 +63,6 @@ class Component(Protocol):
 
     def refresh(self) -> None:
         """Remember the current descendants (called periodically by the supervisor)."""
-        if not self.alive():
-            return
-        try:
-            for p in psutil.Process(self.proc.pid).children(recursive=True):  # type: ignore[union-attr]
-                self._known.setdefault(p.pid, p)
-        except psutil.Error:
-            pass
 
     def alive(self) -> bool: ...
 
