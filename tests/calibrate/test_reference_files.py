@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-
-@contextlib.contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_set_holds_every_reference_the_pipeline_and_simulator_ask_for(refset_dir):
@@ -96,31 +79,30 @@ def test_spec_rejects_bad_values():
 
 
 @pytest.mark.slow
-def test_set_and_products_in_s3_and_the_index(s3_store, refset_dir, field, tmp_path):
+def test_set_and_products_in_s3_and_the_index(s3_store, refset_dir, field, tmp_path, monkeypatch):
     """Stage the set in S3, calibrate an L1 read from S3 into S3, and find it in the index."""
     import fsspec
     from distributed import Client
 
     from platform_lib.calibrate import calibrate_many, open_reference_set, stage_reference_set
 
-    env = s3_store.client_env()
-    env["ROMAN_DATA_URL"] = "s3://roman/calibrate"
-    with _env(env):
-        refs_url = stage_reference_set(refset_dir, "s3://roman/calibrate/refs/wfi01-256")
-        rs = open_reference_set(refs_url, cache_dir=tmp_path / "cache", verify=True)
-        assert rs.detector == "WFI01"
-        fs = fsspec.filesystem("s3", **s3_store.storage_options())
-        l1_url = "s3://roman/calibrate/L1/" + field.sims[1].l1_path.name
-        fs.put_file(str(field.sims[1].l1_path), l1_url)
-        with Client(processes=False, n_workers=1, threads_per_worker=1,
-                    dashboard_address=None) as client:
-            report = calibrate_many([l1_url], "s3://roman/calibrate/L2", refs=refs_url,
-                                    config={"steps": {"tweakreg": {"abs_minobj": 5}}},
-                                    abs_refcat=field.refcat, client=client)
-        assert [r.status for r in report.results] == ["done"], report.summary()
-        out = report.results[0].output
-        assert fs.exists(out) and not [p for p in fs.find("roman/calibrate/L2") if ".part" in p]
-        from platform_lib.data.search import search
+    for name, value in {**s3_store.client_env(), "ROMAN_DATA_URL": "s3://roman/calibrate"}.items():
+        monkeypatch.setenv(name, value)
+    refs_url = stage_reference_set(refset_dir, "s3://roman/calibrate/refs/wfi01-256")
+    rs = open_reference_set(refs_url, cache_dir=tmp_path / "cache", verify=True)
+    assert rs.detector == "WFI01"
+    fs = fsspec.filesystem("s3", **s3_store.storage_options())
+    l1_url = "s3://roman/calibrate/L1/" + field.sims[1].l1_path.name
+    fs.put_file(str(field.sims[1].l1_path), l1_url)
+    with Client(processes=False, n_workers=1, threads_per_worker=1,
+                dashboard_address=None) as client:
+        report = calibrate_many([l1_url], "s3://roman/calibrate/L2", refs=refs_url,
+                                config={"steps": {"tweakreg": {"abs_minobj": 5}}},
+                                abs_refcat=field.refcat, client=client)
+    assert [r.status for r in report.results] == ["done"], report.summary()
+    out = report.results[0].output
+    assert fs.exists(out) and not [p for p in fs.find("roman/calibrate/L2") if ".part" in p]
+    from platform_lib.data.search import search
 
-        table = search(level="L2", store="s3://roman/calibrate")
-        assert any(p.endswith(Path(out).name) for p in table["path"])
+    table = search(level="L2", store="s3://roman/calibrate")
+    assert any(p.endswith(Path(out).name) for p in table["path"])
