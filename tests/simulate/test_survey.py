@@ -65,7 +65,9 @@ def test_survey_on_dask_into_s3_follows_light_curves(s3_store, monkeypatch) -> N
     from platform_lib.compute import get_client
 
     url = "s3://roman/simulate-test/survey"
-    with get_client(n_workers=2) as client:
+    # reuse=False: workers started now inherit the S3 credentials set above (a client left
+    # active by another test would have workers without them).
+    with get_client(n_workers=2, reuse=False) as client:
         manifest = run_survey(cat, plan, url, detectors=["WFI02", "WFI05"], level=2,
                               footprint=footprint, effects=InstrumentEffects.none(read_noise=5.0),
                               client=client, show_progress=False)
