@@ -54,12 +54,12 @@ def test_missing_issuer_stops_the_hub_with_the_value_to_set(kind_values):
 def test_settings_have_the_local_shape(kind_values):
     settings = chart_values.chart_settings()
     assert settings.mode == "kubernetes"
-    assert settings.hub.public_url == "http://172.18.0.2:30080"
+    assert settings.hub.public_url == "http://kind-node.invalid:30080"
     assert settings.gateway.address == "http://rp-traefik:80/services/dask-gateway"
     assert settings.singleuser.environment["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
     # The OIDC section hub_config.auth.configure_oidc reads, as in local mode.
-    assert settings.oidc["issuer"] == "http://172.18.0.2:30081"
-    assert settings.oidc["callback_url"] == "http://172.18.0.2:30080/hub/oauth_callback"
+    assert settings.oidc["issuer"] == "http://kind-node.invalid:30081"
+    assert settings.oidc["callback_url"] == "http://kind-node.invalid:30080/hub/oauth_callback"
 
 
 def test_not_in_chart_without_the_variable(monkeypatch):

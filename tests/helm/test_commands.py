@@ -41,8 +41,8 @@ def test_dev_oidc_provider_arguments(chart):
     ct = _container(chart, "kind", "rp-oidc-dev", "oidc")
     assert ct["command"][:3] == ["python", "-m", "hub_config.oidc_dev"]
     args = build_parser().parse_args(_expand(ct["command"][3:], {"ROMAN_OIDC_CLIENT_SECRET": "s"}))
-    assert args.issuer == "http://172.18.0.2:30081"
-    assert args.redirect_uri == ["http://172.18.0.2:30080/hub/oauth_callback"]
+    assert args.issuer == "http://kind-node.invalid:30081"
+    assert args.redirect_uri == ["http://kind-node.invalid:30080/hub/oauth_callback"]
     assert args.client_id == "roman-platform" and args.client_secret == "s"
     env = {e["name"]: e.get("value") for e in ct["env"]}
     assert env["ROMAN_OIDC_DEV_IN_CLUSTER"] == "development"

@@ -39,7 +39,7 @@ def _materialize(chart, config: str, tmp_path, sets=None) -> dict[str, str]:
     env = {e["name"]: e["value"] for e in hub["env"] if "value" in e}
     env = {k: v.replace("/etc/roman-platform", str(tmp_path)) for k, v in env.items()}
     env.update({
-        "POD_IP": "10.1.2.3",
+        "POD_IP": "100.64.1.3",
         "POD_NAMESPACE": chart.NAMESPACE,
         "CONFIGPROXY_AUTH_TOKEN": secret["proxy-token"],
         "ROMAN_OIDC_CLIENT_SECRET": "from-the-oidc-secret",
@@ -124,10 +124,10 @@ def test_config_is_chart_mode(hub_config):
     assert cfg.ConfigurableHTTPProxy.should_start is False
     assert cfg.JupyterHub.cleanup_servers is False
     assert cfg.RomanOIDCAuthenticator.client_secret == "from-the-oidc-secret"
-    assert cfg.RomanOIDCAuthenticator.oauth_callback_url == "http://172.18.0.2:30080/hub/oauth_callback"
+    assert cfg.RomanOIDCAuthenticator.oauth_callback_url == "http://kind-node.invalid:30080/hub/oauth_callback"
     services = {s["name"]: s for s in cfg.JupyterHub.services}
     assert services["dask-gateway"]["url"] == "http://rp-traefik:80"
-    assert services["quota"]["url"] == "http://10.1.2.3:8090"  # SQLite: inside the hub pod
+    assert services["quota"]["url"] == "http://100.64.1.3:8090"  # SQLite: inside the hub pod
     assert "culler" in services and any(r["name"] == "culler" for r in cfg.JupyterHub.load_roles)
     assert cfg.KubeSpawner.namespace == values["_chart"]["userNamespace"]
     # The configured values are valid traits of the real classes (traitlets validates on init).
@@ -136,10 +136,10 @@ def test_config_is_chart_mode(hub_config):
     from hub_config.auth import RomanOIDCAuthenticator
 
     hub = JupyterHub(config=cfg)
-    assert hub.public_url.rstrip("/") == "http://172.18.0.2:30080"
+    assert hub.public_url.rstrip("/") == "http://kind-node.invalid:30080"
     assert hub.hub_connect_url == "http://rp-hub:8081"
     auth = RomanOIDCAuthenticator(config=cfg)
-    assert auth.oidc_issuer == "http://172.18.0.2:30081" and auth.client_id == "roman-platform"
+    assert auth.oidc_issuer == "http://kind-node.invalid:30081" and auth.client_id == "roman-platform"
 
 
 TIER_USERS = {

@@ -60,9 +60,9 @@ def test_user_pods_reach_data_endpoints_only(chart):
     assert chart.reachable(objs, user, "52.217.1.10", 443)       # the S3 endpoint range
     assert not chart.reachable(objs, user, "52.217.1.10", 22)
     assert not chart.reachable(objs, user, "8.8.8.8", 443)       # anything else outside
-    assert not chart.reachable(objs, user, "10.96.0.1", 443)     # the Kubernetes API
+    assert not chart.reachable(objs, user, "100.64.0.1", 443)     # the Kubernetes API (a service address)
     hub = pod(chart, "hub")
-    assert chart.reachable(objs, hub, "10.96.0.1", 443)          # KubeSpawner needs it
+    assert chart.reachable(objs, hub, "100.64.0.1", 443)          # KubeSpawner needs it
 
 
 def test_unlabelled_pods_are_isolated(chart):
