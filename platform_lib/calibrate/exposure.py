@@ -130,7 +130,10 @@ def alignment_residuals(catalog: Any, wcs: Any, refcat_path: str | Path,
     from astropy.coordinates import SkyCoord
     from astropy.table import Table
 
-    ref = Table.read(str(refcat_path))
+    # An explicit format: left to guess, astropy would hand Arrow a Python file (see _parquet).
+    path = str(refcat_path)
+    fmt = {".parquet": "parquet", ".ecsv": "ascii.ecsv", ".fits": "fits"}.get(Path(path).suffix)
+    ref = Table.read(path, format=fmt)
     cols = {c.lower(): c for c in ref.colnames}
     rc = SkyCoord(ref[cols["ra"]], ref[cols["dec"]], unit="deg")
     t = catalog

@@ -10,14 +10,15 @@ temporaries, so readers (and the product index) never see a partial product.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from astropy.table import Table
+
+from .._parquet import astropy_table, table_bytes
+
 
 def _fs_and_path(url: str, storage_options: Mapping[str, Any] | None):
     import fsspec
@@ -26,36 +27,12 @@ def _fs_and_path(url: str, storage_options: Mapping[str, Any] | None):
     return fs, path.rstrip("/")
 
 
-def parquet_bytes(table: Table) -> bytes:
-    """An astropy table as Parquet bytes, units and simple metadata kept.
-
-    astropy's Parquet writer only takes a path, so the bytes go through a private temporary
-    file; the destination may then be any fsspec filesystem (S3 included).
-    """
-    t = Table(table, copy=False)
-    # Parquet metadata must be YAML-able: keep simple scalars, lists and dicts only.
-    t.meta = {k: v for k, v in table.meta.items() if isinstance(v, (str, int, float, bool, list, dict))}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "t.parquet")
-        t.write(path, format="parquet")
-        with open(path, "rb") as fh:
-            return fh.read()
-
-
-def read_parquet_bytes(data: bytes) -> Table:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "t.parquet")
-        with open(path, "wb") as fh:
-            fh.write(data)
-        return Table.read(path, format="parquet")
-
-
 def read_catalog(url: str, storage_options: Mapping[str, Any] | None = None) -> Table:
     """A catalog written by :func:`write_products`, from any fsspec URL."""
     import fsspec
 
     with fsspec.open(url, "rb", **(storage_options or {})) as fh:
-        return read_parquet_bytes(fh.read())
+        return astropy_table(fh.read())
 
 
 def _segm_bytes(segm: np.ndarray, wcs: Any, meta: Mapping[str, Any]) -> bytes:
@@ -93,7 +70,7 @@ def write_products(
     """
     fs, base = _fs_and_path(prefix_url, storage_options)
     fs.makedirs(base, exist_ok=True)
-    payload: dict[str, bytes] = {f"{name}_cat.parquet": parquet_bytes(catalog)}
+    payload: dict[str, bytes] = {f"{name}_cat.parquet": table_bytes(catalog)}
     if segmentation is not None:
         meta = {"catalog": f"{name}_cat.parquet", "band": str(catalog.meta.get("band", ""))}
         payload[f"{name}_segm.asdf"] = _segm_bytes(segmentation, wcs, meta)

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import astropy.units as u
 from astropy.coordinates import Latitude, Longitude
-from astropy.table import QTable, Table, vstack
+from astropy.table import Table, vstack
 from astropy_healpix import HEALPix
 
 from .detection import psf_fwhm_pixels
 from .errors import CatalogInputError
 from .images import CatalogImage
-from .outputs import parquet_bytes, read_parquet_bytes
+from .._parquet import astropy_table, table_bytes
 from .photometry import aperture_fluxes
 
 DEFAULT_ORDER = 6
@@ -164,7 +164,7 @@ class LightCurveStore:
             self.fs.makedirs(folder, exist_ok=True)
             tmp = f"{folder}/.{batch_id}.tmp"
             with self.fs.open(tmp, "wb") as fh:
-                fh.write(parquet_bytes(part))
+                fh.write(table_bytes(part))
             self.fs.mv(tmp, f"{folder}/{batch_id}.parquet")  # same name on rerun: idempotent
             written += len(part)
         return written
@@ -185,7 +185,7 @@ class LightCurveStore:
         tables = []
         for f in files:
             with self.fs.open(f, "rb") as fh:
-                tables.append(read_parquet_bytes(fh.read()))
+                tables.append(astropy_table(fh.read()))
         return vstack(tables) if tables else Table()
 
     def lightcurves(self, ra: float | None = None, dec: float | None = None, radius_arcsec: float | None = None) -> Table:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._parquet import arrow_table
 from .footprint import ORDER, parse_s_region, polygon_cells, to_s_region
 from .store import Store, get_store
 
@@ -304,20 +305,16 @@ def rows_to_table(rows: Iterable[dict]):
 
 def load_index(store: Store | str | None = None):
     """The store's index as a ``pyarrow.Table`` (empty if never built)."""
-    import pyarrow.parquet as pq
-
     store = get_store(store)
     if not store.exists(INDEX_PATH):
         return _empty_table()
-    return pq.read_table(io.BytesIO(store.read_bytes(INDEX_PATH)))
+    return arrow_table(store.read_bytes(INDEX_PATH))
 
 
 def _load_errors(store: Store) -> dict[str, tuple[int, str, str]]:
-    import pyarrow.parquet as pq
-
     if not store.exists(ERRORS_PATH):
         return {}
-    t = pq.read_table(io.BytesIO(store.read_bytes(ERRORS_PATH))).to_pylist()
+    t = arrow_table(store.read_bytes(ERRORS_PATH)).to_pylist()
     return {r["path"]: (r["size"], r["version"], r["error"]) for r in t}
 
 

@@ -8,13 +8,13 @@ first takes the products sharing a HEALPix cell with the query region (a sorted 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .._parquet import arrow_table
 from .footprint import (
     ORDER,
     cone_cells,
@@ -240,6 +240,4 @@ def search(
 
 def load_table(data: bytes):
     """A Parquet index file's bytes → ProductIndex (for tools that hold the file already)."""
-    import pyarrow.parquet as pq
-
-    return ProductIndex(pq.read_table(io.BytesIO(data)))
+    return ProductIndex(arrow_table(data))

@@ -22,6 +22,7 @@ def _read_table(path: str):
     import fsspec
     from astropy.table import Table
 
+    from .._parquet import astropy_table
     from .errors import SimulationInputError
 
     fmt = "ascii.ecsv" if path.endswith(".ecsv") else None
@@ -33,8 +34,9 @@ def _read_table(path: str):
     try:
         if fmt == "ascii.ecsv":
             return Table.read(data.decode(), format=fmt)
-        return Table.read(io.BytesIO(data), format="parquet" if path.endswith(".parquet")
-                          else "fits")
+        if path.endswith(".parquet"):
+            return astropy_table(data)
+        return Table.read(io.BytesIO(data), format="fits")
     except Exception as exc:  # noqa: BLE001 - any reader failure is a bad input file
         raise SimulationInputError(f"cannot read catalog {path}: {exc}") from exc
 

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     measured = np.asarray(matched["out_kron_flux"][found], float) * unit
     ratio = (measured / injected).to_value(u.dimensionless_unscaled)
     median, spread = (float(np.median(ratio)), float(np.std(ratio))) if found.any() else (0.0, 0.0)
-    back = Table.read(products["smoke_wfi02_f158_cat.parquet"])
+    back = Table.read(products["smoke_wfi02_f158_cat.parquet"], format="parquet")
     ok = bool(
         len(truth) >= 0.9 * args.stars
         and found.sum() >= 0.9 * len(truth)

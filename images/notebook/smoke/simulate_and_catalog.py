@@ -154,7 +154,7 @@ def write_and_reread(outdir: Path, sca: int, data: np.ndarray, table) -> None:
             raise RuntimeError(f"{path.name}: detector changed on the round trip")
     cat_path = outdir / f"smoke_wfi{sca:02d}_cat.parquet"
     Table(table).write(cat_path, overwrite=True)
-    if len(Table.read(cat_path)) != len(table):
+    if len(Table.read(cat_path, format="parquet")) != len(table):
         raise RuntimeError(f"{cat_path.name}: rows lost on the round trip")
 
 
