@@ -61,8 +61,19 @@ while [ $# -gt 0 ]; do
 done
 [ ${#targets[@]} -eq 0 ] && targets=(hub notebook)
 # One build at a time: concurrent runs would share the wheel server's port and the project wheel.
+# Every background process started below closes fd 9 (`9>&-`): a dockerd that inherited it would
+# hold this lock for as long as it runs, and the next build would wait for it in vain.
+LOCK_WAIT_S="${ROMAN_BUILD_LOCK_WAIT_S:-900}"
 exec 9>"$CACHE/build.lock"
-flock -w 3600 9 || die "another build-images.sh still holds $CACHE/build.lock after an hour"
+if ! flock -w "$LOCK_WAIT_S" 9; then
+  holders="$(for fd in /proc/[0-9]*/fd/*; do
+      [ "$(readlink "$fd" 2>/dev/null)" = "$CACHE/build.lock" ] || continue
+      pid="${fd#/proc/}"; pid="${pid%%/*}"
+      { [ "$pid" = "$$" ] || [ "$pid" = "$BASHPID" ]; } && continue
+      printf '%s (%s) ' "$pid" "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80)"
+    done)"
+  die "$CACHE/build.lock is still held after ${LOCK_WAIT_S} s by: ${holders:-an unknown process}"
+fi
 version="$("$PY" -c 'import tomllib;print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')"
 [ -n "$tag" ] || tag="$version"
 
@@ -77,7 +88,7 @@ ensure_docker() {
   # the caller's process group signals.
   setsid dockerd --bridge=none --iptables=false --ip6tables=false \
     --data-root "$DOCKER_ROOT" --pidfile "$CACHE/dockerd.pid.engine" \
-    >"$CACHE/dockerd.log" 2>&1 </dev/null &
+    >"$CACHE/dockerd.log" 2>&1 </dev/null 9>&- &
   echo $! >"$CACHE/dockerd.pid"
   for _ in $(seq 1 120); do
     docker info >/dev/null 2>&1 && return 0
@@ -127,11 +138,13 @@ ensure_wheels() {
     log "wheelhouse for $image is up to date"
   else
     log "downloading the wheels in $lock (hash-checked) into $WHEELS/$image"
+    local t0=$SECONDS
     # The host interpreter is the images' (CPython 3.11, x86_64 glibc), so its tags select the
     # same wheels the image's pip will want.
     "$PY" -m pip download --quiet --no-deps --only-binary :all: --require-hashes \
       -r "$lock" -d "$WHEELS/$image" 2> >(grep -v "is neither a file nor a directory" >&2)
     sha256sum "$lock" | sed "s#  .*#  $REPO/$lock#" >"$stamp"
+    log "wheelhouse for $image downloaded in $((SECONDS - t0)) s"
   fi
 }
 
@@ -154,7 +167,7 @@ serve_wheels() {
     port="$("$PY" -c "import socket;s=socket.socket();s.bind(('127.0.0.1',0));print(s.getsockname()[1])")"
     log "port $WHEEL_PORT busy; serving wheels on $port (the dependency layer will be rebuilt)"
   fi
-  "$PY" -m http.server --bind 127.0.0.1 --directory "$WHEELS" "$port" >"$CACHE/wheel-server.log" 2>&1 &
+  "$PY" -m http.server --bind 127.0.0.1 --directory "$WHEELS" "$port" >"$CACHE/wheel-server.log" 2>&1 9>&- &
   SERVER_PID=$!
   trap 'kill $SERVER_PID 2>/dev/null || true' EXIT
   for _ in $(seq 1 50); do
@@ -165,6 +178,14 @@ serve_wheels() {
 }
 
 # ---------------------------------------------------------------- 4. the builds
+stamp_lines() {
+  local t0=$SECONDS line
+  while IFS= read -r line; do
+    printf '%5ds %s\n' $((SECONDS - t0)) "$line"
+    case "$line" in Step\ *) log "$1: $(printf '%5ds' $((SECONDS - t0))) ${line:0:100}" ;; esac
+  done
+}
+
 build_image() {
   local image="$1" ctx="$CACHE/context-$1"
   rm -rf "$ctx"
@@ -179,7 +200,9 @@ build_image() {
   [ "$base" = default ] || args+=(--build-arg "BASE_IMAGE=$base")
   log "docker build roman-platform/$image:$tag (base ${base})"
   local t0=$SECONDS
-  docker build "${args[@]}" "$ctx" >"$CACHE/build-$image.log" 2>&1 \
+  # Each log line carries the seconds since the build began, and each Dockerfile step is echoed
+  # to stderr as it starts, so a slow or stuck build shows where its time goes.
+  docker build "${args[@]}" "$ctx" 2>&1 | stamp_lines "$image" >"$CACHE/build-$image.log" \
     || { tail -40 "$CACHE/build-$image.log" >&2; die "building $image failed (log: $CACHE/build-$image.log)"; }
   local size
   size="$(docker image inspect -f '{{.Size}}' "roman-platform/$image:$tag")"

@@ -11,10 +11,11 @@ import json
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
 
 def test_metadata_labels_and_user(dk, hub_image):
@@ -31,6 +32,22 @@ def test_metadata_labels_and_user(dk, hub_image):
     known = subprocess.run(["git", "-C", str(dk.repo), "cat-file", "-e", f"{revision}^{{commit}}"])
     assert known.returncode == 0, f"{revision} is not a commit of this repository"
     assert config["Cmd"][:2] == ["jupyterhub", "--config"]
+
+
+def test_no_process_keeps_the_build_lock(dk, hub_image):
+    """The build script serialises builds with a lock on a file; anything it leaves running (the
+    Docker engine it may start, its wheel server) must not inherit that lock, or the next build
+    waits for it until it times out (which is how a notebook build after a hub build once hung)."""
+    lock = dk.repo / ".cache" / "images" / "build.lock"
+    holders = []
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) == str(lock):
+                pid = fd.parts[2]
+                holders.append(f"{pid}: {Path('/proc', pid, 'cmdline').read_bytes()[:80]!r}")
+        except OSError:
+            continue  # a process or descriptor that went away while we looked
+    assert not holders, f"processes still hold {lock}: {holders}"
 
 
 def test_runs_as_non_root_with_a_writable_workdir(dk, hub_image):

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
 SMOKE = "/opt/smoke"
 
