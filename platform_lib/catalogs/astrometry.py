@@ -9,6 +9,8 @@ applied to every position; the residual rms goes into the table's metadata.
 
 from __future__ import annotations
 
+import io
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +37,17 @@ def read_reference(path_or_table: str | Table, storage_options: dict | None = No
     else:
         import fsspec
 
-        fmt = "parquet" if str(path_or_table).endswith(".parquet") else None
-        with fsspec.open(str(path_or_table), "rb", **(storage_options or {})) as fh:
-            ref = Table.read(fh, format=fmt or "ascii.ecsv") if fmt is None and str(path_or_table).endswith(".ecsv") else Table.read(fh, format=fmt or "fits")
+        from .._parquet import astropy_table
+
+        name = str(path_or_table)
+        with fsspec.open(name, "rb", **(storage_options or {})) as fh:
+            data = fh.read()
+        if name.endswith(".parquet"):
+            ref = astropy_table(data)
+        elif name.endswith(".ecsv"):
+            ref = Table.read(data.decode(), format="ascii.ecsv")
+        else:
+            ref = Table.read(io.BytesIO(data), format="fits")
     for col in ("ra", "dec"):
         if col not in ref.colnames:
             raise CatalogInputError(f"reference catalog has no {col!r} column (has: {', '.join(ref.colnames)})")

@@ -190,3 +190,21 @@ def test_failed_write_leaves_nothing(field, tmp_path) -> None:
     with pytest.raises(Exception):
         write_products(str(tmp_path / "l4"), "broken", catalog=cat.table, segmentation=cat.segmentation, wcs=Unserialisable())
     assert list((tmp_path / "l4").iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix,fmt", [(".parquet", "parquet"), (".ecsv", "ascii.ecsv"),
+                                        (".fits", "fits")])
+def test_reference_catalog_read_in_each_format(tmp_path, suffix, fmt) -> None:
+    from astropy.table import Table
+
+    from platform_lib.catalogs import CatalogInputError, read_reference
+
+    ref = Table({"ra": [10.0, 10.001], "dec": [-5.0, -5.001], "g_mag": [17.5, 18.25]})
+    path = tmp_path / f"gaia{suffix}"
+    ref.write(path, format=fmt)
+    back = read_reference(str(path))
+    assert list(back["ra"]) == [10.0, 10.001] and list(back["g_mag"]) == [17.5, 18.25]
+    bad = tmp_path / f"nora{suffix}"
+    Table({"x": [1.0]}).write(bad, format=fmt)
+    with pytest.raises(CatalogInputError, match="no 'ra' column"):
+        read_reference(str(bad))
