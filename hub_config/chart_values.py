@@ -449,5 +449,10 @@ def _quota_service(services: list[dict[str, Any]], v: dict[str, Any]) -> list[di
             if not pod_ip:
                 raise ChartValuesError("POD_IP is not set: the chart's hub Deployment provides it")
             svc["url"] = f"http://{pod_ip}:{QUOTA_PORT_IN_HUB}"
+            if get("daskGateway.enabled", True, source=v) and svc.get("command"):
+                # Dask usage from the gateway's DaskClusters and pods (the hub's Role allows it).
+                svc["command"] = [*svc["command"], "--gateway-kube-namespace",
+                                  get("_chart.userNamespace", source=v),
+                                  "--gateway-kube-instance", name("gatewayInstance", v)]
         out.append(svc)
     return out

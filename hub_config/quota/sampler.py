@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import ledger
 from .models import utcnow
+from .settings import QuotaSettings
 
 log = logging.getLogger(__name__)
 
@@ -199,12 +200,21 @@ class Sampler:
             time.sleep(max(0.0, next_at - time.monotonic()))
 
 
-def build_sources(hub=None, gateway_db_url: str | None = None) -> list[Source]:
+def build_sources(hub=None, settings: QuotaSettings | None = None) -> list[Source]:
+    """The hub, and the gateway as it runs here: its database on one machine, the Kubernetes
+    API (DaskClusters and their pods) in the chart."""
     sources: list[Source] = []
     if hub is not None:
         sources.append(HubSource(hub))
-    if gateway_db_url:
-        sources.append(GatewayDatabaseSource(gateway_db_url))
+    if settings is not None and settings.gateway_db_url:
+        sources.append(GatewayDatabaseSource(settings.gateway_db_url))
+    if settings is not None and settings.gateway_kube_namespace:
+        from .kube import KubeAPI, KubernetesGatewaySource
+
+        api = (KubeAPI(settings.kube_api_url, settings.kube_token_file) if settings.kube_api_url
+               else KubeAPI.in_cluster())
+        sources.append(KubernetesGatewaySource(api, settings.gateway_kube_namespace,
+                                               settings.gateway_kube_instance))
     return sources
 
 
@@ -220,14 +230,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--hub-api", help="hub API URL (default $JUPYTERHUB_API_URL)")
     p.add_argument("--no-hub", action="store_true", help="do not sample the hub")
     p.add_argument("--gateway-db-url", help="dask-gateway-server database URL")
+    p.add_argument("--gateway-kube-namespace",
+                   help="on Kubernetes: namespace of the gateway's clusters (read from the API)")
+    p.add_argument("--gateway-kube-instance", help="on Kubernetes: gateway instance label")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sampler %(message)s")
     settings = load_settings(db_url=args.db_url, sample_interval_s=args.interval,
-                             gateway_db_url=args.gateway_db_url)
+                             gateway_db_url=args.gateway_db_url,
+                             gateway_kube_namespace=args.gateway_kube_namespace,
+                             gateway_kube_instance=args.gateway_kube_instance)
     hub = None if args.no_hub else HubClient(args.hub_api)
     sampler = Sampler(session_factory(settings.db_url),
-                      build_sources(hub, settings.gateway_db_url), settings.sample_interval_s)
+                      build_sources(hub, settings), settings.sample_interval_s)
     sampler.run(args.duration)
     return 0
 

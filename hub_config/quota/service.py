@@ -646,7 +646,7 @@ def start_background(q: QuotaApp, sample: bool, enforce: bool) -> list[ioloop.Pe
     loop = asyncio.get_event_loop()
     callbacks = []
     if sample:
-        sampler = Sampler(q.sessions, build_sources(q.hub, q.settings.gateway_db_url),
+        sampler = Sampler(q.sessions, build_sources(q.hub, q.settings),
                           q.settings.sample_interval_s)
         busy = {"v": False}
 
@@ -701,7 +701,7 @@ class GatewayStopper:
             raise RuntimeError(f"gateway refused to stop {cluster}: {r.status_code} {r.text[:200]}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hub_config.quota.service",
                                 description="The quota service (run by JupyterHub as a service).")
     p.add_argument("--settings", help="quota settings YAML (default $ROMAN_QUOTA_SETTINGS)")
@@ -713,11 +713,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--enforce-interval", type=float)
     p.add_argument("--gateway-db-url")
     p.add_argument("--gateway-url")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s quota %(levelname)s %(message)s")
-    settings = load_settings(args.settings, db_url=args.db_url, sample_interval_s=args.sample_interval,
+    p.add_argument("--gateway-kube-namespace",
+                   help="on Kubernetes: namespace of the gateway's clusters, read for usage")
+    p.add_argument("--gateway-kube-instance", help="on Kubernetes: gateway instance label")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> QuotaSettings:
+    return load_settings(args.settings, db_url=args.db_url, sample_interval_s=args.sample_interval,
                              grace_period_s=args.grace_period, enforce_interval_s=args.enforce_interval,
-                             gateway_db_url=args.gateway_db_url, gateway_url=args.gateway_url)
+                             gateway_db_url=args.gateway_db_url, gateway_url=args.gateway_url,
+                             gateway_kube_namespace=args.gateway_kube_namespace,
+                             gateway_kube_instance=args.gateway_kube_instance)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s quota %(levelname)s %(message)s")
+    settings = settings_from_args(args)
     from .hubapi import HubClient
 
     hub = HubClient()

@@ -27,6 +27,16 @@ class QuotaSettings(BaseModel):
         default=None, description="dask-gateway-server's database (read only) for cluster usage"
     )
     gateway_url: str | None = Field(default=None, description="Dask-Gateway API, to stop clusters")
+    gateway_kube_namespace: str | None = Field(
+        default=None, description="on Kubernetes: the namespace of the gateway's DaskClusters and "
+        "pods, read for cluster usage (the gateway there has no database)")
+    gateway_kube_instance: str | None = Field(
+        default=None, description="on Kubernetes: the gateway instance label to count "
+        "(gateway.dask.org/instance); unset counts every instance in the namespace")
+    kube_api_url: str | None = Field(
+        default=None, description="Kubernetes API URL; unset means the pod's own (in-cluster) API")
+    kube_token_file: str | None = Field(
+        default=None, description="bearer token file for kube_api_url")
     admin_group: str = Field(default="roman-platform-admins", description="hub group of platform admins")
 
 

@@ -71,7 +71,27 @@ def test_external_quota_service_is_a_working_hub_oauth_client(chart, monkeypatch
 
     ct = _container(chart, "cloud-production", "rp-quota", "quota")
     assert ct["command"] == ["python", "-m", "hub_config.quota.service"]
-    assert ct["args"] == ["--gateway-url", "http://rp-traefik:80/services/dask-gateway"]
+    from hub_config.quota.service import build_parser, settings_from_args
+
+    settings = settings_from_args(build_parser().parse_args(ct["args"]))
+    assert settings.gateway_url == "http://rp-traefik:80/services/dask-gateway"
+    # On Kubernetes, Dask usage comes from the gateway's DaskClusters and pods in the user
+    # namespace, which the quota service's own Role lets it list (and nothing more).
+    users_ns = "roman-users"  # singleuser.namespace in examples/cloud-production.yaml
+    assert settings.gateway_kube_namespace == users_ns
+    assert settings.gateway_kube_instance == "rp-gateway"
+    objs = chart.render("cloud-production")
+    pod = chart.find(objs, "Deployment", "rp-quota")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "rp-quota" and pod["automountServiceAccountToken"] is True
+    role = chart.find(objs, "Role", "rp-quota")
+    assert role["metadata"]["namespace"] == users_ns
+    assert sorted((tuple(r["apiGroups"]), tuple(r["resources"]), tuple(r["verbs"]))
+                  for r in role["rules"]) == [(("",), ("pods",), ("get", "list")),
+                                              (("gateway.dask.org",), ("daskclusters",), ("get", "list"))]
+    binding = chart.find(objs, "RoleBinding", "rp-quota")
+    assert binding["metadata"]["namespace"] == users_ns
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rp-quota",
+                                    "namespace": "roman"}]
     for e in ct["env"]:
         monkeypatch.setenv(e["name"], e.get("value", "from-a-secret"))
     auth = HubOAuth()

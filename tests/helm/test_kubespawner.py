@@ -128,6 +128,15 @@ def test_config_is_chart_mode(hub_config):
     services = {s["name"]: s for s in cfg.JupyterHub.services}
     assert services["dask-gateway"]["url"] == "http://rp-traefik:80"
     assert services["quota"]["url"] == "http://100.64.1.3:8090"  # SQLite: inside the hub pod
+    # ... where it reads Dask usage from the gateway's DaskClusters, which the hub's Role allows.
+    from hub_config.quota.service import build_parser, settings_from_args
+
+    quota_args = services["quota"]["command"][3:]
+    assert services["quota"]["command"][1:3] == ["-m", "hub_config.quota.service"]
+    quota = settings_from_args(build_parser().parse_args(quota_args))
+    assert quota.gateway_kube_namespace == values["_chart"]["userNamespace"]
+    assert quota.gateway_kube_instance == "rp-gateway"
+    assert not quota.gateway_db_url
     assert "culler" in services and any(r["name"] == "culler" for r in cfg.JupyterHub.load_roles)
     assert cfg.KubeSpawner.namespace == values["_chart"]["userNamespace"]
     # The configured values are valid traits of the real classes (traitlets validates on init).

@@ -74,14 +74,24 @@ def test_renders_what_the_platform_needs(chart, config):
     assert hub_pvc == (config != "cloud-production")
 
 
+def _granted(role):
+    return {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"]
+            for r in rule["resources"] for v in rule["verbs"]}
+
+
 def test_hub_rbac_is_what_kubespawner_needs_and_no_more(chart):
-    role = chart.find(chart.render("default"), "Role", "rp-hub")
-    granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"]
-               for r in rule["resources"] for v in rule["verbs"]}
+    granted = _granted(chart.find(chart.render("default"), "Role", "rp-hub"))
     assert ("", "pods", "create") in granted and ("", "persistentvolumeclaims", "create") in granted
     assert ("", "events", "list") in granted
-    assert not {r for _, r, _ in granted} - {"pods", "persistentvolumeclaims", "events"}
-    assert not {v for _, _, v in granted} - {"get", "watch", "list", "create", "delete"}
+    # With SQLite the quota service runs in the hub pod and reads the gateway's clusters.
+    kubespawner = {(g, r, v) for g, r, v in granted if g == ""}
+    assert {(g, r, v) for g, r, v in granted if g} == {
+        ("gateway.dask.org", "daskclusters", "get"), ("gateway.dask.org", "daskclusters", "list")}
+    assert not {r for _, r, _ in kubespawner} - {"pods", "persistentvolumeclaims", "events"}
+    assert not {v for _, _, v in kubespawner} - {"get", "watch", "list", "create", "delete"}
+    # With an external database the quota service has its own Deployment and Role instead.
+    external = _granted(chart.find(chart.render("cloud-production"), "Role", "rp-hub"))
+    assert not {g for g, _, _ in external if g}
     assert not any(o["kind"] == "ClusterRoleBinding" and "hub" in o["metadata"]["name"]
                    for o in chart.render("default"))
 
