@@ -19,11 +19,13 @@ setup: $(STAMP) tools
 system-deps:
 	@bash scripts/system-deps.sh
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml platform_lib/dask-config/roman-platform.yaml
 	@bash scripts/system-deps.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel setuptools
 	$(PY) -m pip install -q -e '.[all]'
+	@# An editable install skips data files; the local gateway's workers read this one.
+	@install -D -m 644 platform_lib/dask-config/roman-platform.yaml $(VENV)/etc/dask/roman-platform.yaml
 	@touch $(STAMP)
 
 tools: $(STAMP)

@@ -12,10 +12,20 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import dask
+import yaml
 from distributed import Client, as_completed
+
+#: The platform's Dask settings (``platform_lib/dask-config``). Installed into
+#: ``{sys.prefix}/etc/dask`` they reach every Dask process of an environment, Dask-Gateway workers
+#: in the notebook image included; read here too, as defaults a user's own configuration still
+#: overrides, they also hold wherever platform_lib is imported (an editable install skips the
+#: data files).
+DASK_CONFIG_FILE = Path(__file__).with_name("dask-config") / "roman-platform.yaml"
+dask.config.update_defaults(yaml.safe_load(DASK_CONFIG_FILE.read_text()))
 
 
 def gateway_configured() -> bool:

@@ -32,3 +32,34 @@ def test_existing_client_is_reused_not_closed(monkeypatch: pytest.MonkeyPatch) -
         with get_client() as inner:
             assert inner is outer
         assert outer.status == "running"
+
+
+def _malloc_environment() -> dict[str, str | None]:
+    import os
+
+    return {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")}
+
+
+def test_workers_keep_glibc_dynamic_mmap_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """distributed's default MALLOC_TRIM_THRESHOLD_ made the simulation 1.43x slower in workers
+    (benchmarks/compute/bench_worker_malloc.py); the platform's Dask settings unset it, in the
+    configuration file installed with the package and as defaults when platform_lib is used."""
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("DASK_GATEWAY__ADDRESS", raising=False)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    with get_client(n_workers=1, reuse=False) as client:
+        (env,) = client.run(_malloc_environment).values()
+    assert env["MALLOC_TRIM_THRESHOLD_"] is None
+    assert env["OMP_NUM_THREADS"] == "1"  # distributed's other worker settings are untouched
+    # The same settings file, read by dask itself (as a process that never imports platform_lib
+    # reads it from {sys.prefix}/etc/dask), unsets the variable for a nanny's worker.
+    from platform_lib.compute import DASK_CONFIG_FILE
+
+    code = ("import dask.config, distributed.nanny as n;"
+            "print(repr(n._get_env_variables('distributed.nanny.pre-spawn-environ')"
+            ".get('MALLOC_TRIM_THRESHOLD_')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={"DASK_CONFIG": str(DASK_CONFIG_FILE.parent), "PATH": ""})
+    assert out.stdout.strip() == "None", out.stderr

@@ -115,7 +115,12 @@ def test_every_locked_package_installed_and_importable(dk, notebook_image, smoke
 
 def test_lab_extensions_and_singleuser(dk, notebook_image):
     out = dk.run_in(notebook_image, "bash", "-c",
+                    "python -c \"import dask.config, distributed; print('trim:', dask.config.get("
+                    "'distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_'))\"; "
                     "jupyter labextension list 2>&1; jupyterhub-singleuser --version").stdout
+    # The platform's Dask settings reach processes that never import platform_lib (Dask-Gateway
+    # workers run this image): the wheel installs them into /opt/venv/etc/dask.
+    assert "trim: None" in out
     assert "dask-labextension" in out and "enabled" in out
     assert "@jupyter-widgets/jupyterlab-manager" in out
     # The platform's own status-bar item (tier, allocation, renewal date), installed by the
