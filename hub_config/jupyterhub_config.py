@@ -124,7 +124,8 @@ if os.environ.get("ROMAN_QUOTA_SETTINGS"):
     _quota_env["ROMAN_QUOTA_SETTINGS"] = os.environ["ROMAN_QUOTA_SETTINGS"]
 _quota_configure_hub(
     c, port=free_loopback_port(), db_url=_quota_db, env={k: v for k, v in _quota_env.items() if v},
-    extra_args=["--gateway-db-url", settings.gateway.db_url, "--gateway-url", settings.gateway.address],
+    extra_args=["--gateway-db-url", settings.gateway.db_url, "--gateway-url", settings.gateway.address,
+                "--homes-dir", settings.singleuser.users_dir],
 )
 os.environ["ROMAN_QUOTA_DB_URL"] = _quota_db  # the spawner's check reads the same database
 c.TierSpawnerMixin.spawn_checks = [_quota_spawn_check]

@@ -10,6 +10,8 @@ import enum
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Enum,
@@ -239,3 +241,19 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(300))
     before: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     after: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class StorageUsage(Base):
+    """The last measurement of one user's home folder (the local platform's storage sampler).
+
+    One row per user, replaced at each pass: storage is a level, not a flow, so there is nothing
+    to integrate. ``complete`` is false when the walk hit its time or entry bound, and
+    ``home_bytes`` then counts only what was reached (a lower bound).
+    """
+
+    __tablename__ = "storage_usage"
+    username: Mapped[str] = mapped_column(String(255), primary_key=True)
+    home_bytes: Mapped[int] = mapped_column(BigInteger)
+    files: Mapped[int] = mapped_column(Integer)
+    complete: Mapped[bool] = mapped_column(Boolean)
+    measured_at: Mapped[dt.datetime] = mapped_column(DateTime)

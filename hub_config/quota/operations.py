@@ -32,6 +32,7 @@ from .models import (
     utcnow,
 )
 from .settings import QuotaSettings
+from .storage import storage_view
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,62}$")
 TEAM_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
@@ -531,6 +532,7 @@ def me(s: Session, actor: Actor, settings: QuotaSettings) -> dict:
         "requests": [request_dict(r) for r in reqs],
         "warnings": [{"reason": w.reason, "stop_after": iso(w.stop_after),
                       "stopped_at": iso(w.stopped_at)} for w in warns],
+        "storage": storage_view(s, actor.name, a.home_gb if a else None),
     }
 
 

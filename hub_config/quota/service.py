@@ -662,6 +662,25 @@ def start_background(q: QuotaApp, sample: bool, enforce: bool) -> list[ioloop.Pe
                 busy["v"] = False
 
         callbacks.append(ioloop.PeriodicCallback(_sample, q.settings.sample_interval_s * 1000))
+    if sample and q.settings.homes_dir:
+        from .storage import HomeStorageSampler
+
+        storage = HomeStorageSampler(q.sessions, q.settings.homes_dir)
+        busy_storage = {"v": False}
+
+        async def _measure():
+            if busy_storage["v"]:
+                return
+            busy_storage["v"] = True
+            try:
+                await loop.run_in_executor(None, storage.sample_once)
+            except Exception:  # noqa: BLE001
+                log.exception("storage measurement failed")
+            finally:
+                busy_storage["v"] = False
+
+        callbacks.append(ioloop.PeriodicCallback(_measure, q.settings.storage_interval_s * 1000))
+        loop.call_later(1.0, lambda: asyncio.ensure_future(_measure()))  # a first figure soon
     if enforce and q.hub is not None:
         gw = GatewayStopper(q.hub, q.settings.gateway_url) if q.settings.gateway_url else None
         enforcer = GraceEnforcer(q.sessions, q.settings, q.hub.stop_server,
@@ -716,6 +735,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gateway-kube-namespace",
                    help="on Kubernetes: namespace of the gateway's clusters, read for usage")
     p.add_argument("--gateway-kube-instance", help="on Kubernetes: gateway instance label")
+    p.add_argument("--homes-dir", help="local platform: folder of user homes, measured for storage")
+    p.add_argument("--storage-interval", type=float, help="seconds between storage measurements")
     return p
 
 
@@ -724,7 +745,8 @@ def settings_from_args(args: argparse.Namespace) -> QuotaSettings:
                              grace_period_s=args.grace_period, enforce_interval_s=args.enforce_interval,
                              gateway_db_url=args.gateway_db_url, gateway_url=args.gateway_url,
                              gateway_kube_namespace=args.gateway_kube_namespace,
-                             gateway_kube_instance=args.gateway_kube_instance)
+                             gateway_kube_instance=args.gateway_kube_instance,
+                             homes_dir=args.homes_dir, storage_interval_s=args.storage_interval)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,10 @@ class QuotaSettings(BaseModel):
         default=None, description="Kubernetes API URL; unset means the pod's own (in-cluster) API")
     kube_token_file: str | None = Field(
         default=None, description="bearer token file for kube_api_url")
+    homes_dir: str | None = Field(
+        default=None, description="local platform: the folder of user homes, measured for storage")
+    storage_interval_s: float = Field(default=600, gt=0, le=86400,
+                                      description="seconds between home storage measurements")
     admin_group: str = Field(default="roman-platform-admins", description="hub group of platform admins")
 
 

@@ -148,7 +148,7 @@ def quota_platform(tmp_path_factory) -> Iterator[QuotaPlatform]:
     work.mkdir()
     qsettings = base / "quota.yaml"
     qsettings.write_text(yaml.safe_dump({"sample_interval_s": SAMPLE_S, "grace_period_s": GRACE_S,
-                                         "enforce_interval_s": 1.0}))
+                                         "enforce_interval_s": 1.0, "storage_interval_s": 1.0}))
     old = os.environ.get("ROMAN_QUOTA_SETTINGS")
     os.environ["ROMAN_QUOTA_SETTINGS"] = str(qsettings)
     # Generous spawn timeouts: on a busy 2-core machine a JupyterLab server can take a minute.

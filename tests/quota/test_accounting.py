@@ -139,3 +139,27 @@ def test_dask_gateway_cluster_is_charged_exactly(quota_platform):
         truth += cfg.get("worker_cores", 1) * (w_stop - w_start) / 3.6e6
     got = charged(qp, "dave")
     assert truth > 0 and abs(got - truth) < 1e-6, (got, truth)
+
+
+def test_home_storage_is_measured_and_shown(quota_platform):
+    """The hub-managed service measures the local homes (its --homes-dir is the spawner's
+    users folder) and shows each user their own use against their allocation."""
+    import os
+
+    qp = quota_platform
+    home = qp.state / "users" / "gina"
+    (home / "results").mkdir(parents=True, exist_ok=True)
+    data = home / "results" / "mosaic.asdf"
+    data.write_bytes(os.urandom(3_000_000))
+    used_gb = os.stat(data).st_blocks * 512 / 1e9
+
+    def storage():
+        return qp.api("gina", "GET", "api/me").json().get("storage") or {}
+
+    qp.wait(lambda: storage().get("files") == 1, 60, "a storage pass over gina's home")
+    st = storage()
+    assert abs(st["home_used_gb"] - used_gb) < 0.001 and st["complete"] is True
+    assert st["home_allocated_gb"] == qp.api("gina", "GET", "api/me").json()["allocation"]["home_gb"]
+    assert st["over_allocation"] is False
+    page = qp.login("gina").get(qp.quota, timeout=30)
+    assert page.status_code == 200 and 'id="home-used"' in page.text

@@ -14,7 +14,7 @@ def test_upgrade_from_empty_matches_models(db_url):
     assert current_revision(db_url) is None
     upgrade(db_url)
     upgrade(db_url)  # idempotent
-    assert current_revision(db_url) == "0001"
+    assert current_revision(db_url) == "0002"
     engine = make_engine(db_url)
     try:
         tables = set(inspect(engine).get_table_names()) - {"alembic_version"}
