@@ -638,8 +638,29 @@ class QuotaApp:
         )
 
 
+def _in_thread(loop: asyncio.AbstractEventLoop, work, what: str):
+    """An async pass of ``work`` in a worker thread that skips while the previous one still runs
+    (a slow database or a big home folder must not pile passes up) and logs its failures."""
+    busy = False
+
+    async def run():
+        nonlocal busy
+        if busy:
+            return
+        busy = True
+        try:
+            await loop.run_in_executor(None, work)
+        except Exception:  # noqa: BLE001 - the next pass tries again
+            log.exception("%s failed", what)
+        finally:
+            busy = False
+
+    return run
+
+
 def start_background(q: QuotaApp, sample: bool, enforce: bool) -> list[ioloop.PeriodicCallback]:
-    """Sampler and grace enforcer on the service's loop, each pass in a worker thread."""
+    """Sampler, home storage measurement and grace enforcer on the service's loop, each pass in
+    a worker thread."""
     from .enforcement import GraceEnforcer
     from .sampler import Sampler, build_sources
 
@@ -648,39 +669,15 @@ def start_background(q: QuotaApp, sample: bool, enforce: bool) -> list[ioloop.Pe
     if sample:
         sampler = Sampler(q.sessions, build_sources(q.hub, q.settings),
                           q.settings.sample_interval_s)
-        busy = {"v": False}
-
-        async def _sample():
-            if busy["v"]:
-                return
-            busy["v"] = True
-            try:
-                await loop.run_in_executor(None, sampler.sample_once)
-            except Exception:  # noqa: BLE001
-                log.exception("sampling failed")
-            finally:
-                busy["v"] = False
-
-        callbacks.append(ioloop.PeriodicCallback(_sample, q.settings.sample_interval_s * 1000))
+        callbacks.append(ioloop.PeriodicCallback(_in_thread(loop, sampler.sample_once, "sampling"),
+                                                 q.settings.sample_interval_s * 1000))
     if sample and q.settings.homes_dir:
         from .storage import HomeStorageSampler
 
         storage = HomeStorageSampler(q.sessions, q.settings.homes_dir)
-        busy_storage = {"v": False}
-
-        async def _measure():
-            if busy_storage["v"]:
-                return
-            busy_storage["v"] = True
-            try:
-                await loop.run_in_executor(None, storage.sample_once)
-            except Exception:  # noqa: BLE001
-                log.exception("storage measurement failed")
-            finally:
-                busy_storage["v"] = False
-
-        callbacks.append(ioloop.PeriodicCallback(_measure, q.settings.storage_interval_s * 1000))
-        loop.call_later(1.0, lambda: asyncio.ensure_future(_measure()))  # a first figure soon
+        measure = _in_thread(loop, storage.sample_once, "storage measurement")
+        callbacks.append(ioloop.PeriodicCallback(measure, q.settings.storage_interval_s * 1000))
+        loop.call_later(1.0, lambda: asyncio.ensure_future(measure()))  # a first figure soon
     if enforce and q.hub is not None:
         gw = GatewayStopper(q.hub, q.settings.gateway_url) if q.settings.gateway_url else None
         enforcer = GraceEnforcer(q.sessions, q.settings, q.hub.stop_server,
