@@ -10,6 +10,7 @@ DaskCluster CRD schema, and the controller's ``make_pod``/``make_secret``/``make
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 from types import SimpleNamespace
 
@@ -17,6 +18,14 @@ import jsonschema
 import kubernetes_validate
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
+
+
+def _run(coro):
+    """``asyncio.run`` in a thread of its own: a Playwright browser opened by an earlier test in
+    the same session keeps an event loop running in this thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
 
 GIB = 1024**3
 
@@ -61,7 +70,7 @@ def test_cluster_objects_per_tier(chart, gateway, tier):
     lim = gateway.policy.gateway_limits(tier)
     user = SimpleNamespace(name="astro", groups=[f"tier-{tier}"])
     request = {"worker_cores": lim.worker_cores.max, "worker_memory": lim.worker_memory_gib.max}
-    options, config = asyncio.run(gateway.backend.process_cluster_options(user, request))
+    options, config = _run(gateway.backend.process_cluster_options(user, request))
     obj = gateway.backend.make_cluster_object(user.name, options, config)
     # CRD schemas are OpenAPI v3.0: draft-4 style (boolean exclusiveMinimum).
     jsonschema.Draft4Validator(_crd_schema(gateway.objs, obj["apiVersion"], "DaskCluster")).validate(obj)
@@ -79,7 +88,7 @@ def test_cluster_objects_per_tier(chart, gateway, tier):
     # Over the tier's range: refused by the options' own bounds, with the tier in the message.
     too_much = {"worker_cores": lim.worker_cores.max + 1}
     with pytest.raises(Exception, match="worker_cores"):
-        asyncio.run(gateway.backend.process_cluster_options(user, too_much))
+        _run(gateway.backend.process_cluster_options(user, too_much))
 
     # What the controller would create for this cluster.
     from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
@@ -144,7 +153,7 @@ def test_per_user_totals_on_kubernetes(gateway):
     backend.custom_client = mock.MagicMock()
     backend.custom_client.patch_namespaced_custom_object = mock.AsyncMock()
     # Cluster a asks (adaptive, by heartbeat) for everything: it gets the whole total.
-    asyncio.run(backend.on_cluster_heartbeat("ns.a", {"count": 1000, "active_workers": [],
+    _run(backend.on_cluster_heartbeat("ns.a", {"count": 1000, "active_workers": [],
                                                      "closing_workers": [], "closed_workers": []}))
     first = backend.custom_client.patch_namespaced_custom_object.call_args.args[-1][0]["value"]
     assert first == min(lim.max_total_workers, int(lim.max_total_cores // 2), int(lim.max_total_memory_gib // 8))
@@ -155,7 +164,7 @@ def test_per_user_totals_on_kubernetes(gateway):
     # A third cluster beyond the tier's max_clusters (2 for research) is refused before any API call.
     user = SimpleNamespace(name="rosa", groups=["tier-research"])
     with pytest.raises(PublicException, match="may run 2 cluster"):
-        asyncio.run(backend.start_cluster(user, {}))
+        _run(backend.start_cluster(user, {}))
 
 
 def test_gateway_quota_check_reads_the_quota_database_when_external(chart):

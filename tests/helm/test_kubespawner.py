@@ -11,6 +11,7 @@ rendered (the values ConfigMap, the policy, the Secret's tokens).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 from types import SimpleNamespace
 
@@ -20,6 +21,14 @@ import yaml
 from traitlets.config.loader import PyFileConfigLoader
 
 from hub_config.policy import parse_policy
+
+
+def _run(coro):
+    """``asyncio.run`` in a thread of its own: a Playwright browser opened by an earlier test in
+    the same session keeps an event loop running in this thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
 
 GIB = 1024**3
 
@@ -113,7 +122,7 @@ def _build(cfg, user, options):
         async with ApiClient() as api:  # serialization only; it never connects
             return api.sanitize_for_serialization(pod), api.sanitize_for_serialization(spawner.get_pvc_manifest())
 
-    pod, pvc = asyncio.run(go())
+    pod, pvc = _run(go())
     return spawner, pod, pvc
 
 
@@ -220,7 +229,7 @@ def test_a_tier_cannot_start_another_tiers_profile(hub_config):
     cfg, _policy, _values = hub_config
     spawner = _spawner(cfg, _user("erin", ["tier-entry"]))
     with pytest.raises(Exception, match="not available to the Entry tier"):
-        asyncio.run(spawner.apply_tier_options({"profile": "gpu"}))
+        _run(spawner.apply_tier_options({"profile": "gpu"}))
 
 
 @pytest.mark.parametrize("hub_config", ["cloud-production"], indirect=True)
