@@ -135,8 +135,10 @@ class KubernetesGatewaySource:
     def __init__(self, api: KubeAPI, namespace: str, instance: str | None = None):
         self.api, self.namespace, self.instance = api, namespace, instance
 
-    def _selector(self) -> dict[str, str]:
-        return {"labelSelector": f"{INSTANCE_LABEL}={self.instance}"} if self.instance else {}
+    def _selector(self, *terms: str) -> dict[str, str]:
+        """A label selector for this gateway instance (all instances when unset) and ``terms``."""
+        terms = (f"{INSTANCE_LABEL}={self.instance}",) * bool(self.instance) + terms
+        return {"labelSelector": ",".join(terms)} if terms else {}
 
     def observe(self) -> list[ledger.Running]:
         ns = self.namespace
@@ -149,11 +151,9 @@ class KubernetesGatewaySource:
             clusters[obj["metadata"]["name"]] = (
                 spec.get("username"), team if isinstance(team, str) else None,
             )
-        selector = f"{CLUSTER_LABEL}"
-        if self.instance:
-            selector = f"{INSTANCE_LABEL}={self.instance},{selector}"
         out = []
-        for pod in self.api.list_items(f"/api/v1/namespaces/{ns}/pods", labelSelector=selector):
+        for pod in self.api.list_items(f"/api/v1/namespaces/{ns}/pods",
+                                       **self._selector(CLUSTER_LABEL)):
             meta = pod.get("metadata") or {}
             labels = meta.get("labels") or {}
             kind = COMPONENTS.get(labels.get(COMPONENT_LABEL, ""))
