@@ -12,7 +12,20 @@ sends. From the tier:
   totals* dask-gateway does not have since 0.7: number of clusters at creation, and total workers,
   cores and memory across all of a user's clusters on every scale, adapt and scheduler heartbeat
   (which is where adaptive scaling arrives). A request over the total is cut to what is left and
-  the client gets a ``GatewayWarning`` saying so.
+  the client gets a ``GatewayWarning`` saying so. Every decision that reads the user's usage and
+  records a new share runs under one lock per user with no ``await`` in between, and counts the
+  other clusters' granted targets and live worker processes, so concurrent requests from one
+  user (any mix of clusters) never add up to more than the total.
+* The worker budget is for *workers*: a tier's ``max_workers`` / ``max_cores_per_cluster`` /
+  ``max_memory_gib_per_cluster`` are what ``scale(n)`` can reach; each cluster's one scheduler
+  (``scheduler_cores``, ``scheduler_memory``) comes on top and is bounded by ``max_clusters``.
+  (dask-gateway on its own subtracts the scheduler from ``cluster_max_cores``, which gave Entry
+  3 workers where the policy says 4.)
+* Schedulers and workers get the user's *data environment*: the configured
+  ``ClusterConfig.environment`` (the same variables the spawner gives the user's server, see
+  :func:`data_environment`) with per-user templates (``{username}``) expanded for that user, as
+  KubeSpawner expands them for the server, plus the tier. Nothing from the client is trusted
+  for it, and nothing of another user (their hub token included) is in it.
 
 Wiring (``dask-gateway-server -f gateway_config.py``)::
 
@@ -22,6 +35,7 @@ Wiring (``dask-gateway-server -f gateway_config.py``)::
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import math
@@ -29,6 +43,7 @@ from typing import Any
 
 from aiohttp import web
 from dask_gateway_server.backends.base import PublicException
+from dask_gateway_server.backends.db_base import JobStatus
 from dask_gateway_server.options import Float, Options
 
 from hub_config.policy import GIB, GatewayLimits, Policy, load_policy
@@ -53,11 +68,12 @@ def tier_cluster_options(user: Any, policy_file: str | None = None) -> Options:
         # Re-read the tier at handling time: the options object may be cached by a client.
         t = user_tier(policy, user)
         limits = policy.gateway_limits(t)
+        cores, memory = float(options.worker_cores), int(float(options.worker_memory) * GIB)
         return {
-            "worker_cores": float(options.worker_cores),
-            "worker_memory": int(float(options.worker_memory) * GIB),
-            **cluster_limit_config(limits),
-            "environment": {TIER_ENV: t},
+            "worker_cores": cores,
+            "worker_memory": memory,
+            **cluster_limit_config(limits, cores, memory),
+            "environment": {TIER_ENV: t},  # the backend adds the user's data environment
         }
 
     return Options(
@@ -79,14 +95,64 @@ def tier_cluster_options(user: Any, policy_file: str | None = None) -> Options:
     )
 
 
-def cluster_limit_config(limits: GatewayLimits) -> dict[str, Any]:
-    """The per-cluster part of the tier limits, as dask-gateway ClusterConfig settings."""
+def max_workers_per_cluster(limits: GatewayLimits, worker_cores: float, worker_memory: float) -> int:
+    """Workers one cluster may have: the tier's worker count, cores and memory, for workers only."""
+    return max(0, min(
+        limits.max_workers,
+        math.floor(limits.max_cores_per_cluster / worker_cores + 1e-9),
+        math.floor(limits.max_memory_gib_per_cluster * GIB / worker_memory + 1e-9),
+    ))
+
+
+def cluster_limit_config(limits: GatewayLimits, worker_cores: float = 1.0,
+                         worker_memory: float = GIB) -> dict[str, Any]:
+    """The per-cluster part of the tier limits, as dask-gateway ClusterConfig settings.
+
+    ``cluster_max_cores``/``cluster_max_memory`` are the workers' budget here; the backend adds
+    the scheduler's share to them (:meth:`TierLimitsMixin.process_cluster_options`) so that
+    dask-gateway's own arithmetic gives the same worker count as the policy."""
     return {
-        "cluster_max_workers": limits.max_workers,
+        "cluster_max_workers": max_workers_per_cluster(limits, worker_cores, worker_memory),
         "cluster_max_cores": float(limits.max_cores_per_cluster),
         "cluster_max_memory": int(limits.max_memory_gib_per_cluster * GIB),
         "idle_timeout": float(limits.idle_timeout_s),
     }
+
+
+#: The variables of a user server's environment that its Dask processes need to read and write
+#: the data the way the notebook does (the shared env contract): the survey store, the user's and
+#: teams' spaces, the S3 endpoint and credentials, the reference files.
+DATA_ENV_NAMES = ("ROMAN_DATA_URL", "ROMAN_DATA_S3_ENDPOINT", "ROMAN_USER_STORE_URL",
+                  "ROMAN_TEAM_STORE_URL", "CRDS_PATH", "CRDS_SERVER_URL", "STPSF_PATH")
+DATA_ENV_PREFIXES = ("AWS_",)
+
+
+def data_environment(env: dict[str, str]) -> dict[str, str]:
+    """The data part of a user server's environment (what the gateway passes on to workers)."""
+    return {k: str(v) for k, v in env.items() if k in DATA_ENV_NAMES or k.startswith(DATA_ENV_PREFIXES)}
+
+
+def _slug(username: str) -> str:
+    try:  # the hub image has KubeSpawner: expand {username} exactly as it does for the server
+        from kubespawner.slugs import safe_slug
+    except ImportError:  # pragma: no cover - local platforms without kubespawner
+        import re
+
+        return re.sub(r"[^a-z0-9-]", "-", username.lower())[:48]
+    return safe_slug(username, max_length=48)
+
+
+def user_environment(env: dict[str, str], username: str) -> dict[str, str]:
+    """``env`` for ``username``: ``{username}`` (KubeSpawner's safe slug) and
+    ``{unescaped_username}`` expanded in every value, nothing else touched."""
+    subs = {"{username}": _slug(username), "{unescaped_username}": username}
+    out = {}
+    for key, value in env.items():
+        value = str(value)
+        for tpl, real in subs.items():
+            value = value.replace(tpl, real)
+        out[key] = value
+    return out
 
 
 def _warn(message: str) -> None:
@@ -115,7 +181,10 @@ async def _warnings_middleware(request: web.Request, handler: Any) -> web.Stream
 
 
 class TierLimitsMixin:
-    """Per-user totals for a dask-gateway DB backend (put it first in the bases)."""
+    """Per-user totals for a dask-gateway backend (put it first in the bases).
+
+    Reads clusters through ``self.db`` (``list_clusters``/``get_cluster``; DB backends have it,
+    :mod:`hub_config.kube_gateway` gives KubeBackend one)."""
 
     policy_file: str | None = None
 
@@ -127,6 +196,30 @@ class TierLimitsMixin:
         await super().setup(app)
         app.middlewares.append(_warnings_middleware)
 
+    # -------------------------------------------------------------- per-user state
+    def _user_lock(self, username: str) -> asyncio.Lock:
+        locks = self.__dict__.setdefault("_tier_user_locks", {})
+        return locks.setdefault(username, asyncio.Lock())
+
+    @property
+    def _granted(self) -> dict[str, int]:
+        """Worker counts granted to each cluster and not yet seen in a heartbeat (reservations)."""
+        return self.__dict__.setdefault("_tier_granted", {})
+
+    # -------------------------------------------------------------- cluster configuration
+    async def process_cluster_options(self, user: Any, request: Any) -> Any:
+        options, config = await super().process_cluster_options(user, request)
+        # The configured environment (the user servers' data environment) for this user; the
+        # options handler's output (the tier) on top. The handler's dict replaced it upstream.
+        base = self.cluster_config_class(parent=self).environment
+        config.environment = {**user_environment(dict(base), user.name), **dict(config.environment)}
+        # The scheduler comes on top of the workers' budget (see the module docstring).
+        lim = self.policy.gateway_limits(config.environment.get(TIER_ENV) or self.policy.default_tier)
+        config.cluster_max_cores = float(lim.max_cores_per_cluster) + float(config.scheduler_cores)
+        config.cluster_max_memory = int(lim.max_memory_gib_per_cluster * GIB) + int(config.scheduler_memory)
+        config.cluster_max_workers = max_workers_per_cluster(lim, config.worker_cores, config.worker_memory)
+        return options, config
+
     # -------------------------------------------------------------- usage bookkeeping
     def _active_clusters(self, username: str) -> list[Any]:
         return [c for c in self.db.list_clusters(username=username) if c.is_active()]
@@ -137,8 +230,26 @@ class TierLimitsMixin:
             tier = self.policy.default_tier
         return self.policy.gateway_limits(tier)
 
-    def allowed_workers(self, cluster_name: str, requested: int) -> tuple[int, str | None]:
-        """The most workers ``cluster_name`` may have given the owner's other clusters."""
+    @staticmethod
+    def _live_workers(cluster: Any) -> tuple[int, int]:
+        """(worker processes that may be running, of which already told to stop).
+
+        DB backends know each worker; a backend without worker records (KubeBackend) gives 0."""
+        workers = getattr(cluster, "workers", None) or {}
+        live = [w for w in workers.values() if w.status < JobStatus.STOPPED]
+        return len(live), sum(1 for w in live if w.target >= JobStatus.STOPPED)
+
+    def _usage(self, cluster: Any) -> int:
+        """Workers ``cluster`` holds against its owner's totals: the most of its heartbeat count,
+        the count granted to it and not yet in a heartbeat, and its live worker processes."""
+        return max(int(cluster.count), self._granted.get(cluster.name, 0), self._live_workers(cluster)[0])
+
+    def allowed_workers(self, cluster_name: str, requested: int,
+                        lingering: int = 0) -> tuple[int, str | None]:
+        """The most workers ``cluster_name`` may have given the owner's other clusters.
+
+        ``lingering``: this cluster's own workers that are stopping but still running, which
+        the new count must leave room for (heartbeats pass it, so processes never overshoot)."""
         cluster = self.db.get_cluster(cluster_name)
         if cluster is None:
             return requested, None
@@ -149,7 +260,7 @@ class TierLimitsMixin:
         for other in self._active_clusters(cluster.username):
             if other.name == cluster.name:
                 continue
-            n = other.count
+            n = self._usage(other)
             used_w += n
             used_c += n * float(other.config.get("worker_cores") or 1)
             used_m += n * float(other.config.get("worker_memory") or GIB)
@@ -159,9 +270,9 @@ class TierLimitsMixin:
             math.floor((lim.max_total_memory_gib * GIB - used_m) / mem + 1e-9),
         )
         room = max(0, int(room))
-        if requested <= room:
+        if requested <= room - lingering:
             return requested, None
-        return room, (
+        return max(0, room - lingering), (
             f"Your tier allows {lim.max_total_workers} workers, {lim.max_total_cores:g} cores and "
             f"{lim.max_total_memory_gib:g} GiB in total across all your clusters; your other "
             f"clusters use {used_w:g} workers, {used_c:g} cores, {used_m / GIB:g} GiB, so this "
@@ -170,46 +281,65 @@ class TierLimitsMixin:
 
     # -------------------------------------------------------------- enforcement points
     async def start_cluster(self, user: Any, cluster_options: Any) -> str:
-        from hub_config.gateway import user_tier  # noqa: PLC0415 (self-reference for clarity)
-
         tier = user_tier(self.policy, user)
         lim = self.policy.gateway_limits(tier)
-        active = self._active_clusters(user.name)
-        if len(active) >= lim.max_clusters:
-            raise PublicException(
-                f"The {tier} tier may run {lim.max_clusters} cluster(s) at once and you have "
-                f"{len(active)}; stop one first (gateway.list_clusters() shows them)."
-            )
-        await _quota_check(user, cluster_options, "Dask cluster")
-        return await super().start_cluster(user, cluster_options)
+        # One decision at a time per user: the count check, the quota check (which awaits a
+        # thread) and the creation of the record, so concurrent creates cannot all pass.
+        async with self._user_lock(user.name):
+            active = self._active_clusters(user.name)
+            if len(active) >= lim.max_clusters:
+                raise PublicException(
+                    f"The {tier} tier may run {lim.max_clusters} cluster(s) at once and you have "
+                    f"{len(active)}; stop one first (gateway.list_clusters() shows them)."
+                )
+            await _quota_check(user, cluster_options, "Dask cluster")
+            return await super().start_cluster(user, cluster_options)
 
     async def forward_message_to_scheduler(self, cluster: Any, msg: dict[str, Any]) -> Any:
         msg = dict(msg)
-        if msg.get("op") == "scale":
-            if int(msg["count"]) > 0:
-                await _quota_check(cluster, cluster.options, "Dask scale-up")
-            msg["count"], warning = self.allowed_workers(cluster.name, int(msg["count"]))
-            if warning:
-                _warn(warning)
-        elif msg.get("op") == "adapt":
-            maximum = msg.get("maximum")
-            cap, warning = self.allowed_workers(cluster.name, int(maximum) if maximum is not None else 10**9)
-            if warning:
-                msg["maximum"] = cap
-                msg["minimum"] = min(int(msg.get("minimum") or 0), cap)
-                if maximum is not None:
-                    _warn(warning)
+        op = msg.get("op")
+        if op in ("scale", "adapt"):
+            async with self._user_lock(cluster.username):
+                if op == "scale" and int(msg["count"]) > 0:
+                    await _quota_check(cluster, cluster.options, "Dask scale-up")
+                # From here to the reservation nothing awaits: the decision is atomic.
+                if op == "scale":
+                    msg["count"], warning = self.allowed_workers(cluster.name, int(msg["count"]))
+                    if warning:
+                        _warn(warning)
+                    self._granted[cluster.name] = msg["count"]
+                else:
+                    maximum = msg.get("maximum")
+                    cap, warning = self.allowed_workers(
+                        cluster.name, int(maximum) if maximum is not None else 10**9)
+                    if warning:
+                        msg["maximum"] = cap
+                        msg["minimum"] = min(int(msg.get("minimum") or 0), cap)
+                        if maximum is not None:
+                            _warn(warning)
+                    self._granted[cluster.name] = min(int(msg.get("minimum") or 0), cap)
         return await super().forward_message_to_scheduler(cluster, msg)
 
     async def on_cluster_heartbeat(self, cluster_name: str, msg: dict[str, Any]) -> Any:
-        # Adaptive scaling arrives here: the scheduler asks for a worker count.
+        # The heartbeat's count is what the backend starts workers for (adaptive scaling
+        # arrives here too): cap it by the totals, leaving room for this cluster's stopping
+        # workers, and record it before anything awaits.
         count = int(msg.get("count", 0))
-        allowed, warning = self.allowed_workers(cluster_name, count)
-        if warning:
+        cluster = self.db.get_cluster(cluster_name)
+        lingering = self._live_workers(cluster)[1] if cluster is not None else 0
+        allowed, warning = self.allowed_workers(cluster_name, count, lingering)
+        if warning or allowed < count:
             self.log.info("cluster %s: heartbeat asked for %d workers, capped at %d by the per-user total",
                           cluster_name, count, allowed)
             msg = {**msg, "count": allowed}
+        if count >= self._granted.get(cluster_name, 0):
+            # The scheduler has taken the grant in (an older heartbeat may still carry less).
+            self._granted.pop(cluster_name, None)
         return await super().on_cluster_heartbeat(cluster_name, msg)
+
+    async def stop_cluster(self, cluster_name: str, failed: bool = False) -> Any:
+        self._granted.pop(cluster_name, None)
+        return await super().stop_cluster(cluster_name, failed=failed)
 
 
 async def _quota_check(who: Any, options: Any, what: str) -> None:
@@ -218,7 +348,6 @@ async def _quota_check(who: Any, options: Any, what: str) -> None:
     Active when the quota database is configured (``ROMAN_QUOTA_DB_URL``); ``who`` is the
     gateway ``User`` (new cluster) or the cluster (scale-up; its ``username``).
     """
-    import asyncio
     import os
 
     if not os.environ.get("ROMAN_QUOTA_DB_URL"):

@@ -37,22 +37,21 @@ c.UnsafeLocalBackend.db_url = gw.db_url  # clusters survive a gateway restart's 
 c.UnsafeLocalBackend.db_encrypt_keys = [gw.encrypt_key]
 c.UnsafeLocalBackend.clusters_directory = gw.clusters_dir
 c.UnsafeLocalBackend.stop_clusters_on_shutdown = True  # Ctrl-C leaves no scheduler behind
-c.UnsafeLocalBackend.inherited_environment = [
-    "PATH", "PYTHONPATH", "VIRTUAL_ENV", "LANG", "LC_ALL", "HOME",
-    "ROMAN_DATA_URL", "ROMAN_DATA_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-    "CRDS_PATH", "CRDS_SERVER_URL", "STPSF_PATH",
-]
+# Only the software environment is inherited from the gateway's own process; the data settings
+# and credentials come from the user's data environment below, never from the gateway's.
+c.UnsafeLocalBackend.inherited_environment = ["PATH", "PYTHONPATH", "VIRTUAL_ENV", "LANG", "LC_ALL", "HOME"]
 # distributed 2026 ships no dask-scheduler/dask-worker scripts: use the `dask` command.
 c.ClusterConfig.scheduler_cmd = gw.scheduler_cmd
 c.ClusterConfig.worker_cmd = gw.worker_cmd
 c.ClusterConfig.worker_cores = gw.worker_cores
 c.ClusterConfig.worker_memory = gw.worker_memory
 c.ClusterConfig.idle_timeout = gw.idle_timeout
-# Workers the data store can reach: same data environment as the user servers.
-c.ClusterConfig.environment = {
-    k: v for k, v in settings.singleuser.environment.items()
-    if k.startswith(("ROMAN_", "AWS_", "CRDS_", "STPSF_"))
-}
+# Workers the data store can reach: the data part of what the spawner gives every user server
+# (hub_config/jupyterhub_config.py: Spawner.environment = settings.singleuser.environment);
+# hub_config.gateway expands per-user templates ({username}) for each cluster's owner.
+from hub_config.gateway import data_environment
+
+c.ClusterConfig.environment = data_environment(settings.singleuser.environment)
 
 # ----------------------------------------------------------------------------- identity (issue 4)
 # The tier-aware options handler and per-user limits (hub_config/gateway.py) are wired here.

@@ -77,10 +77,10 @@ def test_cluster_objects_per_tier(chart, gateway, tier):
     spec = obj["spec"]["config"]
     assert spec["worker_cores"] == lim.worker_cores.max
     assert spec["worker_memory"] == int(lim.worker_memory_gib.max * GIB)
-    # dask-gateway lowers the worker cap further so workers and scheduler fit the cluster maxima.
+    # The worker cap is the policy's, for workers; the scheduler comes on top (hub_config.gateway).
     assert 1 <= spec["cluster_max_workers"] <= lim.max_workers
     assert spec["cluster_max_workers"] * spec["worker_cores"] <= lim.max_cores_per_cluster
-    assert spec["cluster_max_cores"] == lim.max_cores_per_cluster
+    assert spec["cluster_max_cores"] == lim.max_cores_per_cluster + spec["scheduler_cores"]  # workers + scheduler
     assert spec["idle_timeout"] == lim.idle_timeout_s
     assert spec["environment"]["ROMAN_TIER"] == tier
     assert spec["namespace"] == ("roman-users" if gateway.config == "cloud-production" else chart.NAMESPACE)

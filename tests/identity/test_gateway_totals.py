@@ -56,3 +56,99 @@ async def _scenario():
     # Stopped clusters free their share.
     b.db.update_cluster(a, status=JobStatus.STOPPED, target=JobStatus.STOPPED)
     assert b.allowed_workers(c.name, 20)[0] == min(lim.max_total_workers, 20, int(lim.max_total_cores // 2))
+
+
+# ----------------------------------------------------------------------------- interleavings
+# Deterministic versions of the races the end-to-end race test (test_gateway_race.py) samples:
+# each request awaits in the middle (the quota check runs in a thread on the real platform), so
+# without one decision at a time per user every request would see the same usage.
+
+class _Forwarded:
+    """Stand-in for the scheduler side: records what reached the scheduler."""
+
+    async def forward_message_to_scheduler(self, cluster, msg):
+        self.sent = getattr(self, "sent", {})
+        self.sent[cluster.name] = msg
+
+    async def start_cluster(self, user, options):
+        await asyncio.sleep(0.01)  # creating the record yields once, as a real backend may
+        return self.db.create_cluster(user.name, {}, {"environment": {TIER_ENV: "research"}}).name
+
+    async def on_cluster_heartbeat(self, cluster_name, msg):
+        self.db.update_cluster(self.db.get_cluster(cluster_name), count=msg["count"])
+
+
+class _RaceBackend(TierLimitsMixin, _Forwarded):
+    pass
+
+
+def _race_backend(monkeypatch):
+    import hub_config.gateway as gw
+
+    async def slow_quota(*a, **k):
+        await asyncio.sleep(0.02)
+
+    monkeypatch.setattr(gw, "_quota_check", slow_quota)
+    b = _RaceBackend()
+    b.db, b.log, b.policy_file = DataManager(), logging.getLogger("test"), None
+    return b
+
+
+def test_concurrent_scale_requests_share_the_total(monkeypatch):
+    from types import SimpleNamespace
+
+    async def scenario():
+        b = _race_backend(monkeypatch)
+        lim = b.policy.gateway_limits("research")
+        clusters = [_cluster(b.db, "ann", "research", 1, 1, 0) for _ in range(2)]
+        for c in clusters:
+            c.options = {}
+        await asyncio.gather(*(b.forward_message_to_scheduler(c, {"op": "scale", "count": 10000})
+                               for c in clusters))
+        granted = [b.sent[c.name]["count"] for c in clusters]
+        assert sum(granted) == lim.max_total_workers, granted
+        # Heartbeats carrying the scheduler's counts, in either order, keep the sum.
+        for c in reversed(clusters):
+            await b.on_cluster_heartbeat(c.name, {"count": b.sent[c.name]["count"]})
+        assert sum(b.db.get_cluster(c.name).count for c in clusters) == lim.max_total_workers
+        # An adapt on one while the other scales: still within the total.
+        await asyncio.gather(
+            b.forward_message_to_scheduler(clusters[0], {"op": "scale", "count": 0}),
+            b.forward_message_to_scheduler(clusters[1], {"op": "adapt", "minimum": 0, "maximum": 10000}),
+        )
+        assert b.sent[clusters[1].name]["maximum"] <= lim.max_total_workers
+        # Concurrent new clusters: exactly max_clusters exist however many are asked for.
+        user = SimpleNamespace(name="cat", groups=["tier-research"])
+        results = await asyncio.gather(*(b.start_cluster(user, {}) for _ in range(5)),
+                                       return_exceptions=True)
+        made = [r for r in results if not isinstance(r, Exception)]
+        assert len(made) == lim.max_clusters, results
+        assert all("cluster(s) at once" in str(r) for r in results if isinstance(r, Exception))
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
+
+
+def test_stopping_workers_count_until_they_are_gone(monkeypatch):
+    async def scenario():
+        b = _race_backend(monkeypatch)
+        lim = b.policy.gateway_limits("research")
+        a = _cluster(b.db, "ann", "research", 1, 1, 0)
+        other = _cluster(b.db, "ann", "research", 1, 1, 0)
+        # A's workers were told to stop but their processes still run.
+        ws = [b.db.create_worker(a) for _ in range(lim.max_total_workers)]
+        b.db.update_workers([(w, {"status": JobStatus.RUNNING, "target": JobStatus.STOPPED}) for w in ws])
+        assert b.allowed_workers(other.name, 10000)[0] == 0
+        # ... and A itself may not start replacements while they linger.
+        await b.on_cluster_heartbeat(a.name, {"count": 2})
+        assert b.db.get_cluster(a.name).count == 0
+        b.db.update_workers([(w, {"status": JobStatus.STOPPED}) for w in ws])
+        await b.on_cluster_heartbeat(a.name, {"count": 2})
+        assert b.db.get_cluster(a.name).count == 2
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
