@@ -82,7 +82,9 @@ def tier_cluster_options(user: Any, policy_file: str | None = None) -> Options:
             default=lim.worker_cores.min,
             min=lim.worker_cores.min,
             max=lim.worker_cores.max,
-            label=f"Worker cores ({tier} tier: {lim.worker_cores.min:g}-{lim.worker_cores.max:g})",
+            label=(f"Worker cores ({tier} tier: {lim.worker_cores.min:g}-{lim.worker_cores.max:g}; up to "
+                   f"{lim.max_workers} workers per cluster, {lim.max_total_workers} in all, "
+                   "scheduler not counted)"),
         ),
         Float(
             "worker_memory",

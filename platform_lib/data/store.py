@@ -188,7 +188,7 @@ def get_store(
         if not url:
             raise DataStoreError(
                 f"no data store configured: set {ENV_URL} (s3://bucket/prefix or a folder), "
-                "or pass the URL to this function"
+                "or pass the URL to this function" + _on_worker_hint([ENV_URL])
             )
     url = os.fspath(url)
     if url.startswith(("s3://", "s3a://")):
@@ -204,6 +204,7 @@ def get_store(
             raise DataStoreError(
                 f"no S3 credential for {url}: {' and '.join(missing)} not set (the platform "
                 "sets them in every notebook); pass key=/secret=, or anon=True for a public bucket"
+                + _on_worker_hint(missing)
             )
         endpoint = endpoint or os.environ.get(ENV_ENDPOINT) or None
         options: dict[str, Any] = {"anon": anon, **storage_options}
@@ -230,6 +231,20 @@ def get_store(
 
 
 _KNOWN: dict[str, Store] = {}
+
+
+def _on_worker_hint(missing: list[str]) -> str:
+    """On a Dask worker, say where its environment comes from (issue 15: workers had none)."""
+    try:
+        from distributed import get_worker  # noqa: PLC0415
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return ""
+    return (f". This runs on Dask worker {worker.address}, whose environment lacks "
+            f"{', '.join(missing)}: on the platform the Dask-Gateway gives workers your server's "
+            "data settings (hub_config.gateway.data_environment); a LocalCluster or a "
+            "self-made cluster needs them in its environment")
 
 
 def _normalise(url: str) -> str:

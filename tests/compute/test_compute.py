@@ -63,3 +63,42 @@ def test_workers_keep_glibc_dynamic_mmap_threshold(monkeypatch: pytest.MonkeyPat
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={"DASK_CONFIG": str(DASK_CONFIG_FILE.parent), "PATH": ""})
     assert out.stdout.strip() == "None", out.stderr
+
+
+def _open_store() -> str:
+    from platform_lib.data import get_store
+
+    return get_store().url("")
+
+
+def test_worker_without_store_settings_names_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker missing the data settings says which ones and where they should come from."""
+    from distributed import Client, LocalCluster
+
+    from platform_lib.data import DataStoreError
+
+    monkeypatch.delenv("ROMAN_DATA_URL", raising=False)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        with pytest.raises(DataStoreError, match="ROMAN_DATA_URL") as err:
+            client.submit(_open_store, pure=False).result(timeout=60)
+        assert "Dask worker" in str(err.value) and "data_environment" in str(err.value)
+        monkeypatch.setenv("ROMAN_DATA_URL", "s3://roman")
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+        with pytest.raises(DataStoreError, match="AWS_ACCESS_KEY_ID not set.*Dask worker"):
+            client.submit(_open_store, pure=False).result(timeout=60)
+
+
+def test_user_store_url_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    from platform_lib.compute import user_store_url
+
+    monkeypatch.setenv("ROMAN_USER_STORE_URL", "s3://roman-users/users/ann")
+    assert user_store_url("tutorials", "03/") == "s3://roman-users/users/ann/tutorials/03"
+    monkeypatch.delenv("ROMAN_USER_STORE_URL")
+    monkeypatch.setenv("ROMAN_DATA_URL", "s3://roman/")
+    monkeypatch.setenv("JUPYTERHUB_USER", "bob")
+    assert user_store_url() == "s3://roman/users/bob/"
+    monkeypatch.delenv("ROMAN_DATA_URL")
+    with pytest.raises(RuntimeError, match="ROMAN_USER_STORE_URL"):
+        user_store_url()
