@@ -13,9 +13,10 @@ sends. From the tier:
   cores and memory across all of a user's clusters on every scale, adapt and scheduler heartbeat
   (which is where adaptive scaling arrives). A request over the total is cut to what is left and
   the client gets a ``GatewayWarning`` saying so. Every decision that reads the user's usage and
-  records a new share runs under one lock per user with no ``await`` in between, and counts the
-  other clusters' granted targets and live worker processes, so concurrent requests from one
-  user (any mix of clusters) never add up to more than the total.
+  records a new share runs under one lock per user with no ``await`` in between and counts the
+  other clusters' just-granted targets, so concurrent requests from one user (any mix of
+  clusters) never add up to more than the total; and on DB backends no worker *process* starts
+  while the user's live workers (stopping ones included) leave no room for it.
 * The worker budget is for *workers*: a tier's ``max_workers`` / ``max_cores_per_cluster`` /
   ``max_memory_gib_per_cluster`` are what ``scale(n)`` can reach; each cluster's one scheduler
   (``scheduler_cores``, ``scheduler_memory``) comes on top and is bounded by ``max_clusters``.
@@ -232,26 +233,13 @@ class TierLimitsMixin:
             tier = self.policy.default_tier
         return self.policy.gateway_limits(tier)
 
-    @staticmethod
-    def _live_workers(cluster: Any) -> tuple[int, int]:
-        """(worker processes that may be running, of which already told to stop).
-
-        DB backends know each worker; a backend without worker records (KubeBackend) gives 0."""
-        workers = getattr(cluster, "workers", None) or {}
-        live = [w for w in workers.values() if w.status < JobStatus.STOPPED]
-        return len(live), sum(1 for w in live if w.target >= JobStatus.STOPPED)
-
     def _usage(self, cluster: Any) -> int:
-        """Workers ``cluster`` holds against its owner's totals: the most of its heartbeat count,
-        the count granted to it and not yet in a heartbeat, and its live worker processes."""
-        return max(int(cluster.count), self._granted.get(cluster.name, 0), self._live_workers(cluster)[0])
+        """Workers ``cluster`` holds against its owner's totals: its heartbeat count, or the count
+        just granted to it when the scheduler has not reported that yet."""
+        return max(int(cluster.count), self._granted.get(cluster.name, 0))
 
-    def allowed_workers(self, cluster_name: str, requested: int,
-                        lingering: int = 0) -> tuple[int, str | None]:
-        """The most workers ``cluster_name`` may have given the owner's other clusters.
-
-        ``lingering``: this cluster's own workers that are stopping but still running, which
-        the new count must leave room for (heartbeats pass it, so processes never overshoot)."""
+    def allowed_workers(self, cluster_name: str, requested: int) -> tuple[int, str | None]:
+        """The most workers ``cluster_name`` may have given the owner's other clusters."""
         cluster = self.db.get_cluster(cluster_name)
         if cluster is None:
             return requested, None
@@ -266,20 +254,28 @@ class TierLimitsMixin:
             used_w += n
             used_c += n * float(other.config.get("worker_cores") or 1)
             used_m += n * float(other.config.get("worker_memory") or GIB)
-        room = min(
-            lim.max_total_workers - used_w,
-            math.floor((lim.max_total_cores - used_c) / cores + 1e-9),
-            math.floor((lim.max_total_memory_gib * GIB - used_m) / mem + 1e-9),
-        )
-        room = max(0, int(room))
-        if requested <= room - lingering:
+        room = max(0, _room(lim, cores, mem, used_w, used_c, used_m))
+        if requested <= room:
             return requested, None
-        return max(0, room - lingering), (
+        return room, (
             f"Your tier allows {lim.max_total_workers} workers, {lim.max_total_cores:g} cores and "
             f"{lim.max_total_memory_gib:g} GiB in total across all your clusters; your other "
             f"clusters use {used_w:g} workers, {used_c:g} cores, {used_m / GIB:g} GiB, so this "
             f"cluster is limited to {room} workers (asked for {requested})."
         )
+
+    def startable_workers(self, cluster: Any) -> int:
+        """Worker processes ``cluster`` may start now: what the totals leave after every live
+        worker process of the owner (starting, running, or told to stop and not yet gone)."""
+        lim = self._limits_of(cluster)
+        used_w = used_c = used_m = 0.0
+        for c in self._active_clusters(cluster.username):
+            live = sum(1 for w in c.workers.values() if w.status < JobStatus.STOPPED)
+            used_w += live
+            used_c += live * float(c.config.get("worker_cores") or 1)
+            used_m += live * float(c.config.get("worker_memory") or GIB)
+        return max(0, _room(lim, float(cluster.config.get("worker_cores") or 1),
+                            float(cluster.config.get("worker_memory") or GIB), used_w, used_c, used_m))
 
     # -------------------------------------------------------------- enforcement points
     async def start_cluster(self, user: Any, cluster_options: Any) -> str:
@@ -323,14 +319,11 @@ class TierLimitsMixin:
         return await super().forward_message_to_scheduler(cluster, msg)
 
     async def on_cluster_heartbeat(self, cluster_name: str, msg: dict[str, Any]) -> Any:
-        # The heartbeat's count is what the backend starts workers for (adaptive scaling
-        # arrives here too): cap it by the totals, leaving room for this cluster's stopping
-        # workers, and record it before anything awaits.
+        # The heartbeat's count is the cluster's target (adaptive scaling arrives here too):
+        # cap it by the totals and record it before anything awaits.
         count = int(msg.get("count", 0))
-        cluster = self.db.get_cluster(cluster_name)
-        lingering = self._live_workers(cluster)[1] if cluster is not None else 0
-        allowed, warning = self.allowed_workers(cluster_name, count, lingering)
-        if warning or allowed < count:
+        allowed, warning = self.allowed_workers(cluster_name, count)
+        if warning:
             self.log.info("cluster %s: heartbeat asked for %d workers, capped at %d by the per-user total",
                           cluster_name, count, allowed)
             msg = {**msg, "count": allowed}
@@ -342,6 +335,36 @@ class TierLimitsMixin:
     async def stop_cluster(self, cluster_name: str, failed: bool = False) -> Any:
         self._granted.pop(cluster_name, None)
         return await super().stop_cluster(cluster_name, failed=failed)
+
+    # -------------------------------------------------------------- worker processes (DB backends)
+    async def _check_cluster_scale(self, cluster: Any) -> Any:
+        """Start no worker process the totals have no room for right now (targets are capped
+        above; this holds while other workers are still stopping). The rest start when they
+        have gone (:meth:`_worker_to_stopped` looks again)."""
+        missing = cluster.count - len(cluster.active_workers())
+        if missing <= 0 or cluster.worker_start_failure_count >= self.worker_start_failure_limit:
+            return await super()._check_cluster_scale(cluster)
+        for _ in range(min(missing, self.startable_workers(cluster))):
+            worker = self.db.create_worker(cluster)
+            self.log.info("Created worker %s for cluster %s", worker.name, cluster.name)
+            self.queue.put(worker)
+        return None
+
+    async def _worker_to_stopped(self, worker: Any) -> Any:
+        result = await super()._worker_to_stopped(worker)
+        for c in self._active_clusters(worker.cluster.username):  # room freed: look again
+            self.queue.put(c)
+        return result
+
+
+def _room(lim: GatewayLimits, cores: float, mem: float, used_w: float, used_c: float,
+          used_m: float) -> int:
+    """Workers of ``cores``/``mem`` that fit in the tier's totals after ``used_*``."""
+    return int(min(
+        lim.max_total_workers - used_w,
+        math.floor((lim.max_total_cores - used_c) / cores + 1e-9),
+        math.floor((lim.max_total_memory_gib * GIB - used_m) / mem + 1e-9),
+    ))
 
 
 async def _quota_check(who: Any, options: Any, what: str) -> None:

@@ -77,6 +77,9 @@ class _Forwarded:
     async def on_cluster_heartbeat(self, cluster_name, msg):
         self.db.update_cluster(self.db.get_cluster(cluster_name), count=msg["count"])
 
+    async def _worker_to_stopped(self, worker):
+        pass
+
 
 class _RaceBackend(TierLimitsMixin, _Forwarded):
     pass
@@ -131,22 +134,36 @@ def test_concurrent_scale_requests_share_the_total(monkeypatch):
         pool.submit(asyncio.run, scenario()).result()
 
 
-def test_stopping_workers_count_until_they_are_gone(monkeypatch):
+def test_no_worker_process_starts_while_others_still_stop(monkeypatch):
+    """Targets within the total are not enough: a new worker starts only when the owner's live
+    worker processes (stopping ones included) leave room, and as soon as they do."""
+    class _Queue(list):
+        put = list.append
+
     async def scenario():
         b = _race_backend(monkeypatch)
+        b.queue, b.worker_start_failure_limit = _Queue(), 3
         lim = b.policy.gateway_limits("research")
         a = _cluster(b.db, "ann", "research", 1, 1, 0)
         other = _cluster(b.db, "ann", "research", 1, 1, 0)
-        # A's workers were told to stop but their processes still run.
+        # A's workers were told to stop (A scaled to 0) but their processes still run.
         ws = [b.db.create_worker(a) for _ in range(lim.max_total_workers)]
         b.db.update_workers([(w, {"status": JobStatus.RUNNING, "target": JobStatus.STOPPED}) for w in ws])
-        assert b.allowed_workers(other.name, 10000)[0] == 0
-        # ... and A itself may not start replacements while they linger.
-        await b.on_cluster_heartbeat(a.name, {"count": 2})
-        assert b.db.get_cluster(a.name).count == 0
-        b.db.update_workers([(w, {"status": JobStatus.STOPPED}) for w in ws])
-        await b.on_cluster_heartbeat(a.name, {"count": 2})
-        assert b.db.get_cluster(a.name).count == 2
+        # The other cluster's target may be the whole total (A's target is 0) ...
+        await b.on_cluster_heartbeat(other.name, {"count": lim.max_total_workers})
+        assert b.db.get_cluster(other.name).count == lim.max_total_workers
+        # ... but no process starts while A's still run.
+        await b._check_cluster_scale(other)
+        assert not other.workers
+        # One of A's stops: exactly one may start, and the stop itself triggers the look.
+        b.db.update_worker(ws[0], status=JobStatus.STOPPED)
+        await b._worker_to_stopped(ws[0])
+        assert other in b.queue
+        await b._check_cluster_scale(other)
+        assert len(other.workers) == 1
+        b.db.update_workers([(w, {"status": JobStatus.STOPPED}) for w in ws[1:]])
+        await b._check_cluster_scale(other)
+        assert len(other.workers) == lim.max_total_workers
 
     from concurrent.futures import ThreadPoolExecutor
 
