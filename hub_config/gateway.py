@@ -183,6 +183,18 @@ async def _warnings_middleware(request: web.Request, handler: Any) -> web.Stream
     return web.json_response(body, status=resp.status)
 
 
+def user_pod_identity(config: Any, username: str) -> None:
+    """Kubernetes: scheduler and worker pods run as the user's own service account (workload
+    identity), when the chart names it with a template (``serviceAccountName: "{username}-..."``
+    in ``KubeClusterConfig.*_extra_pod_config``), expanded as KubeSpawner expands it for the
+    server. Other backends have no pod config and are left alone."""
+    for trait in ("scheduler_extra_pod_config", "worker_extra_pod_config"):
+        pod = getattr(config, trait, None)
+        if isinstance(pod, dict) and isinstance(pod.get("serviceAccountName"), str):
+            name = user_environment({"sa": pod["serviceAccountName"]}, username)["sa"]
+            setattr(config, trait, {**pod, "serviceAccountName": name})
+
+
 class TierLimitsMixin:
     """Per-user totals for a dask-gateway backend (put it first in the bases).
 
@@ -216,6 +228,7 @@ class TierLimitsMixin:
         # options handler's output (the tier) on top. The handler's dict replaced it upstream.
         base = self.cluster_config_class(parent=self).environment
         config.environment = {**user_environment(dict(base), user.name), **dict(config.environment)}
+        user_pod_identity(config, user.name)
         # The scheduler comes on top of the workers' budget (see the module docstring).
         lim = self.policy.gateway_limits(config.environment.get(TIER_ENV) or self.policy.default_tier)
         config.cluster_max_cores = float(lim.max_cores_per_cluster) + float(config.scheduler_cores)

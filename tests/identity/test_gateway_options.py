@@ -69,3 +69,26 @@ def test_workers_get_the_users_data_environment():
         "s3://roman-users/users/bob")
     # Never the notebook's hub token or its gateway settings.
     assert not {"JUPYTERHUB_API_TOKEN", "DASK_GATEWAY__ADDRESS"} & set(ann)
+
+
+def test_kubernetes_pods_run_as_the_users_service_account():
+    """On Kubernetes the chart names a per-user service account by template; each cluster's pods
+    get their owner's (no Kubernetes API server here: the config object is what KubeBackend
+    writes into the DaskCluster, checked against the pods in tests/helm)."""
+    from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
+
+    from hub_config.gateway import user_pod_identity
+
+    for user, expected in (("ann", "ann-data"), ("Bob.Smith", None)):
+        cfg = KubeClusterConfig(worker_extra_pod_config={"serviceAccountName": "{username}-data",
+                                                         "automountServiceAccountToken": True},
+                                scheduler_extra_pod_config={"serviceAccountName": "{username}-data"})
+        user_pod_identity(cfg, user)
+        sa = cfg.worker_extra_pod_config["serviceAccountName"]
+        assert sa == cfg.scheduler_extra_pod_config["serviceAccountName"]
+        assert "{" not in sa and (expected is None or sa == expected)
+        assert cfg.worker_extra_pod_config["automountServiceAccountToken"] is True
+    assert sa != "ann-data"
+    plain = KubeClusterConfig(worker_extra_pod_config={"automountServiceAccountToken": False})
+    user_pod_identity(plain, "ann")
+    assert plain.worker_extra_pod_config == {"automountServiceAccountToken": False}
