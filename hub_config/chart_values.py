@@ -93,8 +93,17 @@ def name(short: str, v: dict[str, Any] | None = None) -> str:
     return names[short]
 
 
-def image(spec: dict[str, Any]) -> str:
-    return f"{spec['name']}:{spec['tag']}"
+def image(component: str, v: dict[str, Any]) -> str:
+    """An image's full reference as the chart resolved it (global.registry applied, rp.imageRef)."""
+    images = get("_chart.images", {}, source=v)
+    if component not in images:
+        raise ChartValuesError(f"chart values carry no image reference {component!r}")
+    return images[component]
+
+
+def pull_secrets(v: dict[str, Any]) -> list[str]:
+    """The pull secrets every pod of the release gets (rp.pullSecretNames): user and Dask pods too."""
+    return list(get("_chart.pullSecrets", [], source=v) or [])
 
 
 def public_url(v: dict[str, Any]) -> str:
@@ -107,22 +116,42 @@ def public_url(v: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------- addresses
+def host(short: str, v: dict[str, Any]) -> str:
+    """A chart Service's address from any namespace: ``<name>.<release namespace>.svc``.
+
+    User servers and Dask pods run in ``singleuser.namespace`` when it is set, where a short
+    name would resolve to nothing (their DNS search path starts with their own namespace).
+    """
+    return f"{name(short, v)}.{get('_chart.namespace', source=v)}.svc"
+
+
 def hub_api_url(v: dict[str, Any]) -> str:
-    return f"http://{name('hub', v)}:8081/hub/api"
+    return f"http://{host('hub', v)}:8081/hub/api"
 
 
 def gateway_address(v: dict[str, Any]) -> str:
     """The gateway's HTTP address for notebooks (traefik, routed to the API by prefix)."""
-    return f"http://{name('traefik', v)}:80/services/dask-gateway"
+    return f"http://{host('traefik', v)}:80/services/dask-gateway"
+
+
+def gateway_public_address(v: dict[str, Any]) -> str:
+    """The gateway as a browser reaches it (dashboard links): the hub's public URL, whose proxy
+    routes /services/dask-gateway/ to traefik (the dask-gateway service's ``url``)."""
+    return f"{public_url(v)}/services/dask-gateway"
 
 
 def gateway_proxy_address(v: dict[str, Any]) -> str:
-    return f"gateway://{name('traefik', v)}:8786"
+    return f"gateway://{host('traefik', v)}:8786"
 
 
 def quota_url(v: dict[str, Any]) -> str:
     """The quota service for notebooks, through the proxy (it routes /services/quota/)."""
-    return f"http://{name('proxyPublic', v)}/services/quota/"
+    return f"http://{host('proxyPublic', v)}:80/services/quota/"
+
+
+def quota_public_url(v: dict[str, Any]) -> str:
+    """The quota service's pages as a browser opens them (the status bar's and /roman/account's link)."""
+    return f"{public_url(v)}/services/quota/"
 
 
 def data_environment(v: dict[str, Any]) -> dict[str, str]:
@@ -147,12 +176,14 @@ def singleuser_environment(v: dict[str, Any]) -> dict[str, str]:
         env.update(
             {
                 "DASK_GATEWAY__ADDRESS": gateway_address(v),
+                "DASK_GATEWAY__PUBLIC_ADDRESS": gateway_public_address(v),
                 "DASK_GATEWAY__PROXY_ADDRESS": gateway_proxy_address(v),
                 "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
             }
         )
     if get("quota.enabled", True, source=v):
         env["ROMAN_QUOTA_URL"] = quota_url(v)
+        env["ROMAN_QUOTA_PUBLIC_URL"] = quota_public_url(v)
     env.update({k: str(val) for k, val in (get("singleuser.extraEnv", {}, source=v) or {}).items()})
     return env
 
@@ -197,7 +228,7 @@ def chart_settings(v: dict[str, Any] | None = None) -> Any:
         },
         proxy={
             "command": [],
-            "api_url": f"http://{name('proxyApi', v)}:8001",
+            "api_url": f"http://{host('proxyApi', v)}:8001",
             "auth_token": os.environ.get("CONFIGPROXY_AUTH_TOKEN", ""),
             "pid_file": "/tmp/proxy.pid",
         },
@@ -255,12 +286,14 @@ def configure_kubernetes(c: Any, v: dict[str, Any] | None = None) -> None:
 
     # Hub and proxy: the proxy is its own Deployment; user servers outlive hub restarts.
     c.JupyterHub.hub_bind_url = "http://:8081"
-    c.JupyterHub.hub_connect_url = f"http://{name('hub', v)}:8081"
+    c.JupyterHub.hub_connect_url = f"http://{host('hub', v)}:8081"
     c.JupyterHub.bind_url = "http://:8000"
     c.JupyterHub.public_url = url
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.cleanup_proxy = False
     c.JupyterHub.pid_file = ""
+    # After a chart upgrade to a newer JupyterHub, hub.db.upgrade lets the hub migrate its schema.
+    c.JupyterHub.upgrade_db = bool(get("hub.db.upgrade", False, source=v))
     c.JupyterHub.concurrent_spawn_limit = int(get("hub.concurrentSpawnLimit", 64, source=v))
     c.ConfigurableHTTPProxy.should_start = False
     c.ConfigurableHTTPProxy.pid_file = ""
@@ -289,10 +322,10 @@ def configure_kubespawner(c: Any, v: dict[str, Any]) -> None:
     uid, gid = int(su["uid"]), int(su["fsGid"])
     c.JupyterHub.spawner_class = "hub_config.spawner.TierKubeSpawner"
     c.KubeSpawner.namespace = namespace
-    c.KubeSpawner.image = image(su["image"])
+    c.KubeSpawner.image = image("singleuser", v)
     c.KubeSpawner.image_pull_policy = su["image"].get("pullPolicy", "IfNotPresent")
-    if get("global.imagePullSecrets", [], source=v):
-        c.KubeSpawner.image_pull_secrets = [s["name"] for s in v["global"]["imagePullSecrets"]]
+    if pull_secrets(v):
+        c.KubeSpawner.image_pull_secrets = pull_secrets(v)
     c.KubeSpawner.cmd = ["jupyterhub-singleuser"]
     c.KubeSpawner.port = 8888
     c.KubeSpawner.start_timeout = int(su.get("startTimeout", 600))
@@ -411,7 +444,7 @@ def configure_services(c: Any, v: dict[str, Any]) -> None:
                 "name": "dask-gateway",
                 "api_token": secret("gateway-token"),
                 # /services/dask-gateway/ on the proxy goes to traefik, which routes by prefix.
-                "url": f"http://{name('traefik', v)}:80",
+                "url": f"http://{host('traefik', v)}:80",
                 "display": False,
             }
         )
@@ -443,7 +476,7 @@ def _quota_service(services: list[dict[str, Any]], v: dict[str, Any]) -> list[di
         if get("quota.db.type", "sqlite-pvc", source=v) == "external":
             svc.pop("command", None)
             svc.pop("environment", None)
-            svc["url"] = f"http://{name('quota', v)}:{int(get('quota.port', 8090, source=v))}"
+            svc["url"] = f"http://{host('quota', v)}:{int(get('quota.port', 8090, source=v))}"
         else:
             pod_ip = os.environ.get("POD_IP", "")
             if not pod_ip:

@@ -47,7 +47,7 @@ class AccountHandler(JupyterHandler):
                 "remaining_gpu_hours": a.remaining_gpu_hours,
                 "renewal_date": a.renewal_date.isoformat() if a.renewal_date else None,
                 "teams": [t["name"] for t in a.teams], "warnings": a.warnings, "summary": a.summary(),
-                "service_url": os.environ.get("ROMAN_QUOTA_URL", ""),
+                "service_url": _public_service_url(),
             }))
             return
         self.finish(PAGE.format(
@@ -55,8 +55,14 @@ class AccountHandler(JupyterHandler):
             remaining="—" if a.remaining_core_hours is None else f"{a.remaining_core_hours:.2f}",
             renewal=a.renewal_date.strftime("%Y-%m-%d") if a.renewal_date else "—",
             warnings="".join(f'<p class="warn">{html.escape(w)}</p>' for w in a.warnings),
-            service=html.escape(os.environ.get("ROMAN_QUOTA_URL", "")),
+            service=html.escape(_public_service_url()),
         ))
+
+
+def _public_service_url() -> str:
+    """The quota service as the user's browser opens it: in the chart the server reaches it by an
+    in-cluster name the browser cannot resolve, so the hub also sets ROMAN_QUOTA_PUBLIC_URL."""
+    return os.environ.get("ROMAN_QUOTA_PUBLIC_URL") or os.environ.get("ROMAN_QUOTA_URL", "")
 
 
 def _load_jupyter_server_extension(serverapp) -> None:

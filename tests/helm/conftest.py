@@ -59,7 +59,8 @@ def value_args(files: list[str], sets: dict[str, str] | None = None) -> list[str
 
 def template(files: list[str], sets: dict[str, str] | None = None, check: bool = True
              ) -> subprocess.CompletedProcess[str]:
-    return helm("template", RELEASE, str(CHART), "-n", NAMESPACE, *value_args(files, sets), check=check)
+    return helm("template", RELEASE, str(CHART), "-n", NAMESPACE, "--include-crds", *value_args(files, sets),
+                check=check)
 
 
 @lru_cache(maxsize=16)
@@ -263,3 +264,217 @@ def reachable(objs, src, dst, port: int) -> bool:
     if isinstance(dst, str):
         return True
     return _direction_allows(objs, dst, "Ingress", "from", src, port)
+
+
+# --------------------------------------------------------------------------- names
+def services(objs) -> dict[tuple[str, str], set[int]]:
+    """(namespace, Service name) -> its ports, from the rendered objects."""
+    return {(o["metadata"].get("namespace", NAMESPACE), o["metadata"]["name"]): {p["port"] for p in o["spec"]["ports"]}
+            for o in objs if o["kind"] == "Service"}
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def url_problems(who: str, env: dict[str, str], pod_ns: str, objs, extra_services=None) -> list[str]:
+    """Every in-cluster URL in a pod's environment must name a Service and port that exist in
+    the namespace the name implies (a short name: the pod's own, as its DNS search path says).
+
+    Hosts with a public DNS name (a dot, not ``.svc``/``.cluster.local``) and IP literals are not
+    in-cluster Service names and are left alone; every other host is checked.
+    """
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    known = {**services(objs), **(extra_services or {})}
+    namespaces = {ns for ns, _ in known}
+    problems = []
+    for key, value in sorted(env.items()):
+        if not isinstance(value, str) or "://" not in value:
+            continue
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https", "ws", "wss", "gateway", "tls", "tcp"):
+            continue  # s3://bucket/..., file paths: not network names
+        host = parts.hostname or ""
+        try:
+            ipaddress.ip_address(host)
+            continue
+        except ValueError:
+            pass
+        labels = host.split(".")
+        if len(labels) == 1:
+            ns, svc = pod_ns, host
+        elif host.endswith((".svc", ".svc.cluster.local")) or (len(labels) == 2 and labels[1] in namespaces):
+            svc, ns = labels[0], labels[1]
+        else:
+            continue  # a public name (the hub's public URL, the OIDC issuer, S3)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+        if (ns, svc) not in known:
+            problems.append(f"{who}: {key}={value}: no Service {svc!r} in namespace {ns!r}")
+        elif port not in known[(ns, svc)]:
+            problems.append(f"{who}: {key}={value}: Service {ns}/{svc} has no port {port}")
+    return problems
+
+
+# --------------------------------------------------------------------------- permissions
+def rbac_allows(objs, sa_ns: str, sa: str, verb: str, group: str, resource: str, ns: str | None) -> bool:
+    """Would the API server's RBAC authorizer allow this service account the call?
+
+    ``ns=None`` is a cluster-scope call (``list_pod_for_all_namespaces``, nodes): only a
+    ClusterRole bound by a ClusterRoleBinding grants it. A namespaced call is granted by a
+    RoleBinding in that namespace (to a Role there or a ClusterRole) or a ClusterRoleBinding.
+    """
+    roles = {(o["kind"], o["metadata"].get("namespace", NAMESPACE) if o["kind"] == "Role" else None,
+              o["metadata"]["name"]): o for o in objs if o["kind"] in ("Role", "ClusterRole")}
+
+    def grants(role) -> bool:
+        for rule in (role or {}).get("rules", []):
+            if (group in rule.get("apiGroups", []) or "*" in rule.get("apiGroups", [])) and \
+               (resource in rule.get("resources", []) or "*" in rule.get("resources", [])) and \
+               (verb in rule.get("verbs", []) or "*" in rule.get("verbs", [])):
+                return True
+        return False
+
+    for b in objs:
+        if b["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        if not any(s.get("kind") == "ServiceAccount" and s["name"] == sa and s.get("namespace", sa_ns) == sa_ns
+                   for s in b.get("subjects") or []):
+            continue
+        ref = b["roleRef"]
+        if b["kind"] == "ClusterRoleBinding":
+            if ref["kind"] == "ClusterRole" and grants(roles.get(("ClusterRole", None, ref["name"]))):
+                return True
+            continue
+        bns = b["metadata"].get("namespace", NAMESPACE)
+        if ns is None or bns != ns:
+            continue
+        role = roles.get(("Role", bns, ref["name"])) if ref["kind"] == "Role" else roles.get(("ClusterRole", None, ref["name"]))
+        if grants(role):
+            return True
+    return False
+
+
+def pod_specs(objs):
+    """(who, namespace, pod spec) of every pod the rendered objects run."""
+    out = []
+    for o in objs:
+        found = pod_template(o)
+        if found:
+            out.append((f"{o['kind']}/{o['metadata']['name']}", o["metadata"].get("namespace", NAMESPACE), found[0]))
+    return out
+
+
+def supply_problems(who: str, spec: dict[str, Any], registry: str, pull_secrets: list[str]) -> list[str]:
+    """Every image of the pod from the configured registry; the pod carries every pull secret."""
+    problems = []
+    if registry:
+        for ct in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+            if not ct["image"].startswith(registry.rstrip("/") + "/"):
+                problems.append(f"{who}: image {ct['image']} is not from the registry {registry}")
+    have = {s["name"] for s in spec.get("imagePullSecrets") or []}
+    missing = set(pull_secrets) - have
+    if missing:
+        problems.append(f"{who}: no pull secret {sorted(missing)}")
+    return problems
+
+
+# --------------------------------------------------------------------------- upstream API calls
+#: client method verb -> RBAC verb
+_VERBS = {"create": "create", "delete": "delete", "read": "get", "list": "list", "patch": "patch",
+          "replace": "update"}
+#: kubernetes client singular (snake case) -> (API group, resource)
+_KINDS = {"pod": ("", "pods"), "persistent_volume_claim": ("", "persistentvolumeclaims"),
+          "secret": ("", "secrets"), "service": ("", "services"), "event": ("", "events"),
+          "endpoints": ("", "endpoints"), "namespace": ("", "namespaces")}
+
+
+def _source(module: str) -> str:
+    import importlib
+
+    return Path(importlib.import_module(module).__file__).read_text()
+
+
+def _typed_calls(src: str, client: str, scope: str) -> set[tuple[str, str, str, str]]:
+    """``<client>.<verb>_namespaced_<kind>(`` calls in a source file."""
+    import re
+
+    out = set()
+    for verb, kind in re.findall(rf"{client}\.(create|delete|read|list|patch|replace)_namespaced_(\w+?)\(", src):
+        if kind.endswith("custom_object") or kind.endswith("custom_object_status"):
+            continue
+        group, res = _KINDS[kind]
+        out.add((_VERBS[verb], group, res, scope))
+    return out
+
+
+def _custom_calls(src: str, scope: str) -> set[tuple[str, str, str, str]]:
+    """``custom_client.<verb>_namespaced_custom_object[_status](group, version, ns, plural, ...)``."""
+    import re
+
+    out = set()
+    for verb, status, args in re.findall(r"custom_client\.(\w+?)_namespaced_custom_object(_status)?\(\s*(.*?)\)", src, re.S):
+        parts = [a.strip().strip('"') for a in args.split(",")]
+        out.add((_VERBS[verb], parts[0], parts[3] + ("/status" if status else ""), scope))
+    return out
+
+
+def _informers(src: str) -> set[tuple[str, str, str, str]]:
+    """dask-gateway ``Informer(method=...)``: a list and a watch, cluster-wide for *_for_all_namespaces."""
+    import re
+
+    out = set()
+    for block in re.findall(r"Informer\((.*?)on_update", src, re.S):
+        method = re.search(r'method="(\w+)"', block).group(1)
+        if method == "list_cluster_custom_object":
+            group, res = re.search(r'group="([\w.]+)"', block).group(1), re.search(r'plural="(\w+)"', block).group(1)
+        else:
+            group, res = _KINDS[re.match(r"list_(\w+)_for_all_namespaces", method).group(1)]
+        out |= {("list", group, res, "cluster"), ("watch", group, res, "cluster")}
+    return out
+
+
+def kubespawner_calls(cfg) -> set[tuple[str, str, str, str]]:
+    """The calls kubespawner makes for this hub config, read from the installed kubespawner:
+    its typed ``self.api.*_namespaced_*`` calls and its reflectors (list + watch of the kinds it
+    starts watching). Services/secrets (internal_ssl, services_enabled) and namespace creation
+    (enable_user_namespaces) are only made when enabled: the caller asserts they are not."""
+    import re
+
+    src = _source("kubespawner.spawner")
+    calls = _typed_calls(src, r"self\.api", "user")
+    for kind in re.findall(r'_start_watching_\w+\(self.*?kind="(\w+)"', src, re.S):
+        group, res = _KINDS[kind.rstrip("s")]
+        calls |= {("list", "", res, "user"), ("watch", "", res, "user")}
+    return calls
+
+
+def gateway_backend_calls() -> set[tuple[str, str, str, str]]:
+    src = _source("dask_gateway_server.backends.kubernetes.backend")
+    return _custom_calls(src, "user") | _typed_calls(src, r"self\.core_client", "user") | _informers(src)
+
+
+def gateway_controller_calls() -> set[tuple[str, str, str, str]]:
+    src = _source("dask_gateway_server.backends.kubernetes.controller")
+    return _custom_calls(src, "user") | _typed_calls(src, r"self\.core_client", "user") | _informers(src)
+
+
+#: traefik v3 kubernetescrd provider (pkg/provider/kubernetes/crd/client.go, kubernetes_*.go;
+#: the RBAC in traefik's docs, "Kubernetes IngressRoute > RBAC", and traefik-helm-chart's
+#: templates/rbac/clusterrole.yaml that dask-gateway's chart copies): per watched namespace, list
+#: and watch of every traefik.io kind, of services, secrets and endpointslices (plus get of
+#: services and secrets); and, cluster-scope, list+watch of nodes, unless
+#: --providers.kubernetescrd.disableClusterScopeResources=true (then nothing cluster-scope).
+TRAEFIK_CRD_KINDS = ["ingressroutes", "ingressroutetcps", "ingressrouteudps", "middlewares", "middlewaretcps",
+                     "serverstransports", "serverstransporttcps", "tlsoptions", "tlsstores", "traefikservices"]
+
+
+def traefik_calls(args: list[str]) -> set[tuple[str, str, str, str]]:
+    calls = set()
+    for verb in ("list", "watch"):
+        calls |= {(verb, "traefik.io", k, "each") for k in TRAEFIK_CRD_KINDS}
+        calls |= {(verb, "", r, "each") for r in ("services", "secrets")}
+        calls.add((verb, "discovery.k8s.io", "endpointslices", "each"))
+    if "--providers.kubernetescrd.disableClusterScopeResources=true" not in args:
+        calls |= {("list", "", "nodes", "cluster"), ("watch", "", "nodes", "cluster")}
+    return calls

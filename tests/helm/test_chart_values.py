@@ -55,7 +55,7 @@ def test_settings_have_the_local_shape(kind_values):
     settings = chart_values.chart_settings()
     assert settings.mode == "kubernetes"
     assert settings.hub.public_url == "http://kind-node.invalid:30080"
-    assert settings.gateway.address == "http://rp-traefik:80/services/dask-gateway"
+    assert settings.gateway.address == "http://rp-traefik.roman.svc:80/services/dask-gateway"
     assert settings.singleuser.environment["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
     # The OIDC section hub_config.auth.configure_oidc reads, as in local mode.
     assert settings.oidc["issuer"] == "http://kind-node.invalid:30081"

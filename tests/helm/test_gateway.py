@@ -41,7 +41,8 @@ def _crd_schema(objs, group_version, kind):
 
 @pytest.fixture(params=["kind", "cloud-production"])
 def gateway(chart, tmp_path, request, monkeypatch):
-    objs = chart.render(request.param)
+    param, sets = request.param if isinstance(request.param, tuple) else (request.param, None)
+    objs = chart.render(param, sets)
     api_cm = chart.find(objs, "ConfigMap", "rp-gateway-api")["data"]
     ctl_cm = chart.find(objs, "ConfigMap", "rp-gateway-controller")["data"]
     (tmp_path / "api").mkdir()
@@ -61,7 +62,7 @@ def gateway(chart, tmp_path, request, monkeypatch):
     assert issubclass(backend_class, KubeBackend)
     backend = backend_class(config=api_cfg)
     controller = KubeController(config=ctl_cfg)
-    return SimpleNamespace(objs=objs, backend=backend, controller=controller, config=request.param,
+    return SimpleNamespace(objs=objs, backend=backend, controller=controller, config=param,
                            policy=load_policy(os.environ["ROMAN_POLICY_FILE"]))
 
 
@@ -120,6 +121,14 @@ def test_cluster_objects_per_tier(chart, gateway, tier):
         assert not chart.pod_problems(who, pod["spec"], writable_root_ok=True)
         assert pod["spec"]["automountServiceAccountToken"] is False
         assert not chart.netpol_problems(gateway.objs, [(who, ns, pod["metadata"]["labels"])])
+        # Names: the controller's env (DASK_GATEWAY_API_URL, ...) resolves from the user namespace.
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env") or []}
+        assert env.get("DASK_GATEWAY_API_URL"), sorted(env)
+        assert not chart.url_problems(who, env, ns, gateway.objs)
+        # Workload identity: the user servers' service account (its cloud role), not "default".
+        assert pod["spec"]["serviceAccountName"] == "rp-singleuser"
+        assert any(o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "rp-singleuser"
+                   and o["metadata"].get("namespace", chart.NAMESPACE) == ns for o in gateway.objs)
     wres = worker["spec"]["containers"][0]["resources"]
     assert float(wres["limits"]["cpu"]) == lim.worker_cores.max
     assert int(wres["limits"]["memory"]) == int(lim.worker_memory_gib.max * GIB)
@@ -176,3 +185,29 @@ def test_gateway_quota_check_reads_the_quota_database_when_external(chart):
     prod = env("cloud-production")["ROMAN_QUOTA_DB_URL"]["valueFrom"]["secretKeyRef"]
     assert prod == {"name": "roman-platform-quota-db", "key": "db-url"}
     assert "ROMAN_QUOTA_DB_URL" not in env("kind")  # SQLite: only the hub pod can read it
+
+
+SUPPLY = {"global.registry": "registry.example.org/roman", "global.imagePullSecret.create": "true",
+          "data.volume.enabled": "true", "data.volume.claimName": "roman-products"}
+
+
+@pytest.mark.parametrize("gateway", [("cloud-production", SUPPLY)], indirect=True)
+def test_dask_pods_pull_and_mount_like_notebooks(chart, gateway):
+    """Supply: Dask pods from the registry with the pull secret; data: the read-only data
+    volume mounted into schedulers and workers as into notebooks (items 4, 6)."""
+    from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
+
+    user = SimpleNamespace(name="astro", groups=["tier-research"])
+    options, config = _run(gateway.backend.process_cluster_options(user, {}))
+    obj = gateway.backend.make_cluster_object(user.name, options, config)
+    spec = obj["spec"]["config"]
+    cfg = KubeClusterConfig(**{k: v for k, v in spec.items() if k in KubeClusterConfig.class_trait_names()})
+    for is_worker in (False, True):
+        pod = gateway.controller.make_pod(spec["namespace"], obj["metadata"]["name"], cfg, is_worker=is_worker)
+        assert not chart.supply_problems("dask pod", pod["spec"], "registry.example.org/roman", ["rp-image-pull"])
+        vols = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert vols["roman-data"]["persistentVolumeClaim"] == {"claimName": "roman-products", "readOnly": True}
+        mounts = {m["name"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
+        assert mounts["roman-data"]["mountPath"] == "/data/roman" and mounts["roman-data"]["readOnly"]
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        assert env["ROMAN_DATA_URL"] == "/data/roman"

@@ -103,8 +103,9 @@ def mocked_kube_client(monkeypatch):
 def _spawner(cfg, user):
     from hub_config.spawner import TierKubeSpawner
 
-    hub = SimpleNamespace(public_host="", url="http://rp-hub:8081/hub/", base_url="/hub/",
-                          api_url="http://rp-hub:8081/hub/api")
+    # What JupyterHub derives from hub_connect_url (app.py: hub.url / hub.api_url).
+    connect = cfg.JupyterHub.hub_connect_url
+    hub = SimpleNamespace(public_host="", url=f"{connect}/hub/", base_url="/hub/", api_url=f"{connect}/hub/api")
     return TierKubeSpawner(config=cfg, user=user, hub=hub, _mock=True)
 
 
@@ -135,7 +136,7 @@ def test_config_is_chart_mode(hub_config):
     assert cfg.RomanOIDCAuthenticator.client_secret == "from-the-oidc-secret"
     assert cfg.RomanOIDCAuthenticator.oauth_callback_url == "http://kind-node.invalid:30080/hub/oauth_callback"
     services = {s["name"]: s for s in cfg.JupyterHub.services}
-    assert services["dask-gateway"]["url"] == "http://rp-traefik:80"
+    assert services["dask-gateway"]["url"] == "http://rp-traefik.roman.svc:80"
     assert services["quota"]["url"] == "http://100.64.1.3:8090"  # SQLite: inside the hub pod
     # ... where it reads Dask usage from the gateway's DaskClusters, which the hub's Role allows.
     from hub_config.quota.service import build_parser, settings_from_args
@@ -155,7 +156,7 @@ def test_config_is_chart_mode(hub_config):
 
     hub = JupyterHub(config=cfg)
     assert hub.public_url.rstrip("/") == "http://kind-node.invalid:30080"
-    assert hub.hub_connect_url == "http://rp-hub:8081"
+    assert hub.hub_connect_url == "http://rp-hub.roman.svc:8081"
     auth = RomanOIDCAuthenticator(config=cfg)
     assert auth.oidc_issuer == "http://kind-node.invalid:30081" and auth.client_id == "roman-platform"
 
@@ -207,10 +208,10 @@ def test_each_tier_gets_its_profiles_pod(chart, hub_config, tier):
         assert pod["spec"]["automountServiceAccountToken"] is False
         env = {e["name"]: e.get("value") for e in ct["env"]}
         assert env["ROMAN_TIER"] == tier and env["ROMAN_PROFILE"] == profile_name
-        assert env["DASK_GATEWAY__ADDRESS"] == "http://rp-traefik:80/services/dask-gateway"
-        assert env["DASK_GATEWAY__PROXY_ADDRESS"] == "gateway://rp-traefik:8786"
+        assert env["DASK_GATEWAY__ADDRESS"] == "http://rp-traefik.roman.svc:80/services/dask-gateway"
+        assert env["DASK_GATEWAY__PROXY_ADDRESS"] == "gateway://rp-traefik.roman.svc:8786"
         assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
-        assert env["ROMAN_QUOTA_URL"] == "http://rp-proxy-public/services/quota/"
+        assert env["ROMAN_QUOTA_URL"] == "http://rp-proxy-public.roman.svc:80/services/quota/"
         assert env["ROMAN_DATA_URL"] == "/data/roman"
         # Team volumes: mounted read-write for members of the team only, with the team's gid.
         mounts = {m["name"]: m for m in ct["volumeMounts"]}
@@ -242,7 +243,7 @@ def test_production_spawner_settings(chart, hub_config):
     assert pod["spec"]["priorityClassName"] == "rp-user"
     assert pod["spec"]["serviceAccountName"] == "rp-singleuser"
     services = {s["name"]: s for s in cfg.JupyterHub.services}
-    assert services["quota"]["url"] == "http://rp-quota:8090" and "command" not in services["quota"]
+    assert services["quota"]["url"] == "http://rp-quota.roman.svc:8090" and "command" not in services["quota"]
     assert 20001 in pod["spec"]["securityContext"]["supplementalGroups"]
     objs = chart.render("cloud-production")
     assert not chart.netpol_problems(objs, [("user pod", "roman-users", pod["metadata"]["labels"])])
@@ -267,3 +268,60 @@ def test_data_mount_and_s3_keys(chart, hub_config):
     assert env["ROMAN_DATA_URL"] == "/data/roman"
     gateway_cfg = chart.find(chart.render("kind", DATA_SETS), "ConfigMap", "rp-gateway-api")["data"]
     assert "roman-s3-keys" in gateway_cfg["dask_gateway_config.py"]
+
+
+# ---------------------------------------------------------------------------- issue 16: production
+@pytest.mark.parametrize("hub_config", ["kind", "minikube", "cloud-production"], indirect=True)
+def test_user_pod_urls_resolve_and_calls_are_allowed(chart, hub_config):
+    """Names: every URL KubeSpawner puts in a user pod resolves to a Service and port in the
+    namespace the name implies (with singleuser.namespace set, short names resolved nowhere).
+    Permissions: every call the installed kubespawner makes is allowed by the hub's RBAC."""
+    cfg, _policy, values = hub_config
+    user_ns = values["_chart"]["userNamespace"]
+    objs = _objs_for(chart, values)
+    spawner, pod, _pvc = _build(cfg, _user("rosa", ["tier-research"]), {"profile": "small"})
+    assert spawner.namespace == user_ns
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["JUPYTERHUB_API_URL"].startswith("http://rp-hub.roman.svc:8081/")
+    problems = chart.url_problems("user pod", env, user_ns, objs)
+    assert not problems, "\n".join(problems)
+    # Browser-facing links are the public URL (item 9).
+    public = values["hub"]["publicUrl"] or f"https://{values['ingress']['hosts'][0]}"
+    assert env["DASK_GATEWAY__PUBLIC_ADDRESS"] == f"{public}/services/dask-gateway"
+    assert env["ROMAN_QUOTA_PUBLIC_URL"] == f"{public}/services/quota/"
+    # Permissions: the calls are conditional on features this config leaves off.
+    assert not spawner.internal_ssl and not spawner.services_enabled and not spawner.enable_user_namespaces
+    calls = chart.kubespawner_calls(cfg)
+    assert ("create", "", "pods", "user") in calls and ("watch", "", "events", "user") in calls
+    denied = [c for c in sorted(calls) if not chart.rbac_allows(objs, chart.NAMESPACE, "rp-hub", c[0], c[1], c[2], user_ns)]
+    assert not denied, f"the hub may not {denied}"
+
+
+def _objs_for(chart, values):
+    """The rendered objects of the example whose values these are."""
+    for name in chart.CONFIGS:
+        objs = chart.render(name)
+        cm = yaml.safe_load(chart.find(objs, "ConfigMap", "rp-hub")["data"]["values.yaml"])
+        if cm == values:
+            return objs
+    raise AssertionError("values of no example")
+
+
+SUPPLY = (("global.registry", "registry.example.org/roman"), ("global.imagePullSecret.create", "true"),
+          ("global.imagePullSecret.registry", "registry.example.org"))
+
+
+@pytest.mark.parametrize("hub_config", [("cloud-production", SUPPLY)], indirect=True)
+def test_user_pods_pull_from_the_registry(chart, hub_config):
+    cfg, _policy, _values = hub_config
+    for profile in ("small", "gpu"):
+        groups = ["tier-consortium"]
+        _spawner_, pod, _pvc = _build(cfg, _user("rosa", groups), {"profile": profile})
+        problems = chart.supply_problems(f"user pod {profile}", pod["spec"], "registry.example.org/roman", ["rp-image-pull"])
+        assert not problems, problems
+
+
+@pytest.mark.parametrize("hub_config", [("kind", (("hub.db.upgrade", "true"),))], indirect=True)
+def test_hub_db_upgrade_setting(hub_config):
+    cfg, _policy, _values = hub_config
+    assert cfg.JupyterHub.upgrade_db is True

@@ -21,10 +21,57 @@ app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
 helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 
-{{/* A pinned image reference; the schema already refuses "latest" and empty tags. */}}
+{{/* An image's full reference: global.registry (a registry, or a registry/prefix that mirrors
+every image the chart runs) in front of the image's repository without its own registry host.
+Used for every pod the chart, KubeSpawner and the gateway create. Call with (dict "root" $ "image" X). */}}
+{{- define "rp.imageRef" -}}
+{{- $name := .image.name -}}
+{{- with .root.Values.global.registry -}}
+{{- $parts := splitList "/" $name -}}
+{{- if and (gt (len $parts) 1) (or (contains "." (first $parts)) (contains ":" (first $parts)) (eq (first $parts) "localhost")) -}}
+{{- $name = join "/" (rest $parts) -}}
+{{- end -}}
+{{- $name = printf "%s/%s" (trimSuffix "/" .) $name -}}
+{{- end -}}
+{{- printf "%s:%s" $name .image.tag -}}
+{{- end -}}
+
+{{/* A pinned image reference (the schema refuses "latest" and empty tags). Components that run
+the hub image (culler, quota, gateway, dev OIDC provider) leave their image unset and get
+hub.image. Call with (dict "root" $ "image" X). */}}
 {{- define "rp.image" -}}
-image: {{ printf "%s:%s" .name .tag | quote }}
-imagePullPolicy: {{ .pullPolicy | default "IfNotPresent" }}
+{{- $img := .image | default .root.Values.hub.image -}}
+image: {{ include "rp.imageRef" (dict "root" .root "image" $img) | quote }}
+imagePullPolicy: {{ $img.pullPolicy | default "IfNotPresent" }}
+{{- end -}}
+
+{{/* The pull secrets of every pod the release runs (its own, KubeSpawner's, the gateway's,
+the team Jobs'): global.imagePullSecrets plus the one the chart creates from
+global.imagePullSecret (made in both namespaces, so it exists where user pods run). */}}
+{{- define "rp.pullSecretNames" -}}
+{{- $names := list -}}
+{{- range .Values.global.imagePullSecrets -}}
+{{- $names = append $names (kindIs "string" . | ternary . (get . "name")) -}}
+{{- end -}}
+{{- if .Values.global.imagePullSecret.create -}}
+{{- $names = append $names (include "rp.name" (dict "root" . "name" "image-pull")) -}}
+{{- end -}}
+{{- toJson $names -}}
+{{- end -}}
+
+{{- define "rp.pullSecrets" -}}
+{{- $names := include "rp.pullSecretNames" . | fromJsonArray -}}
+{{- if $names }}
+imagePullSecrets:
+{{- range $names }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* A Service's in-cluster address from any namespace (user pods may run in another one). */}}
+{{- define "rp.svcHost" -}}
+{{- printf "%s.%s.svc" (include "rp.name" (dict "root" .root "name" .name)) .root.Release.Namespace -}}
 {{- end -}}
 
 {{/* Container hardening: non-root, no privilege escalation, no capabilities, RuntimeDefault
@@ -83,14 +130,19 @@ default image pinned to the singleuser image. */}}
 {{- define "rp.policy" -}}
 {{- $base := .Files.Get "files/policy.yaml" | fromYaml -}}
 {{- $merged := mergeOverwrite $base (deepCopy .Values.policy) -}}
-{{- $_ := set $merged.images "default" (printf "%s:%s" .Values.singleuser.image.name .Values.singleuser.image.tag) -}}
+{{- $_ := set $merged.images "default" (include "rp.imageRef" (dict "root" . "image" .Values.singleuser.image)) -}}
 {{- toYaml $merged -}}
 {{- end -}}
 
-{{/* Secret values that must survive upgrades: reuse what the cluster has, else generate. */}}
+{{/* Secret values that must survive upgrades: pinned in hub.secrets (GitOps: helm template,
+Argo CD and Flux cannot lookup, so an unpinned key would rotate on every render), else reuse what
+the cluster has (helm install/upgrade), else generate. */}}
 {{- define "rp.secretValue" -}}
 {{- $existing := lookup "v1" "Secret" .root.Release.Namespace (include "rp.name" (dict "root" .root "name" "hub")) -}}
-{{- if and $existing (index $existing.data .key) -}}
+{{- $pinned := index (.root.Values.hub.secrets | default dict) .key | default "" -}}
+{{- if $pinned -}}
+{{- $pinned -}}
+{{- else if and $existing (index ($existing.data | default dict) .key) -}}
 {{- index $existing.data .key | b64dec -}}
 {{- else if .hex -}}
 {{- randAlphaNum 64 | sha256sum -}}

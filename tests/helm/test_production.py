@@ -1,0 +1,153 @@
+"""What a real cluster would break, checked offline for every example values file (issue 16).
+
+Names, permissions and supply of the chart's own pods; the pods KubeSpawner and the
+dask-gateway controller would create are checked in test_kubespawner.py and test_gateway.py
+with the same helpers (conftest: url_problems, rbac_allows, supply_problems). There is no
+Kubernetes API server here: RBAC is evaluated by conftest.rbac_allows, which implements the
+RBAC authorizer's rule matching over the rendered Roles, ClusterRoles and bindings.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+REGISTRY = "registry.example.org/roman"
+SUPPLY = {"global.registry": REGISTRY, "global.imagePullSecret.create": "true",
+          "global.imagePullSecret.registry": "registry.example.org",
+          "global.imagePullSecret.username": "robot", "global.imagePullSecret.password": "s3cret"}
+
+
+def _user_ns(chart, objs):
+    values = yaml.safe_load(chart.find(objs, "ConfigMap", "rp-hub")["data"]["values.yaml"])
+    return values["_chart"]["userNamespace"]
+
+
+def _container(objs, chart, kind, name):
+    return chart.find(objs, kind, name)["spec"]["template"]["spec"]["containers"][0]
+
+
+# ---------------------------------------------------------------------------- item 1: traefik
+def test_traefik_provider_calls_are_allowed(chart, config):
+    """Every list/watch traefik's kubernetescrd provider makes is allowed by its RBAC; before
+    the fix it also started a cluster-scope Node informer that no Role could grant."""
+    objs = chart.render(config)
+    args = _container(objs, chart, "Deployment", "rp-traefik")["args"]
+    watched = next(a.split("=", 1)[1] for a in args if a.startswith("--providers.kubernetescrd.namespaces="))
+    namespaces = watched.split(",")
+    assert set(namespaces) == {chart.NAMESPACE, _user_ns(chart, objs)}
+    denied = []
+    for verb, group, res, scope in sorted(chart.traefik_calls(args)):
+        for ns in (namespaces if scope == "each" else [None]):
+            if not chart.rbac_allows(objs, chart.NAMESPACE, "rp-traefik", verb, group, res, ns):
+                denied.append(f"{verb} {group or 'core'}/{res} in {ns or 'the cluster'}")
+    assert not denied, "traefik's provider would wait forever for: " + ", ".join(denied)
+
+
+# ---------------------------------------------------------------------------- gateway permissions
+@pytest.mark.parametrize("component", ["gateway-api", "gateway-controller"])
+def test_gateway_calls_are_allowed(chart, config, component):
+    """The calls in the installed dask-gateway-server's kubernetes backend/controller source."""
+    objs = chart.render(config)
+    calls = chart.gateway_backend_calls() if component == "gateway-api" else chart.gateway_controller_calls()
+    assert ("create", "gateway.dask.org", "daskclusters", "user") in chart.gateway_backend_calls()
+    assert ("create", "", "pods", "user") in chart.gateway_controller_calls()
+    user_ns = _user_ns(chart, objs)
+    denied = [f"{v} {g or 'core'}/{r} ({s})" for v, g, r, s in sorted(calls)
+              if not chart.rbac_allows(objs, chart.NAMESPACE, f"rp-{component}", v, g, r,
+                                       None if s == "cluster" else user_ns)]
+    assert not denied, f"{component} is refused: {denied}"
+
+
+# ---------------------------------------------------------------------------- names
+def test_chart_pod_urls_resolve(chart, config):
+    objs = chart.render(config)
+    problems = []
+    for who, ns, spec in chart.pod_specs(objs):
+        for ct in spec["containers"]:
+            env = {e["name"]: e["value"] for e in ct.get("env") or [] if "value" in e}
+            problems += chart.url_problems(f"{who}/{ct['name']}", env, ns, objs)
+            # arguments such as --url=http://... (the culler, the quota service)
+            args = [*(ct.get("command") or []), *(ct.get("args") or [])]
+            urls = {f"arg{i}": a.split("=", 1)[-1] for i, a in enumerate(args) if "://" in a}
+            problems += chart.url_problems(f"{who}/{ct['name']}", urls, ns, objs)
+    assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------- item 10: CRDs
+def test_crds_are_installed_the_helm_way(chart):
+    """CRDs live in crds/: helm installs them once, skips existing ones (k3s' traefik, another
+    release), never templates them (so a second release does not fight over their ownership)."""
+    out = chart.helm("template", "rp", str(chart.CHART), "-n", chart.NAMESPACE).stdout
+    assert "kind: CustomResourceDefinition" not in out
+    crds = [d for d in yaml.safe_load_all(chart.helm("show", "crds", str(chart.CHART)).stdout) if d]
+    names = {d["metadata"]["name"] for d in crds}
+    assert "daskclusters.gateway.dask.org" in names
+    assert {f"{k}.traefik.io" for k in chart.TRAEFIK_CRD_KINDS} <= names
+    # Static files: nothing release-specific in them.
+    assert not any("rp" == v for d in crds for v in d["metadata"].get("labels", {}).values())
+
+
+# ---------------------------------------------------------------------------- item 11: upgrades
+PINNED = {f"hub.secrets.{k}": "x" * 40 for k in ("proxy-token", "culler-token", "quota-token", "gateway-token")}
+PINNED |= {f"hub.secrets.{k}": "ab" * 32 for k in ("crypt-key", "cookie-secret")}
+
+
+def test_pinned_secrets_survive_offline_renders(chart):
+    """GitOps renders (helm template, Argo CD, Flux) cannot lookup the cluster's Secret: pinned
+    keys keep every render identical; unpinned ones would rotate (and log everyone out)."""
+    first = chart.find(chart.template([], PINNED).stdout and
+                       [d for d in yaml.safe_load_all(chart.template([], PINNED).stdout) if d], "Secret", "rp-hub")
+    second = chart.find([d for d in yaml.safe_load_all(chart.template([], PINNED).stdout) if d], "Secret", "rp-hub")
+    assert first["stringData"] == second["stringData"]
+    assert first["stringData"]["crypt-key"] == "ab" * 32
+    unpinned = [chart.find([d for d in yaml.safe_load_all(chart.template([]).stdout) if d], "Secret", "rp-hub")
+                for _ in range(2)]
+    assert unpinned[0]["stringData"]["proxy-token"] != unpinned[1]["stringData"]["proxy-token"]
+    # The values ConfigMap the hub mounts never carries them.
+    cm = chart.find(chart.render("default", PINNED), "ConfigMap", "rp-hub")["data"]["values.yaml"]
+    assert "x" * 40 not in cm and "ab" * 32 not in cm
+    bad = chart.template([], {"hub.secrets.crypt-key": "short"}, check=False)
+    assert bad.returncode != 0 and "crypt-key" in bad.stderr
+
+
+@pytest.mark.parametrize("deployment,change", [
+    ("rp-gateway-api", {"daskGateway.logLevel": "DEBUG"}),
+    ("rp-gateway-api", {"daskGateway.cluster.scheduler.cores.limit": "2"}),
+    ("rp-gateway-controller", {"daskGateway.controller.completedClusterMaxAge": "60"}),
+    ("rp-hub", {"hub.concurrentSpawnLimit": "10"}),
+])
+def test_config_changes_restart_their_pods(chart, deployment, change):
+    def checksum(sets):
+        tpl = chart.find(chart.render("default", sets), "Deployment", deployment)["spec"]["template"]
+        return tpl["metadata"].get("annotations", {})
+
+    assert checksum({}) and checksum({}) == checksum({})
+    assert checksum(change) != checksum({}), f"changing {change} leaves {deployment} running the old config"
+
+
+# ---------------------------------------------------------------------------- item 4: supply
+@pytest.mark.parametrize("config", ["default", "cloud-production"])
+def test_images_from_the_registry_and_pull_secrets_everywhere(chart, config):
+    objs = chart.render(config, SUPPLY)
+    problems = []
+    for who, ns, spec in chart.pod_specs(objs):
+        problems += chart.supply_problems(who, spec, REGISTRY, ["rp-image-pull"])
+    assert not problems, "\n".join(problems)
+    # The pull secret exists where the pods run: both namespaces.
+    where = {o["metadata"].get("namespace") for o in objs if o["kind"] == "Secret" and o["metadata"]["name"] == "rp-image-pull"}
+    assert where == {chart.NAMESPACE, _user_ns(chart, objs)}
+    # An image that names its own registry is taken from the mirror under the same path.
+    proxy = _container(objs, chart, "Deployment", "rp-proxy")["image"]
+    assert proxy.startswith(f"{REGISTRY}/jupyterhub/configurable-http-proxy:")
+    # The tier policy's image (what TierKubeSpawner runs) and the Dask pods' image too.
+    policy = yaml.safe_load(chart.find(objs, "ConfigMap", "rp-hub")["data"]["policy.yaml"])
+    assert policy["images"]["default"] == f"{REGISTRY}/roman-platform/notebook:0.1.0"
+    assert f'"{REGISTRY}/roman-platform/notebook:0.1.0"' in chart.find(objs, "ConfigMap", "rp-gateway-api")["data"]["dask_gateway_config.py"]
+
+
+def test_one_hub_image_value(chart):
+    """The culler, quota service, gateway and dev OIDC provider run hub.image unless set."""
+    objs = chart.render("kind", {"hub.image.tag": "0.2.0"})
+    for name in ("rp-hub", "rp-culler", "rp-gateway-api", "rp-gateway-controller", "rp-oidc-dev"):
+        assert _container(objs, chart, "Deployment", name)["image"] == "roman-platform/hub:0.2.0", name
