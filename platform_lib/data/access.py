@@ -56,17 +56,31 @@ def _resolve(product: Any, store: Store | str | None) -> tuple[Store, str]:
 
 
 def open_product(product: Any, store: Store | str | None = None):
-    """A ``roman_datamodels`` model of a product, read lazily (close it, or use ``with``)."""
+    """A ``roman_datamodels`` model of a product, read lazily (close it, or use ``with``).
+
+    An L4 source catalog (``*_cat.parquet``) opens as an astropy ``QTable`` (units kept); the
+    platform's own segmentation map (an ASDF ``roman_platform`` tree) as its ``AsdfFile``.
+    """
     import asdf
     import roman_datamodels as rdm
 
+    from .l4 import is_catalog
+
     store, rel = _resolve(product, store)
+    if is_catalog(rel):
+        from astropy.table import QTable
+
+        from .._parquet import astropy_table
+
+        return QTable(astropy_table(store.read_bytes(rel)))
     kwargs = {"block_size": S3_BLOCK, "cache_type": "readahead"} if store.is_s3 else {}
     fileobj = store.open(rel, "rb", **kwargs)
     try:
         # close=True: closing the model (its ASDF file) closes the store's file object too
         generic = asdf.generic_io.get_file(fileobj, mode="r", uri=store.url(rel), close=True)
         af = asdf.open(generic, lazy_load=True, memmap=False)
+        if "roman" not in af.tree and "roman_platform" in af.tree:
+            return af
         return rdm.open(af)
     except Exception:
         fileobj.close()

@@ -23,6 +23,7 @@ import numpy as np
 
 from .._parquet import arrow_table
 from .footprint import ORDER, parse_s_region, polygon_cells, to_s_region
+from .l4 import CATALOG_SUFFIX, catalog_row, is_catalog, segmentation_row
 from .store import Store, get_store
 
 __all__ = [
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 INDEX_DIR = "_index"
 INDEX_PATH = f"{INDEX_DIR}/products.parquet"
 ERRORS_PATH = f"{INDEX_DIR}/errors.parquet"
-PRODUCT_SUFFIXES = (".asdf",)
+PRODUCT_SUFFIXES = (".asdf", CATALOG_SUFFIX)
 #: metadata read-ahead: the ASDF header and tree of one product, not its blocks
 READ_BLOCK = 2**18
 
@@ -195,6 +196,10 @@ def read_product_metadata(fileobj: Any, path: str = "") -> dict[str, Any]:
     try:
         with _open_tree(fileobj) as af:
             roman = af.tree.get("roman")
+            if roman is None and "roman_platform" in af.tree:
+                # an L4 segmentation map written by platform_lib.catalogs.outputs
+                fields, corners = segmentation_row(af.tree["roman_platform"], path)
+                return _with_sky({"path": path, **fields}, corners)
             if roman is None:
                 raise ValueError("ASDF file has no 'roman' tree (not a Roman product)")
             meta = _get(roman, "meta")
@@ -235,6 +240,17 @@ def read_product_metadata(fileobj: Any, path: str = "") -> dict[str, Any]:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt: report, do not stop
         raise ValueError(f"unreadable ASDF ({type(exc).__name__}: {exc})") from exc
+    return _with_sky(row, corners)
+
+
+def read_catalog_metadata(data: bytes, path: str = "") -> dict[str, Any]:
+    """One index row from an L4 Parquet source catalog's bytes (see ``platform_lib.data.l4``)."""
+    fields, corners = catalog_row(data, path)
+    return _with_sky({"path": path, **fields}, corners)
+
+
+def _with_sky(row: dict[str, Any], corners: np.ndarray | None) -> dict[str, Any]:
+    """The footprint columns (s_region, centre, HEALPix cells) of a row from its corners."""
     if corners is not None:
         row["s_region"] = to_s_region(corners)
         ra, dec = corners[:, 0], corners[:, 1]
@@ -261,8 +277,11 @@ def _read_many(store_spec: tuple[str, dict], items: Sequence[tuple[str, int, str
             kwargs = {"block_size": READ_BLOCK, "cache_type": "readahead"} if store.is_s3 else {}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                with store.fs.open(store.path(rel), "rb", **kwargs) as f:
-                    row = read_product_metadata(f, rel)
+                if is_catalog(rel):
+                    row = read_catalog_metadata(store.read_bytes(rel), rel)
+                else:
+                    with store.fs.open(store.path(rel), "rb", **kwargs) as f:
+                        row = read_product_metadata(f, rel)
             row.update(size=size, version=version)
             out.append(row)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reported skip

@@ -26,7 +26,7 @@ from .footprint import (
 from .index import INDEX_PATH, load_index
 from .store import Store, get_store
 
-__all__ = ["ProductIndex", "search", "get_index"]
+__all__ = ["ProductIndex", "search", "get_index", "with_units"]
 
 
 def _as_list(value: Any) -> list | None:
@@ -235,6 +235,37 @@ def search(
         if len(remote):
             table = vstack([table, remote], join_type="outer", metadata_conflicts="silent")
         table.meta["store"] = idx.store_url
+    return with_units(table)
+
+
+#: units of the index's numeric columns (the index stores plain numbers in these units)
+UNITS = {"ra_center": "deg", "dec_center": "deg", "exposure_time": "s", "start_mjd": "d"}
+
+
+def with_units(table):
+    """Search results as astropy expects them: Quantity-like columns and ``Time`` columns.
+
+    ``t_min``/``t_max`` (exposure start and end, ``astropy.time.Time``, UTC) sit next to the
+    ISO ``start_time`` string, which stays for code that compares strings.
+    """
+    import astropy.units as u
+    from astropy.time import Time
+
+    for name, unit in UNITS.items():
+        if name in table.colnames and table[name].unit is None:
+            table[name].unit = u.Unit(unit)
+    if "start_mjd" in table.colnames:
+        mjd = np.asarray(table["start_mjd"], dtype=float)
+        exptime = (np.asarray(table["exposure_time"], dtype=float)
+                   if "exposure_time" in table.colnames else np.zeros(len(table)))
+        missing = ~np.isfinite(mjd)
+        start = Time(np.where(missing, 0.0, mjd), format="mjd", scale="utc")
+        end = Time(np.where(missing, 0.0, mjd + np.nan_to_num(exptime) / 86400.0),
+                   format="mjd", scale="utc")
+        if missing.any():
+            start[missing] = np.ma.masked
+            end[missing] = np.ma.masked
+        table["t_min"], table["t_max"] = start, end
     return table
 
 
