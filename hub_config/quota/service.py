@@ -53,7 +53,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def check_xsrf_cookie(self):
         # Token-authenticated calls (CLI, notebooks) carry no ambient credential: identify the
         # token first so the hub mixin exempts them; cookie calls still need the _xsrf token.
-        if self.request.headers.get("Authorization"):
+        # Only when no identification is under way: the hub mixin calls this method again from
+        # inside its own (blocking, one-thread) lookup when the header's token is not valid and
+        # a cookie is present, and asking for current_user there waited on that same thread
+        # forever, with the service's event loop blocked behind it (issue 20, attack 2).
+        if self.request.headers.get("Authorization") and not hasattr(self, "_cached_hub_user"):
             _ = self.current_user
         return super().check_xsrf_cookie()
 
