@@ -211,7 +211,7 @@ def build_settings(config: PlatformConfig, state: StateDir, ports: dict[str, int
             encrypt_key=state.gateway_encrypt_key(),
             proxy_token=state.secret("gateway_proxy_token"),
             clusters_dir=str(state.gateway_dir / "clusters"),
-            scheduler_cmd=[dask, "scheduler"],
+            scheduler_cmd=[dask, "scheduler", "--preload", "platform_lib.dashboard_auth"],  # dashboard gate
             worker_cmd=[dask, "worker"],
             worker_cores=config.gateway.worker_cores,
             worker_memory=config.gateway.worker_memory,

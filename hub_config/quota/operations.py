@@ -250,6 +250,14 @@ def add_member(s: Session, actor: Actor, team_name: str, username: str, role: st
         raise Forbidden("only platform admins may make team admins")
     u = user(s, check_username(username))
     m = membership(s, t, username)
+    if m is None and not actor.platform_admin:
+        # Membership gives the team's admins power over the member's servers (the hub role
+        # team-admin-<t>), so a team admin cannot impose it: it is the user's own join request
+        # being granted, or else an invitation the user must accept (issue 20, attack 1).
+        asked = _pending(s, RequestKind.join, username, t)
+        if asked is None:
+            return invite(s, actor, t, username)
+        asked.state, asked.decided_by, asked.decided_at = RequestState.approved, actor.name, utcnow()
     before = {"role": m.role.value} if m else None
     if m is None:
         m = Membership(team=t, user=u, role=r)
@@ -266,6 +274,24 @@ def add_member(s: Session, actor: Actor, team_name: str, username: str, role: st
         changes.add_groups.append((g, username))
         (changes.add_groups if r == Role.admin else changes.remove_groups).append((ga, username))
     return after
+
+
+def _pending(s: Session, kind: RequestKind, requester: str, t: Team) -> Request | None:
+    return s.scalars(select(Request).where(
+        Request.kind == kind, Request.requester == requester, Request.team_id == t.id,
+        Request.state == RequestState.pending)).first()
+
+
+def invite(s: Session, actor: Actor, t: Team, username: str) -> dict:
+    """A pending invitation: a request row whose requester is the invitee, who decides it."""
+    r = _pending(s, RequestKind.invite, username, t)
+    if r is None:
+        r = Request(kind=RequestKind.invite, requester=username, team=t,
+                    justification=f"invited to team {t.name} by {actor.name}")
+        s.add(r)
+        s.flush()
+        audit(s, actor, "invite_member", f"team:{t.name}/user:{username}", None, request_dict(r))
+    return {"invited": username, "request": r.id, "state": r.state.value}
 
 
 def remove_member(s: Session, actor: Actor, team_name: str, username: str,
@@ -439,8 +465,16 @@ def create_request(s: Session, actor: Actor, kind: str, justification: str, tier
             a.state = AllocationState.renewal_requested
         r = Request(kind=RequestKind.renewal, requester=actor.name, team=t, allocation_id=a.id,
                     justification=justification)
+    elif kind == RequestKind.join.value:
+        t = team(s, check_team_name(team_name))
+        if membership(s, t, actor.name) is not None:
+            raise Conflict(f"you are already in team {t.name!r}")
+        r = _pending(s, RequestKind.join, actor.name, t)
+        if r is not None:
+            return r
+        r = Request(kind=RequestKind.join, requester=actor.name, team=t, justification=justification)
     else:
-        raise BadInput("kind must be 'tier' or 'renewal'")
+        raise BadInput("kind must be 'tier', 'renewal' or 'join'")
     s.add(r)
     s.flush()
     audit(s, actor, "request", f"request:{r.id}", None, request_dict(r))
@@ -456,17 +490,33 @@ def request_dict(r: Request) -> dict:
 
 def decide_request(s: Session, actor: Actor, request_id: int, approve: bool, note: str = "",
                    changes: Changes | None = None) -> dict:
-    require_admin(actor)
+    """Platform admins decide tier and renewal requests; a team's admins decide requests to
+    join it; only the invitee decides an invitation (accepting it makes them a member)."""
     if not isinstance(note, str) or len(note) > 1000:
         raise BadInput("note must be a string of at most 1000 characters")
     r = s.get(Request, request_id)
     if r is None:
         raise NotFound(f"no request {request_id}")
+    if r.kind == RequestKind.invite:
+        if actor.name != r.requester:
+            raise Forbidden("only the invited user may accept or decline an invitation")
+    elif r.kind == RequestKind.join:
+        require_team_admin(s, actor, r.team)
+    else:
+        require_admin(actor)
     if r.state != RequestState.pending:
         raise Conflict(f"request {request_id} is already {r.state.value}")
     before = request_dict(r)
     r.state = RequestState.approved if approve else RequestState.declined
     r.decided_by, r.decided_at, r.decision_note = actor.name, utcnow(), note
+    if r.kind in (RequestKind.invite, RequestKind.join) and approve and \
+            membership(s, r.team, r.requester) is None:
+        s.add(Membership(team=r.team, user=user(s, r.requester, create=True), role=Role.member))
+        s.flush()
+        audit(s, actor, "add_member", f"team:{r.team.name}/user:{r.requester}", None,
+              {"role": Role.member.value, "by": r.kind.value})
+        if changes is not None:
+            changes.add_groups.append((_team_groups(r.team.name)[0], r.requester))
     if r.kind == RequestKind.tier and approve:
         grant_tier(s, actor, r.requester, r.tier, changes=changes)
     if r.kind == RequestKind.renewal and r.allocation_id is not None:

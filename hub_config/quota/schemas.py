@@ -50,7 +50,7 @@ class GrantIn(_Body):
 
 
 class RequestIn(_Body):
-    kind: Literal["tier", "renewal"]
+    kind: Literal["tier", "renewal", "join"]
     justification: str = Field(min_length=1, max_length=4000)
     tier: str | None = Field(default=None, max_length=32)
     team: str | None = Field(default=None, max_length=41)

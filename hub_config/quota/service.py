@@ -53,7 +53,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def check_xsrf_cookie(self):
         # Token-authenticated calls (CLI, notebooks) carry no ambient credential: identify the
         # token first so the hub mixin exempts them; cookie calls still need the _xsrf token.
-        if self.request.headers.get("Authorization"):
+        # Only when no identification is under way: the hub mixin calls this method again from
+        # inside its own (blocking, one-thread) lookup when the header's token is not valid and
+        # a cookie is present, and asking for current_user there waited on that same thread
+        # forever, with the service's event loop blocked behind it (issue 20, attack 2).
+        if self.request.headers.get("Authorization") and not hasattr(self, "_cached_hub_user"):
             _ = self.current_user
         return super().check_xsrf_cookie()
 
@@ -202,7 +206,7 @@ class TeamAPI(ApiHandler):
 class MembersAPI(ApiHandler):
     @_tx
     def post(self, s, team):
-        """Add a member by hub username (team admins of this team, platform admins)."""
+        """Add a member (platform admins), or invite one (team admins: 202, the user accepts)."""
         b = self.body(schemas.MemberIn)
         actor = self.actor()
         ops.require_team_admin(s, actor, ops.team(s, team))
@@ -210,7 +214,7 @@ class MembersAPI(ApiHandler):
         changes = ops.Changes()
         out = ops.add_member(s, actor, team, b.username, b.role, changes)
         self.apply(changes)
-        self.json(out, 201)
+        self.json(out, 202 if "invited" in out else 201)  # 202: an invitation the user decides
 
 
 class MemberAPI(ApiHandler):
@@ -285,7 +289,7 @@ class RequestsAPI(ApiHandler):
 
     @_tx
     def post(self, s):
-        """Request a tier or a renewal, with a justification."""
+        """Request a tier, a renewal or to join a team, with a justification."""
         b = self.body(schemas.RequestIn)
         r = ops.create_request(s, self.actor(), b.kind, b.justification, b.tier, b.team)
         self.json(ops.request_dict(r), 201)
@@ -294,7 +298,8 @@ class RequestsAPI(ApiHandler):
 class DecisionAPI(ApiHandler):
     @_tx
     def post(self, s, request_id):
-        """Approve or decline a request (platform admins)."""
+        """Approve or decline a request (platform admins; a team's admins for joins; the
+        invitee for an invitation)."""
         b = self.body(schemas.DecisionIn)
         changes = ops.Changes()
         out = ops.decide_request(s, self.actor(), int(request_id), b.approve, b.note, changes)

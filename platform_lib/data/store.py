@@ -52,8 +52,18 @@ class Store:
 
     def path(self, relative: str = "") -> str:
         """Filesystem path (as fsspec names it) of a path relative to the root."""
-        relative = relative.lstrip("/")
-        return posixpath.join(self.root, relative) if relative else self.root
+        relative = posixpath.normpath(relative.lstrip("/")) if relative.strip("/") else ""
+        if relative in (".", ""):
+            return self.root
+        if relative == ".." or relative.startswith("../"):
+            raise ValueError(f"{relative!r} leads outside the store {self.root_url}")
+        full = posixpath.join(self.root, relative)
+        if not self.is_s3:
+            # a symlink inside a folder store must not lead out of it either
+            real, root = os.path.realpath(full), os.path.realpath(self.root)
+            if real != root and not real.startswith(root.rstrip("/") + "/"):
+                raise ValueError(f"{relative!r} leads outside the store {self.root_url}")
+        return full
 
     def url(self, relative: str = "") -> str:
         if self.is_s3:
@@ -62,7 +72,7 @@ class Store:
 
     def relative(self, path: str) -> str:
         """Inverse of :meth:`path`: a filesystem path (with or without protocol) → relative."""
-        path = self.fs._strip_protocol(path)  # noqa: SLF001 - fsspec's public-in-practice helper
+        path = posixpath.normpath(self.fs._strip_protocol(path))  # noqa: SLF001 - fsspec's helper
         root = self.root.rstrip("/")
         if path == root:
             return ""

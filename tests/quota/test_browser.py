@@ -44,6 +44,10 @@ def test_team_admin_adds_member_sets_cap_and_sees_the_plot(deep_team, browser, b
     assert page.locator("#admin-controls").is_visible()
     plot = page.locator("svg#usage-plot")
     assert plot.is_visible() and page.locator("svg#usage-plot polyline.usage-line").count() == 1
+    # hank asked to join (issue 20: a team admin grants a request or invites, never imposes)
+    r = qp.api("hank", "POST", "api/requests", json={"kind": "join", "team": "deep",
+                                                     "justification": "my deep-field survey"})
+    assert r.status_code == 201, r.text
     page.fill("#add-member input[name=username]", "hank")
     page.click("#add-member button[type=submit]")
     page.wait_for_url(team_url)
