@@ -179,30 +179,56 @@ def simulator_psf(spec: RefSetSpec, optical_element: str) -> Any:
     import galsim
 
     gw = rwcs.GWCS(w)
+    # at the set's centre on the detector (a sub-array set is the detector's lower-left
+    # corner), where platform_lib.simulate draws the PSF of that footprint: the PSF varies
+    # across the detector, and a fit with the PSF of another place biases fluxes
     psf = rpsf.make_psf(int(spec.detector[3:]), optical_element, wcs=gw,
-                        psftype="galsim", pix=(2044, 2044))
+                        psftype="galsim", pix=(spec.size / 2, spec.size / 2))
     # romanisim draws it through the local WCS (world units); return it in native pixels
     return gw.local(image_pos=galsim.PositionD(c, c)).toImage(psf)
 
 
-def pixel_integrated_psf(psf: Any, oversample: int = EPSF_OVERSAMPLE, size: int = EPSF_STAMP) -> np.ndarray:
-    """The PSF integrated over a native pixel, sampled ``oversample`` times finer (sum = 1)."""
+def pixel_integrated_psf(psf: Any, oversample: int = EPSF_OVERSAMPLE, size: int = EPSF_STAMP,
+                         ipc_kernel: np.ndarray | None = None) -> np.ndarray:
+    """The PSF integrated over a native pixel, sampled ``oversample`` times finer.
+
+    Normalised to the *total* flux of the PSF (the profile's flux, 1), not to the stamp: the
+    64-pixel (7") stamp holds only 97-99 % of the light (less in the red bands), and a PSF fit
+    with a stamp renormalised to 1 returns the stamp's share of the flux, not the total. With
+    ``ipc_kernel`` (3x3, native pixels) the stamp is also convolved with the inter-pixel
+    capacitance the detector applies, so it is the response a star really leaves in an L2
+    image.
+    """
     import galsim
 
     prof = galsim.Convolve(psf, galsim.Pixel(1.0))
     img = prof.drawImage(nx=size, ny=size, scale=1.0 / oversample, method="no_pixel")
-    a = img.array.astype(np.float64)
-    return a / a.sum()
+    a = img.array.astype(np.float64) / float(prof.flux)
+    if ipc_kernel is not None:
+        a = apply_ipc_oversampled(a, ipc_kernel, oversample)
+    return a
+
+
+def apply_ipc_oversampled(stamp: np.ndarray, kernel: np.ndarray, oversample: int) -> np.ndarray:
+    """Convolve an oversampled stamp with a native-pixel 3x3 kernel (taps ``oversample`` apart)."""
+    from scipy import ndimage
+
+    k = np.asarray(kernel, dtype=np.float64)
+    k = k / k.sum()
+    big = np.zeros((2 * oversample + 1, 2 * oversample + 1))
+    big[::oversample, ::oversample] = k
+    return ndimage.convolve(stamp, big, mode="constant", cval=0.0)
 
 
 def encircled_energy_radii(stamp: np.ndarray, fractions: tuple[float, ...],
-                           oversample: int = EPSF_OVERSAMPLE) -> np.ndarray:
-    """Radii (native pixels) enclosing each energy fraction of a pixel-integrated stamp."""
+                           oversample: int = EPSF_OVERSAMPLE, total: float = 1.0) -> np.ndarray:
+    """Radii (native pixels) enclosing each fraction of the total energy (``total``, the
+    profile's flux; not the stamp's sum, which misses the wings)."""
     y, x = np.indices(stamp.shape)
     c = (np.array(stamp.shape) - 1) / 2.0
     r = np.hypot(x - c[1], y - c[0]).ravel() / oversample
     order = np.argsort(r)
-    cum = np.cumsum(stamp.ravel()[order]) / stamp.sum()
+    cum = np.cumsum(stamp.ravel()[order]) / total
     rs = r[order]
     return np.array([float(np.interp(f, cum, rs)) for f in fractions])
 
@@ -405,7 +431,7 @@ def build_models(spec: RefSetSpec) -> dict[str, Any]:
             "effective_area": (thr * collecting).astype(np.float32),
         }
         fr = np.array(spec.ee_fractions, dtype=np.float64)
-        stamp = pixel_integrated_psf(simulator_psf(spec, fe))
+        stamp = pixel_integrated_psf(simulator_psf(spec, fe), ipc_kernel=ipc.data)
         radii = encircled_energy_radii(stamp, spec.ee_fractions)
         ap_table[fe] = {
             "ap_corrections": 1.0 / fr,

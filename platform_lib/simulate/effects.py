@@ -140,11 +140,12 @@ def make_l1(
         raise SimulationInputError("apportioner must be 'fast' or 'romanisim'")
 
     if effects.ipc:
+        # romanisim 0.14's IPC.apply rebinds a local name and leaves a NumPy array as it
+        # was, so with a reference set's kernel the IPC was silently lost: convolve with the
+        # model's (normalised) kernel ourselves
         ipc_model = refdata.get("ipc")
-        if ipc_model is not None:
-            ipc_model.apply(resultants)
-        else:
-            resultants = l1.add_ipc(resultants)
+        kernel = getattr(ipc_model, "ipc_kernel", None)
+        resultants = l1.add_ipc(resultants, kernel)
     gain = refdata["gain"]
     resultants /= gain
     if refdata.get("darkdecaysignal") is not None:

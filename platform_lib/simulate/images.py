@@ -280,18 +280,54 @@ def _psf(spec: ExposureSpec, imwcs, date):
     return _PSF_CACHE[key]
 
 
+def exposure_wcs(meta, distortion: str | None = None):
+    """The exposure's WCS (galsim form, detector pixels): one geometry for truth and calibration.
+
+    Without a distortion file it is galsim.roman's WCS, as romanisim uses without CRDS. With
+    one (a reference set's ``distortion``), it is the same gwcs romancal's ``assign_wcs``
+    builds from that file and the file's ``wcsinfo`` (V2/V3 reference point, roll, velocity
+    aberration scale), via romanisim's ``make_wcs``. So positions survive
+    simulate -> calibrate by construction.
+    """
+    from romanisim.models import wcs
+
+    if not distortion:
+        return wcs.get_wcs(meta, usecrds=False)
+    import copy
+
+    import roman_datamodels.datamodels as rdm
+    from astropy.coordinates import SkyCoord
+
+    with rdm.open(distortion) as m:
+        transform = copy.deepcopy(m.coordinate_distortion_transform)
+    info = meta.wcsinfo
+    gw = wcs.make_wcs(SkyCoord(info.ra_ref, info.dec_ref, unit="deg"), transform,
+                      v2_ref=info.v2_ref, v3_ref=info.v3_ref, roll_ref=info.roll_ref,
+                      scale_factor=meta.velocity_aberration.scale_factor)
+    try:
+        gw.bounding_box = transform.bounding_box.bounding_box(order="F")
+    except NotImplementedError:
+        gw.bounding_box = None
+    return wcs.GWCS(gw)
+
+
+def _distortion_file(ref: dict | None) -> str | None:
+    value = (ref or {}).get("distortion")
+    return value if isinstance(value, str) else None
+
+
 def _render_counts(image_mod, catalog, spec: ExposureSpec, ref: dict, effects: InstrumentEffects):
     """Total electrons over the exposure on the footprint (sources, sky, dark; Poisson noise)."""
     import galsim
     from romanisim import image as rimage
-    from romanisim.models import backgrounds, parameters, wcs
+    from romanisim.models import backgrounds, parameters
     from romanisim.models import bandpass as rbp
 
     meta = image_mod.meta
     sca = int(spec.detector[3:])
     pattern = read_pattern(spec.ma_table)
     exptime = parameters.read_time * pattern[-1][-1]
-    imwcs = wcs.get_wcs(meta, usecrds=False)
+    imwcs = exposure_wcs(meta, _distortion_file(ref.get("reffiles")))
     date = meta.exposure.start_time
     fp = spec.footprint
     psf = _psf(spec, imwcs, date)
@@ -468,13 +504,18 @@ def simulate_exposure(
     return SimulatedImage(node, truth, info)
 
 
-def sky_position(spec: ExposureSpec, x: float, y: float) -> tuple[float, float]:
-    """(ra, dec) in degrees of file pixel (x, y) of an exposure, e.g. to place sources on it."""
+def sky_position(spec: ExposureSpec, x: float, y: float,
+                 reference_data=None) -> tuple[float, float]:
+    """(ra, dec) in degrees of file pixel (x, y) of an exposure, e.g. to place sources on it.
+
+    ``reference_data``: the same as given to :func:`simulate_exposure` (a set's distortion
+    changes where the pixels fall on the sky).
+    """
     import galsim
-    from romanisim.models import wcs
 
     spec.check()
-    imwcs = wcs.get_wcs(_metadata(spec).meta, usecrds=False)
+    with use_reference_data(reference_data, spec.optical_element) as ref:
+        imwcs = exposure_wcs(_metadata(spec).meta, _distortion_file(ref))
     pos = imwcs.toWorld(galsim.PositionD(spec.footprint.x0 + x, spec.footprint.y0 + y))
     return float(pos.ra.deg), float(pos.dec.deg)
 

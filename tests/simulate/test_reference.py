@@ -73,7 +73,7 @@ def test_nonlinearity_round_trip_with_the_set(refdir) -> None:
     from platform_lib.simulate import sky_position
 
     spec = ExposureSpec(level=2, footprint=Footprint(0, 0, 64, 64), seed=8)
-    ra, dec = sky_position(spec, 32, 32)
+    ra, dec = sky_position(spec, 32, 32, reference_data=refdir)
     cat = sources([ra], [dec], [18.5], elements=["F158"])
     flux, last = {}, {}
     for nl in (False, True):
@@ -85,3 +85,37 @@ def test_nonlinearity_round_trip_with_the_set(refdir) -> None:
         last[nl] = float(np.asarray(l1.model.data, dtype=float)[-1, 36, 36])
     assert last[True] < last[False] * 0.995
     assert flux[True] == pytest.approx(flux[False], rel=0.01)
+
+
+def test_simulator_geometry_is_romancals_with_the_set(refdir) -> None:
+    """With a reference set, the simulator's WCS is the one romancal's assign_wcs builds from
+    the set's distortion and the file's wcsinfo (to 0.01 mas over the array), and not
+    galsim.roman's (which puts the same pixels hundreds of arcsec away): one geometry."""
+    import astropy.units as u
+    import roman_datamodels.datamodels as rdm
+    from astropy.coordinates import SkyCoord
+    from romancal.assign_wcs.assign_wcs import load_wcs
+
+    from platform_lib.calibrate.reference_files import open_reference_set
+    from platform_lib.simulate import sky_position
+    from platform_lib.simulate.images import _metadata, exposure_wcs
+
+    spec = ExposureSpec(level=1, footprint=Footprint(0, 0, 64, 64), seed=1)
+    empty = sources([0.0], [0.0], [30.0], elements=["F158"])[:0]
+    sim = simulate_exposure(empty, spec, InstrumentEffects.none(), reference_data=refdir)
+    model = rdm.ImageModel.create_fake_data(shape=(64, 64))
+    for key in ("wcsinfo", "velocity_aberration", "instrument", "pointing"):
+        model.meta[key] = sim.model.meta[key]
+    model.meta["cal_step"] = {}  # a fake ImageModel has none; load_wcs records its step
+    dist = str(open_reference_set(refdir).path("distortion"))
+    romancal_wcs = load_wcs(model, {"distortion": dist}).meta.wcs
+    x, y = np.meshgrid(np.linspace(0, 63, 5), np.linspace(0, 63, 5))
+    ra, dec = romancal_wcs(x.ravel(), y.ravel())
+    ours = np.array([sky_position(spec, float(a), float(b), reference_data=refdir)
+                     for a, b in zip(x.ravel(), y.ravel())])
+    sep = SkyCoord(ra, dec, unit="deg").separation(SkyCoord(ours[:, 0], ours[:, 1], unit="deg"))
+    assert float(sep.max().to_value(u.mas)) < 0.01
+    galsim_wcs = exposure_wcs(_metadata(spec).meta)
+    pos = galsim_wcs.toWorld(__import__("galsim").PositionD(32, 32))
+    off = SkyCoord(pos.ra.deg, pos.dec.deg, unit="deg").separation(SkyCoord(*ours[12], unit="deg"))
+    assert off.to_value(u.arcsec) > 1.0  # the set's geometry really is a different one
