@@ -160,6 +160,9 @@ def build_settings(config: PlatformConfig, state: StateDir, ports: dict[str, int
         "DASK_GATEWAY__PROXY_ADDRESS": gateway_proxy,
         "DASK_GATEWAY__PUBLIC_ADDRESS": gateway_address,
         "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
+        # JupyterLab's Dask panel (dask-labextension) starts and lists gateway clusters.
+        "DASK_LABEXTENSION__FACTORY__MODULE": "dask_gateway",
+        "DASK_LABEXTENSION__FACTORY__CLASS": "GatewayCluster",
         "ROMAN_DATA_URL": data_url,
     }
     if config.data.s3_endpoint:
