@@ -165,6 +165,34 @@ CRDS_SERVER_URL: {{ . | quote }}
 STPSF_PATH: {{ .Values.data.stpsfPath | quote }}
 {{- end -}}
 
+{{/* Egress to the internet but not into the cluster, z2jh's egressAllowRules.nonPrivateIPs:
+every address except the cluster-internal ranges (networkPolicy.internalCIDRs: pods, services,
+nodes, a VPC) and, unless allowed, the cloud metadata server (instance credentials!).
+Call with (dict "root" $ "rules" <egressAllowRules> "ports" <list or nil>). */}}
+{{- define "rp.publicEgress" -}}
+{{- if .rules.nonPrivateIPs }}
+- to:
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except:
+          {{- range .root.Values.networkPolicy.internalCIDRs }}
+          - {{ . | quote }}
+          {{- end }}
+          {{- if not .rules.cloudMetadataServer }}
+          - 169.254.169.254/32
+          {{- end }}
+  {{- with .ports }}
+  ports:
+    {{- range . }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- if .rules.cloudMetadataServer }}
+- to: [{ipBlock: {cidr: 169.254.169.254/32}}]
+{{- end }}
+{{- end -}}
+
 {{/* Egress to the data endpoints (user servers and Dask pods). */}}
 {{- define "rp.dataEgress" -}}
 {{- if .Values.data.egressCIDRs }}
