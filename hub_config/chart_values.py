@@ -360,10 +360,14 @@ def configure_kubespawner(c: Any, v: dict[str, Any]) -> None:
             "envFrom": [{"secretRef": {"name": v["data"]["s3"]["existingSecret"]}}]
         }
 
-    # Home: one PVC per user from the storage class; TierKubeSpawner sizes it from the profile.
+    # Home: a PVC from the storage class, sized by TierKubeSpawner from the tier's allocation.
+    # ReadWriteMany: one per user, shared by the user's named servers (z2jh's claim-{username}).
+    # ReadWriteOnce: a second server on another node could not attach the same claim
+    # (Multi-Attach error), so each named server gets its own (claim-{username}--{servername}).
+    access = su["storage"].get("accessMode", "ReadWriteOnce")
     c.KubeSpawner.storage_pvc_ensure = True
-    c.KubeSpawner.pvc_name_template = "claim-{username}"
-    c.KubeSpawner.storage_access_modes = ["ReadWriteOnce"]
+    c.KubeSpawner.pvc_name_template = "claim-{username}" if access == "ReadWriteMany" else "claim-{user_server}"
+    c.KubeSpawner.storage_access_modes = [access]
     if su["storage"].get("storageClassName"):
         c.KubeSpawner.storage_class = su["storage"]["storageClassName"]
     volumes = [{"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]

@@ -194,8 +194,10 @@ def test_each_tier_gets_its_profiles_pod(chart, hub_config, tier):
             assert pod["spec"]["nodeSelector"][k] == v, who
         assert ct["image"] == policy.image_for(profile)
         assert chart.image_problem(ct["image"]) is None
-        # Home volume of the profile's size from the chart's storage class; scratch emptyDir.
-        assert pvc["spec"]["resources"]["requests"]["storage"] == f"{profile.home_gib:g}Gi", who
+        # Home volume of the tier allocation's size (issue 16 item 8: not the first profile's)
+        # from the chart's storage class; scratch emptyDir.
+        home_gb = policy.tiers[tier].base_allocation.home_gb
+        assert pvc["spec"]["resources"]["requests"]["storage"] == f"{home_gb:g}G", who
         assert pvc["spec"]["storageClassName"] == values["singleuser"]["storage"]["storageClassName"]
         vols = {v["name"]: v for v in pod["spec"]["volumes"]}
         assert vols["home"]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
@@ -325,3 +327,44 @@ def test_user_pods_pull_from_the_registry(chart, hub_config):
 def test_hub_db_upgrade_setting(hub_config):
     cfg, _policy, _values = hub_config
     assert cfg.JupyterHub.upgrade_db is True
+
+
+def test_named_servers_do_not_share_a_readwriteonce_home(hub_config):
+    """Item 8: two servers of one user on two nodes cannot attach one RWO claim (Multi-Attach);
+    each server gets its own claim, and its size is the tier allocation's, whatever the profile."""
+    from hub_config.spawner import TierKubeSpawner
+
+    cfg, policy, _values = hub_config
+    user = _user("rosa", ["tier-research"])
+    claims = {}
+    for server, profile in (("", "small"), ("big", "medium"), ("other", "small")):
+        connect = cfg.JupyterHub.hub_connect_url
+        hub = SimpleNamespace(public_host="", url=f"{connect}/hub/", base_url="/hub/", api_url=f"{connect}/hub/api")
+        spawner = TierKubeSpawner(config=cfg, user=user, hub=hub, _mock=True,
+                                  orm_spawner=SimpleNamespace(name=server, server=None))
+        _run(spawner.apply_tier_options({"profile": profile}))
+        pvc = spawner.get_pvc_manifest()
+        claims[server] = (pvc.metadata.name, pvc.spec.resources.requests["storage"], pvc.spec.access_modes)
+    assert len({name for name, _, _ in claims.values()}) == 3, claims
+    home = f"{policy.tiers['research'].base_allocation.home_gb:g}G"
+    assert {size for _, size, _ in claims.values()} == {home}
+    assert all(modes == ["ReadWriteOnce"] for _, _, modes in claims.values())
+
+
+@pytest.mark.parametrize("hub_config", [("kind", (("singleuser.storage.accessMode", "ReadWriteMany"),))], indirect=True)
+def test_readwritemany_home_is_shared_by_named_servers(hub_config):
+    from hub_config.spawner import TierKubeSpawner
+
+    cfg, _policy, _values = hub_config
+    user = _user("rosa", ["tier-research"])
+    names = set()
+    for server in ("", "big"):
+        connect = cfg.JupyterHub.hub_connect_url
+        hub = SimpleNamespace(public_host="", url=f"{connect}/hub/", base_url="/hub/", api_url=f"{connect}/hub/api")
+        spawner = TierKubeSpawner(config=cfg, user=user, hub=hub, _mock=True,
+                                  orm_spawner=SimpleNamespace(name=server, server=None))
+        _run(spawner.apply_tier_options({"profile": "small"}))
+        pvc = spawner.get_pvc_manifest()
+        assert pvc.spec.access_modes == ["ReadWriteMany"]
+        names.add(pvc.metadata.name)
+    assert names == {"claim-rosa"}
