@@ -181,6 +181,11 @@ def singleuser_environment(v: dict[str, Any]) -> dict[str, str]:
                 "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
             }
         )
+    # The writable places (the shared contract's names); KubeSpawner expands {username}.
+    if get("data.userStore.userPrefix", "", source=v):
+        env["ROMAN_USER_STORE_URL"] = f"{v['data']['userStore']['userPrefix']}{{username}}/"
+    if get("data.userStore.teamPrefix", "", source=v):
+        env["ROMAN_TEAM_STORE_URL"] = v["data"]["userStore"]["teamPrefix"]
     if get("quota.enabled", True, source=v):
         env["ROMAN_QUOTA_URL"] = quota_url(v)
         env["ROMAN_QUOTA_PUBLIC_URL"] = quota_public_url(v)

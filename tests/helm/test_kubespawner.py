@@ -368,3 +368,19 @@ def test_readwritemany_home_is_shared_by_named_servers(hub_config):
         assert pvc.spec.access_modes == ["ReadWriteMany"]
         names.add(pvc.metadata.name)
     assert names == {"claim-rosa"}
+
+
+@pytest.mark.parametrize("hub_config", ["cloud-production"], indirect=True)
+def test_users_write_under_their_own_prefix(hub_config):
+    """Item 12: the survey store stays read-only; each user gets a writable prefix of their own
+    and the base of team spaces (the shared contract's ROMAN_USER_STORE_URL/ROMAN_TEAM_STORE_URL)."""
+    cfg, _policy, values = hub_config
+    envs = {}
+    for name in ("rosa", "erin"):
+        _sp, pod, _pvc = _build(cfg, _user(name, ["tier-research"]), {"profile": "small"})
+        envs[name] = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert envs["rosa"]["ROMAN_USER_STORE_URL"] == "s3://roman-science-platform-users/users/rosa/"
+    assert envs["erin"]["ROMAN_USER_STORE_URL"] == "s3://roman-science-platform-users/users/erin/"
+    assert envs["rosa"]["ROMAN_TEAM_STORE_URL"] == "s3://roman-science-platform-users/teams/"
+    survey = envs["rosa"]["ROMAN_DATA_URL"]
+    assert not envs["rosa"]["ROMAN_USER_STORE_URL"].startswith(survey.rstrip("/") + "/")
