@@ -167,7 +167,27 @@ def data_environment(v: dict[str, Any]) -> dict[str, str]:
         "STPSF_PATH": get("data.stpsfPath", "", source=v),
         "ROMAN_DATA_S3_ENDPOINT": get("data.s3.endpoint", "", source=v),
     }
+    if get("references.enabled", False, source=v):
+        # RRN's layout: a writable per-user CRDS cache (in the home) whose files link to the
+        # shared preloaded cache (references_post_start links them); pinned STPSF data.
+        mount = get("references.mountPath", source=v)
+        env.update({
+            "CRDS_PATH": get("references.crds.userCachePath", source=v),
+            "CRDS_READONLY_CACHE": "0",
+            "CRDS_SERVER_URL": get("references.crds.serverUrl", source=v),
+            "STPSF_PATH": f"{mount}/stpsf-data",
+        })
     return {k: str(val) for k, val in env.items() if val}
+
+
+def references_post_start(v: dict[str, Any]) -> dict[str, Any]:
+    """The notebook's postStart hook: RRN's symlink-crds. Mirror the shared cache's folders in
+    the user's CRDS cache and link each file, so the cache is complete yet stays writable."""
+    shared = f"{get('references.mountPath', source=v)}/crds"
+    script = (f'cd {shared} 2>/dev/null || exit 0; '
+              'find . -type d -exec mkdir -p "$CRDS_PATH/{}" \; ; '
+              f'find . -type f -exec sh -c \'[ -e "$CRDS_PATH/$1" ] || ln -s "{shared}/$1" "$CRDS_PATH/$1"\' _ {{}} \;')
+    return {"postStart": {"exec": {"command": ["sh", "-c", script]}}}
 
 
 def singleuser_environment(v: dict[str, Any]) -> dict[str, str]:
@@ -383,6 +403,11 @@ def configure_kubespawner(c: Any, v: dict[str, Any]) -> None:
              "persistentVolumeClaim": {"claimName": v["data"]["volume"]["claimName"], "readOnly": True}}
         )
         mounts.append({"name": "roman-data", "mountPath": v["data"]["volume"]["mountPath"], "readOnly": True})
+    if get("references.enabled", False, source=v):
+        claim = get("references.claimName", "", source=v) or name("references", v)
+        volumes.append({"name": "references", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
+        mounts.append({"name": "references", "mountPath": v["references"]["mountPath"], "readOnly": True})
+        c.KubeSpawner.lifecycle_hooks = references_post_start(v)
     c.KubeSpawner.volumes = volumes
     c.KubeSpawner.volume_mounts = mounts
     c.TierKubeSpawner.scratch_mount_path = su["storage"].get("scratchMountPath", "/scratch")

@@ -384,3 +384,40 @@ def test_users_write_under_their_own_prefix(hub_config):
     assert envs["rosa"]["ROMAN_TEAM_STORE_URL"] == "s3://roman-science-platform-users/teams/"
     survey = envs["rosa"]["ROMAN_DATA_URL"]
     assert not envs["rosa"]["ROMAN_USER_STORE_URL"].startswith(survey.rstrip("/") + "/")
+
+
+@pytest.mark.parametrize("hub_config", ["cloud-production"], indirect=True)
+def test_crds_and_stpsf_in_production(chart, hub_config, tmp_path):
+    """Item 5: a writable per-user CRDS cache linked to the shared preloaded cache (RRN's
+    symlink-crds), pinned STPSF data, in notebooks; Dask pods read the shared cache."""
+    import subprocess
+
+    cfg, _policy, values = hub_config
+    _sp, pod, _pvc = _build(cfg, _user("rosa", ["tier-research"]), {"profile": "small"})
+    ct = pod["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in ct["env"]}
+    assert env["CRDS_PATH"] == "/home/jovyan/crds_cache" and env["CRDS_READONLY_CACHE"] == "0"
+    assert env["CRDS_SERVER_URL"] == "https://roman-crds.stsci.edu"
+    assert env["STPSF_PATH"] == "/data/references/stpsf-data"
+    mounts = {m["name"]: m for m in ct["volumeMounts"]}
+    assert mounts["references"] == {"name": "references", "mountPath": "/data/references", "readOnly": True}
+    assert mounts["home"]["mountPath"] == "/home/jovyan"  # the cache is in the writable home
+    vols = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert vols["references"]["persistentVolumeClaim"] == {"claimName": "rp-references", "readOnly": True}
+    objs = chart.render("cloud-production")
+    assert chart.find(objs, "PersistentVolumeClaim", "rp-references")["spec"]["accessModes"] == ["ReadWriteMany"]
+    job = chart.find(objs, "Job", "rp-references-preload")
+    assert "crds sync --contexts" in job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    # The postStart hook, run for real against a fake shared cache: links, writable, idempotent.
+    shared = tmp_path / "data" / "references" / "crds"
+    (shared / "references" / "roman" / "wfi").mkdir(parents=True)
+    (shared / "references" / "roman" / "wfi" / "roman_wfi_dark_0001.asdf").write_text("dark")
+    (shared / "mappings" / "roman").mkdir(parents=True)
+    (shared / "mappings" / "roman" / "roman_0048.pmap").write_text("pmap")
+    script = ct["lifecycle"]["postStart"]["exec"]["command"][2].replace("/data/references", str(tmp_path / "data" / "references"))
+    cache = tmp_path / "home" / "crds_cache"
+    for _ in range(2):
+        subprocess.run(["sh", "-c", script], env={"CRDS_PATH": str(cache), "PATH": os.environ["PATH"]}, check=True, timeout=30)
+    dark = cache / "references" / "roman" / "wfi" / "roman_wfi_dark_0001.asdf"
+    assert dark.is_symlink() and dark.read_text() == "dark"
+    (cache / "references" / "roman" / "wfi" / "roman_wfi_flat_0002.asdf").write_text("new")  # CRDS can add
