@@ -400,7 +400,8 @@ def configure_kubespawner(c: Any, v: dict[str, Any]) -> None:
     if get("data.volume.enabled", False, source=v):
         volumes.append(
             {"name": "roman-data",
-             "persistentVolumeClaim": {"claimName": v["data"]["volume"]["claimName"], "readOnly": True}}
+             "persistentVolumeClaim": {"claimName": v["data"]["volume"]["claimName"] or name("sampleData", v),
+                                       "readOnly": True}}
         )
         mounts.append({"name": "roman-data", "mountPath": v["data"]["volume"]["mountPath"], "readOnly": True})
     if get("references.enabled", False, source=v):

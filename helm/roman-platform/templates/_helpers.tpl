@@ -214,6 +214,11 @@ Call with (dict "root" $ "rules" <egressAllowRules> "ports" <list or nil>). */}}
 {{- end }}
 {{- end -}}
 
+{{/* The claim of the data volume (data.volume.claimName, else the sample volume's). */}}
+{{- define "rp.dataClaim" -}}
+{{- .Values.data.volume.claimName | default (include "rp.name" (dict "root" . "name" "sample-data")) -}}
+{{- end -}}
+
 {{/* The claim of the reference volume (references.claimName, else the chart's own). */}}
 {{- define "rp.referencesClaim" -}}
 {{- .Values.references.claimName | default (include "rp.name" (dict "root" . "name" "references")) -}}
