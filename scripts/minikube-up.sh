@@ -43,8 +43,7 @@ kubectl get namespace "$NS" >/dev/null 2>&1 || kubectl create namespace "$NS"
 echo "minikube-up: installing release $RELEASE into $NS (hub $HUB_URL)"
 helm upgrade --install "$RELEASE" helm/roman-platform -n "$NS" \
   -f helm/examples/minikube.yaml \
-  --set "hub.image.tag=$TAG,singleuser.image.tag=$TAG,quota.image.tag=$TAG,cull.image.tag=$TAG" \
-  --set "daskGateway.image.tag=$TAG,auth.devProvider.image.tag=$TAG" \
+  --set "hub.image.tag=$TAG,singleuser.image.tag=$TAG" \
   --set "hub.publicUrl=$HUB_URL,auth.oidc.issuer=http://$NODE_IP:30081" \
   --wait --timeout 15m
 echo "minikube-up: the hub is at $HUB_URL (demo logins: hub_config/oidc_dev/demo_users.yaml)"

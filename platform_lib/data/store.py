@@ -209,7 +209,8 @@ def get_store(
             raise DataStoreError(f"S3 data store URL {url!r} names no bucket")
         key = key if key is not None else os.environ.get("AWS_ACCESS_KEY_ID")
         secret = secret if secret is not None else os.environ.get("AWS_SECRET_ACCESS_KEY")
-        if not anon and (not key or not secret):
+        chain = not anon and not key and not secret and _default_chain_has_credentials()
+        if not anon and not chain and (not key or not secret):
             missing = [n for n, v in (("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", secret)) if not v]
             raise DataStoreError(
                 f"no S3 credential for {url}: {' and '.join(missing)} not set (the platform "
@@ -218,7 +219,7 @@ def get_store(
             )
         endpoint = endpoint or os.environ.get(ENV_ENDPOINT) or None
         options: dict[str, Any] = {"anon": anon, **storage_options}
-        if not anon:
+        if not anon and not chain:
             options.update(key=key, secret=secret)
         client_kwargs = dict(options.pop("client_kwargs", {}) or {})
         if endpoint:
@@ -255,6 +256,21 @@ def _on_worker_hint(missing: list[str]) -> str:
             f"{', '.join(missing)}: on the platform the Dask-Gateway gives workers your server's "
             "data settings (hub_config.gateway.data_environment); a LocalCluster or a "
             "self-made cluster needs them in its environment")
+
+
+def _default_chain_has_credentials() -> bool:
+    """Does botocore's default credential chain find credentials without static keys?
+
+    On Kubernetes with workload identity (EKS IRSA's web-identity token, EKS Pod Identity's
+    container endpoint, GKE/Azure federation) or with a shared credentials file/profile, the pod
+    has no AWS_* keys yet may read the bucket; s3fs then uses the same chain.
+    """
+    import botocore.session  # noqa: PLC0415 - only S3 users need it
+
+    try:
+        return botocore.session.get_session().get_credentials() is not None
+    except Exception:  # noqa: BLE001 - a broken profile is "no credential", named by our error
+        return False
 
 
 def _normalise(url: str) -> str:

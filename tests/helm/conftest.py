@@ -189,10 +189,12 @@ def netpol_problems(objs: list[dict[str, Any]], pods: list[tuple[str, str, dict[
     policies = [o for o in objs if o["kind"] == "NetworkPolicy"]
     for who, ns, labels in pods:
         here = [p for p in policies if p["metadata"].get("namespace", NAMESPACE) == ns]
-        deny = [p for p in here if not p["spec"]["podSelector"]
+        deny = [p for p in here if selects(p["spec"]["podSelector"], labels)
                 and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
                 and not p["spec"].get("ingress") and not p["spec"].get("egress")]
-        own = [p for p in here if p["spec"]["podSelector"] and selects(p["spec"]["podSelector"], labels)]
+        # (the default deny is the "network" component's; a pod's own may allow nothing too)
+        own = [p for p in here if selects(p["spec"]["podSelector"], labels)
+               and p["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "network"]
         if not deny:
             problems.append(f"{who}: no default-deny NetworkPolicy in namespace {ns}")
         if not own:
@@ -478,3 +480,79 @@ def traefik_calls(args: list[str]) -> set[tuple[str, str, str, str]]:
     if "--providers.kubernetescrd.disableClusterScopeResources=true" not in args:
         calls |= {("list", "", "nodes", "cluster"), ("watch", "", "nodes", "cluster")}
     return calls
+
+
+# --------------------------------------------------------------------------- connectivity (NCA)
+def nca_bin() -> str:
+    found = shutil.which("nca", path=f"{Path(__import__('sys').executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if not found:
+        raise RuntimeError("nca not found: pip install the 'k8s' extra (network-config-analyzer)")
+    return found
+
+
+def connectivity(objs, pods: list[dict[str, Any]], workdir: Path) -> list[tuple[str, str, str]]:
+    """The connectivity map network-config-analyzer (IBM's NetworkPolicy evaluator) computes for
+    the rendered NetworkPolicies over the chart's workloads plus ``pods`` (the ones KubeSpawner
+    and the gateway controller create): (source, destination, connections) lines, where an
+    endpoint is ``<ns>/<name>`` or IP ranges ``a.b.c.d-e.f.g.h,...``."""
+    keep = [dict(o, metadata={**o["metadata"], "namespace": o["metadata"].get("namespace", NAMESPACE)})
+            for o in objs if o["kind"] in ("Deployment", "StatefulSet", "NetworkPolicy")]
+    namespaces = {o["metadata"]["namespace"] for o in keep} | {p["metadata"]["namespace"] for p in pods} | {"kube-system"}
+    ns_objs = [{"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n}}} for n in sorted(namespaces)]
+    path = workdir / "resources.yaml"
+    path.write_text(yaml.safe_dump_all([*ns_objs, *keep, *pods]))
+    proc = subprocess.run([nca_bin(), "--connectivity", str(path), "--ns_list", str(path), "--pod_list", str(path),
+                           "-o", "txt_no_fw_rules"], capture_output=True, text=True, timeout=120, cwd=workdir)
+    lines = []
+    for line in proc.stdout.splitlines():
+        if " => " not in line:
+            continue
+        src, rest = line.split(" => ", 1)
+        dst, conns = rest.split(" : ", 1)
+        strip = lambda e: ",".join(x.split("[", 1)[0] for x in e.split(","))  # noqa: E731
+        lines.append((strip(src.strip()), strip(dst.strip()), conns.strip()))
+    if not lines:
+        raise AssertionError(f"nca produced no connectivity map:\n{proc.stdout}\n{proc.stderr}")
+    return lines
+
+
+def _in_ranges(endpoint: str, ip: str) -> bool:
+    import ipaddress
+
+    addr = ipaddress.ip_address(ip)
+    for part in endpoint.split(","):
+        if "-" in part and part[0].isdigit():
+            lo, hi = part.split("-")
+            if ipaddress.ip_address(lo) <= addr <= ipaddress.ip_address(hi):
+                return True
+    return False
+
+
+def _conns_allow(conns: str, port: int, protocol: str = "TCP") -> bool:
+    import re
+
+    if conns.startswith("All connections"):
+        return True
+    for proto, ports in re.findall(r"\{protocols:([A-Z, ]+)(?:,dst_ports:([0-9,-]+))?\}", conns):
+        if protocol not in [p.strip() for p in proto.split(",")]:
+            continue
+        if not ports:
+            return True
+        for rng in ports.split(","):
+            lo, _, hi = rng.partition("-")
+            if int(lo) <= port <= int(hi or lo):
+                return True
+    return False
+
+
+def nca_allows(lines, src: str, dst: str, port: int) -> bool:
+    """Does the map allow ``src`` to open TCP ``port`` on ``dst`` (``ns/name`` or an IP)?"""
+    is_ip = dst[0].isdigit()
+    for s, d, conns in lines:
+        if s.split(",") and src not in s.split(","):
+            continue
+        if (is_ip and _in_ranges(d, dst)) or (not is_ip and dst in d.split(",")):
+            if _conns_allow(conns, port):
+                return True
+    return False

@@ -194,8 +194,10 @@ def test_each_tier_gets_its_profiles_pod(chart, hub_config, tier):
             assert pod["spec"]["nodeSelector"][k] == v, who
         assert ct["image"] == policy.image_for(profile)
         assert chart.image_problem(ct["image"]) is None
-        # Home volume of the profile's size from the chart's storage class; scratch emptyDir.
-        assert pvc["spec"]["resources"]["requests"]["storage"] == f"{profile.home_gib:g}Gi", who
+        # Home volume of the tier allocation's size (issue 16 item 8: not the first profile's)
+        # from the chart's storage class; scratch emptyDir.
+        home_gb = policy.tiers[tier].base_allocation.home_gb
+        assert pvc["spec"]["resources"]["requests"]["storage"] == f"{home_gb:g}G", who
         assert pvc["spec"]["storageClassName"] == values["singleuser"]["storage"]["storageClassName"]
         vols = {v["name"]: v for v in pod["spec"]["volumes"]}
         assert vols["home"]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
@@ -325,3 +327,97 @@ def test_user_pods_pull_from_the_registry(chart, hub_config):
 def test_hub_db_upgrade_setting(hub_config):
     cfg, _policy, _values = hub_config
     assert cfg.JupyterHub.upgrade_db is True
+
+
+def test_named_servers_do_not_share_a_readwriteonce_home(hub_config):
+    """Item 8: two servers of one user on two nodes cannot attach one RWO claim (Multi-Attach);
+    each server gets its own claim, and its size is the tier allocation's, whatever the profile."""
+    from hub_config.spawner import TierKubeSpawner
+
+    cfg, policy, _values = hub_config
+    user = _user("rosa", ["tier-research"])
+    claims = {}
+    for server, profile in (("", "small"), ("big", "medium"), ("other", "small")):
+        connect = cfg.JupyterHub.hub_connect_url
+        hub = SimpleNamespace(public_host="", url=f"{connect}/hub/", base_url="/hub/", api_url=f"{connect}/hub/api")
+        spawner = TierKubeSpawner(config=cfg, user=user, hub=hub, _mock=True,
+                                  orm_spawner=SimpleNamespace(name=server, server=None))
+        _run(spawner.apply_tier_options({"profile": profile}))
+        pvc = spawner.get_pvc_manifest()
+        claims[server] = (pvc.metadata.name, pvc.spec.resources.requests["storage"], pvc.spec.access_modes)
+    assert len({name for name, _, _ in claims.values()}) == 3, claims
+    home = f"{policy.tiers['research'].base_allocation.home_gb:g}G"
+    assert {size for _, size, _ in claims.values()} == {home}
+    assert all(modes == ["ReadWriteOnce"] for _, _, modes in claims.values())
+
+
+@pytest.mark.parametrize("hub_config", [("kind", (("singleuser.storage.accessMode", "ReadWriteMany"),))], indirect=True)
+def test_readwritemany_home_is_shared_by_named_servers(hub_config):
+    from hub_config.spawner import TierKubeSpawner
+
+    cfg, _policy, _values = hub_config
+    user = _user("rosa", ["tier-research"])
+    names = set()
+    for server in ("", "big"):
+        connect = cfg.JupyterHub.hub_connect_url
+        hub = SimpleNamespace(public_host="", url=f"{connect}/hub/", base_url="/hub/", api_url=f"{connect}/hub/api")
+        spawner = TierKubeSpawner(config=cfg, user=user, hub=hub, _mock=True,
+                                  orm_spawner=SimpleNamespace(name=server, server=None))
+        _run(spawner.apply_tier_options({"profile": "small"}))
+        pvc = spawner.get_pvc_manifest()
+        assert pvc.spec.access_modes == ["ReadWriteMany"]
+        names.add(pvc.metadata.name)
+    assert names == {"claim-rosa"}
+
+
+@pytest.mark.parametrize("hub_config", ["cloud-production"], indirect=True)
+def test_users_write_under_their_own_prefix(hub_config):
+    """Item 12: the survey store stays read-only; each user gets a writable prefix of their own
+    and the base of team spaces (the shared contract's ROMAN_USER_STORE_URL/ROMAN_TEAM_STORE_URL)."""
+    cfg, _policy, values = hub_config
+    envs = {}
+    for name in ("rosa", "erin"):
+        _sp, pod, _pvc = _build(cfg, _user(name, ["tier-research"]), {"profile": "small"})
+        envs[name] = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert envs["rosa"]["ROMAN_USER_STORE_URL"] == "s3://roman-science-platform-users/users/rosa/"
+    assert envs["erin"]["ROMAN_USER_STORE_URL"] == "s3://roman-science-platform-users/users/erin/"
+    assert envs["rosa"]["ROMAN_TEAM_STORE_URL"] == "s3://roman-science-platform-users/teams/"
+    survey = envs["rosa"]["ROMAN_DATA_URL"]
+    assert not envs["rosa"]["ROMAN_USER_STORE_URL"].startswith(survey.rstrip("/") + "/")
+
+
+@pytest.mark.parametrize("hub_config", ["cloud-production"], indirect=True)
+def test_crds_and_stpsf_in_production(chart, hub_config, tmp_path):
+    """Item 5: a writable per-user CRDS cache linked to the shared preloaded cache (RRN's
+    symlink-crds), pinned STPSF data, in notebooks; Dask pods read the shared cache."""
+    import subprocess
+
+    cfg, _policy, values = hub_config
+    _sp, pod, _pvc = _build(cfg, _user("rosa", ["tier-research"]), {"profile": "small"})
+    ct = pod["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in ct["env"]}
+    assert env["CRDS_PATH"] == "/home/jovyan/crds_cache" and env["CRDS_READONLY_CACHE"] == "0"
+    assert env["CRDS_SERVER_URL"] == "https://roman-crds.stsci.edu"
+    assert env["STPSF_PATH"] == "/data/references/stpsf-data"
+    mounts = {m["name"]: m for m in ct["volumeMounts"]}
+    assert mounts["references"] == {"name": "references", "mountPath": "/data/references", "readOnly": True}
+    assert mounts["home"]["mountPath"] == "/home/jovyan"  # the cache is in the writable home
+    vols = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert vols["references"]["persistentVolumeClaim"] == {"claimName": "rp-references", "readOnly": True}
+    objs = chart.render("cloud-production")
+    assert chart.find(objs, "PersistentVolumeClaim", "rp-references")["spec"]["accessModes"] == ["ReadWriteMany"]
+    job = chart.find(objs, "Job", "rp-references-preload")
+    assert "crds sync --contexts" in job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    # The postStart hook, run for real against a fake shared cache: links, writable, idempotent.
+    shared = tmp_path / "data" / "references" / "crds"
+    (shared / "references" / "roman" / "wfi").mkdir(parents=True)
+    (shared / "references" / "roman" / "wfi" / "roman_wfi_dark_0001.asdf").write_text("dark")
+    (shared / "mappings" / "roman").mkdir(parents=True)
+    (shared / "mappings" / "roman" / "roman_0048.pmap").write_text("pmap")
+    script = ct["lifecycle"]["postStart"]["exec"]["command"][2].replace("/data/references", str(tmp_path / "data" / "references"))
+    cache = tmp_path / "home" / "crds_cache"
+    for _ in range(2):
+        subprocess.run(["sh", "-c", script], env={"CRDS_PATH": str(cache), "PATH": os.environ["PATH"]}, check=True, timeout=30)
+    dark = cache / "references" / "roman" / "wfi" / "roman_wfi_dark_0001.asdf"
+    assert dark.is_symlink() and dark.read_text() == "dark"
+    (cache / "references" / "roman" / "wfi" / "roman_wfi_flat_0002.asdf").write_text("new")  # CRDS can add

@@ -57,7 +57,9 @@ def test_checks_name_the_offending_object(chart):
     assert all(p.startswith("Deployment/roman/spoiled-hub") for p in problems)
     hub["spec"]["template"]["metadata"]["labels"] = {"app.kubernetes.io/component": "stray"}
     uncovered = chart.netpol_problems(objs, [("Deployment/roman/spoiled-hub", "roman", {"x": "y"})])
-    assert uncovered == ["Deployment/roman/spoiled-hub: no NetworkPolicy selects its pods (labels {'x': 'y'})"]
+    # (without the release's labels the default deny does not select it either: issue 16 item 7)
+    assert uncovered == ["Deployment/roman/spoiled-hub: no default-deny NetworkPolicy in namespace roman",
+                         "Deployment/roman/spoiled-hub: no NetworkPolicy selects its pods (labels {'x': 'y'})"]
 
 
 def test_images_are_pinned_in_the_policy_too(chart, config):

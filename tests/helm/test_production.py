@@ -151,3 +151,24 @@ def test_one_hub_image_value(chart):
     objs = chart.render("kind", {"hub.image.tag": "0.2.0"})
     for name in ("rp-hub", "rp-culler", "rp-gateway-api", "rp-gateway-controller", "rp-oidc-dev"):
         assert _container(objs, chart, "Deployment", name)["image"] == "roman-platform/hub:0.2.0", name
+
+
+# ---------------------------------------------------------------------------- item 6: kind data
+@pytest.mark.parametrize("config", ["kind", "minikube"])
+def test_development_clusters_have_data(chart, config):
+    """The kind/minikube examples fill a sample-survey volume (`roman-platform data sample`,
+    the platform's own CLI) and mount it read-only; test_gateway checks the Dask pods mount it."""
+    from platform_lib.cli import build_parser
+
+    objs = chart.render(config)
+    pvc = chart.find(objs, "PersistentVolumeClaim", "rp-sample-data")
+    job = chart.find(objs, "Job", "rp-sample-data")["spec"]["template"]["spec"]
+    ct = job["containers"][0]
+    assert job["volumes"][0]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+    assert "roman-platform data sample /data/roman" in ct["command"][2]
+    # The arguments parse with the real command line (after `data sample /data/roman`).
+    build_parser().parse_args(["data", "sample", "/data/roman", *ct["args"]])
+    values = yaml.safe_load(chart.find(objs, "ConfigMap", "rp-hub")["data"]["values.yaml"])
+    assert values["data"]["volume"]["enabled"] is True
+    api = chart.find(objs, "ConfigMap", "rp-gateway-api")["data"]["dask_gateway_config.py"]
+    assert '"claimName": "rp-sample-data", "readOnly": True' in api

@@ -73,7 +73,8 @@ def test_gpu_profile_pod_for_team_tier():
     assert scratch["emptyDir"]["sizeLimit"] == f"{gpu.scratch_gib:g}Gi"
     mounts = plain["spec"]["containers"][0]["volumeMounts"]
     assert {"name": "scratch", "mountPath": "/scratch"} in mounts
-    assert sp.storage_capacity == f"{gpu.home_gib:g}Gi"
+    # the home claim is the tier allocation's size (issue 16 item 8), not the profile's
+    assert sp.storage_capacity == f"{policy.tiers['team'].base_allocation.home_gb:g}G"
     env = {e.name: e.value for e in c.env}
     assert env["ROMAN_TIER"] == "team" and env["ROMAN_PROFILE"] == "gpu"
 

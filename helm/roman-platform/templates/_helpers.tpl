@@ -158,11 +158,46 @@ ROMAN_DATA_URL: {{ ternary .Values.data.volume.mountPath .Values.data.url .Value
 {{- with .Values.data.s3.endpoint }}
 ROMAN_DATA_S3_ENDPOINT: {{ . | quote }}
 {{- end }}
+{{- if .Values.references.enabled }}
+CRDS_PATH: {{ printf "%s/crds" .Values.references.mountPath | quote }}
+CRDS_READONLY_CACHE: "1"
+CRDS_SERVER_URL: {{ .Values.references.crds.serverUrl | quote }}
+STPSF_PATH: {{ printf "%s/stpsf-data" .Values.references.mountPath | quote }}
+{{- else }}
 CRDS_PATH: {{ .Values.data.crds.path | quote }}
 {{- with .Values.data.crds.serverUrl }}
 CRDS_SERVER_URL: {{ . | quote }}
 {{- end }}
 STPSF_PATH: {{ .Values.data.stpsfPath | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Egress to the internet but not into the cluster, z2jh's egressAllowRules.nonPrivateIPs:
+every address except the cluster-internal ranges (networkPolicy.internalCIDRs: pods, services,
+nodes, a VPC) and, unless allowed, the cloud metadata server (instance credentials!).
+Call with (dict "root" $ "rules" <egressAllowRules> "ports" <list or nil>). */}}
+{{- define "rp.publicEgress" -}}
+{{- if .rules.nonPrivateIPs }}
+- to:
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except:
+          {{- range .root.Values.networkPolicy.internalCIDRs }}
+          - {{ . | quote }}
+          {{- end }}
+          {{- if not .rules.cloudMetadataServer }}
+          - 169.254.169.254/32
+          {{- end }}
+  {{- with .ports }}
+  ports:
+    {{- range . }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- if .rules.cloudMetadataServer }}
+- to: [{ipBlock: {cidr: 169.254.169.254/32}}]
+{{- end }}
 {{- end -}}
 
 {{/* Egress to the data endpoints (user servers and Dask pods). */}}
@@ -177,6 +212,16 @@ STPSF_PATH: {{ .Values.data.stpsfPath | quote }}
     - {port: {{ . }}, protocol: TCP}
     {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* The claim of the data volume (data.volume.claimName, else the sample volume's). */}}
+{{- define "rp.dataClaim" -}}
+{{- .Values.data.volume.claimName | default (include "rp.name" (dict "root" . "name" "sample-data")) -}}
+{{- end -}}
+
+{{/* The claim of the reference volume (references.claimName, else the chart's own). */}}
+{{- define "rp.referencesClaim" -}}
+{{- .Values.references.claimName | default (include "rp.name" (dict "root" . "name" "references")) -}}
 {{- end -}}
 
 {{/* Where users open the hub: hub.publicUrl, else the first ingress host over https. */}}
