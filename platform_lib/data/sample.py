@@ -27,7 +27,7 @@ from .store import Store, get_store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SampleSpec", "make_exposure", "make_sample", "detector_wcs"]
+__all__ = ["SampleSpec", "make_exposure", "make_sample", "detector_wcs", "make_l4_products"]
 
 #: galsim.roman's band names for the WFI optical elements used here
 GALSIM_BANDS = {
@@ -306,3 +306,34 @@ def stage_files(store: Store | str | None, files: Sequence[str | Path], prefix: 
     """Copy local product files into the store under ``prefix``; returns their relative paths."""
     store = get_store(store)
     return [store.put_file(f, f"{prefix.rstrip('/')}/{Path(f).name}") for f in files]
+
+
+def make_l4_products(prefix_url: str, name: str, ra: float, dec: float, *,
+                     band: str = "F158", size: int = 100) -> dict[str, str]:
+    """A small L4 product pair as the catalog pipeline writes it (catalog + segmentation map).
+
+    Two labelled sources on a ``size``² TAN-projected map centred on (ra, dec), written by the
+    pipeline's own writer (``platform_lib.catalogs.outputs.write_products``) so tests and
+    tutorials index and publish exactly what the platform produces.
+    """
+    import astropy.units as u
+    from astropy.table import QTable
+    from astropy.wcs import WCS
+
+    from platform_lib.catalogs.outputs import write_products
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [ra, dec]
+    w.wcs.crpix = [size / 2 + 0.5, size / 2 + 0.5]
+    w.wcs.cdelt = [-0.11 / 3600, 0.11 / 3600]
+    segm = np.zeros((size, size), np.uint32)
+    x = np.array([0.2, 0.7]) * size
+    y = np.array([0.1, 0.6]) * size
+    for label, (xi, yi) in enumerate(zip(x.astype(int), y.astype(int)), start=1):
+        segm[yi:yi + 4, xi:xi + 4] = label
+    src_ra, src_dec = w.all_pix2world(x + 1.5, y + 1.5, 0)
+    cat = QTable({"label": np.array([1, 2], np.int32), "ra": src_ra * u.deg,
+                  "dec": src_dec * u.deg, "kron_flux": np.array([3.0, 5.0]) * u.uJy})
+    cat.meta["band"] = band
+    return write_products(prefix_url, name, catalog=cat, segmentation=segm, wcs=w)

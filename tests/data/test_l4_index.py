@@ -15,25 +15,9 @@ RA, DEC = 270.0, 66.0
 
 
 def _l4_products(root):
-    import astropy.units as u
-    from astropy.table import QTable
-    from astropy.wcs import WCS
+    from platform_lib.data.sample import make_l4_products
 
-    from platform_lib.catalogs.outputs import write_products
-
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [RA, DEC]
-    w.wcs.crpix = [50.5, 50.5]
-    w.wcs.cdelt = [-0.11 / 3600, 0.11 / 3600]
-    segm = np.zeros((100, 100), np.uint32)
-    segm[10:14, 20:24] = 1
-    segm[60:66, 70:75] = 2
-    ra, dec = w.all_pix2world([21.5, 72.0], [11.5, 62.5], 0)
-    cat = QTable({"label": np.array([1, 2], np.int32), "ra": ra * u.deg, "dec": dec * u.deg,
-                  "kron_flux": np.array([3.0, 5.0]) * u.uJy})
-    cat.meta["band"] = "F158"
-    return write_products(str(root / "L4"), "field7_f158", catalog=cat, segmentation=segm, wcs=w)
+    return make_l4_products(str(root / "L4"), "field7_f158", RA, DEC)
 
 
 def test_segmentation_map_and_catalog_round_trip_through_the_index(tmp_path):

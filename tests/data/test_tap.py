@@ -1,0 +1,190 @@
+"""The TAP/ObsCore service (GAVO DaCHS on PostgreSQL + pgSphere), queried with pyvo and astroquery.
+
+A real DaCHS server on its own PostgreSQL publishes a small store's index (an L2 exposure and the
+platform's L4 catalog and segmentation map); alice publishes L5 rows of each visibility. Every
+user queries with the credentials the platform holds for them (``TapService.grant``); what they
+may see is decided by PostgreSQL's row-level security, so each refusal below is server side.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(600)]
+
+POINTING = (270.0, 66.0)
+#: the sky position every product of the fixture covers: the L2 cutout's centre (set at start)
+RA = DEC = CONE = None
+
+
+def _centre(ra, dec):
+    global RA, DEC, CONE
+    RA, DEC = ra, dec
+    CONE = f"1 = INTERSECTS(s_region, CIRCLE('ICRS', {RA}, {DEC}, 0.001))"
+
+
+def _l5_row(name, visibility, team=None, owner="alice"):
+    from platform_lib.data.obscore import obscore_row
+
+    row = {"path": f"users/{owner}/l5/{name}_cat.parquet", "level": "L5",
+           "product_type": "source_catalog", "optical_element": "F158",
+           "s_region": f"POLYGON ICRS {RA - .01} {DEC - .01} {RA + .01} {DEC - .01} "
+                       f"{RA + .01} {DEC + .01} {RA - .01} {DEC + .01}",
+           "ra_center": RA, "dec_center": DEC, "size": 2048}
+    return obscore_row(row, f"s3://roman/{row['path']}", visibility=visibility, team=team,
+                       owner_name=owner, licence="CC-BY-4.0")
+
+
+@pytest.fixture(scope="module")
+def tap():
+    from astropy.time import Time
+
+    from hub_config.local.tap import TapService, dachs_available, publish_index
+    from platform_lib.data.index import build_index
+    from platform_lib.data.sample import make_exposure, make_l4_products
+
+    missing = dachs_available()
+    if missing:
+        pytest.fail(f"{missing}: run scripts/system-deps.sh")
+    base = Path(tempfile.mkdtemp(prefix="roman-tap-"))
+    base.chmod(0o755)  # the PostgreSQL server runs as the postgres user and must reach its folder
+    store = base / "store"
+    (store / "L2").mkdir(parents=True)
+    _, l2 = make_exposure("WFI01", "F158", *POINTING, Time("2027-03-01T00:00:00"), program=7,
+                          visit=1, exposure=1, size=32, seed=1)
+    l2.save(store / "L2" / "r0000701001001_wfi01_f158_cal.asdf")
+    _centre(*(float(v) for v in l2.meta.wcs(15.5, 15.5)))
+    make_l4_products(str(store / "L4"), "field7_f158", RA, DEC)
+    build_index(str(store), progress=False)
+    service = TapService(base / "tap", default_maxrec=4)  # small: the overflow test hits it
+    with service:
+        assert publish_index(service, str(store)) == 3
+        service.grant("alice", ["lensing"])
+        service.grant("bob", ["lensing"])
+        service.grant("carol", ["transients"])
+        for name, vis, team in (("mine", "private", None), ("ours", "team", "lensing"),
+                                ("everyone", "public", None)):
+            service.add_product(_l5_row(name, vis, team))
+        yield service, store
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _tap(service, user=None, password=None):
+    import pyvo
+    import requests
+
+    session = requests.Session()
+    if user:
+        session.auth = (user, password or service.password_for(user))
+    return pyvo.dal.TAPService(service.url, session=session)
+
+
+def _l5_names(service, user=None, password=None):
+    rows = _tap(service, user, password).search(
+        "SELECT product_path FROM roman.products WHERE roman_level = 'L5'").to_table()
+    return sorted(p.rsplit("/", 1)[-1].split("_")[0] for p in rows["product_path"])
+
+
+def test_adql_cone_polygon_and_join_with_pyvo(tap):
+    import astropy.units as u
+
+    service, _ = tap
+    svc = _tap(service, "carol")
+    cone = svc.search(f"SELECT obs_publisher_did, calib_level, dataproduct_type, s_region, "
+                      f"t_min, t_max, em_min, em_max, access_url, roman_level FROM roman.products "
+                      f"WHERE {CONE} AND roman_level IN ('L2', 'L4')").to_table()
+    assert sorted(cone["roman_level"]) == ["L2", "L4", "L4"]
+    l2 = cone[cone["roman_level"] == "L2"][0]
+    assert l2["calib_level"] == 2 and l2["dataproduct_type"] == "image"
+    assert l2["access_url"].endswith("L2/r0000701001001_wfi01_f158_cal.asdf")
+    assert cone["em_min"].unit == u.m and abs(l2["em_min"] - 1.38e-6) < 1e-12
+    assert l2["t_max"] > l2["t_min"] > 61000
+    assert len(svc.search(f"SELECT * FROM ivoa.obscore WHERE 1 = INTERSECTS(s_region, "
+                          f"CIRCLE('ICRS', {RA + 5}, {DEC}, 0.01))")) == 0
+    poly = svc.search(f"SELECT product_path FROM roman.products WHERE 1 = CONTAINS("
+                      f"POINT('ICRS', s_ra, s_dec), POLYGON('ICRS', {RA - .1}, {DEC - .1}, "
+                      f"{RA + .1}, {DEC - .1}, {RA + .1}, {DEC + .1}, {RA - .1}, {DEC + .1}))"
+                      f" AND roman_level = 'L4'").to_table()
+    assert sorted(poly["product_path"]) == ["L4/field7_f158_cat.parquet", "L4/field7_f158_segm.asdf"]
+    # a join: each L4 product with the L2 exposures it overlaps
+    join = svc.search("SELECT a.product_path AS l4, b.product_path AS l2 FROM roman.products AS a "
+                      "JOIN roman.products AS b ON 1 = INTERSECTS(a.s_region, b.s_region) "
+                      "WHERE a.roman_level = 'L4' AND b.roman_level = 'L2'").to_table()
+    assert len(join) == 2 and set(join["l2"]) == {"L2/r0000701001001_wfi01_f158_cal.asdf"}
+
+
+def test_astroquery_reaches_the_same_service(tap):
+    from astroquery.utils.tap.core import TapPlus
+
+    service, _ = tap
+    job = TapPlus(url=service.url, verbose=False).launch_job(
+        f"SELECT obs_publisher_did FROM ivoa.obscore WHERE {CONE} AND calib_level = 2")
+    assert len(job.get_results()) == 1
+
+
+def test_visibility_own_team_public(tap):
+    service, _ = tap
+    assert _l5_names(service, "alice") == ["everyone", "mine", "ours"]
+    assert _l5_names(service, "bob") == ["everyone", "ours"]  # team-mate: not alice's private
+    assert _l5_names(service, "carol") == ["everyone"]  # another team
+    assert _l5_names(service) == ["everyone"]  # anonymous
+    # the standard ivoa.obscore view applies the same policy
+    did = _l5_row("mine", "private")["obs_publisher_did"]
+    query = f"SELECT obs_id FROM ivoa.obscore WHERE obs_publisher_did = '{did}'"
+    assert len(_tap(service, "alice").search(query)) == 1
+    assert len(_tap(service, "bob").search(query)) == 0
+    # a forged login (right name, wrong password) is anonymous, not alice
+    assert _l5_names(service, "alice", "guessed-password") == ["everyone"]
+
+
+def test_adql_that_targets_a_private_product_sees_nothing(tap):
+    service, _ = tap
+    svc = _tap(service, "carol")
+    did = _l5_row("mine", "private")["obs_publisher_did"]
+    for query in (f"SELECT * FROM ivoa.obscore WHERE obs_publisher_did = '{did}'",
+                  f"SELECT * FROM roman.products WHERE owner_name = 'alice' AND visibility = 'private'",
+                  "SELECT COUNT(*) AS n FROM roman.products WHERE visibility IN ('private', 'team')"):
+        rows = svc.search(query).to_table()
+        assert len(rows) == 0 or ("n" in rows.colnames and rows["n"][0] == 0), query
+
+
+def test_maxrec_overflow_is_reported(tap):
+    import pyvo
+
+    service, _ = tap
+    svc = _tap(service, "alice")  # sees 6 rows; the service's default MAXREC is 4
+    with pytest.warns(pyvo.dal.exceptions.DALOverflowWarning, match="truncated"):
+        result = svc.search("SELECT * FROM ivoa.obscore")
+    assert len(result) == 4 and result.query_status == "OVERFLOW"
+    asked = svc.search("SELECT * FROM ivoa.obscore", maxrec=2)  # the client's own limit
+    assert len(asked) == 2 and asked.query_status == "OVERFLOW"
+    assert svc.search("SELECT * FROM ivoa.obscore", maxrec=100).query_status == "OK"
+    with pytest.raises(pyvo.dal.DALQueryError, match="no_such_table|No such table|not"):
+        svc.search("SELECT * FROM no_such_table")
+
+
+def test_publish_refuses_overwrite_and_removal_is_owner_only_and_recorded(tap):
+    from hub_config.local.tap import TapError
+
+    service, _ = tap
+    row = _l5_row("ours", "team", "lensing")
+    with pytest.raises(TapError, match="already published"):
+        service.add_product(_l5_row("ours", "public") | {"owner_name": "bob"})
+    with pytest.raises(TapError, match="belongs to alice"):
+        service.remove_product(row["obs_publisher_did"], by="bob")
+    with pytest.raises(TapError, match="survey product"):
+        service.remove_product("ivo://roman.platform/products?L4/field7_f158_cat.parquet",
+                               by="alice", admin=True)
+    assert _l5_names(service, "bob") == ["everyone", "ours"]  # nothing changed
+    extra = _l5_row("temporary", "public")
+    service.add_product(extra)
+    service.remove_product(extra["obs_publisher_did"], by="alice", reason="superseded")
+    with service.connect() as conn:
+        rec = conn.execute("SELECT owner_name, removed_by, reason FROM roman.removals "
+                           "WHERE obs_publisher_did = %s", (extra["obs_publisher_did"],)).fetchall()
+    assert rec == [("alice", "alice", "superseded")]
