@@ -26,6 +26,19 @@ def user_folder_name(username: str) -> str:
     return name if not name.startswith(".") else "%2E" + name[1:]
 
 
+def store_urls(data_url: str, username: str, home: str) -> dict[str, str]:
+    """The writable-store contract: ``ROMAN_USER_STORE_URL`` (the user's own prefix) and
+    ``ROMAN_TEAM_STORE_URL`` (base of team spaces, ``<base><team>/``), next to the survey in the
+    same bucket (``s3://<bucket>/users/<name>/``, ``s3://<bucket>/teams/``); with a folder
+    survey, folders in the user's home. Results are written there, never into the survey."""
+    if data_url.startswith(("s3://", "s3a://")):
+        bucket = data_url.split("://", 1)[1].split("/", 1)[0]
+        return {"ROMAN_USER_STORE_URL": f"s3://{bucket}/users/{user_folder_name(username)}/",
+                "ROMAN_TEAM_STORE_URL": f"s3://{bucket}/teams/"}
+    return {"ROMAN_USER_STORE_URL": os.path.join(home, "store") + "/",
+            "ROMAN_TEAM_STORE_URL": os.path.join(home, "teams") + "/"}
+
+
 class LocalPlatformSpawner(SimpleLocalProcessSpawner):
     """JupyterLab as a local process in ``<state>/users/<name>``; for the local platform only."""
 
@@ -52,6 +65,11 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
             os.chdir(home)
 
         return preexec
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        env.update(store_urls(env.get("ROMAN_DATA_URL", ""), self.user.name, self.home_dir))
+        return env
 
     def get_args(self) -> list[str]:
         args = super().get_args()
