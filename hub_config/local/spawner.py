@@ -13,11 +13,12 @@ the class stays a plain local-process spawner here.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from urllib.parse import quote
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from traitlets import Bool, Unicode, default
+from traitlets import Bool, Dict, Unicode, default
 
 
 def user_folder_name(username: str) -> str:
@@ -49,6 +50,29 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
         False, config=True, help="Pass --allow-root to the server (only honoured when uid is 0)."
     )
 
+    s3 = Dict(config=True, help="The platform settings' s3 section (per-user S3 identities); "
+                                "empty: every server gets the shared environment's key.")
+
+    @default("s3")
+    def _default_s3(self) -> dict:
+        if not os.environ.get("ROMAN_PLATFORM_SETTINGS"):
+            return {}
+        from hub_config.local.settings import load_settings  # noqa: PLC0415
+
+        return dict(getattr(load_settings(), "s3", None) or {})
+
+    async def start(self):  # noqa: ANN201 (matches the base signature)
+        # The user's own S3 identity (hub_config/local/s3_identities.py), made or refreshed for
+        # their current teams before the server exists; its keys replace the platform's.
+        self._s3_env: dict[str, str] = {}
+        if self.s3:
+            from hub_config.local.s3_identities import S3Settings, ensure_identity  # noqa: PLC0415
+
+            s3 = S3Settings(**{k: self.s3[k] for k in S3Settings.__dataclass_fields__})
+            groups = [g.name for g in self.user.groups]
+            self._s3_env = await asyncio.to_thread(ensure_identity, s3, self.user.name, groups)
+        return await super().start()
+
     @default("home_dir")
     def _default_home_dir(self) -> str:
         if not self.users_dir:
@@ -69,6 +93,7 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
         env.update(store_urls(env.get("ROMAN_DATA_URL", ""), self.user.name, self.home_dir))
+        env.update(getattr(self, "_s3_env", None) or {})
         return env
 
     def get_args(self) -> list[str]:
