@@ -32,7 +32,7 @@ c.HubTokenAuthenticator.jupyterhub_service_name = gw.service_name
 c.HubTokenAuthenticator.use_service_access_scopes = True
 
 # ----------------------------------------------------------------------------- backend
-c.DaskGateway.backend_class = "dask_gateway_server.backends.local.UnsafeLocalBackend"
+c.DaskGateway.backend_class = "hub_config.local.gateway_backend.LoopbackUnsafeLocalBackend"
 c.UnsafeLocalBackend.db_url = gw.db_url  # clusters survive a gateway restart's bookkeeping
 c.UnsafeLocalBackend.db_encrypt_keys = [gw.encrypt_key]
 c.UnsafeLocalBackend.clusters_directory = gw.clusters_dir
@@ -60,7 +60,7 @@ c.ClusterConfig.environment = data_environment(settings.singleuser.environment)
 # workers, cores, memory) checked on create, scale, adapt and scheduler heartbeats.
 from hub_config.gateway import configure_gateway
 
-configure_gateway(c, "dask_gateway_server.backends.local.UnsafeLocalBackend")
+configure_gateway(c, "hub_config.local.gateway_backend.LoopbackUnsafeLocalBackend")
 
 # ----------------------------------------------------------------------------- quota (issue 5)
 # Cluster start and scale-up ask the quota database (hub_config.quota.enforcement.check_cluster,

@@ -11,6 +11,8 @@ signed and checked exactly as on a cloud store.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -176,8 +178,28 @@ class SeaweedFS:
         path.chmod(0o600)
         return path
 
-    def command(self) -> list[str]:
-        """The ``weed mini`` command line (every listener on loopback, on a port we chose)."""
+    def _write_security(self) -> Path:
+        """``security.toml`` (weed reads it from its working folder): JWT keys so the filer's and
+        the volume server's HTTP ports refuse requests without a token signed by the platform
+        (they answered list/read/write of every bucket to anyone, bypassing S3 auth). The S3
+        gateway and ``weed shell`` read the same file and keep working."""
+        def key(what: str) -> str:
+            return hmac.new(self.secret_key.encode(), what.encode(), hashlib.sha256).hexdigest()
+
+        path = self.folder / "security.toml"
+        path.write_text("".join(f'[{section}]\nkey = "{key(section)}"\n' for section in (
+            "jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")))
+        path.chmod(0o600)
+        return path
+
+    @property
+    def master_address(self) -> str:
+        """host:port of the master (for ``weed shell``); the ports are chosen on first use."""
+        self.ports()
+        return f"127.0.0.1:{self._ports['master']}"
+
+    def ports(self) -> dict[str, int]:
+        """Every port weed will use (chosen once, then kept with the folder)."""
         names = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
                  "s3_grpc", "admin", "admin_grpc", "metrics")
         if not all(n in self._ports for n in names):
@@ -192,7 +214,15 @@ class SeaweedFS:
                 "s3_grpc": _free_port(), "metrics": _free_port(),
             }
         self._ports["s3"] = self.s3_port
+        self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "ports.json").write_text(json.dumps(self._ports, indent=1))
+        return self._ports
+
+    def command(self) -> list[str]:
+        """The ``weed mini`` command line (every listener on loopback, on a port we chose)."""
+        names = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
+                 "s3_grpc", "admin", "admin_grpc", "metrics")
+        self.ports()
         (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3_grpc, admin,
          admin_grpc, metrics) = (self._ports[n] for n in names)
         self._grpc_sockets = [
@@ -242,10 +272,11 @@ class SeaweedFS:
         # gRPC unix sockets go to Go's os.TempDir(): keep them in our folder too.
         env["TMPDIR"] = str(self.folder / "tmp")
         env.pop("S3_BUCKET", None)
+        self._write_security()
         self._log = open(self.folder / "logs" / "weed.out", "ab")
         self._proc = subprocess.Popen(
             self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True,
+            start_new_session=True, cwd=self.folder,
         )
         if not wait:
             return self
@@ -326,6 +357,9 @@ class SeaweedFS:
 # ---------------------------------------------------------------------------- local platform
 #: the bucket the local platform keeps its data in (ROMAN_DATA_URL = s3://roman)
 PLATFORM_BUCKET = "roman"
+#: users' and teams' writable spaces (ROMAN_USER_STORE_URL / ROMAN_TEAM_STORE_URL), a bucket of
+#: their own so that reading the survey bucket grants nothing in them
+WORK_BUCKET = "roman-work"
 
 
 class DataStoreComponent:
@@ -407,9 +441,16 @@ def seaweedfs_component(p: object) -> DataStoreComponent | None:
         state.root / "seaweedfs",
         access_key=state.secret("s3_access_key", lambda: "roman" + secrets.token_hex(8)),
         secret_key=state.secret("s3_secret_key", lambda: secrets.token_urlsafe(30)),
-        buckets=(PLATFORM_BUCKET,),
+        buckets=(PLATFORM_BUCKET, WORK_BUCKET),
     )
     p.user_env.update(store.client_env(PLATFORM_BUCKET))  # type: ignore[attr-defined]
+    # Per-user S3 identities (hub_config/local/s3_identities.py): the spawner and the gateway
+    # replace the platform's key above with the user's own, scoped one.
+    p.settings.s3 = {  # type: ignore[attr-defined]
+        "weed": store.weed, "master": store.master_address, "folder": str(store.folder),
+        "survey_bucket": PLATFORM_BUCKET, "work_bucket": WORK_BUCKET,
+        "key_seed": state.secret("s3_user_key_seed", lambda: secrets.token_urlsafe(32)),
+    }
     env = p.child_env() if hasattr(p, "child_env") else dict(os.environ)  # type: ignore[attr-defined]
     return DataStoreComponent(store, sample=bool(getattr(data, "sample", True)), env=env,
                               log_dir=state.logs_dir)

@@ -13,17 +13,31 @@ the class stays a plain local-process spawner here.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from urllib.parse import quote
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from traitlets import Bool, Unicode, default
+from traitlets import Bool, Dict, Unicode, default
 
 
 def user_folder_name(username: str) -> str:
     """A single, safe path component for any hub username (no '/', no '..', no hidden names)."""
     name = quote(username, safe="@+-_")
     return name if not name.startswith(".") else "%2E" + name[1:]
+
+
+def store_urls(data_url: str, username: str, home: str) -> dict[str, str]:
+    """The writable-store contract: ``ROMAN_USER_STORE_URL`` (the user's own prefix) and
+    ``ROMAN_TEAM_STORE_URL`` (base of team spaces, ``<base><team>/``), next to the survey in the
+    same bucket (``s3://<bucket>/users/<name>/``, ``s3://<bucket>/teams/``); with a folder
+    survey, folders in the user's home. Results are written there, never into the survey."""
+    if data_url.startswith(("s3://", "s3a://")):
+        bucket = data_url.split("://", 1)[1].split("/", 1)[0]
+        return {"ROMAN_USER_STORE_URL": f"s3://{bucket}/users/{user_folder_name(username)}/",
+                "ROMAN_TEAM_STORE_URL": f"s3://{bucket}/teams/"}
+    return {"ROMAN_USER_STORE_URL": os.path.join(home, "store") + "/",
+            "ROMAN_TEAM_STORE_URL": os.path.join(home, "teams") + "/"}
 
 
 class LocalPlatformSpawner(SimpleLocalProcessSpawner):
@@ -35,6 +49,29 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
     allow_root = Bool(
         False, config=True, help="Pass --allow-root to the server (only honoured when uid is 0)."
     )
+
+    s3 = Dict(config=True, help="The platform settings' s3 section (per-user S3 identities); "
+                                "empty: every server gets the shared environment's key.")
+
+    @default("s3")
+    def _default_s3(self) -> dict:
+        if not os.environ.get("ROMAN_PLATFORM_SETTINGS"):
+            return {}
+        from hub_config.local.settings import load_settings  # noqa: PLC0415
+
+        return dict(getattr(load_settings(), "s3", None) or {})
+
+    async def start(self):  # noqa: ANN201 (matches the base signature)
+        # The user's own S3 identity (hub_config/local/s3_identities.py), made or refreshed for
+        # their current teams before the server exists; its keys replace the platform's.
+        self._s3_env: dict[str, str] = {}
+        if self.s3:
+            from hub_config.local.s3_identities import S3Settings, ensure_identity  # noqa: PLC0415
+
+            s3 = S3Settings(**{k: self.s3[k] for k in S3Settings.__dataclass_fields__})
+            groups = [g.name for g in self.user.groups]
+            self._s3_env = await asyncio.to_thread(ensure_identity, s3, self.user.name, groups)
+        return await super().start()
 
     @default("home_dir")
     def _default_home_dir(self) -> str:
@@ -52,6 +89,12 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
             os.chdir(home)
 
         return preexec
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        env.update(store_urls(env.get("ROMAN_DATA_URL", ""), self.user.name, self.home_dir))
+        env.update(getattr(self, "_s3_env", None) or {})
+        return env
 
     def get_args(self) -> list[str]:
         args = super().get_args()

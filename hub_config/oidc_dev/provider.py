@@ -28,6 +28,13 @@ CODE_TTL = 60.0
 ACCESS_TTL = 600.0
 REFRESH_TTL = 8 * 3600.0
 SESSION_COOKIE = "oidc_dev_session"
+LOGIN_CSRF_COOKIE = "oidc_dev_login_csrf"
+CSRF_PARAM = "_login_csrf"  # carried inside the form's hidden 'request' field
+#: Failed sign-ins allowed per username and per client address in FAIL_WINDOW seconds; more are
+#: answered 429 until the window has passed (password guessing at 260/s was possible before).
+MAX_FAILS_PER_USER = 5
+MAX_FAILS_PER_CLIENT = 20
+FAIL_WINDOW = 60.0
 MAX_ENTRIES = 10000  # bound on stored codes/tokens/sessions: the oldest are dropped
 
 
@@ -88,7 +95,31 @@ class State:
         self.access = _Store()
         self.refresh = _Store()
         self.sessions = _Store()
+        self.failures: dict[str, list[float]] = {}
         self.load()
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        times = [t for t in self.failures.get(key, []) if now - t < FAIL_WINDOW]
+        if times:
+            self.failures[key] = times
+        else:
+            self.failures.pop(key, None)
+        return times
+
+    def locked(self, username: str, client: str) -> float:
+        """Seconds until another attempt is allowed (0: now)."""
+        now = time.monotonic()
+        waits = [FAIL_WINDOW - (now - times[0]) for key, limit in
+                 ((f"user:{username}", MAX_FAILS_PER_USER), (f"ip:{client}", MAX_FAILS_PER_CLIENT))
+                 if len(times := self._recent(key, now)) >= limit]
+        return max(waits, default=0.0)
+
+    def failed(self, username: str, client: str) -> None:
+        now = time.monotonic()
+        if len(self.failures) > 10000:  # bounded memory under a spray of made-up names
+            self.failures.clear()
+        for key in (f"user:{username}", f"ip:{client}"):
+            self.failures.setdefault(key, []).append(now)
 
     def sign_id_token(self, user: DemoUser, nonce: str | None, sid: str, access: str) -> str:
         now = int(time.time())
@@ -222,7 +253,8 @@ table{{border-collapse:collapse;font-size:.9em}}td{{padding:.1em .6em}}</style><
 <label>Password <input name="password" id="password" type="password"></label>
 <button type="submit" id="login">Sign in</button>
 </form>
-<h2>Demo accounts</h2><table>{rows}</table></body></html>"""
+<p>The demo accounts and their passwords are listed in the terminal that started the platform.</p>
+</body></html>"""
 
 
 class Authorize(_Base):
@@ -279,18 +311,19 @@ class Authorize(_Base):
         self.redirect(_with_query(args["redirect_uri"], params))
 
     def _render(self, args: dict[str, str], error: str = "") -> None:
-        rows = "".join(
-            f"<tr><td><code>{html.escape(u.username)}</code></td><td><code>{html.escape(u.password)}</code></td>"
-            f"<td>{html.escape(u.note)}</td></tr>"
-            for u in self.st.config.users.values()
-        )
+        # Login CSRF: the form carries a nonce that must match a cookie this page set, so a
+        # cross-site page cannot post its own credentials into the victim's browser session.
+        nonce = secrets.token_urlsafe(24)
+        self.set_signed_cookie(LOGIN_CSRF_COOKIE, nonce, httponly=True, samesite="Lax",
+                               expires_days=None)
         self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Content-Security-Policy", "frame-ancestors 'none'")
         self.finish(
             LOGIN_PAGE.format(
                 error=html.escape(error),
                 action=html.escape(self.request.path),
-                request=html.escape(urlencode(args)),
-                rows=rows,
+                request=html.escape(urlencode({**args, CSRF_PARAM: nonce})),
             )
         )
 
@@ -307,15 +340,31 @@ class Authorize(_Base):
 
     def post(self) -> None:
         args = dict(parse_qsl(self.get_body_argument("request", "")))
+        sent = args.pop(CSRF_PARAM, "")
         if self._validated_request(args) is None or not self._check_params(args):
             return
-        username = self.get_body_argument("username", "")
+        expected = (self.get_signed_cookie(LOGIN_CSRF_COOKIE, max_age_days=1) or b"").decode()
+        if not expected or not secrets.compare_digest(expected, sent):
+            self.set_status(403)
+            self._render(args, "This sign-in form has expired or was not sent from this page; "
+                               "please sign in again.")
+            return
+        username = self.get_body_argument("username", "")[:200]
         password = self.get_body_argument("password", "")
+        client = self.request.remote_ip or "?"
+        wait = self.st.locked(username, client)
+        if wait > 0:
+            self.set_status(429)
+            self.set_header("Retry-After", str(int(wait) + 1))
+            self._render(args, f"Too many failed sign-ins; try again in {int(wait) + 1} s.")
+            return
         user = self.st.config.users.get(username)
         if user is None or not secrets.compare_digest(user.password, password):
+            self.st.failed(username, client)
             self.set_status(401)
             self._render(args, "Invalid username or password.")
             return
+        self.clear_cookie(LOGIN_CSRF_COOKIE)
         sid = secrets.token_urlsafe(16)
         self.st.sessions.put(sid, {"username": username}, REFRESH_TTL)
         self.set_signed_cookie(SESSION_COOKIE, sid, httponly=True, samesite="Lax", expires_days=None)

@@ -1,0 +1,104 @@
+"""Attacks 4 and 5: one admin S3 key for everyone, and SeaweedFS's filer open without credentials.
+
+A real server of alice's starts; her kernel holds the environment the spawner gave it and tries
+to delete bob's object, write the survey, and read bob's space; the filer's and volume server's
+HTTP ports are tried without credentials. Everything must be refused, while her own prefix and
+the survey (read) work.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+import requests
+import s3fs
+
+from hub_config.local.seaweedfs import PLATFORM_BUCKET, WORK_BUCKET
+
+
+def _platform_fs(qp) -> s3fs.S3FileSystem:
+    env = qp.settings["singleuser"]["environment"]
+    return s3fs.S3FileSystem(skip_instance_cache=True, key=env["AWS_ACCESS_KEY_ID"],
+                             secret=env["AWS_SECRET_ACCESS_KEY"],
+                             client_kwargs={"endpoint_url": env["ROMAN_DATA_S3_ENDPOINT"],
+                                            "region_name": "us-east-1"})
+
+
+@pytest.fixture(scope="module")
+def alice_server(quota_platform):
+    qp = quota_platform
+    fs = _platform_fs(qp)
+    fs.pipe(f"{WORK_BUCKET}/users/bob/result.txt", b"bob's result")
+    fs.pipe(f"{PLATFORM_BUCKET}/survey/L2/file.txt", b"survey data")
+    r = qp.hub("alice", "POST", "users/alice/server", json={"profile": "small"})
+    assert r.status_code in (201, 202), r.text
+    qp.helpers.wait_for_server(qp.url, "alice", qp.token("alice"), ready=True, timeout=300)
+    try:
+        yield qp, fs
+    finally:
+        qp.hub("alice", "DELETE", "users/alice/server")
+        qp.helpers.wait_for_server(qp.url, "alice", qp.token("alice"), ready=False, timeout=120)
+
+
+ATTACK = r'''
+import json, os, s3fs
+fs = s3fs.S3FileSystem(skip_instance_cache=True,
+    client_kwargs={"endpoint_url": os.environ["ROMAN_DATA_S3_ENDPOINT"], "region_name": "us-east-1"})
+out = {"key": os.environ["AWS_ACCESS_KEY_ID"], "user_url": os.environ["ROMAN_USER_STORE_URL"],
+       "team_url": os.environ["ROMAN_TEAM_STORE_URL"]}
+def attempt(name, f):
+    try:
+        f(); out[name] = "allowed"
+    except Exception as e:
+        out[name] = type(e).__name__
+attempt("delete_bob", lambda: fs._call_s3 and fs.rm_file("WORK/users/bob/result.txt"))
+attempt("read_bob", lambda: fs.cat("WORK/users/bob/result.txt"))
+attempt("list_bob", lambda: fs.ls("WORK/users/bob/", refresh=True))
+attempt("write_bob", lambda: fs.pipe("WORK/users/bob/evil.txt", b"x"))
+attempt("write_survey", lambda: fs.pipe("SURVEY/survey/L2/evil.txt", b"x"))
+attempt("delete_survey", lambda: fs.rm_file("SURVEY/survey/L2/file.txt"))
+attempt("read_survey", lambda: fs.cat("SURVEY/survey/L2/file.txt"))
+attempt("write_own", lambda: fs.pipe(os.environ["ROMAN_USER_STORE_URL"] + "mine.txt", b"mine"))
+attempt("read_own", lambda: fs.cat(os.environ["ROMAN_USER_STORE_URL"] + "mine.txt"))
+attempt("create_bucket", lambda: fs.mkdir("alices-own-bucket"))
+print(json.dumps(out))
+'''.replace("WORK", WORK_BUCKET).replace("SURVEY", PLATFORM_BUCKET)
+
+
+def test_alice_cannot_delete_bobs_object_or_write_the_survey(alice_server):
+    qp, fs = alice_server
+    out = json.loads(qp.helpers.run_in_kernel(f"{qp.url}/user/alice/", qp.token("alice"), ATTACK))
+    platform_key = qp.settings["singleuser"]["environment"]["AWS_ACCESS_KEY_ID"]
+    assert out["key"] != platform_key  # her own key, not the platform's
+    assert out["user_url"] == f"s3://{WORK_BUCKET}/users/alice/"
+    assert out["team_url"] == f"s3://{WORK_BUCKET}/teams/"
+    for refused in ("delete_bob", "read_bob", "list_bob", "write_bob", "write_survey",
+                    "delete_survey", "create_bucket"):
+        assert out[refused] != "allowed", (refused, out)
+    for allowed in ("read_survey", "write_own", "read_own"):
+        assert out[allowed] == "allowed", (allowed, out)
+    assert fs.cat(f"{WORK_BUCKET}/users/bob/result.txt") == b"bob's result"
+    assert fs.cat(f"{PLATFORM_BUCKET}/survey/L2/file.txt") == b"survey data"
+    assert not fs.exists(f"{PLATFORM_BUCKET}/survey/L2/evil.txt")
+
+
+def test_seaweedfs_admin_ports_refuse_requests_without_credentials(quota_platform):
+    qp = quota_platform
+    ports = json.loads((qp.state / "seaweedfs" / "ports.json").read_text())
+    for port, path in ((ports["filer"], f"/buckets/{WORK_BUCKET}/users/bob/"),
+                       (ports["filer"], f"/buckets/{WORK_BUCKET}/users/bob/result.txt"),
+                       (ports["filer"], "/")):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
+        assert err.value.code == 401, (port, path)
+    req = urllib.request.Request(f"http://127.0.0.1:{ports['filer']}/buckets/{WORK_BUCKET}/x.txt",
+                                 data=b"x", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 401
+    # the S3 API without a signature is refused too
+    r = requests.get(f"http://127.0.0.1:{ports['s3']}/{WORK_BUCKET}/users/bob/result.txt", timeout=10)
+    assert r.status_code == 403
