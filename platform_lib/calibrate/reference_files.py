@@ -163,29 +163,22 @@ EPSF_STAMP = 257  # 64 native pixels at 4x, odd so the centre is a pixel
 def simulator_psf(spec: RefSetSpec, optical_element: str) -> Any:
     """romanisim's PSF for this detector and band, in this set's pixel frame (units: pixels).
 
-    The same call the synthetic exposures use, so the ePSF, the aperture corrections and the
-    simulated stars share one PSF (galsim's Roman model with romanisim's settings).
+    The same PSF the simulator draws (romanisim's own ``psf_utils.getPSF`` with its galsim
+    settings), so the ePSF, the aperture corrections and the simulated stars share one PSF.
+    romanisim returns it in arcsec *parallel to the detector's pixel axes*; dividing by the
+    pixel scale gives the pixel-frame PSF without a sky WCS. It is drawn at the set's centre
+    on the detector (a sub-array set is the detector's lower-left corner), where
+    ``platform_lib.simulate`` draws the PSF of that footprint.
     """
-    import astropy.units as u
-    from astropy.coordinates import SkyCoord
-    from romanisim import psf as rpsf
-    from romanisim.models import wcs as rwcs
-
-    dist = distortion_model(spec)
-    c = (spec.size - 1) / 2.0
-    v2, v3 = (float(v) for v in dist(c, c))
-    w = rwcs.make_wcs(SkyCoord(270 * u.deg, 66 * u.deg), dist, v2_ref=v2, v3_ref=v3, roll_ref=0.0)
-    w.bounding_box = ((-0.5, spec.size - 0.5), (-0.5, spec.size - 0.5))
     import galsim
+    from romanisim.models import bandpass as rbp
+    from romanisim.models.parameters import pixel_scale
+    from romanisim.models.psf_utils import getPSF
 
-    gw = rwcs.GWCS(w)
-    # at the set's centre on the detector (a sub-array set is the detector's lower-left
-    # corner), where platform_lib.simulate draws the PSF of that footprint: the PSF varies
-    # across the detector, and a fit with the PSF of another place biases fluxes
-    psf = rpsf.make_psf(int(spec.detector[3:]), optical_element, wcs=gw,
-                        psftype="galsim", pix=(spec.size / 2, spec.size / 2))
-    # romanisim draws it through the local WCS (world units); return it in native pixels
-    return gw.local(image_pos=galsim.PositionD(c, c)).toImage(psf)
+    band = rbp.getBandpasses(AB_zeropoint=True)[rbp.roman2galsim_bandpass[optical_element]]
+    psf = getPSF(int(spec.detector[3:]), None, SCA_pos=galsim.PositionD(spec.size / 2, spec.size / 2),
+                 wavelength=band, pupil_bin=8)
+    return galsim.PixelScale(pixel_scale).toImage(psf)
 
 
 def pixel_integrated_psf(psf: Any, oversample: int = EPSF_OVERSAMPLE, size: int = EPSF_STAMP,

@@ -271,6 +271,9 @@ def simulate_l1(
 
         name = filename or Path(out_path).name
         meta["filename"] = name
+        from platform_lib.simulate.images import _record_no_jitter
+
+        _record_no_jitter(meta)  # the rendered PSF has none (romancal would assume 8 mas)
         l1_model, _extras = rl1.make_asdf(resultants, dq=None, metadata=meta)
         model = rdm.ScienceRawModel(l1_model)
         out_path = Path(out_path)

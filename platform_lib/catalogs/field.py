@@ -41,16 +41,32 @@ def library_psf_image(detector: str, optical_element: str, *, store: Any = None,
     return img / img.sum()
 
 
+def library_psf_fraction(detector: str, optical_element: str, *, store: Any = None) -> float:
+    """Share of the PSF's total light inside the library's stamps (they are normalised to
+    their own sum), for total fluxes: from the galsim model the library was drawn from."""
+    from platform_lib.data.psf import load_epsf
+
+    from .apcorr import psf_light_fraction
+
+    model = load_epsf(detector, optical_element, store)
+    over = int(np.atleast_1d(model.oversampling)[0])
+    n = int(round(model.data.shape[-1] / over))
+    return psf_light_fraction(optical_element, n, sca=int(detector.upper().removeprefix("WFI")))
+
+
 def load_image(product: Any, *, store: Any = None, psf: np.ndarray | None = None) -> CatalogImage:
     """A ``CatalogImage`` of an L2/L3 product in the store, with its library PSF."""
     from platform_lib.data import open_product
 
+    fraction = 1.0
     with open_product(product, store) as model:
         if psf is None:
             element = str(model.meta.instrument.optical_element)
             detector = str(getattr(model.meta.instrument, "detector", "") or "WFI01")
             psf = library_psf_image(detector, element, store=store)
+            fraction = library_psf_fraction(detector, element, store=store)
         img = from_model(model, psf=psf, name=_name_of(product))
+    img.psf_total_fraction = fraction
     return img
 
 

@@ -25,7 +25,9 @@ class CatalogImage:
     the catalogs report (AB magnitude = 23.9 - 2.5 log10(flux_ujy)). A product that has not been
     flux calibrated has ``flux_unit`` "DN/s" and ``to_ujy`` 1: its catalog is in DN/s and has
     no AB magnitudes, rather than magnitudes that look calibrated and are not.
-    ``psf`` is an optional normalised PSF image sampled at the image's pixel scale, centred.
+    ``psf`` is an optional normalised PSF image sampled at the image's pixel scale, centred;
+    ``psf_total_fraction`` is the share of the PSF's total light inside that stamp (it is
+    renormalised to 1 here, so total fluxes need it; see ``apcorr.psf_light_fraction``).
     """
 
     data: np.ndarray
@@ -39,6 +41,7 @@ class CatalogImage:
     name: str = ""
     mask: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    psf_total_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         label = self.name or self.band or "image"
@@ -65,6 +68,9 @@ class CatalogImage:
         if self.psf is not None:
             psf = np.asarray(self.psf, dtype=np.float64)
             self.psf = psf / psf.sum()
+        if not 0.0 < float(self.psf_total_fraction) <= 1.0:
+            raise CatalogInputError(
+                f"{label}: psf_total_fraction must lie in (0, 1], got {self.psf_total_fraction}")
 
     @property
     def shape(self) -> tuple[int, int]:

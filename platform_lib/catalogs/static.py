@@ -16,6 +16,7 @@ from astropy.table import QTable, Table
 import astropy.units as u
 
 from . import psfmatch
+from .apcorr import add_total_flux
 from .astrometry import AlignmentResult, align_to_reference
 from .classify import classify
 from .detection import Detection, DetectionConfig, detect, estimate_background, psf_fwhm_pixels
@@ -97,6 +98,7 @@ def single_band(
     segm = det.segmentation.data.copy()
     if image.psf is not None:
         table = reject_psf_artifacts(table, det.data_sub, image.err, image.mask, image.psf, segm)
+    add_total_flux(table, image, det.data_sub)
     alignment = align_to_reference(table, reference) if reference is not None else None
     table.meta["detection"] = {"nsigma": config.nsigma, "npixels": config.npixels, "kernel_fwhm_pix": det.kernel_fwhm}
     return StaticCatalog(table, segm, det, image.wcs, alignment)

@@ -256,12 +256,13 @@ def _psf(spec: ExposureSpec, imwcs, date):
     """The galsim Roman PSF of this detector position (romanisim's galsim settings).
 
     Large footprints get romanisim's detector-varying PSF. A cutout gets one PSF at its
-    centre, built with ``galsim.roman.getPSF`` as romanisim does (pupil_bin 8) but with the
-    cached bandpass, and memoised per pointing and position: survey epochs of the same
-    pointing reuse it instead of paying ~1 s each.
+    centre, built with romanisim's ``psf_utils.getPSF`` as ``romanisim.psf.make_psf`` does
+    (pupil_bin 8) but with the cached bandpass, and memoised per pointing and position: survey
+    epochs of the same pointing reuse it instead of paying ~1 s each.
     """
-    import galsim.roman
+    import galsim
     import romanisim.psf
+    from romanisim.models.psf_utils import getPSF
 
     sca = int(spec.detector[3:])
     fp = spec.footprint
@@ -269,12 +270,15 @@ def _psf(spec: ExposureSpec, imwcs, date):
         return romanisim.psf.make_psf(sca, spec.optical_element, wcs=imwcs, chromatic=False,
                                       psftype="galsim", variable=True, date=date)
     pix = (fp.x0 + fp.nx / 2, fp.y0 + fp.ny / 2)
+    # the WCS is part of the key: the PSF is returned in world coordinates through it
     key = (sca, spec.optical_element, pix, round(spec.ra, 9), round(spec.dec, 9),
-           round(spec.pa, 6))
+           round(spec.pa, 6), repr(imwcs.local(galsim.PositionD(*pix))))
     if key not in _PSF_CACHE:
         if len(_PSF_CACHE) > 64:
             _PSF_CACHE.clear()
-        _PSF_CACHE[key] = galsim.roman.getPSF(
+        # romanisim's own getPSF (its aberration model), not galsim.roman's: the two differ
+        # by up to 5x pixel by pixel in the wings and ~1 % in the core
+        _PSF_CACHE[key] = getPSF(
             sca, None, wcs=imwcs, SCA_pos=galsim.PositionD(*pix),
             wavelength=cached_bandpass(spec.optical_element), pupil_bin=8)
     return _PSF_CACHE[key]
@@ -433,6 +437,17 @@ def _l1_node(resultants, dq, meta, fp: Footprint):
     return node, {"dq": np.pad(dq, ((0, 0), (4, 4), (4, 4))).astype("i4")}
 
 
+def _record_no_jitter(meta) -> None:
+    """Say in the file that the rendered PSF has no pointing jitter.
+
+    romancal's source catalog convolves the ePSF with the image's guide-star jitter and, when
+    the metadata is silent, assumes 8 mas: on a simulation that renders none that broadens the
+    PSF model and biases PSF fluxes low by ~0.1-0.3 %.
+    """
+    for key in ("jitter_major", "jitter_minor", "jitter_position_angle"):
+        meta["guide_star"][key] = 0.0
+
+
 def simulate_exposure(
     catalog,
     spec: ExposureSpec,
@@ -469,6 +484,7 @@ def simulate_exposure(
         }
         meta = image_mod.meta
         meta["filename"] = spec.filename
+        _record_no_jitter(meta)
         meta["exposure"]["read_pattern"] = pattern
         meta["exposure"]["nresultants"] = len(pattern)
         if spec.level == 1:
