@@ -202,6 +202,10 @@ class TierLimitsMixin:
     :mod:`hub_config.kube_gateway` gives KubeBackend one)."""
 
     policy_file: str | None = None
+    #: ``(username, environment) -> environment``: the per-user data environment, when the
+    #: spawner derives it by more than a ``{username}`` template (e.g. per-user S3 keys looked up
+    #: by the isolation code). Must be the same function the spawner uses for the server.
+    data_env_hook: Any = None
 
     @property
     def policy(self) -> Policy:
@@ -227,7 +231,10 @@ class TierLimitsMixin:
         # The configured environment (the user servers' data environment) for this user; the
         # options handler's output (the tier) on top. The handler's dict replaced it upstream.
         base = self.cluster_config_class(parent=self).environment
-        config.environment = {**user_environment(dict(base), user.name), **dict(config.environment)}
+        data_env = user_environment(dict(base), user.name)
+        if self.data_env_hook is not None:
+            data_env = dict(self.data_env_hook(user.name, data_env))
+        config.environment = {**data_env, **dict(config.environment)}
         user_pod_identity(config, user.name)
         # The scheduler comes on top of the workers' budget (see the module docstring).
         lim = self.policy.gateway_limits(config.environment.get(TIER_ENV) or self.policy.default_tier)
@@ -417,10 +424,14 @@ def _import(path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def configure_gateway(c: Any, backend: str, policy_file: str | None = None) -> type:
-    """Wire tier options and per-user totals into a dask-gateway-server config object ``c``."""
+def configure_gateway(c: Any, backend: str, policy_file: str | None = None,
+                      data_env_hook: Any = None) -> type:
+    """Wire tier options and per-user totals into a dask-gateway-server config object ``c``.
+
+    ``data_env_hook``: see :attr:`TierLimitsMixin.data_env_hook`."""
     cls = tier_backend(_import(backend))
     cls.policy_file = policy_file
+    cls.data_env_hook = staticmethod(data_env_hook) if data_env_hook is not None else None
     c.DaskGateway.backend_class = cls
     c.Backend.cluster_options = lambda user: tier_cluster_options(user, policy_file)
     return cls

@@ -26,12 +26,12 @@ SERVER_ENV = {  # what the spawner gives every server (the env contract), plus w
 }
 
 
-def _process(user, request, scheduler_cores=1, scheduler_memory="2 G"):
+def _process(user, request, scheduler_cores=1, scheduler_memory="2 G", hook=None):
     c = Config()
     c.ClusterConfig.environment = data_environment(SERVER_ENV)
     c.ClusterConfig.scheduler_cores = scheduler_cores
     c.ClusterConfig.scheduler_memory = scheduler_memory
-    cls = configure_gateway(c, "dask_gateway_server.backends.local.UnsafeLocalBackend")
+    cls = configure_gateway(c, "dask_gateway_server.backends.local.UnsafeLocalBackend", data_env_hook=hook)
     c.DaskGateway.backend_class = cls
     backend = cls(config=c)
     assert isinstance(backend, UnsafeLocalBackend)
@@ -92,3 +92,17 @@ def test_kubernetes_pods_run_as_the_users_service_account():
     plain = KubeClusterConfig(worker_extra_pod_config={"automountServiceAccountToken": False})
     user_pod_identity(plain, "ann")
     assert plain.worker_extra_pod_config == {"automountServiceAccountToken": False}
+
+
+def test_per_user_credentials_from_the_spawners_hook():
+    """Per-user keys the spawner looks up (not a template) come from the same hook."""
+    keys = {"ann": ("ann-key", "ann-secret"), "bob": ("bob-key", "bob-secret")}
+
+    def hook(username, env):
+        key, secret = keys[username]
+        return {**env, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
+
+    for name, (key, secret) in keys.items():
+        env = _process(SimpleNamespace(name=name, groups=[]), {}, hook=hook).environment
+        assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (key, secret)
+        assert env[TIER_ENV] == "entry" and env["ROMAN_DATA_URL"] == SERVER_ENV["ROMAN_DATA_URL"]

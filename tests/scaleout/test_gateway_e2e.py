@@ -131,7 +131,8 @@ def _tutorial_cells() -> list[str]:
 
 
 @pytest.mark.slow
-def test_gateway_workers_read_the_store_and_run_tutorial_03(start_platform, login, hub_api, tmp_path):
+@pytest.mark.browser
+def test_gateway_workers_read_the_store_and_run_tutorial_03(start_platform, login, hub_api, browser, tmp_path):
     platform = start_platform()
     hub = platform.url
     settings = json.loads((platform.state_dir / "settings.json").read_text())
@@ -155,6 +156,16 @@ def test_gateway_workers_read_the_store_and_run_tutorial_03(start_platform, logi
         assert check.status_code == 200, check.text
         if r.status_code == 200:
             assert check.json()["isActive"] and check.json()["plots"], check.text
+            # In the browser: the dashboard's page loads and its Bokeh document connects (its
+            # websocket goes through the same proxy).
+            page = browser.new_page()
+            try:
+                page.goto(info["dashboard"], timeout=120_000)
+                page.wait_for_function("() => window.Bokeh && Bokeh.documents && Bokeh.documents.length > 0",
+                                       timeout=120_000)
+                assert "Dask" in page.title(), page.title()
+            finally:
+                page.close()
         # ... and its cluster manager starts gateway clusters (the panel's NEW button).
         panel = requests.get(f"{server_url}dask/clusters", headers={"Authorization": f"token {token}"},
                              timeout=60)
