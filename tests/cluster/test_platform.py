@@ -126,3 +126,47 @@ def test_worker_pods_get_the_chosen_limits(platform, chart_cluster):
         if name:
             in_notebook(f"from dask_gateway import Gateway\nGateway().connect({name!r}).shutdown()\n")
         s.delete(f"{api}/server", timeout=60)
+
+
+def test_production_paths_from_inside_a_server(platform, chart_cluster):
+    """Issue 16 on a real cluster: from a research user's server, the quota service answers by
+    its in-cluster URL; a gateway cluster's workers read the sample data; traefik routes the
+    cluster's dashboard (its CRD provider started: item 1); the CRDS cache is writable and
+    linked to the shared one when references are enabled."""
+    username = "research"
+    s = chart_cluster.login(platform, username)
+    api = f"{platform.hub_url}/hub/api/users/{username}"
+    r = s.post(f"{api}/server", json={"profile": "small"}, timeout=60)
+    assert r.status_code in (201, 202), r.text[:300]
+    pod = f"jupyter-{username}"
+    try:
+        chart_cluster.wait_until("the server", lambda: s.get(api, timeout=30).json()["servers"].get("", {}).get("ready"), 600)
+        script = (
+            "import os, urllib.request\n"
+            "from platform_lib.account import account\n"
+            "print('TIER', account().tier)\n"
+            "from dask_gateway import Gateway\n"
+            "g = Gateway()\n"
+            "c = g.new_cluster(worker_cores=1, worker_memory=2)\n"
+            "c.scale(1)\n"
+            "cl = c.get_client(); cl.wait_for_workers(1, timeout=300)\n"
+            "def files():\n"
+            "    import os\n"
+            "    root = os.environ['ROMAN_DATA_URL']\n"
+            "    return sum(len(f) for _, _, f in os.walk(root))\n"
+            "print('WORKER_FILES', cl.submit(files).result())\n"
+            "link = c.dashboard_link\n"
+            "print('DASHBOARD', link)\n"
+            "c.shutdown()\n"
+        )
+        out = chart_cluster.kubectl("exec", "-n", platform.user_namespace, pod, "-c", "notebook", "--",
+                                    "python", "-c", script, timeout=900).stdout
+        assert "TIER research" in out, out[-1000:]
+        assert int(out.split("WORKER_FILES", 1)[1].split()[0]) > 0, out[-1000:]
+        dashboard = out.split("DASHBOARD", 1)[1].split()[0]
+        assert dashboard.startswith(platform.hub_url), dashboard  # DASK_GATEWAY__PUBLIC_ADDRESS
+        traefik_logs = chart_cluster.kubectl("logs", "-n", chart_cluster.NAMESPACE,
+                                             f"deployment/{chart_cluster.RELEASE}-traefik", "--tail=500").stdout
+        assert "nodes is forbidden" not in traefik_logs
+    finally:
+        s.delete(f"{api}/server", timeout=60)
