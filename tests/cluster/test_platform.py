@@ -7,6 +7,7 @@ Skipped (with the reason) where no cluster or release is reachable.
 from __future__ import annotations
 
 import json
+import textwrap
 
 import pytest
 
@@ -23,6 +24,12 @@ def _quantity(q: str) -> float:
         if q.endswith(suffix):
             return float(q[: -len(suffix)]) * factor
     return float(q)
+
+
+def _run_in_server(chart_cluster, platform, pod: str, script: str) -> str:
+    """A Python script in the notebook container of a user's server (its stdout)."""
+    return chart_cluster.kubectl("exec", "-n", platform.user_namespace, pod, "-c", "notebook", "--",
+                                 "python", "-c", script, timeout=900).stdout
 
 
 def test_release_is_ready(platform, chart_cluster):
@@ -84,8 +91,7 @@ def test_dask_gateway_cluster_computes_within_the_tier(platform, chart_cluster):
             "print('RESULT', cl.submit(sum, range(10)).result(), c.name)\n"
             "c.shutdown()\n"
         )
-        out = chart_cluster.kubectl("exec", "-n", platform.user_namespace, pod, "-c", "notebook", "--",
-                                    "python", "-c", script, timeout=900).stdout
+        out = _run_in_server(chart_cluster, platform, pod, script)
         assert "RESULT 45" in out, out[-1000:]
         lim = policy.gateway_limits("research")
         assert lim.worker_cores.min <= 1 <= lim.worker_cores.max
@@ -141,26 +147,21 @@ def test_production_paths_from_inside_a_server(platform, chart_cluster):
     pod = f"jupyter-{username}"
     try:
         chart_cluster.wait_until("the server", lambda: s.get(api, timeout=30).json()["servers"].get("", {}).get("ready"), 600)
-        script = (
-            "import os, urllib.request\n"
-            "from platform_lib.account import account\n"
-            "print('TIER', account().tier)\n"
-            "from dask_gateway import Gateway\n"
-            "g = Gateway()\n"
-            "c = g.new_cluster(worker_cores=1, worker_memory=2)\n"
-            "c.scale(1)\n"
-            "cl = c.get_client(); cl.wait_for_workers(1, timeout=300)\n"
-            "def files():\n"
-            "    import os\n"
-            "    root = os.environ['ROMAN_DATA_URL']\n"
-            "    return sum(len(f) for _, _, f in os.walk(root))\n"
-            "print('WORKER_FILES', cl.submit(files).result())\n"
-            "link = c.dashboard_link\n"
-            "print('DASHBOARD', link)\n"
-            "c.shutdown()\n"
-        )
-        out = chart_cluster.kubectl("exec", "-n", platform.user_namespace, pod, "-c", "notebook", "--",
-                                    "python", "-c", script, timeout=900).stdout
+        script = textwrap.dedent("""
+            from platform_lib.account import account
+            from dask_gateway import Gateway
+            print('TIER', account().tier)
+            c = Gateway().new_cluster(worker_cores=1, worker_memory=2)
+            c.scale(1)
+            c.get_client().wait_for_workers(1, timeout=300)
+            def files():
+                import os
+                return sum(len(f) for _, _, f in os.walk(os.environ['ROMAN_DATA_URL']))
+            print('WORKER_FILES', c.get_client().submit(files).result())
+            print('DASHBOARD', c.dashboard_link)
+            c.shutdown()
+        """)
+        out = _run_in_server(chart_cluster, platform, pod, script)
         assert "TIER research" in out, out[-1000:]
         assert int(out.split("WORKER_FILES", 1)[1].split()[0]) > 0, out[-1000:]
         dashboard = out.split("DASHBOARD", 1)[1].split()[0]
