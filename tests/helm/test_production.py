@@ -172,3 +172,15 @@ def test_development_clusters_have_data(chart, config):
     assert values["data"]["volume"]["enabled"] is True
     api = chart.find(objs, "ConfigMap", "rp-gateway-api")["data"]["dask_gateway_config.py"]
     assert '"claimName": "rp-sample-data", "readOnly": True' in api
+
+
+def test_account_page_links_where_the_browser_can_go(monkeypatch):
+    """Item 9: /roman/account and the status bar link to the public quota URL, not the
+    in-cluster name the server itself uses."""
+    from platform_lib import account_extension
+
+    monkeypatch.setenv("ROMAN_QUOTA_URL", "http://rp-proxy-public.roman.svc:80/services/quota/")
+    monkeypatch.setenv("ROMAN_QUOTA_PUBLIC_URL", "https://roman.example.org/services/quota/")
+    assert account_extension._public_service_url() == "https://roman.example.org/services/quota/"
+    monkeypatch.delenv("ROMAN_QUOTA_PUBLIC_URL")  # the local platform: one URL for both
+    assert account_extension._public_service_url() == "http://rp-proxy-public.roman.svc:80/services/quota/"
