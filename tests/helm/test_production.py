@@ -206,3 +206,15 @@ def test_proxy_runs_the_local_platforms_chp_release(chart):
     local = re.search(r"^CHP_VERSION=(\S+)", script, re.M).group(1)
     image = _container(chart.render("default"), chart, "Deployment", "rp-proxy")["image"]
     assert image == f"quay.io/jupyterhub/configurable-http-proxy:{local}"
+
+
+def test_existing_pull_secrets_by_name_or_object(chart):
+    """global.imagePullSecrets takes z2jh's plain names as well as {name: ...} objects."""
+    objs = chart.render("cloud-production", {"global.imagePullSecrets[0]": "regcred",
+                                             "global.imagePullSecrets[1].name": "other"})
+    problems = []
+    for who, _ns, spec in chart.pod_specs(objs):
+        problems += chart.supply_problems(who, spec, "", ["regcred", "other"])
+    assert not problems, "\n".join(problems)
+    values = yaml.safe_load(chart.find(objs, "ConfigMap", "rp-hub")["data"]["values.yaml"])
+    assert values["_chart"]["pullSecrets"] == ["regcred", "other"]  # KubeSpawner's and the gateway's
