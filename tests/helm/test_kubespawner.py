@@ -421,3 +421,22 @@ def test_crds_and_stpsf_in_production(chart, hub_config, tmp_path):
     dark = cache / "references" / "roman" / "wfi" / "roman_wfi_dark_0001.asdf"
     assert dark.is_symlink() and dark.read_text() == "dark"
     (cache / "references" / "roman" / "wfi" / "roman_wfi_flat_0002.asdf").write_text("new")  # CRDS can add
+
+
+@pytest.mark.parametrize("hub_config", ["cloud-production"], indirect=True)
+def test_prometheus_may_read_hub_metrics_only(chart, hub_config, tmp_path):
+    """Also-list: a 'prometheus' hub service whose token may read /hub/metrics and nothing else,
+    reachable on the hub's port from the Prometheus namespace only (checked by nca)."""
+    cfg, _policy, _values = hub_config
+    services = {s["name"]: s for s in cfg.JupyterHub.services}
+    objs = chart.render("cloud-production")
+    token = chart.find(objs, "Secret", "rp-hub")["stringData"]["metrics-token"]
+    assert services["prometheus"]["api_token"] == token and len(token) >= 32
+    roles = {r["name"]: r for r in cfg.JupyterHub.load_roles}
+    assert roles["prometheus"]["scopes"] == ["read:metrics"] and roles["prometheus"]["services"] == ["prometheus"]
+    scraper = {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "p", "image": "p:1"}]},
+               "metadata": {"name": "prometheus-0", "namespace": "monitoring", "labels": {"app": "prometheus"}}}
+    other = {**scraper, "metadata": {**scraper["metadata"], "namespace": "elsewhere"}}
+    lines = chart.connectivity(objs, [scraper, other], tmp_path)
+    assert chart.nca_allows(lines, "monitoring/prometheus-0", "roman/rp-hub", 8081)
+    assert not chart.nca_allows(lines, "elsewhere/prometheus-0", "roman/rp-hub", 8081)

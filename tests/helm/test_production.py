@@ -172,3 +172,49 @@ def test_development_clusters_have_data(chart, config):
     assert values["data"]["volume"]["enabled"] is True
     api = chart.find(objs, "ConfigMap", "rp-gateway-api")["data"]["dask_gateway_config.py"]
     assert '"claimName": "rp-sample-data", "readOnly": True' in api
+
+
+def test_account_page_links_where_the_browser_can_go(monkeypatch):
+    """Item 9: /roman/account and the status bar link to the public quota URL, not the
+    in-cluster name the server itself uses."""
+    from platform_lib import account_extension
+
+    monkeypatch.setenv("ROMAN_QUOTA_URL", "http://rp-proxy-public.roman.svc:80/services/quota/")
+    monkeypatch.setenv("ROMAN_QUOTA_PUBLIC_URL", "https://roman.example.org/services/quota/")
+    assert account_extension._public_service_url() == "https://roman.example.org/services/quota/"
+    monkeypatch.delenv("ROMAN_QUOTA_PUBLIC_URL")  # the local platform: one URL for both
+    assert account_extension._public_service_url() == "http://rp-proxy-public.roman.svc:80/services/quota/"
+
+
+# ---------------------------------------------------------------------------- also: pre-puller, CHP
+def test_notebook_image_is_prepulled_on_every_node(chart):
+    objs = chart.render("cloud-production", SUPPLY)
+    ds = chart.find(objs, "DaemonSet", "rp-image-puller")
+    assert ds["metadata"]["namespace"] == "roman-users"
+    spec = ds["spec"]["template"]["spec"]
+    policy = yaml.safe_load(chart.find(objs, "ConfigMap", "rp-hub")["data"]["policy.yaml"])
+    # The image users' servers and Dask pods run (the policy's default, also KubeClusterConfig.image).
+    assert [c["image"] for c in spec["initContainers"]] == [policy["images"]["default"]]
+    assert not chart.supply_problems("DaemonSet/rp-image-puller", spec, REGISTRY, ["rp-image-pull"])
+    assert "rp-image-puller" not in {o["metadata"]["name"] for o in chart.render("kind") if o["kind"] == "DaemonSet"}
+
+
+def test_proxy_runs_the_local_platforms_chp_release(chart):
+    import re
+
+    script = (chart.REPO / "scripts" / "install-node-tools.sh").read_text()
+    local = re.search(r"^CHP_VERSION=(\S+)", script, re.M).group(1)
+    image = _container(chart.render("default"), chart, "Deployment", "rp-proxy")["image"]
+    assert image == f"quay.io/jupyterhub/configurable-http-proxy:{local}"
+
+
+def test_existing_pull_secrets_by_name_or_object(chart):
+    """global.imagePullSecrets takes z2jh's plain names as well as {name: ...} objects."""
+    objs = chart.render("cloud-production", {"global.imagePullSecrets[0]": "regcred",
+                                             "global.imagePullSecrets[1].name": "other"})
+    problems = []
+    for who, _ns, spec in chart.pod_specs(objs):
+        problems += chart.supply_problems(who, spec, "", ["regcred", "other"])
+    assert not problems, "\n".join(problems)
+    values = yaml.safe_load(chart.find(objs, "ConfigMap", "rp-hub")["data"]["values.yaml"])
+    assert values["_chart"]["pullSecrets"] == ["regcred", "other"]  # KubeSpawner's and the gateway's

@@ -51,7 +51,11 @@ global.imagePullSecret (made in both namespaces, so it exists where user pods ru
 {{- define "rp.pullSecretNames" -}}
 {{- $names := list -}}
 {{- range .Values.global.imagePullSecrets -}}
-{{- $names = append $names (kindIs "string" . | ternary . (get . "name")) -}}
+{{- if kindIs "string" . -}}
+{{- $names = append $names . -}}
+{{- else -}}
+{{- $names = append $names .name -}}
+{{- end -}}
 {{- end -}}
 {{- if .Values.global.imagePullSecret.create -}}
 {{- $names = append $names (include "rp.name" (dict "root" . "name" "image-pull")) -}}
