@@ -188,3 +188,23 @@ def test_publish_refuses_overwrite_and_removal_is_owner_only_and_recorded(tap):
         rec = conn.execute("SELECT owner_name, removed_by, reason FROM roman.removals "
                            "WHERE obs_publisher_did = %s", (extra["obs_publisher_did"],)).fetchall()
     assert rec == [("alice", "alice", "superseded")]
+
+
+def test_the_local_platform_starts_it_only_when_configured(tmp_path):
+    """The supervisor factory: off by default; on, it hands ROMAN_TAP_URL to user servers."""
+    from types import SimpleNamespace
+
+    from hub_config.local.state import StateDir
+    from hub_config.local.tap import TapComponent, tap_component
+
+    state = StateDir(tmp_path / "state")
+    state.create()
+    off = SimpleNamespace(config=SimpleNamespace(data=SimpleNamespace(tap=False)), state=state,
+                          user_env={})
+    assert tap_component(off) is None and off.user_env == {}
+    on = SimpleNamespace(config=SimpleNamespace(data=SimpleNamespace(tap=True)), state=state,
+                         user_env={"ROMAN_DATA_URL": str(tmp_path)})
+    component = tap_component(on)
+    assert isinstance(component, TapComponent)
+    assert on.user_env["ROMAN_TAP_URL"] == component.service.url
+    assert component.store_env["ROMAN_DATA_URL"] == str(tmp_path)
