@@ -86,6 +86,22 @@ CREATE POLICY visible ON roman.products FOR SELECT USING (
         NULLIF(current_setting('roman.teams', true), ''), ',')))
 );
 ALTER VIEW ivoa.obscore SET (security_invoker = true);
+-- Under row-level security PostgreSQL applies a query's conditions only after the policy unless
+-- their functions are LEAKPROOF, so a footprint condition could not use the GiST index (a 1e5
+-- cone took 3 s instead of 5 ms). pgSphere's comparison functions reveal nothing beyond their
+-- boolean result, so they are marked LEAKPROOF (the server is the platform's own).
+DO $$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN SELECT DISTINCT o.oprcode::regprocedure FROM pg_operator o
+           JOIN pg_type l ON l.oid = o.oprleft JOIN pg_type r ON r.oid = o.oprright
+           WHERE (l.typname IN ('spoint', 'scircle', 'spoly', 'sbox', 'sline', 'spath', 'sellipse')
+              OR r.typname IN ('spoint', 'scircle', 'spoly', 'sbox', 'sline', 'spath', 'sellipse'))
+             AND o.oprresult = 'boolean'::regtype
+  LOOP
+    EXECUTE format('ALTER FUNCTION %s LEAKPROOF', f);
+  END LOOP;
+END $$;
 CREATE TABLE IF NOT EXISTS roman.removals (
   obs_publisher_did text NOT NULL, product_path text, owner_name text,
   removed_by text NOT NULL, reason text, removed_at timestamptz NOT NULL DEFAULT now());
