@@ -83,6 +83,10 @@ class DataConfig(_Strict):
     sample: bool = Field(
         True, description="make the sample survey in the platform's own store on first start"
     )
+    tap: bool = Field(
+        False, description="run the TAP/ObsCore service (GAVO DaCHS; needs python3-gavo and "
+        "postgresql-15-pgsphere) and publish the store's index to it; sets ROMAN_TAP_URL"
+    )
 
 
 class GatewayConfig(_Strict):

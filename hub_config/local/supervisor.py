@@ -275,8 +275,16 @@ def _data_store_component(p: Platform) -> Component | None:
     return seaweedfs_component(p)
 
 
+def _tap_component(p: Platform) -> Component | None:
+    # Discovery (issue 17): the TAP/ObsCore service (DaCHS) when data.tap is on; ROMAN_TAP_URL.
+    from hub_config.local.tap import tap_component
+
+    return tap_component(p)
+
+
 COMPONENT_FACTORIES: list[Callable[[Platform], Component | None]] = [
     _data_store_component,
+    _tap_component,
     _oidc_component,
     gateway_component,
     hub_component,

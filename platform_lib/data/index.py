@@ -44,6 +44,8 @@ ERRORS_PATH = f"{INDEX_DIR}/errors.parquet"
 PRODUCT_SUFFIXES = (".asdf", CATALOG_SUFFIX)
 #: metadata read-ahead: the ASDF header and tree of one product, not its blocks
 READ_BLOCK = 2**18
+#: products under an ``l5/`` folder are community products (``platform_lib.data.l5``)
+L5_PREFIX = "l5/"
 
 #: roman_datamodels tag name → processing level
 LEVELS: dict[str, str] = {
@@ -283,6 +285,8 @@ def _read_many(store_spec: tuple[str, dict], items: Sequence[tuple[str, int, str
                     with store.fs.open(store.path(rel), "rb", **kwargs) as f:
                         row = read_product_metadata(f, rel)
             row.update(size=size, version=version)
+            if rel.startswith(L5_PREFIX) or f"/{L5_PREFIX}" in rel:
+                row["level"] = "L5"  # a community product (platform_lib.data.l5)
             out.append(row)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reported skip
             out.append({"path": rel, "size": size, "version": version, "error": str(exc)[:500]})

@@ -84,6 +84,10 @@ def obscore_row(row: dict[str, Any], access_url: str, **extra: Any) -> dict[str,
     exptime = row.get("exposure_time")
     t_max = t_min + exptime / 86400.0 if t_min is not None and exptime is not None else t_min
     name = path.rsplit("/", 1)[-1]
+    if "://" not in access_url:  # a local-folder store: a file URL (a bare path is no URL)
+        from pathlib import Path
+
+        access_url = Path(access_url).resolve().as_uri()
     out = {
         "obs_publisher_did": f"{DID_BASE}?{path}",
         "obs_id": row.get("observation_id") or name.split(".", 1)[0],

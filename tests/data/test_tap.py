@@ -101,6 +101,7 @@ def test_adql_cone_polygon_and_join_with_pyvo(tap):
     assert sorted(cone["roman_level"]) == ["L2", "L4", "L4"]
     l2 = cone[cone["roman_level"] == "L2"][0]
     assert l2["calib_level"] == 2 and l2["dataproduct_type"] == "image"
+    assert l2["access_url"].startswith("file:///")
     assert l2["access_url"].endswith("L2/r0000701001001_wfi01_f158_cal.asdf")
     assert cone["em_min"].unit == u.m and abs(l2["em_min"] - 1.38e-6) < 1e-12
     assert l2["t_max"] > l2["t_min"] > 61000
@@ -188,3 +189,48 @@ def test_publish_refuses_overwrite_and_removal_is_owner_only_and_recorded(tap):
         rec = conn.execute("SELECT owner_name, removed_by, reason FROM roman.removals "
                            "WHERE obs_publisher_did = %s", (extra["obs_publisher_did"],)).fetchall()
     assert rec == [("alice", "alice", "superseded")]
+
+
+def test_the_local_platform_starts_it_only_when_configured(tmp_path):
+    """The supervisor factory: off by default; on, it hands ROMAN_TAP_URL to user servers."""
+    from types import SimpleNamespace
+
+    from hub_config.local.state import StateDir
+    from hub_config.local.tap import TapComponent, tap_component
+
+    state = StateDir(tmp_path / "state")
+    state.create()
+    off = SimpleNamespace(config=SimpleNamespace(data=SimpleNamespace(tap=False)), state=state,
+                          user_env={})
+    assert tap_component(off) is None and off.user_env == {}
+    on = SimpleNamespace(config=SimpleNamespace(data=SimpleNamespace(tap=True)), state=state,
+                         user_env={"ROMAN_DATA_URL": str(tmp_path)})
+    component = tap_component(on)
+    assert isinstance(component, TapComponent)
+    assert on.user_env["ROMAN_TAP_URL"] == component.service.url
+    assert component.store_env["ROMAN_DATA_URL"] == str(tmp_path)
+
+
+def test_a_published_l5_catalog_reaches_team_mates_by_tap_only(tap, tmp_path, monkeypatch):
+    import astropy.units as u
+    from astropy.table import QTable
+
+    from platform_lib.data.l5 import did, publish, remove
+
+    service, _ = tap
+    monkeypatch.setenv("ROMAN_TEAM_STORE_URL", str(tmp_path / "teams") + "/")
+    cat = QTable({"ra": [RA, RA + 1e-4] * u.deg, "dec": [DEC, DEC] * u.deg,
+                  "flux": [1.0, 2.0] * u.uJy})
+    out = publish(cat, "lensing-candidates", licence="CC-BY-4.0", visibility="team",
+                  team="lensing", schema={"ra": "deg", "dec": "deg", "flux": "uJy"},
+                  registry=service, owner="alice")
+    query = f"SELECT access_url, licence FROM roman.products WHERE obs_publisher_did = '{did(out.url)}'"
+    seen = _tap(service, "bob").search(query).to_table()
+    assert list(seen["access_url"]) == [f"file://{out.url}"] and seen["licence"][0] == "CC-BY-4.0"
+    assert len(_tap(service, "carol").search(query)) == 0
+    # found by a cone too, like any product
+    cone = _tap(service, "bob").search(f"SELECT obs_id FROM ivoa.obscore WHERE {CONE} AND calib_level = 4")
+    assert len(cone) >= 1
+    remove(out, by="alice", registry=service, reason="retracted")
+    assert len(_tap(service, "bob").search(query)) == 0
+    assert not (tmp_path / "teams" / "lensing" / "l5" / "lensing-candidates_cat.parquet").exists()
