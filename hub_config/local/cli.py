@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -52,6 +53,18 @@ def _login_lines(s: object, logins: str) -> list[str]:
     return lines
 
 
+def _accounts_lines() -> list[str]:
+    """Say plainly that users share one OS account (docs/threat-model.md, issue 20)."""
+    import getpass
+
+    why = ("not running as root" if os.geteuid() != 0 else
+           "per-user system accounts are not implemented yet")
+    return [f"  accounts    : SINGLE-ACCOUNT MODE ({why}): every user's server and Dask cluster "
+            f"run as OS user '{getpass.getuser()}';",
+            "                users' S3 data are separated (own keys), their home folders and "
+            "kernels are NOT - for development and demonstration only"]
+
+
 def _banner(supervisor: object) -> None:
     from hub_config.local.supervisor import Supervisor
 
@@ -65,6 +78,7 @@ def _banner(supervisor: object) -> None:
         f"(ready in {supervisor.timings.get('total', 0):.1f} s)",
         *_login_lines(s, logins),
         f"  Dask-Gateway: {s.gateway.address}",
+        *_accounts_lines(),
         f"  state folder: {p.state.root}  (logs in {p.state.logs_dir})",
         "  Ctrl-C stops everything.",
         "",
