@@ -104,6 +104,9 @@ def handle_up(args: argparse.Namespace) -> int:
     )
     source = str(args.config) if args.config else DEFAULT_CONFIG_NAME
     state_dir = args.state_dir or config.state_dir or Path(".state")
+    # Everything the platform and its children write from now on (the hub, quota and gateway
+    # databases and their -wal/-shm files, logs) is private to this account (issue 20).
+    os.umask(0o077)
     try:
         platform = prepare(config, state_dir, source)
     except (PlatformError, StateError) as exc:
