@@ -153,6 +153,10 @@ def singleuser_environment(v: dict[str, Any]) -> dict[str, str]:
         )
     if get("quota.enabled", True, source=v):
         env["ROMAN_QUOTA_URL"] = quota_url(v)
+    work = str(get("data.workUrl", "", source=v) or "").rstrip("/")
+    if work:  # KubeSpawner expands {username} (escaped) in the environment it is given
+        env["ROMAN_USER_STORE_URL"] = f"{work}/users/{{username}}/"
+        env["ROMAN_TEAM_STORE_URL"] = f"{work}/teams/"
     env.update({k: str(val) for k, val in (get("singleuser.extraEnv", {}, source=v) or {}).items()})
     return env
 
