@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -52,6 +53,18 @@ def _login_lines(s: object, logins: str) -> list[str]:
     return lines
 
 
+def _accounts_lines() -> list[str]:
+    """Say plainly that users share one OS account (docs/threat-model.md, issue 20)."""
+    import getpass
+
+    why = ("not running as root" if os.geteuid() != 0 else
+           "per-user system accounts are not implemented yet")
+    return [f"  accounts    : SINGLE-ACCOUNT MODE ({why}): every user's server and Dask cluster "
+            f"run as OS user '{getpass.getuser()}';",
+            "                users' S3 data are separated (own keys), their home folders and "
+            "kernels are NOT - for development and demonstration only"]
+
+
 def _banner(supervisor: object) -> None:
     from hub_config.local.supervisor import Supervisor
 
@@ -65,6 +78,7 @@ def _banner(supervisor: object) -> None:
         f"(ready in {supervisor.timings.get('total', 0):.1f} s)",
         *_login_lines(s, logins),
         f"  Dask-Gateway: {s.gateway.address}",
+        *_accounts_lines(),
         f"  state folder: {p.state.root}  (logs in {p.state.logs_dir})",
         "  Ctrl-C stops everything.",
         "",
@@ -90,6 +104,9 @@ def handle_up(args: argparse.Namespace) -> int:
     )
     source = str(args.config) if args.config else DEFAULT_CONFIG_NAME
     state_dir = args.state_dir or config.state_dir or Path(".state")
+    # Everything the platform and its children write from now on (the hub, quota and gateway
+    # databases and their -wal/-shm files, logs) is private to this account (issue 20).
+    os.umask(0o077)
     try:
         platform = prepare(config, state_dir, source)
     except (PlatformError, StateError) as exc:

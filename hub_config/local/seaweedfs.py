@@ -446,11 +446,13 @@ def seaweedfs_component(p: object) -> DataStoreComponent | None:
     p.user_env.update(store.client_env(PLATFORM_BUCKET))  # type: ignore[attr-defined]
     # Per-user S3 identities (hub_config/local/s3_identities.py): the spawner and the gateway
     # replace the platform's key above with the user's own, scoped one.
-    p.settings.s3 = {  # type: ignore[attr-defined]
-        "weed": store.weed, "master": store.master_address, "folder": str(store.folder),
-        "survey_bucket": PLATFORM_BUCKET, "work_bucket": WORK_BUCKET,
-        "key_seed": state.secret("s3_user_key_seed", lambda: secrets.token_urlsafe(32)),
-    }
+    settings = getattr(p, "settings", None)
+    if settings is not None:
+        settings.s3 = {
+            "weed": store.weed, "master": store.master_address, "folder": str(store.folder),
+            "survey_bucket": PLATFORM_BUCKET, "work_bucket": WORK_BUCKET,
+            "key_seed": state.secret("s3_user_key_seed", lambda: secrets.token_urlsafe(32)),
+        }
     env = p.child_env() if hasattr(p, "child_env") else dict(os.environ)  # type: ignore[attr-defined]
     return DataStoreComponent(store, sample=bool(getattr(data, "sample", True)), env=env,
                               log_dir=state.logs_dir)

@@ -80,10 +80,8 @@ class StateDir:
                         self.gateway_dir / "clusters", self.data_dir):
                 sub.mkdir(mode=0o700, exist_ok=True)
                 os.chmod(sub, 0o700)
-            # The databases (hub, quota, gateway, their -wal/-shm) are created later by the
-            # child processes with their umask: make every file the platform writes from now on
-            # private to its account, and tighten those an older run left behind (issue 20).
-            os.umask(0o077)
+            # The databases (hub, quota, gateway, their -wal/-shm) are created by the children
+            # under the umask `up` sets (077); tighten those an older run left behind.
             for db in (*self.root.glob("*.sqlite*"), *self.gateway_dir.glob("*.sqlite*")):
                 if db.is_file() and not db.is_symlink():
                     os.chmod(db, 0o600)

@@ -11,9 +11,26 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 _spec = importlib.util.spec_from_file_location(
     "quota_conftest", Path(__file__).resolve().parents[1] / "quota" / "conftest.py")
 _quota = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_quota)
 
 quota_platform = _quota.quota_platform  # the session's platform (fixture)
+
+
+@pytest.fixture(scope="session")
+def user_gateway():
+    """``user_gateway(qp, user)``: a dask-gateway client with that user's hub token."""
+
+    def make(qp, user: str):
+        from dask_gateway import Gateway
+        from dask_gateway.auth import JupyterHubAuth
+
+        g = qp.settings["gateway"]
+        return Gateway(address=g["address"], proxy_address=g["proxy_address"],
+                       auth=JupyterHubAuth(api_token=qp.token(user)))
+
+    return make

@@ -11,14 +11,9 @@ import requests
 
 
 @pytest.fixture(scope="module")
-def alice_cluster(quota_platform):
-    from dask_gateway import Gateway
-    from dask_gateway.auth import JupyterHubAuth
-
+def alice_cluster(quota_platform, user_gateway):
     qp = quota_platform
-    gw_settings = qp.settings["gateway"]
-    gw = Gateway(address=gw_settings["address"], proxy_address=gw_settings["proxy_address"],
-                 auth=JupyterHubAuth(api_token=qp.token("alice")))
+    gw = user_gateway(qp, "alice")
     cluster = gw.new_cluster()
     try:
         yield qp, cluster

@@ -16,14 +16,9 @@ LOOPBACK = {"127.0.0.1", "::1"}
 
 
 @pytest.fixture(scope="module")
-def busy_platform(quota_platform):
-    from dask_gateway import Gateway
-    from dask_gateway.auth import JupyterHubAuth
-
+def busy_platform(quota_platform, user_gateway):
     qp = quota_platform
-    g = qp.settings["gateway"]
-    gw = Gateway(address=g["address"], proxy_address=g["proxy_address"],
-                 auth=JupyterHubAuth(api_token=qp.token("carol")))
+    gw = user_gateway(qp, "carol")
     cluster = gw.new_cluster()
     cluster.scale(1)
     client = cluster.get_client()
