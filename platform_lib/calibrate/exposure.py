@@ -83,7 +83,7 @@ def check_l1(path: Path, refset: ReferenceSet | None) -> dict[str, Any]:
     try:
         check_asdf_path(path)  # empty, truncated, alias bomb: refused before asdf reads it
     except AsdfInputError as exc:
-        raise InputError(f"cannot read L1 file {exc}") from None
+        raise InputError(f"cannot read L1 file {path.name}: {str(exc).removeprefix(f'{path}: ')}") from None
     try:
         with rdm.open(path) as m:
             if not isinstance(m, rdm.ScienceRawModel):

@@ -29,7 +29,8 @@ BLOCK_MAGIC = b"\xd3BLK"
 BLOCK_INDEX = b"#ASDF BLOCK INDEX"
 _TREE_END = re.compile(rb"\r?\n\.\.\.\r?\n")
 _SOURCE = re.compile(rb"^\s*source:\s*(\d+)\s*$", re.M)
-_CHUNK = 2**16
+_CHUNK = 2**20
+_HEAD = 2**13  # first read: the header and (usually) the whole tree of a product
 
 DETECTOR = re.compile(r"^WFI(0[1-9]|1[0-8])$")
 OPTICAL_ELEMENTS = frozenset(
@@ -53,20 +54,21 @@ def _size(f: BinaryIO) -> int:
 
 def _read_tree(f: BinaryIO, limits: YamlLimits) -> tuple[bytes, int]:
     """(tree bytes, offset just after its ``...`` line); ``b""`` and the header end if no tree."""
-    head = f.read(min(_CHUNK, limits.max_bytes))
+    head = f.read(min(_HEAD, limits.max_bytes))
     if not head.startswith(b"#ASDF "):
         raise AsdfInputError("not an ASDF file (no '#ASDF' header line)")
     start = head.find(b"%YAML")
     if start < 0:
         return b"", len(head) if BLOCK_MAGIC not in head else head.find(BLOCK_MAGIC)
-    buf = head
+    buf, searched = head, start
     while True:
-        m = _TREE_END.search(buf, start)
+        m = _TREE_END.search(buf, searched)
+        searched = max(start, len(buf) - 8)  # the next search starts near the old end only
         if m:
             return buf[start : m.end()], m.end()
         if len(buf) > limits.max_bytes:
             raise AsdfInputError(f"ASDF tree is larger than the limit of {limits.max_bytes} bytes")
-        more = f.read(_CHUNK)
+        more = f.read(min(max(len(buf), _HEAD), _CHUNK))  # grows, but never far past the tree
         if not more:
             raise AsdfInputError("truncated ASDF file: the YAML tree has no end ('...') line")
         buf += more
@@ -77,7 +79,11 @@ def _check_blocks(f: BinaryIO, offset: int, size: int, tree: bytes) -> int:
     n = 0
     while offset < size:
         f.seek(offset)
-        chunk = f.read(min(_CHUNK, size - offset))
+        # a few bytes per block, never its data (on S3 every byte read is a ranged GET)
+        chunk = f.read(min(64, size - offset))
+        if n == 0 and BLOCK_MAGIC not in chunk:  # padding after the tree, if any
+            f.seek(offset)
+            chunk = f.read(min(_HEAD, size - offset))
         pos = chunk.find(BLOCK_MAGIC)
         if pos < 0 or chunk[:pos].strip(b" \t\r\n\0"):
             break  # no (more) blocks: padding, a block index or an end of file
