@@ -108,6 +108,21 @@ class GatewayLimits(_Strict):
     max_total_memory_gib: float = Field(ge=0, description="Worker memory across all clusters")
     idle_timeout_s: float = Field(gt=0, le=7 * 86400, description="Idle clusters are stopped")
 
+    @model_validator(mode="after")
+    def _totals_hold_one_cluster(self) -> GatewayLimits:
+        # A total below its per-cluster limit makes the per-cluster limit a lie: the gateway
+        # would cut every scale request to the total without saying which setting is wrong.
+        for total, per_cluster in (("max_total_workers", "max_workers"),
+                                   ("max_total_cores", "max_cores_per_cluster"),
+                                   ("max_total_memory_gib", "max_memory_gib_per_cluster")):
+            if self.max_clusters and getattr(self, total) < getattr(self, per_cluster):
+                raise ValueError(f"{total} ({getattr(self, total)}) is below {per_cluster} "
+                                 f"({getattr(self, per_cluster)}); a total must hold one cluster")
+        if self.max_workers and self.worker_cores.min > self.max_cores_per_cluster:
+            raise ValueError(f"worker_cores.min ({self.worker_cores.min}) is above "
+                             f"max_cores_per_cluster ({self.max_cores_per_cluster}): no worker fits")
+        return self
+
 
 class BaseAllocation(_Strict):
     """What a tier gets each period without asking; the quota service creates it on first use.
@@ -304,8 +319,12 @@ def _load_cached(path: Path, _mtime: int) -> Policy:
         text = path.read_text()
     except OSError as exc:
         raise PolicyError(f"cannot read tier policy {path}: {exc.strerror}") from None
+    from platform_lib.safe_yaml import YamlLimitError, safe_load
+
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text, source=f"tier policy {path}")  # duplicate keys refused
+    except YamlLimitError as exc:
+        raise PolicyError(str(exc)) from None
     except yaml.YAMLError as exc:
         raise PolicyError(f"tier policy {path} is not valid YAML: {exc}") from None
     return parse_policy(data, path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -33,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Run 'roman-platform COMMAND --help' for the options of one command.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (default: one line)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         try:
@@ -48,15 +51,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand. An error the subcommand did not handle is one line on stderr (the
+    traceback only with ``--debug``), and Dask's per-task tracebacks are kept out of the way."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if not args.debug:
+        # workers inherit this: a failed task's "Compute Failed" traceback is not printed
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
     try:
         result = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last resort: one clear line
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split()) or "(no message)"
+        print(f"roman-platform {args.command}: error: {type(exc).__name__}: {message} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return 1
     return int(result or 0)
 
 

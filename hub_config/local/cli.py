@@ -98,6 +98,13 @@ def handle_up(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"roman-platform up: {exc}", file=sys.stderr)
         return 2
+    from hub_config.policy import PolicyError, load_policy
+
+    try:
+        load_policy()  # the hub reads it at every login: refuse to start rather than 500 then
+    except PolicyError as exc:
+        print(f"roman-platform up: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=config.log_level, format="[%(asctime)s %(name)s %(levelname)s] %(message)s",
         datefmt="%H:%M:%S",

@@ -141,8 +141,12 @@ def load_config(path: Path | str | None = None, *, required: bool = False) -> Pl
         if required:
             raise ConfigError(f"{path}: configuration file not found")
         return PlatformConfig()
+    from platform_lib.safe_yaml import YamlLimitError, safe_load
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"), source=str(path))
+    except YamlLimitError as exc:
+        raise ConfigError(str(exc)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

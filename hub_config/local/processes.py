@@ -233,6 +233,31 @@ class ManagedProcess:
             f"{tail(self.log_file)}"
         )
 
+    def reap_crashed(self, timeout: float = 5.0) -> None:
+        """After an unexpected exit, before a restart: end what was left in its process group
+        (its private helpers, such as the gateway's proxy, which would hold its port), close the
+        log, and keep the descendants that run in sessions of their own (user servers, Dask
+        clusters, the hub's proxy): the restarted process re-adopts them. They stay known, so
+        the final stop still ends every one of them."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid  # start_new_session: the group id is the child's pid
+        in_group = []
+        for p in list(self._known.values()):
+            try:
+                if os.getpgid(p.pid) == pgid and _running(p):
+                    in_group.append(p)
+            except (ProcessLookupError, PermissionError):
+                continue
+        terminate_tree(None, in_group, pgid, timeout)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        if self._log:
+            self._log.close()
+            self._log = None
+
     def stop(self, timeout: float | None = None) -> None:
         timeout = self.stop_timeout if timeout is None else timeout
         if self.proc is None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import hub_config
 from hub_config.local.config import PlatformConfig
 from hub_config.local.processes import Component, ComponentError, ManagedProcess, http_ready
+from hub_config.local.restarts import Restarter, become_subreaper, reap_orphans
 from hub_config.local.settings import (
     SETTINGS_ENV,
     DemoSettings,
@@ -103,6 +104,9 @@ def resolve_ports(config: PlatformConfig, source: str) -> dict[str, int]:
     try:
         for name, port in wanted.items():
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # as the servers bind: a port whose last connections are in TIME_WAIT is free to
+            # them (without this, a restart was refused for ~60 s with nothing listening)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((HOST, port))
             except OSError:
@@ -323,6 +327,7 @@ class Supervisor:
         self.started: list[Component] = []
         self.timings: dict[str, float] = {}
         self._stopping = False
+        self.restarter = Restarter(ready_timeout=ready_timeout)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         if not self._stopping:
@@ -358,6 +363,7 @@ class Supervisor:
         for s in previous:
             signal.signal(s, self._on_signal)
         code = 0
+        become_subreaper()
         try:
             self.start()
             if on_ready:
@@ -368,11 +374,8 @@ class Supervisor:
                     refresh = getattr(c, "refresh", None)
                     if refresh:
                         refresh()
-                dead = [c.name for c in self.started if not c.alive()]
-                if dead:
-                    log.error("%s exited unexpectedly; stopping the platform", ", ".join(dead))
-                    code = 1
-                    break
+                self.restarter.check(self.started)  # a crash is restarted, never the end
+                reap_orphans(self.started)
                 time.sleep(poll)
         except _StopRequested as req:
             log.info("%s received: stopping the platform", req)

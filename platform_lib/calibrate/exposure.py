@@ -78,6 +78,12 @@ def check_l1(path: Path, refset: ReferenceSet | None) -> dict[str, Any]:
     """Open the L1 file and check it is a WFI ramp matching the reference files' frame."""
     import roman_datamodels.datamodels as rdm
 
+    from platform_lib.data.safe_asdf import AsdfInputError, check_asdf_path
+
+    try:
+        check_asdf_path(path)  # empty, truncated, alias bomb: refused before asdf reads it
+    except AsdfInputError as exc:
+        raise InputError(f"cannot read L1 file {path.name}: {str(exc).removeprefix(f'{path}: ')}") from None
     try:
         with rdm.open(path) as m:
             if not isinstance(m, rdm.ScienceRawModel):

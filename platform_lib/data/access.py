@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .safe_asdf import AsdfInputError, check_asdf
 from .store import ENV_URL, Store, get_store
 
 __all__ = ["open_product", "cutout", "download", "Cutout"]
@@ -76,6 +77,10 @@ def open_product(product: Any, store: Store | str | None = None):
     kwargs = {"block_size": S3_BLOCK, "cache_type": "readahead"} if store.is_s3 else {}
     fileobj = store.open(rel, "rb", **kwargs)
     try:
+        try:
+            check_asdf(fileobj)  # an alias bomb or a cut-short file: one clear error, no hang
+        except AsdfInputError as exc:
+            raise AsdfInputError(f"{store.url(rel)}: {exc}") from None
         # close=True: closing the model (its ASDF file) closes the store's file object too
         generic = asdf.generic_io.get_file(fileobj, mode="r", uri=store.url(rel), close=True)
         af = asdf.open(generic, lazy_load=True, memmap=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ import numpy as np
 from .._parquet import arrow_table
 from .footprint import ORDER, parse_s_region, polygon_cells, to_s_region
 from .l4 import CATALOG_SUFFIX, catalog_row, is_catalog, segmentation_row
-from .store import Store, get_store
+from .safe_asdf import check_asdf, check_metadata
+from .store import DataStoreError, Store, get_store
 
 __all__ = [
     "INDEX_PATH",
@@ -196,6 +198,7 @@ def read_product_metadata(fileobj: Any, path: str = "") -> dict[str, Any]:
     from astropy.time import Time
 
     try:
+        check_asdf(fileobj)  # alias bombs, truncated blocks: refused before asdf reads them
         with _open_tree(fileobj) as af:
             roman = af.tree.get("roman")
             if roman is None and "roman_platform" in af.tree:
@@ -207,6 +210,7 @@ def read_product_metadata(fileobj: Any, path: str = "") -> dict[str, Any]:
             meta = _get(roman, "meta")
             if meta is None:
                 raise ValueError("Roman product without 'meta'")
+            check_metadata(meta, _get)
             tag = _tag_name(roman)
             data = _get(roman, "data")
             shape = tuple(int(s) for s in getattr(data, "shape", ()) or ())
@@ -326,27 +330,57 @@ def rows_to_table(rows: Iterable[dict]):
     return pa.table({c: pa.array([r.get(c) for r in rows], type=types[c]) for c in COLUMNS})
 
 
-def load_index(store: Store | str | None = None):
-    """The store's index as a ``pyarrow.Table`` (empty if never built)."""
+def _read_table(store: Store, relative: str, columns: Sequence[str], recover: bool):
+    """One index table, or None if absent. A damaged one (cut short, not Parquet, columns
+    missing) is an error naming the fix, or with ``recover`` is moved aside to ``*.damaged`` and
+    treated as absent, so the next ``build_index`` rebuilds it."""
+    if not store.exists(relative):
+        return None
+    try:
+        table = arrow_table(store.read_bytes(relative))
+        missing = set(columns) - set(table.column_names)
+        if missing:
+            raise ValueError(f"columns missing: {', '.join(sorted(missing))}")
+        return table
+    except DataStoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unreadable index is "damaged"
+        if not recover:
+            raise DataStoreError(
+                f"the product index {store.url(relative)} is damaged ({type(exc).__name__}: {exc}); "
+                "run 'roman-platform data index' to rebuild it"
+            ) from None
+        log.warning("index: %s is damaged (%s); moved aside and rebuilt", store.url(relative), exc)
+        store.write_bytes(relative + ".damaged", store.read_bytes(relative))
+        store.fs.rm_file(store.path(relative))
+        return None
+
+
+def load_index(store: Store | str | None = None, *, recover: bool = False):
+    """The store's index as a ``pyarrow.Table`` (empty if never built); see :func:`_read_table`."""
     store = get_store(store)
-    if not store.exists(INDEX_PATH):
-        return _empty_table()
-    return arrow_table(store.read_bytes(INDEX_PATH))
+    table = _read_table(store, INDEX_PATH, COLUMNS, recover)
+    return _empty_table() if table is None else table
 
 
 def _load_errors(store: Store) -> dict[str, tuple[int, str, str]]:
-    if not store.exists(ERRORS_PATH):
-        return {}
-    t = arrow_table(store.read_bytes(ERRORS_PATH)).to_pylist()
-    return {r["path"]: (r["size"], r["version"], r["error"]) for r in t}
+    t = _read_table(store, ERRORS_PATH, ("path", "size", "version", "error"), recover=True)
+    return {} if t is None else {r["path"]: (r["size"], r["version"], r["error"]) for r in t.to_pylist()}
 
 
 def _write_parquet(store: Store, relative: str, table) -> None:
+    """Readers see the old file or the new one, never half of one: one PUT on S3, and a write
+    to a temporary name then ``os.replace`` (atomic on POSIX) in a folder."""
     import pyarrow.parquet as pq
 
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
-    store.write_bytes(relative, buf.getvalue())
+    if store.is_s3:
+        store.write_bytes(relative, buf.getvalue())
+        return
+    temporary = f"{relative}.{os.getpid()}.tmp"
+    store.write_bytes(temporary, buf.getvalue())
+    os.replace(store.path(temporary), store.path(relative))
 
 
 def build_index(
@@ -374,7 +408,7 @@ def build_index(
         for rel, info in store.walk_files(prefix, PRODUCT_SUFFIXES).items()
         if not rel.startswith(INDEX_DIR + "/")
     }
-    existing = load_index(store)
+    existing = load_index(store, recover=True)
     known = {
         p: (s, v)
         for p, s, v in zip(existing.column("path").to_pylist(), existing.column("size").to_pylist(),

@@ -120,6 +120,10 @@ def _psf(sca: int, band: str):
     return _PSF_CACHE[key]
 
 
+#: reference pixels on each side of an L1 frame (as on the WFI detectors)
+REFERENCE_BORDER = 4
+
+
 def make_exposure(
     detector: str,
     optical_element: str,
@@ -135,7 +139,8 @@ def make_exposure(
     seed: int = 1,
     sky_rate: float = 0.5,
 ) -> tuple[Any, Any]:
-    """One exposure's (L1 ScienceRawModel, L2 ImageModel) cutout of ``size``² pixels."""
+    """One exposure's (L1 ScienceRawModel, L2 ImageModel): ``size``² science pixels (the L1
+    frame adds the reference border)."""
     import astropy.units as u
     import galsim
     import galsim.roman  # noqa: F401
@@ -210,10 +215,16 @@ def make_exposure(
         meta.wcsinfo.s_region = s_region
         meta.pointing.target_ra, meta.pointing.target_dec = ra, dec
 
-    raw = dm.ScienceRawModel.create_fake_data(shape=(len(READ_PATTERN), size, size))
+    # An L1 frame carries the detector's 4-pixel reference border around the science pixels
+    # (4096² around 4088²), so the ramp matches the platform's reference set of ``size``.
+    b = REFERENCE_BORDER
+    frame = (len(READ_PATTERN), size + 2 * b, size + 2 * b)
+    raw = dm.ScienceRawModel.create_fake_data(shape=frame)
     fill_meta(raw.meta)
-    raw.data = np.clip(np.round(resultants), 0, 65535).astype(np.uint16)
-    raw.amp33 = np.zeros((len(READ_PATTERN), size, 4), np.uint16)
+    data = np.zeros(frame, np.uint16)
+    data[:, b:-b, b:-b] = np.clip(np.round(resultants), 0, 65535)
+    raw.data = data
+    raw.amp33 = np.zeros((len(READ_PATTERN), size + 2 * b, 128), np.uint16)
 
     l2 = dm.ImageModel.create_fake_data(shape=(size, size))
     fill_meta(l2.meta)

@@ -135,3 +135,62 @@ def test_documented_platform_yaml_is_valid_and_matches_the_defaults(tmp_path):
     assert set(PlatformConfig.model_fields) <= set(
         line.split(":", 1)[0] for line in block.splitlines() if line and not line[0].isspace()
     ), "a top-level setting is missing from the documented example"
+
+
+def test_duplicate_key_in_platform_yaml_is_refused(tmp_path, capsys):
+    proc = run_up(tmp_path, "ports:\n  http: 8000\n  http: 8001\n", capsys)
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert "\n" not in err and "duplicate key 'http' (first on line 2)" in err and "line 3" in err, err
+    assert not (tmp_path / "state").exists()
+
+
+def _policy_text(**gateway_changes: object) -> str:
+    """The bundled policy with some of the entry tier's gateway limits replaced."""
+    import yaml
+
+    from hub_config.policy import DEFAULT_POLICY_PATH
+
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    data["tiers"]["entry"]["gateway"].update(gateway_changes)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({"max_total_workers": 2, "max_workers": 4}, "max_total_workers (2) is below max_workers (4)"),
+        ({"max_total_cores": 1.0, "max_cores_per_cluster": 4.0}, "max_total_cores (1.0) is below"),
+        ({"max_total_memory_gib": 1.0}, "max_total_memory_gib (1.0) is below"),
+        ({"worker_cores": {"min": 8, "max": 8}}, "no worker fits"),
+        ({"max_workers": "many"}, "tiers.entry.gateway.max_workers"),
+    ],
+)
+def test_up_refuses_an_invalid_policy_naming_the_field(tmp_path, capsys, monkeypatch, changes, why):
+    """Before: ``up`` started, then every login returned 500."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(_policy_text(**changes))
+    monkeypatch.setenv("ROMAN_POLICY_FILE", str(policy))
+    proc = run_up(tmp_path, "", capsys)
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert "\n" not in err and "tiers.entry.gateway" in err and why in err, err
+    assert not (tmp_path / "state").exists()
+
+
+def test_duplicate_key_in_the_policy_is_refused(tmp_path, monkeypatch):
+    from hub_config.policy import PolicyError, load_policy
+
+    text = _policy_text().replace("default_tier: entry\n", "default_tier: entry\ndefault_tier: team\n", 1)
+    assert text.count("default_tier:") == 2
+    (tmp_path / "policy.yaml").write_text(text)
+    with pytest.raises(PolicyError, match="duplicate key 'default_tier'"):
+        load_policy(tmp_path / "policy.yaml")
+
+
+def test_yaml_alias_bomb_in_a_config_is_refused(tmp_path, capsys):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join(['*a' if i == 1 else f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)
+    )
+    proc = run_up(tmp_path, bomb, capsys)
+    assert proc.returncode == 2 and "alias" in proc.stderr, proc.stderr

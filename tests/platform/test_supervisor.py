@@ -86,15 +86,99 @@ def test_start_in_order_stop_in_reverse_and_no_process_left(tmp_path):
     assert all(gone(pid) for pid in everything), "a child or grandchild outlived the stop"
 
 
-def test_component_dying_stops_the_rest_with_exit_code_1(tmp_path):
+def test_crashed_component_is_restarted_with_back_off_and_keeps_its_sessions(tmp_path, caplog):
+    """kill -9 of one component: restarted, its own-session children (user servers, clusters)
+    kept for the new process to re-adopt, its process group (private helpers) ended; the rest
+    untouched; only the final stop ends everything. (Before: the whole platform stopped.)"""
+    import signal
+    import threading
+
     Recorded.events = []
-    a, b = child(tmp_path, "a"), child(tmp_path, "b", die_after=0.5)
+    a, b = child(tmp_path, "a"), child(tmp_path, "b")
     sup = Supervisor(platform_with(tmp_path, a, b), ready_timeout=30)
-    t = time.monotonic()
-    assert sup.run(exit_after=60) == 1
-    assert time.monotonic() - t < 30
-    assert Recorded.events[-2:] == ["stop b", "stop a"]
-    assert all(gone(pid) for pid in pids(a) + pids(b))
+    seen: dict[str, object] = {}
+
+    def crash() -> None:
+        deadline = time.monotonic() + 20
+        while "total" not in sup.timings and time.monotonic() < deadline:  # all started
+            time.sleep(0.05)
+        seen["first"] = pids(b)
+        (b.cwd / "ready").unlink()
+        os.kill(seen["first"][0], signal.SIGKILL)
+        while not (b.cwd / "ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seen["second"] = pids(b)
+        seen["kept"] = not gone(seen["first"][1])
+        seen["a"] = a.alive()
+
+    t = threading.Thread(target=crash)
+    t.start()
+    assert sup.run(exit_after=8) == 0
+    t.join(30)
+    assert Recorded.events[:2] == ["start a", "start b"] and "start b" in Recorded.events[2:]
+    assert seen["second"][0] != seen["first"][0], "b was not restarted"
+    assert seen["kept"], "the crashed component's own-session child was killed"
+    assert seen["a"], "another component was stopped by b's crash"
+    assert sup.restarter.restarts("b") == 1 and sup.restarter.restarts("a") == 0
+    assert "b exited unexpectedly" in caplog.text and "b restarted" in caplog.text
+    everything = pids(a) + seen["first"] + seen["second"]
+    assert all(gone(pid) for pid in everything), "a process outlived the final stop"
+
+
+def test_restart_back_off_doubles_while_it_keeps_failing(tmp_path):
+    from hub_config.local.restarts import Restarter
+
+    bad = child(tmp_path, "bad", exit_now=True)
+    bad.start()
+    bad.proc.wait(10)
+    r = Restarter(ready_timeout=5, first_delay=0.05, max_delay=0.4)
+    delays = []
+    deadline = time.monotonic() + 20
+    while len(delays) < 5 and time.monotonic() < deadline:
+        r.check([bad])
+        d = r.states["bad"].delay
+        if not delays or d != delays[-1]:
+            delays.append(d)
+        time.sleep(0.02)
+    assert delays[:5] == [0.05, 0.1, 0.2, 0.4, 0.4][: len(delays[:5])] and len(delays) >= 4
+    assert r.restarts("bad") == 0
+    bad.stop()
+
+
+def test_port_check_binds_as_servers_do(tmp_path):
+    """A port whose last connection is in TIME_WAIT is free to a server (SO_REUSEADDR); the
+    check refused it for ~60 s before. A listening port is still refused."""
+    import socket
+
+    from hub_config.local.supervisor import PlatformError, resolve_ports
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    conn, _ = server.accept()
+    conn.close()  # the server side closes first: its port goes to TIME_WAIT
+    time.sleep(0.1)
+    client.close()
+    server.close()
+    plain = socket.socket()
+    with pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # what the old check did
+    plain.close()
+    config = PlatformConfig.model_validate({"ports": {"http": port, "proxy_api": 0, "hub": 0,
+                                                      "gateway": 0, "gateway_scheduler": 0}})
+    assert resolve_ports(config, "test")["http"] == port
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    config = PlatformConfig.model_validate({"ports": {"http": busy.getsockname()[1], "hub": 0,
+                                                      "proxy_api": 0, "gateway": 0,
+                                                      "gateway_scheduler": 0}})
+    with pytest.raises(PlatformError, match="already in use"):
+        resolve_ports(config, "test")
+    busy.close()
 
 
 def test_start_failure_names_the_component_and_stops_what_started(tmp_path, caplog):
