@@ -38,8 +38,16 @@ def _platform(sim):
     return np.asarray(cat.table["x"]), np.asarray(cat.table["y"])
 
 
+def _platform_pure(sim):
+    from platform_lib.catalogs import CatalogImage, single_band
+
+    img = CatalogImage(sim["data"], sim["err"], sim["wcs"], "H158", psf=sim["psf"], name="bench")
+    t = single_band(img).pure()
+    return np.asarray(t["x"]), np.asarray(t["y"])
+
+
 METHODS = {"photutils_recipe": bench_static.run_photutils, "platform_lib": _platform,
-           "sep": bench_static.run_sep}
+           "platform_lib_pure": _platform_pure, "sep": bench_static.run_sep}
 
 
 def _run(fn, sim, repeat: int):
