@@ -26,10 +26,10 @@ def _galsim_band(band: str) -> str:
     from romanisim.models.bandpass import galsim2roman_bandpass, roman2galsim_bandpass
 
     b = band.upper()
-    if b in galsim2roman_bandpass:
-        return b
     if b in roman2galsim_bandpass:
         return roman2galsim_bandpass[b]
+    if b in galsim2roman_bandpass:
+        return b
     from .errors import CatalogInputError
 
     raise CatalogInputError(f"unknown Roman optical element {band!r}")

@@ -43,6 +43,7 @@ class Detection:
     convolved: np.ndarray
     segmentation: SegmentationImage
     kernel_fwhm: float
+    noise: np.ndarray | None = None  # per-pixel 1-sigma of ``convolved`` (measured)
 
 
 def estimate_background(
@@ -129,4 +130,23 @@ def detect(
         convolved=convolved,
         segmentation=segm,
         kernel_fwhm=fwhm,
+        noise=filtered_rms * rel,
     )
+
+
+def detection_snr(det: Detection, labels: np.ndarray) -> np.ndarray:
+    """Peak significance of each segment in the filtered image (its value over the measured
+    noise of the filtered image, at the peak).
+
+    The matched-filter statistic for a point source: a noise peak that passes the 3-sigma,
+    7-pixel threshold rarely peaks above 4-5 sigma, while a real source's filtered peak grows
+    with its flux without the noise of a large aperture. It separates real from false
+    detections better than Kron S/N (tests/catalogs/test_purity.py).
+    """
+    from scipy import ndimage
+
+    if len(labels) == 0:
+        return np.zeros(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sig = np.where(np.isfinite(det.noise), det.convolved / det.noise, 0.0)
+    return np.asarray(ndimage.maximum(sig, labels=det.segmentation.data, index=labels), float)

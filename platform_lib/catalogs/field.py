@@ -76,6 +76,29 @@ def _name_of(product: Any) -> str:
     return str(product)
 
 
+def _run(task: Any, items: list, client: Any, desc: str) -> dict[str, Any]:
+    """Run ``task`` per (name, products) item: {name: result or the exception}.
+
+    The light path: one field and no client given runs here, in this process, with no Dask
+    cluster (starting one costs seconds and a second copy of the pixels for a single task).
+    Several fields, or an explicit client, go to Dask as before.
+    """
+    if client is None and len(items) == 1:
+        try:
+            results = [task(items[0])]
+        except Exception as exc:  # the same contract as the Dask path: the error in place
+            results = [exc]
+    else:
+        from platform_lib.compute import get_client, map_with_progress
+
+        if client is None:
+            with get_client() as c:
+                results = map_with_progress(c, task, items, desc=desc)
+        else:
+            results = map_with_progress(client, task, items, desc=desc)
+    return {name: r for (name, _), r in zip(items, results)}
+
+
 def catalog_fields(
     fields: dict[str, Sequence[Any]],
     out_prefix: str,
@@ -88,9 +111,8 @@ def catalog_fields(
     """Multi-band static catalogs, one Dask task per field: {field: written URLs or the error}.
 
     ``fields`` maps a field name to its products (one per optical element, on one pixel grid).
+    One field with no ``client`` runs in this process (no cluster).
     """
-    from platform_lib.compute import get_client, map_with_progress
-
     from .outputs import write_products
     from .static import multi_band, single_band
 
@@ -105,12 +127,7 @@ def catalog_fields(
     items = list(fields.items())
     if not items:
         raise CatalogInputError("no fields given")
-    if client is None:
-        with get_client() as c:
-            results = map_with_progress(c, task, items, desc="static catalogs")
-    else:
-        results = map_with_progress(client, task, items, desc="static catalogs")
-    return {name: r for (name, _), r in zip(items, results)}
+    return _run(task, items, client, "static catalogs")
 
 
 def difference_fields(
@@ -123,8 +140,6 @@ def difference_fields(
     storage_options: dict | None = None,
 ) -> dict[str, dict[str, str] | BaseException]:
     """Difference-imaging L4 catalogs, one Dask task per field of overlapping rectified images."""
-    from platform_lib.compute import get_client, map_with_progress
-
     from .diffim import difference_catalog
     from .outputs import write_products
 
@@ -136,9 +151,6 @@ def difference_fields(
         return write_products(out_prefix, f"{name}_diff", catalog=cat, storage_options=storage_options)
 
     items = list(fields.items())
-    if client is None:
-        with get_client() as c:
-            results = map_with_progress(c, task, items, desc="difference imaging")
-    else:
-        results = map_with_progress(client, task, items, desc="difference imaging")
-    return {name: r for (name, _), r in zip(items, results)}
+    if not items:
+        raise CatalogInputError("no fields given")
+    return _run(task, items, client, "difference imaging")

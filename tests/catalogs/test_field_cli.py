@@ -277,3 +277,20 @@ def test_static_and_lightcurves_on_s3(sample_store, s3_sample, dask_client, caps
     code, out, err = _run(capsys, "static", "--name", "missing", "--out", "L4-missing", "sample/L2/nope_cal.asdf")
     assert code == 1 and "nope_cal.asdf" in err
     assert not store.walk_files("L4-missing")
+
+
+def test_one_field_starts_no_cluster(sample_store, monkeypatch) -> None:
+    """The light path: a catalog of one image runs in this process; asking for a Dask client
+    (which would start a cluster) fails the test."""
+    import platform_lib.compute as compute
+    from platform_lib.catalogs.field import catalog_fields
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a Dask cluster was started for one image")
+
+    monkeypatch.setattr(compute, "get_client", no_cluster)
+    out = catalog_fields({"light": [sample_store.products[(1, "F158")]]},
+                         os.path.join(sample_store.root, "L4light"), store=sample_store.root)
+    assert not isinstance(out["light"], BaseException), out["light"]
+    cat = read_catalog(os.path.join(sample_store.root, "L4light", "light_cat.parquet"))
+    assert len(cat) > 10 and "flux_total" in cat.colnames
