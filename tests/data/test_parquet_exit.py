@@ -48,8 +48,14 @@ def files(tmp_path_factory):
     table.write(path, format="parquet")
     store = base / "store"
     (store / "_index").mkdir(parents=True)
-    # Any Parquet file serves as the index for loading it.
-    (store / "_index" / "products.parquet").write_bytes(path.read_bytes())
+    # An index with the real columns (a damaged or foreign file is refused, tests/data/test_index_search.py).
+    import pyarrow.parquet as pq
+
+    from platform_lib.data.index import rows_to_table
+
+    rows = [{"path": f"L2/p{i}.asdf", "level": "L2", "ra_center": float(ra), "dec_center": float(dec)}
+            for i, (ra, dec) in enumerate(zip(table["ra"], table["dec"]))]
+    pq.write_table(rows_to_table(rows), store / "_index" / "products.parquet")
     script = base / "read.py"
     script.write_text(SCRIPT)
     return script, path, store
