@@ -114,55 +114,141 @@ def _pct(values: list[float]) -> tuple[float, float]:
     return statistics.median(values), float(np.percentile(values, 95))
 
 
-def bench_tap(tap, n: int, queries: int, http_queries: int) -> dict:
+#: the same survey shape as ``synthetic_chunks``, generated inside PostgreSQL (a Python COPY
+#: of 1e7 rows would take longer than the queries being measured): pointings with a random roll,
+#: each with the 18 detectors of LAYOUT, squares of side DET rotated with the pointing.
+_GENERATE = """
+INSERT INTO roman.products (obs_publisher_did, obs_id, obs_collection, dataproduct_type,
+  calib_level, access_url, access_format, s_ra, s_dec, s_fov, s_region, t_min, t_max, t_exptime,
+  em_min, em_max, facility_name, instrument_name, roman_level, optical_element, detector,
+  product_path, visibility)
+SELECT 'ivo://roman.platform/products?' || path, 'p' || pid || '_' || det, 'ROMAN', 'image', 2,
+  's3://roman/' || path, 'application/x-asdf', ra, dec, 0.177,
+  spoly(format('{(%%sd,%%sd),(%%sd,%%sd),(%%sd,%%sd),(%%sd,%%sd)}',
+    ra + (-c + s) * h / cos(radians(dec)), dec + (-s - c) * h,
+    ra + ( c + s) * h / cos(radians(dec)), dec + ( s - c) * h,
+    ra + ( c - s) * h / cos(radians(dec)), dec + ( s + c) * h,
+    ra + (-c - s) * h / cos(radians(dec)), dec + (-s + c) * h)),
+  mjd, mjd + 139.8 / 86400, 139.8, 1.38e-6, 1.774e-6, 'Roman', 'WFI', 'L2', band,
+  'WFI' || lpad(det::text, 2, '0'), path, 'public'
+FROM (
+  SELECT p.pid, l.det, %(h)s AS h, cos(p.roll) AS c, sin(p.roll) AS s, p.mjd, p.band,
+    p.dec0 + sin(p.roll) * l.x + cos(p.roll) * l.y AS dec,
+    p.ra0 + (cos(p.roll) * l.x - sin(p.roll) * l.y)
+      / cos(radians(p.dec0 + sin(p.roll) * l.x + cos(p.roll) * l.y)) AS ra,
+    'synthetic/L2/p' || p.pid || '_wfi' || l.det || '_cal.asdf' AS path
+  FROM (SELECT g AS pid, 40 + (random() - 0.5) * %(side)s / cos(radians(-30)) AS ra0,
+          -30 + (random() - 0.5) * %(side)s AS dec0, random() * 2 * pi() AS roll,
+          61000 + random() * 1800 AS mjd,
+          (ARRAY['F062', 'F087', 'F106', 'F129'])[1 + floor(random() * 4)::int] AS band
+        FROM generate_series(%(first)s::bigint, %(last)s::bigint) g) p
+  CROSS JOIN (VALUES {layout}) AS l(det, x, y)
+) q
+"""
+
+
+def _generate(conn, n: int, first: int = 1, footprint: bool = True) -> int:
+    layout = ", ".join(f"({i + 1}, {float(x)!r}, {float(y)!r})" for i, (x, y) in enumerate(LAYOUT))
+    n_point = -(-n // 18)
+    sql = _GENERATE.replace("{layout}", layout)
+    if not footprint:  # building 1e7 pgSphere polygons from text takes ~25 min here
+        a = sql.index("  spoly(format(")
+        b = sql.index("  mjd, mjd + 139.8")
+        sql = sql[:a] + "  NULL,\n" + sql[b:]
+    step = 50_000
+    for a in range(first, first + n_point, step):
+        conn.execute(sql, {"h": DET / 2, "side": footprint_side(n), "first": a,
+                           "last": min(a + step - 1, first + n_point - 1)})
+    return n_point * 18
+
+
+def bench_tap(tap, n: int, queries: int, http_queries: int, gist: bool,
+              footprint: bool = True) -> dict:
+    """Load n rows, index them, time cones as the TAP query role (under row-level security)."""
     import pyvo
 
+    out: dict = {"n": n}
     with tap.connect() as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS q3c")
+        # as for pgSphere in the service (hub_config/local/tap.py): under row-level security
+        # only LEAKPROOF conditions reach the index
+        conn.execute("DO $$ DECLARE f regprocedure; BEGIN FOR f IN SELECT oid::regprocedure "
+                     "FROM pg_proc WHERE proname LIKE 'q3c%' LOOP "
+                     "EXECUTE format('ALTER FUNCTION %s LEAKPROOF', f); END LOOP; END $$")
         conn.execute("DROP INDEX IF EXISTS roman.products_s_region")
+        conn.execute("DROP INDEX IF EXISTS roman.products_q3c")
+        conn.execute("TRUNCATE roman.products")
+        # update throughput: a bulk COPY from Python (what publish_index does), 20,000 rows
+        t = time.perf_counter()
+        copied = sum(_copy_rows(conn, c) for c in synthetic_chunks(20_000, seed=5))
+        out["copy_rows_s"] = copied / (time.perf_counter() - t)
         conn.execute("TRUNCATE roman.products")
         t = time.perf_counter()
-        loaded = sum(_copy_rows(conn, c) for c in synthetic_chunks(n))
-        t_copy = time.perf_counter() - t
+        out["n"] = _generate(conn, n, footprint=footprint)
+        out["generate_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        conn.execute("CREATE INDEX products_s_region ON roman.products USING GIST (s_region)")
-        conn.execute("ANALYZE roman.products")
-        t_gist = time.perf_counter() - t
-        cones = _cones(n, queries)
-        sql = ("SELECT obs_publisher_did, access_url, t_min, s_region FROM roman.products "
-               "WHERE s_region && scircle(spoint(radians(%s), radians(%s)), radians(%s))")
-        conn.execute(sql, cones[0]).fetchall()  # warm-up
-        lat, hits = [], []
-        for c in cones:
+        conn.execute("CREATE INDEX products_q3c ON roman.products (q3c_ang2ipix(s_ra, s_dec))")
+        out["q3c_s"] = time.perf_counter() - t
+        if gist:
             t = time.perf_counter()
-            hits.append(len(conn.execute(sql, c).fetchall()))
-            lat.append((time.perf_counter() - t) * 1000)
-        # single-product updates: one publication per transaction
-        from platform_lib.data.obscore import OBSCORE_COLUMNS
+            conn.execute("CREATE INDEX products_s_region ON roman.products USING GIST (s_region)")
+            out["gist_s"] = time.perf_counter() - t
+        conn.execute("VACUUM ANALYZE roman.products")
+        cones = _cones(n, queries)
+        # as DaCHS's query role, under the row-level-security policy, like every TAP query
+        conn.execute("SET ROLE untrusted")
+        conn.execute("SELECT set_config('roman.viewer', 'alice', false)")
+        # q3c: products whose centre is within r + half a detector diagonal, then the exact
+        # footprint overlap; gist: the footprint overlap on the GiST index (what ADQL
+        # INTERSECTS becomes in DaCHS)
+        exact = (" AND s_region && scircle(spoint(radians(%(ra)s), radians(%(dec)s)), "
+                 "radians(%(r)s))") if footprint else ""
+        queries_sql = {"q3c": ("SELECT obs_publisher_did, access_url, t_min FROM roman.products "
+                               "WHERE q3c_radial_query(s_ra, s_dec, %(ra)s, %(dec)s, %(rm)s)"
+                               + exact)}
+        if gist:
+            queries_sql["gist"] = ("SELECT obs_publisher_did, access_url, t_min FROM roman.products"
+                                   " WHERE s_region && scircle(spoint(radians(%(ra)s), "
+                                   "radians(%(dec)s)), radians(%(r)s))")
+        for name, sql in queries_sql.items():
+            args = [{"ra": ra, "dec": dec, "r": r, "rm": r + DET * 0.75} for ra, dec, r in cones]
+            conn.execute(sql, args[0]).fetchall()
+            lat, hits = [], []
+            for a in args:
+                t = time.perf_counter()
+                hits.append(len(conn.execute(sql, a).fetchall()))
+                lat.append((time.perf_counter() - t) * 1000)
+            out[name] = _pct(lat)
+            out[f"{name}_hits"] = statistics.median(hits)
+        conn.execute("RESET ROLE")
+    # single-product publication: one transaction each, through the service's own call
+    from platform_lib.data.obscore import OBSCORE_COLUMNS
 
-        t = time.perf_counter()
-        n_upd = 200
-        for i, chunk in enumerate(synthetic_chunks(n_upd, seed=99)):
-            ra, dec, corners, band, det, mjd, _ = chunk
-            for k in range(len(ra)):
-                row = {c: None for c in OBSCORE_COLUMNS}
-                row.update(obs_publisher_did=f"ivo://roman.platform/products?upd/{i}_{k}",
-                           obs_id=f"u{k}", calib_level=4, access_url="s3://roman/upd",
-                           roman_level="L5", visibility="public", s_ra=float(ra[k]),
-                           s_dec=float(dec[k]),
-                           s_region="{" + ",".join(f"({a:.7f}d,{b:.7f}d)" for a, b in corners[k]) + "}")
-                tap.add_product(row)
-        t_upd = time.perf_counter() - t
-    svc = pyvo.dal.TAPService(tap.url)
+    t = time.perf_counter()
+    n_upd = 0
+    for ra, dec, corners, _band, _det, _mjd, _ in synthetic_chunks(100, seed=99):
+        for k in range(len(ra)):
+            row = {c: None for c in OBSCORE_COLUMNS}
+            row.update(obs_publisher_did=f"ivo://roman.platform/products?upd/{n}/{k}",
+                       obs_id=f"u{k}", calib_level=4, access_url="s3://roman/upd",
+                       roman_level="L5", visibility="public", s_ra=float(ra[k]) % 360,
+                       s_dec=float(dec[k]),
+                       s_region="{" + ",".join(f"({a % 360:.7f}d,{b:.7f}d)" for a, b in corners[k])
+                       + "}")
+            tap.add_product(row)
+            n_upd += 1
+    out["publish_s"] = n_upd / (time.perf_counter() - t)
     http = []
-    for ra, dec, r in cones[:http_queries]:
-        q = (f"SELECT obs_publisher_did, access_url, t_min FROM ivoa.obscore WHERE "
-             f"1 = INTERSECTS(s_region, CIRCLE('ICRS', {ra}, {dec}, {r}))")
-        t = time.perf_counter()
-        svc.search(q, maxrec=100000)
-        http.append((time.perf_counter() - t) * 1000)
-    return {"n": loaded, "copy_rows_s": loaded / t_copy, "gist_s": t_gist,
-            "sql": _pct(lat), "hits": statistics.median(hits), "publish_s": n_upd / t_upd,
-            "http": _pct(http) if http else (float("nan"),) * 2}
+    if gist and http_queries:
+        svc = pyvo.dal.TAPService(tap.url)
+        for ra, dec, r in cones[:http_queries]:
+            q = (f"SELECT obs_publisher_did, access_url, t_min FROM ivoa.obscore WHERE "
+                 f"1 = INTERSECTS(s_region, CIRCLE('ICRS', {ra}, {dec}, {r}))")
+            t = time.perf_counter()
+            svc.search(q, maxrec=100000)
+            http.append((time.perf_counter() - t) * 1000)
+    out["http"] = _pct(http) if http else (float("nan"), float("nan"))
+    return out
 
 
 def bench_embedded(n: int, queries: int) -> dict:
@@ -218,7 +304,11 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     p.add_argument("--embedded", type=int, nargs="*", default=[100_000])
     p.add_argument("--queries", type=int, default=200)
-    p.add_argument("--http-queries", type=int, default=50)
+    p.add_argument("--http-queries", type=int, default=30)
+    p.add_argument("--gist-max", type=int, default=1_000_000,
+                   help="largest size that also gets the GiST footprint index (slow to build)")
+    p.add_argument("--footprint-max", type=int, default=1_000_000,
+                   help="larger sizes are generated without footprints (centre index only)")
     args = p.parse_args()
 
     from hub_config.local.tap import TapService
@@ -228,11 +318,19 @@ def main() -> None:
     try:
         with TapService(base / "tap") as tap:
             for n in args.sizes:
-                r = bench_tap(tap, n, args.queries, args.http_queries)
-                print(f"TAP n={r['n']:>9,}  SQL cone p50 {r['sql'][0]:.1f} ms p95 {r['sql'][1]:.1f} ms"
-                      f" (median {r['hits']:.0f} hits)  TAP/HTTP p50 {r['http'][0]:.1f} ms p95 "
-                      f"{r['http'][1]:.1f} ms  load {r['copy_rows_s']:,.0f} rows/s  GiST "
-                      f"{r['gist_s']:.0f} s  publish {r['publish_s']:.0f} products/s", flush=True)
+                fp = n <= args.footprint_max
+                r = bench_tap(tap, n, args.queries, args.http_queries,
+                              gist=fp and n <= args.gist_max, footprint=fp)
+                label = "q3c+footprint" if fp else "q3c centre (r + 0.75 detector, no exact test)"
+                line = (f"TAP n={r['n']:>10,}  {label} p50 {r['q3c'][0]:.1f} ms p95 "
+                        f"{r['q3c'][1]:.1f} ms ({r['q3c_hits']:.0f} hits)")
+                if "gist" in r:
+                    line += (f"  GiST p50 {r['gist'][0]:.1f} ms p95 {r['gist'][1]:.1f} ms"
+                             f"  TAP/HTTP (pyvo) p50 {r['http'][0]:.0f} ms p95 {r['http'][1]:.0f} ms"
+                             f"  GiST build {r['gist_s']:.0f} s")
+                line += (f"  generate {r['generate_s']:.0f} s  q3c build {r['q3c_s']:.0f} s  "
+                         f"COPY {r['copy_rows_s']:,.0f} rows/s  publish {r['publish_s']:.0f}/s")
+                print(line, flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     for n in args.embedded:
