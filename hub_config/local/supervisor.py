@@ -253,6 +253,7 @@ def hub_component(p: Platform) -> Component:
         log_file=p.log_file("jupyterhub"),
         ready=http_ready(f"{p.public_url}/hub/api/"),
         stop_timeout=30.0,
+        helpers=("configurable-http-proxy",),
     )
 
 
