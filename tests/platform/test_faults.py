@@ -96,17 +96,11 @@ def _reconnect(kernel, token: str) -> None:
 
 
 @pytest.mark.slow
-def test_kill_each_component_the_session_survives(start_platform, login, hub_api):
+def test_kill_each_component_the_session_survives(start_platform, hub_api):
     platform = start_platform()
     hub = platform.url
-    session = requests.Session()
-    login(session, hub, "alice")
-    token = hub_api.token(session, hub, "alice")
+    token, server_url = hub_api.login_and_spawn(hub, "alice")
     headers = {"Authorization": f"token {token}"}
-    r = requests.post(f"{hub}/hub/api/users/alice/server", headers=headers, timeout=60)
-    assert r.status_code in (201, 202), r.text
-    model = hub_api.wait_for_server(hub, "alice", token, ready=True)
-    server_url = f"{hub}{model['servers']['']['url']}"
     kernel = hub_api.kernel(server_url, token)
     try:
         cluster = kernel.execute(SETUP).split("CLUSTER ", 1)[1].strip()
