@@ -80,6 +80,10 @@ c.Spawner.cmd = settings.singleuser.cmd
 c.Spawner.default_url = settings.singleuser.default_url
 c.Spawner.start_timeout = settings.singleuser.start_timeout
 c.Spawner.http_timeout = settings.singleuser.http_timeout
+# Spawns are limited, and the rest answered 429 + Retry-After (the spawn page and clients retry):
+# on 2 cores 16 spawns at once all missed the 60 s http_timeout, 8 at once all started (p50
+# 34 s); benchmarks/platform/load.py measures it (docs/capacity.md).
+c.JupyterHub.concurrent_spawn_limit = 6
 c.Spawner.environment = dict(settings.singleuser.environment)
 # The server's own token may reach the gateway as this user and read the user's groups (tier,
 # teams): exactly what Gateway() inside a notebook needs, nothing more.

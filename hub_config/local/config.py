@@ -62,7 +62,9 @@ class SingleUserConfig(_Strict):
 
     default_url: str = "/lab"
     start_timeout: int = Field(120, ge=5, le=3600, description="Seconds a spawn may take")
-    http_timeout: int = Field(60, ge=5, le=3600)
+    # 120 s: p95 55 s measured with 4 spawns at once on 2 loaded cores (docs/capacity.md)
+    http_timeout: int = Field(120, ge=5, le=3600,
+                              description="Seconds a started server may take to answer")
     environment: dict[str, str] = Field(
         default_factory=dict, description="Extra environment variables for every user server"
     )

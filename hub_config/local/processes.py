@@ -162,8 +162,13 @@ class ManagedProcess:
         log_file: Path,
         ready: Callable[[], bool],
         stop_timeout: float = 20.0,
+        helpers: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        #: descendants (by a word of their command line) that serve only this process and are
+        #: ended with it on a crash even outside its group, e.g. the hub's proxy: the restarted
+        #: hub would otherwise race the old proxy for its port ("Failed to start proxy")
+        self.helpers = helpers
         self.argv = argv
         self.env = env
         self.cwd = cwd
@@ -245,9 +250,10 @@ class ManagedProcess:
         in_group = []
         for p in list(self._known.values()):
             try:
-                if os.getpgid(p.pid) == pgid and _running(p):
+                helper = any(h in part for part in p.cmdline() for h in self.helpers)
+                if (helper or os.getpgid(p.pid) == pgid) and _running(p):
                     in_group.append(p)
-            except (ProcessLookupError, PermissionError):
+            except (ProcessLookupError, PermissionError, psutil.Error):
                 continue
         terminate_tree(None, in_group, pgid, timeout)
         try:

@@ -137,3 +137,31 @@ def reap_orphans(components: list[Component]) -> list[int]:
         except (psutil.Error, ChildProcessError):
             continue
     return reaped
+
+
+class OrphanReaper:
+    """Makes the supervisor the subreaper of its tree and reaps orphans in a thread, every
+    ``every`` seconds until :meth:`close` (so also while the platform stops: a server adopted by
+    a restarted hub exits as the supervisor's child, and unreaped it would look alive to the
+    hub's stop, which then waited its full SIGINT/SIGTERM/SIGKILL timeouts)."""
+
+    def __init__(self, components: list[Component], every: float = 0.2) -> None:
+        import threading
+
+        self.components = components
+        self.active = become_subreaper()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True,
+                                        name="orphan-reaper")
+        if self.active:
+            self._thread.start()
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            reap_orphans(self.components)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self.active:
+            self._thread.join(5)
+            reap_orphans(self.components)

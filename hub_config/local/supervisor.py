@@ -28,7 +28,7 @@ from pathlib import Path
 import hub_config
 from hub_config.local.config import PlatformConfig
 from hub_config.local.processes import Component, ComponentError, ManagedProcess, http_ready
-from hub_config.local.restarts import Restarter, become_subreaper, reap_orphans
+from hub_config.local.restarts import OrphanReaper, Restarter
 from hub_config.local.settings import (
     SETTINGS_ENV,
     DemoSettings,
@@ -256,6 +256,7 @@ def hub_component(p: Platform) -> Component:
         log_file=p.log_file("jupyterhub"),
         ready=http_ready(f"{p.public_url}/hub/api/"),
         stop_timeout=30.0,
+        helpers=("configurable-http-proxy",),
     )
 
 
@@ -363,7 +364,7 @@ class Supervisor:
         for s in previous:
             signal.signal(s, self._on_signal)
         code = 0
-        become_subreaper()
+        reaper = OrphanReaper(self.platform.components)  # also while stopping
         try:
             self.start()
             if on_ready:
@@ -375,7 +376,6 @@ class Supervisor:
                     if refresh:
                         refresh()
                 self.restarter.check(self.started)  # a crash is restarted, never the end
-                reap_orphans(self.started)
                 time.sleep(poll)
         except _StopRequested as req:
             log.info("%s received: stopping the platform", req)
@@ -385,6 +385,7 @@ class Supervisor:
         finally:
             self._stopping = True
             self.stop()
+            reaper.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
         return code

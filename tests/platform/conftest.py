@@ -341,14 +341,27 @@ def web_login():
     return _Web
 
 
+def login_and_spawn(hub_url: str, username: str) -> tuple[str, str]:
+    """Log in (OIDC), get an API token, start the default server: (token, server URL)."""
+    session = requests.Session()
+    hub_login(session, hub_url, username)
+    token = api_token(session, hub_url, username)
+    r = requests.post(f"{hub_url}/hub/api/users/{username}/server",
+                      headers={"Authorization": f"token {token}"}, timeout=60)
+    assert r.status_code in (201, 202), r.text
+    model = wait_for_server(hub_url, username, token, ready=True)
+    return token, f"{hub_url}{model['servers']['']['url']}"
+
+
 @pytest.fixture
 def hub_api():
-    """REST helpers as a namespace: token, wait_for_server, run_in_kernel, kernel."""
+    """REST helpers as a namespace: token, wait_for_server, run_in_kernel, kernel, spawn."""
 
     class _Api:
         token = staticmethod(api_token)
         wait_for_server = staticmethod(wait_for_server)
         run_in_kernel = staticmethod(run_in_kernel)
         kernel = Kernel
+        login_and_spawn = staticmethod(login_and_spawn)
 
     return _Api
