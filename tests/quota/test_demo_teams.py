@@ -13,6 +13,7 @@ import re
 from types import SimpleNamespace
 
 import pytest
+import requests
 import yaml
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 
@@ -82,3 +83,18 @@ def test_seeding_again_changes_nothing(db_url, sessions, demo_users_file):
     assert seed_demo_teams(db_url, demo_users_file) == []
     with sessions() as s:
         assert ops.current_allocation(s, team_name="galaxies").id == first
+
+
+def test_a_fresh_local_platform_has_the_teams_its_demo_forms_offer(quota_platform):
+    """The wiring: ``roman-platform up`` (its hub config) seeded the quota database at start."""
+    qp = quota_platform
+    s = requests.Session()
+    qp.helpers.hub_login(s, qp.url, "teammember", "team-demo")
+    form = s.get(f"{qp.url}/hub/spawn", timeout=30)
+    assert form.status_code == 200, form.status_code
+    offered = re.findall(r'<option value="([^"]+)">team ', form.text)
+    assert offered == ["galaxies"], offered
+    for team in offered:
+        view = qp.api("admin", "GET", f"api/teams/{team}")
+        assert view.status_code == 200, view.text
+        assert view.json()["allocation"]["core_hours"] > 0, view.json()
