@@ -290,15 +290,7 @@ class RomanOIDCAuthenticator(GenericOAuthenticator):
         username = auth_model["name"]
         groups = _as_list(user_info.get(ident.groups_claim))
         tier, reason = self.resolve_tier(username, user_info)
-        teams, admin_of = set(), set()
-        for g in groups:
-            if not g.startswith(ident.team_group_prefix):
-                continue
-            rest = g[len(ident.team_group_prefix):]
-            if rest.endswith(ident.team_admin_suffix):
-                admin_of.add(_slug(rest[: -len(ident.team_admin_suffix)]))
-            else:
-                teams.add(_slug(rest))
+        teams, admin_of = idp_teams(ident, groups)
         # Quota (issue 5): memberships made in the quota service survive the login's group sync.
         teams_of = getattr(self.tier_grants, "teams_of", None)
         if teams_of is not None:
@@ -375,6 +367,21 @@ def _as_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
     return [str(v) for v in value]
+
+
+def idp_teams(ident: Any, groups: list[str]) -> tuple[set[str], set[str]]:
+    """(teams, teams administered) that the IdP groups assert, named as the hub names them;
+    the demo seeding of the quota database (hub_config/quota/demo.py) reads the same mapping."""
+    teams, admin_of = set(), set()
+    for g in groups:
+        if not g.startswith(ident.team_group_prefix):
+            continue
+        rest = g[len(ident.team_group_prefix):]
+        if rest.endswith(ident.team_admin_suffix):
+            admin_of.add(_slug(rest[: -len(ident.team_admin_suffix)]))
+        else:
+            teams.add(_slug(rest))
+    return teams, admin_of
 
 
 def _slug(name: str) -> str:

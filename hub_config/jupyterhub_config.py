@@ -132,6 +132,10 @@ _quota_configure_hub(
                 "--homes-dir", settings.singleuser.users_dir],
 )
 os.environ["ROMAN_QUOTA_DB_URL"] = _quota_db  # the spawner's check reads the same database
+if _oidc and _oidc.get("users_file"):  # the demo accounts' teams exist, so their form options work
+    from hub_config.quota.demo import seed_demo_teams
+
+    seed_demo_teams(_quota_db, _oidc["users_file"])
 c.TierSpawnerMixin.spawn_checks = [_quota_spawn_check]
 # Tier grants made in the quota service reach the authenticator at each login.
 from hub_config.quota.grants import DatabaseTierGrants as _QuotaTierGrants

@@ -24,6 +24,35 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "hub_config.quota.cli",  # quota: allocations, usage, tiers (operators)
 )
 
+DISTRIBUTION = "roman-science-platform"
+#: The mission pipeline packages whose versions ``--version`` reports beside the platform's.
+PIPELINE_PACKAGES: tuple[str, ...] = ("romancal", "romanisim", "roman_datamodels")
+
+
+def version_text() -> str:
+    """The platform's version and the pipeline's, from installed metadata: importing romancal
+    would take seconds, reading its metadata takes milliseconds."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return "\n".join([f"roman-platform {of(DISTRIBUTION)}", *(f"{n} {of(n)}" for n in PIPELINE_PACKAGES)])
+
+
+class _VersionAction(argparse.Action):
+    """``--version`` that reads the versions only when asked (argparse's wants the text up front)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(version_text())  # stdout, as argparse's own version action does
+        parser.exit()
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -36,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error (default: one line)")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the versions of the platform, romancal, romanisim and roman_datamodels")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         try:

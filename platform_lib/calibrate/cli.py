@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
                         "a sub-array set (refpix and dark decay are then skipped)")
     r.add_argument("--filters", default="F158",
                    help="comma-separated optical elements for flat/ePSF/photom/apcorr")
-    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--seed", type=int, default=1, help="random seed of the synthetic reference files (default 1)")
     r.set_defaults(func=_refs)
 
     l2 = sub.add_parser("l2", help="L1 ramps -> L2 calibrated exposures (ExposurePipeline)")
@@ -54,7 +54,8 @@ def register(subparsers: Any) -> None:
     l3.set_defaults(func=_l3)
 
     c = sub.add_parser("config", help="print an editable step configuration with defaults")
-    c.add_argument("--pipeline", choices=("exposure", "mosaic"), default="exposure")
+    c.add_argument("--pipeline", choices=("exposure", "mosaic"), default="exposure",
+                   help="exposure (L1 -> L2, default) or mosaic (L2 -> L3)")
     c.set_defaults(func=_config)
 
     def _help(_args: argparse.Namespace) -> int:

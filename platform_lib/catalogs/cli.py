@@ -49,8 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     va = sub.add_parser("variables", help="query variability indices by position and threshold")
     common(va)
-    va.add_argument("--lightcurve-store", default="variability")
-    va.add_argument("--cone", nargs=3, type=float, metavar=("RA", "DEC", "RADIUS_ARCSEC"))
+    va.add_argument("--lightcurve-store", default="variability", help="folder in the store of the light-curve dataset")
+    va.add_argument("--cone", nargs=3, type=float, metavar=("RA", "DEC", "RADIUS_ARCSEC"),
+                    help="only sources within RADIUS_ARCSEC of RA DEC (deg)")
     va.add_argument("--min-chi2", type=float, help="minimum reduced chi-square")
     va.add_argument("--min-stetson-j", type=float, help="minimum Stetson J")
     va.set_defaults(func=_variables)

@@ -161,13 +161,13 @@ def _add_exposure_args(p: argparse.ArgumentParser, survey: bool = False) -> None
     p.add_argument("--ideal", action="store_true",
                    help="no cosmic rays, IPC, non-linearity, persistence, sky, dark or pedestal; "
                         "read noise stays unless --read-noise 0")
-    p.add_argument("--no-cosmic-rays", action="store_true")
-    p.add_argument("--no-ipc", action="store_true")
-    p.add_argument("--no-nonlinearity", action="store_true")
+    p.add_argument("--no-cosmic-rays", action="store_true", help="do not add cosmic rays")
+    p.add_argument("--no-ipc", action="store_true", help="no inter-pixel capacitance")
+    p.add_argument("--no-nonlinearity", action="store_true", help="a linear detector response")
     p.add_argument("--persistence", action="store_true", help="simulate persistence")
     p.add_argument("--read-noise", type=float, help="read noise override (DN)")
     p.add_argument("--dark", type=float, help="dark current override (electrons/s)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same image")
     p.add_argument("--out", required=True, help="data store URL or folder to write into")
 
 
@@ -180,15 +180,18 @@ def register(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="simulate_command", metavar="WHAT", required=True)
 
     p = sub.add_parser("scene", help="make a source catalog (stars and/or galaxies)")
-    p.add_argument("--center", type=float, nargs=2, metavar=("RA", "DEC"), required=True)
+    p.add_argument("--center", type=float, nargs=2, metavar=("RA", "DEC"), required=True,
+                   help="centre of the scene (deg)")
     p.add_argument("--radius", type=float, default=0.1, help="cap radius (deg)")
     p.add_argument("--stars", type=int, default=0, help="number of stars")
     p.add_argument("--galaxies", type=int, default=0, help="number of galaxies")
-    p.add_argument("--star-mags", type=float, nargs=2, default=(18.0, 26.0))
-    p.add_argument("--galaxy-mags", type=float, nargs=2, default=(20.0, 27.0))
+    p.add_argument("--star-mags", type=float, nargs=2, default=(18.0, 26.0), metavar=("BRIGHT", "FAINT"),
+                   help="AB magnitude range of the stars (default 18 26)")
+    p.add_argument("--galaxy-mags", type=float, nargs=2, default=(20.0, 27.0), metavar=("BRIGHT", "FAINT"),
+                   help="AB magnitude range of the galaxies (default 20 27)")
     p.add_argument("--elements", default="F062,F087,F106,F129,F158,F184,F213,F146",
                    help="optical elements to give fluxes in (comma separated)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed for positions and fluxes")
     p.add_argument("--out", required=True, help="catalog file to write (.ecsv), local or URL")
     p.set_defaults(func=_guard(_scene))
 
@@ -204,23 +207,25 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_guard(_image))
 
     p = sub.add_parser("survey", help="pointings x detectors as a Dask graph into the store")
-    p.add_argument("--catalog", required=True)
-    p.add_argument("--center", type=float, nargs=2, metavar=("RA", "DEC"), required=True)
-    p.add_argument("--elements", default="F158")
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--catalog", required=True, help="scene catalog (.ecsv/.fits/.parquet)")
+    p.add_argument("--center", type=float, nargs=2, metavar=("RA", "DEC"), required=True,
+                   help="pointing centre of the survey (deg)")
+    p.add_argument("--elements", default="F158", help="optical elements, comma separated (default F158)")
+    p.add_argument("--epochs", type=int, default=1, help="visits of the field (default 1)")
     p.add_argument("--cadence", type=float, default=5.0, help="days between epochs")
     p.add_argument("--dithers", default="none", help="none, line2, box4, box4-large")
-    p.add_argument("--detectors", default=",".join(str(i) for i in range(1, 19)))
+    p.add_argument("--detectors", default=",".join(str(i) for i in range(1, 19)),
+                   help="detector numbers, comma separated (default: all 18)")
     p.add_argument("--serial", action="store_true", help="run in this process, not on Dask")
     _add_exposure_args(p, survey=True)
     p.set_defaults(func=_guard(_survey))
 
     p = sub.add_parser("inject", help="inject sources into an existing L2/L3 file")
     p.add_argument("--image", required=True, help="L2 or L3 ASDF file (path or URL)")
-    p.add_argument("--catalog", required=True)
+    p.add_argument("--catalog", required=True, help="catalog of the sources to inject")
     p.add_argument("--name", help="output file name (default: <input>_injected.asdf)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0, help="random seed for the injected noise")
+    p.add_argument("--out", required=True, help="data store URL or folder to write into")
     p.set_defaults(func=_guard(_inject))
 
 
