@@ -221,8 +221,9 @@ class TierLimitsMixin:
         return locks.setdefault(username, asyncio.Lock())
 
     @property
-    def _granted(self) -> dict[str, int]:
-        """Worker counts granted to each cluster and not yet seen in a heartbeat (reservations)."""
+    def _granted(self) -> dict[str, tuple[int, bool]]:
+        """Worker counts granted to each cluster and not yet seen in a heartbeat, with whether
+        the grant is exact (``scale``) or a floor (``adapt``'s minimum)."""
         return self.__dict__.setdefault("_tier_granted", {})
 
     # -------------------------------------------------------------- cluster configuration
@@ -254,9 +255,14 @@ class TierLimitsMixin:
         return self.policy.gateway_limits(tier)
 
     def _usage(self, cluster: Any) -> int:
-        """Workers ``cluster`` holds against its owner's totals: its heartbeat count, or the count
-        just granted to it when the scheduler has not reported that yet."""
-        return max(int(cluster.count), self._granted.get(cluster.name, 0))
+        """Workers ``cluster`` holds against its owner's totals. A count just granted and not yet
+        reported by the scheduler is the newer figure: a ``scale`` grant replaces the heartbeat
+        count (down as well as up), an ``adapt`` grant is a floor under it."""
+        grant = self._granted.get(cluster.name)
+        if grant is None:
+            return int(cluster.count)
+        count, exact = grant
+        return count if exact else max(int(cluster.count), count)
 
     def allowed_workers(self, cluster_name: str, requested: int) -> tuple[int, str | None]:
         """The most workers ``cluster_name`` may have given the owner's other clusters."""
@@ -325,7 +331,7 @@ class TierLimitsMixin:
                     msg["count"], warning = self.allowed_workers(cluster.name, int(msg["count"]))
                     if warning:
                         _warn(warning)
-                    self._granted[cluster.name] = msg["count"]
+                    self._granted[cluster.name] = (msg["count"], True)
                 else:
                     maximum = msg.get("maximum")
                     cap, warning = self.allowed_workers(
@@ -335,7 +341,7 @@ class TierLimitsMixin:
                         msg["minimum"] = min(int(msg.get("minimum") or 0), cap)
                         if maximum is not None:
                             _warn(warning)
-                    self._granted[cluster.name] = min(int(msg.get("minimum") or 0), cap)
+                    self._granted[cluster.name] = (min(int(msg.get("minimum") or 0), cap), False)
         return await super().forward_message_to_scheduler(cluster, msg)
 
     async def on_cluster_heartbeat(self, cluster_name: str, msg: dict[str, Any]) -> Any:
@@ -347,8 +353,10 @@ class TierLimitsMixin:
             self.log.info("cluster %s: heartbeat asked for %d workers, capped at %d by the per-user total",
                           cluster_name, count, allowed)
             msg = {**msg, "count": allowed}
-        if count >= self._granted.get(cluster_name, 0):
-            # The scheduler has taken the grant in (an older heartbeat may still carry less).
+        grant = self._granted.get(cluster_name)
+        if grant is not None and (count == grant[0] if grant[1] else count >= grant[0]):
+            # The scheduler has taken the grant in (an older heartbeat may still carry another
+            # count: the grant stays until then).
             self._granted.pop(cluster_name, None)
         return await super().on_cluster_heartbeat(cluster_name, msg)
 

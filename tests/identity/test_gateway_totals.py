@@ -169,3 +169,25 @@ def test_no_worker_process_starts_while_others_still_stop(monkeypatch):
 
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, scenario()).result()
+
+
+def test_a_scale_down_frees_room_before_its_heartbeat(monkeypatch):
+    """A.scale(0) decided, its scheduler not yet reported: B's request already sees A at 0; a
+    stale heartbeat from A (still its old count) does not take the room back."""
+    async def scenario():
+        b = _race_backend(monkeypatch)
+        lim = b.policy.gateway_limits("research")
+        a, c = (_cluster(b.db, "ann", "research", 1, 1, 0) for _ in range(2))
+        a.options = c.options = {}
+        b.db.update_cluster(a, count=lim.max_total_workers)
+        await b.forward_message_to_scheduler(a, {"op": "scale", "count": 0})
+        await b.on_cluster_heartbeat(a.name, {"count": lim.max_total_workers})  # stale
+        await b.forward_message_to_scheduler(c, {"op": "scale", "count": 10000})
+        assert b.sent[c.name]["count"] == lim.max_total_workers  # (the per-cluster cap is the route's)
+        await b.on_cluster_heartbeat(a.name, {"count": 0})
+        assert a.name not in b._granted
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
