@@ -94,7 +94,7 @@ def _index_outputs(output_dir: str, client: Any) -> int | None:
     else:
         return None
     report = build_index(store, prefix=prefix, client=client, progress=False)
-    return int(getattr(report, "added", 0) or 0)
+    return int(report.read)  # new or changed products (IndexReport has no "added")
 
 
 def calibrate_many(
