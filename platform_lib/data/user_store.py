@@ -130,6 +130,7 @@ def index_target(store: str | None = None, endpoint: str | None = None, *, share
         target = get_store(None, endpoint=endpoint)
     if target is mine and not target.is_s3:
         os.makedirs(target.root, exist_ok=True)  # a new user's folder store: nothing there yet
+    target.check()  # a missing store is named as such (the probe would create a folder)
     ensure_writable(target, "_index")
     return target, note
 
