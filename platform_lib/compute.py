@@ -28,29 +28,13 @@ DASK_CONFIG_FILE = Path(__file__).with_name("dask-config") / "roman-platform.yam
 dask.config.update_defaults(yaml.safe_load(DASK_CONFIG_FILE.read_text()))
 
 
+# One definition, in the data package (platform_lib.data.user_store); kept importable from here.
+from platform_lib.data.user_store import user_store_url  # noqa: E402, F401
+
+
 def gateway_configured() -> bool:
     """Whether this environment points at a Dask-Gateway server."""
     return bool(os.environ.get("DASK_GATEWAY__ADDRESS") or dask.config.get("gateway.address", None))
-
-
-def user_store_url(*parts: str) -> str:
-    """Where this user's results go: ``$ROMAN_USER_STORE_URL`` (the user's own writable prefix,
-    set by the spawner), else ``<ROMAN_DATA_URL>/users/<user>/`` (a laptop, a bare kernel).
-
-    ``parts`` are joined below it with ``/``. The same value reaches gateway workers, so a task
-    may write there itself."""
-    base = os.environ.get("ROMAN_USER_STORE_URL")
-    if not base:
-        import getpass
-
-        data = os.environ.get("ROMAN_DATA_URL")
-        if not data:
-            raise RuntimeError("neither ROMAN_USER_STORE_URL nor ROMAN_DATA_URL is set: no place "
-                               "to write results (the platform sets both in every server)")
-        user = os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
-        base = f"{data.rstrip('/')}/users/{user}/"
-    url = base if base.endswith("/") else base + "/"
-    return url + "/".join(p.strip("/") for p in parts if p)
 
 
 def _active_client() -> Client | None:

@@ -35,7 +35,9 @@ def register(subparsers: Any) -> None:
 
     l2 = sub.add_parser("l2", help="L1 ramps -> L2 calibrated exposures (ExposurePipeline)")
     l2.add_argument("inputs", nargs="+", help="L1 files or URLs")
-    l2.add_argument("--out", required=True, help="output folder or s3:// prefix")
+    l2.add_argument("--out", required=True,
+                    help="output folder: an s3:// prefix, a ./ or absolute path, or a folder in your "
+                         "own store ($ROMAN_USER_STORE_URL, when set)")
     l2.add_argument("--refs", help="reference-file set (folder or s3:// prefix); default CRDS")
     l2.add_argument("--config", help="step configuration (YAML, or stpipe ASDF parameters)")
     l2.add_argument("--abs-refcat", help="absolute astrometric catalog file for tweakreg")
@@ -47,7 +49,9 @@ def register(subparsers: Any) -> None:
 
     l3 = sub.add_parser("l3", help="L2 exposures -> L3 mosaic (MosaicPipeline)")
     l3.add_argument("inputs", nargs="+", help="L2 files or URLs")
-    l3.add_argument("--out", required=True, help="output file (…_coadd.asdf) or URL")
+    l3.add_argument("--out", required=True,
+                    help="output file (…_coadd.asdf): a URL, a ./ or absolute path, or a path in "
+                         "your own store ($ROMAN_USER_STORE_URL, when set)")
     l3.add_argument("--refs", help="reference-file set; default CRDS")
     l3.add_argument("--config", help="step configuration (pipeline: mosaic)")
     l3.add_argument("--skycell", action="store_true", help="resample onto a sky cell (CRDS)")
@@ -89,9 +93,12 @@ def _errors() -> tuple[type[BaseException], ...]:
 
 
 def _l2(args: argparse.Namespace) -> int:
+    from platform_lib.data.user_store import resolve_output
+
     from .exposure import calibrate_exposure
     from .scale import calibrate_many
 
+    args.out = resolve_output(args.out)
     try:
         if len(args.inputs) == 1 and args.workers is None:
             res = calibrate_exposure(args.inputs[0], args.out, refs=args.refs,
@@ -112,8 +119,11 @@ def _l2(args: argparse.Namespace) -> int:
 
 
 def _l3(args: argparse.Namespace) -> int:
+    from platform_lib.data.user_store import resolve_output
+
     from .mosaic import build_mosaic
 
+    args.out = resolve_output(args.out, is_file=True)
     try:
         res = build_mosaic(args.inputs, args.out, refs=args.refs, config=args.config,
                            resample_on_skycell=args.skycell)

@@ -75,22 +75,26 @@ def exposures_from_index(store: Any = None, **query: Any) -> list[str]:
 
 
 def _index_outputs(output_dir: str, client: Any) -> int | None:
-    """Add the new products to the store's index when the output folder is inside the store."""
+    """Add the new products to the index of the store the output folder is in: the user's own
+    (``$ROMAN_USER_STORE_URL``, searched alongside the survey) before the survey store."""
     import os
 
-    root = os.environ.get("ROMAN_DATA_URL")
-    if not root:
-        return None
     from platform_lib.data.index import build_index
     from platform_lib.data.store import get_store
 
-    store = get_store(root)
-    try:
-        prefix = store.relative(output_dir)
-    except ValueError:
+    for root in (os.environ.get("ROMAN_USER_STORE_URL"), os.environ.get("ROMAN_DATA_URL")):
+        if not root:
+            continue
+        store = get_store(root)
+        try:
+            prefix = store.relative(output_dir)
+            break
+        except ValueError:
+            continue
+    else:
         return None
     report = build_index(store, prefix=prefix, client=client, progress=False)
-    return int(getattr(report, "added", 0) or 0)
+    return int(report.read)  # new or changed products (IndexReport has no "added")
 
 
 def calibrate_many(

@@ -19,6 +19,7 @@ from .index import build_index, load_index
 from .psf import psf  # the function; photutils is imported when it is called
 from .search import search
 from .store import DataStoreError, Store, get_store
+from .user_store import user_store_url
 
 open = open_product  # noqa: A001 - ``data.open(row)`` reads like the builtin on purpose
 
@@ -26,5 +27,5 @@ open = open_product  # noqa: A001 - ``data.open(row)`` reads like the builtin on
 
 __all__ = [
     "Cutout", "DataStoreError", "Store", "build_index", "cutout", "download", "get_store",
-    "load_index", "open", "open_product", "psf", "search",
+    "load_index", "open", "open_product", "psf", "search", "user_store_url",
 ]

@@ -29,6 +29,8 @@ def _resolve(product: Any, store: Store | str | None) -> tuple[Store, str]:
     """(store, relative path) from a search row, a relative path or a full URL."""
     if hasattr(product, "colnames") and "path" in product.colnames:  # astropy Row
         path = str(product["path"])
+        if store is None and "store" in product.colnames and product["store"]:
+            store = str(product["store"])  # a row of the user's own products (search.py)
         if store is None:
             table_meta = getattr(getattr(product, "table", None), "meta", {}) or {}
             store = table_meta.get("store") or None

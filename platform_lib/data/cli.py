@@ -32,8 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sp.add_argument("--endpoint", default=None,
                         help="S3 endpoint URL (default $ROMAN_DATA_S3_ENDPOINT)")
 
-    ix = sub.add_parser("index", help="index new/changed products (ASDF metadata only) on Dask")
-    store_arg(ix, positional=True)
+    ix = sub.add_parser("index", help="index new/changed products (ASDF metadata only) on Dask",
+                        description="Index the products of a store into its own index (_index/). On "
+                        "the platform the default is your own store ($ROMAN_USER_STORE_URL, searched "
+                        "alongside the survey); the survey's shared index is the operators' (--shared).")
+    ix.add_argument("store", nargs="?", default=None,
+                    help="store URL (s3://bucket/prefix or folder); default $ROMAN_USER_STORE_URL, "
+                         "else $ROMAN_DATA_URL")
+    ix.add_argument("--endpoint", default=None, help="S3 endpoint URL (default $ROMAN_DATA_S3_ENDPOINT)")
+    ix.add_argument("--shared", action="store_true",
+                    help="operators: rewrite the survey store's shared index even with $ROMAN_USER_STORE_URL set")
     ix.add_argument("--prefix", default="", help="only look under this folder of the store")
     ix.add_argument("--batch-size", type=int, default=16, help="files read per Dask task")
     ix.set_defaults(func=_index)
@@ -98,8 +106,13 @@ def _index(args: argparse.Namespace) -> int:
     from .index import build_index
     from .store import DataStoreError
 
+    from .user_store import index_target
+
     try:
-        report = build_index(_store(args), prefix=args.prefix, batch_size=args.batch_size)
+        store, note = index_target(args.store, args.endpoint, shared=args.shared)
+        if note:
+            print(note, file=sys.stderr)
+        report = build_index(store, prefix=args.prefix, batch_size=args.batch_size)
     except DataStoreError as exc:
         return _fail(exc)
     print(report)

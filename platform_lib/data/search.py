@@ -216,13 +216,17 @@ def search(
     The table's ``meta['store']`` is the store URL, which :func:`platform_lib.data.open` uses.
     ``mast=True`` (or a :class:`platform_lib.data.mast.MastArchive`) appends MAST's Roman
     products for the same cone, with ``source='mast'``.
+    With the default store and ``$ROMAN_USER_STORE_URL`` set, the user's own indexed products
+    (``roman-platform data index``) come too, with ``source='user'`` and a ``store`` column.
     """
+    criteria = dict(cone=cone, polygon=polygon, level=level, optical_element=optical_element,
+                    detector=detector, program=program, product_type=product_type,
+                    start=start, end=end)
     idx = get_index(store)
-    rows = idx.query(cone=cone, polygon=polygon, level=level, optical_element=optical_element,
-                     detector=detector, program=program, product_type=product_type,
-                     start=start, end=end)
-    table = idx.to_table(rows)
+    table = idx.to_table(idx.query(**criteria))
     table["source"] = np.full(len(table), "store", dtype="U8")
+    if store is None:
+        table = _with_user_products(table, idx, criteria)
     if mast:
         from astropy.table import vstack
 
@@ -236,6 +240,27 @@ def search(
             table = vstack([table, remote], join_type="outer", metadata_conflicts="silent")
         table.meta["store"] = idx.store_url
     return with_units(table)
+
+
+def _with_user_products(table, survey: ProductIndex, criteria: dict[str, Any]):
+    """``table`` plus the matching rows of the user's own index, each row naming its store."""
+    from .user_store import user_store
+
+    mine = user_store()
+    if mine is None or mine.root_url == survey.store_url or not mine.exists(INDEX_PATH):
+        return table
+    from astropy.table import vstack
+
+    idx = get_index(mine)
+    own = idx.to_table(idx.query(**criteria))
+    if not len(own):
+        return table
+    own["source"] = np.full(len(own), "user", dtype="U8")
+    table["store"] = np.full(len(table), survey.store_url, dtype=object)
+    own["store"] = np.full(len(own), mine.root_url, dtype=object)
+    out = vstack([table, own], join_type="outer", metadata_conflicts="silent")
+    out.meta["store"] = survey.store_url
+    return out
 
 
 #: units of the index's numeric columns (the index stores plain numbers in these units)

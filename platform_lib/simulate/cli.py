@@ -168,7 +168,7 @@ def _add_exposure_args(p: argparse.ArgumentParser, survey: bool = False) -> None
     p.add_argument("--read-noise", type=float, help="read noise override (DN)")
     p.add_argument("--dark", type=float, help="dark current override (electrons/s)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same image")
-    p.add_argument("--out", required=True, help="data store URL or folder to write into")
+    p.add_argument("--out", required=True, help=OUT_HELP)
 
 
 def register(subparsers: Any) -> None:
@@ -192,7 +192,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--elements", default="F062,F087,F106,F129,F158,F184,F213,F146",
                    help="optical elements to give fluxes in (comma separated)")
     p.add_argument("--seed", type=int, default=0, help="random seed for positions and fluxes")
-    p.add_argument("--out", required=True, help="catalog file to write (.ecsv), local or URL")
+    p.add_argument("--out", required=True,
+                   help="catalog file to write (.ecsv): a URL, a ./ or absolute path, or a path in "
+                        "your own store ($ROMAN_USER_STORE_URL, when set)")
     p.set_defaults(func=_guard(_scene))
 
     p = sub.add_parser("image", help="simulate one detector exposure (L1/L2) or a mosaic (L3)")
@@ -225,8 +227,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--catalog", required=True, help="catalog of the sources to inject")
     p.add_argument("--name", help="output file name (default: <input>_injected.asdf)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the injected noise")
-    p.add_argument("--out", required=True, help="data store URL or folder to write into")
+    p.add_argument("--out", required=True, help=OUT_HELP)
     p.set_defaults(func=_guard(_inject))
+
+
+OUT_HELP = ("where to write: a data store URL (s3://...), a ./ or absolute folder, or a folder in "
+            "your own store ($ROMAN_USER_STORE_URL, when set; else a local folder)")
 
 
 def _guard(handler):
@@ -235,6 +241,10 @@ def _guard(handler):
         from .errors import SimulationInputError
 
         try:
+            if getattr(args, "out", None):
+                from platform_lib.data.user_store import resolve_output
+
+                args.out = resolve_output(args.out, is_file=args.simulate_command == "scene")
             return handler(args)
         except SimulationInputError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -191,19 +191,24 @@ SUPPLY = {"global.registry": "registry.example.org/roman", "global.imagePullSecr
           "data.volume.enabled": "true", "data.volume.claimName": "roman-products"}
 
 
-@pytest.mark.parametrize("gateway", [("cloud-production", SUPPLY)], indirect=True)
-def test_dask_pods_pull_and_mount_like_notebooks(chart, gateway):
-    """Supply: Dask pods from the registry with the pull secret; data: the read-only data
-    volume mounted into schedulers and workers as into notebooks (items 4, 6)."""
+def _dask_pods(gateway, username, tier="research"):
+    """(scheduler, worker) pods the real controller makes for one default cluster of ``username``."""
     from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
 
-    user = SimpleNamespace(name="astro", groups=["tier-research"])
+    user = SimpleNamespace(name=username, groups=[f"tier-{tier}"])
     options, config = _run(gateway.backend.process_cluster_options(user, {}))
     obj = gateway.backend.make_cluster_object(user.name, options, config)
     spec = obj["spec"]["config"]
     cfg = KubeClusterConfig(**{k: v for k, v in spec.items() if k in KubeClusterConfig.class_trait_names()})
-    for is_worker in (False, True):
-        pod = gateway.controller.make_pod(spec["namespace"], obj["metadata"]["name"], cfg, is_worker=is_worker)
+    return [gateway.controller.make_pod(spec["namespace"], obj["metadata"]["name"], cfg, is_worker=w)
+            for w in (False, True)]
+
+
+@pytest.mark.parametrize("gateway", [("cloud-production", SUPPLY)], indirect=True)
+def test_dask_pods_pull_and_mount_like_notebooks(chart, gateway):
+    """Supply: Dask pods from the registry with the pull secret; data: the read-only data
+    volume mounted into schedulers and workers as into notebooks (items 4, 6)."""
+    for pod in _dask_pods(gateway, "astro"):
         assert not chart.supply_problems("dask pod", pod["spec"], "registry.example.org/roman", ["rp-image-pull"])
         vols = {v["name"]: v for v in pod["spec"]["volumes"]}
         assert vols["roman-data"]["persistentVolumeClaim"] == {"claimName": "roman-products", "readOnly": True}
@@ -211,3 +216,24 @@ def test_dask_pods_pull_and_mount_like_notebooks(chart, gateway):
         assert mounts["roman-data"]["mountPath"] == "/data/roman" and mounts["roman-data"]["readOnly"]
         env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
         assert env["ROMAN_DATA_URL"] == "/data/roman"
+
+
+STORES = {"data.userStore.userPrefix": "s3://roman-users/users/",
+          "data.userStore.teamPrefix": "s3://roman-users/teams/"}
+
+
+@pytest.mark.parametrize("gateway", [("kind", STORES)], indirect=True)
+def test_dask_pods_get_their_owners_writable_prefix(chart, gateway):
+    """Item 12: alice's scheduler and workers write where her notebook writes (her own prefix,
+    the teams' base), never the unexpanded template or another user's prefix."""
+    seen = {}
+    for name in ("alice", "bob"):
+        for is_worker, pod in enumerate(_dask_pods(gateway, name)):
+            pairs = [(e["name"], e.get("value")) for e in pod["spec"]["containers"][0]["env"]]
+            names = [k for k, _ in pairs]
+            assert names.count("ROMAN_USER_STORE_URL") == 1, names  # one value, no shadowing duplicate
+            env = dict(pairs)
+            seen[name, is_worker] = env["ROMAN_USER_STORE_URL"]
+            assert env["ROMAN_TEAM_STORE_URL"] == "s3://roman-users/teams/"
+    assert seen["alice", 0] == seen["alice", 1] == "s3://roman-users/users/alice/"
+    assert seen["bob", 1] == "s3://roman-users/users/bob/"

@@ -174,6 +174,14 @@ CRDS_SERVER_URL: {{ . | quote }}
 {{- end }}
 STPSF_PATH: {{ .Values.data.stpsfPath | quote }}
 {{- end }}
+{{- /* The writable places, as the hub gives them to servers (hub_config/chart_values.py):
+{username} is expanded per owner by the gateway (hub_config.gateway.user_environment). */}}
+{{- with .Values.data.userStore.userPrefix }}
+ROMAN_USER_STORE_URL: {{ printf "%s{username}/" . | quote }}
+{{- end }}
+{{- with .Values.data.userStore.teamPrefix }}
+ROMAN_TEAM_STORE_URL: {{ . | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* Egress to the internet but not into the cluster, z2jh's egressAllowRules.nonPrivateIPs:
