@@ -1,0 +1,97 @@
+"""Catalogs as HATS collections: published with hats-import on Dask, queried with LSDB.
+
+HATS (HEALPix-adaptive partitioned Parquet, the LSST/IRSA format) is what LSDB opens; the
+platform's catalogs and light curves become HATS *collections*: the catalog plus a margin
+cache (the sources within ``margin_arcsec`` of each partition's edge), so a cross-match near a
+partition boundary finds its neighbours. Publishing runs hats-import's pipeline on the Dask
+client given (the user's gateway cluster on the platform, a LocalCluster elsewhere,
+``platform_lib.compute.get_client``); reading is lazy LSDB, whose searches and cross-matches are
+Dask graphs on the same cluster.
+
+Written under the user's own store (``ROMAN_USER_STORE_URL``) or wherever ``output`` says: a
+collection is a folder of Parquet files, local or on S3 through fsspec/UPath.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["publish_catalog", "open_catalog"]
+
+
+def publish_catalog(
+    table: Any,
+    output: str | Path,
+    name: str,
+    *,
+    client: Any = None,
+    ra_column: str = "ra",
+    dec_column: str = "dec",
+    margin_arcsec: float = 10.0,
+    pixel_threshold: int = 1_000_000,
+    lowest_order: int = 0,
+    highest_order: int = 10,
+) -> Path:
+    """Import an astropy Table (or Parquet file/list of files) as ``output/name`` (a collection).
+
+    Returns the collection's path. Units stay in the Parquet schema metadata astropy writes.
+    """
+    from hats_import.catalog.arguments import ImportArguments
+    from hats_import.margin_cache.margin_cache_arguments import MarginCacheArguments
+    from hats_import.pipeline import pipeline_with_client
+
+    from platform_lib.compute import get_client
+
+    output = Path(output)
+    with tempfile.TemporaryDirectory(prefix="hats-import-") as tmp:
+        if isinstance(table, (str, Path)):
+            inputs = [str(table)]
+        elif isinstance(table, list):
+            inputs = [str(t) for t in table]
+        else:
+            from astropy.table import Table
+
+            path = Path(tmp) / f"{name}.parquet"
+            Table(table).write(path, format="parquet")
+            inputs = [str(path)]
+        catalog_args = ImportArguments(
+            input_file_list=inputs, file_reader="parquet", ra_column=ra_column,
+            dec_column=dec_column, output_path=output / name, output_artifact_name=name,
+            pixel_threshold=pixel_threshold, lowest_healpix_order=lowest_order,
+            highest_healpix_order=highest_order, tmp_dir=Path(tmp) / "work",
+            progress_bar=False, resume=False,
+        )
+
+        def margin_args() -> MarginCacheArguments:  # valid only once the catalog exists
+            return MarginCacheArguments(
+                input_catalog_path=output / name / name, output_path=output / name,
+                output_artifact_name=f"{name}_{int(margin_arcsec)}arcs",
+                margin_threshold=margin_arcsec, tmp_dir=Path(tmp) / "margin",
+                progress_bar=False, resume=False,
+            )
+
+        if client is None:
+            with get_client() as c:
+                pipeline_with_client(catalog_args, c)
+                pipeline_with_client(margin_args(), c)
+        else:
+            pipeline_with_client(catalog_args, client)
+            pipeline_with_client(margin_args(), client)
+    _write_collection_properties(output / name, name, f"{name}_{int(margin_arcsec)}arcs")
+    return output / name
+
+
+def _write_collection_properties(root: Path, catalog: str, margin: str) -> None:
+    """The HATS collection descriptor (``collection.properties``) LSDB reads."""
+    (root / "collection.properties").write_text(
+        f"obs_collection={catalog}\nhats_primary_table_url={catalog}\n"
+        f"all_margins={margin}\ndefault_margin={margin}\n")
+
+
+def open_catalog(path: str | Path, **kwargs: Any):
+    """A lazy ``lsdb.Catalog`` of a collection (with its default margin) or a plain catalog."""
+    import lsdb
+
+    return lsdb.open_catalog(path, **kwargs)
