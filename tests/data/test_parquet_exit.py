@@ -48,8 +48,13 @@ def files(tmp_path_factory):
     table.write(path, format="parquet")
     store = base / "store"
     (store / "_index").mkdir(parents=True)
-    # Any Parquet file serves as the index for loading it.
-    (store / "_index" / "products.parquet").write_bytes(path.read_bytes())
+    # An index with the index's columns (a foreign Parquet file is refused as damaged).
+    import pyarrow.parquet as pq
+
+    from platform_lib.data.index import rows_to_table
+
+    pq.write_table(rows_to_table({"path": f"p{i}.asdf"} for i in range(500)),
+                   store / "_index" / "products.parquet")
     script = base / "read.py"
     script.write_text(SCRIPT)
     return script, path, store
