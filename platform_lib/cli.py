@@ -90,8 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     if not args.debug:
-        # workers inherit this: a failed task's "Compute Failed" traceback is not printed
-        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+        # workers inherit this: a failed task's "Compute Failed" traceback (logged as an error
+        # by the worker) is not printed; the command reports the task's error in its own line
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
     try:
         result = args.func(args)
     except KeyboardInterrupt:
