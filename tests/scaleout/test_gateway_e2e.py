@@ -199,9 +199,7 @@ def test_gateway_workers_read_the_store_and_run_tutorial_03(start_platform, logi
         bob = _report(kernel.execute(START_CLUSTER), "CLUSTER")
         other = _report(kernel.execute(READ_OTHERS.replace("{url!r}", repr(alice_results))), "OTHER")
         kernel.execute(SHUTDOWN)
-    if "ROMAN_USER_STORE_URL" not in server_env:
-        pytest.skip("all else passed; per-user store prefixes and credentials (ROMAN_USER_STORE_URL, issue 20) are "
-                    f"not on this branch: bob's workers read alice's results ({other})")
+    assert "ROMAN_USER_STORE_URL" in server_env, "the spawner gives every server its own writable prefix"
     assert bob["server_env"]["ROMAN_USER_STORE_URL"] != server_env["ROMAN_USER_STORE_URL"]
     assert "refused" in other, f"bob's worker read alice's results: {other}"
 
