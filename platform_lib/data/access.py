@@ -133,7 +133,13 @@ def cutout(product: Any, position: Any, size: Any, *, store: Store | str | None 
             raise ValueError(f"{product!r} has no WCS (meta.wcs): L1 products cannot be cut by sky position")
         x, y = wcs.invert(position.icrs.ra.deg, position.icrs.dec.deg, with_bounding_box=False)
         if hasattr(size, "unit"):
-            scale = np.hypot(*(np.array(wcs(x + 1, y)) - np.array(wcs(x, y))) * [np.cos(np.radians(position.icrs.dec.deg)), 1])
+            # The local pixel scale, also where the position is outside the product (gWCS gives
+            # NaN outside its bounding box, which made a negative cutout shape) and across RA 0.
+            (ra0, dec0), (ra1, dec1) = (wcs(xx, y, with_bounding_box=False) for xx in (x, x + 1))
+            dra = (float(ra1) - float(ra0) + 180.0) % 360.0 - 180.0
+            scale = np.hypot(dra * np.cos(np.radians(position.icrs.dec.deg)), float(dec1) - float(dec0))
+            if not np.isfinite(scale) or scale <= 0:
+                raise ValueError(f"{product!r}: no pixel scale at {position.to_string()} (outside the WCS)")
             size = np.atleast_1d(size.to_value(u.deg)) / scale
         ny, nx = (int(v) for v in np.broadcast_to(np.atleast_1d(np.round(size)).astype(int), (2,)))
         x0, y0 = int(np.round(float(x))) - nx // 2, int(np.round(float(y))) - ny // 2

@@ -240,6 +240,14 @@ def test_cutout_by_sky_position(indexed):
     ra0, dec0 = wcs(1.0, 1.0)
     edge = cutout(row, SkyCoord(ra0, dec0, unit="deg"), 8)
     assert edge.shape == (8, 8) and np.isnan(edge.data[0, 0]) and np.isfinite(edge.data[-1, -1])
+    # an angular size, at a position off the product (gWCS is NaN there): all NaN, right shape
+    import astropy.units as u
+
+    outside = wcs(-60.0, -60.0, with_bounding_box=False)
+    off = cutout(row, SkyCoord(*outside, unit="deg"), 2.2 * u.arcsec)
+    assert off.shape == (20, 20) and np.isnan(off.data).all()
+    inside = cutout(row, SkyCoord(ra, dec, unit="deg"), 1.1 * u.arcsec)
+    assert inside.shape == (10, 10) and np.isfinite(inside.data).all()
 
 
 def test_incremental_reindex_reads_only_new_files(staged, dask_client, tmp_path):
