@@ -15,10 +15,6 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
-# Tutorials that do not show an inline figure yet. Issue 18: every tutorial shows at least one;
-# 03 is being reworked on another branch (it still saves its figures as files), so it is the
-# one exception until that branch lands. Do not add to this set.
-NO_INLINE_FIGURE_YET = {"03_scale_out_with_dask"}
 
 
 def inline_figures(nb: nbformat.NotebookNode) -> int:
@@ -51,5 +47,4 @@ def test_notebook_runs(path: Path, sample_store: str, tmp_path: Path, monkeypatc
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
-    if path.stem not in NO_INLINE_FIGURE_YET:
-        assert inline_figures(nb) >= 1, f"{path.name} shows no inline figure (matplotlib Agg or savefig only?)"
+    assert inline_figures(nb) >= 1, f"{path.name} shows no inline figure (matplotlib Agg or savefig only?)"
