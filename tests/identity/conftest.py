@@ -168,7 +168,9 @@ def _stop(proc: subprocess.Popen) -> None:
 def shrunk_policy(path: Path) -> Path:
     data = yaml.safe_load((REPO / "hub_config" / "policy.yaml").read_text())
     gw = data["tiers"]["research"]["gateway"]
-    gw.update(max_workers=2, max_total_workers=3, max_total_cores=6, max_total_memory_gib=24)
+    # per-cluster budgets shrunk too: a total must hold one cluster (hub_config.policy checks it)
+    gw.update(max_workers=2, max_total_workers=3, max_total_cores=6, max_total_memory_gib=24,
+              max_cores_per_cluster=4, max_memory_gib_per_cluster=16)
     for name, tier in data["tiers"].items():  # each server is a real JupyterLab (5-20 s here)
         tier["max_named_servers"] = 2 if name == "research" else 1
     path.write_text(yaml.safe_dump(data))
