@@ -28,8 +28,14 @@ DASK_CONFIG_FILE = Path(__file__).with_name("dask-config") / "roman-platform.yam
 dask.config.update_defaults(yaml.safe_load(DASK_CONFIG_FILE.read_text()))
 
 
-# One definition, in the data package (platform_lib.data.user_store); kept importable from here.
-from platform_lib.data.user_store import user_store_url  # noqa: E402, F401
+def __getattr__(name: str) -> Any:
+    """``user_store_url`` is defined once, in :mod:`platform_lib.data.user_store`; still importable
+    from here, lazily (importing the data package up front would slow every Dask import)."""
+    if name == "user_store_url":
+        from platform_lib.data.user_store import user_store_url
+
+        return user_store_url
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def gateway_configured() -> bool:
