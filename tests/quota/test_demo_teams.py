@@ -9,6 +9,7 @@ from the real server-side quota check.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 from types import SimpleNamespace
 
@@ -36,7 +37,11 @@ class _Spawner(TierLocalSpawnerMixin, SimpleLocalProcessSpawner):
 def _hub_groups(user) -> list[str]:
     auth = RomanOIDCAuthenticator()
     model = {"name": user.username, "auth_state": {auth.user_auth_state_key: user.claims()}}
-    return asyncio.run(auth.update_auth_model(model))["auth_state"]["roman"]["hub_groups"]
+    # In a thread of its own: a browser test earlier in the session leaves Playwright's loop
+    # running in the main thread, where asyncio.run() is refused.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        state = pool.submit(asyncio.run, auth.update_auth_model(model)).result()
+    return state["auth_state"]["roman"]["hub_groups"]
 
 
 def _team_options(username: str, groups: list[str]) -> list[str]:
