@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .store import Store, get_store
+from .user_store import TEAM_STORE_ENV, USER_STORE_ENV
 
 __all__ = ["L5Error", "L5Product", "publish", "remove", "validate_table", "validate_asdf",
            "VISIBILITIES", "L5_DIR", "destination", "did"]
@@ -40,7 +41,6 @@ VISIBILITIES = ("private", "team", "public")
 L5_DIR = "l5"
 PROVENANCE_SUFFIX = ".provenance.json"
 #: the user-store and team-space contract (issue 20); the fallback is a folder in the home
-USER_STORE_ENV, TEAM_STORE_ENV = "ROMAN_USER_STORE_URL", "ROMAN_TEAM_STORE_URL"
 
 
 class L5Error(ValueError):
