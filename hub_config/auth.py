@@ -152,8 +152,12 @@ class RomanOIDCAuthenticator(GenericOAuthenticator):
     # ---------------------------------------------------------------- discovery and keys
     async def _get_json(self, url: str) -> dict[str, Any]:
         resp = await AsyncHTTPClient().fetch(
-            HTTPRequest(url, headers={"Accept": "application/json"}, request_timeout=10,
-                        validate_cert=self.validate_server_cert)
+            HTTPRequest(
+                url,
+                headers={"Accept": "application/json"},
+                request_timeout=10,
+                validate_cert=self.validate_server_cert,
+            )
         )
         return json.loads(resp.body)
 
@@ -177,7 +181,9 @@ class RomanOIDCAuthenticator(GenericOAuthenticator):
                         raise web.HTTPError(503, f"OIDC discovery at {url} failed: {exc}") from exc
                     await asyncio.sleep(1.0)
             if doc.get("issuer", "").rstrip("/") != self.oidc_issuer.rstrip("/"):
-                raise web.HTTPError(500, f"discovery issuer {doc.get('issuer')!r} != {self.oidc_issuer!r}")
+                raise web.HTTPError(
+                    500, f"discovery issuer {doc.get('issuer')!r} != {self.oidc_issuer!r}"
+                )
             # Fill what the operator did not set explicitly.
             self.authorize_url = self.authorize_url or doc["authorization_endpoint"]
             self.token_url = self.token_url or doc["token_endpoint"]
@@ -300,7 +306,11 @@ class RomanOIDCAuthenticator(GenericOAuthenticator):
                     admin_of.add(team)
         admin_of &= teams | admin_of
         teams |= admin_of
-        hub_groups = {tier_group(tier)} | {f"team-{t}" for t in teams} | {f"team-{t}-admins" for t in admin_of}
+        hub_groups = (
+            {tier_group(tier)}
+            | {f"team-{t}" for t in teams}
+            | {f"team-{t}-admins" for t in admin_of}
+        )
         auth_state["roman"] = {
             "tier": tier,
             "tier_reason": reason,
@@ -376,7 +386,7 @@ def idp_teams(ident: Any, groups: list[str]) -> tuple[set[str], set[str]]:
     for g in groups:
         if not g.startswith(ident.team_group_prefix):
             continue
-        rest = g[len(ident.team_group_prefix):]
+        rest = g[len(ident.team_group_prefix) :]
         if rest.endswith(ident.team_admin_suffix):
             admin_of.add(_slug(rest[: -len(ident.team_admin_suffix)]))
         else:

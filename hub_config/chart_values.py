@@ -89,7 +89,9 @@ def name(short: str, v: dict[str, Any] | None = None) -> str:
     """The full name of one of the chart's objects (``hub``, ``proxyApi``, ``traefik``...)."""
     names = get("_chart.names", {}, source=v)
     if short not in names:
-        raise ChartValuesError(f"chart values carry no object name {short!r} (known: {sorted(names)})")
+        raise ChartValuesError(
+            f"chart values carry no object name {short!r} (known: {sorted(names)})"
+        )
     return names[short]
 
 
@@ -171,12 +173,14 @@ def data_environment(v: dict[str, Any]) -> dict[str, str]:
         # RRN's layout: a writable per-user CRDS cache (in the home) whose files link to the
         # shared preloaded cache (references_post_start links them); pinned STPSF data.
         mount = get("references.mountPath", source=v)
-        env.update({
-            "CRDS_PATH": get("references.crds.userCachePath", source=v),
-            "CRDS_READONLY_CACHE": "0",
-            "CRDS_SERVER_URL": get("references.crds.serverUrl", source=v),
-            "STPSF_PATH": f"{mount}/stpsf-data",
-        })
+        env.update(
+            {
+                "CRDS_PATH": get("references.crds.userCachePath", source=v),
+                "CRDS_READONLY_CACHE": "0",
+                "CRDS_SERVER_URL": get("references.crds.serverUrl", source=v),
+                "STPSF_PATH": f"{mount}/stpsf-data",
+            }
+        )
     return {k: str(val) for k, val in env.items() if val}
 
 
@@ -184,9 +188,11 @@ def references_post_start(v: dict[str, Any]) -> dict[str, Any]:
     """The notebook's postStart hook: RRN's symlink-crds. Mirror the shared cache's folders in
     the user's CRDS cache and link each file, so the cache is complete yet stays writable."""
     shared = f"{get('references.mountPath', source=v)}/crds"
-    script = (f'cd {shared} 2>/dev/null || exit 0; '
-              'find . -type d -exec mkdir -p "$CRDS_PATH/{}" \; ; '
-              f'find . -type f -exec sh -c \'[ -e "$CRDS_PATH/$1" ] || ln -s "{shared}/$1" "$CRDS_PATH/$1"\' _ {{}} \;')
+    script = (
+        f"cd {shared} 2>/dev/null || exit 0; "
+        r'find . -type d -exec mkdir -p "$CRDS_PATH/{}" \; ; '
+        f'find . -type f -exec sh -c \'[ -e "$CRDS_PATH/$1" ] || ln -s "{shared}/$1" "$CRDS_PATH/$1"\' _ {{}} \\;'
+    )
     return {"postStart": {"exec": {"command": ["sh", "-c", script]}}}
 
 
@@ -391,23 +397,37 @@ def configure_kubespawner(c: Any, v: dict[str, Any]) -> None:
     # (Multi-Attach error), so each named server gets its own (claim-{username}--{servername}).
     access = su["storage"].get("accessMode", "ReadWriteOnce")
     c.KubeSpawner.storage_pvc_ensure = True
-    c.KubeSpawner.pvc_name_template = "claim-{username}" if access == "ReadWriteMany" else "claim-{user_server}"
+    c.KubeSpawner.pvc_name_template = (
+        "claim-{username}" if access == "ReadWriteMany" else "claim-{user_server}"
+    )
     c.KubeSpawner.storage_access_modes = [access]
     if su["storage"].get("storageClassName"):
         c.KubeSpawner.storage_class = su["storage"]["storageClassName"]
     volumes = [{"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
-    mounts = [{"name": HOME_VOLUME, "mountPath": su["storage"].get("homeMountPath", "/home/jovyan")}]
+    mounts = [
+        {"name": HOME_VOLUME, "mountPath": su["storage"].get("homeMountPath", "/home/jovyan")}
+    ]
     if get("data.volume.enabled", False, source=v):
         volumes.append(
-            {"name": "roman-data",
-             "persistentVolumeClaim": {"claimName": v["data"]["volume"]["claimName"] or name("sampleData", v),
-                                       "readOnly": True}}
+            {
+                "name": "roman-data",
+                "persistentVolumeClaim": {
+                    "claimName": v["data"]["volume"]["claimName"] or name("sampleData", v),
+                    "readOnly": True,
+                },
+            }
         )
-        mounts.append({"name": "roman-data", "mountPath": v["data"]["volume"]["mountPath"], "readOnly": True})
+        mounts.append(
+            {"name": "roman-data", "mountPath": v["data"]["volume"]["mountPath"], "readOnly": True}
+        )
     if get("references.enabled", False, source=v):
         claim = get("references.claimName", "", source=v) or name("references", v)
-        volumes.append({"name": "references", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
-        mounts.append({"name": "references", "mountPath": v["references"]["mountPath"], "readOnly": True})
+        volumes.append(
+            {"name": "references", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+        )
+        mounts.append(
+            {"name": "references", "mountPath": v["references"]["mountPath"], "readOnly": True}
+        )
         c.KubeSpawner.lifecycle_hooks = references_post_start(v)
     c.KubeSpawner.volumes = volumes
     c.KubeSpawner.volume_mounts = mounts
@@ -415,7 +435,7 @@ def configure_kubespawner(c: Any, v: dict[str, Any]) -> None:
     c.KubeSpawner.modify_pod_hook = team_volumes_hook(v)
 
 
-def team_volumes_hook(v: dict[str, Any]):  # noqa: ANN201 (KubeSpawner's hook signature)
+def team_volumes_hook(v: dict[str, Any]):
     """A ``modify_pod_hook`` mounting each team volume, read-write, into its members' pods only.
 
     Membership is the hub group ``team-<name>`` (set by the authenticator from the IdP, or by the
@@ -431,7 +451,7 @@ def team_volumes_hook(v: dict[str, Any]):  # noqa: ANN201 (KubeSpawner's hook si
         member_of = sorted(t for t in teams if f"{TEAM_GROUP_PREFIX}{t}" in groups)
         if not member_of:
             return pod
-        from kubernetes_asyncio.client.models import (  # noqa: PLC0415 (kubespawner's client)
+        from kubernetes_asyncio.client.models import (
             V1PersistentVolumeClaimVolumeSource,
             V1Volume,
             V1VolumeMount,
@@ -471,7 +491,11 @@ def team_volumes_hook(v: dict[str, Any]):  # noqa: ANN201 (KubeSpawner's hook si
 
 def configure_services(c: Any, v: dict[str, Any]) -> None:
     """The gateway, the culler and the quota service as the cluster runs them."""
-    services = [s for s in list(c.JupyterHub.services or []) if s.get("name") not in {"dask-gateway", "culler"}]
+    services = [
+        s
+        for s in list(c.JupyterHub.services or [])
+        if s.get("name") not in {"dask-gateway", "culler"}
+    ]
     roles = [r for r in list(c.JupyterHub.load_roles or []) if r.get("name") != "culler"]
     if get("daskGateway.enabled", True, source=v):
         services.append(
@@ -491,7 +515,9 @@ def configure_services(c: Any, v: dict[str, Any]) -> None:
         roles.append({"name": "culler", "scopes": scopes, "services": ["culler"]})
     if get("metrics.enabled", False, source=v):
         # Prometheus scrapes /hub/metrics with this token (JupyterHub.authenticate_prometheus).
-        services.append({"name": "prometheus", "api_token": secret("metrics-token"), "display": False})
+        services.append(
+            {"name": "prometheus", "api_token": secret("metrics-token"), "display": False}
+        )
         roles.append({"name": "prometheus", "scopes": ["read:metrics"], "services": ["prometheus"]})
     if get("quota.enabled", True, source=v):
         services = _quota_service(services, v)
@@ -523,8 +549,12 @@ def _quota_service(services: list[dict[str, Any]], v: dict[str, Any]) -> list[di
             svc["url"] = f"http://{pod_ip}:{QUOTA_PORT_IN_HUB}"
             if get("daskGateway.enabled", True, source=v) and svc.get("command"):
                 # Dask usage from the gateway's DaskClusters and pods (the hub's Role allows it).
-                svc["command"] = [*svc["command"], "--gateway-kube-namespace",
-                                  get("_chart.userNamespace", source=v),
-                                  "--gateway-kube-instance", name("gatewayInstance", v)]
+                svc["command"] = [
+                    *svc["command"],
+                    "--gateway-kube-namespace",
+                    get("_chart.userNamespace", source=v),
+                    "--gateway-kube-instance",
+                    name("gatewayInstance", v),
+                ]
         out.append(svc)
     return out

@@ -51,7 +51,9 @@ from hub_config.policy import GIB, GatewayLimits, Policy, load_policy
 
 TIER_ENV = "ROMAN_TIER"
 
-_WARNINGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("gw_warnings", default=None)
+_WARNINGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "gw_warnings", default=None
+)
 
 
 def user_tier(policy: Policy, user: Any) -> str:
@@ -83,9 +85,11 @@ def tier_cluster_options(user: Any, policy_file: str | None = None) -> Options:
             default=lim.worker_cores.min,
             min=lim.worker_cores.min,
             max=lim.worker_cores.max,
-            label=(f"Worker cores ({tier} tier: {lim.worker_cores.min:g}-{lim.worker_cores.max:g}; up to "
-                   f"{lim.max_workers} workers per cluster, {lim.max_total_workers} in all, "
-                   "scheduler not counted)"),
+            label=(
+                f"Worker cores ({tier} tier: {lim.worker_cores.min:g}-{lim.worker_cores.max:g}; up to "
+                f"{lim.max_workers} workers per cluster, {lim.max_total_workers} in all, "
+                "scheduler not counted)"
+            ),
         ),
         Float(
             "worker_memory",
@@ -98,17 +102,23 @@ def tier_cluster_options(user: Any, policy_file: str | None = None) -> Options:
     )
 
 
-def max_workers_per_cluster(limits: GatewayLimits, worker_cores: float, worker_memory: float) -> int:
+def max_workers_per_cluster(
+    limits: GatewayLimits, worker_cores: float, worker_memory: float
+) -> int:
     """Workers one cluster may have: the tier's worker count, cores and memory, for workers only."""
-    return max(0, min(
-        limits.max_workers,
-        math.floor(limits.max_cores_per_cluster / worker_cores + 1e-9),
-        math.floor(limits.max_memory_gib_per_cluster * GIB / worker_memory + 1e-9),
-    ))
+    return max(
+        0,
+        min(
+            limits.max_workers,
+            math.floor(limits.max_cores_per_cluster / worker_cores + 1e-9),
+            math.floor(limits.max_memory_gib_per_cluster * GIB / worker_memory + 1e-9),
+        ),
+    )
 
 
-def cluster_limit_config(limits: GatewayLimits, worker_cores: float = 1.0,
-                         worker_memory: float = GIB) -> dict[str, Any]:
+def cluster_limit_config(
+    limits: GatewayLimits, worker_cores: float = 1.0, worker_memory: float = GIB
+) -> dict[str, Any]:
     """The per-cluster part of the tier limits, as dask-gateway ClusterConfig settings.
 
     ``cluster_max_cores``/``cluster_max_memory`` are the workers' budget here; the backend adds
@@ -125,14 +135,23 @@ def cluster_limit_config(limits: GatewayLimits, worker_cores: float = 1.0,
 #: The variables of a user server's environment that its Dask processes need to read and write
 #: the data the way the notebook does (the shared env contract): the survey store, the user's and
 #: teams' spaces, the S3 endpoint and credentials, the reference files.
-DATA_ENV_NAMES = ("ROMAN_DATA_URL", "ROMAN_DATA_S3_ENDPOINT", "ROMAN_USER_STORE_URL",
-                  "ROMAN_TEAM_STORE_URL", "CRDS_PATH", "CRDS_SERVER_URL", "STPSF_PATH")
+DATA_ENV_NAMES = (
+    "ROMAN_DATA_URL",
+    "ROMAN_DATA_S3_ENDPOINT",
+    "ROMAN_USER_STORE_URL",
+    "ROMAN_TEAM_STORE_URL",
+    "CRDS_PATH",
+    "CRDS_SERVER_URL",
+    "STPSF_PATH",
+)
 DATA_ENV_PREFIXES = ("AWS_",)
 
 
 def data_environment(env: dict[str, str]) -> dict[str, str]:
     """The data part of a user server's environment (what the gateway passes on to workers)."""
-    return {k: str(v) for k, v in env.items() if k in DATA_ENV_NAMES or k.startswith(DATA_ENV_PREFIXES)}
+    return {
+        k: str(v) for k, v in env.items() if k in DATA_ENV_NAMES or k.startswith(DATA_ENV_PREFIXES)
+    }
 
 
 def _slug(username: str) -> str:
@@ -238,10 +257,16 @@ class TierLimitsMixin:
         config.environment = {**data_env, **dict(config.environment)}
         user_pod_identity(config, user.name)
         # The scheduler comes on top of the workers' budget (see the module docstring).
-        lim = self.policy.gateway_limits(config.environment.get(TIER_ENV) or self.policy.default_tier)
+        lim = self.policy.gateway_limits(
+            config.environment.get(TIER_ENV) or self.policy.default_tier
+        )
         config.cluster_max_cores = float(lim.max_cores_per_cluster) + float(config.scheduler_cores)
-        config.cluster_max_memory = int(lim.max_memory_gib_per_cluster * GIB) + int(config.scheduler_memory)
-        config.cluster_max_workers = max_workers_per_cluster(lim, config.worker_cores, config.worker_memory)
+        config.cluster_max_memory = int(lim.max_memory_gib_per_cluster * GIB) + int(
+            config.scheduler_memory
+        )
+        config.cluster_max_workers = max_workers_per_cluster(
+            lim, config.worker_cores, config.worker_memory
+        )
         return options, config
 
     # -------------------------------------------------------------- usage bookkeeping
@@ -300,8 +325,17 @@ class TierLimitsMixin:
             used_w += live
             used_c += live * float(c.config.get("worker_cores") or 1)
             used_m += live * float(c.config.get("worker_memory") or GIB)
-        return max(0, _room(lim, float(cluster.config.get("worker_cores") or 1),
-                            float(cluster.config.get("worker_memory") or GIB), used_w, used_c, used_m))
+        return max(
+            0,
+            _room(
+                lim,
+                float(cluster.config.get("worker_cores") or 1),
+                float(cluster.config.get("worker_memory") or GIB),
+                used_w,
+                used_c,
+                used_m,
+            ),
+        )
 
     # -------------------------------------------------------------- enforcement points
     async def start_cluster(self, user: Any, cluster_options: Any) -> str:
@@ -335,7 +369,8 @@ class TierLimitsMixin:
                 else:
                     maximum = msg.get("maximum")
                     cap, warning = self.allowed_workers(
-                        cluster.name, int(maximum) if maximum is not None else 10**9)
+                        cluster.name, int(maximum) if maximum is not None else 10**9
+                    )
                     if warning:
                         msg["maximum"] = cap
                         msg["minimum"] = min(int(msg.get("minimum") or 0), cap)
@@ -350,8 +385,12 @@ class TierLimitsMixin:
         count = int(msg.get("count", 0))
         allowed, warning = self.allowed_workers(cluster_name, count)
         if warning:
-            self.log.info("cluster %s: heartbeat asked for %d workers, capped at %d by the per-user total",
-                          cluster_name, count, allowed)
+            self.log.info(
+                "cluster %s: heartbeat asked for %d workers, capped at %d by the per-user total",
+                cluster_name,
+                count,
+                allowed,
+            )
             msg = {**msg, "count": allowed}
         grant = self._granted.get(cluster_name)
         if grant is not None and (count == grant[0] if grant[1] else count >= grant[0]):
@@ -385,14 +424,17 @@ class TierLimitsMixin:
         return result
 
 
-def _room(lim: GatewayLimits, cores: float, mem: float, used_w: float, used_c: float,
-          used_m: float) -> int:
+def _room(
+    lim: GatewayLimits, cores: float, mem: float, used_w: float, used_c: float, used_m: float
+) -> int:
     """Workers of ``cores``/``mem`` that fit in the tier's totals after ``used_*``."""
-    return int(min(
-        lim.max_total_workers - used_w,
-        math.floor((lim.max_total_cores - used_c) / cores + 1e-9),
-        math.floor((lim.max_total_memory_gib * GIB - used_m) / mem + 1e-9),
-    ))
+    return int(
+        min(
+            lim.max_total_workers - used_w,
+            math.floor((lim.max_total_cores - used_c) / cores + 1e-9),
+            math.floor((lim.max_total_memory_gib * GIB - used_m) / mem + 1e-9),
+        )
+    )
 
 
 async def _quota_check(who: Any, options: Any, what: str) -> None:
@@ -432,8 +474,9 @@ def _import(path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def configure_gateway(c: Any, backend: str, policy_file: str | None = None,
-                      data_env_hook: Any = None) -> type:
+def configure_gateway(
+    c: Any, backend: str, policy_file: str | None = None, data_env_hook: Any = None
+) -> type:
     """Wire tier options and per-user totals into a dask-gateway-server config object ``c``.
 
     ``data_env_hook``: see :attr:`TierLimitsMixin.data_env_hook`."""

@@ -8,11 +8,12 @@
 
 import os
 
+from hub_config import chart_values
+
 # ============================================================================ SETTINGS
 # Local mode: everything (ports, secrets, paths) was resolved by the supervisor.
 # Chart mode (issue 6) adds its branch here, reading z2jh-style values instead.
 from hub_config.local.settings import SETTINGS_ENV, load_settings
-from hub_config import chart_values
 
 if chart_values.in_chart():
     # Chart mode (issue 6): the Helm chart's values, in the same shape (settings.mode ==
@@ -117,19 +118,29 @@ c.JupyterHub.load_roles = [
 # role and the custom:quota:admin scope), the quota check before every spawn, and the service URL
 # for notebooks (platform_lib.account). Its database defaults to <state>/quota.sqlite; a YAML file
 # named by $ROMAN_QUOTA_SETTINGS (hub_config/quota/settings.py) overrides any quota setting.
+from hub_config.quota.enforcement import spawn_check as _quota_spawn_check
 from hub_config.quota.hub import JUPYTER_CONFIG_DIR as _QUOTA_JUPYTER_CONFIG
 from hub_config.quota.hub import JUPYTER_DATA_DIR as _QUOTA_JUPYTER_DATA
-from hub_config.quota.hub import configure_hub as _quota_configure_hub, free_loopback_port
-from hub_config.quota.enforcement import spawn_check as _quota_spawn_check
+from hub_config.quota.hub import configure_hub as _quota_configure_hub
+from hub_config.quota.hub import free_loopback_port
 
 _quota_db = os.environ.get("ROMAN_QUOTA_DB_URL") or f"sqlite:///{settings.state_dir}/quota.sqlite"
 _quota_env = {"ROMAN_POLICY_FILE": os.environ.get("ROMAN_POLICY_FILE", "")}
 if os.environ.get("ROMAN_QUOTA_SETTINGS"):
     _quota_env["ROMAN_QUOTA_SETTINGS"] = os.environ["ROMAN_QUOTA_SETTINGS"]
 _quota_configure_hub(
-    c, port=free_loopback_port(), db_url=_quota_db, env={k: v for k, v in _quota_env.items() if v},
-    extra_args=["--gateway-db-url", settings.gateway.db_url, "--gateway-url", settings.gateway.address,
-                "--homes-dir", settings.singleuser.users_dir],
+    c,
+    port=free_loopback_port(),
+    db_url=_quota_db,
+    env={k: v for k, v in _quota_env.items() if v},
+    extra_args=[
+        "--gateway-db-url",
+        settings.gateway.db_url,
+        "--gateway-url",
+        settings.gateway.address,
+        "--homes-dir",
+        settings.singleuser.users_dir,
+    ],
 )
 os.environ["ROMAN_QUOTA_DB_URL"] = _quota_db  # the spawner's check reads the same database
 if _oidc and _oidc.get("users_file"):  # the demo accounts' teams exist, so their form options work

@@ -56,7 +56,9 @@ class _ClusterIndex:
 
     def list_clusters(self, username: str | None = None) -> list[_ClusterView]:
         clusters = getattr(self._backend, "clusters", {}) or {}
-        return [self._view(c) for c in clusters.values() if username is None or c.username == username]
+        return [
+            self._view(c) for c in clusters.values() if username is None or c.username == username
+        ]
 
     def get_cluster(self, name: str) -> _ClusterView | None:
         cluster = (getattr(self._backend, "clusters", {}) or {}).get(name)

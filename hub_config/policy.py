@@ -112,15 +112,21 @@ class GatewayLimits(_Strict):
     def _totals_hold_one_cluster(self) -> GatewayLimits:
         # A total below its per-cluster limit makes the per-cluster limit a lie: the gateway
         # would cut every scale request to the total without saying which setting is wrong.
-        for total, per_cluster in (("max_total_workers", "max_workers"),
-                                   ("max_total_cores", "max_cores_per_cluster"),
-                                   ("max_total_memory_gib", "max_memory_gib_per_cluster")):
+        for total, per_cluster in (
+            ("max_total_workers", "max_workers"),
+            ("max_total_cores", "max_cores_per_cluster"),
+            ("max_total_memory_gib", "max_memory_gib_per_cluster"),
+        ):
             if self.max_clusters and getattr(self, total) < getattr(self, per_cluster):
-                raise ValueError(f"{total} ({getattr(self, total)}) is below {per_cluster} "
-                                 f"({getattr(self, per_cluster)}); a total must hold one cluster")
+                raise ValueError(
+                    f"{total} ({getattr(self, total)}) is below {per_cluster} "
+                    f"({getattr(self, per_cluster)}); a total must hold one cluster"
+                )
         if self.max_workers and self.worker_cores.min > self.max_cores_per_cluster:
-            raise ValueError(f"worker_cores.min ({self.worker_cores.min}) is above "
-                             f"max_cores_per_cluster ({self.max_cores_per_cluster}): no worker fits")
+            raise ValueError(
+                f"worker_cores.min ({self.worker_cores.min}) is above "
+                f"max_cores_per_cluster ({self.max_cores_per_cluster}): no worker fits"
+            )
         return self
 
 
@@ -133,7 +139,9 @@ class BaseAllocation(_Strict):
     gpu_hours: float = Field(default=0, ge=0, description="GPU-hours per period")
     home_gb: float = Field(default=5, ge=0, description="Home storage quota, GB")
     scratch_gb: float = Field(default=10, ge=0, description="Scratch storage quota, GB")
-    period_days: int = Field(default=30, ge=1, le=3660, description="Length of one allocation period")
+    period_days: int = Field(
+        default=30, ge=1, le=3660, description="Length of one allocation period"
+    )
 
 
 class Tier(_Strict):
@@ -145,7 +153,9 @@ class Tier(_Strict):
     typical_fields: str = Field(default="", description="Sky area per user, from the SOC table")
     shared: bool = Field(default=False, description="Members of one team share its allocation")
     profiles: list[Slug] = Field(min_length=1, description="Server profiles this tier may start")
-    max_named_servers: int = Field(ge=1, le=100, description="Servers running at once, default incl.")
+    max_named_servers: int = Field(
+        ge=1, le=100, description="Servers running at once, default incl."
+    )
     idp_groups: list[str] = Field(
         default_factory=list, description="IdP groups whose members get (at least) this tier"
     )

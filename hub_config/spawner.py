@@ -94,9 +94,13 @@ class TierSpawnerMixin(LoggingConfigurable):
 
         teams = sorted(teams_of_groups([g.name for g in self.user.groups])[0])
         if teams:
-            opts = "".join(f'<option value="{html.escape(t)}">team {html.escape(t)}</option>' for t in teams)
-            items.append(f'<p><label for="roman-team">Charge to</label> <select name="team" id="roman-team">'
-                         f'<option value="">my personal allocation</option>{opts}</select></p>')
+            opts = "".join(
+                f'<option value="{html.escape(t)}">team {html.escape(t)}</option>' for t in teams
+            )
+            items.append(
+                f'<p><label for="roman-team">Charge to</label> <select name="team" id="roman-team">'
+                f'<option value="">my personal allocation</option>{opts}</select></p>'
+            )
         return (
             f'<p>Your tier: <strong id="roman-tier">{html.escape(tier.display_name)}</strong>. '
             f"Servers at once: {tier.max_named_servers}.</p>" + "".join(items)
@@ -117,7 +121,9 @@ class TierSpawnerMixin(LoggingConfigurable):
     def _tier_apply_default(self) -> Callable[[Any, dict[str, Any]], Any]:
         return lambda spawner, options: spawner.apply_tier_options(options)
 
-    def validate_tier_options(self, options: dict[str, Any]) -> tuple[str, Tier, str, ServerProfile]:
+    def validate_tier_options(
+        self, options: dict[str, Any]
+    ) -> tuple[str, Tier, str, ServerProfile]:
         """Decide what may start; raise SpawnRefused (403) with a clear message otherwise."""
         policy = self.policy
         tier_name = self.user_tier()
@@ -125,7 +131,9 @@ class TierSpawnerMixin(LoggingConfigurable):
         options = dict(options or {})
         unknown = sorted(set(options) - ALLOWED_OPTIONS)
         if unknown:
-            raise SpawnRefused(f"Unknown server option(s) {unknown}; allowed: {sorted(ALLOWED_OPTIONS)}")
+            raise SpawnRefused(
+                f"Unknown server option(s) {unknown}; allowed: {sorted(ALLOWED_OPTIONS)}"
+            )
         allowed = policy.profiles_for(tier_name)
         name = options.get("profile") or next(iter(allowed))
         if not isinstance(name, str) or name not in allowed:
@@ -140,7 +148,9 @@ class TierSpawnerMixin(LoggingConfigurable):
                 f"Image {image!r} is not allowed for profile {name!r}; it runs {policy.image_for(profile)!r}"
             )
         others = [
-            s for n, s in self.user.spawners.items() if n != self.name and s is not self and s.active
+            s
+            for n, s in self.user.spawners.items()
+            if n != self.name and s is not self and s.active
         ]
         if len(others) + 1 > tier.max_named_servers:
             raise SpawnRefused(
@@ -236,7 +246,7 @@ class TierLocalSpawnerMixin(TierSpawnerMixin):
             return None
         return dirs
 
-    def make_preexec_fn(self, name: str):  # noqa: ANN201 (base signature)
+    def make_preexec_fn(self, name: str):
         base = super().make_preexec_fn(name)
         profile: ServerProfile | None = getattr(self, "_local_limits", None)
         if profile is None:
@@ -316,7 +326,7 @@ def apply_kube_profile(spawner: Any, profile: ServerProfile) -> None:
 def _allocation_home_gb(spawner: Any, policy: Any) -> float:
     try:
         return float(policy.tiers[spawner.user_tier()].base_allocation.home_gb)
-    except Exception:  # noqa: BLE001 - no tier group yet: the caller falls back to the profile
+    except Exception:
         return 0.0
 
 

@@ -100,8 +100,10 @@ def check(pyproject: dict, lock_text: str, group: str) -> list[str]:
         if not pin.via:
             problems.append(f"{name} is in the lock with no reason ('# via')")
         if any(PROJECT_MARK in v for v in pin.via) and name not in wanted:
-            problems.append(f"{name} is locked as a direct dependency but is not in "
-                            f"pyproject.toml's core or [{group}] dependencies")
+            problems.append(
+                f"{name} is locked as a direct dependency but is not in "
+                f"pyproject.toml's core or [{group}] dependencies"
+            )
     return problems
 
 

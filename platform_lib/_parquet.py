@@ -41,8 +41,9 @@ def table_bytes(table: Table) -> bytes:
 
     t = Table(table, copy=False)
     # Parquet metadata must be YAML-able: keep simple scalars, lists and dicts only.
-    t.meta = {k: v for k, v in table.meta.items()
-              if isinstance(v, (str, int, float, bool, list, dict))}
+    t.meta = {
+        k: v for k, v in table.meta.items() if isinstance(v, (str, int, float, bool, list, dict))
+    }
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "t.parquet")
         t.write(path, format="parquet")

@@ -43,11 +43,23 @@ class QuotaClient:
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"token {token}"
 
-    def call(self, method: str, path: str, body: Any = None, params: dict | None = None,
-             raw: bool = False) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict | None = None,
+        raw: bool = False,
+    ) -> Any:
         try:
-            r = self.http.request(method, self.url + path.lstrip("/"), json=body, params=params,
-                                  timeout=self.timeout, allow_redirects=False)
+            r = self.http.request(
+                method,
+                self.url + path.lstrip("/"),
+                json=body,
+                params=params,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
         except requests.RequestException as exc:
             raise AccountError(f"quota service unreachable at {self.url}: {exc}") from None
         if r.status_code >= 300:
@@ -78,8 +90,11 @@ class Account:
     raw: dict = field(default_factory=dict, repr=False)
 
     def summary(self) -> str:
-        left = "no allocation" if self.remaining_core_hours is None else \
-            f"{self.remaining_core_hours:.1f} core-h left"
+        left = (
+            "no allocation"
+            if self.remaining_core_hours is None
+            else f"{self.remaining_core_hours:.1f} core-h left"
+        )
         until = f" until {self.renewal_date:%Y-%m-%d}" if self.renewal_date else ""
         teams = f" · teams: {', '.join(t['name'] for t in self.teams)}" if self.teams else ""
         warn = f" · WARNING: {self.warnings[0]}" if self.warnings else ""
@@ -95,7 +110,8 @@ def account(client: QuotaClient | None = None) -> Account:
     me = (client or QuotaClient()).get("api/me")
     a = me.get("allocation") or {}
     return Account(
-        name=me["name"], tier=me["tier"],
+        name=me["name"],
+        tier=me["tier"],
         remaining_core_hours=a.get("remaining_core_hours"),
         remaining_gpu_hours=a.get("remaining_gpu_hours"),
         renewal_date=_date(a.get("period_end")),

@@ -38,25 +38,42 @@ class AccountHandler(JupyterHandler):
             a = await asyncio.get_running_loop().run_in_executor(None, account)
         except AccountError as exc:
             self.set_status(exc.status if exc.status >= 400 else 502)
-            self.finish({"error": str(exc)} if fmt else f"<p>Allocation unavailable: {html.escape(str(exc))}</p>")
+            self.finish(
+                {"error": str(exc)}
+                if fmt
+                else f"<p>Allocation unavailable: {html.escape(str(exc))}</p>"
+            )
             return
         if fmt:
             self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({
-                "name": a.name, "tier": a.tier, "remaining_core_hours": a.remaining_core_hours,
-                "remaining_gpu_hours": a.remaining_gpu_hours,
-                "renewal_date": a.renewal_date.isoformat() if a.renewal_date else None,
-                "teams": [t["name"] for t in a.teams], "warnings": a.warnings, "summary": a.summary(),
-                "service_url": _public_service_url(),
-            }))
+            self.finish(
+                json.dumps(
+                    {
+                        "name": a.name,
+                        "tier": a.tier,
+                        "remaining_core_hours": a.remaining_core_hours,
+                        "remaining_gpu_hours": a.remaining_gpu_hours,
+                        "renewal_date": a.renewal_date.isoformat() if a.renewal_date else None,
+                        "teams": [t["name"] for t in a.teams],
+                        "warnings": a.warnings,
+                        "summary": a.summary(),
+                        "service_url": _public_service_url(),
+                    }
+                )
+            )
             return
-        self.finish(PAGE.format(
-            summary=html.escape(a.summary()), tier=html.escape(a.tier),
-            remaining="—" if a.remaining_core_hours is None else f"{a.remaining_core_hours:.2f}",
-            renewal=a.renewal_date.strftime("%Y-%m-%d") if a.renewal_date else "—",
-            warnings="".join(f'<p class="warn">{html.escape(w)}</p>' for w in a.warnings),
-            service=html.escape(_public_service_url()),
-        ))
+        self.finish(
+            PAGE.format(
+                summary=html.escape(a.summary()),
+                tier=html.escape(a.tier),
+                remaining="—"
+                if a.remaining_core_hours is None
+                else f"{a.remaining_core_hours:.2f}",
+                renewal=a.renewal_date.strftime("%Y-%m-%d") if a.renewal_date else "—",
+                warnings="".join(f'<p class="warn">{html.escape(w)}</p>' for w in a.warnings),
+                service=html.escape(_public_service_url()),
+            )
+        )
 
 
 def _public_service_url() -> str:
@@ -67,9 +84,12 @@ def _public_service_url() -> str:
 
 def _load_jupyter_server_extension(serverapp) -> None:
     base = serverapp.web_app.settings["base_url"]
-    serverapp.web_app.add_handlers(".*$", [
-        (url_path_join(base, "roman/account(\\.json)?"), AccountHandler),
-    ])
+    serverapp.web_app.add_handlers(
+        ".*$",
+        [
+            (url_path_join(base, "roman/account(\\.json)?"), AccountHandler),
+        ],
+    )
 
 
 def _jupyter_server_extension_points() -> list[dict]:

@@ -40,7 +40,9 @@ def version_text() -> str:
         except PackageNotFoundError:
             return "not installed"
 
-    return "\n".join([f"roman-platform {of(DISTRIBUTION)}", *(f"{n} {of(n)}" for n in PIPELINE_PACKAGES)])
+    return "\n".join(
+        [f"roman-platform {of(DISTRIBUTION)}", *(f"{n} {of(n)}" for n in PIPELINE_PACKAGES)]
+    )
 
 
 class _VersionAction(argparse.Action):
@@ -63,10 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Run 'roman-platform COMMAND --help' for the options of one command.",
     )
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of an error (default: one line)")
-    parser.add_argument("--version", action=_VersionAction,
-                        help="print the versions of the platform, romancal, romanisim and roman_datamodels")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error (default: one line)",
+    )
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the versions of the platform, romancal, romanisim and roman_datamodels",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         try:
@@ -97,12 +105,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = args.func(args)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - the last resort: one clear line
+    except Exception as exc:
         if args.debug:
             raise
         message = " ".join(str(exc).split()) or "(no message)"
-        print(f"roman-platform {args.command}: error: {type(exc).__name__}: {message} "
-              "(run with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"roman-platform {args.command}: error: {type(exc).__name__}: {message} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1
     return int(result or 0)
 

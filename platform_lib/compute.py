@@ -95,7 +95,9 @@ def get_client(
 
     from distributed import LocalCluster
 
-    workers = n_workers if n_workers is not None else (adapt[1] if adapt else min(2, os.cpu_count() or 1))
+    workers = (
+        n_workers if n_workers is not None else (adapt[1] if adapt else min(2, os.cpu_count() or 1))
+    )
     cluster = LocalCluster(
         n_workers=workers,
         threads_per_worker=1,

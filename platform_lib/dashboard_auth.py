@@ -91,13 +91,17 @@ class DashboardGate(web.RequestHandler):
         headers, in_url = self._credential()
         if not headers:
             self.set_header("WWW-Authenticate", 'jupyterhub realm="dask dashboard"')
-            self._refuse(401, "this Dask dashboard needs your hub token: open it with "
-                              "platform_lib.dashboard_auth.dashboard_link(cluster) from your server")
+            self._refuse(
+                401,
+                "this Dask dashboard needs your hub token: open it with "
+                "platform_lib.dashboard_auth.dashboard_link(cluster) from your server",
+            )
             return
         url = f"{self.api_url.rstrip('/')}/v1/clusters/{self.cluster}"
         try:
             resp = await httpclient.AsyncHTTPClient().fetch(
-                url, headers=headers, raise_error=False, request_timeout=15)
+                url, headers=headers, raise_error=False, request_timeout=15
+            )
             code = resp.code
         except (OSError, httpclient.HTTPClientError):
             code = 599
@@ -107,8 +111,14 @@ class DashboardGate(web.RequestHandler):
         if code != 200:
             self._refuse(403, "this is not your Dask cluster (or your token is not valid)")
             return
-        self.set_cookie(cookie_name(self.cluster), session_value(self.secret, self.cluster),
-                        httponly=True, samesite="Strict", path="/", expires_days=SESSION_S / 86400)
+        self.set_cookie(
+            cookie_name(self.cluster),
+            session_value(self.secret, self.cluster),
+            httponly=True,
+            samesite="Strict",
+            path="/",
+            expires_days=SESSION_S / 86400,
+        )
         if in_url and self.request.method in ("GET", "HEAD"):
             # relative, because the browser's path has the proxy's /clusters/<name> in front
             rest = [(k, v) for k, v in parse_qsl(self.request.query) if k != "token"]
@@ -134,10 +144,12 @@ def install(app: Any, api_url: str, cluster: str, secret: str) -> None:
     def find_handler(request: Any, **kwargs: Any) -> Any:
         morsel = request.cookies.get(name)
         if request.path.rstrip("/").endswith(OPEN_PATHS) or valid_session(
-                morsel.value if morsel is not None else None, secret, cluster):
+            morsel.value if morsel is not None else None, secret, cluster
+        ):
             return original(request, **kwargs)
-        return app.get_handler_delegate(request, DashboardGate,
-                                        {"api_url": api_url, "cluster": cluster, "secret": secret})
+        return app.get_handler_delegate(
+            request, DashboardGate, {"api_url": api_url, "cluster": cluster, "secret": secret}
+        )
 
     app.find_handler = find_handler
 
@@ -148,8 +160,10 @@ def dask_setup(scheduler: Any) -> None:
     cluster = os.environ.get("DASK_GATEWAY_CLUSTER_NAME")
     secret = os.environ.get("DASK_GATEWAY_API_TOKEN")
     if not (api_url and cluster and secret):
-        raise RuntimeError("platform_lib.dashboard_auth runs only in a Dask-Gateway scheduler "
-                           "(DASK_GATEWAY_API_URL/_CLUSTER_NAME/_API_TOKEN not set)")
+        raise RuntimeError(
+            "platform_lib.dashboard_auth runs only in a Dask-Gateway scheduler "
+            "(DASK_GATEWAY_API_URL/_CLUSTER_NAME/_API_TOKEN not set)"
+        )
     install(scheduler.http_application, api_url, cluster, secret)
 
 

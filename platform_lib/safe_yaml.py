@@ -45,7 +45,9 @@ class YamlLimits:
 DEFAULT_LIMITS = YamlLimits()
 
 
-def check_limits(text: str | bytes, limits: YamlLimits = DEFAULT_LIMITS, *, source: str = "YAML") -> int:
+def check_limits(
+    text: str | bytes, limits: YamlLimits = DEFAULT_LIMITS, *, source: str = "YAML"
+) -> int:
     """Raise :class:`YamlLimitError` if ``text`` is over ``limits``; return its expanded node count.
 
     An aliased node counts as many nodes as its anchor expands to, so nested aliases add up the
@@ -98,16 +100,20 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 continue  # unhashable: the base constructor reports it
             if first is not key_node.start_mark:
                 raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"duplicate key {key!r} (first on line {first.line + 1})", key_node.start_mark,
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r} (first on line {first.line + 1})",
+                    key_node.start_mark,
                 )
         return super().construct_mapping(node, deep=deep)
 
 
-def safe_load(text: str | bytes, limits: YamlLimits = DEFAULT_LIMITS, *, source: str = "YAML") -> Any:
+def safe_load(
+    text: str | bytes, limits: YamlLimits = DEFAULT_LIMITS, *, source: str = "YAML"
+) -> Any:
     """``yaml.safe_load`` within ``limits`` and without duplicate keys.
 
     Raises :class:`YamlLimitError` or ``yaml.YAMLError`` (whose marks give the line).
     """
     check_limits(text, limits, source=source)
-    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=UniqueKeyLoader)

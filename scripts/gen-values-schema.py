@@ -89,13 +89,18 @@ def build() -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if the committed files are stale")
+    parser.add_argument(
+        "--check", action="store_true", help="fail if the committed files are stale"
+    )
     args = parser.parse_args(argv)
     schema_text, policy_text = build()
     targets = {OUT_SCHEMA: schema_text, OUT_POLICY: policy_text}
     if args.check:
-        stale = [str(p.relative_to(REPO)) for p, text in targets.items()
-                 if not p.exists() or p.read_text() != text]
+        stale = [
+            str(p.relative_to(REPO))
+            for p, text in targets.items()
+            if not p.exists() or p.read_text() != text
+        ]
         if stale:
             print(f"stale: {', '.join(stale)}; run scripts/gen-values-schema.py", file=sys.stderr)
             return 1

@@ -86,11 +86,36 @@ def postgres_server() -> Iterator[str]:
     if as_root:
         shutil.chown(base, "postgres")
         shutil.chown(sockdir, "postgres")
-    run([str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+    run(
+        [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+    )
     opts = f"-c listen_addresses=127.0.0.1 -c port={pgport} -c unix_socket_directories={sockdir} -c fsync=off"
-    run([str(bindir / "pg_ctl"), "-D", str(datadir), "-o", opts, "-l", str(base / "pg.log"), "-w", "start"])
+    run(
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(datadir),
+            "-o",
+            opts,
+            "-l",
+            str(base / "pg.log"),
+            "-w",
+            "start",
+        ]
+    )
     try:
-        run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(pgport), "-U", "postgres", "platform"])
+        run(
+            [
+                str(bindir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(pgport),
+                "-U",
+                "postgres",
+                "platform",
+            ]
+        )
         yield f"postgresql+psycopg://postgres@127.0.0.1:{pgport}/platform"
     finally:
         run([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop"])

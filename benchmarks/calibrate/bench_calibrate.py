@@ -50,8 +50,9 @@ def prepare(work: Path, detector: str, size: int, seed: int = 1) -> tuple[Path, 
         t = time.perf_counter()
         rs = open_reference_set(refs)
         radius = size * 0.11 / 3600 * 0.75
-        stars = star_table(270.0, 66.0, radius, max(50, size * size // 20000), (16, 24), "F158",
-                           seed=seed)
+        stars = star_table(
+            270.0, 66.0, radius, max(50, size * size // 20000), (16, 24), "F158", seed=seed
+        )
         simulate_l1(rs, l1, ra=270.0, dec=66.0, stars=stars, cosmic_rays={}, seed=seed)
         _log(f"simulated L1 {detector} {size}²: {time.perf_counter() - t:.1f} s")
     return refs, l1
@@ -63,8 +64,14 @@ def strun_args(refs: Path, l1: Path, out: Path) -> list[str]:
     from platform_lib.calibrate.references import FULL_FRAME_ONLY, STEP_REFTYPES
 
     rs = open_reference_set(refs)
-    args = ["strun", "roman_elp", str(l1), f"--output_dir={out}",
-            "--steps.source_catalog.fit_psf=False", "--steps.tweakreg.skip=True"]
+    args = [
+        "strun",
+        "roman_elp",
+        str(l1),
+        f"--output_dir={out}",
+        "--steps.source_catalog.fit_psf=False",
+        "--steps.tweakreg.skip=True",
+    ]
     skipped = set(FULL_FRAME_ONLY) if rs.subarray else set()
     for step in skipped:
         args.append(f"--steps.{step}.skip=True")
@@ -74,8 +81,7 @@ def strun_args(refs: Path, l1: Path, out: Path) -> list[str]:
         for reftype in reftypes:
             if reftype == "epsf":
                 continue
-            args.append(f"--steps.{step}.override_{reftype}="
-                        f"{rs.reference_file(reftype, 'F158')}")
+            args.append(f"--steps.{step}.override_{reftype}={rs.reference_file(reftype, 'F158')}")
     return args
 
 
@@ -92,19 +98,40 @@ def single(args: argparse.Namespace) -> int:
     for d in (out_a, out_b):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    env = dict(os.environ, STPIPE_DISABLE_CRDS_STEPPARS="true", CRDS_MODE="local",
-               CRDS_PATH=str(crds), CRDS_CONTEXT="roman_0001.pmap")
+    env = dict(
+        os.environ,
+        STPIPE_DISABLE_CRDS_STEPPARS="true",
+        CRDS_MODE="local",
+        CRDS_PATH=str(crds),
+        CRDS_CONTEXT="roman_0001.pmap",
+    )
     env.pop("CRDS_SERVER_URL", None)
     bindir = Path(sys.executable).parent
     # A removes its output first so every run calibrates (the API skips done products)
-    api = (f"sh -c 'rm -f {out_a}/*; exec {bindir}/roman-platform calibrate l2 {l1} --out {out_a} "
-           f"--refs {refs} --config {cfg} >>{work}/api.log 2>&1'")
+    api = (
+        f"sh -c 'rm -f {out_a}/*; exec {bindir}/roman-platform calibrate l2 {l1} --out {out_a} "
+        f"--refs {refs} --config {cfg} >>{work}/api.log 2>&1'"
+    )
     base = " ".join(strun_args(refs, l1, out_b)).replace("strun", str(bindir / "strun"), 1)
     base = f"sh -c 'exec {base} >>{work}/strun.log 2>&1'"
-    cmd = ["farm-bench", "-n", str(args.runs), "--warmup", "0", "--timeout", str(args.timeout),
-           "--vs", base, "--", "sh", "-c", api[len("sh -c '"):-1]]
-    _log(f"A = this API, B = strun roman_elp; {args.size}² science pixels, "
-         f"{args.runs} paired run(s)")
+    cmd = [
+        "farm-bench",
+        "-n",
+        str(args.runs),
+        "--warmup",
+        "0",
+        "--timeout",
+        str(args.timeout),
+        "--vs",
+        base,
+        "--",
+        "sh",
+        "-c",
+        api[len("sh -c '") : -1],
+    ]
+    _log(
+        f"A = this API, B = strun roman_elp; {args.size}² science pixels, {args.runs} paired run(s)"
+    )
     return subprocess.call(cmd, env=env)
 
 
@@ -138,19 +165,31 @@ def visit(args: argparse.Namespace) -> int:
     with get_client(2, memory_limit=args.worker_memory) as client:
         client.run(lambda: None)
         t_ready = time.perf_counter()
-        items = [(str(l1), str(out / refs.name), str(refs), {"pipeline": "exposure", "steps": cfg["steps"]}, None)
-                 for refs, l1 in pairs]
+        items = [
+            (
+                str(l1),
+                str(out / refs.name),
+                str(refs),
+                {"pipeline": "exposure", "steps": cfg["steps"]},
+                None,
+            )
+            for refs, l1 in pairs
+        ]
         futures = client.map(_one, items, pure=False)
         results = [f.result() for f in as_completed(futures)]
         wall = time.perf_counter() - t_ready
         peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     failed = [r for r in results if r.status != "done"]
     per_min = len(results) / wall * 60
-    _log(f"visit of {len(results)} detectors ({args.size}²) on 2 workers: {wall:.1f} s "
-         f"(cluster start {t_ready - t:.1f} s) = {per_min:.2f} exposures/min; "
-         f"{len(failed)} failed")
-    print(f"throughput ratio vs serial baseline: {serial_per * len(results) / wall:.2f}x "
-          f"(2 workers on {os.cpu_count()} cores)")
+    _log(
+        f"visit of {len(results)} detectors ({args.size}²) on 2 workers: {wall:.1f} s "
+        f"(cluster start {t_ready - t:.1f} s) = {per_min:.2f} exposures/min; "
+        f"{len(failed)} failed"
+    )
+    print(
+        f"throughput ratio vs serial baseline: {serial_per * len(results) / wall:.2f}x "
+        f"(2 workers on {os.cpu_count()} cores)"
+    )
     for w, kib in peaks.items():
         print(f"peak RSS {w}: {kib / 1024:.0f} MiB")
     del calibrate_many

@@ -47,8 +47,10 @@ def main() -> int:
     last = detector.noisy_epoch({**sim, "clean": clean}, 12)
     epochs.append(last)
     w = detector.wcs()
-    images = [CatalogImage(d, e, w, "F158", psf=sim["psf"], mjd=60000.0 + k, name=f"e{k}")
-              for k, (d, e) in enumerate(epochs)]
+    images = [
+        CatalogImage(d, e, w, "F158", psf=sim["psf"], mjd=60000.0 + k, name=f"e{k}")
+        for k, (d, e) in enumerate(epochs)
+    ]
     base_rss = _rss_mb()
 
     t0 = time.perf_counter()
@@ -86,14 +88,20 @@ def main() -> int:
     f2, o2 = check(cat_pair)
     f3, o3 = check(cat3)
     print(f"{'case':<44}{'wall s':>8}{'x base':>8}")
-    rows = [("baseline: read + Background2D of the pair", t_base), ("difference_catalog, 1 template image (pair)", t_pair),
-            ("  of which subtract (template, match, diff)", t_sub), ("  of which find_sources", t_find),
-            ("difference_catalog, 2 template images", t_three)]
+    rows = [
+        ("baseline: read + Background2D of the pair", t_base),
+        ("difference_catalog, 1 template image (pair)", t_pair),
+        ("  of which subtract (template, match, diff)", t_sub),
+        ("  of which find_sources", t_find),
+        ("difference_catalog, 2 template images", t_three),
+    ]
     for name, t in rows:
         print(f"{name:<44}{t:>8.1f}{t / t_base:>8.2f}")
     print(f"peak extra memory over the 3 loaded epochs: {peak:.0f} MB")
-    print(f"injected AB 23 point sources recovered: pair {f2}/{n_new} (other detections {o2}); "
-          f"3 epochs {f3}/{n_new} (other detections {o3})")
+    print(
+        f"injected AB 23 point sources recovered: pair {f2}/{n_new} (other detections {o2}); "
+        f"3 epochs {f3}/{n_new} (other detections {o3})"
+    )
     return 0
 
 

@@ -57,20 +57,45 @@ class Postgres:
 
     def _run(self, *args: str) -> None:
         cmd = ["runuser", "-u", "postgres", "--", *args] if self.as_root else list(args)
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        subprocess.run(
+            cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120
+        )
 
     def __enter__(self) -> str:
         if self.as_root:
             shutil.chown(self.base, "postgres")
         data = self.base / "data"
-        self._run(str(self.bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.base} "
-                "-c shared_buffers=256MB")  # fsync stays on: a fair durability comparison with files
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(self.base / "pg.log"), "-w", "start")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        )
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.base} "
+            "-c shared_buffers=256MB"
+        )  # fsync stays on: a fair durability comparison with files
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            opts,
+            "-l",
+            str(self.base / "pg.log"),
+            "-w",
+            "start",
+        )
         return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
 
     def __exit__(self, *exc) -> None:
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.base / "data"), "-m", "fast", "-w", "stop")
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.base / "data"), "-m", "fast", "-w", "stop"
+        )
         shutil.rmtree(self.base, ignore_errors=True)
 
     def size_mb(self) -> float:
@@ -91,10 +116,21 @@ def simulate(n_rows: int, n_epochs: int, seed: int = 3):
     phase = rng.uniform(0, 2 * np.pi, n_src)
     for k in range(n_epochs):
         mjd = 60000.0 + 3.0 * k
-        f = flux * np.where(variable, 10 ** (-0.4 * 0.3 * np.sin(2 * np.pi * mjd / 7.0 + phase)), 1.0)
-        t = Table({"source_id": np.arange(n_src), "ra": ra, "dec": dec,
-                   "image_id": np.full(n_src, f"img{k:04d}"), "band": np.full(n_src, "F158"),
-                   "mjd": np.full(n_src, mjd), "flux": f + rng.normal(0, 1, n_src) * sigma, "flux_err": sigma})
+        f = flux * np.where(
+            variable, 10 ** (-0.4 * 0.3 * np.sin(2 * np.pi * mjd / 7.0 + phase)), 1.0
+        )
+        t = Table(
+            {
+                "source_id": np.arange(n_src),
+                "ra": ra,
+                "dec": dec,
+                "image_id": np.full(n_src, f"img{k:04d}"),
+                "band": np.full(n_src, "F158"),
+                "mjd": np.full(n_src, mjd),
+                "flux": f + rng.normal(0, 1, n_src) * sigma,
+                "flux_err": sigma,
+            }
+        )
         yield f"img{k:04d}", t
     simulate.truth = (ra, dec, variable)
 
@@ -118,14 +154,22 @@ def bench_parquet(batches, root: Path, cones) -> dict:
     loud = store.indices(min_chi2=10.0)
     t_q = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20
-    return {"rows": rows, "write": t_write, "indices": t_idx, "cone": float(np.median(cone_t)),
-            "cone_rows": int(np.median(cone_n)), "index_query": t_q, "n_loud": len(loud), "size_mb": size}
+    return {
+        "rows": rows,
+        "write": t_write,
+        "indices": t_idx,
+        "cone": float(np.median(cone_t)),
+        "cone_rows": int(np.median(cone_n)),
+        "index_query": t_q,
+        "n_loud": len(loud),
+        "size_mb": size,
+    }
 
 
 def bench_postgres(batches, dsn: str, cones) -> dict:
+    import astropy.units as u
     import psycopg
     from astropy.coordinates import Latitude, Longitude
-    import astropy.units as u
     from astropy_healpix import HEALPix
 
     hp = HEALPix(nside=2**PG_ORDER, order="nested")
@@ -137,10 +181,19 @@ def bench_postgres(batches, dsn: str, cones) -> dict:
         conn.execute("CREATE INDEX lc_src ON lightcurves (source_id)")
         t0 = time.perf_counter()
         for _, t in batches:
-            pix = hp.lonlat_to_healpix(Longitude(np.asarray(t["ra"]) * u.deg), Latitude(np.asarray(t["dec"]) * u.deg))
+            pix = hp.lonlat_to_healpix(
+                Longitude(np.asarray(t["ra"]) * u.deg), Latitude(np.asarray(t["dec"]) * u.deg)
+            )
             with conn.transaction(), conn.cursor() as cur:
-                with cur.copy("COPY lightcurves (source_id, ra, dec, hpx, image_id, band, mjd, flux, flux_err) FROM STDIN") as cp:
-                    for r, p in zip(t.iterrows("source_id", "ra", "dec", "image_id", "band", "mjd", "flux", "flux_err"), pix):
+                with cur.copy(
+                    "COPY lightcurves (source_id, ra, dec, hpx, image_id, band, mjd, flux, flux_err) FROM STDIN"
+                ) as cp:
+                    for r, p in zip(
+                        t.iterrows(
+                            "source_id", "ra", "dec", "image_id", "band", "mjd", "flux", "flux_err"
+                        ),
+                        pix,
+                    ):
                         cp.write_row((r[0], r[1], r[2], int(p), *r[3:]))
             rows += len(t)
         t_write = time.perf_counter() - t0
@@ -158,19 +211,29 @@ def bench_postgres(batches, dsn: str, cones) -> dict:
         cone_t, cone_n = [], []
         for ra, dec in cones:
             t0 = time.perf_counter()
-            cells = hp.cone_search_lonlat(Longitude(ra * u.deg), Latitude(dec * u.deg), 60 * u.arcsec)
+            cells = hp.cone_search_lonlat(
+                Longitude(ra * u.deg), Latitude(dec * u.deg), 60 * u.arcsec
+            )
             cur = conn.execute(
                 """SELECT * FROM lightcurves WHERE hpx = ANY(%s) AND
                    degrees(acos(least(1, sin(radians(dec)) * sin(radians(%s)) +
                    cos(radians(dec)) * cos(radians(%s)) * cos(radians(ra - %s))))) * 3600 <= 60""",
-                ([int(c) for c in cells], dec, dec, ra))
+                ([int(c) for c in cells], dec, dec, ra),
+            )
             cone_n.append(len(cur.fetchall()))
             cone_t.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         n_loud = len(conn.execute("SELECT * FROM indices WHERE chi2_red > 10").fetchall())
         t_q = time.perf_counter() - t0
-    return {"rows": rows, "write": t_write, "indices": t_idx, "cone": float(np.median(cone_t)),
-            "cone_rows": int(np.median(cone_n)), "index_query": t_q, "n_loud": n_loud}
+    return {
+        "rows": rows,
+        "write": t_write,
+        "indices": t_idx,
+        "cone": float(np.median(cone_t)),
+        "cone_rows": int(np.median(cone_n)),
+        "index_query": t_q,
+        "n_loud": n_loud,
+    }
 
 
 def main() -> int:
@@ -190,13 +253,21 @@ def main() -> int:
         pg = bench_postgres(simulate(args.rows, args.epochs), dsn, cones)
         pg["size_mb"] = pg_server.size_mb()
     print(f"\n{'operation':<40}{'Parquet/HEALPix':>16}{'PostgreSQL':>12}{'ratio':>8}")
-    for key, label in (("write", f"write {pq['rows']:,} rows (s)"), ("indices", "compute variability indices (s)"),
-                       ("cone", "cone 60\" light curves, median (s)"), ("index_query", "index query chi2_red > 10 (s)"),
-                       ("size_mb", "on disk (MB)")):
+    for key, label in (
+        ("write", f"write {pq['rows']:,} rows (s)"),
+        ("indices", "compute variability indices (s)"),
+        ("cone", 'cone 60" light curves, median (s)'),
+        ("index_query", "index query chi2_red > 10 (s)"),
+        ("size_mb", "on disk (MB)"),
+    ):
         print(f"{label:<40}{pq[key]:>16.3f}{pg[key]:>12.3f}{pq[key] / pg[key]:>8.2f}")
-    print(f"rows per cone: {pq['cone_rows']} / {pg['cone_rows']}; sources with chi2_red > 10: "
-          f"{pq['n_loud']} / {pg['n_loud']} (true variables: {int(variable.sum())})")
-    print("baseline: PostgreSQL 15 (ratio = Parquet / PostgreSQL; < 1 means Parquet is faster or smaller)")
+    print(
+        f"rows per cone: {pq['cone_rows']} / {pg['cone_rows']}; sources with chi2_red > 10: "
+        f"{pq['n_loud']} / {pg['n_loud']} (true variables: {int(variable.sum())})"
+    )
+    print(
+        "baseline: PostgreSQL 15 (ratio = Parquet / PostgreSQL; < 1 means Parquet is faster or smaller)"
+    )
     return 0
 
 

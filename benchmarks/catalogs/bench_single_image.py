@@ -46,8 +46,12 @@ def _platform_pure(sim):
     return np.asarray(t["x"]), np.asarray(t["y"])
 
 
-METHODS = {"photutils_recipe": bench_static.run_photutils, "platform_lib": _platform,
-           "platform_lib_pure": _platform_pure, "sep": bench_static.run_sep}
+METHODS = {
+    "photutils_recipe": bench_static.run_photutils,
+    "platform_lib": _platform,
+    "platform_lib_pure": _platform_pure,
+    "sep": bench_static.run_sep,
+}
 
 
 def _run(fn, sim, repeat: int):
@@ -67,7 +71,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per method (best is kept)")
     ap.add_argument("--stars", type=int, default=27, help="default: 3,000 per detector, scaled")
-    ap.add_argument("--galaxies", type=int, default=106, help="default: 12,000 per detector, scaled")
+    ap.add_argument(
+        "--galaxies", type=int, default=106, help="default: 12,000 per detector, scaled"
+    )
     ap.add_argument("--seed", type=int, default=3)
     args = ap.parse_args()
     from conftest import simulate_field
@@ -91,19 +97,32 @@ def main() -> int:
         d, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([tx, ty]))
         found = d < 2.0
         dd, _ = truth_tree.query(np.column_stack([x, y]))
-        rows[name] = dict(wall=wall, peak=peak, n=len(x), purity=float(np.mean(dd < 2.0)),
-                          inv=n_inv, compl=[float(found[(mag >= lo) & (mag < hi)].mean())
-                                            for lo, hi in bins])
+        rows[name] = dict(
+            wall=wall,
+            peak=peak,
+            n=len(x),
+            purity=float(np.mean(dd < 2.0)),
+            inv=n_inv,
+            compl=[float(found[(mag >= lo) & (mag < hi)].mean()) for lo, hi in bins],
+        )
     base = rows["photutils_recipe"]
-    print(f"field: 384x384 px, {args.stars} stars + {args.galaxies} galaxies (H158), seed {args.seed}")
-    print(f"{'method':<18}{'wall s':>8}{'x':>6}{'peak MB':>9}{'x':>6}{'n':>6}{'purity':>8}"
-          f"{'n_inv':>7}{'1-inv/n':>9}   completeness " + " ".join(f"{a}-{b}" for a, b in bins))
+    print(
+        f"field: 384x384 px, {args.stars} stars + {args.galaxies} galaxies (H158), seed {args.seed}"
+    )
+    print(
+        f"{'method':<18}{'wall s':>8}{'x':>6}{'peak MB':>9}{'x':>6}{'n':>6}{'purity':>8}"
+        f"{'n_inv':>7}{'1-inv/n':>9}   completeness " + " ".join(f"{a}-{b}" for a, b in bins)
+    )
     for name, r in rows.items():
-        print(f"{name:<18}{r['wall']:>8.2f}{r['wall'] / base['wall']:>6.2f}{r['peak']:>9.0f}"
-              f"{r['peak'] / base['peak']:>6.2f}{r['n']:>6}{r['purity']:>8.3f}{r['inv']:>7}"
-              f"{1 - r['inv'] / max(r['n'], 1):>9.3f}   " + " ".join(f"{c:.2f}" for c in r["compl"]))
-    print("baseline: photutils' documented recipe (Background2D -> convolve -> SourceFinder -> "
-          "SourceCatalog), bench_static.run_photutils")
+        print(
+            f"{name:<18}{r['wall']:>8.2f}{r['wall'] / base['wall']:>6.2f}{r['peak']:>9.0f}"
+            f"{r['peak'] / base['peak']:>6.2f}{r['n']:>6}{r['purity']:>8.3f}{r['inv']:>7}"
+            f"{1 - r['inv'] / max(r['n'], 1):>9.3f}   " + " ".join(f"{c:.2f}" for c in r["compl"])
+        )
+    print(
+        "baseline: photutils' documented recipe (Background2D -> convolve -> SourceFinder -> "
+        "SourceCatalog), bench_static.run_photutils"
+    )
     return 0
 
 

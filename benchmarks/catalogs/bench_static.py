@@ -49,7 +49,9 @@ def _peak_mb() -> float:
 def run_platform(sim) -> tuple[np.ndarray, np.ndarray]:
     from platform_lib.catalogs import CatalogImage, single_band
 
-    img = CatalogImage(sim["data"], sim["err"], detector.wcs(), "F158", psf=sim["psf"], name="detector")
+    img = CatalogImage(
+        sim["data"], sim["err"], detector.wcs(), "F158", psf=sim["psf"], name="detector"
+    )
     cat = single_band(img)
     return np.asarray(cat.table["x"]), np.asarray(cat.table["y"])
 
@@ -63,25 +65,46 @@ def run_photutils(sim) -> tuple[np.ndarray, np.ndarray]:
     from platform_lib.catalogs.detection import psf_fwhm_pixels
 
     data, err = sim["data"].astype(float), sim["err"].astype(float)
-    bkg = Background2D(data, box_size=BOX, filter_size=FILTER, bkg_estimator=SExtractorBackground(),
-                       exclude_percentile=50.0)
+    bkg = Background2D(
+        data,
+        box_size=BOX,
+        filter_size=FILTER,
+        bkg_estimator=SExtractorBackground(),
+        exclude_percentile=50.0,
+    )
     sub = data - bkg.background
     fwhm = psf_fwhm_pixels(sim["psf"])
     kernel = make_2dgaussian_kernel(fwhm, size=int(2 * round(1.5 * fwhm) + 1))
     conv = convolve(sub, kernel)
-    finder = SourceFinder(n_pixels=NPIXELS, deblend=True, n_levels=NLEVELS, contrast=CONTRAST, progress_bar=False)
+    finder = SourceFinder(
+        n_pixels=NPIXELS, deblend=True, n_levels=NLEVELS, contrast=CONTRAST, progress_bar=False
+    )
     segm = finder(conv, NSIGMA * bkg.background_rms)
     cat = SourceCatalog(sub, segm, convolved_data=conv, error=err, background=bkg.background)
-    t = cat.to_table(columns=["label", "xcentroid", "ycentroid", "segment_flux", "segment_fluxerr", "kron_flux",
-                              "kron_fluxerr", "semimajor_sigma", "semiminor_sigma", "orientation", "ellipticity",
-                              "fwhm", "area", "local_background"])
+    t = cat.to_table(
+        columns=[
+            "label",
+            "xcentroid",
+            "ycentroid",
+            "segment_flux",
+            "segment_fluxerr",
+            "kron_flux",
+            "kron_fluxerr",
+            "semimajor_sigma",
+            "semiminor_sigma",
+            "orientation",
+            "ellipticity",
+            "fwhm",
+            "area",
+            "local_background",
+        ]
+    )
     cat.circular_photometry(APER_RADIUS_PIX)
     return np.asarray(t["xcentroid"]), np.asarray(t["ycentroid"])
 
 
 def run_sep(sim) -> tuple[np.ndarray, np.ndarray]:
     import sep
-
     from photutils.segmentation import make_2dgaussian_kernel
 
     from platform_lib.catalogs.detection import psf_fwhm_pixels
@@ -94,11 +117,20 @@ def run_sep(sim) -> tuple[np.ndarray, np.ndarray]:
     kernel = np.asarray(make_2dgaussian_kernel(fwhm, size=int(2 * round(1.5 * fwhm) + 1)).array)
     sep.set_extract_pixstack(5_000_000)
     sep.set_sub_object_limit(4096)
-    objs = sep.extract(sub, NSIGMA, err=bkg.rms(), minarea=NPIXELS, filter_kernel=kernel,
-                       deblend_nthresh=NLEVELS, deblend_cont=CONTRAST)
+    objs = sep.extract(
+        sub,
+        NSIGMA,
+        err=bkg.rms(),
+        minarea=NPIXELS,
+        filter_kernel=kernel,
+        deblend_nthresh=NLEVELS,
+        deblend_cont=CONTRAST,
+    )
     sep.sum_circle(sub, objs["x"], objs["y"], APER_RADIUS_PIX, err=err)
     kr, _ = sep.kron_radius(sub, objs["x"], objs["y"], objs["a"], objs["b"], objs["theta"], 6.0)
-    sep.sum_ellipse(sub, objs["x"], objs["y"], objs["a"], objs["b"], objs["theta"], 2.5 * kr, err=err, subpix=1)
+    sep.sum_ellipse(
+        sub, objs["x"], objs["y"], objs["a"], objs["b"], objs["theta"], 2.5 * kr, err=err, subpix=1
+    )
     return np.asarray(objs["x"]), np.asarray(objs["y"])
 
 
@@ -116,17 +148,28 @@ def one(method: str) -> dict:
     d, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([sim["x"], sim["y"]]))
     found = d < 2.0
     mag = sim["mag"]
-    compl = {f"{lo:.0f}-{lo + 1:.0f}": float(found[(mag >= lo) & (mag < lo + 1)].mean()) for lo in range(20, 26)}
+    compl = {
+        f"{lo:.0f}-{lo + 1:.0f}": float(found[(mag >= lo) & (mag < lo + 1)].mean())
+        for lo in range(20, 26)
+    }
     # Purity: detections within 2 px of a true source (deblended pieces of a galaxy count as
     # impure, so this is a lower bound for galaxies).
     dd, _ = cKDTree(np.column_stack([sim["x"], sim["y"]])).query(np.column_stack([x, y]))
-    return {"method": method, "wall_s": wall, "peak_extra_mb": _peak_mb() - base_rss, "n_sources": int(len(x)),
-            "purity": float(np.mean(dd < 2.0)), "completeness_by_mag": compl}
+    return {
+        "method": method,
+        "wall_s": wall,
+        "peak_extra_mb": _peak_mb() - base_rss,
+        "n_sources": int(len(x)),
+        "purity": float(np.mean(dd < 2.0)),
+        "completeness_by_mag": compl,
+    }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--method", choices=sorted(METHODS), help="run one method in this process, print JSON")
+    ap.add_argument(
+        "--method", choices=sorted(METHODS), help="run one method in this process, print JSON"
+    )
     args = ap.parse_args()
     if args.method:
         print(json.dumps(one(args.method)))
@@ -135,16 +178,24 @@ def main() -> int:
     detector.simulate(CACHE)
     results = {}
     for m in ("photutils_steps", "platform_lib", "sep"):
-        out = subprocess.run([sys.executable, __file__, "--method", m], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--method", m], capture_output=True, text=True, check=True
+        )
         results[m] = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"  {m}: {results[m]['wall_s']:.1f} s", flush=True)
     base = results["photutils_steps"]
-    print(f"\n{'method':<16}{'wall s':>8}{'x base':>8}{'peak MB':>9}{'x base':>8}{'n':>7}{'purity':>8}   completeness by mag (20..26)")
+    print(
+        f"\n{'method':<16}{'wall s':>8}{'x base':>8}{'peak MB':>9}{'x base':>8}{'n':>7}{'purity':>8}   completeness by mag (20..26)"
+    )
     for m, r in results.items():
         c = " ".join(f"{v:.2f}" for v in r["completeness_by_mag"].values())
-        print(f"{m:<16}{r['wall_s']:>8.1f}{r['wall_s'] / base['wall_s']:>8.2f}{r['peak_extra_mb']:>9.0f}"
-              f"{r['peak_extra_mb'] / base['peak_extra_mb']:>8.2f}{r['n_sources']:>7}{r['purity']:>8.3f}   {c}")
-    print("baseline: photutils step by step (Background2D -> convolve -> SourceFinder -> SourceCatalog)")
+        print(
+            f"{m:<16}{r['wall_s']:>8.1f}{r['wall_s'] / base['wall_s']:>8.2f}{r['peak_extra_mb']:>9.0f}"
+            f"{r['peak_extra_mb'] / base['peak_extra_mb']:>8.2f}{r['n_sources']:>7}{r['purity']:>8.3f}   {c}"
+        )
+    print(
+        "baseline: photutils step by step (Background2D -> convolve -> SourceFinder -> SourceCatalog)"
+    )
     return 0
 
 

@@ -43,12 +43,23 @@ def psf_objects():
 
 
 def psf_image(size: int = 63) -> np.ndarray:
-    arr = psf_objects().drawImage(nx=size, ny=size, scale=PIXEL_SCALE, method="auto").array.astype(float)
+    arr = (
+        psf_objects()
+        .drawImage(nx=size, ny=size, scale=PIXEL_SCALE, method="auto")
+        .array.astype(float)
+    )
     return arr / arr.sum()
 
 
-def simulate(path: Path, *, n_stars: int = 2500, n_gal: int = 1000, seed: int = 1, size: int = SIZE,
-             extra_epoch_flux: float | None = None) -> dict[str, np.ndarray]:
+def simulate(
+    path: Path,
+    *,
+    n_stars: int = 2500,
+    n_gal: int = 1000,
+    seed: int = 1,
+    size: int = SIZE,
+    extra_epoch_flux: float | None = None,
+) -> dict[str, np.ndarray]:
     """Draw (or read back from ``path``) the detector image and its truth."""
     if path.exists():
         with np.load(path) as f:
@@ -62,7 +73,9 @@ def simulate(path: Path, *, n_stars: int = 2500, n_gal: int = 1000, seed: int = 
     for j in range(PHASES):
         for i in range(PHASES):
             off = galsim.PositionD(i / PHASES, j / PHASES)
-            phase[i, j] = psf.drawImage(nx=STAMP, ny=STAMP, scale=PIXEL_SCALE, offset=off, method="auto").array
+            phase[i, j] = psf.drawImage(
+                nx=STAMP, ny=STAMP, scale=PIXEL_SCALE, offset=off, method="auto"
+            ).array
     image = np.zeros((size, size))
     n = n_stars + n_gal
     m = 4
@@ -85,24 +98,43 @@ def simulate(path: Path, *, n_stars: int = 2500, n_gal: int = 1000, seed: int = 
     hlr = np.clip(0.45 * 10 ** (-0.15 * (mag - 21.0)) * rng.lognormal(0, 0.25, n), 0.15, 0.9)
     gimg = galsim.ImageD(size, size, scale=PIXEL_SCALE)
     for k in tqdm(np.where(~is_star)[0], desc="galaxies", disable=not os.isatty(2)):
-        prof = galsim.Sersic(n=float(rng.choice([1.0, 2.5])), half_light_radius=float(hlr[k]), flux=float(flux[k]))
-        prof = prof.shear(q=float(rng.uniform(0.4, 1.0)), beta=float(rng.uniform(0, 180)) * galsim.degrees)
-        stamp = galsim.Convolve(prof, psf).drawImage(nx=STAMP, ny=STAMP, scale=PIXEL_SCALE,
-                                                      center=galsim.PositionD(x[k] + 1, y[k] + 1), method="auto")
+        prof = galsim.Sersic(
+            n=float(rng.choice([1.0, 2.5])), half_light_radius=float(hlr[k]), flux=float(flux[k])
+        )
+        prof = prof.shear(
+            q=float(rng.uniform(0.4, 1.0)), beta=float(rng.uniform(0, 180)) * galsim.degrees
+        )
+        stamp = galsim.Convolve(prof, psf).drawImage(
+            nx=STAMP,
+            ny=STAMP,
+            scale=PIXEL_SCALE,
+            center=galsim.PositionD(x[k] + 1, y[k] + 1),
+            method="auto",
+        )
         b = stamp.bounds & gimg.bounds
         gimg[b] += stamp[b]
     clean = image + gimg.array
     var = SKY_NOISE_UJY**2 + np.clip(clean, 0, None) / UJY_TO_ELECTRONS
     err = np.sqrt(var).astype(np.float32)
     data = (clean + rng.normal(0, 1, clean.shape) * err).astype(np.float32)
-    out = {"data": data, "err": err, "clean": clean.astype(np.float32), "x": x, "y": y, "mag": mag,
-           "is_star": is_star, "psf": psf_image()}
+    out = {
+        "data": data,
+        "err": err,
+        "clean": clean.astype(np.float32),
+        "x": x,
+        "y": y,
+        "mag": mag,
+        "is_star": is_star,
+        "psf": psf_image(),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **out)
     return out
 
 
-def noisy_epoch(sim: dict[str, np.ndarray], seed: int, add: tuple[float, float, float] | None = None) -> np.ndarray:
+def noisy_epoch(
+    sim: dict[str, np.ndarray], seed: int, add: tuple[float, float, float] | None = None
+) -> np.ndarray:
     """Another exposure of the same scene on the same grid: fresh noise (and an optional new
     point source (x, y, flux) drawn with the PSF at an integer pixel)."""
     rng = np.random.default_rng(seed)

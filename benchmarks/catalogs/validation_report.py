@@ -39,7 +39,9 @@ THRESHOLDS = {
 
 
 def _conftest():
-    spec = importlib.util.spec_from_file_location("catalog_sims", ROOT / "tests" / "catalogs" / "conftest.py")
+    spec = importlib.util.spec_from_file_location(
+        "catalog_sims", ROOT / "tests" / "catalogs" / "conftest.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up while the class is built
     spec.loader.exec_module(mod)
@@ -47,7 +49,9 @@ def _conftest():
 
 
 def _passes(op: str, value: float, limit: float) -> bool:
-    return {">=": value >= limit, "<": value < limit, "<=": value <= limit, "==": value == limit}[op]
+    return {">=": value >= limit, "<": value < limit, "<=": value <= limit, "==": value == limit}[
+        op
+    ]
 
 
 def static_section(sims, img_dir: Path) -> tuple[dict, list[str]]:
@@ -60,7 +64,10 @@ def static_section(sims, img_dir: Path) -> tuple[dict, list[str]]:
     field = sims.simulate_field()
     bands = sims.BANDS
     t0 = time.perf_counter()
-    images = [CatalogImage(field.images[b], field.errors[b], field.wcs, b, psf=field.psfs[b], name=b) for b in bands]
+    images = [
+        CatalogImage(field.images[b], field.errors[b], field.wcs, b, psf=field.psfs[b], name=b)
+        for b in bands
+    ]
     cat = multi_band(images, reference=field.reference)
     wall = time.perf_counter() - t0
     t, tr = cat.table, field.truth
@@ -88,7 +95,12 @@ def static_section(sims, img_dir: Path) -> tuple[dict, list[str]]:
     ax.plot(centers, [c for *_, c in comp_rows], "o-")
     ax.axhline(0.95, ls="--", c="gray", lw=0.8)
     ax.axvline(23, ls=":", c="gray", lw=0.8)
-    ax.set(xlabel="true H158 (AB)", ylabel="completeness", ylim=(0, 1.05), title="Completeness vs magnitude")
+    ax.set(
+        xlabel="true H158 (AB)",
+        ylabel="completeness",
+        ylim=(0, 1.05),
+        title="Completeness vs magnitude",
+    )
     fig.tight_layout()
     fig.savefig(img_dir / "catalogs-completeness.png", dpi=90)
     plt.close(fig)
@@ -114,22 +126,30 @@ def static_section(sims, img_dir: Path) -> tuple[dict, list[str]]:
         d = meas - np.asarray(tr[f"{band}_mag"])[stars]
         ax.plot(np.asarray(tr[f"{band}_mag"])[stars], d - stamp_loss[band], ".", c=c, label=band)
         db = d[bright[stars]]
-        phot_rows.append((band, int(bright.sum()), float(np.median(db)), stamp_loss[band], float(np.std(db))))
+        phot_rows.append(
+            (band, int(bright.sum()), float(np.median(db)), stamp_loss[band], float(np.std(db)))
+        )
     worst_bias = max(abs(b - s) for _, _, b, s, _ in phot_rows)
     worst_std = max(s for *_, s in phot_rows)
     m["bright-star bias minus stamp loss (mag)"] = worst_bias
     m["bright-star scatter (mag)"] = worst_std
     ax.axhline(0, c="gray", lw=0.8)
     ax.axvline(22, ls=":", c="gray", lw=0.8)
-    ax.set(xlabel="true magnitude (AB)", ylabel="measured - true - stamp loss", ylim=(-0.3, 0.3),
-           title="PSF photometry of stars (PSF-matched)")
+    ax.set(
+        xlabel="true magnitude (AB)",
+        ylabel="measured - true - stamp loss",
+        ylim=(-0.3, 0.3),
+        title="PSF photometry of stars (PSF-matched)",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(img_dir / "catalogs-photometry.png", dpi=90)
     plt.close(fig)
 
     good_stars = stars & (snr > 20)
-    m["astrometric rms, S/N>20 stars (mas)"] = float(np.sqrt(np.mean(sep[good_stars].to_value(u.mas) ** 2)))
+    m["astrometric rms, S/N>20 stars (mas)"] = float(
+        np.sqrt(np.mean(sep[good_stars].to_value(u.mas) ** 2))
+    )
     before = cat.alignment.rms_before_mas if cat.alignment else float("nan")
 
     good = found & (snr > 20)
@@ -141,7 +161,11 @@ def static_section(sims, img_dir: Path) -> tuple[dict, list[str]]:
     ax.plot(mag[found & ~is_star], conc[found & ~is_star], ".", c="C0", label="true galaxies")
     if "psf_concentration" in t.meta:
         ax.axhline(float(t.meta["psf_concentration"]), ls="--", c="gray", lw=0.8, label="PSF")
-    ax.set(xlabel="true H158 (AB)", ylabel="concentration", title="Star/galaxy: concentration vs magnitude")
+    ax.set(
+        xlabel="true H158 (AB)",
+        ylabel="concentration",
+        title="Star/galaxy: concentration vs magnitude",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(img_dir / "catalogs-stargalaxy.png", dpi=90)
@@ -159,7 +183,13 @@ def static_section(sims, img_dir: Path) -> tuple[dict, list[str]]:
     ax.plot(z, z, c="gray", lw=0.8)
     ax.plot(z, z + 0.15 * (1 + z), ":", c="gray", lw=0.8)
     ax.plot(z, z - 0.15 * (1 + z), ":", c="gray", lw=0.8)
-    ax.set(xlabel="true z", ylabel="photo-z", xlim=(0, 3), ylim=(0, 3), title="Roman-only photo-z (S/N>20)")
+    ax.set(
+        xlabel="true z",
+        ylabel="photo-z",
+        xlim=(0, 3),
+        ylim=(0, 3),
+        title="Roman-only photo-z (S/N>20)",
+    )
     fig.tight_layout()
     fig.savefig(img_dir / "catalogs-photoz.png", dpi=90)
     plt.close(fig)
@@ -168,7 +198,7 @@ def static_section(sims, img_dir: Path) -> tuple[dict, list[str]]:
         f"Simulated field: {len(tr)} sources ({int(is_star.sum())} stars), {len(bands)} bands, "
         f"{field.images[bands[0]].shape[0]}² pixels; {len(t)} detections; multi-band catalog in {wall:.0f} s.",
         "",
-        "Completeness by true H158 magnitude (match within 0.25\"):",
+        'Completeness by true H158 magnitude (match within 0.25"):',
         "",
         "| H158 | sources | completeness |",
         "|---|---|---|",
@@ -179,9 +209,12 @@ def static_section(sims, img_dir: Path) -> tuple[dict, list[str]]:
         "",
         "| band | stars | median Δmag | stamp loss | scatter (mag) |",
         "|---|---|---|---|---|",
-        *[f"| {b} | {n} | {bias:+.4f} | {sl:+.4f} | {sd:.4f} |" for b, n, bias, sl, sd in phot_rows],
+        *[
+            f"| {b} | {n} | {bias:+.4f} | {sl:+.4f} | {sd:.4f} |"
+            for b, n, bias, sl, sd in phot_rows
+        ],
         "",
-        f"Astrometry: the image WCS carried a {np.hypot(*sims.POINTING_ERROR_ARCSEC):.2f}\" pointing error; "
+        f'Astrometry: the image WCS carried a {np.hypot(*sims.POINTING_ERROR_ARCSEC):.2f}" pointing error; '
         f"rms against the Gaia-like reference before alignment {before:.0f} mas, after "
         f"{float(t.meta['astrometry']['rms_after_mas']):.1f} mas; S/N>20 stars against truth "
         f"{m['astrometric rms, S/N>20 stars (mas)']:.1f} mas.",
@@ -195,15 +228,17 @@ def static_section(sims, img_dir: Path) -> tuple[dict, list[str]]:
 
 def variability_section(sims, img_dir: Path) -> tuple[dict, list[str]]:
     import matplotlib.pyplot as plt
+    from astropy.table import vstack
 
     from platform_lib.catalogs import CatalogImage
     from platform_lib.catalogs.diffim import difference_catalog
     from platform_lib.catalogs.variability import forced_photometry, variability_indices
-    from astropy.table import vstack
 
     ep = sims.simulate_epochs()
-    imgs = [CatalogImage(d, e, ep.wcs, "F158", psf=ep.psf, mjd=mj, name=f"epoch{k}")
-            for k, (d, e, mj) in enumerate(zip(ep.images, ep.errors, ep.mjds))]
+    imgs = [
+        CatalogImage(d, e, ep.wcs, "F158", psf=ep.psf, mjd=mj, name=f"epoch{k}")
+        for k, (d, e, mj) in enumerate(zip(ep.images, ep.errors, ep.mjds))
+    ]
     # The same forced photometry and indices build_lightcurves runs per image (no Dask needed here).
     rows = vstack([forced_photometry(ep.sources, im, im.name) for im in imgs])
     idx = variability_indices(rows)
@@ -211,14 +246,21 @@ def variability_section(sims, img_dir: Path) -> tuple[dict, list[str]]:
     var = np.asarray(ep.sources["variable"])
     chi2 = np.asarray(idx["chi2_red"])
     flagged = chi2 > 10
-    m = {"variable recovery (chi2_red>10)": float(flagged[var].mean()),
-         "variability false-positive rate": float(flagged[~var].mean())}
+    m = {
+        "variable recovery (chi2_red>10)": float(flagged[var].mean()),
+        "variability false-positive rate": float(flagged[~var].mean()),
+    }
     fig, ax = plt.subplots(figsize=(5, 3.2))
     bins = np.logspace(-1, 4, 26)
     ax.hist(chi2[~var], bins=bins, alpha=0.7, label=f"constant ({int((~var).sum())})")
     ax.hist(chi2[var], bins=bins, alpha=0.7, label=f"variable, 0.3 mag ({int(var.sum())})")
     ax.axvline(10, ls="--", c="gray", lw=0.8)
-    ax.set(xscale="log", xlabel="reduced chi-square", ylabel="sources", title="Variability index distributions")
+    ax.set(
+        xscale="log",
+        xlabel="reduced chi-square",
+        ylabel="sources",
+        title="Variability index distributions",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(img_dir / "catalogs-variability.png", dpi=90)
@@ -266,7 +308,9 @@ def variability_section(sims, img_dir: Path) -> tuple[dict, list[str]]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=str(ROOT / "docs"), help="docs folder (default: the repository's docs/)")
+    ap.add_argument(
+        "--out", default=str(ROOT / "docs"), help="docs folder (default: the repository's docs/)"
+    )
     args = ap.parse_args()
     import matplotlib
 
@@ -283,7 +327,9 @@ def main() -> int:
     table = ["| metric | measured | threshold | pass |", "|---|---|---|---|"]
     for name, (op, limit) in THRESHOLDS.items():
         v = metrics[name]
-        table.append(f"| {name} | {v:.3f} | {op} {limit} | {'yes' if _passes(op, v, limit) else '**NO**'} |")
+        table.append(
+            f"| {name} | {v:.3f} | {op} {limit} | {'yes' if _passes(op, v, limit) else '**NO**'} |"
+        )
     doc = [
         "# Catalogs: validation report",
         "",

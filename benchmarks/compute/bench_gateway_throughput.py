@@ -92,8 +92,18 @@ def _stage(env: dict[str, str], n: int, size: int, folder: Path) -> list[dict]:
     products = []
     for i in tqdm(range(n), desc="simulating products", disable=not sys.stderr.isatty()):
         det = f"WFI{1 + i % 18:02d}"
-        _, l2 = make_exposure(det, "F158", 270.0 + 0.001 * (i // 18), 66.0, t0 + i * u.minute,
-                              program=7, visit=1 + i // 18, exposure=1, size=size, seed=i + 1)
+        _, l2 = make_exposure(
+            det,
+            "F158",
+            270.0 + 0.001 * (i // 18),
+            66.0,
+            t0 + i * u.minute,
+            program=7,
+            visit=1 + i // 18,
+            exposure=1,
+            size=size,
+            seed=i + 1,
+        )
         local = folder / f"r00007{1 + i // 18:03d}0001_{det.lower()}_f158_cal.asdf"
         l2.save(local)
         rel = store.put_file(local, f"bench/L2/{local.name}")
@@ -102,8 +112,9 @@ def _stage(env: dict[str, str], n: int, size: int, folder: Path) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--products", type=int, default=16, help="products in the job (default 16)")
     ap.add_argument("--size", type=int, default=256, help="pixels per side of each product (256)")
     ap.add_argument("--workers", type=int, default=2, help="gateway workers (default 2)")
@@ -113,8 +124,10 @@ def main() -> None:
 
     from hub_config.local.seaweedfs import SeaweedFS
 
-    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp, \
-            SeaweedFS(Path(tmp) / "s3", buckets=("roman",)) as s3:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp,
+        SeaweedFS(Path(tmp) / "s3", buckets=("roman",)) as s3,
+    ):
         env = s3.client_env()
         os.environ.update(env)
         products = _stage(env, args.products, args.size, Path(tmp))
@@ -129,13 +142,19 @@ def main() -> None:
         cfg = Path(tmp) / "gateway_config.py"
         cfg.write_text(GATEWAY_CONFIG.format(state=tmp, bin=BIN, env=env, **ports))
         log = (Path(tmp) / "gateway.log").open("w")
-        proc = subprocess.Popen([str(BIN / "dask-gateway-server"), "-f", str(cfg)], stdout=log,
-                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)},
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [str(BIN / "dask-gateway-server"), "-f", str(cfg)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            start_new_session=True,
+        )
         try:
-            gw = Gateway(address=f"http://127.0.0.1:{ports['http']}",
-                         proxy_address=f"gateway://127.0.0.1:{ports['tcp']}",
-                         auth=BasicAuth("bench", "bench"))
+            gw = Gateway(
+                address=f"http://127.0.0.1:{ports['http']}",
+                proxy_address=f"gateway://127.0.0.1:{ports['tcp']}",
+                auth=BasicAuth("bench", "bench"),
+            )
             deadline = time.monotonic() + 60
             while True:
                 try:
@@ -166,15 +185,20 @@ def main() -> None:
     assert [r["sources"] for r in remote] == [r["sources"] for r in local]  # same job, same answer
     total = sum(r["bytes"] for r in remote)
     figures = {
-        "products": args.products, "size_px": args.size, "workers": args.workers,
+        "products": args.products,
+        "size_px": args.size,
+        "workers": args.workers,
         "mib_per_product": round(total / len(remote) / 2**20, 2),
-        "in_process_s": round(t_local, 2), "gateway_s": round(t_gateway, 2),
+        "in_process_s": round(t_local, 2),
+        "gateway_s": round(t_gateway, 2),
         "ratio_in_process_over_gateway": round(t_local / t_gateway, 2),
         "gateway_cluster_start_s": round(t_start, 2),
         "products_per_s_in_process": round(args.products / t_local, 2),
         "products_per_s_gateway": round(args.products / t_gateway, 2),
         "worker_s3_mib_per_s_over_job": round(total / t_gateway / 2**20, 1),
-        "worker_s3_mib_per_s_while_reading": round(total / sum(r["read_s"] for r in remote) / 2**20, 1),
+        "worker_s3_mib_per_s_while_reading": round(
+            total / sum(r["read_s"] for r in remote) / 2**20, 1
+        ),
         "cpus": os.cpu_count(),
     }
     print(json.dumps(figures, indent=1))

@@ -63,8 +63,9 @@ def run(env_extra: dict[str, str], *args: str) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
         fh.write(WORKLOAD)
     try:
-        proc = subprocess.run([sys.executable, fh.name, *args], capture_output=True, text=True,
-                              env=env, timeout=1800)
+        proc = subprocess.run(
+            [sys.executable, fh.name, *args], capture_output=True, text=True, env=env, timeout=1800
+        )
     finally:
         os.unlink(fh.name)
     if proc.returncode != 0:
@@ -83,19 +84,33 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.repeat):
         plain.append(run({}, str(args.cutout))["serial_cpu_s"])
         trimmed.append(run({"MALLOC_TRIM_THRESHOLD_": "65536"}, str(args.cutout))["serial_cpu_s"])
-        print(f"run {i + 1}: CPU {plain[-1]:.1f} s plain, {trimmed[-1]:.1f} s with "
-              "MALLOC_TRIM_THRESHOLD_=65536", flush=True)
+        print(
+            f"run {i + 1}: CPU {plain[-1]:.1f} s plain, {trimmed[-1]:.1f} s with "
+            "MALLOC_TRIM_THRESHOLD_=65536",
+            flush=True,
+        )
     ratio = statistics.median(trimmed) / statistics.median(plain)
-    print(f"serial pointing CPU time, median of {args.repeat}: {statistics.median(plain):.1f} s "
-          f"plain vs {statistics.median(trimmed):.1f} s with distributed's worker setting "
-          f"-> {ratio:.2f}x", flush=True)
+    print(
+        f"serial pointing CPU time, median of {args.repeat}: {statistics.median(plain):.1f} s "
+        f"plain vs {statistics.median(trimmed):.1f} s with distributed's worker setting "
+        f"-> {ratio:.2f}x",
+        flush=True,
+    )
     t0 = time.perf_counter()
     par = run({}, str(args.cutout), str(args.workers))
-    print(f"pointing on a {args.workers}-worker get_client() cluster: {par['dask_wall_s']:.1f} s vs "
-          f"{par['serial_wall_s']:.1f} s serial -> {par['serial_wall_s'] / par['dask_wall_s']:.2f}x "
-          f"({time.perf_counter() - t0:.0f} s with start-up)", flush=True)
-    figures = {"serial_cpu_plain_s": plain, "serial_cpu_trim_s": trimmed, "trim_ratio": ratio,
-               "parallel": par, "speedup": par["serial_wall_s"] / par["dask_wall_s"]}
+    print(
+        f"pointing on a {args.workers}-worker get_client() cluster: {par['dask_wall_s']:.1f} s vs "
+        f"{par['serial_wall_s']:.1f} s serial -> {par['serial_wall_s'] / par['dask_wall_s']:.2f}x "
+        f"({time.perf_counter() - t0:.0f} s with start-up)",
+        flush=True,
+    )
+    figures = {
+        "serial_cpu_plain_s": plain,
+        "serial_cpu_trim_s": trimmed,
+        "trim_ratio": ratio,
+        "parallel": par,
+        "speedup": par["serial_wall_s"] / par["dask_wall_s"],
+    }
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(figures, fh, indent=2)

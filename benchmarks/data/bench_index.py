@@ -28,8 +28,9 @@ def make_products(folder: Path, n_distinct: int, size: int) -> list[Path]:
 
     out = []
     for i in range(n_distinct):
-        _, l2 = make_exposure(f"WFI{i % 18 + 1:02d}", "F158", 270.0, 66.0,
-                              Time("2027-03-01") , size=size, seed=i)
+        _, l2 = make_exposure(
+            f"WFI{i % 18 + 1:02d}", "F158", 270.0, 66.0, Time("2027-03-01"), size=size, seed=i
+        )
         path = folder / f"src{i}_cal.asdf"
         l2.save(path)
         out.append(path)
@@ -50,7 +51,9 @@ def full_read(store, paths) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--files", type=int, default=200)
     p.add_argument("--size", type=int, default=1024, help="cutout size of the products (pixels)")
     p.add_argument("--workers", type=int, default=2, help="Dask workers for the index")
@@ -67,16 +70,25 @@ def main() -> None:
         (tmp / "src").mkdir()
         sources = make_products(tmp / "src", 4, args.size)
         size_mb = sources[0].stat().st_size / 1e6
-        with SeaweedFS(tmp / "weed", buckets=("bench",)) as weed, get_client(n_workers=args.workers) as client:
+        with (
+            SeaweedFS(tmp / "weed", buckets=("bench",)) as weed,
+            get_client(n_workers=args.workers) as client,
+        ):
             opts = weed.storage_options()
             stores = {
                 "local folder": get_store(tmp / "local"),
-                "SeaweedFS S3": get_store("s3://bench/x", endpoint=weed.endpoint_url,
-                                          key=opts["key"], secret=opts["secret"]),
+                "SeaweedFS S3": get_store(
+                    "s3://bench/x",
+                    endpoint=weed.endpoint_url,
+                    key=opts["key"],
+                    secret=opts["secret"],
+                ),
             }
             (tmp / "local").mkdir()
-            print(f"{args.files} products of {size_mb:.1f} MB ({args.size}^2 L2 cutouts), "
-                  f"{args.workers} Dask workers")
+            print(
+                f"{args.files} products of {size_mb:.1f} MB ({args.size}^2 L2 cutouts), "
+                f"{args.workers} Dask workers"
+            )
             # warm-up: the workers import roman_datamodels, gwcs and mocpy once (as on a
             # running cluster); not timed
             warm = get_store(tmp / "warm")
@@ -96,11 +108,15 @@ def main() -> None:
                 base = full_read(store, rels[: args.baseline_files])
                 index_rate = report.read / report.seconds
                 full_rate = args.baseline_files / base
-                print(f"{name:13s}: index {index_rate:7.1f} files/s ({report.seconds:.1f} s, "
-                      f"incl. listing and writing the Parquet); re-index with nothing new "
-                      f"{again.seconds:.2f} s")
-                print(f"{'':13s}  baseline full read {full_rate:7.1f} files/s (one process); "
-                      f"RATIO index/full-read {index_rate / full_rate:.1f}x")
+                print(
+                    f"{name:13s}: index {index_rate:7.1f} files/s ({report.seconds:.1f} s, "
+                    f"incl. listing and writing the Parquet); re-index with nothing new "
+                    f"{again.seconds:.2f} s"
+                )
+                print(
+                    f"{'':13s}  baseline full read {full_rate:7.1f} files/s (one process); "
+                    f"RATIO index/full-read {index_rate / full_rate:.1f}x"
+                )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ import numpy as np
 
 DET = 0.125  # deg: a 4088-pixel detector at 0.11"/pixel
 #: detector centre offsets (deg) in the focal plane: 6 columns x 3 rows (a WFI-like layout)
-LAYOUT = np.array([[(c - 2.5) * 0.135, (r - 1) * 0.135 + 0.02 * abs(c - 2.5)]
-                   for r in range(3) for c in range(6)])
+LAYOUT = np.array(
+    [[(c - 2.5) * 0.135, (r - 1) * 0.135 + 0.02 * abs(c - 2.5)] for r in range(3) for c in range(6)]
+)
 BANDS = np.array(["F062", "F087", "F106", "F129", "F158", "F184", "F213", "F146"])
 DEPTH = 40
 
@@ -74,18 +75,26 @@ def synthetic_chunks(n: int, chunk: int = 250_000, seed: int = 1):
         cra = ra[:, :, None] + cx / np.cos(np.radians(cdec))
         corners = np.stack([cra, cdec], axis=-1).reshape(-1, 4, 2)
         m = min(len(corners), n - done)
-        yield (ra.reshape(-1)[:m], dec.reshape(-1)[:m], corners[:m],
-               np.repeat(band, 18)[:m], np.tile(np.arange(1, 19), k)[:m], np.repeat(mjd, 18)[:m],
-               done)
+        yield (
+            ra.reshape(-1)[:m],
+            dec.reshape(-1)[:m],
+            corners[:m],
+            np.repeat(band, 18)[:m],
+            np.tile(np.arange(1, 19), k)[:m],
+            np.repeat(mjd, 18)[:m],
+            done,
+        )
         done += m
 
 
 def _copy_rows(conn, chunk) -> int:
     ra, dec, corners, band, det, mjd, offset = chunk
-    cols = ("obs_publisher_did, obs_id, obs_collection, dataproduct_type, calib_level, access_url, "
-            "access_format, s_ra, s_dec, s_fov, s_region, t_min, t_max, t_exptime, em_min, em_max, "
-            "facility_name, instrument_name, roman_level, optical_element, detector, product_path, "
-            "visibility")
+    cols = (
+        "obs_publisher_did, obs_id, obs_collection, dataproduct_type, calib_level, access_url, "
+        "access_format, s_ra, s_dec, s_fov, s_region, t_min, t_max, t_exptime, em_min, em_max, "
+        "facility_name, instrument_name, roman_level, optical_element, detector, product_path, "
+        "visibility"
+    )
     from platform_lib.data.obscore import BANDPASS_UM
 
     with conn.cursor().copy(f"COPY roman.products ({cols}) FROM STDIN") as copy:
@@ -94,11 +103,33 @@ def _copy_rows(conn, chunk) -> int:
             path = f"synthetic/L2/p{j:08d}_wfi{det[i]:02d}_{band[i].lower()}_cal.asdf"
             lo, hi = BANDPASS_UM[band[i]]
             poly = "{" + ",".join(f"({a % 360:.7f}d,{b:.7f}d)" for a, b in corners[i]) + "}"
-            copy.write_row((f"ivo://roman.platform/products?{path}", f"p{j:08d}", "ROMAN",
-                            "image", 2, f"s3://roman/{path}", "application/x-asdf",
-                            float(ra[i]) % 360, float(dec[i]), 0.177, poly, float(mjd[i]),
-                            float(mjd[i]) + 139.8 / 86400, 139.8, lo * 1e-6, hi * 1e-6, "Roman",
-                            "WFI", "L2", band[i], f"WFI{det[i]:02d}", path, "public"))
+            copy.write_row(
+                (
+                    f"ivo://roman.platform/products?{path}",
+                    f"p{j:08d}",
+                    "ROMAN",
+                    "image",
+                    2,
+                    f"s3://roman/{path}",
+                    "application/x-asdf",
+                    float(ra[i]) % 360,
+                    float(dec[i]),
+                    0.177,
+                    poly,
+                    float(mjd[i]),
+                    float(mjd[i]) + 139.8 / 86400,
+                    139.8,
+                    lo * 1e-6,
+                    hi * 1e-6,
+                    "Roman",
+                    "WFI",
+                    "L2",
+                    band[i],
+                    f"WFI{det[i]:02d}",
+                    path,
+                    "public",
+                )
+            )
     return len(ra)
 
 
@@ -157,13 +188,21 @@ def _generate(conn, n: int, first: int = 1, footprint: bool = True) -> int:
         sql = sql[:a] + "  NULL,\n" + sql[b:]
     step = 50_000
     for a in range(first, first + n_point, step):
-        conn.execute(sql, {"h": DET / 2, "side": footprint_side(n), "first": a,
-                           "last": min(a + step - 1, first + n_point - 1)})
+        conn.execute(
+            sql,
+            {
+                "h": DET / 2,
+                "side": footprint_side(n),
+                "first": a,
+                "last": min(a + step - 1, first + n_point - 1),
+            },
+        )
     return n_point * 18
 
 
-def bench_tap(tap, n: int, queries: int, http_queries: int, gist: bool,
-              footprint: bool = True) -> dict:
+def bench_tap(
+    tap, n: int, queries: int, http_queries: int, gist: bool, footprint: bool = True
+) -> dict:
     """Load n rows, index them, time cones as the TAP query role (under row-level security)."""
     import pyvo
 
@@ -172,9 +211,11 @@ def bench_tap(tap, n: int, queries: int, http_queries: int, gist: bool,
         conn.execute("CREATE EXTENSION IF NOT EXISTS q3c")
         # as for pgSphere in the service (hub_config/local/tap.py): under row-level security
         # only LEAKPROOF conditions reach the index
-        conn.execute("DO $$ DECLARE f regprocedure; BEGIN FOR f IN SELECT oid::regprocedure "
-                     "FROM pg_proc WHERE proname LIKE 'q3c%' LOOP "
-                     "EXECUTE format('ALTER FUNCTION %s LEAKPROOF', f); END LOOP; END $$")
+        conn.execute(
+            "DO $$ DECLARE f regprocedure; BEGIN FOR f IN SELECT oid::regprocedure "
+            "FROM pg_proc WHERE proname LIKE 'q3c%' LOOP "
+            "EXECUTE format('ALTER FUNCTION %s LEAKPROOF', f); END LOOP; END $$"
+        )
         conn.execute("DROP INDEX IF EXISTS roman.products_s_region")
         conn.execute("DROP INDEX IF EXISTS roman.products_q3c")
         conn.execute("TRUNCATE roman.products")
@@ -201,15 +242,23 @@ def bench_tap(tap, n: int, queries: int, http_queries: int, gist: bool,
         # q3c: products whose centre is within r + half a detector diagonal, then the exact
         # footprint overlap; gist: the footprint overlap on the GiST index (what ADQL
         # INTERSECTS becomes in DaCHS)
-        exact = (" AND s_region && scircle(spoint(radians(%(ra)s), radians(%(dec)s)), "
-                 "radians(%(r)s))") if footprint else ""
-        queries_sql = {"q3c": ("SELECT obs_publisher_did, access_url, t_min FROM roman.products "
-                               "WHERE q3c_radial_query(s_ra, s_dec, %(ra)s, %(dec)s, %(rm)s)"
-                               + exact)}
+        exact = (
+            (" AND s_region && scircle(spoint(radians(%(ra)s), radians(%(dec)s)), radians(%(r)s))")
+            if footprint
+            else ""
+        )
+        queries_sql = {
+            "q3c": (
+                "SELECT obs_publisher_did, access_url, t_min FROM roman.products "
+                "WHERE q3c_radial_query(s_ra, s_dec, %(ra)s, %(dec)s, %(rm)s)" + exact
+            )
+        }
         if gist:
-            queries_sql["gist"] = ("SELECT obs_publisher_did, access_url, t_min FROM roman.products"
-                                   " WHERE s_region && scircle(spoint(radians(%(ra)s), "
-                                   "radians(%(dec)s)), radians(%(r)s))")
+            queries_sql["gist"] = (
+                "SELECT obs_publisher_did, access_url, t_min FROM roman.products"
+                " WHERE s_region && scircle(spoint(radians(%(ra)s), "
+                "radians(%(dec)s)), radians(%(r)s))"
+            )
         for name, sql in queries_sql.items():
             args = [{"ra": ra, "dec": dec, "r": r, "rm": r + DET * 0.75} for ra, dec, r in cones]
             conn.execute(sql, args[0]).fetchall()
@@ -228,13 +277,18 @@ def bench_tap(tap, n: int, queries: int, http_queries: int, gist: bool,
     n_upd = 0
     for ra, dec, corners, _band, _det, _mjd, _ in synthetic_chunks(100, seed=99):
         for k in range(len(ra)):
-            row = {c: None for c in OBSCORE_COLUMNS}
-            row.update(obs_publisher_did=f"ivo://roman.platform/products?upd/{n}/{k}",
-                       obs_id=f"u{k}", calib_level=4, access_url="s3://roman/upd",
-                       roman_level="L5", visibility="public", s_ra=float(ra[k]) % 360,
-                       s_dec=float(dec[k]),
-                       s_region="{" + ",".join(f"({a % 360:.7f}d,{b:.7f}d)" for a, b in corners[k])
-                       + "}")
+            row = dict.fromkeys(OBSCORE_COLUMNS)
+            row.update(
+                obs_publisher_did=f"ivo://roman.platform/products?upd/{n}/{k}",
+                obs_id=f"u{k}",
+                calib_level=4,
+                access_url="s3://roman/upd",
+                roman_level="L5",
+                visibility="public",
+                s_ra=float(ra[k]) % 360,
+                s_dec=float(dec[k]),
+                s_region="{" + ",".join(f"({a % 360:.7f}d,{b:.7f}d)" for a, b in corners[k]) + "}",
+            )
             tap.add_product(row)
             n_upd += 1
     out["publish_s"] = n_upd / (time.perf_counter() - t)
@@ -242,8 +296,10 @@ def bench_tap(tap, n: int, queries: int, http_queries: int, gist: bool,
     if gist and http_queries:
         svc = pyvo.dal.TAPService(tap.url)
         for ra, dec, r in cones[:http_queries]:
-            q = (f"SELECT obs_publisher_did, access_url, t_min FROM ivoa.obscore WHERE "
-                 f"1 = INTERSECTS(s_region, CIRCLE('ICRS', {ra}, {dec}, {r}))")
+            q = (
+                f"SELECT obs_publisher_did, access_url, t_min FROM ivoa.obscore WHERE "
+                f"1 = INTERSECTS(s_region, CIRCLE('ICRS', {ra}, {dec}, {r}))"
+            )
             t = time.perf_counter()
             svc.search(q, maxrec=100000)
             http.append((time.perf_counter() - t) * 1000)
@@ -264,13 +320,24 @@ def bench_embedded(n: int, queries: int) -> dict:
     t = time.perf_counter()
     for ra, dec, corners, band, det, mjd, off in synthetic_chunks(n):
         for i in tqdm(range(len(ra)), desc=f"embedded cells {off}", mininterval=5):
-            rows.append({"path": f"synthetic/L2/p{off + i:08d}_cal.asdf", "size": 1,
-                         "version": "1", "level": "L2", "product_type": "wfi_image",
-                         "detector": f"WFI{det[i]:02d}", "optical_element": str(band[i]),
-                         "start_mjd": float(mjd[i]), "exposure_time": 139.8,
-                         "ra_center": float(ra[i]), "dec_center": float(dec[i]),
-                         "s_region": to_s_region(corners[i]),
-                         "cells": polygon_cells(corners[i], ORDER).tolist(), "shape": [4088, 4088]})
+            rows.append(
+                {
+                    "path": f"synthetic/L2/p{off + i:08d}_cal.asdf",
+                    "size": 1,
+                    "version": "1",
+                    "level": "L2",
+                    "product_type": "wfi_image",
+                    "detector": f"WFI{det[i]:02d}",
+                    "optical_element": str(band[i]),
+                    "start_mjd": float(mjd[i]),
+                    "exposure_time": 139.8,
+                    "ra_center": float(ra[i]),
+                    "dec_center": float(dec[i]),
+                    "s_region": to_s_region(corners[i]),
+                    "cells": polygon_cells(corners[i], ORDER).tolist(),
+                    "shape": [4088, 4088],
+                }
+            )
     t_cells = time.perf_counter() - t
     table = rows_to_table(rows)
     del rows
@@ -294,21 +361,36 @@ def bench_embedded(n: int, queries: int) -> dict:
         t_update = time.perf_counter() - t
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"n": n, "cells_s": t_cells, "load_s": t_load, "cone": _pct(lat),
-            "hits": statistics.median(hits), "update_1000_s": t_update}
+    return {
+        "n": n,
+        "cells_s": t_cells,
+        "load_s": t_load,
+        "cone": _pct(lat),
+        "hits": statistics.median(hits),
+        "update_1000_s": t_update,
+    }
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     p.add_argument("--embedded", type=int, nargs="*", default=[100_000])
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--http-queries", type=int, default=30)
-    p.add_argument("--gist-max", type=int, default=1_000_000,
-                   help="largest size that also gets the GiST footprint index (slow to build)")
-    p.add_argument("--footprint-max", type=int, default=1_000_000,
-                   help="larger sizes are generated without footprints (centre index only)")
+    p.add_argument(
+        "--gist-max",
+        type=int,
+        default=1_000_000,
+        help="largest size that also gets the GiST footprint index (slow to build)",
+    )
+    p.add_argument(
+        "--footprint-max",
+        type=int,
+        default=1_000_000,
+        help="larger sizes are generated without footprints (centre index only)",
+    )
     args = p.parse_args()
 
     from hub_config.local.tap import TapService
@@ -319,25 +401,40 @@ def main() -> None:
         with TapService(base / "tap") as tap:
             for n in args.sizes:
                 fp = n <= args.footprint_max
-                r = bench_tap(tap, n, args.queries, args.http_queries,
-                              gist=fp and n <= args.gist_max, footprint=fp)
+                r = bench_tap(
+                    tap,
+                    n,
+                    args.queries,
+                    args.http_queries,
+                    gist=fp and n <= args.gist_max,
+                    footprint=fp,
+                )
                 label = "q3c+footprint" if fp else "q3c centre (r + 0.75 detector, no exact test)"
-                line = (f"TAP n={r['n']:>10,}  {label} p50 {r['q3c'][0]:.1f} ms p95 "
-                        f"{r['q3c'][1]:.1f} ms ({r['q3c_hits']:.0f} hits)")
+                line = (
+                    f"TAP n={r['n']:>10,}  {label} p50 {r['q3c'][0]:.1f} ms p95 "
+                    f"{r['q3c'][1]:.1f} ms ({r['q3c_hits']:.0f} hits)"
+                )
                 if "gist" in r:
-                    line += (f"  GiST p50 {r['gist'][0]:.1f} ms p95 {r['gist'][1]:.1f} ms"
-                             f"  TAP/HTTP (pyvo) p50 {r['http'][0]:.0f} ms p95 {r['http'][1]:.0f} ms"
-                             f"  GiST build {r['gist_s']:.0f} s")
-                line += (f"  generate {r['generate_s']:.0f} s  q3c build {r['q3c_s']:.0f} s  "
-                         f"COPY {r['copy_rows_s']:,.0f} rows/s  publish {r['publish_s']:.0f}/s")
+                    line += (
+                        f"  GiST p50 {r['gist'][0]:.1f} ms p95 {r['gist'][1]:.1f} ms"
+                        f"  TAP/HTTP (pyvo) p50 {r['http'][0]:.0f} ms p95 {r['http'][1]:.0f} ms"
+                        f"  GiST build {r['gist_s']:.0f} s"
+                    )
+                line += (
+                    f"  generate {r['generate_s']:.0f} s  q3c build {r['q3c_s']:.0f} s  "
+                    f"COPY {r['copy_rows_s']:,.0f} rows/s  publish {r['publish_s']:.0f}/s"
+                )
                 print(line, flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     for n in args.embedded:
         r = bench_embedded(n, args.queries)
-        print(f"embedded n={n:>9,}  cone p50 {r['cone'][0]:.1f} ms p95 {r['cone'][1]:.1f} ms "
-              f"(median {r['hits']:.0f} hits)  load {r['load_s']:.1f} s  cells {r['cells_s']:.0f} s"
-              f"  update (+1000 rows, rewrite) {r['update_1000_s']:.1f} s", flush=True)
+        print(
+            f"embedded n={n:>9,}  cone p50 {r['cone'][0]:.1f} ms p95 {r['cone'][1]:.1f} ms "
+            f"(median {r['hits']:.0f} hits)  load {r['load_s']:.1f} s  cells {r['cells_s']:.0f} s"
+            f"  update (+1000 rows, rewrite) {r['update_1000_s']:.1f} s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,9 @@ def read_all(product, store) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--size", type=int, default=4088)
     args = p.parse_args()
@@ -72,22 +74,30 @@ def main() -> None:
         local = get_store(tmp / "local")
         with SeaweedFS(tmp / "weed", buckets=("bench",)) as weed:
             opts = weed.storage_options()
-            s3 = get_store("s3://bench/x", endpoint=weed.endpoint_url, key=opts["key"], secret=opts["secret"])
+            s3 = get_store(
+                "s3://bench/x", endpoint=weed.endpoint_url, key=opts["key"], secret=opts["secret"]
+            )
             s3.put_file(src, "full_cal.asdf")
             results = {"local disk": [], "SeaweedFS S3": []}
             for _ in range(args.trials):  # alternate, so drift hits both alike
                 results["local disk"].append(read_all("full_cal.asdf", local))
                 results["SeaweedFS S3"].append(read_all("full_cal.asdf", s3))
-        print(f"full L2 product: {args.size}^2, {mb:.0f} MB on disk, {len(ARRAYS)} arrays; "
-              f"median of {args.trials} trials")
+        print(
+            f"full L2 product: {args.size}^2, {mb:.0f} MB on disk, {len(ARRAYS)} arrays; "
+            f"median of {args.trials} trials"
+        )
         rate = {}
         for name, runs in results.items():
             t_open = statistics.median(r[0] for r in runs)
             t_all = statistics.median(r[1] for r in runs)
             rate[name] = runs[0][2] / 1e6 / t_all
-            print(f"{name:13s}: open (metadata) {t_open * 1e3:6.0f} ms; read all arrays "
-                  f"{t_all:5.2f} s = {rate[name]:6.0f} MB/s (decoded)")
-        print(f"RATIO SeaweedFS / local disk throughput: {rate['SeaweedFS S3'] / rate['local disk']:.2f}")
+            print(
+                f"{name:13s}: open (metadata) {t_open * 1e3:6.0f} ms; read all arrays "
+                f"{t_all:5.2f} s = {rate[name]:6.0f} MB/s (decoded)"
+            )
+        print(
+            f"RATIO SeaweedFS / local disk throughput: {rate['SeaweedFS S3'] / rate['local disk']:.2f}"
+        )
 
 
 if __name__ == "__main__":

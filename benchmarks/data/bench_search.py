@@ -43,21 +43,36 @@ def synthetic_index(n: int, seed: int = 1):
         c, s = np.cos(roll[i]), np.sin(roll[i])
         xy = corners @ np.array([[c, s], [-s, c]])
         verts = np.stack([ra[i] + xy[:, 0] / np.cos(np.radians(dec[i])), dec[i] + xy[:, 1]], axis=1)
-        rows.append({
-            "path": f"synthetic/L2/p{i:07d}_cal.asdf", "size": 1, "version": "1", "level": "L2",
-            "product_type": "wfi_image", "program": 1, "visit": i // 18, "exposure": 1,
-            "detector": f"WFI{rng.integers(1, 19):02d}", "optical_element": str(oes[i % 8]),
-            "start_mjd": 61000 + rng.uniform(0, 1000), "exposure_time": 139.8,
-            "ra_center": ra[i], "dec_center": dec[i], "s_region": to_s_region(verts),
-            "cells": polygon_cells(verts, ORDER).tolist(), "shape": [4088, 4088],
-        })
+        rows.append(
+            {
+                "path": f"synthetic/L2/p{i:07d}_cal.asdf",
+                "size": 1,
+                "version": "1",
+                "level": "L2",
+                "product_type": "wfi_image",
+                "program": 1,
+                "visit": i // 18,
+                "exposure": 1,
+                "detector": f"WFI{rng.integers(1, 19):02d}",
+                "optical_element": str(oes[i % 8]),
+                "start_mjd": 61000 + rng.uniform(0, 1000),
+                "exposure_time": 139.8,
+                "ra_center": ra[i],
+                "dec_center": dec[i],
+                "s_region": to_s_region(verts),
+                "cells": polygon_cells(verts, ORDER).tolist(),
+                "shape": [4088, 4088],
+            }
+        )
     table = rows_to_table(rows)
     assert table.column_names == COLUMNS
     return table, (ra0, dec0)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--products", type=int, default=100_000)
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--scan-queries", type=int, default=5, help="brute-force queries (slow)")
@@ -72,8 +87,10 @@ def main() -> None:
     idx = ProductIndex(table)
     t_load = time.perf_counter() - t
     rng = np.random.default_rng(7)
-    cones = [(ra0 + rng.uniform(-9, 9), dec0 + rng.uniform(-9, 9), rng.uniform(0.01, 0.2))
-             for _ in range(args.queries)]
+    cones = [
+        (ra0 + rng.uniform(-9, 9), dec0 + rng.uniform(-9, 9), rng.uniform(0.01, 0.2))
+        for _ in range(args.queries)
+    ]
     idx.query(cone=cones[0])  # warm-up (mocpy import)
     lat, hits = [], []
     for c in cones:
@@ -91,10 +108,14 @@ def main() -> None:
     print(f"products indexed                : {args.products}")
     print(f"synthetic index build           : {t_build:.1f} s (footprint cells with mocpy)")
     print(f"index load (ProductIndex)       : {t_load:.2f} s")
-    print(f"cone search, HEALPix prefilter  : median {med * 1e3:.2f} ms, p95 "
-          f"{np.percentile(lat, 95) * 1e3:.2f} ms over {len(lat)} cones "
-          f"(radius 0.6-12 arcmin; median {int(np.median(hits))} hits)")
-    print(f"baseline: brute-force scan      : median {med_scan * 1e3:.0f} ms over {len(scan)} cones")
+    print(
+        f"cone search, HEALPix prefilter  : median {med * 1e3:.2f} ms, p95 "
+        f"{np.percentile(lat, 95) * 1e3:.2f} ms over {len(lat)} cones "
+        f"(radius 0.6-12 arcmin; median {int(np.median(hits))} hits)"
+    )
+    print(
+        f"baseline: brute-force scan      : median {med_scan * 1e3:.0f} ms over {len(scan)} cones"
+    )
     print(f"RATIO scan / indexed            : {med_scan / med:.0f}x faster (same rows returned)")
 
 

@@ -32,8 +32,9 @@ import psutil
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("platform_test_helpers",
-                                               REPO / "tests" / "platform" / "conftest.py")
+_spec = importlib.util.spec_from_file_location(
+    "platform_test_helpers", REPO / "tests" / "platform" / "conftest.py"
+)
 helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)  # type: ignore[union-attr]
 
@@ -83,9 +84,11 @@ class Watcher(threading.Thread):
         for name, s in self.samples.items():
             if s:
                 cpu = [c for c, _ in s]
-                out[name] = {"cpu_mean_pct": round(statistics.mean(cpu), 1),
-                             "cpu_max_pct": round(max(cpu), 1),
-                             "rss_max_mib": round(max(m for _, m in s), 1)}
+                out[name] = {
+                    "cpu_mean_pct": round(statistics.mean(cpu), 1),
+                    "cpu_max_pct": round(max(cpu), 1),
+                    "rss_max_mib": round(max(m for _, m in s), 1),
+                }
         return out
 
 
@@ -109,8 +112,9 @@ def one_user(hub: str, user: str, deadline: float) -> dict:
             time.sleep(float(r.headers.get("Retry-After", "2")))
         if r.status_code not in (201, 202):
             raise RuntimeError(f"spawn: HTTP {r.status_code} {r.text[:200]}")
-        model = helpers.wait_for_server(hub, user, token, ready=True,
-                                        timeout=max(5.0, deadline - time.monotonic()))
+        model = helpers.wait_for_server(
+            hub, user, token, ready=True, timeout=max(5.0, deadline - time.monotonic())
+        )
         rec["spawn_s"] = time.monotonic() - t
         url = f"{hub}{model['servers']['']['url']}"
         t = time.monotonic()
@@ -120,7 +124,7 @@ def one_user(hub: str, user: str, deadline: float) -> dict:
         rec["kernel_s"] = time.monotonic() - t
         requests.delete(f"{hub}/hub/api/users/{user}/server", headers=headers, timeout=120)
         helpers.wait_for_server(hub, user, token, ready=False, timeout=120)
-    except Exception as exc:  # noqa: BLE001 - every failure is a counted error
+    except Exception as exc:
         rec["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
     return rec
 
@@ -133,8 +137,9 @@ def main() -> int:
     users = [f"load{i:02d}" for i in range(1, max(args.steps) + 1)]
     work = Path(tempfile.mkdtemp(prefix="roman-load-"))
     (work / "w").mkdir()
-    config = helpers.platform_config(demo={"users": users, "admin_users": ["admin"],
-                                           "password": helpers.DEMO_PASSWORD})
+    config = helpers.platform_config(
+        demo={"users": users, "admin_users": ["admin"], "password": helpers.DEMO_PASSWORD}
+    )
     platform = helpers.RunningPlatform(work / "w", work / "state", config).start()
     print(f"platform up in {platform.startup_seconds:.1f} s at {platform.url}", flush=True)
     results = []
@@ -146,12 +151,14 @@ def main() -> int:
             t0 = time.monotonic()
             deadline = t0 + args.round_timeout
             with ThreadPoolExecutor(n) as pool:
-                recs = list(pool.map(lambda u: one_user(platform.url, u, deadline), users[:n]))
+                recs = list(pool.map(one_user, [platform.url] * n, users[:n], [deadline] * n))
             watcher.stop_event.set()
             watcher.join(5)
             errors = [r["error"] for r in recs if "error" in r]
             row = {
-                "users": n, "wall_s": round(time.monotonic() - t0, 1), "errors": len(errors),
+                "users": n,
+                "wall_s": round(time.monotonic() - t0, 1),
+                "errors": len(errors),
                 "retries_429": sum(r["retries_429"] for r in recs),
                 "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
                 "cores": os.cpu_count(),

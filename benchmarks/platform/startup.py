@@ -35,8 +35,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("platform_test_helpers",
-                                               REPO / "tests" / "platform" / "conftest.py")
+_spec = importlib.util.spec_from_file_location(
+    "platform_test_helpers", REPO / "tests" / "platform" / "conftest.py"
+)
 helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)  # type: ignore[union-attr]
 
@@ -96,12 +97,24 @@ def bare_hub(workdir: Path) -> float:
     env = dict(os.environ, PATH=f"{REPO / '.local' / 'bin'}{os.pathsep}{os.environ['PATH']}")
     t = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub", "--ip=127.0.0.1", f"--port={http}",
-         f"--JupyterHub.hub_port={hub}", f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{api}",
-         "--JupyterHub.authenticator_class=dummy", f"--JupyterHub.db_url=sqlite:///{workdir}/h.db",
-         f"--JupyterHub.cookie_secret_file={workdir}/cookie"],
-        cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "jupyterhub",
+            "--ip=127.0.0.1",
+            f"--port={http}",
+            f"--JupyterHub.hub_port={hub}",
+            f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{api}",
+            "--JupyterHub.authenticator_class=dummy",
+            f"--JupyterHub.db_url=sqlite:///{workdir}/h.db",
+            f"--JupyterHub.cookie_secret_file={workdir}/cookie",
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_200(f"http://127.0.0.1:{http}/hub/api/", proc)
         return time.monotonic() - t
@@ -114,9 +127,22 @@ def bare_server(workdir: Path) -> float:
     port = _free_port()
     t = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", f"--port={port}", "--ip=127.0.0.1",
-         "--no-browser", "--allow-root", "--IdentityProvider.token=", f"--ServerApp.root_dir={workdir}"],
-        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            "--no-browser",
+            "--allow-root",
+            "--IdentityProvider.token=",
+            f"--ServerApp.root_dir={workdir}",
+        ],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_200(f"http://127.0.0.1:{port}/api", proc)
         return time.monotonic() - t
@@ -138,8 +164,11 @@ def one_round(base: Path, i: int) -> dict[str, float]:
         helpers.hub_login(session, cold.url, "alice")
         token = helpers.api_token(session, cold.url, "alice")
         t = time.monotonic()
-        requests.post(f"{cold.url}/hub/api/users/alice/server",
-                      headers={"Authorization": f"token {token}"}, timeout=60).raise_for_status()
+        requests.post(
+            f"{cold.url}/hub/api/users/alice/server",
+            headers={"Authorization": f"token {token}"},
+            timeout=60,
+        ).raise_for_status()
         model = helpers.wait_for_server(cold.url, "alice", token, ready=True)
         figures["spawn"] = time.monotonic() - t
         figures["bare_server"] = bare_server(Path(tempfile.mkdtemp(dir=base)))
@@ -166,8 +195,7 @@ def main() -> int:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
-    print(f"rounds: {len(rounds)}, cores: {os.cpu_count()}, "
-          f"load average: {os.getloadavg()[0]:.1f}")
+    print(f"rounds: {len(rounds)}, cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
     rows = [
         ("cold start (up -> hub ready)", "cold_start", "bare hub", "bare_hub"),
         ("warm start (existing state)", "warm_start", "bare hub", "bare_hub"),
@@ -175,8 +203,10 @@ def main() -> int:
         ("gateway cluster + 2 workers", "gateway_cluster", "LocalCluster(2)", "local_cluster"),
     ]
     for label, a, blabel, b in rows:
-        print(f"{label:32s} {med[a]:6.2f} s   baseline {blabel:20s} {med[b]:6.2f} s   "
-              f"ratio {med[a] / med[b]:5.2f}")
+        print(
+            f"{label:32s} {med[a]:6.2f} s   baseline {blabel:20s} {med[b]:6.2f} s   "
+            f"ratio {med[a] / med[b]:5.2f}"
+        )
     return 0
 
 

@@ -73,23 +73,52 @@ def full_detector(tmp: Path, nobj: int) -> dict:
     cat_path = tmp / "catalog.ecsv"
     # romanisim's reader wants only its own columns
     cat["ra", "dec", "type", "n", "half_light_radius", "pa", "ba", "F158"].write(
-        cat_path, format="ascii.ecsv")
+        cat_path, format="ascii.ecsv"
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO))
     base_wall, base_mem = _run_measured(
-        [str(Path(PY).parent / "romanisim-make-image"), "--catalog", str(cat_path),
-         "--bandpass", "F158", "--level", "1", "--sca", "7", "--radec", "270", "66",
-         "--rng_seed", "1", "--ma_table_number", "4", str(tmp / "romanisim_l1.asdf")], env)
-    print(f"romanisim-make-image L1 full detector: {base_wall:.1f} s, peak {base_mem:.0f} MB",
-          flush=True)
+        [
+            str(Path(PY).parent / "romanisim-make-image"),
+            "--catalog",
+            str(cat_path),
+            "--bandpass",
+            "F158",
+            "--level",
+            "1",
+            "--sca",
+            "7",
+            "--radec",
+            "270",
+            "66",
+            "--rng_seed",
+            "1",
+            "--ma_table_number",
+            "4",
+            str(tmp / "romanisim_l1.asdf"),
+        ],
+        env,
+    )
+    print(
+        f"romanisim-make-image L1 full detector: {base_wall:.1f} s, peak {base_mem:.0f} MB",
+        flush=True,
+    )
     script = tmp / "ours.py"
     script.write_text(OUR_L1)
-    our_wall, our_mem = _run_measured([PY, str(script), str(cat_path), str(tmp / "ours"), "fast"],
-                                      env)
-    print(f"platform_lib.simulate L1 full detector: {our_wall:.1f} s, peak {our_mem:.0f} MB",
-          flush=True)
-    return {"romanisim_make_image_s": base_wall, "romanisim_make_image_peak_MB": base_mem,
-            "platform_s": our_wall, "platform_peak_MB": our_mem,
-            "speedup": base_wall / our_wall, "memory_ratio": our_mem / base_mem}
+    our_wall, our_mem = _run_measured(
+        [PY, str(script), str(cat_path), str(tmp / "ours"), "fast"], env
+    )
+    print(
+        f"platform_lib.simulate L1 full detector: {our_wall:.1f} s, peak {our_mem:.0f} MB",
+        flush=True,
+    )
+    return {
+        "romanisim_make_image_s": base_wall,
+        "romanisim_make_image_peak_MB": base_mem,
+        "platform_s": our_wall,
+        "platform_peak_MB": our_mem,
+        "speedup": base_wall / our_wall,
+        "memory_ratio": our_mem / base_mem,
+    }
 
 
 def apportioning(side: int) -> dict:
@@ -111,21 +140,33 @@ def apportioning(side: int) -> dict:
     t0 = time.perf_counter()
     ours, _ = apportion_counts_to_resultants(counts, tij, seed=1)
     t_our = time.perf_counter() - t0
-    print(f"apportioning {side}x{side}, MA table 4: romanisim {t_ref:.1f} s, ours {t_our:.1f} s "
-          f"-> {t_ref / t_our:.2f}x", flush=True)
+    print(
+        f"apportioning {side}x{side}, MA table 4: romanisim {t_ref:.1f} s, ours {t_our:.1f} s "
+        f"-> {t_ref / t_our:.2f}x",
+        flush=True,
+    )
     return {"side": side, "romanisim_s": t_ref, "platform_s": t_our, "speedup": t_ref / t_our}
 
 
 def pointing(tmp: Path, cutout: int, workers: int) -> dict:
     from platform_lib.compute import get_client
-    from platform_lib.simulate import (Footprint, InstrumentEffects, galaxy_field, plan_survey,
-                                       run_survey)
+    from platform_lib.simulate import (
+        Footprint,
+        InstrumentEffects,
+        galaxy_field,
+        plan_survey,
+        run_survey,
+    )
 
     cat = galaxy_field((270.0, 66.0), 0.5, n=2000, elements=["F158"], seed=3)
     _warm_worker()
     plan = plan_survey((270.0, 66.0), optical_elements=["F158"])
-    kw = dict(level=1, footprint=Footprint.cutout(cutout), effects=InstrumentEffects(),
-              show_progress=False)
+    kw = dict(
+        level=1,
+        footprint=Footprint.cutout(cutout),
+        effects=InstrumentEffects(),
+        show_progress=False,
+    )
     t0 = time.perf_counter()
     run_survey(cat, plan, str(tmp / "serial"), serial=True, **kw)
     t_serial = time.perf_counter() - t0
@@ -138,13 +179,21 @@ def pointing(tmp: Path, cutout: int, workers: int) -> dict:
         t0 = time.perf_counter()
         run_survey(cat, plan, str(tmp / "dask"), client=client, **kw)
         t_dask = time.perf_counter() - t0
-    print(f"18-detector pointing ({cutout}px cutouts, L1): serial {t_serial:.1f} s, "
-          f"{workers}-worker local cluster {t_dask:.1f} s (+{t_warm:.1f} s worker warm-up) "
-          f"-> {t_serial / t_dask:.2f}x ({t_serial / (t_dask + t_warm):.2f}x with warm-up)",
-          flush=True)
-    return {"cutout": cutout, "workers": workers, "serial_s": t_serial, "dask_s": t_dask,
-            "worker_warmup_s": t_warm, "speedup": t_serial / t_dask,
-            "speedup_with_warmup": t_serial / (t_dask + t_warm)}
+    print(
+        f"18-detector pointing ({cutout}px cutouts, L1): serial {t_serial:.1f} s, "
+        f"{workers}-worker local cluster {t_dask:.1f} s (+{t_warm:.1f} s worker warm-up) "
+        f"-> {t_serial / t_dask:.2f}x ({t_serial / (t_dask + t_warm):.2f}x with warm-up)",
+        flush=True,
+    )
+    return {
+        "cutout": cutout,
+        "workers": workers,
+        "serial_s": t_serial,
+        "dask_s": t_dask,
+        "worker_warmup_s": t_warm,
+        "speedup": t_serial / t_dask,
+        "speedup_with_warmup": t_serial / (t_dask + t_warm),
+    }
 
 
 def _warm_worker() -> bool:
@@ -160,8 +209,12 @@ def _warm_worker() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("full", "apportion", "pointing"), action="append",
-                        help="run only these parts (repeatable; default: all)")
+    parser.add_argument(
+        "--only",
+        choices=("full", "apportion", "pointing"),
+        action="append",
+        help="run only these parts (repeatable; default: all)",
+    )
     parser.add_argument("--nobj", type=int, default=200)
     parser.add_argument("--apportion-side", type=int, default=4088)
     parser.add_argument("--cutout", type=int, default=512, help="per-detector cutout (pointing)")

@@ -29,14 +29,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", type=Path, default=None,
-                   help="platform.yaml to use (default: ./platform.yaml if present)")
-    p.add_argument("--state-dir", type=Path, default=None,
-                   help="state folder (overrides state_dir in the config; default ./.state)")
-    p.add_argument("--ready-timeout", type=float, default=120.0,
-                   help="seconds each component may take to become ready (default 120)")
-    p.add_argument("--exit-after", type=float, default=None, metavar="SECONDS",
-                   help="stop by itself after SECONDS once ready (benchmarks, smoke checks)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="platform.yaml to use (default: ./platform.yaml if present)",
+    )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="state folder (overrides state_dir in the config; default ./.state)",
+    )
+    p.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=120.0,
+        help="seconds each component may take to become ready (default 120)",
+    )
+    p.add_argument(
+        "--exit-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop by itself after SECONDS once ready (benchmarks, smoke checks)",
+    )
     p.set_defaults(func=handle_up)
 
 
@@ -44,12 +61,17 @@ def _login_lines(s: object, logins: str) -> list[str]:
     """Demo logins: the OIDC provider's accounts (issue 4), else the demo authenticator's."""
     oidc = getattr(s, "oidc", None)
     if not oidc:
-        return [f"  demo logins : {logins} (admins: {', '.join(s.demo.admin_users) or 'none'})",
-                f"  password    : {s.demo.password}"]
+        return [
+            f"  demo logins : {logins} (admins: {', '.join(s.demo.admin_users) or 'none'})",
+            f"  password    : {s.demo.password}",
+        ]
     from hub_config.oidc_dev.local import demo_logins
 
     lines = [f"  sign in     : MyST (development OIDC provider at {oidc['issuer']})"]
-    lines += [f"    {name:<14} {password:<20} {what}" for name, password, what in demo_logins(oidc["users_file"])]
+    lines += [
+        f"    {name:<14} {password:<20} {what}"
+        for name, password, what in demo_logins(oidc["users_file"])
+    ]
     return lines
 
 
@@ -57,12 +79,17 @@ def _accounts_lines() -> list[str]:
     """Say plainly that users share one OS account (docs/threat-model.md, issue 20)."""
     import getpass
 
-    why = ("not running as root" if os.geteuid() != 0 else
-           "per-user system accounts are not implemented yet")
-    return [f"  accounts    : SINGLE-ACCOUNT MODE ({why}): every user's server and Dask cluster "
-            f"run as OS user '{getpass.getuser()}';",
-            "                users' S3 data are separated (own keys), their home folders and "
-            "kernels are NOT - for development and demonstration only"]
+    why = (
+        "not running as root"
+        if os.geteuid() != 0
+        else "per-user system accounts are not implemented yet"
+    )
+    return [
+        f"  accounts    : SINGLE-ACCOUNT MODE ({why}): every user's server and Dask cluster "
+        f"run as OS user '{getpass.getuser()}';",
+        "                users' S3 data are separated (own keys), their home folders and "
+        "kernels are NOT - for development and demonstration only",
+    ]
 
 
 def _banner(supervisor: object) -> None:
@@ -106,7 +133,8 @@ def handle_up(args: argparse.Namespace) -> int:
         print(f"roman-platform up: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=config.log_level, format="[%(asctime)s %(name)s %(levelname)s] %(message)s",
+        level=config.log_level,
+        format="[%(asctime)s %(name)s %(levelname)s] %(message)s",
         datefmt="%H:%M:%S",
     )
     source = str(args.config) if args.config else DEFAULT_CONFIG_NAME

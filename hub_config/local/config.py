@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 #: Looked up in the current folder when no ``--config`` is given (absent is fine).
 DEFAULT_CONFIG_NAME = "platform.yaml"
 
-Port = Annotated[int, Field(ge=0, le=65535, description="TCP port on 127.0.0.1; 0 picks a free one")]
+Port = Annotated[
+    int, Field(ge=0, le=65535, description="TCP port on 127.0.0.1; 0 picks a free one")
+]
 Username = Annotated[str, Field(pattern=r"^[a-z][a-z0-9._-]{0,31}$")]
 
 
@@ -63,8 +65,9 @@ class SingleUserConfig(_Strict):
     default_url: str = "/lab"
     start_timeout: int = Field(120, ge=5, le=3600, description="Seconds a spawn may take")
     # 120 s: p95 55 s measured with 4 spawns at once on 2 loaded cores (docs/capacity.md)
-    http_timeout: int = Field(120, ge=5, le=3600,
-                              description="Seconds a started server may take to answer")
+    http_timeout: int = Field(
+        120, ge=5, le=3600, description="Seconds a started server may take to answer"
+    )
     environment: dict[str, str] = Field(
         default_factory=dict, description="Extra environment variables for every user server"
     )
@@ -86,8 +89,9 @@ class DataConfig(_Strict):
         True, description="make the sample survey in the platform's own store on first start"
     )
     tap: bool = Field(
-        False, description="run the TAP/ObsCore service (GAVO DaCHS; needs python3-gavo and "
-        "postgresql-15-pgsphere) and publish the store's index to it; sets ROMAN_TAP_URL"
+        False,
+        description="run the TAP/ObsCore service (GAVO DaCHS; needs python3-gavo and "
+        "postgresql-15-pgsphere) and publish the store's index to it; sets ROMAN_TAP_URL",
     )
 
 

@@ -25,26 +25,27 @@ def _install() -> None:
     run_sync = taprunner.runSyncTAPJob
     note_pid = taprunner._noteWorkerPID
 
-    def runSyncTAPJob(jobId, queryMeta=None):  # noqa: N802, N803 - DaCHS's names
+    def runSyncTAPJob(jobId, queryMeta=None):
         user = password = None
         if queryMeta is not None:
             user, password = queryMeta.get("user"), queryMeta.get("password")
         name, teams = "", ""
         if user and password and creds.hasCredentials(user, password, None):
             name = user
-            teams = ",".join(sorted(g for g in creds.getGroupsForUser(user, password)
-                                    if g != user))
+            teams = ",".join(sorted(g for g in creds.getGroupsForUser(user, password) if g != user))
         _viewer.name, _viewer.teams = name, teams
         try:
             return run_sync(jobId, queryMeta)
         finally:
             _viewer.name = _viewer.teams = ""
 
-    def noteWorkerPID(conn):  # noqa: N802
+    def noteWorkerPID(conn):
         cursor = conn.cursor()
-        cursor.execute("SELECT set_config('roman.viewer', %(v)s, false),"
-                       " set_config('roman.teams', %(t)s, false)",
-                       {"v": getattr(_viewer, "name", ""), "t": getattr(_viewer, "teams", "")})
+        cursor.execute(
+            "SELECT set_config('roman.viewer', %(v)s, false),"
+            " set_config('roman.teams', %(t)s, false)",
+            {"v": getattr(_viewer, "name", ""), "t": getattr(_viewer, "teams", "")},
+        )
         cursor.close()
         return note_pid(conn)
 

@@ -45,7 +45,7 @@ class DemoAuthenticator(Authenticator):
         if len(self.demo_password) < 8:
             raise ValueError("DemoAuthenticator.demo_password must be at least 8 characters")
 
-    async def authenticate(self, handler, data):  # noqa: ANN001, ANN201 (JupyterHub API)
+    async def authenticate(self, handler, data):
         username = self.normalize_username(str(data.get("username", "")))
         password = str(data.get("password", ""))
         if not hmac.compare_digest(password.encode(), self.demo_password.encode()):

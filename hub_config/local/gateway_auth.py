@@ -15,7 +15,7 @@ from dask_gateway_server.auth import JupyterHubAuthenticator, unauthorized
 class HubTokenAuthenticator(JupyterHubAuthenticator):
     """JupyterHubAuthenticator that reports an invalid hub token as 401, not 500."""
 
-    async def authenticate(self, request):  # noqa: ANN001, ANN201 (dask-gateway API)
+    async def authenticate(self, request):
         try:
             return await super().authenticate(request)
         except web.HTTPInternalServerError as exc:

@@ -14,11 +14,11 @@ import os
 from dask_gateway_server.backends.local import UnsafeLocalBackend
 
 
-def _s3_settings():  # noqa: ANN202
+def _s3_settings():
     if not os.environ.get("ROMAN_PLATFORM_SETTINGS"):
         return None
-    from hub_config.local.s3_identities import S3Settings  # noqa: PLC0415
-    from hub_config.local.settings import load_settings  # noqa: PLC0415
+    from hub_config.local.s3_identities import S3Settings
+    from hub_config.local.settings import load_settings
 
     return S3Settings.from_settings(load_settings())
 
@@ -28,25 +28,28 @@ class LoopbackUnsafeLocalBackend(UnsafeLocalBackend):
 
     default_host = "127.0.0.1"
 
-    async def start_cluster(self, user, cluster_options):  # noqa: ANN001, ANN201
+    async def start_cluster(self, user, cluster_options):
         # The owner's own scoped S3 identity (as their server gets), refreshed for their teams.
         s3 = _s3_settings()
         if s3 is not None:
-            from hub_config.local.s3_identities import ensure_identity  # noqa: PLC0415
+            from hub_config.local.s3_identities import ensure_identity
 
             await asyncio.to_thread(ensure_identity, s3, user.name, sorted(user.groups or ()))
         return await super().start_cluster(user, cluster_options)
 
-    def get_env(self, cluster):  # noqa: ANN001, ANN201
+    def get_env(self, cluster):
         """Schedulers and workers hold the owner's S3 key, never the platform's."""
         env = super().get_env(cluster)
         s3 = _s3_settings()
         if s3 is not None:
-            from hub_config.local.s3_identities import user_store_env  # noqa: PLC0415
+            from hub_config.local.s3_identities import user_store_env
 
             env.update(user_store_env(s3, cluster.username))
         return env
 
-    def get_worker_command(self, cluster, worker_name, scheduler_address=None):  # noqa: ANN001, ANN201
-        return [*super().get_worker_command(cluster, worker_name, scheduler_address),
-                "--host", self.default_host]
+    def get_worker_command(self, cluster, worker_name, scheduler_address=None):
+        return [
+            *super().get_worker_command(cluster, worker_name, scheduler_address),
+            "--host",
+            self.default_host,
+        ]

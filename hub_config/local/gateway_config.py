@@ -39,7 +39,14 @@ c.UnsafeLocalBackend.clusters_directory = gw.clusters_dir
 c.UnsafeLocalBackend.stop_clusters_on_shutdown = True  # Ctrl-C leaves no scheduler behind
 # Only the software environment is inherited from the gateway's own process; the data settings
 # and credentials come from the user's data environment below, never from the gateway's.
-c.UnsafeLocalBackend.inherited_environment = ["PATH", "PYTHONPATH", "VIRTUAL_ENV", "LANG", "LC_ALL", "HOME"]
+c.UnsafeLocalBackend.inherited_environment = [
+    "PATH",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "LANG",
+    "LC_ALL",
+    "HOME",
+]
 # A crashed scheduler or worker is noticed within 5 s (default 30 s; 95 s measured after a
 # gateway crash), so the per-user cluster limit stops counting it promptly. A check is one
 # kill(pid, 0) per process: negligible on one machine.

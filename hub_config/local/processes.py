@@ -74,7 +74,7 @@ class Component(Protocol):
 def http_ok(url: str, timeout: float = 2.0) -> bool:
     """True when ``url`` answers with a status below 500 (a ready check, not a health verdict)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback only)
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.status < 500
     except urllib.error.HTTPError as exc:
         return exc.code < 500
@@ -88,7 +88,7 @@ def http_ready(url: str) -> Callable[[], bool]:
 
     def check() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback only)
+            with urllib.request.urlopen(url, timeout=2) as resp:
                 return resp.status == 200
         except (urllib.error.URLError, OSError):
             return False
@@ -105,8 +105,9 @@ def tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text[-lines:])
 
 
-def terminate_tree(root: psutil.Process | None, descendants: list[psutil.Process],
-                   pgid: int | None, timeout: float) -> None:
+def terminate_tree(
+    root: psutil.Process | None, descendants: list[psutil.Process], pgid: int | None, timeout: float
+) -> None:
     """Graceful stop of ``root`` (SIGTERM to its group, up to ``timeout``), then the rest.
 
     Whatever the graceful shutdown left behind (descendants in other sessions, or everything
@@ -189,7 +190,9 @@ class ManagedProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._log = os.fdopen(fd, "ab")  # closed in stop()
-        self._log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} start {self.name}\n".encode())
+        self._log.write(
+            f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} start {self.name}\n".encode()
+        )
         self._log.flush()
         try:
             self.proc = subprocess.Popen(

@@ -39,8 +39,14 @@ class _State:
 class Restarter:
     """Watches started components; call :meth:`check` from the supervisor's loop."""
 
-    def __init__(self, *, ready_timeout: float, first_delay: float = 1.0, max_delay: float = 60.0,
-                 stable_after: float = 120.0) -> None:
+    def __init__(
+        self,
+        *,
+        ready_timeout: float,
+        first_delay: float = 1.0,
+        max_delay: float = 60.0,
+        stable_after: float = 120.0,
+    ) -> None:
         self.ready_timeout = ready_timeout
         self.first_delay = first_delay
         self.max_delay = max_delay
@@ -63,8 +69,13 @@ class Restarter:
                 continue
             if state.down_since is None:
                 code = getattr(getattr(c, "proc", None), "returncode", None)
-                log.error("%s exited unexpectedly (code %s); restarting in %.0f s; running user "
-                          "servers and clusters are kept", c.name, code, state.delay)
+                log.error(
+                    "%s exited unexpectedly (code %s); restarting in %.0f s; running user "
+                    "servers and clusters are kept",
+                    c.name,
+                    code,
+                    state.delay,
+                )
                 self._clean_up(c)
                 state.down_since, state.next_try, state.up_since = now, now + state.delay, None
             if now >= state.next_try:
@@ -74,7 +85,7 @@ class Restarter:
         reap = getattr(c, "reap_crashed", None)
         try:
             reap() if reap else c.stop()
-        except Exception:  # noqa: BLE001 - a failed clean-up must not stop the watching
+        except Exception:
             log.exception("cleaning up after %s failed", c.name)
 
     def _try_start(self, c: Component, state: _State) -> None:
@@ -85,16 +96,24 @@ class Restarter:
         except ComponentError as exc:
             state.delay = min(state.delay * 2, self.max_delay)
             state.next_try = time.monotonic() + state.delay
-            log.error("%s did not come back (%s); next attempt in %.0f s", c.name,
-                      str(exc).splitlines()[0], state.delay)
+            log.error(
+                "%s did not come back (%s); next attempt in %.0f s",
+                c.name,
+                str(exc).splitlines()[0],
+                state.delay,
+            )
             self._clean_up(c)
             return
         refresh = getattr(c, "refresh", None)
         if refresh:
             refresh()
         state.restarts += 1
-        log.warning("%s restarted (ready in %.1f s, %.1f s after it went down)", c.name,
-                    time.monotonic() - t0, time.monotonic() - (state.down_since or t0))
+        log.warning(
+            "%s restarted (ready in %.1f s, %.1f s after it went down)",
+            c.name,
+            time.monotonic() - t0,
+            time.monotonic() - (state.down_since or t0),
+        )
         state.down_since, state.up_since = None, time.monotonic()
         state.delay = min(state.delay * 2, self.max_delay)
 
@@ -151,8 +170,9 @@ class OrphanReaper:
         self.components = components
         self.active = become_subreaper()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True,
-                                        name="orphan-reaper")
+        self._thread = threading.Thread(
+            target=self._run, args=(every,), daemon=True, name="orphan-reaper"
+        )
         if self.active:
             self._thread.start()
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub_config.local.spawner import user_folder_name
-from hub_config.policy import TEAM_GROUP_PREFIX, TEAM_ADMIN_SUFFIX
+from hub_config.policy import TEAM_ADMIN_SUFFIX, TEAM_GROUP_PREFIX
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,20 @@ class S3Settings:
 def user_keys(s3: S3Settings, username: str) -> tuple[str, str]:
     """(access key, secret key) of ``username``: stable, unguessable without the seed."""
     mac = hmac.new(s3.key_seed.encode(), f"user:{username}".encode(), hashlib.sha256).hexdigest()
-    secret = hmac.new(s3.key_seed.encode(), f"secret:{username}".encode(), hashlib.sha256).hexdigest()
+    secret = hmac.new(
+        s3.key_seed.encode(), f"secret:{username}".encode(), hashlib.sha256
+    ).hexdigest()
     return "RU" + mac[:18].upper(), secret
 
 
 def teams_of(groups: list[str]) -> list[str]:
-    return sorted({g[len(TEAM_GROUP_PREFIX):] for g in groups
-                   if g.startswith(TEAM_GROUP_PREFIX) and not g.endswith(TEAM_ADMIN_SUFFIX)})
+    return sorted(
+        {
+            g[len(TEAM_GROUP_PREFIX) :]
+            for g in groups
+            if g.startswith(TEAM_GROUP_PREFIX) and not g.endswith(TEAM_ADMIN_SUFFIX)
+        }
+    )
 
 
 def actions(s3: S3Settings, username: str, teams: list[str]) -> list[str]:
@@ -78,25 +85,37 @@ def ensure_identity(s3: S3Settings, username: str, groups: list[str], timeout: f
     acts = actions(s3, username, teams)
     name = identity_name(username)
     remove = f"s3.configure -user {name} -delete -apply\n"  # drops teams left since last time
-    create = (f"s3.configure -user {name} -access_key {key} -secret_key {secret} "
-              f"-actions {','.join(acts)} -apply\n")
+    create = (
+        f"s3.configure -user {name} -access_key {key} -secret_key {secret} "
+        f"-actions {','.join(acts)} -apply\n"
+    )
     lock = Path(s3.folder) / "run" / "identities.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as fh:  # one writer at a time (hub and gateway are two processes)
         fcntl.flock(fh, fcntl.LOCK_EX)
         for script, must_work in ((remove, False), (create, True)):
-            r = subprocess.run([s3.weed, "shell", f"-master={s3.master}"], input=script,
-                               text=True, capture_output=True, timeout=timeout, cwd=s3.folder)
+            r = subprocess.run(
+                [s3.weed, "shell", f"-master={s3.master}"],
+                input=script,
+                text=True,
+                capture_output=True,
+                timeout=timeout,
+                cwd=s3.folder,
+            )
             failed = r.returncode != 0 or "error" in (r.stderr + r.stdout).lower()
             if must_work and failed:
-                raise RuntimeError(f"could not set the S3 identity of {username}: "
-                                   f"{(r.stderr or r.stdout)[-300:]}")
+                raise RuntimeError(
+                    f"could not set the S3 identity of {username}: {(r.stderr or r.stdout)[-300:]}"
+                )
     return user_store_env(s3, username)
 
 
 def user_store_env(s3: S3Settings, username: str) -> dict[str, str]:
     """The S3 part of a user's environment: their keys and their writable spaces."""
     key, secret = user_keys(s3, username)
-    return {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
-            "ROMAN_USER_STORE_URL": f"s3://{s3.work_bucket}/users/{user_folder_name(username)}/",
-            "ROMAN_TEAM_STORE_URL": f"s3://{s3.work_bucket}/teams/"}
+    return {
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "ROMAN_USER_STORE_URL": f"s3://{s3.work_bucket}/users/{user_folder_name(username)}/",
+        "ROMAN_TEAM_STORE_URL": f"s3://{s3.work_bucket}/teams/",
+    }

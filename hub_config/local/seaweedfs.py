@@ -132,7 +132,9 @@ class SeaweedFS:
 
     def _saved_ports(self) -> dict[str, int]:
         try:
-            return {k: int(v) for k, v in json.loads((self.folder / "ports.json").read_text()).items()}
+            return {
+                k: int(v) for k, v in json.loads((self.folder / "ports.json").read_text()).items()
+            }
         except (OSError, ValueError):
             return {}
 
@@ -183,12 +185,22 @@ class SeaweedFS:
         the volume server's HTTP ports refuse requests without a token signed by the platform
         (they answered list/read/write of every bucket to anyone, bypassing S3 auth). The S3
         gateway and ``weed shell`` read the same file and keep working."""
+
         def key(what: str) -> str:
             return hmac.new(self.secret_key.encode(), what.encode(), hashlib.sha256).hexdigest()
 
         path = self.folder / "security.toml"
-        path.write_text("".join(f'[{section}]\nkey = "{key(section)}"\n' for section in (
-            "jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")))
+        path.write_text(
+            "".join(
+                f'[{section}]\nkey = "{key(section)}"\n'
+                for section in (
+                    "jwt.signing",
+                    "jwt.signing.read",
+                    "jwt.filer_signing",
+                    "jwt.filer_signing.read",
+                )
+            )
+        )
         path.chmod(0o600)
         return path
 
@@ -200,18 +212,33 @@ class SeaweedFS:
 
     def ports(self) -> dict[str, int]:
         """Every port weed will use (chosen once, then kept with the folder)."""
-        names = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
-                 "s3_grpc", "admin", "admin_grpc", "metrics")
+        names = (
+            "master",
+            "master_grpc",
+            "volume",
+            "volume_grpc",
+            "filer",
+            "filer_grpc",
+            "s3_grpc",
+            "admin",
+            "admin_grpc",
+            "metrics",
+        )
         if not all(n in self._ports for n in names):
             # weed's components find each other's gRPC port as HTTP port + 10000 in places
             # (the admin plugin worker does, whatever -admin.port.grpc says): keep that rule.
             pairs = _free_port_pairs(4)
             self._ports = {
-                "master": pairs[0], "master_grpc": pairs[0] + 10000,
-                "volume": pairs[1], "volume_grpc": pairs[1] + 10000,
-                "filer": pairs[2], "filer_grpc": pairs[2] + 10000,
-                "admin": pairs[3], "admin_grpc": pairs[3] + 10000,
-                "s3_grpc": _free_port(), "metrics": _free_port(),
+                "master": pairs[0],
+                "master_grpc": pairs[0] + 10000,
+                "volume": pairs[1],
+                "volume_grpc": pairs[1] + 10000,
+                "filer": pairs[2],
+                "filer_grpc": pairs[2] + 10000,
+                "admin": pairs[3],
+                "admin_grpc": pairs[3] + 10000,
+                "s3_grpc": _free_port(),
+                "metrics": _free_port(),
             }
         self._ports["s3"] = self.s3_port
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -220,15 +247,40 @@ class SeaweedFS:
 
     def command(self) -> list[str]:
         """The ``weed mini`` command line (every listener on loopback, on a port we chose)."""
-        names = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
-                 "s3_grpc", "admin", "admin_grpc", "metrics")
+        names = (
+            "master",
+            "master_grpc",
+            "volume",
+            "volume_grpc",
+            "filer",
+            "filer_grpc",
+            "s3_grpc",
+            "admin",
+            "admin_grpc",
+            "metrics",
+        )
         self.ports()
-        (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3_grpc, admin,
-         admin_grpc, metrics) = (self._ports[n] for n in names)
+        (
+            master,
+            master_grpc,
+            volume,
+            volume_grpc,
+            filer,
+            filer_grpc,
+            s3_grpc,
+            admin,
+            admin_grpc,
+            metrics,
+        ) = (self._ports[n] for n in names)
         self._grpc_sockets = [
             Path(f"/tmp/seaweedfs-{kind}-grpc-{port}.sock")
-            for kind, port in (("master", master), ("volume", volume), ("filer", filer),
-                               ("s3", self.s3_port), ("admin", admin))
+            for kind, port in (
+                ("master", master),
+                ("volume", volume),
+                ("filer", filer),
+                ("s3", self.s3_port),
+                ("admin", admin),
+            )
         ]
         run = self.folder / "run"
         args = [
@@ -262,7 +314,7 @@ class SeaweedFS:
             args.append("-bucket=" + ",".join(self.buckets))
         return args
 
-    def start(self, wait: bool = True) -> "SeaweedFS":
+    def start(self, wait: bool = True) -> SeaweedFS:
         """Launch ``weed mini``; with ``wait`` (default) return once S3 answers."""
         if self._proc is not None and self._proc.poll() is None:
             return self
@@ -275,8 +327,12 @@ class SeaweedFS:
         self._write_security()
         self._log = open(self.folder / "logs" / "weed.out", "ab")
         self._proc = subprocess.Popen(
-            self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True, cwd=self.folder,
+            self.command(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            cwd=self.folder,
         )
         if not wait:
             return self
@@ -307,17 +363,19 @@ class SeaweedFS:
             except OSError as exc:
                 last = str(exc)
             time.sleep(0.1)
-        raise SeaweedFSError(f"SeaweedFS S3 not ready on {self.endpoint_url} ({last}): {self._tail()}")
+        raise SeaweedFSError(
+            f"SeaweedFS S3 not ready on {self.endpoint_url} ({last}): {self._tail()}"
+        )
 
     def _buckets_ready(self) -> bool:
         if not self.buckets:
             return True
-        import s3fs  # noqa: PLC0415 - only needed when buckets are requested
+        import s3fs
 
         fs = s3fs.S3FileSystem(skip_instance_cache=True, **self.storage_options())
         try:
             names = {p.rstrip("/") for p in fs.ls("", refresh=True)}
-        except Exception:  # noqa: BLE001 - not ready yet, retried until the deadline
+        except Exception:
             return False
         return set(self.buckets) <= names
 
@@ -347,7 +405,7 @@ class SeaweedFS:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def __enter__(self) -> "SeaweedFS":
+    def __enter__(self) -> SeaweedFS:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -373,7 +431,9 @@ class DataStoreComponent:
 
     name = "data-store"
 
-    def __init__(self, store: SeaweedFS, *, sample: bool, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, store: SeaweedFS, *, sample: bool, env: dict[str, str], log_dir: Path
+    ) -> None:
         self.store = store
         self.sample = sample
         self.env = env
@@ -391,11 +451,14 @@ class DataStoreComponent:
             self._start_sample()
 
     def _has_sample(self) -> bool:
-        import s3fs  # noqa: PLC0415
+        import s3fs
 
         fs = s3fs.S3FileSystem(skip_instance_cache=True, **self.store.storage_options())
-        return bool(fs.ls(f"{PLATFORM_BUCKET}/sample", refresh=True)) if fs.exists(
-            f"{PLATFORM_BUCKET}/sample") else False
+        return (
+            bool(fs.ls(f"{PLATFORM_BUCKET}/sample", refresh=True))
+            if fs.exists(f"{PLATFORM_BUCKET}/sample")
+            else False
+        )
 
     def _start_sample(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -403,7 +466,10 @@ class DataStoreComponent:
         env = {**self.env, **self.store.client_env(PLATFORM_BUCKET)}
         self._sample_proc = subprocess.Popen(
             [sys.executable, "-m", "platform_lib.cli", "data", "sample"],
-            stdout=self._sample_log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdout=self._sample_log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
 
     def alive(self) -> bool:
@@ -449,13 +515,17 @@ def seaweedfs_component(p: object) -> DataStoreComponent | None:
     settings = getattr(p, "settings", None)
     if settings is not None:
         settings.s3 = {
-            "weed": store.weed, "master": store.master_address, "folder": str(store.folder),
-            "survey_bucket": PLATFORM_BUCKET, "work_bucket": WORK_BUCKET,
+            "weed": store.weed,
+            "master": store.master_address,
+            "folder": str(store.folder),
+            "survey_bucket": PLATFORM_BUCKET,
+            "work_bucket": WORK_BUCKET,
             "key_seed": state.secret("s3_user_key_seed", lambda: secrets.token_urlsafe(32)),
         }
     env = p.child_env() if hasattr(p, "child_env") else dict(os.environ)  # type: ignore[attr-defined]
-    return DataStoreComponent(store, sample=bool(getattr(data, "sample", True)), env=env,
-                              log_dir=state.logs_dir)
+    return DataStoreComponent(
+        store, sample=bool(getattr(data, "sample", True)), env=env, log_dir=state.logs_dir
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -469,8 +539,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--access-key", default=os.environ.get("AWS_ACCESS_KEY_ID", ""))
     p.add_argument("--secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY", ""))
     args = p.parse_args(argv)
-    store = SeaweedFS(args.folder, s3_port=args.port, access_key=args.access_key,
-                      secret_key=args.secret_key, buckets=tuple(args.bucket))
+    store = SeaweedFS(
+        args.folder,
+        s3_port=args.port,
+        access_key=args.access_key,
+        secret_key=args.secret_key,
+        buckets=tuple(args.bucket),
+    )
     with store:
         for k, v in store.client_env().items():
             print(f"{k}={v}", flush=True)

@@ -34,10 +34,14 @@ def store_urls(data_url: str, username: str, home: str) -> dict[str, str]:
     survey, folders in the user's home. Results are written there, never into the survey."""
     if data_url.startswith(("s3://", "s3a://")):
         bucket = data_url.split("://", 1)[1].split("/", 1)[0]
-        return {"ROMAN_USER_STORE_URL": f"s3://{bucket}/users/{user_folder_name(username)}/",
-                "ROMAN_TEAM_STORE_URL": f"s3://{bucket}/teams/"}
-    return {"ROMAN_USER_STORE_URL": os.path.join(home, "store") + "/",
-            "ROMAN_TEAM_STORE_URL": os.path.join(home, "teams") + "/"}
+        return {
+            "ROMAN_USER_STORE_URL": f"s3://{bucket}/users/{user_folder_name(username)}/",
+            "ROMAN_TEAM_STORE_URL": f"s3://{bucket}/teams/",
+        }
+    return {
+        "ROMAN_USER_STORE_URL": os.path.join(home, "store") + "/",
+        "ROMAN_TEAM_STORE_URL": os.path.join(home, "teams") + "/",
+    }
 
 
 class LocalPlatformSpawner(SimpleLocalProcessSpawner):
@@ -50,23 +54,26 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
         False, config=True, help="Pass --allow-root to the server (only honoured when uid is 0)."
     )
 
-    s3 = Dict(config=True, help="The platform settings' s3 section (per-user S3 identities); "
-                                "empty: every server gets the shared environment's key.")
+    s3 = Dict(
+        config=True,
+        help="The platform settings' s3 section (per-user S3 identities); "
+        "empty: every server gets the shared environment's key.",
+    )
 
     @default("s3")
     def _default_s3(self) -> dict:
         if not os.environ.get("ROMAN_PLATFORM_SETTINGS"):
             return {}
-        from hub_config.local.settings import load_settings  # noqa: PLC0415
+        from hub_config.local.settings import load_settings
 
         return dict(getattr(load_settings(), "s3", None) or {})
 
-    async def start(self):  # noqa: ANN201 (matches the base signature)
+    async def start(self):
         # The user's own S3 identity (hub_config/local/s3_identities.py), made or refreshed for
         # their current teams before the server exists; its keys replace the platform's.
         self._s3_env: dict[str, str] = {}
         if self.s3:
-            from hub_config.local.s3_identities import S3Settings, ensure_identity  # noqa: PLC0415
+            from hub_config.local.s3_identities import S3Settings, ensure_identity
 
             s3 = S3Settings(**{k: self.s3[k] for k in S3Settings.__dataclass_fields__})
             groups = [g.name for g in self.user.groups]
@@ -79,7 +86,7 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
             raise ValueError("LocalPlatformSpawner.users_dir is not configured")
         return os.path.join(self.users_dir, user_folder_name(self.user.name))
 
-    def make_preexec_fn(self, name: str):  # noqa: ANN201 (matches the base signature)
+    def make_preexec_fn(self, name: str):
         home = self.home_dir
 
         def preexec() -> None:

@@ -76,8 +76,14 @@ class StateDir:
             if not self.root.is_dir():
                 raise StateError(f"state folder {self.root} is not a directory")
             os.chmod(self.root, 0o700)
-            for sub in (self.secrets_dir, self.users_dir, self.logs_dir, self.gateway_dir,
-                        self.gateway_dir / "clusters", self.data_dir):
+            for sub in (
+                self.secrets_dir,
+                self.users_dir,
+                self.logs_dir,
+                self.gateway_dir,
+                self.gateway_dir / "clusters",
+                self.data_dir,
+            ):
                 sub.mkdir(mode=0o700, exist_ok=True)
                 os.chmod(sub, 0o700)
             # The databases (hub, quota, gateway, their -wal/-shm) are created by the children

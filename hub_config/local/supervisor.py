@@ -152,7 +152,9 @@ class Platform:
         return self.state.logs_dir / f"{name}.log"
 
 
-def build_settings(config: PlatformConfig, state: StateDir, ports: dict[str, int]) -> PlatformSettings:
+def build_settings(
+    config: PlatformConfig, state: StateDir, ports: dict[str, int]
+) -> PlatformSettings:
     """Resolve config + state + ports into the settings every child config reads."""
     public_url = f"http://{HOST}:{ports['http']}"
     hub_api = f"http://{HOST}:{ports['hub']}/hub/api"
@@ -218,7 +220,12 @@ def build_settings(config: PlatformConfig, state: StateDir, ports: dict[str, int
             encrypt_key=state.gateway_encrypt_key(),
             proxy_token=state.secret("gateway_proxy_token"),
             clusters_dir=str(state.gateway_dir / "clusters"),
-            scheduler_cmd=[dask, "scheduler", "--preload", "platform_lib.dashboard_auth"],  # dashboard gate
+            scheduler_cmd=[
+                dask,
+                "scheduler",
+                "--preload",
+                "platform_lib.dashboard_auth",
+            ],  # dashboard gate
             worker_cmd=[dask, "worker"],
             worker_cores=config.gateway.worker_cores,
             worker_memory=config.gateway.worker_memory,
@@ -353,12 +360,17 @@ class Supervisor:
         for component in reversed(self.started):
             try:
                 component.stop()  # each knows its own timeout
-            except Exception:  # noqa: BLE001 - keep stopping the others whatever happens
+            except Exception:
                 log.exception("error while stopping %s", component.name)
         self.started.clear()
 
-    def run(self, *, on_ready: Callable[[Supervisor], None] | None = None,
-            exit_after: float | None = None, poll: float = 0.5) -> int:
+    def run(
+        self,
+        *,
+        on_ready: Callable[[Supervisor], None] | None = None,
+        exit_after: float | None = None,
+        poll: float = 0.5,
+    ) -> int:
         """Start, wait for SIGINT/SIGTERM/SIGHUP (or ``exit_after`` seconds), stop. Exit code."""
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         for s in previous:

@@ -144,9 +144,16 @@ class TapService:
 
     name = "tap"
 
-    def __init__(self, root: Path, *, port: int = 0, pg_port: int = 0,
-                 secret: str | None = None, log_dir: Path | None = None,
-                 default_maxrec: int = DEFAULT_MAXREC) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        port: int = 0,
+        pg_port: int = 0,
+        secret: str | None = None,
+        log_dir: Path | None = None,
+        default_maxrec: int = DEFAULT_MAXREC,
+    ) -> None:
         self.root = Path(root)
         self.port = port or _free_port()
         self.pg_port = pg_port or _free_port()
@@ -188,8 +195,10 @@ class TapService:
         return hmac.new(self.secret.encode(), b"postgres", hashlib.sha256).hexdigest()
 
     def dsn(self) -> str:
-        return (f"host=127.0.0.1 port={self.pg_port} dbname=gavo user=postgres "
-                f"password={self._pg_password}")
+        return (
+            f"host=127.0.0.1 port={self.pg_port} dbname=gavo user=postgres "
+            f"password={self._pg_password}"
+        )
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
@@ -219,22 +228,59 @@ class TapService:
                 self.root.chmod(0o755)
                 probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(pg)])
                 if probe.returncode != 0:
-                    raise TapError(f"the postgres account cannot reach {pg}: a parent folder is "
-                                   "private (make the parents of the TAP folder traversable)")
-            self._as_postgres([str(self.bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                               "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"])
+                    raise TapError(
+                        f"the postgres account cannot reach {pg}: a parent folder is "
+                        "private (make the parents of the TAP folder traversable)"
+                    )
+            self._as_postgres(
+                [
+                    str(self.bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "-E",
+                    "UTF8",
+                ]
+            )
             pwfile.unlink()
-        opts = (f"-c listen_addresses=127.0.0.1 -c port={self.pg_port} "
-                f"-c unix_socket_directories={sock} -c fsync=off")
-        self._as_postgres([str(self.bindir / "pg_ctl"), "-D", str(data), "-o", opts,
-                           "-l", str(pg / "server.log"), "-w", "-t", "60", "start"])
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.pg_port} "
+            f"-c unix_socket_directories={sock} -c fsync=off"
+        )
+        self._as_postgres(
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                opts,
+                "-l",
+                str(pg / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
         self._pg_running = True
 
     def _stop_postgres(self) -> None:
         if self._pg_running:
             try:
-                self._as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.root / "pg/data"),
-                                   "-m", "fast", "-w", "stop"])
+                self._as_postgres(
+                    [
+                        str(self.bindir / "pg_ctl"),
+                        "-D",
+                        str(self.root / "pg/data"),
+                        "-m",
+                        "fast",
+                        "-w",
+                        "stop",
+                    ]
+                )
             finally:
                 self._pg_running = False
 
@@ -246,11 +292,18 @@ class TapService:
 
     # ------------------------------------------------------------------ DaCHS
     def _dachs_cli(self, *args: str) -> str:
-        proc = subprocess.run(["dachs", *args], env=self._env(), capture_output=True, text=True,
-                              timeout=300, cwd=self.root)
+        proc = subprocess.run(
+            ["dachs", *args],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=self.root,
+        )
         if proc.returncode != 0:
-            raise TapError(f"dachs {' '.join(args)} failed: "
-                           f"{(proc.stderr or proc.stdout).strip()[-1500:]}")
+            raise TapError(
+                f"dachs {' '.join(args)} failed: {(proc.stderr or proc.stdout).strip()[-1500:]}"
+            )
         return proc.stdout
 
     def _write_settings(self) -> None:
@@ -294,8 +347,9 @@ class TapService:
     def _admin_conn(self, dbname: str):
         import psycopg
 
-        return psycopg.connect(self.dsn().replace("dbname=gavo", f"dbname={dbname}"),
-                               autocommit=True)
+        return psycopg.connect(
+            self.dsn().replace("dbname=gavo", f"dbname={dbname}"), autocommit=True
+        )
 
     # ------------------------------------------------------------------ Component protocol
     def start(self) -> None:
@@ -304,9 +358,13 @@ class TapService:
         try:
             self.setup()
             self._dachs = ManagedProcess(
-                "tap", [SYSTEM_PYTHON, str(LAUNCHER)], env=self._env(), cwd=self.root,
+                "tap",
+                [SYSTEM_PYTHON, str(LAUNCHER)],
+                env=self._env(),
+                cwd=self.root,
                 log_file=self.log_dir / "dachs.log",
-                ready=http_ready(f"{self.url}/capabilities"))
+                ready=http_ready(f"{self.url}/capabilities"),
+            )
             self._dachs.start()
         except BaseException:
             self._stop_postgres()
@@ -351,11 +409,14 @@ class TapService:
         with self.connect() as conn, conn.transaction():
             conn.execute("DELETE FROM dc.groups WHERE username = %s", (user,))
             conn.execute("DELETE FROM dc.users WHERE username = %s", (user,))
-            conn.execute("INSERT INTO dc.users (username, password, remarks) VALUES (%s, %s, %s)",
-                         (user, _dachs_hash(password), "hub user"))
+            conn.execute(
+                "INSERT INTO dc.users (username, password, remarks) VALUES (%s, %s, %s)",
+                (user, _dachs_hash(password), "hub user"),
+            )
             for group in {user, *teams}:
-                conn.execute("INSERT INTO dc.groups (username, groupname) VALUES (%s, %s)",
-                             (user, group))
+                conn.execute(
+                    "INSERT INTO dc.groups (username, groupname) VALUES (%s, %s)", (user, group)
+                )
         return password
 
     def replace_products(self, rows: Iterable[dict[str, Any]], *, levels: Iterable[str]) -> int:
@@ -378,9 +439,9 @@ class TapService:
 
     def add_product(self, row: dict[str, Any]) -> None:
         """Insert one product row; refuses to replace an existing one (nobody overwrites)."""
-        from platform_lib.data.obscore import OBSCORE_COLUMNS
-
         import psycopg
+
+        from platform_lib.data.obscore import OBSCORE_COLUMNS
 
         try:
             with self.connect() as conn, conn.transaction():
@@ -393,18 +454,24 @@ class TapService:
         with self.connect() as conn, conn.transaction():
             found = conn.execute(
                 "SELECT owner_name, product_path, roman_level FROM roman.products "
-                "WHERE obs_publisher_did = %s FOR UPDATE", (did,)).fetchone()
+                "WHERE obs_publisher_did = %s FOR UPDATE",
+                (did,),
+            ).fetchone()
             if found is None:
                 raise TapError(f"no product {did}")
             owner, path, level = found
             if level != "L5":
                 raise TapError(f"{did} is a survey product: only L5 products can be removed")
             if owner != by and not admin:
-                raise TapError(f"{did} belongs to {owner}: only its owner or an admin may remove it")
+                raise TapError(
+                    f"{did} belongs to {owner}: only its owner or an admin may remove it"
+                )
             conn.execute("DELETE FROM roman.products WHERE obs_publisher_did = %s", (did,))
-            conn.execute("INSERT INTO roman.removals (obs_publisher_did, product_path, owner_name,"
-                         " removed_by, reason) VALUES (%s, %s, %s, %s, %s)",
-                         (did, path, owner, by, reason))
+            conn.execute(
+                "INSERT INTO roman.removals (obs_publisher_did, product_path, owner_name,"
+                " removed_by, reason) VALUES (%s, %s, %s, %s, %s)",
+                (did, path, owner, by, reason),
+            )
 
 
 def publish_index(tap: TapService, store: Any = None) -> int:
@@ -439,12 +506,18 @@ class TapComponent:
         if not url:
             return
         try:
-            store = get_store(url, endpoint=env.get("ROMAN_DATA_S3_ENDPOINT"),
-                              key=env.get("AWS_ACCESS_KEY_ID"),
-                              secret=env.get("AWS_SECRET_ACCESS_KEY")) if url.startswith("s3") \
+            store = (
+                get_store(
+                    url,
+                    endpoint=env.get("ROMAN_DATA_S3_ENDPOINT"),
+                    key=env.get("AWS_ACCESS_KEY_ID"),
+                    secret=env.get("AWS_SECRET_ACCESS_KEY"),
+                )
+                if url.startswith("s3")
                 else get_store(url)
+            )
             log.info("tap: published %d products of %s", publish_index(self.service, store), url)
-        except Exception as exc:  # noqa: BLE001 - an empty/unbuilt index leaves TAP empty, not down
+        except Exception as exc:
             log.warning("tap: index of %s not published: %s", url, exc)
 
     def refresh(self) -> None:
@@ -466,8 +539,11 @@ def tap_component(p: Any) -> TapComponent | None:
     if not getattr(p.config.data, "tap", False):
         return None
     state = p.state
-    service = TapService(state.root / "tap", log_dir=state.logs_dir,
-                         secret=state.secret("tap_secret", lambda: secrets.token_urlsafe(32)))
+    service = TapService(
+        state.root / "tap",
+        log_dir=state.logs_dir,
+        secret=state.secret("tap_secret", lambda: secrets.token_urlsafe(32)),
+    )
     p.user_env["ROMAN_TAP_URL"] = service.url
     return TapComponent(service, dict(p.user_env))
 

@@ -26,17 +26,25 @@ def build_parser() -> argparse.ArgumentParser:
             "never part of a production deployment."
         ),
     )
-    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default %(default)s)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to bind (default %(default)s)"
+    )
     p.add_argument("--port", type=int, required=True, help="TCP port")
     p.add_argument("--issuer", help="issuer URL (default http://HOST:PORT)")
-    p.add_argument("--users", type=Path, default=DEMO_USERS_FILE, help="users YAML (default: the demo users)")
+    p.add_argument(
+        "--users", type=Path, default=DEMO_USERS_FILE, help="users YAML (default: the demo users)"
+    )
     p.add_argument("--client-id", required=True, help="the one registered client (the hub)")
     secret = p.add_mutually_exclusive_group(required=True)
     secret.add_argument("--client-secret", help="its secret (visible in ps; prefer the file)")
     secret.add_argument("--client-secret-file", type=Path, help="file holding its secret")
-    p.add_argument("--redirect-uri", action="append", required=True, help="allowed redirect URI (repeatable)")
     p.add_argument(
-        "--post-logout-redirect-uri", action="append", default=[],
+        "--redirect-uri", action="append", required=True, help="allowed redirect URI (repeatable)"
+    )
+    p.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        default=[],
         help="allowed post-logout redirect URI (repeatable)",
     )
     p.add_argument("--state-dir", type=Path, help="folder keeping the signing key across restarts")
@@ -54,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (ipaddress.ip_address(args.host).is_loopback or in_dev_cluster):
             raise ValueError
     except ValueError:
-        print(f"error: --host {args.host!r} is not a loopback address; the development provider "
-              "never listens beyond this machine", file=sys.stderr)
+        print(
+            f"error: --host {args.host!r} is not a loopback address; the development provider "
+            "never listens beyond this machine",
+            file=sys.stderr,
+        )
         return 2
     try:
         users = load_users(args.users)
@@ -87,7 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     async def serve() -> None:
         app = make_app(config)
         server = app.listen(args.port, address=args.host)
-        logging.info("development OIDC provider %s listening on %s:%d (%d users)", issuer, args.host, args.port, len(users))
+        logging.info(
+            "development OIDC provider %s listening on %s:%d (%d users)",
+            issuer,
+            args.host,
+            args.port,
+            len(users),
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -28,18 +28,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def users_document(platform_users: list[str], admin_users: list[str], password: str) -> dict[str, Any]:
+def users_document(
+    platform_users: list[str], admin_users: list[str], password: str
+) -> dict[str, Any]:
     """The tier demo accounts plus the platform's own demo logins, as a users file."""
     users = [u.model_dump(exclude_none=True) for u in load_users().values()]
     taken = {u["username"] for u in users}
     for name in platform_users:
         if name not in taken:
-            users.append({"username": name, "password": password, "groups": [],
-                          "note": "Entry tier (platform.yaml demo user)"})
+            users.append(
+                {
+                    "username": name,
+                    "password": password,
+                    "groups": [],
+                    "note": "Entry tier (platform.yaml demo user)",
+                }
+            )
     for name in admin_users:
         if name not in taken:
-            users.append({"username": name, "password": password, "groups": ["roman-platform-admins"],
-                          "note": "platform admin (platform.yaml demo admin)"})
+            users.append(
+                {
+                    "username": name,
+                    "password": password,
+                    "groups": ["roman-platform-admins"],
+                    "note": "platform admin (platform.yaml demo admin)",
+                }
+            )
     return {"users": users}
 
 
@@ -56,7 +70,9 @@ def oidc_component(p: Any) -> Any:
     secret_file = p.state.secrets_dir / "oidc_client_secret"
     demo = p.settings.demo
     users_file = folder / "users.yaml"
-    users_file.write_text(yaml.safe_dump(users_document(list(demo.users), list(demo.admin_users), demo.password)))
+    users_file.write_text(
+        yaml.safe_dump(users_document(list(demo.users), list(demo.admin_users), demo.password))
+    )
     users_file.chmod(0o600)
     p.settings.oidc = {
         "issuer": issuer,
@@ -69,15 +85,34 @@ def oidc_component(p: Any) -> Any:
         "auto_login": True,
     }
     argv = [
-        sys.executable, "-m", "hub_config.oidc_dev", "--host", "127.0.0.1", "--port", str(port),
-        "--issuer", issuer, "--users", str(users_file), "--client-id", CLIENT_ID,
-        "--client-secret-file", str(secret_file),
-        "--redirect-uri", f"{public}/hub/oauth_callback",
-        "--post-logout-redirect-uri", f"{public}/hub/login",
-        "--state-dir", str(folder),
+        sys.executable,
+        "-m",
+        "hub_config.oidc_dev",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--issuer",
+        issuer,
+        "--users",
+        str(users_file),
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret-file",
+        str(secret_file),
+        "--redirect-uri",
+        f"{public}/hub/oauth_callback",
+        "--post-logout-redirect-uri",
+        f"{public}/hub/login",
+        "--state-dir",
+        str(folder),
     ]
     return ManagedProcess(
-        "oidc-provider", argv, env=p.child_env(), cwd=folder, log_file=p.log_file("oidc-provider"),
+        "oidc-provider",
+        argv,
+        env=p.child_env(),
+        cwd=folder,
+        log_file=p.log_file("oidc-provider"),
         ready=http_ready(f"{issuer}/.well-known/openid-configuration"),
     )
 

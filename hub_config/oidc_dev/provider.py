@@ -16,7 +16,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode, urlparse, urlunparse, parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
@@ -56,7 +56,9 @@ def load_or_create_key(state_dir: Path | None) -> RSAKey:
     if path and path.exists():
         return RSAKey.import_key(json.loads(path.read_text()))
     kid = secrets.token_hex(8)
-    key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"}, private=True)
+    key = RSAKey.generate_key(
+        2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"}, private=True
+    )
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(key.as_dict(private=True)))
@@ -109,9 +111,14 @@ class State:
     def locked(self, username: str, client: str) -> float:
         """Seconds until another attempt is allowed (0: now)."""
         now = time.monotonic()
-        waits = [FAIL_WINDOW - (now - times[0]) for key, limit in
-                 ((f"user:{username}", MAX_FAILS_PER_USER), (f"ip:{client}", MAX_FAILS_PER_CLIENT))
-                 if len(times := self._recent(key, now)) >= limit]
+        waits = [
+            FAIL_WINDOW - (now - times[0])
+            for key, limit in (
+                (f"user:{username}", MAX_FAILS_PER_USER),
+                (f"ip:{client}", MAX_FAILS_PER_CLIENT),
+            )
+            if len(times := self._recent(key, now)) >= limit
+        ]
         return max(waits, default=0.0)
 
     def failed(self, username: str, client: str) -> None:
@@ -227,11 +234,23 @@ class Discovery(_Base):
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "scopes_supported": ["openid", "profile", "email", "groups", "offline_access"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_basic",
+                    "client_secret_post",
+                ],
                 "code_challenge_methods_supported": ["S256"],
                 "claims_supported": [
-                    "sub", "iss", "aud", "exp", "iat", "nonce", "preferred_username", "name",
-                    "email", "groups", "roman_tier",
+                    "sub",
+                    "iss",
+                    "aud",
+                    "exp",
+                    "iat",
+                    "nonce",
+                    "preferred_username",
+                    "name",
+                    "email",
+                    "groups",
+                    "roman_tier",
                 ],
             }
         )
@@ -272,12 +291,17 @@ class Authorize(_Base):
 
     def _redirect_error(self, args: dict[str, str], error: str, description: str) -> None:
         self.redirect(
-            _with_query(args["redirect_uri"], {"error": error, "error_description": description, "state": args.get("state", "")})
+            _with_query(
+                args["redirect_uri"],
+                {"error": error, "error_description": description, "state": args.get("state", "")},
+            )
         )
 
     def _check_params(self, args: dict[str, str]) -> bool:
         if args.get("response_type") != "code":
-            self._redirect_error(args, "unsupported_response_type", "only the code flow is supported")
+            self._redirect_error(
+                args, "unsupported_response_type", "only the code flow is supported"
+            )
             return False
         if "openid" not in args.get("scope", "").split():
             self._redirect_error(args, "invalid_scope", "scope must include openid")
@@ -314,8 +338,9 @@ class Authorize(_Base):
         # Login CSRF: the form carries a nonce that must match a cookie this page set, so a
         # cross-site page cannot post its own credentials into the victim's browser session.
         nonce = secrets.token_urlsafe(24)
-        self.set_signed_cookie(LOGIN_CSRF_COOKIE, nonce, httponly=True, samesite="Lax",
-                               expires_days=None)
+        self.set_signed_cookie(
+            LOGIN_CSRF_COOKIE, nonce, httponly=True, samesite="Lax", expires_days=None
+        )
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Frame-Options", "DENY")
         self.set_header("Content-Security-Policy", "frame-ancestors 'none'")
@@ -346,8 +371,11 @@ class Authorize(_Base):
         expected = (self.get_signed_cookie(LOGIN_CSRF_COOKIE, max_age_days=1) or b"").decode()
         if not expected or not secrets.compare_digest(expected, sent):
             self.set_status(403)
-            self._render(args, "This sign-in form has expired or was not sent from this page; "
-                               "please sign in again.")
+            self._render(
+                args,
+                "This sign-in form has expired or was not sent from this page; "
+                "please sign in again.",
+            )
             return
         username = self.get_body_argument("username", "")[:200]
         password = self.get_body_argument("password", "")
@@ -367,7 +395,9 @@ class Authorize(_Base):
         self.clear_cookie(LOGIN_CSRF_COOKIE)
         sid = secrets.token_urlsafe(16)
         self.st.sessions.put(sid, {"username": username}, REFRESH_TTL)
-        self.set_signed_cookie(SESSION_COOKIE, sid, httponly=True, samesite="Lax", expires_days=None)
+        self.set_signed_cookie(
+            SESSION_COOKIE, sid, httponly=True, samesite="Lax", expires_days=None
+        )
         self._issue_code(args, username, sid)
 
 
@@ -416,26 +446,36 @@ class Token(_Base):
             self.oauth_error(400, "invalid_grant", "authorization code unknown, used or expired")
             return
         if self.get_body_argument("redirect_uri", None) != entry["redirect_uri"]:
-            self.oauth_error(400, "invalid_grant", "redirect_uri does not match the authorization request")
+            self.oauth_error(
+                400, "invalid_grant", "redirect_uri does not match the authorization request"
+            )
             return
         verifier = self.get_body_argument("code_verifier", None)
         if not verifier:
             self.oauth_error(400, "invalid_grant", "PKCE code_verifier missing")
             return
-        if not (43 <= len(verifier) <= 128) or not secrets.compare_digest(s256(verifier), entry["challenge"]):
-            self.oauth_error(400, "invalid_grant", "PKCE code_verifier does not match the code_challenge")
+        if not (43 <= len(verifier) <= 128) or not secrets.compare_digest(
+            s256(verifier), entry["challenge"]
+        ):
+            self.oauth_error(
+                400, "invalid_grant", "PKCE code_verifier does not match the code_challenge"
+            )
             return
         if self.st.sessions.take(entry["sid"]) is None:
             self.oauth_error(400, "invalid_grant", "the login session has ended")
             return
         self.set_header("Cache-Control", "no-store")
-        self.finish(self.st.issue_tokens(entry["username"], entry["sid"], entry["scope"], entry["nonce"]))
+        self.finish(
+            self.st.issue_tokens(entry["username"], entry["sid"], entry["scope"], entry["nonce"])
+        )
 
     def _refresh(self) -> None:
         token = self.get_body_argument("refresh_token", "")
         entry = self.st.refresh.take(token, pop=True)  # rotation: the old one is spent
         if entry is None or self.st.sessions.take(entry["sid"]) is None:
-            self.oauth_error(400, "invalid_grant", "refresh token unknown, used, expired or session ended")
+            self.oauth_error(
+                400, "invalid_grant", "refresh token unknown, used, expired or session ended"
+            )
             return
         self.set_header("Cache-Control", "no-store")
         self.finish(self.st.issue_tokens(entry["username"], entry["sid"], entry["scope"], None))
@@ -452,7 +492,9 @@ class UserInfo(_Base):
         if entry is None:
             self.set_status(401)
             self.set_header("WWW-Authenticate", 'Bearer error="invalid_token"')
-            self.finish({"error": "invalid_token", "error_description": "access token unknown or expired"})
+            self.finish(
+                {"error": "invalid_token", "error_description": "access token unknown or expired"}
+            )
             return
         self.finish(self.st.config.users[entry["username"]].claims())
 

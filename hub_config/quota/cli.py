@@ -14,10 +14,11 @@ import sys
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "quota", help="allocations, tiers, teams and usage (quota service API)",
+        "quota",
+        help="allocations, tiers, teams and usage (quota service API)",
         description="Talk to the quota service. URL from --url or $ROMAN_QUOTA_URL "
-                    "(e.g. http://127.0.0.1:8000/services/quota/), token from --token or "
-                    "$JUPYTERHUB_API_TOKEN (a hub API token of yours).",
+        "(e.g. http://127.0.0.1:8000/services/quota/), token from --token or "
+        "$JUPYTERHUB_API_TOKEN (a hub API token of yours).",
     )
     p.add_argument("--url", help="quota service URL")
     p.add_argument("--token", help="hub API token (default $JUPYTERHUB_API_TOKEN)")
@@ -52,14 +53,18 @@ def register(subparsers) -> None:
     owner.add_argument("--user", help="a personal allocation for this user")
     owner.add_argument("--team", help="an allocation for this team")
     s.add_argument("--core-hours", type=float, required=True, help="core-hours for the period")
-    s.add_argument("--gpu-hours", type=float, default=0, help="GPU-hours for the period (default 0)")
+    s.add_argument(
+        "--gpu-hours", type=float, default=0, help="GPU-hours for the period (default 0)"
+    )
     s.add_argument("--home-gb", type=float, default=0, help="home storage in GB (default 0)")
     s.add_argument("--scratch-gb", type=float, default=0, help="scratch storage in GB (default 0)")
     s.add_argument("--start", help="ISO date (default now)")
     s.add_argument("--end", required=True, help="ISO date the period ends")
     sub.add_parser("requests", help="pending requests (admins) or your own")
     s = sub.add_parser("request", help="request a tier or a renewal")
-    s.add_argument("kind", choices=["tier", "renewal"], help="a higher tier, or the renewal of an allocation")
+    s.add_argument(
+        "kind", choices=["tier", "renewal"], help="a higher tier, or the renewal of an allocation"
+    )
     s.add_argument("--justification", required=True, help="why (the approving admin reads it)")
     s.add_argument("--tier", help="the tier asked for (kind tier)")
     s.add_argument("--team", help="renew this team's allocation (team admins)")
@@ -73,7 +78,9 @@ def register(subparsers) -> None:
     s.add_argument("--csv", action="store_true", help="CSV instead of JSON")
     s = sub.add_parser("audit", help="the newest audit log entries (platform admins)")
     s.add_argument("--limit", type=int, default=50, help="how many entries (default 50)")
-    s = sub.add_parser("migrate", help="create/upgrade the quota database schema (no service needed)")
+    s = sub.add_parser(
+        "migrate", help="create/upgrade the quota database schema (no service needed)"
+    )
     s.add_argument("--db-url", required=True, help="SQLAlchemy URL of the quota database")
     p.set_defaults(func=_run)
 
@@ -109,30 +116,52 @@ def _dispatch(c, a: argparse.Namespace):
     if cmd == "create-team":
         return c.call("POST", "api/teams", {"name": a.name, "description": a.description})
     if cmd == "add-member":
-        return c.call("POST", f"api/teams/{a.team}/members",
-                      {"username": a.username, "role": "admin" if a.admin else "member"})
+        return c.call(
+            "POST",
+            f"api/teams/{a.team}/members",
+            {"username": a.username, "role": "admin" if a.admin else "member"},
+        )
     if cmd == "remove-member":
         return c.call("DELETE", f"api/teams/{a.team}/members/{a.username}")
     if cmd == "set-cap":
-        return c.call("PUT", f"api/teams/{a.team}/members/{a.username}/cap",
-                      {"core_hours": a.core_hours, "gpu_hours": a.gpu_hours})
+        return c.call(
+            "PUT",
+            f"api/teams/{a.team}/members/{a.username}/cap",
+            {"core_hours": a.core_hours, "gpu_hours": a.gpu_hours},
+        )
     if cmd == "grant":
         return c.call("PUT", f"api/tiers/{a.username}", {"tier": a.tier, "expires_at": a.expires})
     if cmd == "revoke":
         return c.call("DELETE", f"api/tiers/{a.username}")
     if cmd == "allocate":
-        return c.call("POST", "api/allocations", {
-            "user": a.user, "team": a.team, "core_hours": a.core_hours, "gpu_hours": a.gpu_hours,
-            "home_gb": a.home_gb, "scratch_gb": a.scratch_gb, "period_start": a.start,
-            "period_end": a.end})
+        return c.call(
+            "POST",
+            "api/allocations",
+            {
+                "user": a.user,
+                "team": a.team,
+                "core_hours": a.core_hours,
+                "gpu_hours": a.gpu_hours,
+                "home_gb": a.home_gb,
+                "scratch_gb": a.scratch_gb,
+                "period_start": a.start,
+                "period_end": a.end,
+            },
+        )
     if cmd == "requests":
         return c.get("api/requests")
     if cmd == "request":
-        return c.call("POST", "api/requests", {"kind": a.kind, "justification": a.justification,
-                                               "tier": a.tier, "team": a.team})
+        return c.call(
+            "POST",
+            "api/requests",
+            {"kind": a.kind, "justification": a.justification, "tier": a.tier, "team": a.team},
+        )
     if cmd == "decide":
-        return c.call("POST", f"api/requests/{a.request_id}/decision",
-                      {"approve": a.decision == "approve", "note": a.note})
+        return c.call(
+            "POST",
+            f"api/requests/{a.request_id}/decision",
+            {"approve": a.decision == "approve", "note": a.note},
+        )
     if cmd == "usage":
         if a.csv:
             return c.call("GET", "api/usage.csv", params={"start": a.start, "end": a.end}, raw=True)

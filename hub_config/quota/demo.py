@@ -41,13 +41,16 @@ def demo_teams(users_file: str | Path | None = None) -> dict[str, list[str]]:
 def _team_tier(usernames: list[str], users_file: str | Path | None) -> str:
     policy = load_policy()
     users = load_users(users_file)
-    tiers = {policy.tier_from_idp(list(users[n].groups), users[n].roman_tier) or policy.default_tier
-             for n in usernames}
+    tiers = {
+        policy.tier_from_idp(list(users[n].groups), users[n].roman_tier) or policy.default_tier
+        for n in usernames
+    }
     return policy.highest(tiers) or policy.default_tier
 
 
-def seed_demo_teams(db_url: str, users_file: str | Path | None = None,
-                    now: dt.datetime | None = None) -> list[str]:
+def seed_demo_teams(
+    db_url: str, users_file: str | Path | None = None, now: dt.datetime | None = None
+) -> list[str]:
     """Create each missing demo team with an allocation; return the names created."""
     from .enforcement import _sessions
 
@@ -59,10 +62,18 @@ def seed_demo_teams(db_url: str, users_file: str | Path | None = None,
                 continue
             tier = _team_tier(usernames, users_file)
             base = load_policy().tier(tier).base_allocation
-            ops.create_team(s, SEED_ACTOR, name, f"demo team of the local platform ({', '.join(usernames)})")
+            ops.create_team(
+                s, SEED_ACTOR, name, f"demo team of the local platform ({', '.join(usernames)})"
+            )
             ops.create_allocation(
-                s, SEED_ACTOR, team_name=name, core_hours=base.core_hours, gpu_hours=base.gpu_hours,
-                home_gb=base.home_gb, scratch_gb=base.scratch_gb, period_start=now,
+                s,
+                SEED_ACTOR,
+                team_name=name,
+                core_hours=base.core_hours,
+                gpu_hours=base.gpu_hours,
+                home_gb=base.home_gb,
+                scratch_gb=base.scratch_gb,
+                period_start=now,
                 period_end=now + dt.timedelta(days=base.period_days),
             )
             created.append(name)

@@ -18,7 +18,8 @@ from functools import lru_cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import ledger, operations as ops
+from . import ledger
+from . import operations as ops
 from .errors import BadInput, QuotaExceeded
 from .models import AllocationState, Checkpoint, Warning_, utcnow
 from .settings import QuotaSettings, load_settings
@@ -54,14 +55,24 @@ def _hub_tier(hub_groups: Iterable[str] | None) -> str | None:
     return load_policy().tier_of_groups(list(hub_groups))
 
 
-def _check(s: Session, settings: QuotaSettings, username: str, team: str | None, gpus: float,
-           hub_groups: Iterable[str] | None, what: str, now: dt.datetime) -> Charge:
+def _check(
+    s: Session,
+    settings: QuotaSettings,
+    username: str,
+    team: str | None,
+    gpus: float,
+    hub_groups: Iterable[str] | None,
+    what: str,
+    now: dt.datetime,
+) -> Charge:
     ops.check_username(username)
     if team in ("", None):
         tier = ops.tier_of(s, username, _hub_tier(hub_groups))
         a = ops.ensure_base_allocation(s, settings, username, tier, now)
         if a is None:
-            raise QuotaExceeded(f"{what} refused: you have no allocation (tier {tier!r} has no base allocation)")
+            raise QuotaExceeded(
+                f"{what} refused: you have no allocation (tier {tier!r} has no base allocation)"
+            )
         label = "your personal allocation"
         member = None
     else:
@@ -78,7 +89,9 @@ def _check(s: Session, settings: QuotaSettings, username: str, team: str | None,
         if a is None:
             raise QuotaExceeded(f"{what} refused: team {team!r} has no allocation")
         label = f"team {team!r}'s allocation"
-    if ops.effective_state(a, now) == AllocationState.expired or not (a.period_start <= now < a.period_end):
+    if ops.effective_state(a, now) == AllocationState.expired or not (
+        a.period_start <= now < a.period_end
+    ):
         raise QuotaExceeded(
             f"{what} refused: {label} expired on {a.period_end:%Y-%m-%d %H:%M} UTC; "
             "request a renewal in the quota service"
@@ -116,17 +129,27 @@ def _sync_idp_membership(s: Session, t, username: str, groups: set[str]):
 
     if f"{TEAM_GROUP_PREFIX}{t.name}" not in groups:
         return None
-    role = Role.admin if f"{TEAM_GROUP_PREFIX}{t.name}{TEAM_ADMIN_SUFFIX}" in groups else Role.member
+    role = (
+        Role.admin if f"{TEAM_GROUP_PREFIX}{t.name}{TEAM_ADMIN_SUFFIX}" in groups else Role.member
+    )
     m = Membership(team=t, user=ops.user(s, username, create=True), role=role)
     s.add(m)
     s.flush()
-    ops.audit(s, "system", "sync_from_idp", f"team:{t.name}/user:{username}", None, {"role": role.value})
+    ops.audit(
+        s, "system", "sync_from_idp", f"team:{t.name}/user:{username}", None, {"role": role.value}
+    )
     return m
 
 
-def check_spawn(username: str, profile: str, team: str | None = None,
-                hub_groups: Iterable[str] | None = None, *, settings: QuotaSettings | None = None,
-                now: dt.datetime | None = None) -> Charge:
+def check_spawn(
+    username: str,
+    profile: str,
+    team: str | None = None,
+    hub_groups: Iterable[str] | None = None,
+    *,
+    settings: QuotaSettings | None = None,
+    now: dt.datetime | None = None,
+) -> Charge:
     """Raise :class:`QuotaExceeded` (or ``BadInput`` for a team the user is not in) or say who pays."""
     from hub_config.policy import load_policy
 
@@ -136,14 +159,23 @@ def check_spawn(username: str, profile: str, team: str | None = None,
         raise BadInput(f"unknown profile {str(profile)[:40]!r}")
     gpus = pol.profiles[profile].gpus
     with _sessions(settings.db_url)() as s:
-        charge = _check(s, settings, username, team, gpus, hub_groups, "server start", now or utcnow())
+        charge = _check(
+            s, settings, username, team, gpus, hub_groups, "server start", now or utcnow()
+        )
         s.commit()  # keeps a base allocation created on first use
         return charge
 
 
-def check_cluster(username: str, team: str | None = None, worker_gpus: float = 0,
-                  hub_groups: Iterable[str] | None = None, *, settings: QuotaSettings | None = None,
-                  now: dt.datetime | None = None, what: str = "Dask cluster") -> Charge:
+def check_cluster(
+    username: str,
+    team: str | None = None,
+    worker_gpus: float = 0,
+    hub_groups: Iterable[str] | None = None,
+    *,
+    settings: QuotaSettings | None = None,
+    now: dt.datetime | None = None,
+    what: str = "Dask cluster",
+) -> Charge:
     """The same question for a new Dask-Gateway cluster or a scale-up."""
     settings = _settings(settings)
     with _sessions(settings.db_url)() as s:
@@ -160,9 +192,13 @@ class GraceEnforcer:
     touched. Running things are read from the sampler's checkpoints, so it sees what is charged.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], settings: QuotaSettings,
-                 stop_server: Callable[[str, str], None],
-                 stop_cluster: Callable[[str, str], None] | None = None):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: QuotaSettings,
+        stop_server: Callable[[str, str], None],
+        stop_cluster: Callable[[str, str], None] | None = None,
+    ):
         self.sessions, self.settings = sessions, settings
         self.stop_server, self.stop_cluster = stop_server, stop_cluster
 
@@ -175,8 +211,14 @@ class GraceEnforcer:
             running: dict[tuple[str, str | None], list[Checkpoint]] = defaultdict(list)
             for cp in s.scalars(select(Checkpoint)):
                 running[(cp.username, cp.team)].append(cp)
-            open_warnings = {(w.username, w.team): w for w in s.scalars(
-                select(Warning_).where(Warning_.cleared_at.is_(None), Warning_.stopped_at.is_(None)))}
+            open_warnings = {
+                (w.username, w.team): w
+                for w in s.scalars(
+                    select(Warning_).where(
+                        Warning_.cleared_at.is_(None), Warning_.stopped_at.is_(None)
+                    )
+                )
+            }
             for (user, team), cps in running.items():
                 gpus = max(cp.gpus for cp in cps)
                 try:
@@ -191,18 +233,35 @@ class GraceEnforcer:
                         done.append(f"cleared {user}/{team}")
                     continue
                 if w is None:
-                    w = Warning_(username=user, team=team, reason=reason[:500], warned_at=now,
-                                 stop_after=now + dt.timedelta(seconds=self.settings.grace_period_s))
+                    w = Warning_(
+                        username=user,
+                        team=team,
+                        reason=reason[:500],
+                        warned_at=now,
+                        stop_after=now + dt.timedelta(seconds=self.settings.grace_period_s),
+                    )
                     s.add(w)
-                    ops.audit(s, "system", "grace_warning", f"user:{user}", None,
-                              {"team": team, "reason": reason[:500], "stop_after": ops.iso(w.stop_after)})
+                    ops.audit(
+                        s,
+                        "system",
+                        "grace_warning",
+                        f"user:{user}",
+                        None,
+                        {"team": team, "reason": reason[:500], "stop_after": ops.iso(w.stop_after)},
+                    )
                     log.warning("quota: %s (%s) warned: %s", user, team, reason)
                     done.append(f"warned {user}/{team}")
                 if now >= w.stop_after:
                     self._stop(user, cps, done)
                     w.stopped_at = now
-                    ops.audit(s, "system", "grace_stop", f"user:{user}", None,
-                              {"team": team, "stopped": [cp.key for cp in cps]})
+                    ops.audit(
+                        s,
+                        "system",
+                        "grace_stop",
+                        f"user:{user}",
+                        None,
+                        {"team": team, "stopped": [cp.key for cp in cps]},
+                    )
             for w in open_warnings.values():  # nothing runs any more
                 w.cleared_at = now
             s.commit()

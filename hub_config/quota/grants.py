@@ -34,6 +34,10 @@ class DatabaseTierGrants:
         if self._sessions is None:
             self._sessions = session_factory(self._db_url)
         with self._sessions() as s:
-            rows = s.execute(select(Team.name, Membership.role).join(Membership.team)
-                             .join(Membership.user).where(User.name == username)).all()
+            rows = s.execute(
+                select(Team.name, Membership.role)
+                .join(Membership.team)
+                .join(Membership.user)
+                .where(User.name == username)
+            ).all()
             return [(t, r.value) for t, r in rows]

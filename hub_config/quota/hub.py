@@ -18,14 +18,27 @@ JUPYTER_CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "platform_lib" / 
 JUPYTER_DATA_DIR = str(Path(__file__).resolve().parents[2] / "platform_lib" / "jupyter-data")
 
 SERVICE_SCOPES = [
-    "list:users", "read:users", "read:users:groups", "read:servers", "servers",
-    "admin:groups", "tokens",
+    "list:users",
+    "read:users",
+    "read:users:groups",
+    "read:servers",
+    "servers",
+    "admin:groups",
+    "tokens",
 ]
 
 
-def configure_hub(c: Any, *, port: int, db_url: str, name: str = "quota",
-                  managed: bool = True, admin_group: str = "roman-platform-admins",
-                  extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+def configure_hub(
+    c: Any,
+    *,
+    port: int,
+    db_url: str,
+    name: str = "quota",
+    managed: bool = True,
+    admin_group: str = "roman-platform-admins",
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> None:
     """Add the quota service, its role and the admin scope to a JupyterHub config object ``c``."""
     service: dict[str, Any] = {
         "name": name,
@@ -40,7 +53,9 @@ def configure_hub(c: Any, *, port: int, db_url: str, name: str = "quota",
     services = list(c.JupyterHub.services or []) if "services" in c.JupyterHub else []
     c.JupyterHub.services = [s for s in services if s.get("name") != name] + [service]
     scopes = dict(c.JupyterHub.custom_scopes) if "custom_scopes" in c.JupyterHub else {}
-    scopes["custom:quota:admin"] = {"description": "Administer tiers, teams and allocations in the quota service"}
+    scopes["custom:quota:admin"] = {
+        "description": "Administer tiers, teams and allocations in the quota service"
+    }
     c.JupyterHub.custom_scopes = scopes
     roles = [dict(r) for r in c.JupyterHub.load_roles] if "load_roles" in c.JupyterHub else []
     # Every user may reach the service (pages, and their own tokens from the CLI/notebooks).
@@ -53,7 +68,9 @@ def configure_hub(c: Any, *, port: int, db_url: str, name: str = "quota",
     if "server_token_scopes" in c.Spawner:
         c.Spawner.server_token_scopes = [*c.Spawner.server_token_scopes, access]
     roles.append({"name": f"{name}-service", "scopes": SERVICE_SCOPES, "services": [name]})
-    roles.append({"name": f"{name}-admin", "scopes": ["custom:quota:admin"], "groups": [admin_group]})
+    roles.append(
+        {"name": f"{name}-admin", "scopes": ["custom:quota:admin"], "groups": [admin_group]}
+    )
     c.JupyterHub.load_roles = roles
 
 

@@ -35,8 +35,12 @@ class HubClient:
             params = {"offset": offset, "limit": 200, "include_stopped_servers": False}
             if active_only:
                 params["state"] = "active"
-            r = self._call("GET", "/users", params=params,
-                           headers={"Accept": "application/jupyterhub-pagination+json"})
+            r = self._call(
+                "GET",
+                "/users",
+                params=params,
+                headers={"Accept": "application/jupyterhub-pagination+json"},
+            )
             body = r.json()
             items = body["items"] if isinstance(body, dict) else body
             out.extend(items)
@@ -65,10 +69,15 @@ class HubClient:
             self._call("DELETE", f"/groups/{quote(group)}/users", json={"users": [user]})
 
     def stop_server(self, user: str, server_name: str = "") -> None:
-        path = f"/users/{quote(user)}/servers/{quote(server_name)}" if server_name else f"/users/{quote(user)}/server"
+        path = (
+            f"/users/{quote(user)}/servers/{quote(server_name)}"
+            if server_name
+            else f"/users/{quote(user)}/server"
+        )
         self._call("DELETE", path, ok=(202, 204, 400, 404))
 
     def user_token(self, user: str, note: str, expires_in: int = 300) -> str:
-        r = self._call("POST", f"/users/{quote(user)}/tokens",
-                       json={"note": note, "expires_in": expires_in})
+        r = self._call(
+            "POST", f"/users/{quote(user)}/tokens", json={"note": note, "expires_in": expires_in}
+        )
         return r.json()["token"]

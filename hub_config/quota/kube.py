@@ -49,8 +49,13 @@ class KubeAPIError(RuntimeError):
 class KubeAPI:
     """GET-only access to a Kubernetes API server."""
 
-    def __init__(self, url: str, token_file: str | os.PathLike[str] | None = None,
-                 ca_file: str | os.PathLike[str] | None = None, timeout: float = 20.0):
+    def __init__(
+        self,
+        url: str,
+        token_file: str | os.PathLike[str] | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
+        timeout: float = 20.0,
+    ):
         self.url = url.rstrip("/")
         self.token_file = Path(token_file) if token_file else None
         self.verify: str | bool = str(ca_file) if ca_file else True
@@ -58,10 +63,15 @@ class KubeAPI:
 
     @classmethod
     def in_cluster(cls) -> KubeAPI:
-        host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+        host, port = (
+            os.environ.get("KUBERNETES_SERVICE_HOST"),
+            os.environ.get("KUBERNETES_SERVICE_PORT"),
+        )
         if not host or not port or not (SA_DIR / "token").exists():
-            raise KubeAPIError("not in a Kubernetes pod with a service account token "
-                               "(KUBERNETES_SERVICE_HOST/PORT and the token are needed)")
+            raise KubeAPIError(
+                "not in a Kubernetes pod with a service account token "
+                "(KUBERNETES_SERVICE_HOST/PORT and the token are needed)"
+            )
         host = f"[{host}]" if ":" in host else host
         return cls(f"https://{host}:{port}", SA_DIR / "token", SA_DIR / "ca.crt")
 
@@ -72,8 +82,13 @@ class KubeAPI:
         if self.token_file is not None:
             headers["Authorization"] = f"Bearer {self.token_file.read_text().strip()}"
         try:
-            r = requests.get(f"{self.url}{path}", params=params, headers=headers,
-                             timeout=self.timeout, verify=self.verify)
+            r = requests.get(
+                f"{self.url}{path}",
+                params=params,
+                headers=headers,
+                timeout=self.timeout,
+                verify=self.verify,
+            )
         except requests.RequestException as exc:
             raise KubeAPIError(f"Kubernetes API {path}: {exc}") from None
         if r.status_code != 200:
@@ -120,8 +135,10 @@ def _ended(pod: dict[str, Any]) -> dt.datetime | None:
     status = pod.get("status") or {}
     if status.get("phase") not in ("Succeeded", "Failed"):
         return None
-    ends = [_time(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt"))
-            for cs in status.get("containerStatuses") or []]
+    ends = [
+        _time(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt"))
+        for cs in status.get("containerStatuses") or []
+    ]
     ends = [e for e in ends if e is not None]
     # Ended with no recorded finish (evicted before its containers started): nothing after start.
     return max(ends) if ends else _time(status.get("startTime"))
@@ -149,11 +166,13 @@ class KubernetesGatewaySource:
             spec = obj.get("spec") or {}
             team = (spec.get("options") or {}).get("team") or None
             clusters[obj["metadata"]["name"]] = (
-                spec.get("username"), team if isinstance(team, str) else None,
+                spec.get("username"),
+                team if isinstance(team, str) else None,
             )
         out = []
-        for pod in self.api.list_items(f"/api/v1/namespaces/{ns}/pods",
-                                       **self._selector(CLUSTER_LABEL)):
+        for pod in self.api.list_items(
+            f"/api/v1/namespaces/{ns}/pods", **self._selector(CLUSTER_LABEL)
+        ):
             meta = pod.get("metadata") or {}
             labels = meta.get("labels") or {}
             kind = COMPONENTS.get(labels.get(COMPONENT_LABEL, ""))
@@ -170,8 +189,16 @@ class KubernetesGatewaySource:
                 requests_, limits = res.get("requests") or {}, res.get("limits") or {}
                 cores += cpu_cores(requests_.get("cpu", limits.get("cpu", 0)))
                 gpus += sum(float(limits.get(g, 0) or 0) for g in GPU_RESOURCES)
-            out.append(ledger.Running(
-                key=f"gateway:{ns}.{cluster}:{meta.get('name')}", kind=kind, username=user,
-                team=team, cores=cores, gpus=gpus, started=started, stopped=_ended(pod),
-            ))
+            out.append(
+                ledger.Running(
+                    key=f"gateway:{ns}.{cluster}:{meta.get('name')}",
+                    kind=kind,
+                    username=user,
+                    team=team,
+                    cores=cores,
+                    gpus=gpus,
+                    started=started,
+                    stopped=_ended(pod),
+                )
+            )
         return out

@@ -43,7 +43,9 @@ def _floor_hour(t: dt.datetime) -> dt.datetime:
     return t.replace(minute=0, second=0, microsecond=0)
 
 
-def charge(session: Session, item: Running | Checkpoint, start: dt.datetime, end: dt.datetime) -> float:
+def charge(
+    session: Session, item: Running | Checkpoint, start: dt.datetime, end: dt.datetime
+) -> float:
     """Add [start, end) for ``item`` to the ledger, extending its open stretch when contiguous.
 
     Returns the core-hours charged.
@@ -177,10 +179,10 @@ def totals(
     """
     conds = _filters(username, team)
     inside = session.execute(
-        select(func.coalesce(func.sum(UsageRecord.core_hours), 0.0),
-               func.coalesce(func.sum(UsageRecord.gpu_hours), 0.0)).where(
-            *conds, UsageRecord.start >= start, UsageRecord.end <= end
-        )
+        select(
+            func.coalesce(func.sum(UsageRecord.core_hours), 0.0),
+            func.coalesce(func.sum(UsageRecord.gpu_hours), 0.0),
+        ).where(*conds, UsageRecord.start >= start, UsageRecord.end <= end)
     ).one()
     core, gpu = float(inside[0]), float(inside[1])
     edges = session.scalars(
@@ -201,7 +203,9 @@ def totals(
     return core, gpu
 
 
-def per_member(session: Session, team: str, start: dt.datetime, end: dt.datetime) -> dict[str, tuple[float, float]]:
+def per_member(
+    session: Session, team: str, start: dt.datetime, end: dt.datetime
+) -> dict[str, tuple[float, float]]:
     names = session.scalars(
         select(UsageRecord.username).where(UsageRecord.team == team).distinct()
     ).all()
@@ -224,7 +228,11 @@ def series(
     ).all()
     per: dict[dt.datetime, list[float]] = {}
     for s, c, g in rows:
-        b = _floor_hour(s) if bucket == "hour" else s.replace(hour=0, minute=0, second=0, microsecond=0)
+        b = (
+            _floor_hour(s)
+            if bucket == "hour"
+            else s.replace(hour=0, minute=0, second=0, microsecond=0)
+        )
         acc = per.setdefault(b, [0.0, 0.0])
         acc[0] += c
         acc[1] += g
@@ -232,6 +240,13 @@ def series(
     for b in sorted(per):
         cum_c += per[b][0]
         cum_g += per[b][1]
-        out.append({"t": b.isoformat() + "Z", "core_hours": per[b][0], "gpu_hours": per[b][1],
-                    "cumulative_core_hours": cum_c, "cumulative_gpu_hours": cum_g})
+        out.append(
+            {
+                "t": b.isoformat() + "Z",
+                "core_hours": per[b][0],
+                "gpu_hours": per[b][1],
+                "cumulative_core_hours": cum_c,
+                "cumulative_gpu_hours": cum_g,
+            }
+        )
     return out

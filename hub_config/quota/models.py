@@ -121,9 +121,7 @@ class Allocation(Base):
 
     __tablename__ = "allocations"
     __table_args__ = (
-        CheckConstraint(
-            "(user_id IS NULL) <> (team_id IS NULL)", name="ck_allocation_one_owner"
-        ),
+        CheckConstraint("(user_id IS NULL) <> (team_id IS NULL)", name="ck_allocation_one_owner"),
         CheckConstraint(
             "core_hours >= 0 AND gpu_hours >= 0 AND home_gb >= 0 AND scratch_gb >= 0",
             name="ck_allocation_nonnegative",

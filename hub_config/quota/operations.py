@@ -57,20 +57,33 @@ class Changes:
 
 
 # --------------------------------------------------------------------------- helpers
-def audit(s: Session, actor: Actor | str, action: str, target: str, before=None, after=None) -> None:
-    s.add(AuditEntry(actor=actor if isinstance(actor, str) else actor.name, action=action,
-                     target=target, before=before, after=after))
+def audit(
+    s: Session, actor: Actor | str, action: str, target: str, before=None, after=None
+) -> None:
+    s.add(
+        AuditEntry(
+            actor=actor if isinstance(actor, str) else actor.name,
+            action=action,
+            target=target,
+            before=before,
+            after=after,
+        )
+    )
 
 
 def check_username(name: object) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise BadInput(f"invalid username {str(name)[:80]!r}: lower-case letters, digits, . _ @ - (max 63)")
+        raise BadInput(
+            f"invalid username {str(name)[:80]!r}: lower-case letters, digits, . _ @ - (max 63)"
+        )
     return name
 
 
 def check_team_name(name: object) -> str:
     if not isinstance(name, str) or not TEAM_RE.match(name):
-        raise BadInput(f"invalid team name {str(name)[:80]!r}: lower-case letters, digits, - (max 41)")
+        raise BadInput(
+            f"invalid team name {str(name)[:80]!r}: lower-case letters, digits, - (max 41)"
+        )
     return name
 
 
@@ -159,7 +172,9 @@ def iso(t: dt.datetime | None) -> str | None:
 def granted_tier(s: Session, username: str, now: dt.datetime | None = None) -> TierGrant | None:
     now = now or utcnow()
     for g in s.scalars(
-        select(TierGrant).join(User).where(User.name == username, TierGrant.revoked_at.is_(None))
+        select(TierGrant)
+        .join(User)
+        .where(User.name == username, TierGrant.revoked_at.is_(None))
         .order_by(TierGrant.granted_at.desc(), TierGrant.id.desc())
     ):
         if g.expires_at is None or g.expires_at > now:
@@ -173,8 +188,14 @@ def _policy():
     return load_policy()
 
 
-def grant_tier(s: Session, actor: Actor, username: str, tier: str, expires_at=None,
-               changes: Changes | None = None) -> dict:
+def grant_tier(
+    s: Session,
+    actor: Actor,
+    username: str,
+    tier: str,
+    expires_at=None,
+    changes: Changes | None = None,
+) -> dict:
     require_admin(actor)
     check_username(username)
     if not isinstance(tier, str) or tier not in _policy().tiers:
@@ -238,8 +259,14 @@ def _team_groups(team_name: str) -> tuple[str, str]:
     return f"{TEAM_GROUP_PREFIX}{team_name}", f"{TEAM_GROUP_PREFIX}{team_name}{TEAM_ADMIN_SUFFIX}"
 
 
-def add_member(s: Session, actor: Actor, team_name: str, username: str, role: str = "member",
-               changes: Changes | None = None) -> dict:
+def add_member(
+    s: Session,
+    actor: Actor,
+    team_name: str,
+    username: str,
+    role: str = "member",
+    changes: Changes | None = None,
+) -> dict:
     t = team(s, team_name)
     require_team_admin(s, actor, t)
     try:
@@ -257,7 +284,11 @@ def add_member(s: Session, actor: Actor, team_name: str, username: str, role: st
         asked = _pending(s, RequestKind.join, username, t)
         if asked is None:
             return invite(s, actor, t, username)
-        asked.state, asked.decided_by, asked.decided_at = RequestState.approved, actor.name, utcnow()
+        asked.state, asked.decided_by, asked.decided_at = (
+            RequestState.approved,
+            actor.name,
+            utcnow(),
+        )
     before = {"role": m.role.value} if m else None
     if m is None:
         m = Membership(team=t, user=u, role=r)
@@ -277,25 +308,35 @@ def add_member(s: Session, actor: Actor, team_name: str, username: str, role: st
 
 
 def _pending(s: Session, kind: RequestKind, requester: str, t: Team) -> Request | None:
-    return s.scalars(select(Request).where(
-        Request.kind == kind, Request.requester == requester, Request.team_id == t.id,
-        Request.state == RequestState.pending)).first()
+    return s.scalars(
+        select(Request).where(
+            Request.kind == kind,
+            Request.requester == requester,
+            Request.team_id == t.id,
+            Request.state == RequestState.pending,
+        )
+    ).first()
 
 
 def invite(s: Session, actor: Actor, t: Team, username: str) -> dict:
     """A pending invitation: a request row whose requester is the invitee, who decides it."""
     r = _pending(s, RequestKind.invite, username, t)
     if r is None:
-        r = Request(kind=RequestKind.invite, requester=username, team=t,
-                    justification=f"invited to team {t.name} by {actor.name}")
+        r = Request(
+            kind=RequestKind.invite,
+            requester=username,
+            team=t,
+            justification=f"invited to team {t.name} by {actor.name}",
+        )
         s.add(r)
         s.flush()
         audit(s, actor, "invite_member", f"team:{t.name}/user:{username}", None, request_dict(r))
     return {"invited": username, "request": r.id, "state": r.state.value}
 
 
-def remove_member(s: Session, actor: Actor, team_name: str, username: str,
-                  changes: Changes | None = None) -> None:
+def remove_member(
+    s: Session, actor: Actor, team_name: str, username: str, changes: Changes | None = None
+) -> None:
     t = team(s, team_name)
     require_team_admin(s, actor, t)
     m = membership(s, t, check_username(username))
@@ -303,15 +344,22 @@ def remove_member(s: Session, actor: Actor, team_name: str, username: str,
         raise NotFound(f"{username!r} is not in team {team_name!r}")
     if m.role == Role.admin and not actor.platform_admin:
         raise Forbidden("only platform admins may remove a team admin")
-    audit(s, actor, "remove_member", f"team:{team_name}/user:{username}",
-          {"role": m.role.value, "cap_core_hours": m.cap_core_hours}, None)
+    audit(
+        s,
+        actor,
+        "remove_member",
+        f"team:{team_name}/user:{username}",
+        {"role": m.role.value, "cap_core_hours": m.cap_core_hours},
+        None,
+    )
     s.delete(m)
     if changes is not None:
         changes.remove_groups.extend((g, username) for g in _team_groups(team_name))
 
 
-def set_cap(s: Session, actor: Actor, team_name: str, username: str, core_hours=None,
-            gpu_hours=None) -> dict:
+def set_cap(
+    s: Session, actor: Actor, team_name: str, username: str, core_hours=None, gpu_hours=None
+) -> dict:
     t = team(s, team_name)
     require_team_admin(s, actor, t)
     if username == actor.name and not actor.platform_admin:
@@ -329,9 +377,19 @@ def set_cap(s: Session, actor: Actor, team_name: str, username: str, core_hours=
 
 
 # --------------------------------------------------------------------------- allocations
-def create_allocation(s: Session, actor: Actor, *, user_name: str | None = None,
-                      team_name: str | None = None, core_hours=0, gpu_hours=0, home_gb=0,
-                      scratch_gb=0, period_start=None, period_end=None) -> Allocation:
+def create_allocation(
+    s: Session,
+    actor: Actor,
+    *,
+    user_name: str | None = None,
+    team_name: str | None = None,
+    core_hours=0,
+    gpu_hours=0,
+    home_gb=0,
+    scratch_gb=0,
+    period_start=None,
+    period_end=None,
+) -> Allocation:
     require_admin(actor)
     if (user_name is None) == (team_name is None):
         raise BadInput("give exactly one of 'user' or 'team'")
@@ -344,29 +402,49 @@ def create_allocation(s: Session, actor: Actor, *, user_name: str | None = None,
     a = Allocation(
         user=user(s, check_username(user_name)) if user_name else None,
         team=team(s, team_name) if team_name else None,
-        core_hours=_num(core_hours, "core_hours"), gpu_hours=_num(gpu_hours, "gpu_hours"),
-        home_gb=_num(home_gb, "home_gb"), scratch_gb=_num(scratch_gb, "scratch_gb"),
-        period_start=start, period_end=end, created_by=actor.name,
+        core_hours=_num(core_hours, "core_hours"),
+        gpu_hours=_num(gpu_hours, "gpu_hours"),
+        home_gb=_num(home_gb, "home_gb"),
+        scratch_gb=_num(scratch_gb, "scratch_gb"),
+        period_start=start,
+        period_end=end,
+        created_by=actor.name,
         state=AllocationState.active if end > utcnow() else AllocationState.expired,
     )
     s.add(a)
     s.flush()
-    audit(s, actor, "create_allocation", f"allocation:{a.id}", None, allocation_dict(s, a, usage=False))
+    audit(
+        s,
+        actor,
+        "create_allocation",
+        f"allocation:{a.id}",
+        None,
+        allocation_dict(s, a, usage=False),
+    )
     return a
 
 
 def allocation_dict(s: Session, a: Allocation, usage: bool = True) -> dict:
     d = {
-        "id": a.id, "user": a.user.name if a.user else None, "team": a.team.name if a.team else None,
-        "core_hours": a.core_hours, "gpu_hours": a.gpu_hours, "home_gb": a.home_gb,
-        "scratch_gb": a.scratch_gb, "period_start": iso(a.period_start),
-        "period_end": iso(a.period_end), "state": effective_state(a).value,
+        "id": a.id,
+        "user": a.user.name if a.user else None,
+        "team": a.team.name if a.team else None,
+        "core_hours": a.core_hours,
+        "gpu_hours": a.gpu_hours,
+        "home_gb": a.home_gb,
+        "scratch_gb": a.scratch_gb,
+        "period_start": iso(a.period_start),
+        "period_end": iso(a.period_end),
+        "state": effective_state(a).value,
     }
     if usage:
         used_c, used_g = allocation_usage(s, a)
-        d.update(used_core_hours=used_c, used_gpu_hours=used_g,
-                 remaining_core_hours=a.core_hours - used_c,
-                 remaining_gpu_hours=a.gpu_hours - used_g)
+        d.update(
+            used_core_hours=used_c,
+            used_gpu_hours=used_g,
+            remaining_core_hours=a.core_hours - used_c,
+            remaining_gpu_hours=a.gpu_hours - used_g,
+        )
     return d
 
 
@@ -383,8 +461,13 @@ def allocation_usage(s: Session, a: Allocation) -> tuple[float, float]:
     return ledger.totals(s, a.period_start, a.period_end, username=a.user.name, team=None)
 
 
-def current_allocation(s: Session, *, user_name: str | None = None, team_name: str | None = None,
-                       now: dt.datetime | None = None) -> Allocation | None:
+def current_allocation(
+    s: Session,
+    *,
+    user_name: str | None = None,
+    team_name: str | None = None,
+    now: dt.datetime | None = None,
+) -> Allocation | None:
     """The allocation charged now: the live one covering ``now``, else the latest one."""
     now = now or utcnow()
     q = select(Allocation)
@@ -404,8 +487,9 @@ def tier_of(s: Session, username: str, hub_tier: str | None = None) -> str:
     return g.tier if g else _policy().default_tier
 
 
-def ensure_base_allocation(s: Session, settings: QuotaSettings, username: str,
-                           tier: str, now: dt.datetime | None = None) -> Allocation | None:
+def ensure_base_allocation(
+    s: Session, settings: QuotaSettings, username: str, tier: str, now: dt.datetime | None = None
+) -> Allocation | None:
     """Everyone has a base allocation for their tier: create this period's one when missing."""
     now = now or utcnow()
     tier_policy = _policy().tiers.get(tier)
@@ -418,30 +502,59 @@ def ensure_base_allocation(s: Session, settings: QuotaSettings, username: str,
     if cur is not None and cur.created_by != "base":
         return cur  # an explicit allocation ran out: renewing it is a decision, not automatic
     u = user(s, username, create=True)
-    a = Allocation(user=u, core_hours=base.core_hours, gpu_hours=base.gpu_hours,
-                   home_gb=base.home_gb, scratch_gb=base.scratch_gb, period_start=now,
-                   period_end=now + dt.timedelta(days=base.period_days), created_by="base")
+    a = Allocation(
+        user=u,
+        core_hours=base.core_hours,
+        gpu_hours=base.gpu_hours,
+        home_gb=base.home_gb,
+        scratch_gb=base.scratch_gb,
+        period_start=now,
+        period_end=now + dt.timedelta(days=base.period_days),
+        created_by="base",
+    )
     s.add(a)
     s.flush()
-    audit(s, "system", "base_allocation", f"allocation:{a.id}", None,
-          {"user": username, "tier": tier, "core_hours": base.core_hours})
+    audit(
+        s,
+        "system",
+        "base_allocation",
+        f"allocation:{a.id}",
+        None,
+        {"user": username, "tier": tier, "core_hours": base.core_hours},
+    )
     return a
 
 
 def expire_due(s: Session, now: dt.datetime | None = None) -> int:
     now = now or utcnow()
     n = 0
-    for a in s.scalars(select(Allocation).where(
-            Allocation.period_end <= now, Allocation.state != AllocationState.expired)):
-        audit(s, "system", "expire", f"allocation:{a.id}", {"state": a.state.value}, {"state": "expired"})
+    for a in s.scalars(
+        select(Allocation).where(
+            Allocation.period_end <= now, Allocation.state != AllocationState.expired
+        )
+    ):
+        audit(
+            s,
+            "system",
+            "expire",
+            f"allocation:{a.id}",
+            {"state": a.state.value},
+            {"state": "expired"},
+        )
         a.state = AllocationState.expired
         n += 1
     return n
 
 
 # --------------------------------------------------------------------------- requests
-def create_request(s: Session, actor: Actor, kind: str, justification: str, tier: str | None = None,
-                   team_name: str | None = None) -> Request:
+def create_request(
+    s: Session,
+    actor: Actor,
+    kind: str,
+    justification: str,
+    tier: str | None = None,
+    team_name: str | None = None,
+) -> Request:
     if not isinstance(justification, str) or not justification.strip():
         raise BadInput("a justification is required")
     if len(justification) > MAX_JUSTIFICATION:
@@ -450,7 +563,9 @@ def create_request(s: Session, actor: Actor, kind: str, justification: str, tier
     if kind == RequestKind.tier.value:
         if not isinstance(tier, str) or tier not in _policy().tiers:
             raise BadInput(f"unknown tier {str(tier)[:40]!r}")
-        r = Request(kind=RequestKind.tier, requester=actor.name, tier=tier, justification=justification)
+        r = Request(
+            kind=RequestKind.tier, requester=actor.name, tier=tier, justification=justification
+        )
     elif kind == RequestKind.renewal.value:
         if team_name is not None:
             t = team(s, team_name)
@@ -463,8 +578,13 @@ def create_request(s: Session, actor: Actor, kind: str, justification: str, tier
             raise BadInput("there is no allocation to renew")
         if a.state != AllocationState.expired:
             a.state = AllocationState.renewal_requested
-        r = Request(kind=RequestKind.renewal, requester=actor.name, team=t, allocation_id=a.id,
-                    justification=justification)
+        r = Request(
+            kind=RequestKind.renewal,
+            requester=actor.name,
+            team=t,
+            allocation_id=a.id,
+            justification=justification,
+        )
     elif kind == RequestKind.join.value:
         t = team(s, check_team_name(team_name))
         if membership(s, t, actor.name) is not None:
@@ -472,7 +592,9 @@ def create_request(s: Session, actor: Actor, kind: str, justification: str, tier
         r = _pending(s, RequestKind.join, actor.name, t)
         if r is not None:
             return r
-        r = Request(kind=RequestKind.join, requester=actor.name, team=t, justification=justification)
+        r = Request(
+            kind=RequestKind.join, requester=actor.name, team=t, justification=justification
+        )
     else:
         raise BadInput("kind must be 'tier', 'renewal' or 'join'")
     s.add(r)
@@ -482,14 +604,30 @@ def create_request(s: Session, actor: Actor, kind: str, justification: str, tier
 
 
 def request_dict(r: Request) -> dict:
-    return {"id": r.id, "kind": r.kind.value, "requester": r.requester, "tier": r.tier,
-            "team": r.team.name if r.team else None, "allocation_id": r.allocation_id,
-            "justification": r.justification, "state": r.state.value, "created": iso(r.created),
-            "decided_by": r.decided_by, "decided_at": iso(r.decided_at), "note": r.decision_note}
+    return {
+        "id": r.id,
+        "kind": r.kind.value,
+        "requester": r.requester,
+        "tier": r.tier,
+        "team": r.team.name if r.team else None,
+        "allocation_id": r.allocation_id,
+        "justification": r.justification,
+        "state": r.state.value,
+        "created": iso(r.created),
+        "decided_by": r.decided_by,
+        "decided_at": iso(r.decided_at),
+        "note": r.decision_note,
+    }
 
 
-def decide_request(s: Session, actor: Actor, request_id: int, approve: bool, note: str = "",
-                   changes: Changes | None = None) -> dict:
+def decide_request(
+    s: Session,
+    actor: Actor,
+    request_id: int,
+    approve: bool,
+    note: str = "",
+    changes: Changes | None = None,
+) -> dict:
     """Platform admins decide tier and renewal requests; a team's admins decide requests to
     join it; only the invitee decides an invitation (accepting it makes them a member)."""
     if not isinstance(note, str) or len(note) > 1000:
@@ -509,12 +647,21 @@ def decide_request(s: Session, actor: Actor, request_id: int, approve: bool, not
     before = request_dict(r)
     r.state = RequestState.approved if approve else RequestState.declined
     r.decided_by, r.decided_at, r.decision_note = actor.name, utcnow(), note
-    if r.kind in (RequestKind.invite, RequestKind.join) and approve and \
-            membership(s, r.team, r.requester) is None:
+    if (
+        r.kind in (RequestKind.invite, RequestKind.join)
+        and approve
+        and membership(s, r.team, r.requester) is None
+    ):
         s.add(Membership(team=r.team, user=user(s, r.requester, create=True), role=Role.member))
         s.flush()
-        audit(s, actor, "add_member", f"team:{r.team.name}/user:{r.requester}", None,
-              {"role": Role.member.value, "by": r.kind.value})
+        audit(
+            s,
+            actor,
+            "add_member",
+            f"team:{r.team.name}/user:{r.requester}",
+            None,
+            {"role": Role.member.value, "by": r.kind.value},
+        )
         if changes is not None:
             changes.add_groups.append((_team_groups(r.team.name)[0], r.requester))
     if r.kind == RequestKind.tier and approve:
@@ -533,15 +680,29 @@ def renew(s: Session, actor: Actor, a: Allocation) -> Allocation:
     """A new period of the same size, starting when the old one ends (or now, if it lapsed)."""
     length = a.period_end - a.period_start
     start = max(a.period_end, utcnow())
-    new = Allocation(user=a.user, team=a.team, core_hours=a.core_hours, gpu_hours=a.gpu_hours,
-                     home_gb=a.home_gb, scratch_gb=a.scratch_gb, period_start=start,
-                     period_end=start + length, created_by=actor.name)
+    new = Allocation(
+        user=a.user,
+        team=a.team,
+        core_hours=a.core_hours,
+        gpu_hours=a.gpu_hours,
+        home_gb=a.home_gb,
+        scratch_gb=a.scratch_gb,
+        period_start=start,
+        period_end=start + length,
+        created_by=actor.name,
+    )
     if a.state == AllocationState.renewal_requested:
         a.state = AllocationState.active
     s.add(new)
     s.flush()
-    audit(s, actor, "renew", f"allocation:{a.id}", None, {"new_allocation": new.id,
-                                                         "period_end": iso(new.period_end)})
+    audit(
+        s,
+        actor,
+        "renew",
+        f"allocation:{a.id}",
+        None,
+        {"new_allocation": new.id, "period_end": iso(new.period_end)},
+    )
     return new
 
 
@@ -550,8 +711,14 @@ def profile_costs(tier: str | None = None) -> dict[str, dict]:
     """What each profile costs per hour: the cores it reserves and its GPUs (from the policy)."""
     pol = _policy()
     profiles = pol.profiles_for(tier) if tier else pol.profiles
-    return {k: {"display_name": p.display_name, "core_hours_per_hour": p.cpu_guarantee,
-                "gpu_hours_per_hour": float(p.gpus)} for k, p in profiles.items()}
+    return {
+        k: {
+            "display_name": p.display_name,
+            "core_hours_per_hour": p.cpu_guarantee,
+            "gpu_hours_per_hour": float(p.gpus),
+        }
+        for k, p in profiles.items()
+    }
 
 
 def me(s: Session, actor: Actor, settings: QuotaSettings) -> dict:
@@ -560,28 +727,45 @@ def me(s: Session, actor: Actor, settings: QuotaSettings) -> dict:
     g = granted_tier(s, actor.name)
     teams = []
     u = s.scalars(select(User).where(User.name == actor.name)).first()
-    for m in (u.memberships if u else []):
+    for m in u.memberships if u else []:
         a = current_allocation(s, team_name=m.team.name)
-        teams.append({"name": m.team.name, "role": m.role.value,
-                      "cap_core_hours": m.cap_core_hours, "cap_gpu_hours": m.cap_gpu_hours,
-                      "allocation": allocation_dict(s, a) if a else None})
+        teams.append(
+            {
+                "name": m.team.name,
+                "role": m.role.value,
+                "cap_core_hours": m.cap_core_hours,
+                "cap_gpu_hours": m.cap_gpu_hours,
+                "allocation": allocation_dict(s, a) if a else None,
+            }
+        )
     a = current_allocation(s, user_name=actor.name)
     now = utcnow()
     start = a.period_start if a else now - dt.timedelta(days=30)
-    reqs = s.scalars(select(Request).where(Request.requester == actor.name)
-                     .order_by(Request.created.desc()).limit(50)).all()
-    warns = s.scalars(select(Warning_).where(Warning_.username == actor.name,
-                                             Warning_.cleared_at.is_(None))).all()
+    reqs = s.scalars(
+        select(Request)
+        .where(Request.requester == actor.name)
+        .order_by(Request.created.desc())
+        .limit(50)
+    ).all()
+    warns = s.scalars(
+        select(Warning_).where(Warning_.username == actor.name, Warning_.cleared_at.is_(None))
+    ).all()
     return {
-        "name": actor.name, "tier": tier, "platform_admin": actor.platform_admin,
-        "tier_grant": {"tier": g.tier, "expires_at": iso(g.expires_at), "granted_by": g.granted_by} if g else None,
+        "name": actor.name,
+        "tier": tier,
+        "platform_admin": actor.platform_admin,
+        "tier_grant": {"tier": g.tier, "expires_at": iso(g.expires_at), "granted_by": g.granted_by}
+        if g
+        else None,
         "allocation": allocation_dict(s, a) if a else None,
         "teams": teams,
         "usage": ledger.series(s, start, now + dt.timedelta(hours=1), username=actor.name),
         "profile_costs": profile_costs(tier),
         "requests": [request_dict(r) for r in reqs],
-        "warnings": [{"reason": w.reason, "stop_after": iso(w.stop_after),
-                      "stopped_at": iso(w.stopped_at)} for w in warns],
+        "warnings": [
+            {"reason": w.reason, "stop_after": iso(w.stop_after), "stopped_at": iso(w.stopped_at)}
+            for w in warns
+        ],
         "storage": storage_view(s, actor.name, a.home_gb if a else None),
     }
 
@@ -594,20 +778,35 @@ def team_view(s: Session, actor: Actor, team_name: str) -> dict:
     now = utcnow()
     start = a.period_start if a else now - dt.timedelta(days=30)
     end = a.period_end if a else now
-    out = {"name": t.name, "description": t.description, "can_admin": is_admin,
-           "allocation": allocation_dict(s, a) if a else None,
-           "usage": ledger.series(s, start, now + dt.timedelta(hours=1), team=team_name)}
+    out = {
+        "name": t.name,
+        "description": t.description,
+        "can_admin": is_admin,
+        "allocation": allocation_dict(s, a) if a else None,
+        "usage": ledger.series(s, start, now + dt.timedelta(hours=1), team=team_name),
+    }
     if is_admin:
         used = ledger.per_member(s, team_name, start, end)
         out["members"] = [
-            {"name": mm.user.name, "role": mm.role.value, "cap_core_hours": mm.cap_core_hours,
-             "cap_gpu_hours": mm.cap_gpu_hours,
-             "used_core_hours": used.get(mm.user.name, (0.0, 0.0))[0],
-             "used_gpu_hours": used.get(mm.user.name, (0.0, 0.0))[1]}
+            {
+                "name": mm.user.name,
+                "role": mm.role.value,
+                "cap_core_hours": mm.cap_core_hours,
+                "cap_gpu_hours": mm.cap_gpu_hours,
+                "used_core_hours": used.get(mm.user.name, (0.0, 0.0))[0],
+                "used_gpu_hours": used.get(mm.user.name, (0.0, 0.0))[1],
+            }
             for mm in sorted(t.memberships, key=lambda x: x.user.name)
         ]
-        out["requests"] = [request_dict(r) for r in s.scalars(
-            select(Request).where(Request.team_id == t.id).order_by(Request.created.desc()).limit(50))]
+        out["requests"] = [
+            request_dict(r)
+            for r in s.scalars(
+                select(Request)
+                .where(Request.team_id == t.id)
+                .order_by(Request.created.desc())
+                .limit(50)
+            )
+        ]
     return out
 
 

@@ -82,12 +82,17 @@ class HubSource:
                     profile = pol.tier(pol.tier_of_groups(u.get("groups") or [])).profiles[0]
                 p = pol.profiles[profile]
                 team = opts.get("team") or None
-                out.append(ledger.Running(
-                    key=f"hub:{u['name']}/{sname}", kind="server", username=u["name"],
-                    team=team if isinstance(team, str) else None,
-                    cores=float(p.cpu_guarantee), gpus=float(p.gpus),
-                    started=_parse_iso(server.get("started")),
-                ))
+                out.append(
+                    ledger.Running(
+                        key=f"hub:{u['name']}/{sname}",
+                        kind="server",
+                        username=u["name"],
+                        team=team if isinstance(team, str) else None,
+                        cores=float(p.cpu_guarantee),
+                        gpus=float(p.gpus),
+                        started=_parse_iso(server.get("started")),
+                    )
+                )
         return out
 
 
@@ -105,14 +110,17 @@ class GatewayDatabaseSource:
     def __init__(self, db_url: str):
         from sqlalchemy import create_engine
 
-        self.engine = create_engine(db_url, connect_args={"timeout": 30} if db_url.startswith("sqlite") else {})
+        self.engine = create_engine(
+            db_url, connect_args={"timeout": 30} if db_url.startswith("sqlite") else {}
+        )
         self._since: dt.datetime | None = None
         #: keys whose process was seen gone, with the start time reported for them: once a
         #: process is found dead it stays closed, whatever stop time the gateway writes later
         self._dead: dict[str, dt.datetime | None] = {}
 
-    def _stopped(self, key: str, started: dt.datetime | None, stop: dt.datetime | None,
-                 state: object) -> dt.datetime | None:
+    def _stopped(
+        self, key: str, started: dt.datetime | None, stop: dt.datetime | None, state: object
+    ) -> dt.datetime | None:
         """The stop time to report. The gateway notices a dead scheduler or worker only at its
         next status check (30-95 s measured), and until then its row says running: charging to
         that moment overcharged a crashed cluster by 43 %. With the local backend the row holds
@@ -135,13 +143,15 @@ class GatewayDatabaseSource:
 
         out = []
         with self.engine.connect() as c:
-            clusters = c.execute(text(
-                "SELECT id, name, username, status, options, config, start_time, stop_time, state "
-                "FROM clusters"
-            )).all()
-            workers = c.execute(text(
-                "SELECT cluster_id, name, status, start_time, stop_time, state FROM workers"
-            )).all()
+            clusters = c.execute(
+                text(
+                    "SELECT id, name, username, status, options, config, start_time, stop_time, state "
+                    "FROM clusters"
+                )
+            ).all()
+            workers = c.execute(
+                text("SELECT cluster_id, name, status, start_time, stop_time, state FROM workers")
+            ).all()
         info = {}
         keys = set()
         for cid, name, user, status, options, config, start, stop, state in clusters:
@@ -152,25 +162,36 @@ class GatewayDatabaseSource:
                 continue
             key = f"gateway:{name}:scheduler"
             keys.add(key)
-            out.append(ledger.Running(
-                key=key, kind="scheduler", username=user, team=info[cid][2],
-                cores=float(config.get("scheduler_cores", 1)), gpus=0.0,
-                started=_from_ms(start),
-                stopped=self._stopped(key, _from_ms(start), _from_ms(stop), state),
-            ))
+            out.append(
+                ledger.Running(
+                    key=key,
+                    kind="scheduler",
+                    username=user,
+                    team=info[cid][2],
+                    cores=float(config.get("scheduler_cores", 1)),
+                    gpus=0.0,
+                    started=_from_ms(start),
+                    stopped=self._stopped(key, _from_ms(start), _from_ms(stop), state),
+                )
+            )
         for cid, wname, status, start, stop, state in workers:
             if cid not in info or (stop is None and status not in self.ACTIVE):
                 continue
             name, user, team, config = info[cid]
             key = f"gateway:{name}:{wname}"
             keys.add(key)
-            out.append(ledger.Running(
-                key=key, kind="worker", username=user, team=team,
-                cores=float(config.get("worker_cores", 1)),
-                gpus=float(config.get("worker_gpus", 0) or 0),
-                started=_from_ms(start),
-                stopped=self._stopped(key, _from_ms(start), _from_ms(stop), state),
-            ))
+            out.append(
+                ledger.Running(
+                    key=key,
+                    kind="worker",
+                    username=user,
+                    team=team,
+                    cores=float(config.get("worker_cores", 1)),
+                    gpus=float(config.get("worker_gpus", 0) or 0),
+                    started=_from_ms(start),
+                    stopped=self._stopped(key, _from_ms(start), _from_ms(stop), state),
+                )
+            )
         self._dead = {k: v for k, v in self._dead.items() if k in keys}  # rows gone: forget
         return out
 
@@ -182,7 +203,10 @@ def _process_exists(pid: int, started: dt.datetime | None) -> bool:
 
     try:
         p = psutil.Process(pid)
-        if started is not None and p.create_time() > started.replace(tzinfo=dt.UTC).timestamp() + 120:
+        if (
+            started is not None
+            and p.create_time() > started.replace(tzinfo=dt.UTC).timestamp() + 120
+        ):
             return False
         return p.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -203,13 +227,18 @@ def _validated_teams(s: Session, observed: list[ledger.Running]) -> list[ledger.
     wanted = {(o.username, o.team) for o in observed if o.team}
     if not wanted:
         return observed
-    ok = set(s.execute(
-        select(User.name, Team.name).join(Membership, Membership.user_id == User.id)
-        .join(Team, Membership.team_id == Team.id)
-        .where(Team.name.in_({t for _, t in wanted}))
-    ).all())
-    return [o if not o.team or (o.username, o.team) in ok else dataclasses.replace(o, team=None)
-            for o in observed]
+    ok = set(
+        s.execute(
+            select(User.name, Team.name)
+            .join(Membership, Membership.user_id == User.id)
+            .join(Team, Membership.team_id == Team.id)
+            .where(Team.name.in_({t for _, t in wanted}))
+        ).all()
+    )
+    return [
+        o if not o.team or (o.username, o.team) in ok else dataclasses.replace(o, team=None)
+        for o in observed
+    ]
 
 
 class Sampler:
@@ -222,12 +251,14 @@ class Sampler:
         for src in self.sources:
             try:
                 observed = src.observe()
-            except Exception as exc:  # noqa: BLE001 - one bad source must not stop accounting
+            except Exception as exc:
                 log.warning("quota sampler: source %s failed: %s", src.name, exc)
                 continue
             with self.sessions() as s:
                 observed = _validated_teams(s, observed)
-                charged.update(ledger.integrate(s, src.name, observed, now or utcnow(), self.interval))
+                charged.update(
+                    ledger.integrate(s, src.name, observed, now or utcnow(), self.interval)
+                )
                 s.commit()
         return charged
 
@@ -258,10 +289,16 @@ def build_sources(hub=None, settings: QuotaSettings | None = None) -> list[Sourc
     if settings is not None and settings.gateway_kube_namespace:
         from .kube import KubeAPI, KubernetesGatewaySource
 
-        api = (KubeAPI(settings.kube_api_url, settings.kube_token_file) if settings.kube_api_url
-               else KubeAPI.in_cluster())
-        sources.append(KubernetesGatewaySource(api, settings.gateway_kube_namespace,
-                                               settings.gateway_kube_instance))
+        api = (
+            KubeAPI(settings.kube_api_url, settings.kube_token_file)
+            if settings.kube_api_url
+            else KubeAPI.in_cluster()
+        )
+        sources.append(
+            KubernetesGatewaySource(
+                api, settings.gateway_kube_namespace, settings.gateway_kube_instance
+            )
+        )
     return sources
 
 
@@ -270,26 +307,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .hubapi import HubClient
     from .settings import load_settings
 
-    p = argparse.ArgumentParser(prog="python -m hub_config.quota.sampler",
-                                description="Sample running servers and Dask clusters into the usage ledger.")
+    p = argparse.ArgumentParser(
+        prog="python -m hub_config.quota.sampler",
+        description="Sample running servers and Dask clusters into the usage ledger.",
+    )
     p.add_argument("--db-url", help="quota database (default: settings / $ROMAN_QUOTA_DB_URL)")
     p.add_argument("--interval", type=float, help="seconds between samples")
     p.add_argument("--hub-api", help="hub API URL (default $JUPYTERHUB_API_URL)")
     p.add_argument("--no-hub", action="store_true", help="do not sample the hub")
     p.add_argument("--gateway-db-url", help="dask-gateway-server database URL")
-    p.add_argument("--gateway-kube-namespace",
-                   help="on Kubernetes: namespace of the gateway's clusters (read from the API)")
+    p.add_argument(
+        "--gateway-kube-namespace",
+        help="on Kubernetes: namespace of the gateway's clusters (read from the API)",
+    )
     p.add_argument("--gateway-kube-instance", help="on Kubernetes: gateway instance label")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sampler %(message)s")
-    settings = load_settings(db_url=args.db_url, sample_interval_s=args.interval,
-                             gateway_db_url=args.gateway_db_url,
-                             gateway_kube_namespace=args.gateway_kube_namespace,
-                             gateway_kube_instance=args.gateway_kube_instance)
+    settings = load_settings(
+        db_url=args.db_url,
+        sample_interval_s=args.interval,
+        gateway_db_url=args.gateway_db_url,
+        gateway_kube_namespace=args.gateway_kube_namespace,
+        gateway_kube_instance=args.gateway_kube_instance,
+    )
     hub = None if args.no_hub else HubClient(args.hub_api)
-    sampler = Sampler(session_factory(settings.db_url),
-                      build_sources(hub, settings), settings.sample_interval_s)
+    sampler = Sampler(
+        session_factory(settings.db_url), build_sources(hub, settings), settings.sample_interval_s
+    )
     sampler.run(args.duration)
     return 0
 

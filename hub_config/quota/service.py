@@ -26,17 +26,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
 from pydantic import BaseModel, ValidationError
 from tornado import ioloop, web
 from tornado.httpserver import HTTPServer
 
-from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
-from jupyterhub.utils import url_path_join
-
 from . import operations as ops
 from . import schemas
 from .db import session_factory
-from .errors import BadInput, Forbidden, QuotaError
+from .errors import BadInput, QuotaError
 from .models import AuditEntry, Request, RequestState, utcnow
 from .plot import usage_svg
 from .settings import QuotaSettings, load_settings
@@ -72,8 +71,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         name = model["name"]
         info = self.q.hub_user(name) or {}
         groups = set(info.get("groups") or model.get("groups") or [])
-        admin = bool(info.get("admin")) or self.q.settings.admin_group in groups or \
-            ADMIN_SCOPE in set(model.get("scopes") or [])
+        admin = (
+            bool(info.get("admin"))
+            or self.q.settings.admin_group in groups
+            or ADMIN_SCOPE in set(model.get("scopes") or [])
+        )
         from hub_config.policy import load_policy
 
         tier = load_policy().tier_of_groups(groups) if info else None
@@ -90,14 +92,18 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             if not isinstance(data, dict):
                 raise BadInput("the body must be a JSON object")
         else:
-            data = {k: self.get_body_argument(k) for k in self.request.body_arguments if k != "_xsrf"}
+            data = {
+                k: self.get_body_argument(k) for k in self.request.body_arguments if k != "_xsrf"
+            }
             data = {k: (None if v == "" else v) for k, v in data.items()}
             if "approve" in data:
                 data["approve"] = data["approve"] in ("1", "true", "yes", "on")
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+            reasons = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
+            )
             raise BadInput(reasons) from None
 
     def known_user(self, s, name: str) -> str:
@@ -125,14 +131,28 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs) -> None:
         exc = kwargs.get("exc_info", (None, None))[1]
-        reason = str(exc) if isinstance(exc, QuotaError) else (
-            exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else self._reason)
+        reason = (
+            str(exc)
+            if isinstance(exc, QuotaError)
+            else (
+                exc.log_message
+                if isinstance(exc, web.HTTPError) and exc.log_message
+                else self._reason
+            )
+        )
         if self.api or not self.current_user:
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps({"status": status_code, "reason": reason}))
         else:
-            self.finish(self.render_string("error.html", status=status_code, reason=reason,
-                                           prefix=self.q.prefix, back=self.q.prefix))
+            self.finish(
+                self.render_string(
+                    "error.html",
+                    status=status_code,
+                    reason=reason,
+                    prefix=self.q.prefix,
+                    back=self.q.prefix,
+                )
+            )
 
     def _handle_request_exception(self, e):
         if isinstance(e, QuotaError):
@@ -244,10 +264,18 @@ class AllocationsAPI(ApiHandler):
         ops.require_admin(actor)
         if b.user:
             self.known_user(s, b.user)
-        a = ops.create_allocation(s, actor, user_name=b.user, team_name=b.team,
-                                  core_hours=b.core_hours, gpu_hours=b.gpu_hours, home_gb=b.home_gb,
-                                  scratch_gb=b.scratch_gb, period_start=b.period_start,
-                                  period_end=b.period_end)
+        a = ops.create_allocation(
+            s,
+            actor,
+            user_name=b.user,
+            team_name=b.team,
+            core_hours=b.core_hours,
+            gpu_hours=b.gpu_hours,
+            home_gb=b.home_gb,
+            scratch_gb=b.scratch_gb,
+            period_start=b.period_start,
+            period_end=b.period_end,
+        )
         self.json(ops.allocation_dict(s, a), 201)
 
 
@@ -348,25 +376,44 @@ class AuditAPI(ApiHandler):
 
         ops.require_admin(self.actor())
         limit = min(int(self.get_argument("limit", "200") or 200), 5000)
-        self.json([{"at": ops.iso(e.at), "actor": e.actor, "action": e.action, "target": e.target,
-                    "before": e.before, "after": e.after}
-                   for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))])
+        self.json(
+            [
+                {
+                    "at": ops.iso(e.at),
+                    "actor": e.actor,
+                    "action": e.action,
+                    "target": e.target,
+                    "before": e.before,
+                    "after": e.after,
+                }
+                for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
+            ]
+        )
 
 
 class SpawnCheckAPI(ApiHandler):
     @_tx
     def post(self, s):
         """Would a server with this profile (charged to this team) start now? 200, or 403 + reason."""
-        from .enforcement import _check
         from hub_config.policy import load_policy
+
+        from .enforcement import _check
 
         b = self.body(schemas.SpawnCheckIn)
         actor = self.actor()
         pol = load_policy()
         if b.profile not in pol.profiles:
             raise BadInput(f"unknown profile {b.profile!r}")
-        c = _check(s, self.q.settings, actor.name, b.team, pol.profiles[b.profile].gpus,
-                   None, "server start", utcnow())
+        c = _check(
+            s,
+            self.q.settings,
+            actor.name,
+            b.team,
+            pol.profiles[b.profile].gpus,
+            None,
+            "server start",
+            utcnow(),
+        )
         self.json({"ok": True, "team": c.team, "allocation_id": c.allocation_id})
 
 
@@ -379,8 +426,15 @@ class OpenAPI(web.RequestHandler):
 # --------------------------------------------------------------------------- pages
 class Page(BaseHandler):
     def render_page(self, template: str, **kw) -> None:
-        self.render(template, prefix=self.q.prefix, hub_prefix=self.q.hub_prefix,
-                    actor=self.actor(), error=kw.pop("error", None), iso=ops.iso, **kw)
+        self.render(
+            template,
+            prefix=self.q.prefix,
+            hub_prefix=self.q.hub_prefix,
+            actor=self.actor(),
+            error=kw.pop("error", None),
+            iso=ops.iso,
+            **kw,
+        )
 
 
 class HomePage(Page):
@@ -415,8 +469,14 @@ class AdminPage(Page):
         self.render_page(
             "admin.html",
             teams=[t.name for t in s.scalars(select(Team).order_by(Team.name))],
-            requests=[ops.request_dict(r) for r in s.scalars(
-                select(Request).where(Request.state == RequestState.pending).order_by(Request.created))],
+            requests=[
+                ops.request_dict(r)
+                for r in s.scalars(
+                    select(Request)
+                    .where(Request.state == RequestState.pending)
+                    .order_by(Request.created)
+                )
+            ],
             usage=ops.all_usage(s, actor, now - dt.timedelta(days=31), now + dt.timedelta(hours=1)),
             audit=s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(30)).all(),
             tiers=load_policy().tier_names,
@@ -435,8 +495,15 @@ class FormHandler(BaseHandler):
             self._do(action)
         except QuotaError as exc:
             self.set_status(exc.status)
-            self.finish(self.render_string("error.html", status=exc.status, reason=str(exc),
-                                           prefix=self.q.prefix, back=back))
+            self.finish(
+                self.render_string(
+                    "error.html",
+                    status=exc.status,
+                    reason=str(exc),
+                    prefix=self.q.prefix,
+                    back=back,
+                )
+            )
             return
         self.redirect(back)
 
@@ -454,7 +521,9 @@ class FormHandler(BaseHandler):
             ops.remove_member(s, actor, arg("team") or "", arg("username") or "", changes)
         elif action == "set-cap":
             b = self.body_fields(schemas.CapIn, "core_hours", "gpu_hours")
-            ops.set_cap(s, actor, arg("team") or "", arg("username") or "", b.core_hours, b.gpu_hours)
+            ops.set_cap(
+                s, actor, arg("team") or "", arg("username") or "", b.core_hours, b.gpu_hours
+            )
         elif action == "request":
             b = self.body_fields(schemas.RequestIn, "kind", "justification", "tier", "team")
             ops.create_request(s, actor, b.kind, b.justification, b.tier, b.team)
@@ -472,15 +541,32 @@ class FormHandler(BaseHandler):
             b = self.body_fields(schemas.TeamIn, "name", "description")
             ops.create_team(s, actor, b.name, b.description or "")
         elif action == "create-allocation":
-            b = self.body_fields(schemas.AllocationIn, "user", "team", "core_hours", "gpu_hours",
-                                 "home_gb", "scratch_gb", "period_start", "period_end")
+            b = self.body_fields(
+                schemas.AllocationIn,
+                "user",
+                "team",
+                "core_hours",
+                "gpu_hours",
+                "home_gb",
+                "scratch_gb",
+                "period_start",
+                "period_end",
+            )
             ops.require_admin(actor)
             if b.user:
                 self.known_user(s, b.user)
-            ops.create_allocation(s, actor, user_name=b.user, team_name=b.team,
-                                  core_hours=b.core_hours, gpu_hours=b.gpu_hours, home_gb=b.home_gb,
-                                  scratch_gb=b.scratch_gb, period_start=b.period_start,
-                                  period_end=b.period_end)
+            ops.create_allocation(
+                s,
+                actor,
+                user_name=b.user,
+                team_name=b.team,
+                core_hours=b.core_hours,
+                gpu_hours=b.gpu_hours,
+                home_gb=b.home_gb,
+                scratch_gb=b.scratch_gb,
+                period_start=b.period_start,
+                period_end=b.period_end,
+            )
         else:
             raise web.HTTPError(404, f"no form action {action!r}")
         self.apply(changes)
@@ -496,8 +582,11 @@ class FormHandler(BaseHandler):
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            raise BadInput("; ".join(f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}"
-                                     for e in exc.errors())) from None
+            raise BadInput(
+                "; ".join(
+                    f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}" for e in exc.errors()
+                )
+            ) from None
 
 
 # --------------------------------------------------------------------------- app
@@ -537,32 +626,60 @@ def openapi(prefix: str) -> dict:
     comps: dict = {}
     for pattern, handler in ROUTES:
         path = "/" + re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern)
-        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for n in re.findall(r"\(\?P<(\w+)>", pattern)]
+        params = [
+            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            for n in re.findall(r"\(\?P<(\w+)>", pattern)
+        ]
         ops_ = {}
         for method in ("get", "post", "put", "delete"):
             fn = handler.__dict__.get(method)
             if fn is None:
                 continue
-            op = {"summary": (fn.__doc__ or "").strip().split("\n")[0], "parameters": params,
-                  "responses": {"200": {"description": "OK"}, "400": {"description": "bad input; body has 'reason'"},
-                                "403": {"description": "forbidden; body has 'reason'"}}}
+            op = {
+                "summary": (fn.__doc__ or "").strip().split("\n")[0],
+                "parameters": params,
+                "responses": {
+                    "200": {"description": "OK"},
+                    "400": {"description": "bad input; body has 'reason'"},
+                    "403": {"description": "forbidden; body has 'reason'"},
+                },
+            }
             body = BODIES.get((pattern, method))
             if body is not None:
-                comps[body.__name__] = body.model_json_schema(ref_template="#/components/schemas/{model}")
-                op["requestBody"] = {"required": True, "content": {"application/json": {
-                    "schema": {"$ref": f"#/components/schemas/{body.__name__}"}}}}
+                comps[body.__name__] = body.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": f"#/components/schemas/{body.__name__}"}
+                        }
+                    },
+                }
             ops_[method] = op
         paths[path] = ops_
-    paths["/api/usage.csv"] = {"get": {"summary": "All usage as CSV (platform admins)",
-                                       "responses": {"200": {"description": "text/csv"}}}}
+    paths["/api/usage.csv"] = {
+        "get": {
+            "summary": "All usage as CSV (platform admins)",
+            "responses": {"200": {"description": "text/csv"}},
+        }
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "Roman platform quota service", "version": "1"},
         "servers": [{"url": prefix.rstrip("/")}],
-        "components": {"schemas": comps, "securitySchemes": {
-            "hubToken": {"type": "apiKey", "in": "header", "name": "Authorization",
-                         "description": "'token <JupyterHub API token>'"}}},
+        "components": {
+            "schemas": comps,
+            "securitySchemes": {
+                "hubToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "'token <JupyterHub API token>'",
+                }
+            },
+        },
         "security": [{"hubToken": []}],
         "paths": paths,
     }
@@ -600,8 +717,9 @@ class QuotaApp:
         Only for teams the quota database knows; a membership is added, or raised to admin,
         never removed here (removal is a team admin's decision in this service).
         """
-        from hub_config.policy import teams_of_groups
         from sqlalchemy import select
+
+        from hub_config.policy import teams_of_groups
 
         from .models import Membership, Role, Team
 
@@ -619,8 +737,14 @@ class QuotaApp:
                     m.role = role
                 else:
                     continue
-                ops.audit(s, "system", "sync_from_idp", f"team:{t.name}/user:{name}", None,
-                          {"role": role.value})
+                ops.audit(
+                    s,
+                    "system",
+                    "sync_from_idp",
+                    f"team:{t.name}/user:{name}",
+                    None,
+                    {"role": role.value},
+                )
             s.commit()
 
     def make_app(self) -> web.Application:
@@ -636,7 +760,9 @@ class QuotaApp:
             (p.rstrip("/") + "/?$", HomePage),
         ]
         return web.Application(
-            handlers, quota=self, template_path=str(TEMPLATES),
+            handlers,
+            quota=self,
+            template_path=str(TEMPLATES),
             cookie_secret=os.environ.get("QUOTA_COOKIE_SECRET") or secrets.token_bytes(32),
             xsrf_cookies=True,
             autoescape="xhtml_escape",
@@ -655,7 +781,7 @@ def _in_thread(loop: asyncio.AbstractEventLoop, work, what: str):
         busy = True
         try:
             await loop.run_in_executor(None, work)
-        except Exception:  # noqa: BLE001 - the next pass tries again
+        except Exception:
             log.exception("%s failed", what)
         finally:
             busy = False
@@ -672,10 +798,15 @@ def start_background(q: QuotaApp, sample: bool, enforce: bool) -> list[ioloop.Pe
     loop = asyncio.get_event_loop()
     callbacks = []
     if sample:
-        sampler = Sampler(q.sessions, build_sources(q.hub, q.settings),
-                          q.settings.sample_interval_s)
-        callbacks.append(ioloop.PeriodicCallback(_in_thread(loop, sampler.sample_once, "sampling"),
-                                                 q.settings.sample_interval_s * 1000))
+        sampler = Sampler(
+            q.sessions, build_sources(q.hub, q.settings), q.settings.sample_interval_s
+        )
+        callbacks.append(
+            ioloop.PeriodicCallback(
+                _in_thread(loop, sampler.sample_once, "sampling"),
+                q.settings.sample_interval_s * 1000,
+            )
+        )
     if sample and q.settings.homes_dir:
         from .storage import HomeStorageSampler
 
@@ -685,15 +816,14 @@ def start_background(q: QuotaApp, sample: bool, enforce: bool) -> list[ioloop.Pe
         loop.call_later(1.0, lambda: asyncio.ensure_future(measure()))  # a first figure soon
     if enforce and q.hub is not None:
         gw = GatewayStopper(q.hub, q.settings.gateway_url) if q.settings.gateway_url else None
-        enforcer = GraceEnforcer(q.sessions, q.settings, q.hub.stop_server,
-                                 gw.stop if gw else None)
+        enforcer = GraceEnforcer(q.sessions, q.settings, q.hub.stop_server, gw.stop if gw else None)
 
         async def _enforce():
             try:
                 done = await loop.run_in_executor(None, enforcer.run_once)
                 if done:
                     log.info("grace enforcement: %s", done)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("enforcement failed")
 
         callbacks.append(ioloop.PeriodicCallback(_enforce, q.settings.enforce_interval_s * 1000))
@@ -716,15 +846,20 @@ class GatewayStopper:
         import requests
 
         token = self.hub.user_token(user, note="quota grace-period stop", expires_in=300)
-        r = requests.delete(f"{self.url}/api/v1/clusters/{cluster}",
-                            headers={"Authorization": f"jupyterhub {token}"}, timeout=30)
+        r = requests.delete(
+            f"{self.url}/api/v1/clusters/{cluster}",
+            headers={"Authorization": f"jupyterhub {token}"},
+            timeout=30,
+        )
         if r.status_code not in (200, 204, 404):
             raise RuntimeError(f"gateway refused to stop {cluster}: {r.status_code} {r.text[:200]}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hub_config.quota.service",
-                                description="The quota service (run by JupyterHub as a service).")
+    p = argparse.ArgumentParser(
+        prog="python -m hub_config.quota.service",
+        description="The quota service (run by JupyterHub as a service).",
+    )
     p.add_argument("--settings", help="quota settings YAML (default $ROMAN_QUOTA_SETTINGS)")
     p.add_argument("--db-url", help="quota database URL (overrides settings)")
     p.add_argument("--no-sampler", action="store_true", help="do not sample usage in this process")
@@ -734,8 +869,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enforce-interval", type=float)
     p.add_argument("--gateway-db-url")
     p.add_argument("--gateway-url")
-    p.add_argument("--gateway-kube-namespace",
-                   help="on Kubernetes: namespace of the gateway's clusters, read for usage")
+    p.add_argument(
+        "--gateway-kube-namespace",
+        help="on Kubernetes: namespace of the gateway's clusters, read for usage",
+    )
     p.add_argument("--gateway-kube-instance", help="on Kubernetes: gateway instance label")
     p.add_argument("--homes-dir", help="local platform: folder of user homes, measured for storage")
     p.add_argument("--storage-interval", type=float, help="seconds between storage measurements")
@@ -743,12 +880,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> QuotaSettings:
-    return load_settings(args.settings, db_url=args.db_url, sample_interval_s=args.sample_interval,
-                             grace_period_s=args.grace_period, enforce_interval_s=args.enforce_interval,
-                             gateway_db_url=args.gateway_db_url, gateway_url=args.gateway_url,
-                             gateway_kube_namespace=args.gateway_kube_namespace,
-                             gateway_kube_instance=args.gateway_kube_instance,
-                             homes_dir=args.homes_dir, storage_interval_s=args.storage_interval)
+    return load_settings(
+        args.settings,
+        db_url=args.db_url,
+        sample_interval_s=args.sample_interval,
+        grace_period_s=args.grace_period,
+        enforce_interval_s=args.enforce_interval,
+        gateway_db_url=args.gateway_db_url,
+        gateway_url=args.gateway_url,
+        gateway_kube_namespace=args.gateway_kube_namespace,
+        gateway_kube_instance=args.gateway_kube_instance,
+        homes_dir=args.homes_dir,
+        storage_interval_s=args.storage_interval,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

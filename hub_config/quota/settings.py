@@ -28,20 +28,30 @@ class QuotaSettings(BaseModel):
     )
     gateway_url: str | None = Field(default=None, description="Dask-Gateway API, to stop clusters")
     gateway_kube_namespace: str | None = Field(
-        default=None, description="on Kubernetes: the namespace of the gateway's DaskClusters and "
-        "pods, read for cluster usage (the gateway there has no database)")
+        default=None,
+        description="on Kubernetes: the namespace of the gateway's DaskClusters and "
+        "pods, read for cluster usage (the gateway there has no database)",
+    )
     gateway_kube_instance: str | None = Field(
-        default=None, description="on Kubernetes: the gateway instance label to count "
-        "(gateway.dask.org/instance); unset counts every instance in the namespace")
+        default=None,
+        description="on Kubernetes: the gateway instance label to count "
+        "(gateway.dask.org/instance); unset counts every instance in the namespace",
+    )
     kube_api_url: str | None = Field(
-        default=None, description="Kubernetes API URL; unset means the pod's own (in-cluster) API")
+        default=None, description="Kubernetes API URL; unset means the pod's own (in-cluster) API"
+    )
     kube_token_file: str | None = Field(
-        default=None, description="bearer token file for kube_api_url")
+        default=None, description="bearer token file for kube_api_url"
+    )
     homes_dir: str | None = Field(
-        default=None, description="local platform: the folder of user homes, measured for storage")
-    storage_interval_s: float = Field(default=600, gt=0, le=86400,
-                                      description="seconds between home storage measurements")
-    admin_group: str = Field(default="roman-platform-admins", description="hub group of platform admins")
+        default=None, description="local platform: the folder of user homes, measured for storage"
+    )
+    storage_interval_s: float = Field(
+        default=600, gt=0, le=86400, description="seconds between home storage measurements"
+    )
+    admin_group: str = Field(
+        default="roman-platform-admins", description="hub group of platform admins"
+    )
 
 
 class SettingsError(ValueError):

@@ -75,8 +75,14 @@ def measure_tree(root: str, *, deadline: float, max_entries: int) -> TreeSize:
 class HomeStorageSampler:
     """Measures every user's home folder under ``users_dir`` into ``storage_usage``."""
 
-    def __init__(self, sessions: sessionmaker[Session], users_dir: str, *,
-                 seconds_per_pass: float = 60.0, max_entries_per_home: int = 2_000_000):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        users_dir: str,
+        *,
+        seconds_per_pass: float = 60.0,
+        max_entries_per_home: int = 2_000_000,
+    ):
         self.sessions, self.users_dir = sessions, users_dir
         self.seconds_per_pass, self.max_entries = seconds_per_pass, max_entries_per_home
 
@@ -111,8 +117,10 @@ class HomeStorageSampler:
                 s.add(row)
             s.commit()
         if any(not m.complete for m in measured.values()):
-            log.warning("storage pass cut short after %.0f s: some homes are lower bounds",
-                        self.seconds_per_pass)
+            log.warning(
+                "storage pass cut short after %.0f s: some homes are lower bounds",
+                self.seconds_per_pass,
+            )
         return measured
 
 
@@ -122,7 +130,11 @@ def storage_view(s: Session, username: str, home_gb: float | None) -> dict | Non
     if row is None:
         return None
     used_gb = row.home_bytes / 1e9
-    return {"home_used_gb": round(used_gb, 3), "home_allocated_gb": home_gb,
-            "files": row.files, "complete": row.complete,
-            "measured_at": row.measured_at.isoformat() + "Z",
-            "over_allocation": bool(home_gb is not None and used_gb > home_gb)}
+    return {
+        "home_used_gb": round(used_gb, 3),
+        "home_allocated_gb": home_gb,
+        "files": row.files,
+        "complete": row.complete,
+        "measured_at": row.measured_at.isoformat() + "Z",
+        "over_allocation": bool(home_gb is not None and used_gb > home_gb),
+    }

@@ -118,7 +118,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def parse_config(data: dict[str, Any] | str | Path | None, default_pipeline: str = "exposure") -> StepConfig:
+def parse_config(
+    data: dict[str, Any] | str | Path | None, default_pipeline: str = "exposure"
+) -> StepConfig:
     """Validate settings against the pipeline's actual steps and their specs."""
     if data is None:
         return StepConfig(pipeline=default_pipeline)
@@ -128,7 +130,9 @@ def parse_config(data: dict[str, Any] | str | Path | None, default_pipeline: str
         data = read_config_file(data)
     unknown_top = set(data) - {"pipeline", "steps"}
     if unknown_top:
-        raise ConfigError(f"unknown top-level key(s) {sorted(unknown_top)}: use 'pipeline' and 'steps'")
+        raise ConfigError(
+            f"unknown top-level key(s) {sorted(unknown_top)}: use 'pipeline' and 'steps'"
+        )
     kind = data.get("pipeline", default_pipeline)
     cls = pipeline_class(kind)
     step_defs = cls.step_defs
@@ -140,7 +144,8 @@ def parse_config(data: dict[str, Any] | str | Path | None, default_pipeline: str
         if name not in step_defs:
             raise ConfigError(
                 f"unknown step {name!r} for the {kind} pipeline; its steps are: "
-                f"{', '.join(step_defs)}")
+                f"{', '.join(step_defs)}"
+            )
         settings = dict(settings or {})
         step_cls = step_defs[name]
         if "replace" in settings:
@@ -153,7 +158,8 @@ def parse_config(data: dict[str, Any] | str | Path | None, default_pipeline: str
         bad = sorted(k for k in settings if k not in allowed)
         if bad:
             raise ConfigError(
-                f"step {name!r} has no parameter(s) {bad}; valid: {', '.join(sorted(allowed))}")
+                f"step {name!r} has no parameter(s) {bad}; valid: {', '.join(sorted(allowed))}"
+            )
         if settings:
             cfg.params[name] = settings
     return cfg

@@ -23,8 +23,14 @@ import numpy as np
 from . import _store
 from .config import StepConfig, build_pipeline_class, parse_config
 from .reference_files import NBORDER, ReferenceSet
-from .references import (FULL_FRAME_ONLY, ReferenceSource, apply_overrides, environment, resolve,
-                         step_overrides)
+from .references import (
+    FULL_FRAME_ONLY,
+    ReferenceSource,
+    apply_overrides,
+    environment,
+    resolve,
+    step_overrides,
+)
 
 log = logging.getLogger(__name__)
 PROVENANCE_KEY = "platform_provenance"
@@ -48,8 +54,20 @@ def software_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("romancal", "stcal", "stpipe", "roman_datamodels", "rad", "romanisim", "gwcs",
-                "astropy", "numpy", "tweakwcs", "photutils", "roman-science-platform"):
+    for pkg in (
+        "romancal",
+        "stcal",
+        "stpipe",
+        "roman_datamodels",
+        "rad",
+        "romanisim",
+        "gwcs",
+        "astropy",
+        "numpy",
+        "tweakwcs",
+        "photutils",
+        "roman-science-platform",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -83,16 +101,22 @@ def check_l1(path: Path, refset: ReferenceSet | None) -> dict[str, Any]:
     try:
         check_asdf_path(path)  # empty, truncated, alias bomb: refused before asdf reads it
     except AsdfInputError as exc:
-        raise InputError(f"cannot read L1 file {path.name}: {str(exc).removeprefix(f'{path}: ')}") from None
+        raise InputError(
+            f"cannot read L1 file {path.name}: {str(exc).removeprefix(f'{path}: ')}"
+        ) from None
     try:
         with rdm.open(path) as m:
             if not isinstance(m, rdm.ScienceRawModel):
-                raise InputError(f"{path.name} is a {type(m).__name__}, not an L1 ramp "
-                                 "(ScienceRawModel)")
+                raise InputError(
+                    f"{path.name} is a {type(m).__name__}, not an L1 ramp (ScienceRawModel)"
+                )
             shape = tuple(m.data.shape)
-            info = {"shape": shape, "optical_element": str(m.meta.instrument.optical_element),
-                    "detector": str(m.meta.instrument.detector),
-                    "exposure_type": str(m.meta.exposure.type)}
+            info = {
+                "shape": shape,
+                "optical_element": str(m.meta.instrument.optical_element),
+                "detector": str(m.meta.instrument.detector),
+                "exposure_type": str(m.meta.exposure.type),
+            }
             np.asarray(m.data[-1, :1, :1])  # touch the array: a truncated block fails here
     except InputError:
         raise
@@ -107,15 +131,18 @@ def check_l1(path: Path, refset: ReferenceSet | None) -> dict[str, Any]:
             raise InputError(
                 f"{path.name}: frame shape {shape[1:]} does not match the reference set's "
                 f"{tuple(refset.shape)} ({refset.shape[0] - 2 * NBORDER} science pixels + "
-                f"{NBORDER}-pixel border)")
+                f"{NBORDER}-pixel border)"
+            )
         if info["detector"] != refset.detector:
-            raise InputError(f"{path.name} is from {info['detector']} but the reference set "
-                             f"is for {refset.detector}")
+            raise InputError(
+                f"{path.name} is from {info['detector']} but the reference set "
+                f"is for {refset.detector}"
+            )
     return info
 
 
 def _skips(cfg: StepConfig, source: ReferenceSource, abs_refcat: str | None) -> dict[str, str]:
-    reasons = {name: "skipped in the step configuration" for name in cfg.skip}
+    reasons = dict.fromkeys(cfg.skip, "skipped in the step configuration")
     if source.refset is not None and source.refset.subarray:
         for name, why in FULL_FRAME_ONLY.items():
             reasons.setdefault(name, f"sub-array data: {why}")
@@ -124,8 +151,13 @@ def _skips(cfg: StepConfig, source: ReferenceSource, abs_refcat: str | None) -> 
     return reasons
 
 
-def alignment_residuals(catalog: Any, wcs: Any, refcat_path: str | Path,
-                        radius_arcsec: float = 0.3, snr_min: float = 50.0) -> dict[str, Any]:
+def alignment_residuals(
+    catalog: Any,
+    wcs: Any,
+    refcat_path: str | Path,
+    radius_arcsec: float = 0.3,
+    snr_min: float = 50.0,
+) -> dict[str, Any]:
     """Offsets of detected stars (PSF-fit positions through the tweaked WCS) from their
     reference-catalog matches: the achieved alignment as the data show it.
 
@@ -168,8 +200,10 @@ def alignment_residuals(catalog: Any, wcs: Any, refcat_path: str | Path,
     # saturated or blended stars give wild PSF positions: clip them as tweakreg does
     from astropy.stats import sigma_clip
 
-    keep = ~(sigma_clip(dra_mas, sigma=3, maxiters=5).mask
-             | sigma_clip(ddec_mas, sigma=3, maxiters=5).mask)
+    keep = ~(
+        sigma_clip(dra_mas, sigma=3, maxiters=5).mask
+        | sigma_clip(ddec_mas, sigma=3, maxiters=5).mask
+    )
     n_clipped = int((~keep).sum())
     dra_mas, ddec_mas = dra_mas[keep], ddec_mas[keep]
     return {
@@ -177,7 +211,7 @@ def alignment_residuals(catalog: Any, wcs: Any, refcat_path: str | Path,
         "n_clipped": n_clipped,
         "positions": kind,
         "snr_min": snr_min,
-        "rms_mas": float(np.sqrt(np.mean(dra_mas ** 2 + ddec_mas ** 2))),
+        "rms_mas": float(np.sqrt(np.mean(dra_mas**2 + ddec_mas**2))),
         "rms_ra_mas": float(np.std(dra_mas)),
         "rms_dec_mas": float(np.std(ddec_mas)),
         "mean_ra_mas": float(np.mean(dra_mas)),
@@ -204,19 +238,30 @@ def is_done(output_url: str, input_sha: str, config_sha: str) -> bool:
                 prov = m.meta[PROVENANCE_KEY] if PROVENANCE_KEY in m.meta else None
                 if prov is None:
                     return False
-                return (prov["input"]["sha256"] == input_sha
-                        and prov["config_sha256"] == config_sha
-                        and m.meta.cal_step.ramp_fit == "COMPLETE")
+                return (
+                    prov["input"]["sha256"] == input_sha
+                    and prov["config_sha256"] == config_sha
+                    and m.meta.cal_step.ramp_fit == "COMPLETE"
+                )
         except Exception:
             return False
 
 
 def config_digest(cfg: StepConfig, source: ReferenceSource, abs_refcat: str | None) -> str:
-    refs = (source.refset.manifest["files"] if source.refset is not None
-            else {"crds": source.crds_server})
-    blob = json.dumps({"cfg": cfg.as_dict(), "refs": refs,
-                       "abs_refcat": Path(abs_refcat).name if abs_refcat else None},
-                      sort_keys=True, default=str)
+    refs = (
+        source.refset.manifest["files"]
+        if source.refset is not None
+        else {"crds": source.crds_server}
+    )
+    blob = json.dumps(
+        {
+            "cfg": cfg.as_dict(),
+            "refs": refs,
+            "abs_refcat": Path(abs_refcat).name if abs_refcat else None,
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -254,8 +299,9 @@ def calibrate_exposure(
         input_sha = sha256_file(local_l1)
         digest = config_digest(cfg, source, refcat_local)
         if skip_done and is_done(output_url, input_sha, digest):
-            return ExposureResult(input=l1, output=output_url, status="skipped",
-                                  wall_s=time.perf_counter() - t0)
+            return ExposureResult(
+                input=l1, output=output_url, status="skipped", wall_s=time.perf_counter() - t0
+            )
 
         skips = _skips(cfg, source, refcat_local)
         overrides = step_overrides(source, info["optical_element"], set(skips))
@@ -276,8 +322,11 @@ def calibrate_exposure(
             model, catalog, _segm = pipe.run(str(local_l1))
 
         residuals: dict[str, Any] = {}
-        if (refcat_local is not None and catalog is not None
-                and model.meta.cal_step.tweakreg == "COMPLETE"):
+        if (
+            refcat_local is not None
+            and catalog is not None
+            and model.meta.cal_step.tweakreg == "COMPLETE"
+        ):
             residuals = alignment_residuals(catalog.source_catalog, model.meta.wcs, refcat_local)
 
         ref_files = {}
@@ -294,13 +343,16 @@ def calibrate_exposure(
             "config_sha256": digest,
             "step_parameters": _jsonable(steps),
             "reference_overrides": _jsonable(
-                {k: {p: Path(v).name for p, v in d.items()} for k, d in overrides.items()}),
+                {k: {p: Path(v).name for p, v in d.items()} for k, d in overrides.items()}
+            ),
             "skipped_steps": skips,
             "reference_source": source.describe(),
             "reference_files": ref_files,
             "reference_set": (
                 {k: v["sha256"] for k, v in source.refset.manifest["files"].items()}
-                if source.refset is not None else None),
+                if source.refset is not None
+                else None
+            ),
             "alignment": residuals,
         }
         model.meta[PROVENANCE_KEY] = _jsonable(provenance)
@@ -316,5 +368,10 @@ def calibrate_exposure(
         _store.publish(out_local, output_url)
         model.close()
     provenance["catalog"] = published_cat
-    return ExposureResult(input=l1, output=output_url, status="done",
-                          wall_s=time.perf_counter() - t0, provenance=provenance)
+    return ExposureResult(
+        input=l1,
+        output=output_url,
+        status="done",
+        wall_s=time.perf_counter() - t0,
+        provenance=provenance,
+    )

@@ -85,7 +85,8 @@ def build_mosaic(
         if source.refset is not None and run_catalog:
             overrides["source_catalog"] = {
                 "override_apcorr": str(source.refset.reference_file("apcorr")),
-                "override_epsf": str(source.refset.reference_file("epsf", element))}
+                "override_epsf": str(source.refset.reference_file("epsf", element)),
+            }
         # Off sky cells, the catalog step must not look the grid's placeholder sky-cell name
         # up (that needs CRDS): run it after the pipeline, on the mosaic without that name.
         separate_catalog = run_catalog and not resample_on_skycell
@@ -100,8 +101,11 @@ def build_mosaic(
             lib = ModelLibrary([str(p) for p in local], on_disk=False)
             mosaic, catalog, _segm = pipe.run(lib)
             if separate_catalog:
-                saved = {k: mosaic.meta.wcsinfo[k] for k in ("skycell_name", "pixel_scale_ref")
-                         if k in mosaic.meta.wcsinfo}
+                saved = {
+                    k: mosaic.meta.wcsinfo[k]
+                    for k in ("skycell_name", "pixel_scale_ref")
+                    if k in mosaic.meta.wcsinfo
+                }
                 for key in saved:
                     del mosaic.meta.wcsinfo[key]
                 cat_step = pipe.source_catalog
@@ -114,8 +118,10 @@ def build_mosaic(
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "software": software_versions(),
             "pipeline": f"{pipe_cls.__module__}.{pipe_cls.__name__}",
-            "inputs": [{"name": Path(str(p)).name, "url": str(p), "sha256": sha256_file(q)}
-                       for p, q in zip(l2, local)],
+            "inputs": [
+                {"name": Path(str(p)).name, "url": str(p), "sha256": sha256_file(q)}
+                for p, q in zip(l2, local)
+            ],
             "optical_element": element,
             "config": cfg.as_dict(),
             "step_parameters": _jsonable(steps),
@@ -131,9 +137,13 @@ def build_mosaic(
             cat_name = name.replace(".asdf", "").removesuffix("_coadd") + "_cat.parquet"
             cat_local = tmpd / cat_name
             catalog.source_catalog.write(str(cat_local), format="parquet", overwrite=True)
-            cat_url = _store.publish(cat_local, str(Path(output).with_name(cat_name))
-                                     if not _store.is_remote(output)
-                                     else output.rsplit("/", 1)[0] + "/" + cat_name)
+            cat_url = _store.publish(
+                cat_local,
+                str(Path(output).with_name(cat_name))
+                if not _store.is_remote(output)
+                else output.rsplit("/", 1)[0] + "/" + cat_name,
+            )
         _store.publish(out_local, output)
-    return MosaicResult(output=output, catalog=cat_url, wall_s=time.perf_counter() - t0,
-                        provenance=provenance)
+    return MosaicResult(
+        output=output, catalog=cat_url, wall_s=time.perf_counter() - t0, provenance=provenance
+    )

@@ -40,12 +40,33 @@ DETECTORS = tuple(f"WFI{i:02d}" for i in range(1, 19))
 # Reference types each ExposurePipeline step asks for (Step.reference_file_types), plus what
 # romanisim reads. 'flat', 'photom' and 'apcorr' depend on the optical element.
 PIPELINE_REFTYPES = (
-    "mask", "saturation", "refpix", "darkdecaysignal", "linearity", "inverselinearity",
-    "integralnonlinearity", "dark", "readnoise", "gain", "distortion", "flat", "photom", "apcorr",
+    "mask",
+    "saturation",
+    "refpix",
+    "darkdecaysignal",
+    "linearity",
+    "inverselinearity",
+    "integralnonlinearity",
+    "dark",
+    "readnoise",
+    "gain",
+    "distortion",
+    "flat",
+    "photom",
+    "apcorr",
 )
 SIMULATOR_REFTYPES = (
-    "dark", "darkdecaysignal", "distortion", "flat", "gain", "inverselinearity", "linearity",
-    "integralnonlinearity", "readnoise", "saturation", "ipc",
+    "dark",
+    "darkdecaysignal",
+    "distortion",
+    "flat",
+    "gain",
+    "inverselinearity",
+    "linearity",
+    "integralnonlinearity",
+    "readnoise",
+    "saturation",
+    "ipc",
 )
 
 
@@ -63,7 +84,8 @@ class RefSetSpec(BaseModel):
     dark_current: float | None = Field(None, description="electron/s; default romanisim's")
     saturation: float | None = Field(None, description="DN; default romanisim's")
     nonlinearity_beta: float | None = Field(
-        None, description="raw = L + beta*L^2 (DN); default romanisim's classical beta")
+        None, description="raw = L + beta*L^2 (DN); default romanisim's classical beta"
+    )
     flat_rms: float = Field(0.01, description="pixel-to-pixel QE rms")
     hot_pixel_fraction: float = 1e-4
     hot_pixel_rate: float = Field(2.0, description="DN/s of a hot pixel's dark current")
@@ -107,8 +129,8 @@ class RefSetSpec(BaseModel):
 
 def instrument_parameters(spec: RefSetSpec) -> dict[str, float]:
     """The instrument numbers of the set, filled from romanisim where the spec leaves them."""
-    from romanisim.models import parameters as rp
     from romanisim.models import nonlinearity as rnl
+    from romanisim.models import parameters as rp
 
     ref = rp.reference_data
     return {
@@ -117,8 +139,8 @@ def instrument_parameters(spec: RefSetSpec) -> dict[str, float]:
         "dark_current": float(spec.dark_current if spec.dark_current is not None else ref["dark"]),
         "saturation": float(spec.saturation if spec.saturation is not None else ref["saturation"]),
         "nonlinearity_beta": float(
-            spec.nonlinearity_beta if spec.nonlinearity_beta is not None
-            else rnl.nonlinearity_beta),
+            spec.nonlinearity_beta if spec.nonlinearity_beta is not None else rnl.nonlinearity_beta
+        ),
         "pedestal_electrons": float(rp.pedestal),
         "read_time": float(rp.read_time),
     }
@@ -149,7 +171,8 @@ def distortion_model(spec: RefSetSpec) -> Any:
     matrix = s * np.array([[-math.cos(theta), math.sin(theta)], [math.sin(theta), math.cos(theta)]])
     v2c, v3c = detector_v2v3(spec.detector)
     model = (models.Shift(-centre) & models.Shift(-centre)) | models.AffineTransformation2D(
-        matrix=matrix, translation=[v2c, v3c])
+        matrix=matrix, translation=[v2c, v3c]
+    )
     model.bounding_box = ((-0.5, n - 0.5), (-0.5, n - 0.5))
     model.name = "platform_distortion"
     return model
@@ -176,13 +199,22 @@ def simulator_psf(spec: RefSetSpec, optical_element: str) -> Any:
     from romanisim.models.psf_utils import getPSF
 
     band = rbp.getBandpasses(AB_zeropoint=True)[rbp.roman2galsim_bandpass[optical_element]]
-    psf = getPSF(int(spec.detector[3:]), None, SCA_pos=galsim.PositionD(spec.size / 2, spec.size / 2),
-                 wavelength=band, pupil_bin=8)
+    psf = getPSF(
+        int(spec.detector[3:]),
+        None,
+        SCA_pos=galsim.PositionD(spec.size / 2, spec.size / 2),
+        wavelength=band,
+        pupil_bin=8,
+    )
     return galsim.PixelScale(pixel_scale).toImage(psf)
 
 
-def pixel_integrated_psf(psf: Any, oversample: int = EPSF_OVERSAMPLE, size: int = EPSF_STAMP,
-                         ipc_kernel: np.ndarray | None = None) -> np.ndarray:
+def pixel_integrated_psf(
+    psf: Any,
+    oversample: int = EPSF_OVERSAMPLE,
+    size: int = EPSF_STAMP,
+    ipc_kernel: np.ndarray | None = None,
+) -> np.ndarray:
     """The PSF integrated over a native pixel, sampled ``oversample`` times finer.
 
     Normalised to the *total* flux of the PSF (the profile's flux, 1), not to the stamp: the
@@ -213,8 +245,12 @@ def apply_ipc_oversampled(stamp: np.ndarray, kernel: np.ndarray, oversample: int
     return ndimage.convolve(stamp, big, mode="constant", cval=0.0)
 
 
-def encircled_energy_radii(stamp: np.ndarray, fractions: tuple[float, ...],
-                           oversample: int = EPSF_OVERSAMPLE, total: float = 1.0) -> np.ndarray:
+def encircled_energy_radii(
+    stamp: np.ndarray,
+    fractions: tuple[float, ...],
+    oversample: int = EPSF_OVERSAMPLE,
+    total: float = 1.0,
+) -> np.ndarray:
     """Radii (native pixels) enclosing each fraction of the total energy (``total``, the
     profile's flux; not the stamp's sum, which misses the wings)."""
     y, x = np.indices(stamp.shape)
@@ -227,7 +263,9 @@ def encircled_energy_radii(stamp: np.ndarray, fractions: tuple[float, ...],
 
 
 # ----------------------------------------------------------------------------- builders
-def _meta(model: Any, spec: RefSetSpec, description: str, optical_element: str | None = None) -> None:
+def _meta(
+    model: Any, spec: RefSetSpec, description: str, optical_element: str | None = None
+) -> None:
     from astropy.time import Time
 
     model.meta.description = description
@@ -283,8 +321,9 @@ def _epsf_model(spec: RefSetSpec, optical_element: str, stamp: np.ndarray) -> An
     ys = [0.0, 0.0, n - 1.0, n - 1.0]
     spectral = ["A0V", "G2V", "M6V"]
     # "new style" stamps: integrated over the pixel, summing to oversample**2
-    cube = np.broadcast_to((stamp * EPSF_OVERSAMPLE ** 2).astype(np.float32),
-                           (1, len(spectral), len(xs)) + stamp.shape).copy()
+    cube = np.broadcast_to(
+        (stamp * EPSF_OVERSAMPLE**2).astype(np.float32), (1, len(spectral), len(xs)) + stamp.shape
+    ).copy()
     m = rdm.EpsfRefModel.create_fake_data(shape=cube.shape)
     m.psf = cube
     m.meta.oversample = EPSF_OVERSAMPLE
@@ -297,7 +336,12 @@ def _epsf_model(spec: RefSetSpec, optical_element: str, stamp: np.ndarray) -> An
     m.meta.jitter_position_angle = 0.0
     if "extended_psf" in m:
         del m["extended_psf"]
-    _meta(m, spec, f"ePSF {optical_element}: romanisim's galsim PSF, pixel-integrated, 4x", optical_element)
+    _meta(
+        m,
+        spec,
+        f"ePSF {optical_element}: romanisim's galsim PSF, pixel-integrated, 4x",
+        optical_element,
+    )
     return m
 
 
@@ -305,7 +349,6 @@ def build_models(spec: RefSetSpec) -> dict[str, Any]:
     """All reference models of the set (key: reftype, or ``flat_F158`` etc. per filter)."""
     import roman_datamodels.datamodels as rdm
     from roman_datamodels.dqflags import pixel
-
     from romanisim.models import bandpass as rbp
     from romanisim.models.ipc import ipc_kernel
 
@@ -340,7 +383,8 @@ def build_models(spec: RefSetSpec) -> dict[str, Any]:
     ):
         m = cls.create_fake_data(shape=(len(coeffs),) + shape)
         m.coeffs = np.broadcast_to(
-            coeffs.astype(np.float32)[:, None, None], (len(coeffs),) + shape).copy()
+            coeffs.astype(np.float32)[:, None, None], (len(coeffs),) + shape
+        ).copy()
         m.dq = np.zeros(shape, dtype=np.uint32)
         _meta(m, spec, f"Classical non-linearity ({what}), beta={p['nonlinearity_beta']:g}")
         out[key] = m
@@ -350,8 +394,10 @@ def build_models(spec: RefSetSpec) -> dict[str, Any]:
     inl.meta.n_pixels_per_channel = CHANNEL_WIDTH * 4096
     inl.value = np.arange(0, 65536, 256, dtype=np.uint16)
     inl.inl_table = {
-        f"science_channel_{c:02d}": {"instrument_channel": c - 1,
-                                     "correction": np.zeros(inl.value.size, dtype=np.float64)}
+        f"science_channel_{c:02d}": {
+            "instrument_channel": c - 1,
+            "correction": np.zeros(inl.value.size, dtype=np.float64),
+        }
         for c in range(1, N_CHANNELS + 1)
     }
     _meta(inl, spec, "Integral non-linearity: none (romanisim simulates none by default)")
@@ -368,8 +414,11 @@ def build_models(spec: RefSetSpec) -> dict[str, Any]:
 
     ddk = rdm.DarkdecaysignalRefModel.create_fake_data()
     ddk.decay_table = {
-        d: {"amplitude": float(spec.dark_decay_amplitude),
-            "time_constant": float(spec.dark_decay_time_constant)} for d in DETECTORS
+        d: {
+            "amplitude": float(spec.dark_decay_amplitude),
+            "time_constant": float(spec.dark_decay_time_constant),
+        }
+        for d in DETECTORS
     }
     _meta(ddk, spec, "Dark decay signal after reset, per detector")
     out["darkdecaysignal"] = ddk
@@ -399,7 +448,7 @@ def build_models(spec: RefSetSpec) -> dict[str, Any]:
     area = rdm.PixelareaRefModel.create_fake_data(shape=(n, n))
     area.data = np.full((n, n), pixel_sr, dtype=np.float32)
     area.meta.photometry.pixelarea_steradians = pixel_sr
-    area.meta.photometry.pixelarea_arcsecsq = spec.pixel_scale ** 2
+    area.meta.photometry.pixelarea_arcsecsq = spec.pixel_scale**2
     _meta(area, spec, "Pixel area (sr): uniform for the affine distortion")
     out["area"] = area
 
@@ -414,7 +463,7 @@ def build_models(spec: RefSetSpec) -> dict[str, Any]:
         bp = bands[rbp.roman2galsim_bandpass[fe]]
         wl = np.linspace(bp.blue_limit, bp.red_limit, 64)  # nm
         thr = np.array([bp(w) for w in wl])
-        collecting = math.pi * (2.36 / 2) ** 2 * (1 - 0.32 ** 2)
+        collecting = math.pi * (2.36 / 2) ** 2 * (1 - 0.32**2)
         phot_table[fe] = {
             "photmjsr": photmjsr,
             "uncertainty": 0.001 * photmjsr,
@@ -541,7 +590,8 @@ class ReferenceSet:
         if entry is None:
             raise ReferenceSetError(
                 f"the reference set at {self.root} has no {key!r} file "
-                f"(it holds: {', '.join(sorted(self.manifest['files']))})")
+                f"(it holds: {', '.join(sorted(self.manifest['files']))})"
+            )
         return self.root / entry["file"]
 
     def has(self, key: str) -> bool:
@@ -555,8 +605,9 @@ class ReferenceSet:
         return self.path(reftype)
 
 
-def open_reference_set(location: str | Path, cache_dir: str | Path | None = None,
-                       verify: bool = False) -> ReferenceSet:
+def open_reference_set(
+    location: str | Path, cache_dir: str | Path | None = None, verify: bool = False
+) -> ReferenceSet:
     """Open a set from a folder or store prefix (remote sets are copied to ``cache_dir``)."""
     location = str(location)
     if _store.is_remote(location):
@@ -566,7 +617,9 @@ def open_reference_set(location: str | Path, cache_dir: str | Path | None = None
         try:
             man_local = _store.fetch(_store.join(location, MANIFEST), cache)
         except FileNotFoundError as exc:
-            raise ReferenceSetError(f"no reference-file set at {location} ({MANIFEST} missing)") from exc
+            raise ReferenceSetError(
+                f"no reference-file set at {location} ({MANIFEST} missing)"
+            ) from exc
         manifest = yaml.safe_load(man_local.read_text())
         for entry in manifest["files"].values():
             local = cache / entry["file"]

@@ -34,8 +34,10 @@ STEP_REFTYPES: dict[str, tuple[str, ...]] = {
     "source_catalog": ("apcorr", "epsf"),
 }
 # Steps that cannot run on a sub-array: they model the full 4096² readout.
-FULL_FRAME_ONLY = {"refpix": "needs the 32 full 128-column amplifier channels",
-                   "dark_decay": "models read times of the full 4096x4096 frame"}
+FULL_FRAME_ONLY = {
+    "refpix": "needs the 32 full 128-column amplifier channels",
+    "dark_decay": "models read times of the full 4096x4096 frame",
+}
 LOCAL_CONTEXT = "roman_0001.pmap"
 
 
@@ -61,7 +63,9 @@ class ReferenceSource:
         return f"CRDS {self.crds_server} (cache {self.crds_path})"
 
 
-def resolve(refs: str | Path | ReferenceSet | None, cache_dir: str | Path | None = None) -> ReferenceSource:
+def resolve(
+    refs: str | Path | ReferenceSet | None, cache_dir: str | Path | None = None
+) -> ReferenceSource:
     """Pick the reference source for a run, failing at once when there is none."""
     if isinstance(refs, ReferenceSet):
         return ReferenceSource(refset=refs)
@@ -76,10 +80,13 @@ def resolve(refs: str | Path | ReferenceSet | None, cache_dir: str | Path | None
         "no reference files: no reference-file set was given (--refs / refs=) and CRDS is not "
         f"configured ({' and '.join(missing)} not set). On the platform the spawner sets "
         "CRDS_PATH and CRDS_SERVER_URL; elsewhere generate a set with "
-        "'roman-platform calibrate refs DEST' and pass it.")
+        "'roman-platform calibrate refs DEST' and pass it."
+    )
 
 
-def step_overrides(source: ReferenceSource, optical_element: str, skipped: set[str]) -> dict[str, dict[str, Any]]:
+def step_overrides(
+    source: ReferenceSource, optical_element: str, skipped: set[str]
+) -> dict[str, dict[str, Any]]:
     """``{step: {override_<reftype>: path}}`` for every step that will run."""
     if source.refset is None:
         return {}
@@ -94,8 +101,8 @@ def step_overrides(source: ReferenceSource, optical_element: str, skipped: set[s
                 params[f"override_{reftype}"] = str(rs.reference_file(reftype, optical_element))
             except ReferenceSetError as exc:
                 raise ReferenceSetError(
-                    f"step {step!r} needs a {reftype!r} reference file for {optical_element}: "
-                    f"{exc}") from None
+                    f"step {step!r} needs a {reftype!r} reference file for {optical_element}: {exc}"
+                ) from None
         out[step] = params
     return out
 
@@ -136,9 +143,16 @@ def _write_local_crds_config(root: Path) -> None:
 @contextlib.contextmanager
 def environment(source: ReferenceSource) -> Iterator[None]:
     """Process environment for one run; restored afterwards (workers run many exposures)."""
-    saved = {k: os.environ.get(k) for k in (
-        "STPIPE_DISABLE_CRDS_STEPPARS", "CRDS_MODE", "CRDS_PATH", "CRDS_SERVER_URL",
-        "CRDS_CONTEXT")}
+    saved = {
+        k: os.environ.get(k)
+        for k in (
+            "STPIPE_DISABLE_CRDS_STEPPARS",
+            "CRDS_MODE",
+            "CRDS_PATH",
+            "CRDS_SERVER_URL",
+            "CRDS_CONTEXT",
+        )
+    }
     tmp = None
     try:
         os.environ["STPIPE_DISABLE_CRDS_STEPPARS"] = "true"

@@ -39,8 +39,10 @@ class BatchReport:
 
     def summary(self) -> str:
         counts = {s: len(self.by_status(s)) for s in ("done", "skipped", "failed")}
-        lines = [f"{len(self.results)} exposures in {self.wall_s:.1f} s: "
-                 + ", ".join(f"{n} {s}" for s, n in counts.items())]
+        lines = [
+            f"{len(self.results)} exposures in {self.wall_s:.1f} s: "
+            + ", ".join(f"{n} {s}" for s, n in counts.items())
+        ]
         for r in self.failed:
             lines.append(f"  FAILED {r.input}: {r.error}")
         return "\n".join(lines)
@@ -53,14 +55,19 @@ def _one(item: tuple[str, str, Any, dict[str, Any], str | None]) -> ExposureResu
     l1, output_dir, refs, cfg_dict, abs_refcat = item
     t0 = time.perf_counter()
     try:
-        return calibrate_exposure(l1, output_dir, refs=refs, config=cfg_dict,
-                                  abs_refcat=abs_refcat, skip_done=True)
+        return calibrate_exposure(
+            l1, output_dir, refs=refs, config=cfg_dict, abs_refcat=abs_refcat, skip_done=True
+        )
     except Exception as exc:  # reported per exposure, by design
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
-        return ExposureResult(input=str(l1), output=None, status="failed",
-                              error=f"{type(exc).__name__}: {exc}{where}",
-                              wall_s=time.perf_counter() - t0)
+        return ExposureResult(
+            input=str(l1),
+            output=None,
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}{where}",
+            wall_s=time.perf_counter() - t0,
+        )
 
 
 def exposures_from_index(store: Any = None, **query: Any) -> list[str]:
@@ -123,8 +130,16 @@ def calibrate_many(
     t0 = time.perf_counter()
     resolve(refs)  # fail now, not in every task
     cfg = parse_config(config, default_pipeline="exposure")
-    items = [(str(e), str(output_dir), str(refs) if refs else None, cfg.as_dict(),
-              str(abs_refcat) if abs_refcat else None) for e in exposures]
+    items = [
+        (
+            str(e),
+            str(output_dir),
+            str(refs) if refs else None,
+            cfg.as_dict(),
+            str(abs_refcat) if abs_refcat else None,
+        )
+        for e in exposures
+    ]
     report = BatchReport()
     if not items:
         return report
@@ -134,23 +149,33 @@ def calibrate_many(
         results = wait_with_progress(c, futures, desc="calibrate L1->L2", show=progress)
         for item, res in zip(items, results):
             if isinstance(res, BaseException):  # the task itself died (e.g. worker killed)
-                res = ExposureResult(input=item[0], output=None, status="failed",
-                                     error=f"{type(res).__name__}: {res}")
+                res = ExposureResult(
+                    input=item[0],
+                    output=None,
+                    status="failed",
+                    error=f"{type(res).__name__}: {res}",
+                )
             report.results.append(res)
         if index:
             try:
                 report.indexed = _index_outputs(str(output_dir), c)
             except Exception as exc:  # the products are safe; say why the index is stale
                 report.indexed = None
-                report.results.append(ExposureResult(
-                    input="(index)", output=None, status="failed",
-                    error=f"adding products to the index failed: {exc}"))
+                report.results.append(
+                    ExposureResult(
+                        input="(index)",
+                        output=None,
+                        status="failed",
+                        error=f"adding products to the index failed: {exc}",
+                    )
+                )
 
     if client is not None:
         run(client)
     else:
-        with get_client(n_workers, memory_limit=worker_memory,
-                        worker_memory=worker_memory_gib(worker_memory)) as c:
+        with get_client(
+            n_workers, memory_limit=worker_memory, worker_memory=worker_memory_gib(worker_memory)
+        ) as c:
             run(c)
     report.wall_s = time.perf_counter() - t0
     return report

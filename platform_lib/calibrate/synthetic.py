@@ -69,8 +69,15 @@ def _romanisim_size(n: int) -> Iterator[None]:
         parameters.n_pix = old
 
 
-def star_table(ra: float, dec: float, radius_deg: float, n: int, mag_range: tuple[float, float],
-               filter_name: str, seed: int) -> Any:
+def star_table(
+    ra: float,
+    dec: float,
+    radius_deg: float,
+    n: int,
+    mag_range: tuple[float, float],
+    filter_name: str,
+    seed: int,
+) -> Any:
     """Point sources uniform in a disc, AB magnitudes uniform in ``mag_range`` (romanisim format)."""
     from astropy.table import Table
 
@@ -167,8 +174,13 @@ def simulate_l1(
     sat = par["saturation"]
     # linear DN that reads as raw saturation (root of L + beta L^2 = sat), with romanisim's 10%
     lin_sat = (-1 + np.sqrt(1 + 4 * beta * sat)) / (2 * beta) if beta else sat
-    inv_lin = Nonlinearity(coeffs=inv_coeffs, gain=gain, reftype="inverselinearity",
-                           saturation=lin_sat * 1.1, getdq=True)
+    inv_lin = Nonlinearity(
+        coeffs=inv_coeffs,
+        gain=gain,
+        reftype="inverselinearity",
+        saturation=lin_sat * 1.1,
+        getdq=True,
+    )
     ipc_model = None
     kernel = None
     if ipc and refset.has("ipc"):
@@ -180,8 +192,9 @@ def simulate_l1(
     if not refset.subarray and refset.has("darkdecaysignal"):
         with ref("darkdecaysignal") as m:
             t = getattr(m.decay_table, detector)
-            darkdecay = dict(amplitude=float(t.amplitude), time_constant=float(t.time_constant),
-                             sca=sca)
+            darkdecay = dict(
+                amplitude=float(t.amplitude), time_constant=float(t.time_constant), sca=sca
+            )
 
     with _romanisim_size(n):
         # metadata, romanisim's defaults first
@@ -191,15 +204,21 @@ def simulate_l1(
         for key, value in rp.default_parameters_dictionary.items():
             meta[key].update(copy.deepcopy(value))
         meta["instrument"].update({"detector": detector, "optical_element": optical_element})
-        meta["exposure"].update({"start_time": date, "ma_table_number": ma_table_number,
-                                 "read_pattern": read_pattern})
+        meta["exposure"].update(
+            {"start_time": date, "ma_table_number": ma_table_number, "read_pattern": read_pattern}
+        )
         meta["pointing"].update({"target_ra": ra, "target_dec": dec})
         rutil.add_more_metadata(meta, usecrds=False)
 
         centre = ((n - 1) / 2.0, (n - 1) / 2.0)
         v2_ref, v3_ref = (float(v) for v in distortion(*centre))
-        true_wcs = rwcs.make_wcs(astropy.coordinates.SkyCoord(ra * u.deg, dec * u.deg),
-                                 distortion, v2_ref=v2_ref, v3_ref=v3_ref, roll_ref=roll_ref)
+        true_wcs = rwcs.make_wcs(
+            astropy.coordinates.SkyCoord(ra * u.deg, dec * u.deg),
+            distortion,
+            v2_ref=v2_ref,
+            v3_ref=v3_ref,
+            roll_ref=roll_ref,
+        )
         true_wcs.bounding_box = ((-0.5, n - 0.5), (-0.5, n - 0.5))
         gwcs_wrapped = rwcs.GWCS(true_wcs)
         image = galsim.ImageF(n, n, wcs=gwcs_wrapped, xmin=0, ymin=0)
@@ -208,8 +227,9 @@ def simulate_l1(
         bandpass = rbp.getBandpasses(AB_zeropoint=True, include_all_bands=True)[galsim_band]
         abflux = rbp.get_abflux(optical_element, sca)
         # the PSF the reference set's ePSF and aperture corrections were made from
-        psf = rpsf.make_psf(sca, optical_element, wcs=gwcs_wrapped, psftype="galsim",
-                            pix=(2044, 2044))
+        psf = rpsf.make_psf(
+            sca, optical_element, wcs=gwcs_wrapped, psftype="galsim", pix=(2044, 2044)
+        )
         world_centre = gwcs_wrapped.toWorld(image.true_center)
         sky_level = getSkyLevel(bandpass, world_pos=world_centre, date=date.datetime, exptime=1)
         sky_level *= 1.0 + rp.stray_light_fraction
@@ -226,14 +246,32 @@ def simulate_l1(
 
         rng = galsim.UniformDeviate(seed)
         rimage.simulate_counts_generic(
-            image, exptime, objlist=objlist, psf=psf, zpflux=abflux, sky=sky.array,
-            dark=dark_e, qe=qe, xpos=x, ypos=y, filter_name=optical_element, rng=rng)
+            image,
+            exptime,
+            objlist=objlist,
+            psf=psf,
+            zpflux=abflux,
+            sky=sky.array,
+            dark=dark_e,
+            qe=qe,
+            xpos=x,
+            ypos=y,
+            filter_name=optical_element,
+            rng=rng,
+        )
 
         # noiseless truth: the same objects without noise, plus sky, as a rate per unit QE
         noiseless = galsim.ImageF(n, n, wcs=gwcs_wrapped, xmin=0, ymin=0)
-        rimage.add_objects_to_image(noiseless, objlist, x, y, psf, exptime * abflux,
-                                    filter_name=optical_element,
-                                    rng=galsim.UniformDeviate(seed + 7))
+        rimage.add_objects_to_image(
+            noiseless,
+            objlist,
+            x,
+            y,
+            psf,
+            exptime * abflux,
+            filter_name=optical_element,
+            rng=galsim.UniformDeviate(seed + 7),
+        )
         truth_e = noiseless.array.astype(np.float64) / exptime + sky.array
         if kernel is not None:
             truth_e = ndimage.convolve(truth_e, kernel, mode="constant", cval=0.0)
@@ -245,11 +283,21 @@ def simulate_l1(
 
         def make(crparam: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
             return rl1.make_l1(
-                counts, read_pattern, read_noise=par["read_noise"], pedestal=rp.pedestal,
+                counts,
+                read_pattern,
+                read_noise=par["read_noise"],
+                pedestal=rp.pedestal,
                 pedestal_extra_noise=rp.pedestal_extra_noise,
-                rng=galsim.UniformDeviate(seed + 1), gain=gain, crparam=crparam,
-                inv_linearity=inv_lin, tstart=date, persistence=None, saturation=sat,
-                darkdecaysignal=darkdecay, ipc_model=ipc_model)
+                rng=galsim.UniformDeviate(seed + 1),
+                gain=gain,
+                crparam=crparam,
+                inv_linearity=inv_lin,
+                tstart=date,
+                persistence=None,
+                saturation=sat,
+                darkdecaysignal=darkdecay,
+                ipc_model=ipc_model,
+            )
 
         if cosmic_rays is not None:
             # romanisim's rate is per full detector (area 16.8 cm^2); scale to this array
@@ -262,8 +310,9 @@ def simulate_l1(
 
         # the commanded (wrong) pointing: shift ra_ref/dec_ref by the error
         if any(pointing_error_arcsec):
-            c = astropy.coordinates.SkyCoord(meta.wcsinfo.ra_ref * u.deg,
-                                             meta.wcsinfo.dec_ref * u.deg)
+            c = astropy.coordinates.SkyCoord(
+                meta.wcsinfo.ra_ref * u.deg, meta.wcsinfo.dec_ref * u.deg
+            )
             de, dn = pointing_error_arcsec
             moved = c.spherical_offsets_by(de * u.arcsec, dn * u.arcsec)
             meta.wcsinfo.ra_ref = float(moved.ra.deg)
@@ -287,8 +336,19 @@ def simulate_l1(
     star_out["y"] = y
     star_out["flux"] = stars[optical_element]
     return SimulatedExposure(
-        l1_path=out_path, truth_rate=truth_rate, cr_deposit=cr_deposit, true_wcs=true_wcs,
-        stars=star_out, exptime=exptime,
-        info={"sky_e_per_s": float(np.median(sky.array)), "abflux": float(abflux),
-              "saturation_dn": sat, "jump_truth_dq": l1dq, "counts_e": counts_e,
-              "qe": qe, "dark_e": dark_e})
+        l1_path=out_path,
+        truth_rate=truth_rate,
+        cr_deposit=cr_deposit,
+        true_wcs=true_wcs,
+        stars=star_out,
+        exptime=exptime,
+        info={
+            "sky_e_per_s": float(np.median(sky.array)),
+            "abflux": float(abflux),
+            "saturation_dn": sat,
+            "jump_truth_dq": l1dq,
+            "counts_e": counts_e,
+            "qe": qe,
+            "dark_e": dark_e,
+        },
+    )

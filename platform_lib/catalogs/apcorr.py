@@ -36,8 +36,9 @@ def _galsim_band(band: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def psf_light_fraction(band: str, size_pixels: int, *, sca: int = 7, pixel_scale: float = 0.11,
-                       model: str = "galsim") -> float:
+def psf_light_fraction(
+    band: str, size_pixels: int, *, sca: int = 7, pixel_scale: float = 0.11, model: str = "galsim"
+) -> float:
     """Share of the total light of the pixel-integrated Roman PSF inside a centred square
     stamp of ``size_pixels`` native pixels.
 
@@ -63,8 +64,9 @@ def psf_light_fraction(band: str, size_pixels: int, *, sca: int = 7, pixel_scale
         raise ValueError(f"model must be 'galsim' or 'romanisim', got {model!r}")
     # the pupil as each engine chooses it: galsim.roman by band (F184/K213 use the long-
     # wavelength mask), romanisim always the short one for achromatic PSFs
-    psf = getPSF(sca, name if model == "galsim" else None, wavelength=bp.effective_wavelength,
-                 pupil_bin=8)
+    psf = getPSF(
+        sca, name if model == "galsim" else None, wavelength=bp.effective_wavelength, pupil_bin=8
+    )
     img = psf.drawImage(nx=int(size_pixels), ny=int(size_pixels), scale=pixel_scale, method="auto")
     return float(img.array.sum() / psf.flux)
 
@@ -77,13 +79,20 @@ def encircled_energy_of_total(psf: np.ndarray, radius_pix: float, stamp_fraction
     from .photometry import aperture_fluxes
 
     ny, nx = psf.shape
-    f, _ = aperture_fluxes(psf, np.ones_like(psf), np.zeros(psf.shape, bool),
-                           np.array([(nx - 1) / 2.0]), np.array([(ny - 1) / 2.0]), radius_pix)
+    f, _ = aperture_fluxes(
+        psf,
+        np.ones_like(psf),
+        np.zeros(psf.shape, bool),
+        np.array([(nx - 1) / 2.0]),
+        np.array([(ny - 1) / 2.0]),
+        radius_pix,
+    )
     return float(f[0] / psf.sum()) * float(stamp_fraction)
 
 
-def add_total_flux(table, image, data_sub: np.ndarray, *,
-                   radius_arcsec: float = TOTAL_APERTURE_ARCSEC) -> None:
+def add_total_flux(
+    table, image, data_sub: np.ndarray, *, radius_arcsec: float = TOTAL_APERTURE_ARCSEC
+) -> None:
     """Add ``flux_total``, ``flux_total_err`` (and ``abmag_total`` when flux-calibrated).
 
     Aperture-corrected from the image's PSF (normally the PSF library's) to the total light:
@@ -99,8 +108,9 @@ def add_total_flux(table, image, data_sub: np.ndarray, *,
     scale = image.pixel_scale_arcsec()
     r = radius_arcsec / scale
     ee = encircled_energy_of_total(image.psf, r, image.psf_total_fraction)
-    f, e = aperture_fluxes(data_sub, image.err, image.mask, np.asarray(table["x"]),
-                           np.asarray(table["y"]), r)
+    f, e = aperture_fluxes(
+        data_sub, image.err, image.mask, np.asarray(table["x"]), np.asarray(table["y"]), r
+    )
     unit = u.Unit(image.flux_unit)
     total = f * image.to_ujy / ee
     table["flux_total"] = total * unit
@@ -108,6 +118,7 @@ def add_total_flux(table, image, data_sub: np.ndarray, *,
     if unit == u.uJy:
         table["abmag_total"] = _ab_mag(total) * u.ABmag
     table.meta["total_flux"] = {
-        "aperture_radius_arcsec": radius_arcsec, "encircled_energy_of_total": ee,
+        "aperture_radius_arcsec": radius_arcsec,
+        "encircled_energy_of_total": ee,
         "psf_stamp_fraction_of_total": float(image.psf_total_fraction),
     }

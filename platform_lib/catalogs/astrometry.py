@@ -10,11 +10,10 @@ applied to every position; the residual rms goes into the table's metadata.
 from __future__ import annotations
 
 import io
-
 from dataclasses import dataclass
 
-import numpy as np
 import astropy.units as u
+import numpy as np
 from astropy.coordinates import SkyCoord, SkyOffsetFrame
 from astropy.table import QTable, Table
 
@@ -50,7 +49,9 @@ def read_reference(path_or_table: str | Table, storage_options: dict | None = No
             ref = Table.read(io.BytesIO(data), format="fits")
     for col in ("ra", "dec"):
         if col not in ref.colnames:
-            raise CatalogInputError(f"reference catalog has no {col!r} column (has: {', '.join(ref.colnames)})")
+            raise CatalogInputError(
+                f"reference catalog has no {col!r} column (has: {', '.join(ref.colnames)})"
+            )
     return ref
 
 
@@ -77,7 +78,9 @@ def align_to_reference(
     if "flag_edge" in table.colnames:
         sel &= ~np.asarray(table["flag_edge"], dtype=bool)
     cat = SkyCoord(table["ra"], table["dec"])
-    ref = SkyCoord(np.asarray(reference["ra"], float) * u.deg, np.asarray(reference["dec"], float) * u.deg)
+    ref = SkyCoord(
+        np.asarray(reference["ra"], float) * u.deg, np.asarray(reference["dec"], float) * u.deg
+    )
     idx, sep, _ = cat.match_to_catalog_sky(ref)
     matched = sel & (sep.arcsec < match_radius_arcsec)
     n_matched = int(matched.sum())

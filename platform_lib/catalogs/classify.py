@@ -24,7 +24,12 @@ PHASE_BAND = 0.15
 
 
 def concentration(
-    data: np.ndarray, err: np.ndarray, mask: np.ndarray, x: np.ndarray, y: np.ndarray, fwhm_pix: float
+    data: np.ndarray,
+    err: np.ndarray,
+    mask: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    fwhm_pix: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Concentration c = F(inner)/F(outer) and its 1-sigma error per source."""
     f1, e1 = aperture_fluxes(data, err, mask, x, y, INNER_FWHM * fwhm_pix)
@@ -40,13 +45,19 @@ def concentration(
 def psf_concentration(psf: np.ndarray, fwhm_pix: float) -> float:
     ny, nx = psf.shape
     c, _ = concentration(
-        psf, np.ones_like(psf), np.zeros_like(psf, dtype=bool),
-        np.array([(nx - 1) / 2.0]), np.array([(ny - 1) / 2.0]), fwhm_pix,
+        psf,
+        np.ones_like(psf),
+        np.zeros_like(psf, dtype=bool),
+        np.array([(nx - 1) / 2.0]),
+        np.array([(ny - 1) / 2.0]),
+        fwhm_pix,
     )
     return float(c[0])
 
 
-def _stellar_locus(c: np.ndarray, snr: np.ndarray, psf: np.ndarray | None, fwhm_pix: float) -> float:
+def _stellar_locus(
+    c: np.ndarray, snr: np.ndarray, psf: np.ndarray | None, fwhm_pix: float
+) -> float:
     """Concentration of a point source in this image.
 
     The PSF image gives it for a star centred on a pixel; undersampled Roman PSFs lose

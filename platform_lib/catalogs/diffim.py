@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import astropy.units as u
+import numpy as np
 from astropy.stats import sigma_clipped_stats
 from astropy.table import QTable
 from photutils.detection import find_peaks
@@ -43,7 +43,9 @@ def split_template(images: Sequence[CatalogImage]) -> tuple[list[CatalogImage], 
     if len(images) < 2:
         raise CatalogInputError("difference imaging needs at least two overlapping images")
     if any(img.mjd is None for img in images):
-        raise CatalogInputError("every image needs an observation time (mjd) to pick the most recent")
+        raise CatalogInputError(
+            "every image needs an observation time (mjd) to pick the most recent"
+        )
     ordered = sorted(images, key=lambda im: im.mjd)
     return ordered[:-1], ordered[-1]
 
@@ -59,7 +61,9 @@ def subtract(images: Sequence[CatalogImage]) -> Difference:
     _check_same_grid([science, *templates])
     bands = {img.band for img in images}
     if len(bands) != 1:
-        raise CatalogInputError(f"mismatched bands: difference imaging needs one optical element, got {sorted(bands)}")
+        raise CatalogInputError(
+            f"mismatched bands: difference imaging needs one optical element, got {sorted(bands)}"
+        )
     if any(img.psf is None for img in images):
         raise CatalogInputError("difference imaging needs the PSF of every image")
     mask = np.zeros(science.shape, bool)
@@ -112,13 +116,17 @@ def _same_psf(a: np.ndarray, b: np.ndarray, tol: float = 0.01) -> bool:
     return float(np.abs(a / a.sum() - b / b.sum()).sum()) < tol
 
 
-def find_sources(diff: Difference, *, threshold: float = 5.0, min_separation_fwhm: float = 2.0) -> QTable:
+def find_sources(
+    diff: Difference, *, threshold: float = 5.0, min_separation_fwhm: float = 2.0
+) -> QTable:
     """Positive and negative point sources above ``threshold`` sigma in the difference."""
     fwhm = psf_fwhm_pixels(diff.psf) or 2.0
     box = max(3, int(round(min_separation_fwhm * fwhm)) | 1)
     rows = []
     for sign in (+1, -1):
-        peaks = find_peaks(sign * diff.snr, threshold, box_size=box, border_width=int(np.ceil(2 * fwhm)))
+        peaks = find_peaks(
+            sign * diff.snr, threshold, box_size=box, border_width=int(np.ceil(2 * fwhm))
+        )
         if peaks is None:
             continue
         for p in peaks:
@@ -150,11 +158,19 @@ def find_sources(diff: Difference, *, threshold: float = 5.0, min_separation_fwh
 
 def _meta(diff: Difference, threshold: float) -> dict:
     sci = diff.science
-    return {"science_image": sci.name, "mjd": sci.mjd, "band": sci.band, "flux_unit": sci.flux_unit,
-            "n_template_images": diff.n_template, "threshold_sigma": threshold}
+    return {
+        "science_image": sci.name,
+        "mjd": sci.mjd,
+        "band": sci.band,
+        "flux_unit": sci.flux_unit,
+        "n_template_images": diff.n_template,
+        "threshold_sigma": threshold,
+    }
 
 
-def psf_photometry(data: np.ndarray, err: np.ndarray, psf: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def psf_photometry(
+    data: np.ndarray, err: np.ndarray, psf: np.ndarray, x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Optimal (PSF-weighted) flux at integer positions: sum(P d / s^2) / sum(P^2 / s^2)."""
     ny, nx = psf.shape
     hy, hx = ny // 2, nx // 2
@@ -164,7 +180,7 @@ def psf_photometry(data: np.ndarray, err: np.ndarray, psf: np.ndarray, x: np.nda
     for i, (xi, yi) in enumerate(zip(x.astype(int), y.astype(int))):
         y0, y1 = max(0, yi - hy), min(H, yi + hy + 1)
         x0, x1 = max(0, xi - hx), min(W, xi + hx + 1)
-        p = psf[hy - (yi - y0): hy + (y1 - yi), hx - (xi - x0): hx + (x1 - xi)]
+        p = psf[hy - (yi - y0) : hy + (y1 - yi), hx - (xi - x0) : hx + (x1 - xi)]
         d = data[y0:y1, x0:x1]
         v = err[y0:y1, x0:x1] ** 2
         ok = np.isfinite(v) & (v > 0) & np.isfinite(d)

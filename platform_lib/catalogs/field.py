@@ -22,7 +22,9 @@ PSF_STAMP = 63  # native pixels (6.9"): holds Roman's core and first rings
 DETECTOR_CENTRE = 2043.5
 
 
-def library_psf_image(detector: str, optical_element: str, *, store: Any = None, size: int = PSF_STAMP) -> np.ndarray:
+def library_psf_image(
+    detector: str, optical_element: str, *, store: Any = None, size: int = PSF_STAMP
+) -> np.ndarray:
     """A native-pixel PSF image from the PSF library, at the detector centre, normalised.
 
     L3 mosaics mix detectors; their PSF is taken from WFI01's centre unless the caller passes
@@ -119,10 +121,20 @@ def catalog_fields(
     def task(item: tuple[str, Sequence[Any]]) -> dict[str, str]:
         name, products = item
         images = [load_image(p, store=store) for p in products]
-        cat = multi_band(images, reference=reference) if len(images) > 1 else single_band(images[0], reference=reference)
+        cat = (
+            multi_band(images, reference=reference)
+            if len(images) > 1
+            else single_band(images[0], reference=reference)
+        )
         cat.table.meta["inputs"] = [_name_of(p) for p in products]
-        return write_products(out_prefix, name, catalog=cat.table, segmentation=cat.segmentation,
-                              wcs=cat.wcs, storage_options=storage_options)
+        return write_products(
+            out_prefix,
+            name,
+            catalog=cat.table,
+            segmentation=cat.segmentation,
+            wcs=cat.wcs,
+            storage_options=storage_options,
+        )
 
     items = list(fields.items())
     if not items:
@@ -148,7 +160,9 @@ def difference_fields(
         images = [load_image(p, store=store) for p in products]
         cat = difference_catalog(images, threshold=threshold)
         cat.meta["inputs"] = [_name_of(p) for p in products]
-        return write_products(out_prefix, f"{name}_diff", catalog=cat, storage_options=storage_options)
+        return write_products(
+            out_prefix, f"{name}_diff", catalog=cat, storage_options=storage_options
+        )
 
     items = list(fields.items())
     if not items:

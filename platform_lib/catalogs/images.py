@@ -46,7 +46,9 @@ class CatalogImage:
     def __post_init__(self) -> None:
         label = self.name or self.band or "image"
         if self.wcs is None:
-            raise CatalogInputError(f"{label}: the image has no WCS; positions cannot be put on the sky")
+            raise CatalogInputError(
+                f"{label}: the image has no WCS; positions cannot be put on the sky"
+            )
         self.data = np.asarray(self.data, dtype=np.float64)
         if self.data.ndim != 2:
             raise CatalogInputError(f"{label}: expected a 2-D image, got shape {self.data.shape}")
@@ -70,7 +72,8 @@ class CatalogImage:
             self.psf = psf / psf.sum()
         if not 0.0 < float(self.psf_total_fraction) <= 1.0:
             raise CatalogInputError(
-                f"{label}: psf_total_fraction must lie in (0, 1], got {self.psf_total_fraction}")
+                f"{label}: psf_total_fraction must lie in (0, 1], got {self.psf_total_fraction}"
+            )
 
     @property
     def shape(self) -> tuple[int, int]:

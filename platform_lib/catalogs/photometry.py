@@ -8,9 +8,9 @@ radii given in arcseconds so that every band and image scale is measured alike.
 
 from __future__ import annotations
 
+import astropy.units as u
 import numpy as np
 from astropy.table import QTable
-import astropy.units as u
 from photutils.aperture import CircularAperture, aperture_photometry
 from photutils.segmentation import SegmentationImage, SourceCatalog
 
@@ -81,7 +81,9 @@ def measure(
     kron_err = np.asarray(cat.kron_flux_err, dtype=float) * k
     t["kron_flux"] = kron * unit
     t["kron_flux_err"] = kron_err * unit
-    t["kron_radius"] = np.asarray(cat.kron_radius.value if hasattr(cat.kron_radius, "value") else cat.kron_radius, dtype=float)
+    t["kron_radius"] = np.asarray(
+        cat.kron_radius.value if hasattr(cat.kron_radius, "value") else cat.kron_radius, dtype=float
+    )
     for r_as in radii_arcsec:
         f, e = aperture_fluxes(data_sub, image.err, image.mask, x, y, r_as / scale)
         tag = f"{int(round(r_as * 100)):03d}"

@@ -18,7 +18,12 @@ from astropy.table import QTable
 
 from .errors import CatalogInputError
 
-CWW_TEMPLATES: tuple[str, ...] = ("CWW_E_ext.sed", "CWW_Sbc_ext.sed", "CWW_Scd_ext.sed", "CWW_Im_ext.sed")
+CWW_TEMPLATES: tuple[str, ...] = (
+    "CWW_E_ext.sed",
+    "CWW_Sbc_ext.sed",
+    "CWW_Scd_ext.sed",
+    "CWW_Im_ext.sed",
+)
 N_INTERP = 3  # templates interpolated between each neighbouring CWW pair
 
 
@@ -52,7 +57,9 @@ def normalize_band(band: str) -> str:
     alt = _element_name(b)
     if alt in _bandpasses():
         return alt
-    raise CatalogInputError(f"unknown Roman optical element {band!r}; known: {', '.join(roman_bands())}")
+    raise CatalogInputError(
+        f"unknown Roman optical element {band!r}; known: {', '.join(roman_bands())}"
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -120,7 +127,9 @@ def photometric_redshifts(
     fluxes = np.asarray(fluxes, float)
     errors = np.asarray(errors, float)
     if fluxes.shape != errors.shape or fluxes.ndim != 2 or fluxes.shape[1] != len(bands):
-        raise CatalogInputError("fluxes and errors must be (n_sources, n_bands) matching the band list")
+        raise CatalogInputError(
+            "fluxes and errors must be (n_sources, n_bands) matching the band list"
+        )
     z = np.arange(config.z_min, config.z_max + config.dz / 2, config.dz)
     models = model_fluxes(list(bands), z)  # (T, Z, B)
     n = fluxes.shape[0]

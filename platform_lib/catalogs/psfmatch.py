@@ -38,13 +38,17 @@ def broadest(psfs: dict[str, np.ndarray]) -> str:
 REGULARISATION = 1e-3
 
 
-def matching_kernel(source_psf: np.ndarray, target_psf: np.ndarray, *, regularisation: float = REGULARISATION) -> np.ndarray:
+def matching_kernel(
+    source_psf: np.ndarray, target_psf: np.ndarray, *, regularisation: float = REGULARISATION
+) -> np.ndarray:
     """Kernel K with source * K ≈ target; both PSFs are padded to one odd size.
 
     K = F⁻¹[T S* / (|S|² + λ max|S|²)]: the least-squares kernel with a ridge penalty.
     """
     if (psf_fwhm_pixels(source_psf) or 0) > 1.02 * (psf_fwhm_pixels(target_psf) or 0):
-        raise CatalogInputError("the target PSF is narrower than the source PSF; cannot match to it")
+        raise CatalogInputError(
+            "the target PSF is narrower than the source PSF; cannot match to it"
+        )
     size = max(*source_psf.shape, *target_psf.shape)
     size += 1 - size % 2
     src, tgt = _pad_to(source_psf, size), _pad_to(target_psf, size)

@@ -11,21 +11,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import astropy.units as u
 import numpy as np
 from astropy.table import QTable, Table
-import astropy.units as u
 
 from . import psfmatch
 from .apcorr import add_total_flux
 from .astrometry import AlignmentResult, align_to_reference
 from .classify import classify
-from .detection import (Detection, DetectionConfig, detect, detection_snr, estimate_background,
-                        psf_fwhm_pixels)
+from .detection import (
+    Detection,
+    DetectionConfig,
+    detect,
+    detection_snr,
+    estimate_background,
+    psf_fwhm_pixels,
+)
 from .errors import CatalogInputError
 from .images import CatalogImage
 from .photometry import aperture_fluxes, measure
 from .photoz import PhotozConfig, normalize_band, photometric_redshifts
-
 
 # The pure product's cut on ``detection_snr``: on white noise a 3-sigma, 7-pixel detection
 # threshold passes ~11 noise peaks per 1024² (about 180 per detector), at detection_snr 3.3-4.2;
@@ -39,14 +44,27 @@ COLOR_APERTURE_FWHM = 1.5
 
 def _encircled(psf: np.ndarray, radius: float) -> float:
     ny, nx = psf.shape
-    f, _ = aperture_fluxes(psf, np.ones_like(psf), np.zeros(psf.shape, bool),
-                           np.array([(nx - 1) / 2.0]), np.array([(ny - 1) / 2.0]), radius)
+    f, _ = aperture_fluxes(
+        psf,
+        np.ones_like(psf),
+        np.zeros(psf.shape, bool),
+        np.array([(nx - 1) / 2.0]),
+        np.array([(ny - 1) / 2.0]),
+        radius,
+    )
     return float(f[0] / psf.sum())
 
 
 def reject_psf_artifacts(
-    table: QTable, data: np.ndarray, err: np.ndarray, mask: np.ndarray, psf: np.ndarray,
-    segmentation: np.ndarray, *, factor: float = 3.0, min_snr: float = 30.0,
+    table: QTable,
+    data: np.ndarray,
+    err: np.ndarray,
+    mask: np.ndarray,
+    psf: np.ndarray,
+    segmentation: np.ndarray,
+    *,
+    factor: float = 3.0,
+    min_snr: float = 30.0,
 ) -> QTable:
     """Drop detections that are the diffraction rings and spikes of brighter point sources.
 
@@ -67,10 +85,17 @@ def reject_psf_artifacts(
     artifact = np.zeros(len(table), bool)
     for i in np.where(star)[0]:
         dx, dy = x - x[i], y - y[i]
-        near = (np.abs(dx) < cx - r) & (np.abs(dy) < cy - r) & (np.arange(len(table)) != i) & (f < f[i])
+        near = (
+            (np.abs(dx) < cx - r)
+            & (np.abs(dy) < cy - r)
+            & (np.arange(len(table)) != i)
+            & (f < f[i])
+        )
         if not near.any():
             continue
-        pred, _ = aperture_fluxes(psf, np.ones_like(psf), np.zeros(psf.shape, bool), cx + dx[near], cy + dy[near], r)
+        pred, _ = aperture_fluxes(
+            psf, np.ones_like(psf), np.zeros(psf.shape, bool), cx + dx[near], cy + dy[near], r
+        )
         artifact[np.where(near)[0][f[near] < factor * pred * total[i]]] = True
     if artifact.any():
         for label in np.asarray(table["label"])[artifact]:
@@ -107,7 +132,9 @@ def single_band(
 ) -> StaticCatalog:
     """Detect, deblend, measure, classify and (optionally) align one image."""
     det = detect(image.data, image.err, image.mask, psf=image.psf, config=config)
-    table = measure(image, det.data_sub, det.segmentation, convolved=det.convolved, background=det.background)
+    table = measure(
+        image, det.data_sub, det.segmentation, convolved=det.convolved, background=det.background
+    )
     classify(table, det.data_sub, image.err, image.mask, fwhm_pix=det.kernel_fwhm, psf=image.psf)
     table["detection_snr"] = detection_snr(det, np.asarray(table["label"]))
     segm = det.segmentation.data.copy()
@@ -115,7 +142,11 @@ def single_band(
         table = reject_psf_artifacts(table, det.data_sub, image.err, image.mask, image.psf, segm)
     add_total_flux(table, image, det.data_sub)
     alignment = align_to_reference(table, reference) if reference is not None else None
-    table.meta["detection"] = {"nsigma": config.nsigma, "npixels": config.npixels, "kernel_fwhm_pix": det.kernel_fwhm}
+    table.meta["detection"] = {
+        "nsigma": config.nsigma,
+        "npixels": config.npixels,
+        "kernel_fwhm_pix": det.kernel_fwhm,
+    }
     return StaticCatalog(table, segm, det, image.wcs, alignment)
 
 
@@ -159,13 +190,19 @@ def multi_band(
         raise CatalogInputError("no images given")
     bands = [normalize_band(img.band) for img in images]
     if len(set(bands)) != len(bands):
-        raise CatalogInputError(f"mismatched bands: each optical element must appear once, got {bands}")
+        raise CatalogInputError(
+            f"mismatched bands: each optical element must appear once, got {bands}"
+        )
     raw = [b for b, img in zip(bands, images) if img.flux_unit != "uJy"]
     if raw:
-        raise CatalogInputError(f"multi-band photometry needs flux-calibrated images; not calibrated: {raw}")
+        raise CatalogInputError(
+            f"multi-band photometry needs flux-calibrated images; not calibrated: {raw}"
+        )
     missing = [b for b, img in zip(bands, images) if img.psf is None]
     if missing:
-        raise CatalogInputError(f"PSF-matched photometry needs a PSF for every band; missing for {missing}")
+        raise CatalogInputError(
+            f"PSF-matched photometry needs a PSF for every band; missing for {missing}"
+        )
     _check_same_grid(images)
 
     psfs = {b: img.psf for b, img in zip(bands, images)}
@@ -175,7 +212,7 @@ def multi_band(
     matched_psfs: dict[str, np.ndarray] = {}
     subtracted: dict[str, np.ndarray] = {}
     mask = np.zeros(images[0].shape, dtype=bool)
-    for b, img in zip(bands, images):
+    for img in images:
         mask |= img.mask
     for b, img in zip(bands, images):
         bkg, _ = estimate_background(img.data, img.mask, config)
@@ -201,15 +238,35 @@ def multi_band(
     typical_w = [float(np.median(wi[wi > 0])) for wi in w]
     det_psf = sum(tw * matched_psfs[b] for tw, b in zip(typical_w, matched)) / sum(typical_w)
     det_image = CatalogImage(
-        data=np.where(mask, np.nan, det_data), err=np.where(mask, np.nan, det_err), wcs=images[0].wcs,
-        band="DETECTION", to_ujy=1.0, psf=det_psf, name="detection",
+        data=np.where(mask, np.nan, det_data),
+        err=np.where(mask, np.nan, det_err),
+        wcs=images[0].wcs,
+        band="DETECTION",
+        to_ujy=1.0,
+        psf=det_psf,
+        name="detection",
     )
     det = detect(det_image.data, det_image.err, det_image.mask, psf=det_image.psf, config=config)
-    table = measure(det_image, det.data_sub, det.segmentation, convolved=det.convolved, background=det.background)
-    classify(table, det.data_sub, det_image.err, det_image.mask, fwhm_pix=det.kernel_fwhm, psf=det_image.psf)
+    table = measure(
+        det_image,
+        det.data_sub,
+        det.segmentation,
+        convolved=det.convolved,
+        background=det.background,
+    )
+    classify(
+        table,
+        det.data_sub,
+        det_image.err,
+        det_image.mask,
+        fwhm_pix=det.kernel_fwhm,
+        psf=det_image.psf,
+    )
     table["detection_snr"] = detection_snr(det, np.asarray(table["label"]))
     segm = det.segmentation.data.copy()
-    table = reject_psf_artifacts(table, det.data_sub, det_image.err, det_image.mask, det_image.psf, segm)
+    table = reject_psf_artifacts(
+        table, det.data_sub, det_image.err, det_image.mask, det_image.psf, segm
+    )
 
     x, y = np.asarray(table["x"]), np.asarray(table["y"])
     scale = det_image.pixel_scale_arcsec()
@@ -242,11 +299,15 @@ def multi_band(
             total = fm * to_total
             table[f"{b}_flux"] = total * u.uJy
             table[f"{b}_flux_err"] = em * np.abs(to_total) * u.uJy
-            table[f"{b}_abmag"] = np.where(total > 0, 23.9 - 2.5 * np.log10(total), np.nan) * u.ABmag
+            table[f"{b}_abmag"] = (
+                np.where(total > 0, 23.9 - 2.5 * np.log10(total), np.nan) * u.ABmag
+            )
         color_flux.append(fm)
         color_err.append(em)
     if photoz:
-        pz = photometric_redshifts(np.column_stack(color_flux), np.column_stack(color_err), bands, photoz_config)
+        pz = photometric_redshifts(
+            np.column_stack(color_flux), np.column_stack(color_err), bands, photoz_config
+        )
         for col in pz.colnames:
             table[col] = pz[col]
     alignment = align_to_reference(table, reference) if reference is not None else None

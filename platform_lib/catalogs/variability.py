@@ -14,16 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
 import astropy.units as u
+import numpy as np
 from astropy.coordinates import Latitude, Longitude
 from astropy.table import Table, vstack
 from astropy_healpix import HEALPix
 
+from .._parquet import astropy_table, table_bytes
 from .detection import psf_fwhm_pixels
 from .errors import CatalogInputError
 from .images import CatalogImage
-from .._parquet import astropy_table, table_bytes
 from .photometry import aperture_fluxes
 
 DEFAULT_ORDER = 6
@@ -57,8 +57,14 @@ def forced_photometry(sources: Table, image: CatalogImage, image_id: str) -> Tab
     sub = np.where(image.mask, 0.0, image.data - bkg)
     f, e = aperture_fluxes(sub, image.err, image.mask, x[on], y[on], r)
     pny, pnx = image.psf.shape
-    ee, _ = aperture_fluxes(image.psf, np.ones_like(image.psf), np.zeros(image.psf.shape, bool),
-                            np.array([(pnx - 1) / 2.0]), np.array([(pny - 1) / 2.0]), r)
+    ee, _ = aperture_fluxes(
+        image.psf,
+        np.ones_like(image.psf),
+        np.zeros(image.psf.shape, bool),
+        np.array([(pnx - 1) / 2.0]),
+        np.array([(pny - 1) / 2.0]),
+        r,
+    )
     k = image.to_ujy / ee[0]
     out = Table()
     out["source_id"] = np.asarray(sources["source_id"])[on]
@@ -74,11 +80,23 @@ def forced_photometry(sources: Table, image: CatalogImage, image_id: str) -> Tab
     return out[good]
 
 
-INDEX_COLUMNS = ("source_id", "band", "flux_unit", "ra", "dec", "n_epochs", "mean_flux", "chi2_red", "stetson_j",
-                 "iqr_norm")
+INDEX_COLUMNS = (
+    "source_id",
+    "band",
+    "flux_unit",
+    "ra",
+    "dec",
+    "n_epochs",
+    "mean_flux",
+    "chi2_red",
+    "stetson_j",
+    "iqr_norm",
+)
 
 
-def _group_quantile(values_sorted: np.ndarray, starts: np.ndarray, n: np.ndarray, q: float) -> np.ndarray:
+def _group_quantile(
+    values_sorted: np.ndarray, starts: np.ndarray, n: np.ndarray, q: float
+) -> np.ndarray:
     """np.percentile's linear interpolation, per group of an array sorted within groups."""
     pos = starts + q * (n - 1)
     lo = np.floor(pos).astype(int)
@@ -111,7 +129,9 @@ def variability_indices(lightcurves: Table) -> Table:
     e_all = np.asarray(lightcurves["flux_err"], float)
     mjd_all = np.asarray(lightcurves["mjd"], float)
     _, bcode = np.unique(np.char.add(np.char.add(band, "|"), unit), return_inverse=True)
-    _, gid = np.unique(np.column_stack([sid.astype(np.int64), bcode.ravel()]), axis=0, return_inverse=True)
+    _, gid = np.unique(
+        np.column_stack([sid.astype(np.int64), bcode.ravel()]), axis=0, return_inverse=True
+    )
     gid = gid.ravel()
     order = np.lexsort((mjd_all, gid))  # by group, then time (Stetson pairs consecutive epochs)
     g, f, e = gid[order], f_all[order], e_all[order]
@@ -136,13 +156,21 @@ def variability_indices(lightcurves: Table) -> Table:
     ra = np.add.reduceat(np.asarray(lightcurves["ra"], float)[order], starts) / n
     dec = np.add.reduceat(np.asarray(lightcurves["dec"], float)[order], starts) / n
     first = order[starts]
-    return Table([sid[first], band[first], unit[first], ra, dec, n, mean, chi2, j, iqr], names=INDEX_COLUMNS)
+    return Table(
+        [sid[first], band[first], unit[first], ra, dec, n, mean, chi2, j, iqr], names=INDEX_COLUMNS
+    )
 
 
 class LightCurveStore:
     """Light curves and indices in a HEALPix-partitioned Parquet dataset at ``url``."""
 
-    def __init__(self, url: str, *, order: int = DEFAULT_ORDER, storage_options: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        order: int = DEFAULT_ORDER,
+        storage_options: Mapping[str, Any] | None = None,
+    ):
         import fsspec
 
         self.url = url.rstrip("/")
@@ -188,14 +216,18 @@ class LightCurveStore:
                 tables.append(astropy_table(fh.read()))
         return vstack(tables) if tables else Table()
 
-    def lightcurves(self, ra: float | None = None, dec: float | None = None, radius_arcsec: float | None = None) -> Table:
+    def lightcurves(
+        self, ra: float | None = None, dec: float | None = None, radius_arcsec: float | None = None
+    ) -> Table:
         """All rows, or those of sources within a cone (only touched partitions are read)."""
         if ra is None:
             return self._read("lightcurves")
         return self._cone("lightcurves", ra, dec, radius_arcsec)
 
     def _cone(self, kind: str, ra: float, dec: float, radius_arcsec: float) -> Table:
-        pix = self.hp.cone_search_lonlat(Longitude(ra * u.deg), Latitude(dec * u.deg), radius_arcsec * u.arcsec)
+        pix = self.hp.cone_search_lonlat(
+            Longitude(ra * u.deg), Latitude(dec * u.deg), radius_arcsec * u.arcsec
+        )
         t = self._read(kind, np.asarray(pix))
         if len(t) == 0:
             return t
@@ -218,8 +250,15 @@ class LightCurveStore:
             out.append(idx)
         return vstack(out) if out else Table()
 
-    def indices(self, *, ra: float | None = None, dec: float | None = None, radius_arcsec: float | None = None,
-                min_chi2: float | None = None, min_stetson_j: float | None = None) -> Table:
+    def indices(
+        self,
+        *,
+        ra: float | None = None,
+        dec: float | None = None,
+        radius_arcsec: float | None = None,
+        min_chi2: float | None = None,
+        min_stetson_j: float | None = None,
+    ) -> Table:
         """Variability indices, optionally in a cone and above index thresholds."""
         t = self._read("indices") if ra is None else self._cone("indices", ra, dec, radius_arcsec)
         if len(t) == 0:
@@ -257,7 +296,9 @@ def build_lightcurves(
             results = map_with_progress(c, task, images, desc="forced photometry")
     else:
         results = map_with_progress(client, task, images, desc="forced photometry")
-    failures = {img_id: repr(r) for (img_id, _), r in zip(images, results) if isinstance(r, BaseException)}
+    failures = {
+        img_id: repr(r) for (img_id, _), r in zip(images, results) if isinstance(r, BaseException)
+    }
     indices = store.update_indices()
     indices.meta["failed_images"] = failures
     indices.meta["rows_written"] = int(sum(r for r in results if isinstance(r, int)))

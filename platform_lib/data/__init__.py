@@ -21,11 +21,21 @@ from .search import search
 from .store import DataStoreError, Store, get_store
 from .user_store import user_store_url
 
-open = open_product  # noqa: A001 - ``data.open(row)`` reads like the builtin on purpose
-
+open = open_product
 
 
 __all__ = [
-    "Cutout", "DataStoreError", "Store", "build_index", "cutout", "download", "get_store",
-    "load_index", "open", "open_product", "psf", "search", "user_store_url",
+    "Cutout",
+    "DataStoreError",
+    "Store",
+    "build_index",
+    "cutout",
+    "download",
+    "get_store",
+    "load_index",
+    "open",
+    "open_product",
+    "psf",
+    "search",
+    "user_store_url",
 ]

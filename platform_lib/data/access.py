@@ -118,8 +118,9 @@ def _shifted_wcs(wcs: Any, x0: int, y0: int, shape: tuple[int, int]):
     return out
 
 
-def cutout(product: Any, position: Any, size: Any, *, store: Store | str | None = None,
-           array: str = "data") -> Cutout:
+def cutout(
+    product: Any, position: Any, size: Any, *, store: Store | str | None = None, array: str = "data"
+) -> Cutout:
     """The ``size`` (pixels, or an angle Quantity; scalar or (ny, nx)) piece around ``position``.
 
     ``position`` is a SkyCoord. Parts outside the product are filled with NaN (as
@@ -130,30 +131,41 @@ def cutout(product: Any, position: Any, size: Any, *, store: Store | str | None 
     with open_product(product, store) as model:
         wcs = model.meta.wcs
         if wcs is None:
-            raise ValueError(f"{product!r} has no WCS (meta.wcs): L1 products cannot be cut by sky position")
+            raise ValueError(
+                f"{product!r} has no WCS (meta.wcs): L1 products cannot be cut by sky position"
+            )
         x, y = wcs.invert(position.icrs.ra.deg, position.icrs.dec.deg, with_bounding_box=False)
         if hasattr(size, "unit"):
             # The local pixel scale, also where the position is outside the product (gWCS gives
             # NaN outside its bounding box, which made a negative cutout shape) and across RA 0.
             (ra0, dec0), (ra1, dec1) = (wcs(xx, y, with_bounding_box=False) for xx in (x, x + 1))
             dra = (float(ra1) - float(ra0) + 180.0) % 360.0 - 180.0
-            scale = np.hypot(dra * np.cos(np.radians(position.icrs.dec.deg)), float(dec1) - float(dec0))
+            scale = np.hypot(
+                dra * np.cos(np.radians(position.icrs.dec.deg)), float(dec1) - float(dec0)
+            )
             if not np.isfinite(scale) or scale <= 0:
-                raise ValueError(f"{product!r}: no pixel scale at {position.to_string()} (outside the WCS)")
+                raise ValueError(
+                    f"{product!r}: no pixel scale at {position.to_string()} (outside the WCS)"
+                )
             size = np.atleast_1d(size.to_value(u.deg)) / scale
         ny, nx = (int(v) for v in np.broadcast_to(np.atleast_1d(np.round(size)).astype(int), (2,)))
         x0, y0 = int(np.round(float(x))) - nx // 2, int(np.round(float(y))) - ny // 2
         arr = getattr(model, array)
         full = np.asarray(arr)  # the one array fetched
         out = np.full((ny, nx), np.nan, dtype=np.result_type(full.dtype, np.float32))
-        ys, xs = slice(max(y0, 0), min(y0 + ny, full.shape[-2])), slice(max(x0, 0), min(x0 + nx, full.shape[-1]))
+        ys, xs = (
+            slice(max(y0, 0), min(y0 + ny, full.shape[-2])),
+            slice(max(x0, 0), min(x0 + nx, full.shape[-1])),
+        )
         if ys.stop > ys.start and xs.stop > xs.start:
             out[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0] = full[..., ys, xs]
         _, rel = _resolve(product, store)
         return Cutout(data=out, wcs=_shifted_wcs(wcs, x0, y0, (ny, nx)), origin=(x0, y0), path=rel)
 
 
-def download(product: Any, destination: str | os.PathLike, *, store: Store | str | None = None) -> Path:
+def download(
+    product: Any, destination: str | os.PathLike, *, store: Store | str | None = None
+) -> Path:
     """Copy a product to a local file or folder; returns the local path."""
     store, rel = _resolve(product, store)
     dest = Path(destination)

@@ -119,8 +119,11 @@ def _edge_distances(p: np.ndarray, verts: np.ndarray) -> np.ndarray:
     plen = np.linalg.norm(proj, axis=1)
     ok &= plen > 1e-15
     proj = proj / np.where(plen > 1e-15, plen, 1.0)[:, None]
-    on_arc = ok & (np.einsum("ij,ij->i", np.cross(a, proj), n) >= 0) & (
-        np.einsum("ij,ij->i", np.cross(proj, b), n) >= 0)
+    on_arc = (
+        ok
+        & (np.einsum("ij,ij->i", np.cross(a, proj), n) >= 0)
+        & (np.einsum("ij,ij->i", np.cross(proj, b), n) >= 0)
+    )
     d_perp = np.arcsin(np.clip(np.abs(pn), 0, 1))
     return np.where(on_arc, d_perp, d_end)
 
@@ -173,9 +176,7 @@ def polygon_cells(vertices: np.ndarray, order: int = ORDER) -> np.ndarray:
     import astropy.units as u
     from mocpy import MOC
 
-    moc = MOC.from_polygon(
-        vertices[:, 0] * u.deg, vertices[:, 1] * u.deg, max_depth=order
-    )
+    moc = MOC.from_polygon(vertices[:, 0] * u.deg, vertices[:, 1] * u.deg, max_depth=order)
     # a polygon smaller than a cell may yield an empty coverage: fall back to its vertices
     cells = _flatten(moc) if not moc.empty() else np.empty(0, np.int64)
     vertex_moc = MOC.from_lonlat(
@@ -188,6 +189,8 @@ def cone_cells(ra: float, dec: float, radius_deg: float, order: int = ORDER) -> 
     import astropy.units as u
     from mocpy import MOC
 
-    moc = MOC.from_cone(lon=ra * u.deg, lat=dec * u.deg, radius=radius_deg * u.deg, max_depth=order, delta_depth=2)
+    moc = MOC.from_cone(
+        lon=ra * u.deg, lat=dec * u.deg, radius=radius_deg * u.deg, max_depth=order, delta_depth=2
+    )
     centre = MOC.from_lonlat(lon=[ra] * u.deg, lat=[dec] * u.deg, max_norder=order)
     return np.union1d(_flatten(moc), _flatten(centre))

@@ -57,19 +57,29 @@ def publish_catalog(
             Table(table).write(path, format="parquet")
             inputs = [str(path)]
         catalog_args = ImportArguments(
-            input_file_list=inputs, file_reader="parquet", ra_column=ra_column,
-            dec_column=dec_column, output_path=output / name, output_artifact_name=name,
-            pixel_threshold=pixel_threshold, lowest_healpix_order=lowest_order,
-            highest_healpix_order=highest_order, tmp_dir=Path(tmp) / "work",
-            progress_bar=False, resume=False,
+            input_file_list=inputs,
+            file_reader="parquet",
+            ra_column=ra_column,
+            dec_column=dec_column,
+            output_path=output / name,
+            output_artifact_name=name,
+            pixel_threshold=pixel_threshold,
+            lowest_healpix_order=lowest_order,
+            highest_healpix_order=highest_order,
+            tmp_dir=Path(tmp) / "work",
+            progress_bar=False,
+            resume=False,
         )
 
         def margin_args() -> MarginCacheArguments:  # valid only once the catalog exists
             return MarginCacheArguments(
-                input_catalog_path=output / name / name, output_path=output / name,
+                input_catalog_path=output / name / name,
+                output_path=output / name,
                 output_artifact_name=f"{name}_{int(margin_arcsec)}arcs",
-                margin_threshold=margin_arcsec, tmp_dir=Path(tmp) / "margin",
-                progress_bar=False, resume=False,
+                margin_threshold=margin_arcsec,
+                tmp_dir=Path(tmp) / "margin",
+                progress_bar=False,
+                resume=False,
             )
 
         if client is None:
@@ -87,7 +97,8 @@ def _write_collection_properties(root: Path, catalog: str, margin: str) -> None:
     """The HATS collection descriptor (``collection.properties``) LSDB reads."""
     (root / "collection.properties").write_text(
         f"obs_collection={catalog}\nhats_primary_table_url={catalog}\n"
-        f"all_margins={margin}\ndefault_margin={margin}\n")
+        f"all_margins={margin}\ndefault_margin={margin}\n"
+    )
 
 
 def open_catalog(path: str | Path, **kwargs: Any):

@@ -64,9 +64,25 @@ LEVELS: dict[str, str] = {
 }
 
 COLUMNS = [
-    "path", "size", "version", "level", "product_type", "program", "visit", "exposure",
-    "observation_id", "detector", "optical_element", "start_time", "start_mjd", "exposure_time",
-    "ra_center", "dec_center", "s_region", "cells", "shape",
+    "path",
+    "size",
+    "version",
+    "level",
+    "product_type",
+    "program",
+    "visit",
+    "exposure",
+    "observation_id",
+    "detector",
+    "optical_element",
+    "start_time",
+    "start_mjd",
+    "exposure_time",
+    "ra_center",
+    "dec_center",
+    "s_region",
+    "cells",
+    "shape",
 ]
 
 
@@ -165,7 +181,7 @@ def _footprint(meta: Any, shape: tuple[int, ...] | None) -> np.ndarray | None:
             corners = np.asarray(wcs.footprint(), dtype=float)
             if corners.shape[-1] == 2 and np.isfinite(corners).all():
                 return corners
-        except Exception as exc:  # noqa: BLE001 - fall back to s_region below
+        except Exception as exc:
             log.debug("footprint from WCS failed: %s", exc)
     return parse_s_region(_str(_get(meta, "wcsinfo", "s_region")) or "")
 
@@ -220,7 +236,7 @@ def read_product_metadata(fileobj: Any, path: str = "") -> dict[str, Any]:
                 try:
                     t = Time(start)
                     start_time, start_mjd = t.utc.isot, float(t.mjd)
-                except Exception:  # noqa: BLE001 - a bad time leaves the field empty
+                except Exception:
                     pass
             corners = _footprint(meta, shape)
             row: dict[str, Any] = {
@@ -244,7 +260,7 @@ def read_product_metadata(fileobj: Any, path: str = "") -> dict[str, Any]:
         if "appear to be a ASDF" in str(exc):
             raise ValueError("not an ASDF file (no '#ASDF' header line)") from exc
         raise
-    except Exception as exc:  # noqa: BLE001 - truncated/corrupt: report, do not stop
+    except Exception as exc:
         raise ValueError(f"unreadable ASDF ({type(exc).__name__}: {exc})") from exc
     return _with_sky(row, corners)
 
@@ -260,9 +276,14 @@ def _with_sky(row: dict[str, Any], corners: np.ndarray | None) -> dict[str, Any]
     if corners is not None:
         row["s_region"] = to_s_region(corners)
         ra, dec = corners[:, 0], corners[:, 1]
-        vec = np.stack([np.cos(np.radians(dec)) * np.cos(np.radians(ra)),
-                        np.cos(np.radians(dec)) * np.sin(np.radians(ra)),
-                        np.sin(np.radians(dec))], axis=-1).mean(axis=0)
+        vec = np.stack(
+            [
+                np.cos(np.radians(dec)) * np.cos(np.radians(ra)),
+                np.cos(np.radians(dec)) * np.sin(np.radians(ra)),
+                np.sin(np.radians(dec)),
+            ],
+            axis=-1,
+        ).mean(axis=0)
         row["ra_center"] = float(np.degrees(np.arctan2(vec[1], vec[0])) % 360)
         row["dec_center"] = float(np.degrees(np.arcsin(vec[2] / np.linalg.norm(vec))))
         row["cells"] = polygon_cells(corners, ORDER).tolist()
@@ -292,7 +313,7 @@ def _read_many(store_spec: tuple[str, dict], items: Sequence[tuple[str, int, str
             if rel.startswith(L5_PREFIX) or f"/{L5_PREFIX}" in rel:
                 row["level"] = "L5"  # a community product (platform_lib.data.l5)
             out.append(row)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a reported skip
+        except Exception as exc:
             out.append({"path": rel, "size": size, "version": version, "error": str(exc)[:500]})
     return out
 
@@ -309,16 +330,29 @@ def _empty_table():
     return pa.table({c: pa.array([], type=_TYPES()[c]) for c in COLUMNS})
 
 
-def _TYPES():  # noqa: N802 - a constant that needs pyarrow imported lazily
+def _TYPES():
     import pyarrow as pa
 
     return {
-        "path": pa.string(), "size": pa.int64(), "version": pa.string(), "level": pa.string(),
-        "product_type": pa.string(), "program": pa.int64(), "visit": pa.int64(),
-        "exposure": pa.int64(), "observation_id": pa.string(), "detector": pa.string(),
-        "optical_element": pa.string(), "start_time": pa.string(), "start_mjd": pa.float64(),
-        "exposure_time": pa.float64(), "ra_center": pa.float64(), "dec_center": pa.float64(),
-        "s_region": pa.string(), "cells": pa.list_(pa.int64()), "shape": pa.list_(pa.int64()),
+        "path": pa.string(),
+        "size": pa.int64(),
+        "version": pa.string(),
+        "level": pa.string(),
+        "product_type": pa.string(),
+        "program": pa.int64(),
+        "visit": pa.int64(),
+        "exposure": pa.int64(),
+        "observation_id": pa.string(),
+        "detector": pa.string(),
+        "optical_element": pa.string(),
+        "start_time": pa.string(),
+        "start_mjd": pa.float64(),
+        "exposure_time": pa.float64(),
+        "ra_center": pa.float64(),
+        "dec_center": pa.float64(),
+        "s_region": pa.string(),
+        "cells": pa.list_(pa.int64()),
+        "shape": pa.list_(pa.int64()),
     }
 
 
@@ -344,7 +378,7 @@ def _read_table(store: Store, relative: str, columns: Sequence[str], recover: bo
         return table
     except DataStoreError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any unreadable index is "damaged"
+    except Exception as exc:
         if not recover:
             raise DataStoreError(
                 f"the product index {store.url(relative)} is damaged ({type(exc).__name__}: {exc}); "
@@ -365,7 +399,11 @@ def load_index(store: Store | str | None = None, *, recover: bool = False):
 
 def _load_errors(store: Store) -> dict[str, tuple[int, str, str]]:
     t = _read_table(store, ERRORS_PATH, ("path", "size", "version", "error"), recover=True)
-    return {} if t is None else {r["path"]: (r["size"], r["version"], r["error"]) for r in t.to_pylist()}
+    return (
+        {}
+        if t is None
+        else {r["path"]: (r["size"], r["version"], r["error"]) for r in t.to_pylist()}
+    )
 
 
 def _write_parquet(store: Store, relative: str, table) -> None:
@@ -411,8 +449,11 @@ def build_index(
     existing = load_index(store, recover=True)
     known = {
         p: (s, v)
-        for p, s, v in zip(existing.column("path").to_pylist(), existing.column("size").to_pylist(),
-                           existing.column("version").to_pylist())
+        for p, s, v in zip(
+            existing.column("path").to_pylist(),
+            existing.column("size").to_pylist(),
+            existing.column("version").to_pylist(),
+        )
     }
     old_errors = _load_errors(store)
     report = IndexReport()
@@ -465,13 +506,16 @@ def build_index(
             if p in listing
         ]
         _write_parquet(
-            store, ERRORS_PATH,
-            pa.table({
-                "path": pa.array([e["path"] for e in errors], pa.string()),
-                "size": pa.array([e["size"] for e in errors], pa.int64()),
-                "version": pa.array([e["version"] for e in errors], pa.string()),
-                "error": pa.array([e["error"] for e in errors], pa.string()),
-            }),
+            store,
+            ERRORS_PATH,
+            pa.table(
+                {
+                    "path": pa.array([e["path"] for e in errors], pa.string()),
+                    "size": pa.array([e["size"] for e in errors], pa.int64()),
+                    "version": pa.array([e["version"] for e in errors], pa.string()),
+                    "error": pa.array([e["error"] for e in errors], pa.string()),
+                }
+            ),
         )
     report.errors = [(store.url(p), e[2]) for p, e in sorted(keep_errors.items())]
     report.total = table.num_rows
@@ -486,7 +530,7 @@ def _run_batches(spec, batches, client, show):
         # one task's worth of files: starting a cluster would cost more than the reading
         try:
             return [_read_many(spec, batches[0])]
-        except Exception as exc:  # noqa: BLE001 - reported per batch, as from a worker
+        except Exception as exc:
             return [exc]
     if client is not None:
         futures = client.map(_read_many, [spec] * len(batches), batches, pure=False)

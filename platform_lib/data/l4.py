@@ -61,7 +61,7 @@ def catalog_row(data: bytes, path: str = "") -> tuple[dict[str, Any], np.ndarray
 
     try:
         pf = pq.ParquetFile(pa.BufferReader(data))
-    except Exception as exc:  # noqa: BLE001 - truncated / not Parquet
+    except Exception as exc:
         raise ValueError(f"unreadable Parquet catalog ({type(exc).__name__}: {exc})") from exc
     names = set(pf.schema_arrow.names)
     cols = next(((r, d) for r, d in _RA_DEC if r in names and d in names), None)
@@ -90,7 +90,7 @@ def _astropy_meta(metadata: dict) -> dict:
 
         header = load(raw.decode())
         return dict(header.get("meta") or {})
-    except Exception:  # noqa: BLE001 - metadata is optional for indexing
+    except Exception:
         return {}
 
 

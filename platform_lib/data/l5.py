@@ -34,8 +34,18 @@ import numpy as np
 from .store import Store, get_store
 from .user_store import TEAM_STORE_ENV, USER_STORE_ENV
 
-__all__ = ["L5Error", "L5Product", "publish", "remove", "validate_table", "validate_asdf",
-           "VISIBILITIES", "L5_DIR", "destination", "did"]
+__all__ = [
+    "L5Error",
+    "L5Product",
+    "publish",
+    "remove",
+    "validate_table",
+    "validate_asdf",
+    "VISIBILITIES",
+    "L5_DIR",
+    "destination",
+    "did",
+]
 
 VISIBILITIES = ("private", "team", "public")
 L5_DIR = "l5"
@@ -96,7 +106,9 @@ def validate_table(table: Any, schema: Mapping[str, str]) -> None:
     missing = [c for c in schema if c not in table.colnames]
     undeclared = [c for c in table.colnames if c not in schema]
     if missing or undeclared:
-        raise L5Error(f"table does not match its schema: missing {missing}, undeclared {undeclared}")
+        raise L5Error(
+            f"table does not match its schema: missing {missing}, undeclared {undeclared}"
+        )
     for name, declared in schema.items():
         col = table[name]
         have = getattr(col, "unit", None)
@@ -110,8 +122,10 @@ def validate_table(table: Any, schema: Mapping[str, str]) -> None:
                 raise L5Error(f"column {name!r} has unit {have} but is declared dimensionless")
             continue
         if have is None:
-            raise L5Error(f"column {name!r} has no unit (declared {want}); "
-                          f"set table[{name!r}].unit or use a Quantity")
+            raise L5Error(
+                f"column {name!r} has no unit (declared {want}); "
+                f"set table[{name!r}].unit or use a Quantity"
+            )
         if not numeric or have != want:
             raise L5Error(f"column {name!r} has unit {have}, declared {want}")
     if len(table) == 0:
@@ -126,17 +140,26 @@ def validate_asdf(data: bytes) -> str:
         with rdm.open(io.BytesIO(data)) as model:
             model.validate()
             return type(model).__name__
-    except Exception as exc:  # noqa: BLE001 - every reason becomes a clear refusal
-        raise L5Error(f"not a valid Roman ASDF product ({type(exc).__name__}: "
-                      f"{str(exc)[:300]})") from None
+    except Exception as exc:
+        raise L5Error(
+            f"not a valid Roman ASDF product ({type(exc).__name__}: {str(exc)[:300]})"
+        ) from None
 
 
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("roman-science-platform", "astropy", "numpy", "asdf", "roman_datamodels",
-                "romancal", "romanisim", "photutils"):
+    for pkg in (
+        "roman-science-platform",
+        "astropy",
+        "numpy",
+        "asdf",
+        "roman_datamodels",
+        "romancal",
+        "romanisim",
+        "photutils",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -165,8 +188,10 @@ def _payload(product: Any, schema: Mapping[str, str] | None) -> tuple[bytes, str
             product.save(path)
             data = path.read_bytes()
     else:
-        raise L5Error(f"cannot publish a {type(product).__name__}: give an astropy table, a "
-                      "roman_datamodels model, an ASDF file path or its bytes")
+        raise L5Error(
+            f"cannot publish a {type(product).__name__}: give an astropy table, a "
+            "roman_datamodels model, an ASDF file path or its bytes"
+        )
     return data, ".asdf", validate_asdf(data)
 
 
@@ -207,18 +232,28 @@ def publish(
     rel = f"{L5_DIR}/{name}{suffix}"
     side = f"{L5_DIR}/{name}{PROVENANCE_SUFFIX}"
     if store.exists(rel) or store.exists(side):
-        raise L5Error(f"{store.url(rel)} exists: products are never overwritten "
-                      "(choose another name, or remove the old one first)")
+        raise L5Error(
+            f"{store.url(rel)} exists: products are never overwritten "
+            "(choose another name, or remove the old one first)"
+        )
     provenance = {
-        "name": name, "kind": kind, "owner": owner, "visibility": visibility, "team": team,
-        "licence": licence, "description": description, "inputs": list(inputs),
+        "name": name,
+        "kind": kind,
+        "owner": owner,
+        "visibility": visibility,
+        "team": team,
+        "licence": licence,
+        "description": description,
+        "inputs": list(inputs),
         "software": _versions(),
         "schema": dict(schema) if schema else None,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     token = uuid.uuid4().hex[:8]
-    temps = {rel: f"{L5_DIR}/.{name}{suffix}.{token}.tmp",
-             side: f"{L5_DIR}/.{name}{PROVENANCE_SUFFIX}.{token}.tmp"}
+    temps = {
+        rel: f"{L5_DIR}/.{name}{suffix}.{token}.tmp",
+        side: f"{L5_DIR}/.{name}{PROVENANCE_SUFFIX}.{token}.tmp",
+    }
     try:
         store.write_bytes(temps[rel], data)
         store.write_bytes(temps[side], json.dumps(provenance, indent=1).encode())
@@ -236,9 +271,16 @@ def publish(
     if rel not in rows:
         raise L5Error(f"{store.url(rel)} was written but could not be indexed")
     if registry is not None:
-        row = obscore_row(rows[rel], store.url(rel), visibility=visibility, team=team,
-                          owner_name=owner, licence=licence,
-                          obs_publisher_did=did(store.url(rel)), product_path=store.url(rel))
+        row = obscore_row(
+            rows[rel],
+            store.url(rel),
+            visibility=visibility,
+            team=team,
+            owner_name=owner,
+            licence=licence,
+            obs_publisher_did=did(store.url(rel)),
+            product_path=store.url(rel),
+        )
         try:
             registry.add_product(row)
         except Exception:
@@ -250,8 +292,14 @@ def publish(
     return L5Product(name, store.url(rel), store.root_url, rel, provenance)
 
 
-def remove(product: L5Product, *, by: str | None = None, registry: Any = None,
-           admin: bool = False, reason: str = "") -> None:
+def remove(
+    product: L5Product,
+    *,
+    by: str | None = None,
+    registry: Any = None,
+    admin: bool = False,
+    reason: str = "",
+) -> None:
     """Remove an L5 product: the owner's or an admin's act, recorded by the registry."""
     from .index import build_index
 
@@ -262,8 +310,10 @@ def remove(product: L5Product, *, by: str | None = None, registry: Any = None,
     if registry is not None:
         registry.remove_product(did(product.url), by=by, admin=admin, reason=reason)
     store = get_store(product.store_url)
-    for path in (product.path, product.path.replace(".asdf", "").replace("_cat.parquet", "")
-                 + PROVENANCE_SUFFIX):
+    for path in (
+        product.path,
+        product.path.replace(".asdf", "").replace("_cat.parquet", "") + PROVENANCE_SUFFIX,
+    ):
         if store.exists(path):
             store.fs.rm(store.path(path))
     build_index(store, prefix=L5_DIR, progress=False)

@@ -19,23 +19,58 @@ __all__ = ["BANDPASS_UM", "OBSCORE_COLUMNS", "obscore_row", "spoly", "CALIB_LEVE
 
 #: WFI optical elements → (min, max) wavelength in micrometres (Roman WFI technical summary)
 BANDPASS_UM: dict[str, tuple[float, float]] = {
-    "F062": (0.480, 0.760), "F087": (0.760, 0.977), "F106": (0.927, 1.192),
-    "F129": (1.131, 1.454), "F158": (1.380, 1.774), "F184": (1.683, 2.000),
-    "F213": (1.950, 2.300), "F146": (0.927, 2.000),
+    "F062": (0.480, 0.760),
+    "F087": (0.760, 0.977),
+    "F106": (0.927, 1.192),
+    "F129": (1.131, 1.454),
+    "F158": (1.380, 1.774),
+    "F184": (1.683, 2.000),
+    "F213": (1.950, 2.300),
+    "F146": (0.927, 2.000),
 }
 #: galsim.roman's band names for the same elements
-_ALIASES = {"R062": "F062", "Z087": "F087", "Y106": "F106", "J129": "F129", "H158": "F158",
-            "K213": "F213", "W146": "F146"}
+_ALIASES = {
+    "R062": "F062",
+    "Z087": "F087",
+    "Y106": "F106",
+    "J129": "F129",
+    "H158": "F158",
+    "K213": "F213",
+    "W146": "F146",
+}
 
 #: platform level → ObsCore calib_level (1 instrumental, 2 calibrated, 3 combined, 4 analysis)
 CALIB_LEVEL = {"L1": 1, "L2": 2, "L3": 3, "L4": 4, "L5": 4, "PSF": 2}
 
 OBSCORE_COLUMNS = [
-    "obs_publisher_did", "obs_id", "obs_collection", "dataproduct_type", "calib_level",
-    "access_url", "access_format", "access_estsize", "s_ra", "s_dec", "s_fov", "s_region",
-    "t_min", "t_max", "t_exptime", "em_min", "em_max", "facility_name", "instrument_name",
-    "target_name", "roman_level", "optical_element", "detector", "product_path",
-    "visibility", "owner_name", "team", "licence",
+    "obs_publisher_did",
+    "obs_id",
+    "obs_collection",
+    "dataproduct_type",
+    "calib_level",
+    "access_url",
+    "access_format",
+    "access_estsize",
+    "s_ra",
+    "s_dec",
+    "s_fov",
+    "s_region",
+    "t_min",
+    "t_max",
+    "t_exptime",
+    "em_min",
+    "em_max",
+    "facility_name",
+    "instrument_name",
+    "target_name",
+    "roman_level",
+    "optical_element",
+    "detector",
+    "product_path",
+    "visibility",
+    "owner_name",
+    "team",
+    "licence",
 ]
 
 DID_BASE = "ivo://roman.platform/products"
@@ -95,8 +130,9 @@ def obscore_row(row: dict[str, Any], access_url: str, **extra: Any) -> dict[str,
         "dataproduct_type": _dataproduct_type(level, row.get("product_type")),
         "calib_level": CALIB_LEVEL.get(str(level), 2),
         "access_url": access_url,
-        "access_format": ("application/x-parquet" if path.endswith(".parquet")
-                          else "application/x-asdf"),
+        "access_format": (
+            "application/x-parquet" if path.endswith(".parquet") else "application/x-asdf"
+        ),
         "access_estsize": int(row["size"] / 1024) if row.get("size") else None,
         "s_ra": row.get("ra_center"),
         "s_dec": row.get("dec_center"),

@@ -50,8 +50,9 @@ def _stamp(sca: int, band: str, x: float, y: float, oversample: int, stamp: int)
     bp = galsim.roman.getBandpasses(AB_zeropoint=True)[band]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        psf = galsim.roman.getPSF(sca, band, SCA_pos=galsim.PositionD(x + 1, y + 1),
-                                  pupil_bin=8, wavelength=bp)
+        psf = galsim.roman.getPSF(
+            sca, band, SCA_pos=galsim.PositionD(x + 1, y + 1), pupil_bin=8, wavelength=bp
+        )
     epsf = galsim.Convolve(psf, galsim.Pixel(PIXEL_SCALE))
     n = stamp * oversample
     scale = PIXEL_SCALE / oversample
@@ -73,8 +74,9 @@ def _stamp(sca: int, band: str, x: float, y: float, oversample: int, stamp: int)
     return arr.astype(np.float32)
 
 
-def make_epsf(detector: str, optical_element: str, *, grid: int = 3, oversample: int = 4,
-              stamp: int = 25):
+def make_epsf(
+    detector: str, optical_element: str, *, grid: int = 3, oversample: int = 4, stamp: int = 25
+):
     """One ``EpsfRefModel`` for a detector and optical element (about 1 s per grid point)."""
     from astropy.time import Time
     from roman_datamodels import datamodels as dm
@@ -105,8 +107,15 @@ def make_epsf(detector: str, optical_element: str, *, grid: int = 3, oversample:
     return model
 
 
-def _build_one(spec: tuple[str, dict], detector: str, optical_element: str, prefix: str,
-               grid: int, oversample: int, stamp: int) -> str:
+def _build_one(
+    spec: tuple[str, dict],
+    detector: str,
+    optical_element: str,
+    prefix: str,
+    grid: int,
+    oversample: int,
+    stamp: int,
+) -> str:
     url, options = spec
     store = get_store(url, **options) if options else get_store(url)
     model = make_epsf(detector, optical_element, grid=grid, oversample=oversample, stamp=stamp)
@@ -147,7 +156,9 @@ def build_psf_library(
         out = wait(c, futs, desc="PSF library", show=progress)
         errors = [r for r in out if isinstance(r, BaseException)]
         if errors:
-            raise RuntimeError(f"{len(errors)} PSF library files failed: {errors[0]}") from errors[0]
+            raise RuntimeError(f"{len(errors)} PSF library files failed: {errors[0]}") from errors[
+                0
+            ]
         return out
 
     if client is not None:
@@ -159,8 +170,9 @@ def build_psf_library(
 _CACHE: dict[tuple[str, str], Any] = {}
 
 
-def load_epsf(detector: str, optical_element: str, store: Store | str | None = None,
-              prefix: str | None = None):
+def load_epsf(
+    detector: str, optical_element: str, store: Store | str | None = None, prefix: str | None = None
+):
     """The GriddedPSFModel of one library file (cached), from the store."""
     from astropy.nddata import NDData
     from photutils.psf import GriddedPSFModel
@@ -175,9 +187,15 @@ def load_epsf(detector: str, optical_element: str, store: Store | str | None = N
             stamps = np.asarray(model.psf[0, 0], dtype=np.float64)
             xy = list(zip(model.meta.pixel_x, model.meta.pixel_y))
             oversample = int(model.meta.oversample)
-        nd = NDData(stamps, meta={"grid_xypos": xy, "oversampling": oversample,
-                                  "detector": detector.upper(),
-                                  "filter": optical_element.upper()})
+        nd = NDData(
+            stamps,
+            meta={
+                "grid_xypos": xy,
+                "oversampling": oversample,
+                "detector": detector.upper(),
+                "filter": optical_element.upper(),
+            },
+        )
         _CACHE[key] = GriddedPSFModel(nd)
     return _CACHE[key]
 
@@ -195,8 +213,9 @@ def _find(store: Store, detector: str, optical_element: str, prefix: str | None)
         from .search import get_index
 
         idx = get_index(store)
-        rows = idx.query(level="PSF", detector=detector.upper(),
-                         optical_element=optical_element.upper())
+        rows = idx.query(
+            level="PSF", detector=detector.upper(), optical_element=optical_element.upper()
+        )
         if len(rows):
             return str(idx.table.column("path")[int(rows[0])])
     raise FileNotFoundError(
@@ -205,8 +224,16 @@ def _find(store: Store, detector: str, optical_element: str, prefix: str | None)
     )
 
 
-def psf(detector: str, optical_element: str, x: float, y: float, *,
-        store: Store | str | None = None, flux: float = 1.0, prefix: str | None = None):
+def psf(
+    detector: str,
+    optical_element: str,
+    x: float,
+    y: float,
+    *,
+    store: Store | str | None = None,
+    flux: float = 1.0,
+    prefix: str | None = None,
+):
     """A photutils ``GriddedPSFModel`` for a source at detector pixel (x, y) (0-based).
 
     The model interpolates the library's grid to (x, y) (photutils' bilinear interpolation over

@@ -92,7 +92,9 @@ def _check_blocks(f: BinaryIO, offset: int, size: int, tree: bytes) -> int:
         header_size = int.from_bytes(f.read(2), "big")
         header = f.read(header_size)
         if header_size < 48 or len(header) < header_size:
-            raise AsdfInputError(f"truncated ASDF file: block {n} header is cut short at byte {offset}")
+            raise AsdfInputError(
+                f"truncated ASDF file: block {n} header is cut short at byte {offset}"
+            )
         allocated = int.from_bytes(header[8:16], "big")
         used = int.from_bytes(header[16:24], "big")
         end = offset + 6 + header_size + used
@@ -123,8 +125,10 @@ def check_asdf(f: BinaryIO, limits: YamlLimits = DEFAULT_LIMITS) -> None:
         raise AsdfInputError(str(exc)) from None
     except AsdfInputError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a YAML scanner error etc.: one line
-        raise AsdfInputError(f"unreadable ASDF tree ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+    except Exception as exc:
+        raise AsdfInputError(
+            f"unreadable ASDF tree ({type(exc).__name__}: {exc})".replace("\n", " ")
+        ) from None
     finally:
         f.seek(0)
 
@@ -139,14 +143,20 @@ def check_asdf_path(path: str | os.PathLike[str], limits: YamlLimits = DEFAULT_L
             check_asdf(f, limits)
     except AsdfInputError as exc:
         message = str(exc)
-        raise AsdfInputError(message if message.startswith(path) else f"{path}: {message}") from None
+        raise AsdfInputError(
+            message if message.startswith(path) else f"{path}: {message}"
+        ) from None
     except OSError as exc:
         raise AsdfInputError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) or (
-        hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu" and value.ndim == 0
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        or (
+            hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu" and value.ndim == 0
+        )
     )
 
 
@@ -160,19 +170,25 @@ def check_metadata(meta: Any, get: Any) -> None:
 
     for key in ("program", "visit", "exposure"):
         value = get(meta, "observation", key)
-        if value is not None and not _is_int(value) and not (isinstance(value, str) and value.isdigit()):
+        if (
+            value is not None
+            and not _is_int(value)
+            and not (isinstance(value, str) and value.isdigit())
+        ):
             raise AsdfInputError(f"meta.observation.{key} is {value!r}, not an integer")
     det = get(meta, "instrument", "detector")
     if det is not None and not (isinstance(det, str) and DETECTOR.match(det)):
         raise AsdfInputError(f"meta.instrument.detector is {det!r}, not one of WFI01..WFI18")
     oe = get(meta, "instrument", "optical_element")
     if oe is not None and str(oe).upper() not in OPTICAL_ELEMENTS:
-        raise AsdfInputError(f"meta.instrument.optical_element is {oe!r}, not a WFI optical element")
+        raise AsdfInputError(
+            f"meta.instrument.optical_element is {oe!r}, not a WFI optical element"
+        )
     start = get(meta, "exposure", "start_time")
     if start is not None:
         try:
             Time(start)
-        except Exception:  # noqa: BLE001 - anything astropy cannot read is not a time
+        except Exception:
             raise AsdfInputError(f"meta.exposure.start_time is {start!r}, not a time") from None
     for key in ("exposure_time",):
         value = get(meta, "exposure", key)

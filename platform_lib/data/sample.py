@@ -31,8 +31,14 @@ __all__ = ["SampleSpec", "make_exposure", "make_sample", "detector_wcs", "make_l
 
 #: galsim.roman's band names for the WFI optical elements used here
 GALSIM_BANDS = {
-    "F062": "R062", "F087": "Z087", "F106": "Y106", "F129": "J129", "F158": "H158",
-    "F184": "F184", "F213": "K213", "F146": "W146",
+    "F062": "R062",
+    "F087": "Z087",
+    "F106": "Y106",
+    "F129": "J129",
+    "F158": "H158",
+    "F184": "F184",
+    "F213": "K213",
+    "F146": "W146",
 }
 READ_PATTERN = [[1], [2, 3], [4, 5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16, 17], [18]]
 FRAME_TIME = 3.04
@@ -58,8 +64,9 @@ class SampleSpec:
     psf_stamp: int = 31
 
 
-def detector_wcs(detector: str, ra: float, dec: float, start_time: Any, x0: int, y0: int,
-                 size: int):
+def detector_wcs(
+    detector: str, ra: float, dec: float, start_time: Any, x0: int, y0: int, size: int
+):
     """(galsim WCS, gwcs) of a ``size``² cutout at 0-based (x0, y0) of ``detector``.
 
     The galsim.roman WCS is a FITS TAN-SIP one, so moving CRPIX by the cutout's origin is exact.
@@ -111,7 +118,7 @@ _PSF_CACHE: dict[tuple[int, str], Any] = {}
 
 
 def _psf(sca: int, band: str):
-    import galsim.roman  # noqa: F401 - registers galsim.roman
+    import galsim.roman
 
     key = (sca, band)
     if key not in _PSF_CACHE:
@@ -143,7 +150,7 @@ def make_exposure(
     frame adds the reference border)."""
     import astropy.units as u
     import galsim
-    import galsim.roman  # noqa: F401
+    import galsim.roman
     from astropy.time import Time
     from roman_datamodels import datamodels as dm
     from romanisim import image as rimage
@@ -167,8 +174,9 @@ def make_exposure(
         abflux = get_abflux(optical_element, sca)  # e/s for a 1-maggie source
         psf = _psf(sca, band)
         for row in stars:
-            pos = counts.wcs.toImage(galsim.CelestialCoord(row["ra"] * galsim.degrees,
-                                                            row["dec"] * galsim.degrees))
+            pos = counts.wcs.toImage(
+                galsim.CelestialCoord(row["ra"] * galsim.degrees, row["dec"] * galsim.degrees)
+            )
             if not (-10 < pos.x < size + 10 and -10 < pos.y < size + 10):
                 continue
             maggies = float(row[optical_element]) if optical_element in row.colnames else 1e-9
@@ -185,11 +193,17 @@ def make_exposure(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger("romanisim").setLevel(logging.WARNING)
-        resultants, dq = rl1.make_l1(counts, READ_PATTERN, read_noise=READ_NOISE, gain=GAIN,
-                                     rng=rng)
+        resultants, dq = rl1.make_l1(
+            counts, READ_PATTERN, read_noise=READ_NOISE, gain=GAIN, rng=rng
+        )
         slope, var_rn, var_poisson = rimage.make_l2(
-            resultants, READ_PATTERN, read_noise=READ_NOISE, gain=GAIN, flat=1.0,
-            darkrate=0.0, linearity=None,
+            resultants,
+            READ_PATTERN,
+            read_noise=READ_NOISE,
+            gain=GAIN,
+            flat=1.0,
+            darkrate=0.0,
+            linearity=None,
         )[:3]
     slope_e = np.asarray(slope, np.float32) * GAIN  # DN/s → e/s (gain applied, no flat)
     s_region = create_s_region(gw)
@@ -231,7 +245,11 @@ def make_exposure(
     l2.meta.wcs = gw
     l2.meta.photometry.pixel_area = ((0.11 / 3600) * np.pi / 180) ** 2
     l2.data = slope_e
-    l2.dq = np.bitwise_or.reduce(np.asarray(dq, np.uint32), axis=0) if np.ndim(dq) == 3 else np.asarray(dq, np.uint32)
+    l2.dq = (
+        np.bitwise_or.reduce(np.asarray(dq, np.uint32), axis=0)
+        if np.ndim(dq) == 3
+        else np.asarray(dq, np.uint32)
+    )
     var_p = np.asarray(var_poisson, np.float32) * GAIN**2
     var_r = np.asarray(var_rn, np.float32) * GAIN**2
     l2.var_poisson = var_p.astype(np.float16)
@@ -277,16 +295,25 @@ def make_sample(
     ]
     written: list[str] = []
     with tempfile.TemporaryDirectory(prefix="roman-sample-") as tmp:
-        for n, (epoch, oe, det) in enumerate(tqdm(jobs, desc="simulating", disable=progress is False)):
+        for n, (epoch, oe, det) in enumerate(
+            tqdm(jobs, desc="simulating", disable=progress is False)
+        ):
             visit = epoch + 1
             exposure = spec.optical_elements.index(oe) + 1
             start = t0 + (epoch * 1.0 + exposure * 0.01) * u.day
             # dithers of a fifth of a cutout between epochs: overlapping, not identical
             step = 0.2 * spec.size * 0.11 / 3600 * epoch
             raw, l2 = make_exposure(
-                det, oe, spec.ra + step / np.cos(np.radians(spec.dec)), spec.dec + step / 2, start,
+                det,
+                oe,
+                spec.ra + step / np.cos(np.radians(spec.dec)),
+                spec.dec + step / 2,
+                start,
                 program=spec.program,
-                visit=visit, exposure=exposure, size=spec.size, stars=stars,
+                visit=visit,
+                exposure=exposure,
+                size=spec.size,
+                stars=stars,
                 seed=spec.seed * 1000 + n,
             )
             base = f"r{spec.program:05d}{visit:03d}{exposure:04d}_{det.lower()}_{oe.lower()}"
@@ -302,9 +329,14 @@ def make_sample(
         from .psf import build_psf_library
 
         result["psf"] = build_psf_library(
-            store, detectors=spec.detectors, optical_elements=spec.optical_elements,
-            prefix=f"{prefix}/psf", grid=spec.psf_grid, oversample=spec.psf_oversample,
-            stamp=spec.psf_stamp, progress=progress,
+            store,
+            detectors=spec.detectors,
+            optical_elements=spec.optical_elements,
+            prefix=f"{prefix}/psf",
+            grid=spec.psf_grid,
+            oversample=spec.psf_oversample,
+            stamp=spec.psf_stamp,
+            progress=progress,
         )
     if index:
         from .index import build_index
@@ -319,8 +351,9 @@ def stage_files(store: Store | str | None, files: Sequence[str | Path], prefix: 
     return [store.put_file(f, f"{prefix.rstrip('/')}/{Path(f).name}") for f in files]
 
 
-def make_l4_products(prefix_url: str, name: str, ra: float, dec: float, *,
-                     band: str = "F158", size: int = 100) -> dict[str, str]:
+def make_l4_products(
+    prefix_url: str, name: str, ra: float, dec: float, *, band: str = "F158", size: int = 100
+) -> dict[str, str]:
     """A small L4 product pair as the catalog pipeline writes it (catalog + segmentation map).
 
     Two labelled sources on a ``size``² TAN-projected map centred on (ra, dec), written by the
@@ -342,9 +375,15 @@ def make_l4_products(prefix_url: str, name: str, ra: float, dec: float, *,
     x = np.array([0.2, 0.7]) * size
     y = np.array([0.1, 0.6]) * size
     for label, (xi, yi) in enumerate(zip(x.astype(int), y.astype(int)), start=1):
-        segm[yi:yi + 4, xi:xi + 4] = label
+        segm[yi : yi + 4, xi : xi + 4] = label
     src_ra, src_dec = w.all_pix2world(x + 1.5, y + 1.5, 0)
-    cat = QTable({"label": np.array([1, 2], np.int32), "ra": src_ra * u.deg,
-                  "dec": src_dec * u.deg, "kron_flux": np.array([3.0, 5.0]) * u.uJy})
+    cat = QTable(
+        {
+            "label": np.array([1, 2], np.int32),
+            "ra": src_ra * u.deg,
+            "dec": src_dec * u.deg,
+            "kron_flux": np.array([3.0, 5.0]) * u.uJy,
+        }
+    )
     cat.meta["band"] = band
     return write_products(prefix_url, name, catalog=cat, segmentation=segm, wcs=w)

@@ -83,8 +83,17 @@ class ProductIndex:
     def __post_init__(self) -> None:
         t = self.table
         self.n = t.num_rows
-        self._cols = {c: t.column(c).to_numpy(zero_copy_only=False) for c in (
-            "level", "detector", "optical_element", "start_mjd", "program", "product_type")}
+        self._cols = {
+            c: t.column(c).to_numpy(zero_copy_only=False)
+            for c in (
+                "level",
+                "detector",
+                "optical_element",
+                "start_mjd",
+                "program",
+                "product_type",
+            )
+        }
         cells = t.column("cells")
         offsets = cells.combine_chunks().offsets.to_numpy() if self.n else np.zeros(1, np.int64)
         flat = cells.combine_chunks().values.to_numpy() if self.n else np.zeros(0, np.int64)
@@ -109,11 +118,24 @@ class ProductIndex:
         idx = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi) if b > a])
         return np.unique(self._cell_rows[idx])
 
-    def metadata_mask(self, *, level=None, optical_element=None, detector=None, program=None,
-                      product_type=None, start=None, end=None) -> np.ndarray:
+    def metadata_mask(
+        self,
+        *,
+        level=None,
+        optical_element=None,
+        detector=None,
+        program=None,
+        product_type=None,
+        start=None,
+        end=None,
+    ) -> np.ndarray:
         mask = np.ones(self.n, bool)
-        for col, wanted in (("level", level), ("optical_element", optical_element),
-                            ("detector", detector), ("product_type", product_type)):
+        for col, wanted in (
+            ("level", level),
+            ("optical_element", optical_element),
+            ("detector", detector),
+            ("product_type", product_type),
+        ):
             wanted = _as_list(wanted)
             if wanted is None:
                 continue
@@ -129,7 +151,9 @@ class ProductIndex:
             mask &= mjd <= _mjd(end)
         return mask
 
-    def query(self, *, cone=None, polygon=None, prefilter: bool = True, **filters: Any) -> np.ndarray:
+    def query(
+        self, *, cone=None, polygon=None, prefilter: bool = True, **filters: Any
+    ) -> np.ndarray:
         """Row numbers matching every criterion given (sky and metadata)."""
         if cone is not None and polygon is not None:
             raise ValueError("give cone= or polygon=, not both")
@@ -155,9 +179,8 @@ class ProductIndex:
         return np.asarray(sorted(keep), dtype=np.int64)
 
     def to_table(self, rows: Sequence[int]):
-        from astropy.table import Table
-
         import pyarrow as pa
+        from astropy.table import Table
 
         sub = self.table.take(np.asarray(rows, dtype=np.int64)).drop(["cells"])
         out = Table()
@@ -168,8 +191,11 @@ class ProductIndex:
             elif pa.types.is_floating(col.type):
                 out[name] = np.array([np.nan if v is None else v for v in values], dtype=float)
             elif pa.types.is_integer(col.type):
-                out[name] = np.ma.masked_array([0 if v is None else v for v in values],
-                                               mask=[v is None for v in values], dtype=np.int64)
+                out[name] = np.ma.masked_array(
+                    [0 if v is None else v for v in values],
+                    mask=[v is None for v in values],
+                    dtype=np.int64,
+                )
             else:
                 out[name] = np.array(values + [None], dtype=object)[:-1]
         out.meta["store"] = self.store_url
@@ -219,9 +245,17 @@ def search(
     With the default store and ``$ROMAN_USER_STORE_URL`` set, the user's own indexed products
     (``roman-platform data index``) come too, with ``source='user'`` and a ``store`` column.
     """
-    criteria = dict(cone=cone, polygon=polygon, level=level, optical_element=optical_element,
-                    detector=detector, program=program, product_type=product_type,
-                    start=start, end=end)
+    criteria = dict(
+        cone=cone,
+        polygon=polygon,
+        level=level,
+        optical_element=optical_element,
+        detector=detector,
+        program=program,
+        product_type=product_type,
+        start=start,
+        end=end,
+    )
     idx = get_index(store)
     table = idx.to_table(idx.query(**criteria))
     table["source"] = np.full(len(table), "store", dtype="U8")
@@ -281,12 +315,18 @@ def with_units(table):
             table[name].unit = u.Unit(unit)
     if "start_mjd" in table.colnames:
         mjd = np.asarray(table["start_mjd"], dtype=float)
-        exptime = (np.asarray(table["exposure_time"], dtype=float)
-                   if "exposure_time" in table.colnames else np.zeros(len(table)))
+        exptime = (
+            np.asarray(table["exposure_time"], dtype=float)
+            if "exposure_time" in table.colnames
+            else np.zeros(len(table))
+        )
         missing = ~np.isfinite(mjd)
         start = Time(np.where(missing, 0.0, mjd), format="mjd", scale="utc")
-        end = Time(np.where(missing, 0.0, mjd + np.nan_to_num(exptime) / 86400.0),
-                   format="mjd", scale="utc")
+        end = Time(
+            np.where(missing, 0.0, mjd + np.nan_to_num(exptime) / 86400.0),
+            format="mjd",
+            scale="utc",
+        )
         if missing.any():
             start[missing] = np.ma.masked
             end[missing] = np.ma.masked

@@ -72,7 +72,7 @@ class Store:
 
     def relative(self, path: str) -> str:
         """Inverse of :meth:`path`: a filesystem path (with or without protocol) → relative."""
-        path = posixpath.normpath(self.fs._strip_protocol(path))  # noqa: SLF001 - fsspec's helper
+        path = posixpath.normpath(self.fs._strip_protocol(path))
         root = self.root.rstrip("/")
         if path == root:
             return ""
@@ -125,6 +125,7 @@ class Store:
 
     def check(self) -> None:
         """Fail now, with a clear message, if the store cannot be listed."""
+
         def _probe() -> None:
             if self.is_s3:
                 bucket = self.root.split("/", 1)[0]
@@ -134,6 +135,7 @@ class Store:
                     f"data store folder {self.root} does not exist (from {self.root_url}); "
                     "create it or set ROMAN_DATA_URL to an existing folder or s3:// URL"
                 )
+
         _wrap_errors(self, _probe)
 
 
@@ -165,7 +167,9 @@ def _wrap_errors(store: Store, call):
                 "key=/secret= (or anon=True for a public bucket) to get_store"
             ) from exc
         if name in {"EndpointConnectionError", "ClientConnectorError"}:
-            raise DataStoreError(f"cannot reach the S3 endpoint for {store.root_url}: {exc}") from exc
+            raise DataStoreError(
+                f"cannot reach the S3 endpoint for {store.root_url}: {exc}"
+            ) from exc
         raise
 
 
@@ -202,7 +206,7 @@ def get_store(
             )
     url = os.fspath(url)
     if url.startswith(("s3://", "s3a://")):
-        import s3fs  # noqa: PLC0415 - only S3 users need it
+        import s3fs
 
         root = url.split("://", 1)[1].strip("/")
         if not root:
@@ -211,7 +215,11 @@ def get_store(
         secret = secret if secret is not None else os.environ.get("AWS_SECRET_ACCESS_KEY")
         chain = not anon and not key and not secret and _default_chain_has_credentials()
         if not anon and not chain and (not key or not secret):
-            missing = [n for n, v in (("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", secret)) if not v]
+            missing = [
+                n
+                for n, v in (("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", secret))
+                if not v
+            ]
             raise DataStoreError(
                 f"no S3 credential for {url}: {' and '.join(missing)} not set (the platform "
                 "sets them in every notebook); pass key=/secret=, or anon=True for a public bucket"
@@ -247,15 +255,17 @@ _KNOWN: dict[str, Store] = {}
 def _on_worker_hint(missing: list[str]) -> str:
     """On a Dask worker, say where its environment comes from (issue 15: workers had none)."""
     try:
-        from distributed import get_worker  # noqa: PLC0415
+        from distributed import get_worker
 
         worker = get_worker()
     except (ImportError, ValueError):
         return ""
-    return (f". This runs on Dask worker {worker.address}, whose environment lacks "
-            f"{', '.join(missing)}: on the platform the Dask-Gateway gives workers your server's "
-            "data settings (hub_config.gateway.data_environment); a LocalCluster or a "
-            "self-made cluster needs them in its environment")
+    return (
+        f". This runs on Dask worker {worker.address}, whose environment lacks "
+        f"{', '.join(missing)}: on the platform the Dask-Gateway gives workers your server's "
+        "data settings (hub_config.gateway.data_environment); a LocalCluster or a "
+        "self-made cluster needs them in its environment"
+    )
 
 
 def _default_chain_has_credentials() -> bool:
@@ -265,11 +275,11 @@ def _default_chain_has_credentials() -> bool:
     container endpoint, GKE/Azure federation) or with a shared credentials file/profile, the pod
     has no AWS_* keys yet may read the bucket; s3fs then uses the same chain.
     """
-    import botocore.session  # noqa: PLC0415 - only S3 users need it
+    import botocore.session
 
     try:
         return botocore.session.get_session().get_credentials() is not None
-    except Exception:  # noqa: BLE001 - a broken profile is "no credential", named by our error
+    except Exception:
         return False
 
 

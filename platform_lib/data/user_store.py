@@ -16,8 +16,16 @@ import uuid
 
 from .store import DataStoreError, Store, get_store
 
-__all__ = ["USER_STORE_ENV", "TEAM_STORE_ENV", "user_store_url", "user_store", "is_location",
-           "output_location", "ensure_writable", "ReadOnlyStoreError"]
+__all__ = [
+    "USER_STORE_ENV",
+    "TEAM_STORE_ENV",
+    "user_store_url",
+    "user_store",
+    "is_location",
+    "output_location",
+    "ensure_writable",
+    "ReadOnlyStoreError",
+]
 
 USER_STORE_ENV, TEAM_STORE_ENV = "ROMAN_USER_STORE_URL", "ROMAN_TEAM_STORE_URL"
 
@@ -38,8 +46,10 @@ def user_store_url(*parts: str) -> str:
 
         data = os.environ.get("ROMAN_DATA_URL")
         if not data:
-            raise RuntimeError(f"neither {USER_STORE_ENV} nor ROMAN_DATA_URL is set: no place "
-                               "to write results (the platform sets both in every server)")
+            raise RuntimeError(
+                f"neither {USER_STORE_ENV} nor ROMAN_DATA_URL is set: no place "
+                "to write results (the platform sets both in every server)"
+            )
         user = os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
         base = f"{data.rstrip('/')}/users/{user}/"
     url = base if base.endswith("/") else base + "/"
@@ -58,8 +68,11 @@ def is_location(text: str) -> bool:
     return "://" in text or os.path.isabs(text) or text.startswith(("./", "../", "~"))
 
 
-def output_location(out: str, store: str | None = None, endpoint: str | None = None,
-                    ) -> tuple[Store, str]:
+def output_location(
+    out: str,
+    store: str | None = None,
+    endpoint: str | None = None,
+) -> tuple[Store, str]:
     """(store, relative folder) a writing command writes ``out`` to.
 
     ``out`` a full location: there. Otherwise a folder in ``store`` when one was chosen
@@ -85,17 +98,24 @@ def _refused(exc: BaseException) -> bool:
 
 def read_only_error(url: str, exc: BaseException | None = None) -> ReadOnlyStoreError:
     mine = os.environ.get(USER_STORE_ENV)
-    where = (f"your own space is {USER_STORE_ENV}={mine}" if mine else
-             f"set {USER_STORE_ENV} to a prefix you may write")
+    where = (
+        f"your own space is {USER_STORE_ENV}={mine}"
+        if mine
+        else f"set {USER_STORE_ENV} to a prefix you may write"
+    )
     why = f" ({type(exc.__cause__ or exc).__name__})" if exc is not None else ""
-    return ReadOnlyStoreError(f"cannot write to {url}: the store refuses writes{why}; {where} "
-                              "(results go there by default; --out/--store choose another)")
+    return ReadOnlyStoreError(
+        f"cannot write to {url}: the store refuses writes{why}; {where} "
+        "(results go there by default; --out/--store choose another)"
+    )
 
 
 def ensure_writable(store: Store, relative: str = "") -> None:
     """Fail now, before any work, when ``store`` refuses writes under ``relative``: one small
     probe object written and removed (S3 has no cheaper permission test)."""
-    probe = "/".join(p for p in (relative.strip("/"), f".roman-write-probe-{uuid.uuid4().hex}") if p)
+    probe = "/".join(
+        p for p in (relative.strip("/"), f".roman-write-probe-{uuid.uuid4().hex}") if p
+    )
     try:
         store.write_bytes(probe, b"")
     except (OSError, DataStoreError) as exc:
@@ -104,12 +124,16 @@ def ensure_writable(store: Store, relative: str = "") -> None:
         raise
     try:
         store.fs.rm_file(store.path(probe))
-    except Exception:  # noqa: BLE001 - a prefix may allow put but not delete; the probe is empty
+    except Exception:
         pass
 
 
-def index_target(store: str | None = None, endpoint: str | None = None, *, shared: bool = False,
-                 ) -> tuple[Store, str]:
+def index_target(
+    store: str | None = None,
+    endpoint: str | None = None,
+    *,
+    shared: bool = False,
+) -> tuple[Store, str]:
     """(store, note) that ``data index`` indexes into, checked writable.
 
     With ``$ROMAN_USER_STORE_URL`` set, the default and the survey store itself both mean the
@@ -123,8 +147,10 @@ def index_target(store: str | None = None, endpoint: str | None = None, *, share
         if target is None:
             target = mine
         elif survey and target.root_url == get_store(survey, endpoint=endpoint).root_url:
-            note = (f"the survey's index is shared (the operators maintain it): indexing your own "
-                    f"store {mine.root_url} instead, which data.search includes (--shared to override)")
+            note = (
+                f"the survey's index is shared (the operators maintain it): indexing your own "
+                f"store {mine.root_url} instead, which data.search includes (--shared to override)"
+            )
             target = mine
     if target is None:
         target = get_store(None, endpoint=endpoint)

@@ -17,8 +17,15 @@ from .apportion import apportion_counts_to_resultants
 from .bands import DETECTORS, IMAGING_ELEMENTS, bandpass, throughput_table, zeropoint_rate
 from .effects import InstrumentEffects, make_l1, read_pattern
 from .errors import SimulationInputError
-from .images import (ExposureSpec, Footprint, MosaicSpec, SimulatedImage, simulate_exposure,
-                     simulate_mosaic, sky_position)
+from .images import (
+    ExposureSpec,
+    Footprint,
+    MosaicSpec,
+    SimulatedImage,
+    simulate_exposure,
+    simulate_mosaic,
+    sky_position,
+)
 from .inject import inject, inject_file
 from .lightcurves import add_variability, catalog_at, flux_factor
 from .matching import match_catalogs
@@ -28,11 +35,37 @@ from .scenes import combine, galaxy_field, sources, star_field, validate_catalog
 from .survey import Pointing, plan_survey, run_survey
 
 __all__ = [
-    "DETECTORS", "IMAGING_ELEMENTS", "ExposureSpec", "Footprint", "InstrumentEffects",
-    "MosaicSpec", "Pointing", "SimulatedImage", "SimulationInputError", "add_variability",
-    "apportion_counts_to_resultants", "bandpass", "catalog_at", "combine", "flux_factor",
-    "galaxy_field", "inject", "inject_file", "make_l1", "match_catalogs", "plan_survey",
-    "read_pattern", "run_survey", "simulate_exposure", "simulate_mosaic", "sky_position",
-    "sources", "star_field", "throughput_table", "use_reference_data", "validate_catalog",
-    "write_product", "zeropoint_rate",
+    "DETECTORS",
+    "IMAGING_ELEMENTS",
+    "ExposureSpec",
+    "Footprint",
+    "InstrumentEffects",
+    "MosaicSpec",
+    "Pointing",
+    "SimulatedImage",
+    "SimulationInputError",
+    "add_variability",
+    "apportion_counts_to_resultants",
+    "bandpass",
+    "catalog_at",
+    "combine",
+    "flux_factor",
+    "galaxy_field",
+    "inject",
+    "inject_file",
+    "make_l1",
+    "match_catalogs",
+    "plan_survey",
+    "read_pattern",
+    "run_survey",
+    "simulate_exposure",
+    "simulate_mosaic",
+    "sky_position",
+    "sources",
+    "star_field",
+    "throughput_table",
+    "use_reference_data",
+    "validate_catalog",
+    "write_product",
+    "zeropoint_rate",
 ]

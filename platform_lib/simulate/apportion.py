@@ -151,9 +151,15 @@ def apportion_counts_to_resultants(
 
     if inv_linearity is not None:
         return l1.apportion_counts_to_resultants(
-            counts, tij, pedestal=pedestal, pedestal_extra_noise=pedestal_extra_noise,
-            inv_linearity=inv_linearity, crparam=crparam, persistence=persistence,
-            tstart=tstart, seed=seed,
+            counts,
+            tij,
+            pedestal=pedestal,
+            pedestal_extra_noise=pedestal_extra_noise,
+            inv_linearity=inv_linearity,
+            crparam=crparam,
+            persistence=persistence,
+            tstart=tstart,
+            seed=seed,
         )
     counts = np.asarray(counts)
     if not np.all(counts == np.round(counts)):
@@ -190,7 +196,9 @@ def apportion_counts_to_resultants(
         else:
             arrived = _draw(
                 lambda nmax, p=p: _InversionTable.binomials(p, nmax),
-                int(np.sqrt(2 * entries)), remaining, rng,
+                int(np.sqrt(2 * entries)),
+                remaining,
+                rng,
                 lambda n, p=p: rng.binomial(n, p),
             )
         remaining = remaining - arrived
@@ -200,7 +208,9 @@ def apportion_counts_to_resultants(
             # a weight-sum table holds ~ nmax^2 (N-1) / 2 entries
             excess = _draw(
                 lambda nmax, q=q: _InversionTable.weight_sums(q, nmax),
-                int(np.sqrt(2 * entries / (nread - 1))), arrived, rng,
+                int(np.sqrt(2 * entries / (nread - 1))),
+                arrived,
+                rng,
                 lambda n, q=q: rng.multinomial(n, q) @ np.arange(q.size),
             )
         # mean over the resultant's reads of the cumulative charge
@@ -233,8 +243,9 @@ def apportion_counts_to_resultants(
     return resultants, dq
 
 
-def _drain(scratch: np.ndarray, flat_inst: np.ndarray, flat_res: np.ndarray,
-           weight: float) -> np.ndarray:
+def _drain(
+    scratch: np.ndarray, flat_inst: np.ndarray, flat_res: np.ndarray, weight: float
+) -> np.ndarray:
     """Move one read's additions from ``scratch`` into the running charge and the resultant."""
     flat = scratch.reshape(-1)
     hit = np.flatnonzero(flat)

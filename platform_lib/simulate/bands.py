@@ -7,7 +7,7 @@ detector are ``maggies * zeropoint_rate(element, detector)``.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -40,7 +40,7 @@ def check_detector(detector: str | int) -> str:
     return f"WFI{int(text):02d}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def bandpass(element: str):
     """The galsim bandpass (AB zeropoint set) of an optical element, from romanisim."""
     from romanisim.models import bandpass as rbp

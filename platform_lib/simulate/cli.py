@@ -37,7 +37,7 @@ def _read_table(path: str):
         if path.endswith(".parquet"):
             return astropy_table(data)
         return Table.read(io.BytesIO(data), format="fits")
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad input file
+    except Exception as exc:
         raise SimulationInputError(f"cannot read catalog {path}: {exc}") from exc
 
 
@@ -59,11 +59,16 @@ def _effects(args) -> Any:
     from .effects import InstrumentEffects
 
     if args.ideal:
-        return InstrumentEffects.none(read_noise=None if args.read_noise is None else args.read_noise)
+        return InstrumentEffects.none(
+            read_noise=None if args.read_noise is None else args.read_noise
+        )
     return InstrumentEffects(
-        cosmic_rays=not args.no_cosmic_rays, persistence=args.persistence,
-        ipc=not args.no_ipc, nonlinearity=not args.no_nonlinearity,
-        read_noise=args.read_noise, dark=args.dark,
+        cosmic_rays=not args.no_cosmic_rays,
+        persistence=args.persistence,
+        ipc=not args.no_ipc,
+        nonlinearity=not args.no_nonlinearity,
+        read_noise=args.read_noise,
+        dark=args.dark,
     )
 
 
@@ -83,11 +88,27 @@ def _scene(args) -> int:
     center = tuple(args.center)
     parts = []
     if args.stars:
-        parts.append(star_field(center, args.radius, n=args.stars, elements=elements,
-                                mag_range=tuple(args.star_mags), seed=args.seed))
+        parts.append(
+            star_field(
+                center,
+                args.radius,
+                n=args.stars,
+                elements=elements,
+                mag_range=tuple(args.star_mags),
+                seed=args.seed,
+            )
+        )
     if args.galaxies:
-        parts.append(galaxy_field(center, args.radius, n=args.galaxies, elements=elements,
-                                  mag_range=tuple(args.galaxy_mags), seed=args.seed + 1))
+        parts.append(
+            galaxy_field(
+                center,
+                args.radius,
+                n=args.galaxies,
+                elements=elements,
+                mag_range=tuple(args.galaxy_mags),
+                seed=args.seed + 1,
+            )
+        )
     if not parts:
         print("error: ask for --stars and/or --galaxies", file=sys.stderr)
         return 2
@@ -102,15 +123,29 @@ def _image(args) -> int:
 
     catalog = _read_table(args.catalog)
     if args.level == 3:
-        spec = MosaicSpec(optical_element=args.element, ra=args.ra, dec=args.dec,
-                          shape=(args.cutout, args.cutout), seed=args.seed, date=args.date,
-                          name=args.name)
+        spec = MosaicSpec(
+            optical_element=args.element,
+            ra=args.ra,
+            dec=args.dec,
+            shape=(args.cutout, args.cutout),
+            seed=args.seed,
+            date=args.date,
+            name=args.name,
+        )
         sim = simulate_mosaic(catalog, spec)
     else:
         spec = ExposureSpec(
-            optical_element=args.element, detector=args.detector, ra=args.ra, dec=args.dec,
-            pa=args.pa, start_time=args.date, ma_table=args.ma_table, level=args.level,
-            footprint=_footprint(args), seed=args.seed, name=args.name,
+            optical_element=args.element,
+            detector=args.detector,
+            ra=args.ra,
+            dec=args.dec,
+            pa=args.pa,
+            start_time=args.date,
+            ma_table=args.ma_table,
+            level=args.level,
+            footprint=_footprint(args),
+            seed=args.seed,
+            name=args.name,
         )
         sim = simulate_exposure(catalog, spec, _effects(args), reference_data=args.reference_set)
     paths = write_product(sim, args.out, spec.filename)
@@ -124,14 +159,26 @@ def _survey(args) -> int:
 
     catalog = _read_table(args.catalog)
     pointings = plan_survey(
-        tuple(args.center), optical_elements=_csv(args.elements), epochs=args.epochs,
-        cadence_days=args.cadence, start_time=args.date, dithers=args.dithers,
+        tuple(args.center),
+        optical_elements=_csv(args.elements),
+        epochs=args.epochs,
+        cadence_days=args.cadence,
+        start_time=args.date,
+        dithers=args.dithers,
         ma_table=args.ma_table,
     )
     manifest = run_survey(
-        catalog, pointings, args.out, detectors=_csv(args.detectors), level=args.level,
-        footprint=_footprint(args), effects=_effects(args), seed=args.seed,
-        reference_data=args.reference_set, serial=args.serial, show_progress=True,
+        catalog,
+        pointings,
+        args.out,
+        detectors=_csv(args.detectors),
+        level=args.level,
+        footprint=_footprint(args),
+        effects=_effects(args),
+        seed=args.seed,
+        reference_data=args.reference_set,
+        serial=args.serial,
+        show_progress=True,
     )
     print(f"{len(manifest)} products written under {args.out} (survey_manifest.ecsv)")
     return 0
@@ -148,53 +195,97 @@ def _inject(args) -> int:
 
 
 def _add_exposure_args(p: argparse.ArgumentParser, survey: bool = False) -> None:
-    p.add_argument("--level", type=int, default=2, choices=(1, 2) if survey else (1, 2, 3),
-                   help="1: L1 ramps (uncal), 2: L2 rate image (cal), 3: L3 mosaic")
+    p.add_argument(
+        "--level",
+        type=int,
+        default=2,
+        choices=(1, 2) if survey else (1, 2, 3),
+        help="1: L1 ramps (uncal), 2: L2 rate image (cal), 3: L3 mosaic",
+    )
     p.add_argument("--ma-table", type=int, default=4, help="MA table number (default 4)")
     p.add_argument("--date", default="2027-06-01T00:00:00", help="start time (ISO, UTC)")
-    p.add_argument("--cutout", type=int, default=256,
-                   help="cutout size in pixels (default 256; ignored with --full-detector)")
-    p.add_argument("--cutout-center", type=float, nargs=2, metavar=("X", "Y"),
-                   help="detector pixel at the cutout centre (default: detector centre)")
+    p.add_argument(
+        "--cutout",
+        type=int,
+        default=256,
+        help="cutout size in pixels (default 256; ignored with --full-detector)",
+    )
+    p.add_argument(
+        "--cutout-center",
+        type=float,
+        nargs=2,
+        metavar=("X", "Y"),
+        help="detector pixel at the cutout centre (default: detector centre)",
+    )
     p.add_argument("--full-detector", action="store_true", help="simulate all 4088x4088 pixels")
     p.add_argument("--reference-set", help="reference-file set folder/URL (romanisim uses it)")
-    p.add_argument("--ideal", action="store_true",
-                   help="no cosmic rays, IPC, non-linearity, persistence, sky, dark or pedestal; "
-                        "read noise stays unless --read-noise 0")
+    p.add_argument(
+        "--ideal",
+        action="store_true",
+        help="no cosmic rays, IPC, non-linearity, persistence, sky, dark or pedestal; "
+        "read noise stays unless --read-noise 0",
+    )
     p.add_argument("--no-cosmic-rays", action="store_true", help="do not add cosmic rays")
     p.add_argument("--no-ipc", action="store_true", help="no inter-pixel capacitance")
     p.add_argument("--no-nonlinearity", action="store_true", help="a linear detector response")
     p.add_argument("--persistence", action="store_true", help="simulate persistence")
     p.add_argument("--read-noise", type=float, help="read noise override (DN)")
     p.add_argument("--dark", type=float, help="dark current override (electrons/s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same image")
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed; the same seed gives the same image"
+    )
     p.add_argument("--out", required=True, help=OUT_HELP)
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "simulate", help="simulate scenes, images (L1/L2/L3), surveys; inject sources",
+        "simulate",
+        help="simulate scenes, images (L1/L2/L3), surveys; inject sources",
         description="Simulations on romanisim and galsim. Products are roman_datamodels ASDF "
-                    "files with a truth catalog (ECSV) beside each.",
+        "files with a truth catalog (ECSV) beside each.",
     )
     sub = parser.add_subparsers(dest="simulate_command", metavar="WHAT", required=True)
 
     p = sub.add_parser("scene", help="make a source catalog (stars and/or galaxies)")
-    p.add_argument("--center", type=float, nargs=2, metavar=("RA", "DEC"), required=True,
-                   help="centre of the scene (deg)")
+    p.add_argument(
+        "--center",
+        type=float,
+        nargs=2,
+        metavar=("RA", "DEC"),
+        required=True,
+        help="centre of the scene (deg)",
+    )
     p.add_argument("--radius", type=float, default=0.1, help="cap radius (deg)")
     p.add_argument("--stars", type=int, default=0, help="number of stars")
     p.add_argument("--galaxies", type=int, default=0, help="number of galaxies")
-    p.add_argument("--star-mags", type=float, nargs=2, default=(18.0, 26.0), metavar=("BRIGHT", "FAINT"),
-                   help="AB magnitude range of the stars (default 18 26)")
-    p.add_argument("--galaxy-mags", type=float, nargs=2, default=(20.0, 27.0), metavar=("BRIGHT", "FAINT"),
-                   help="AB magnitude range of the galaxies (default 20 27)")
-    p.add_argument("--elements", default="F062,F087,F106,F129,F158,F184,F213,F146",
-                   help="optical elements to give fluxes in (comma separated)")
+    p.add_argument(
+        "--star-mags",
+        type=float,
+        nargs=2,
+        default=(18.0, 26.0),
+        metavar=("BRIGHT", "FAINT"),
+        help="AB magnitude range of the stars (default 18 26)",
+    )
+    p.add_argument(
+        "--galaxy-mags",
+        type=float,
+        nargs=2,
+        default=(20.0, 27.0),
+        metavar=("BRIGHT", "FAINT"),
+        help="AB magnitude range of the galaxies (default 20 27)",
+    )
+    p.add_argument(
+        "--elements",
+        default="F062,F087,F106,F129,F158,F184,F213,F146",
+        help="optical elements to give fluxes in (comma separated)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed for positions and fluxes")
-    p.add_argument("--out", required=True,
-                   help="catalog file to write (.ecsv): a URL, a ./ or absolute path, or a path in "
-                        "your own store ($ROMAN_USER_STORE_URL, when set)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="catalog file to write (.ecsv): a URL, a ./ or absolute path, or a path in "
+        "your own store ($ROMAN_USER_STORE_URL, when set)",
+    )
     p.set_defaults(func=_guard(_scene))
 
     p = sub.add_parser("image", help="simulate one detector exposure (L1/L2) or a mosaic (L3)")
@@ -210,14 +301,25 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("survey", help="pointings x detectors as a Dask graph into the store")
     p.add_argument("--catalog", required=True, help="scene catalog (.ecsv/.fits/.parquet)")
-    p.add_argument("--center", type=float, nargs=2, metavar=("RA", "DEC"), required=True,
-                   help="pointing centre of the survey (deg)")
-    p.add_argument("--elements", default="F158", help="optical elements, comma separated (default F158)")
+    p.add_argument(
+        "--center",
+        type=float,
+        nargs=2,
+        metavar=("RA", "DEC"),
+        required=True,
+        help="pointing centre of the survey (deg)",
+    )
+    p.add_argument(
+        "--elements", default="F158", help="optical elements, comma separated (default F158)"
+    )
     p.add_argument("--epochs", type=int, default=1, help="visits of the field (default 1)")
     p.add_argument("--cadence", type=float, default=5.0, help="days between epochs")
     p.add_argument("--dithers", default="none", help="none, line2, box4, box4-large")
-    p.add_argument("--detectors", default=",".join(str(i) for i in range(1, 19)),
-                   help="detector numbers, comma separated (default: all 18)")
+    p.add_argument(
+        "--detectors",
+        default=",".join(str(i) for i in range(1, 19)),
+        help="detector numbers, comma separated (default: all 18)",
+    )
     p.add_argument("--serial", action="store_true", help="run in this process, not on Dask")
     _add_exposure_args(p, survey=True)
     p.set_defaults(func=_guard(_survey))
@@ -231,12 +333,15 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_guard(_inject))
 
 
-OUT_HELP = ("where to write: a data store URL (s3://...), a ./ or absolute folder, or a folder in "
-            "your own store ($ROMAN_USER_STORE_URL, when set; else a local folder)")
+OUT_HELP = (
+    "where to write: a data store URL (s3://...), a ./ or absolute folder, or a folder in "
+    "your own store ($ROMAN_USER_STORE_URL, when set; else a local folder)"
+)
 
 
 def _guard(handler):
     """Turn input errors into one clear line and exit status 2."""
+
     def run(args) -> int:
         from .errors import SimulationInputError
 
@@ -249,4 +354,5 @@ def _guard(handler):
         except SimulationInputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+
     return run

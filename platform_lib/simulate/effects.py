@@ -61,9 +61,17 @@ class InstrumentEffects:
     @classmethod
     def none(cls, **overrides: Any) -> InstrumentEffects:
         """No cosmic rays, persistence, IPC, non-linearity, dark, read noise or sky."""
-        base: dict[str, Any] = dict(cosmic_rays=False, persistence=False, ipc=False,
-                                    nonlinearity=False, read_noise=0.0, dark=0.0, sky=False,
-                                    pedestal=0.0, pedestal_noise=0.0)
+        base: dict[str, Any] = dict(
+            cosmic_rays=False,
+            persistence=False,
+            ipc=False,
+            nonlinearity=False,
+            read_noise=0.0,
+            dark=0.0,
+            sky=False,
+            pedestal=0.0,
+            pedestal_noise=0.0,
+        )
         base.update(overrides)
         return cls(**base)
 
@@ -122,16 +130,24 @@ def make_l1(
 
     tij = l1.read_pattern_to_tij(pattern)
     pedestal = parameters.pedestal if effects.pedestal is None else effects.pedestal
-    ped_noise = (parameters.pedestal_extra_noise if effects.pedestal_noise is None
-                 else effects.pedestal_noise)
+    ped_noise = (
+        parameters.pedestal_extra_noise
+        if effects.pedestal_noise is None
+        else effects.pedestal_noise
+    )
     inv_lin = refdata.get("inverselinearity") if effects.nonlinearity else None
     crparam = effects.crparam()
     if crparam is not None and "area" not in crparam:
         # romanisim's hit count is flux * area * time: scale the detector area to the cutout
         crparam["area"] = parameters.cr["area"] * counts.size / parameters.n_pix**2
-    kwargs = dict(pedestal=pedestal, pedestal_extra_noise=ped_noise or None,
-                  inv_linearity=inv_lin, crparam=crparam, persistence=persistence,
-                  tstart=tstart)
+    kwargs = dict(
+        pedestal=pedestal,
+        pedestal_extra_noise=ped_noise or None,
+        inv_linearity=inv_lin,
+        crparam=crparam,
+        persistence=persistence,
+        tstart=tstart,
+    )
     if apportioner == "romanisim":
         resultants, dq = l1.apportion_counts_to_resultants(counts, tij, seed=seed, **kwargs)
     elif apportioner == "fast":
@@ -153,7 +169,8 @@ def make_l1(
     read_noise = refdata["readnoise"]
     if np.any(np.asarray(read_noise) > 0):
         resultants = l1.add_read_noise_to_resultants(
-            resultants, tij, read_noise=read_noise, rng=galsim.GaussianDeviate(seed + 17))
+            resultants, tij, read_noise=read_noise, rng=galsim.GaussianDeviate(seed + 17)
+        )
     # in place: each full-detector copy of the resultants is ~600 MB
     resultants = resultants.astype(np.float32, copy=False)
     np.round(resultants, out=resultants)
@@ -173,8 +190,9 @@ def _add_dark_decay(resultants: np.ndarray, decay: dict, pattern, cut, sign: int
     from romanisim import l1
     from romanisim.models import parameters
 
-    offsets = cut(l1.frame_read_times(parameters.read_time, decay["sca"], t0=0,
-                                      nborder=parameters.nborder))
+    offsets = cut(
+        l1.frame_read_times(parameters.read_time, decay["sca"], t0=0, nborder=parameters.nborder)
+    )
     spatial = np.exp(-offsets / decay["time_constant"])
     for i, reads in enumerate(l1.read_pattern_to_tij(pattern)):
         t0 = np.asarray(reads) - 1.5 * parameters.read_time  # romanisim's frame offset

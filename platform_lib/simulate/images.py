@@ -68,12 +68,14 @@ class Footprint:
         if shape == (self.ny, self.nx):
             return arr
         if shape == (N_PIX, N_PIX):
-            return arr[..., self.y0:self.y0 + self.ny, self.x0:self.x0 + self.nx]
+            return arr[..., self.y0 : self.y0 + self.ny, self.x0 : self.x0 + self.nx]
         if shape == (self.ny + 8, self.nx + 8) and (self.x0, self.y0) == (0, 0):
             # a sub-array reference set (lower-left corner of the detector, with its border)
             return arr[..., 4:-4, 4:-4]
         if shape == (N_PIX + 8, N_PIX + 8):
-            return arr[..., 4 + self.y0:4 + self.y0 + self.ny, 4 + self.x0:4 + self.x0 + self.nx]
+            return arr[
+                ..., 4 + self.y0 : 4 + self.y0 + self.ny, 4 + self.x0 : 4 + self.x0 + self.nx
+            ]
         raise SimulationInputError(
             f"reference array of shape {shape} fits neither the detector nor the footprint"
         )
@@ -100,8 +102,9 @@ class ExposureSpec:
         self.detector = check_detector(self.detector)
         read_pattern(self.ma_table)
         if self.level not in (1, 2):
-            raise SimulationInputError("level must be 1 (ramps) or 2 (rate image); use "
-                                       "simulate_mosaic for level 3")
+            raise SimulationInputError(
+                "level must be 1 (ramps) or 2 (rate image); use simulate_mosaic for level 3"
+            )
         if not (-90 <= float(self.dec) <= 90):
             raise SimulationInputError("dec must lie in [-90, 90] degrees")
         self.footprint.check()
@@ -126,9 +129,13 @@ class SimulatedImage:
         import asdf
 
         af = asdf.AsdfFile()
-        af.tree = {"roman": self.model, "romanisim": self.info.get("romanisim", {}),
-                   "platform_simulate": {k: v for k, v in self.info.items()
-                                         if k not in ("romanisim", "persistence")}}
+        af.tree = {
+            "roman": self.model,
+            "romanisim": self.info.get("romanisim", {}),
+            "platform_simulate": {
+                k: v for k, v in self.info.items() if k not in ("romanisim", "persistence")
+            },
+        }
         af.write_to(fileobj)
 
     def to_bytes(self) -> bytes:
@@ -151,11 +158,14 @@ def _metadata(spec: ExposureSpec):
     from romanisim.models import parameters, wcs
 
     meta = ris_make_utils.set_metadata(
-        date=spec.start_time, bandpass=spec.optical_element, sca=int(spec.detector[3:]),
+        date=spec.start_time,
+        bandpass=spec.optical_element,
+        sca=int(spec.detector[3:]),
         ma_table_number=int(spec.ma_table),
     )
-    wcs.fill_in_parameters(meta, SkyCoord(spec.ra, spec.dec, unit="deg"), pa_aper=spec.pa,
-                           boresight=False)
+    wcs.fill_in_parameters(
+        meta, SkyCoord(spec.ra, spec.dec, unit="deg"), pa_aper=spec.pa, boresight=False
+    )
     image_mod = ImageModel.create_fake_data()
     image_mod.meta["wcs"] = None
     for key, value in parameters.default_parameters_dictionary.items():
@@ -179,13 +189,18 @@ def _load_reference_files(image_mod, ref: dict) -> dict:
     from romanisim.models import parameters
 
     files = {k: (v if isinstance(v, str) else None) for k, v in ref.items()}
-    plain = {k: (None if isinstance(v, str) and k != "darkdecaysignal" else v)
-             for k, v in ref.items()}
+    plain = {
+        k: (None if isinstance(v, str) and k != "darkdecaysignal" else v) for k, v in ref.items()
+    }
     # the classes' fall-backs when a file is absent
     for key in ("readnoise", "gain", "dark", "saturation"):
         if plain[key] is None:
-            plain[key] = {"readnoise": models.read_noise, "gain": models.gain,
-                          "dark": models.dark_current, "saturation": 55000}[key]
+            plain[key] = {
+                "readnoise": models.read_noise,
+                "gain": models.gain,
+                "dark": models.dark_current,
+                "saturation": 55000,
+            }[key]
     saved = dict(parameters.reference_data)
     parameters.reference_data.update(plain)
     try:
@@ -200,8 +215,9 @@ def _load_reference_files(image_mod, ref: dict) -> dict:
     if files["dark"]:
         out["dark"] = models.DarkCurrent(usecrds=True, getdq=True, reffiles=files).dark_rate
     if files["saturation"]:
-        out["saturation"] = models.Saturation(usecrds=True, getdq=True,
-                                              reffiles=files).saturation_level
+        out["saturation"] = models.Saturation(
+            usecrds=True, getdq=True, reffiles=files
+        ).saturation_level
     if files["flat"]:
         with rdm.open(files["flat"]) as flat:
             out["flat"] = np.asarray(flat.data, dtype=np.float32).copy()
@@ -211,15 +227,26 @@ def _load_reference_files(image_mod, ref: dict) -> dict:
     saturation = out["saturation"]
     if files["linearity"]:
         out["linearity"] = models.Nonlinearity(
-            usecrds=True, getdq=True, reftype="linearity", reffiles=files,
-            saturation=saturation * 1.1, integralnonlinearity=inl or None)
+            usecrds=True,
+            getdq=True,
+            reftype="linearity",
+            reffiles=files,
+            saturation=saturation * 1.1,
+            integralnonlinearity=inl or None,
+        )
     if files["inverselinearity"]:
-        inv_sat = (out["linearity"].apply(saturation) if out.get("linearity") is not None
-                   else saturation)
+        inv_sat = (
+            out["linearity"].apply(saturation) if out.get("linearity") is not None else saturation
+        )
         out["inverselinearity"] = models.Nonlinearity(
-            usecrds=True, getdq=True, reftype="inverselinearity", reffiles=files,
-            saturation=inv_sat * 1.1, integralnonlinearity=inl or None)
-    out["reffiles"] = {k: v for k, v in ref.items()}
+            usecrds=True,
+            getdq=True,
+            reftype="inverselinearity",
+            reffiles=files,
+            saturation=inv_sat * 1.1,
+            integralnonlinearity=inl or None,
+        )
+    out["reffiles"] = dict(ref.items())
     return out
 
 
@@ -228,8 +255,12 @@ def _reference_arrays(image_mod, spec: ExposureSpec, effects: InstrumentEffects)
     from romanisim.models import parameters
 
     ref = _load_reference_files(image_mod, dict(parameters.reference_data))
-    for key, override in (("readnoise", effects.read_noise), ("dark", effects.dark),
-                          ("gain", effects.gain), ("saturation", effects.saturation)):
+    for key, override in (
+        ("readnoise", effects.read_noise),
+        ("dark", effects.dark),
+        ("gain", effects.gain),
+        ("saturation", effects.saturation),
+    ):
         if override is not None:
             if override < 0:
                 raise SimulationInputError(f"{key} must be >= 0")
@@ -267,20 +298,39 @@ def _psf(spec: ExposureSpec, imwcs, date):
     sca = int(spec.detector[3:])
     fp = spec.footprint
     if max(fp.nx, fp.ny) > 1024:
-        return romanisim.psf.make_psf(sca, spec.optical_element, wcs=imwcs, chromatic=False,
-                                      psftype="galsim", variable=True, date=date)
+        return romanisim.psf.make_psf(
+            sca,
+            spec.optical_element,
+            wcs=imwcs,
+            chromatic=False,
+            psftype="galsim",
+            variable=True,
+            date=date,
+        )
     pix = (fp.x0 + fp.nx / 2, fp.y0 + fp.ny / 2)
     # the WCS is part of the key: the PSF is returned in world coordinates through it
-    key = (sca, spec.optical_element, pix, round(spec.ra, 9), round(spec.dec, 9),
-           round(spec.pa, 6), repr(imwcs.local(galsim.PositionD(*pix))))
+    key = (
+        sca,
+        spec.optical_element,
+        pix,
+        round(spec.ra, 9),
+        round(spec.dec, 9),
+        round(spec.pa, 6),
+        repr(imwcs.local(galsim.PositionD(*pix))),
+    )
     if key not in _PSF_CACHE:
         if len(_PSF_CACHE) > 64:
             _PSF_CACHE.clear()
         # romanisim's own getPSF (its aberration model), not galsim.roman's: the two differ
         # by up to 5x pixel by pixel in the wings and ~1 % in the core
         _PSF_CACHE[key] = getPSF(
-            sca, None, wcs=imwcs, SCA_pos=galsim.PositionD(*pix),
-            wavelength=cached_bandpass(spec.optical_element), pupil_bin=8)
+            sca,
+            None,
+            wcs=imwcs,
+            SCA_pos=galsim.PositionD(*pix),
+            wavelength=cached_bandpass(spec.optical_element),
+            pupil_bin=8,
+        )
     return _PSF_CACHE[key]
 
 
@@ -305,9 +355,14 @@ def exposure_wcs(meta, distortion: str | None = None):
     with rdm.open(distortion) as m:
         transform = copy.deepcopy(m.coordinate_distortion_transform)
     info = meta.wcsinfo
-    gw = wcs.make_wcs(SkyCoord(info.ra_ref, info.dec_ref, unit="deg"), transform,
-                      v2_ref=info.v2_ref, v3_ref=info.v3_ref, roll_ref=info.roll_ref,
-                      scale_factor=meta.velocity_aberration.scale_factor)
+    gw = wcs.make_wcs(
+        SkyCoord(info.ra_ref, info.dec_ref, unit="deg"),
+        transform,
+        v2_ref=info.v2_ref,
+        v3_ref=info.v3_ref,
+        roll_ref=info.roll_ref,
+        scale_factor=meta.velocity_aberration.scale_factor,
+    )
     try:
         gw.bounding_box = transform.bounding_box.bounding_box(order="F")
     except NotImplementedError:
@@ -351,18 +406,33 @@ def _render_counts(image_mod, catalog, spec: ExposureSpec, ref: dict, effects: I
     qe = rimage.flat_to_qe(ref["flat"], ref["gain"], area=area)
     # Positions of every source on this detector; romanisim's own trimming assumes the image
     # starts at pixel 0, so we pre-select the sources near the footprint ourselves.
-    x, y = imwcs._xy(np.radians(np.asarray(catalog["ra"], dtype=float)),
-                     np.radians(np.asarray(catalog["dec"], dtype=float)))
+    x, y = imwcs._xy(
+        np.radians(np.asarray(catalog["ra"], dtype=float)),
+        np.radians(np.asarray(catalog["dec"], dtype=float)),
+    )
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     margin = 64
-    near = ((x > fp.x0 - margin) & (x < fp.x0 + fp.nx + margin)
-            & (y > fp.y0 - margin) & (y < fp.y0 + fp.ny + margin))
+    near = (
+        (x > fp.x0 - margin)
+        & (x < fp.x0 + fp.nx + margin)
+        & (y > fp.y0 - margin)
+        & (y < fp.y0 + fp.ny + margin)
+    )
     simcat = rimage.simulate_counts_generic(
-        img, exptime, objlist=catalog[near], xpos=x[near], ypos=y[near], psf=psf,
-        zpflux=rbp.get_abflux(spec.optical_element, sca), sky=sky,
-        dark=ref["dark"] if np.any(np.asarray(ref["dark"]) > 0) else None, qe=qe,
-        bandpass=bandpass, filter_name=spec.optical_element,
-        rng=galsim.UniformDeviate(spec.seed + 1), seed=spec.seed + 1,
+        img,
+        exptime,
+        objlist=catalog[near],
+        xpos=x[near],
+        ypos=y[near],
+        psf=psf,
+        zpflux=rbp.get_abflux(spec.optical_element, sca),
+        sky=sky,
+        dark=ref["dark"] if np.any(np.asarray(ref["dark"]) > 0) else None,
+        qe=qe,
+        bandpass=bandpass,
+        filter_name=spec.optical_element,
+        rng=galsim.UniformDeviate(spec.seed + 1),
+        seed=spec.seed + 1,
         ignore_distant_sources=margin,
     )
     rendered = np.zeros(len(catalog))
@@ -419,8 +489,12 @@ def _truth(catalog, simcat, spec: ExposureSpec, gain, exptime: float):
     truth["rate_dn"] = rate / float(np.median(gain))  # DN/s, the L2 data unit
     truth["counts_rendered"] = np.asarray(simcat["counts"], dtype=float)
     truth["in_footprint"] = (x > -0.5) & (x < fp.nx - 0.5) & (y > -0.5) & (y < fp.ny - 0.5)
-    truth.meta.update(optical_element=spec.optical_element, detector=spec.detector,
-                      exposure_time=exptime, footprint=asdict(fp))
+    truth.meta.update(
+        optical_element=spec.optical_element,
+        detector=spec.detector,
+        exposure_time=exptime,
+        footprint=asdict(fp),
+    )
     return truth
 
 
@@ -474,9 +548,15 @@ def simulate_exposure(
         counts, simcat, imwcs, exptime = _render_counts(image_mod, catalog, spec, ref, effects)
         persistence = effects.persistence_model()
         resultants, dq = make_l1(
-            counts.array, pattern, effects=effects, refdata=ref,
-            tstart=image_mod.meta.exposure.start_time, persistence=persistence,
-            seed=spec.seed + 2, apportioner=apportioner, cut=spec.footprint.cut,
+            counts.array,
+            pattern,
+            effects=effects,
+            refdata=ref,
+            tstart=image_mod.meta.exposure.start_time,
+            persistence=persistence,
+            seed=spec.seed + 2,
+            apportioner=apportioner,
+            cut=spec.footprint.cut,
         )
         info: dict[str, Any] = {
             "spec": {**asdict(spec), "footprint": asdict(spec.footprint)},
@@ -495,16 +575,28 @@ def simulate_exposure(
                 from .effects import _add_dark_decay
 
                 resultants = resultants.copy()
-                _add_dark_decay(resultants, ref["darkdecaysignal"], pattern,
-                                spec.footprint.cut, sign=-1)
+                _add_dark_decay(
+                    resultants, ref["darkdecaysignal"], pattern, spec.footprint.cut, sign=-1
+                )
             slope, var_rn, var_p = rimage.make_l2(
-                resultants, pattern, read_noise=ref["readnoise"], gain=ref["gain"],
-                flat=ref["flat"], linearity=ref.get("linearity") if effects.nonlinearity else None,
-                darkrate=ref["dark"], dq=dq, darkdecaysignal=None,
+                resultants,
+                pattern,
+                read_noise=ref["readnoise"],
+                gain=ref["gain"],
+                flat=ref["flat"],
+                linearity=ref.get("linearity") if effects.nonlinearity else None,
+                darkrate=ref["dark"],
+                dq=dq,
+                darkdecaysignal=None,
             )
             node, extras = rimage.make_asdf(
-                slope, var_rn, var_p, metadata=meta, dq=np.bitwise_or.reduce(dq, axis=0),
-                imwcs=imwcs, gain=ref["gain"],
+                slope,
+                var_rn,
+                var_p,
+                metadata=meta,
+                dq=np.bitwise_or.reduce(dq, axis=0),
+                imwcs=imwcs,
+                gain=ref["gain"],
             )
             from romanisim.models import wcs
 
@@ -520,8 +612,9 @@ def simulate_exposure(
     return SimulatedImage(node, truth, info)
 
 
-def sky_position(spec: ExposureSpec, x: float, y: float,
-                 reference_data=None) -> tuple[float, float]:
+def sky_position(
+    spec: ExposureSpec, x: float, y: float, reference_data=None
+) -> tuple[float, float]:
     """(ra, dec) in degrees of file pixel (x, y) of an exposure, e.g. to place sources on it.
 
     ``reference_data``: the same as given to :func:`simulate_exposure` (a set's distortion
@@ -580,12 +673,21 @@ def simulate_mosaic(catalog, spec: MosaicSpec) -> SimulatedImage:
     ny, nx = spec.shape
     centre = SkyCoord(spec.ra, spec.dec, unit="deg")
     gw = wcs.create_tangent_plane_gwcs((nx / 2, ny / 2), spec.pixel_scale, centre)
-    metadata = {"coadd_info": {"time_mean": Time(spec.date)},
-                "instrument": {"optical_element": spec.optical_element},
-                "wcsinfo": {"ra_ref": spec.ra, "dec_ref": spec.dec}}
+    metadata = {
+        "coadd_info": {"time_mean": Time(spec.date)},
+        "instrument": {"optical_element": spec.optical_element},
+        "wcsinfo": {"ra_ref": spec.ra, "dec_ref": spec.dec},
+    }
     node, extras = l3.simulate(
-        (ny, nx), gw, spec.exposure_time, spec.optical_element, catalog,
-        nexposures=spec.n_exposures, metadata=metadata, seed=spec.seed, psftype="galsim",
+        (ny, nx),
+        gw,
+        spec.exposure_time,
+        spec.optical_element,
+        catalog,
+        nexposures=spec.n_exposures,
+        metadata=metadata,
+        seed=spec.seed,
+        psftype="galsim",
     )
     extras.pop("simcatobj", None)
     truth = Table()
@@ -598,6 +700,8 @@ def simulate_mosaic(catalog, spec: MosaicSpec) -> SimulatedImage:
     truth["in_footprint"] = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
     truth.meta.update(optical_element=spec.optical_element, level=3)
     node["meta"]["filename"] = spec.filename
-    info = {"spec": asdict(spec), "romanisim": {k: v for k, v in extras.items()
-                                                   if isinstance(v, (np.ndarray, float, int))}}
+    info = {
+        "spec": asdict(spec),
+        "romanisim": {k: v for k, v in extras.items() if isinstance(v, (np.ndarray, float, int))},
+    }
     return SimulatedImage(node, truth, info)

@@ -31,8 +31,14 @@ def _kind(model) -> str:
     )
 
 
-def inject(model, catalog, *, seed: int = 0, gain: float | None = None,
-           detector_offset: tuple[int, int] = (0, 0)) -> tuple[Any, Any]:
+def inject(
+    model,
+    catalog,
+    *,
+    seed: int = 0,
+    gain: float | None = None,
+    detector_offset: tuple[int, int] = (0, 0),
+) -> tuple[Any, Any]:
     """Return ``(new model, truth Table)``; the input model is left unchanged.
 
     ``detector_offset`` is the detector pixel of the file's pixel (0, 0) (non-zero for a
@@ -46,8 +52,10 @@ def inject(model, catalog, *, seed: int = 0, gain: float | None = None,
     validate_catalog(catalog, [element])
     ny, nx = model.data.shape
     x, y = model.meta.wcs.numerical_inverse(
-        np.asarray(catalog["ra"], dtype=float), np.asarray(catalog["dec"], dtype=float),
-        with_bounding_box=False)
+        np.asarray(catalog["ra"], dtype=float),
+        np.asarray(catalog["dec"], dtype=float),
+        with_bounding_box=False,
+    )
     x, y = np.atleast_1d(x), np.atleast_1d(y)
     inside = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
     if not np.any(inside):
@@ -62,20 +70,40 @@ def inject(model, catalog, *, seed: int = 0, gain: float | None = None,
 
         sca = int(str(model.meta.instrument.detector)[3:])
         variable = max(nx, ny) > 1024
-        pix = None if variable else (detector_offset[0] + float(np.mean(x[inside])),
-                                     detector_offset[1] + float(np.mean(y[inside])))
+        pix = (
+            None
+            if variable
+            else (
+                detector_offset[0] + float(np.mean(x[inside])),
+                detector_offset[1] + float(np.mean(y[inside])),
+            )
+        )
         psf = romanisim.psf.make_psf(
-            sca, element, wcs=rwcs.GWCS(model.meta.wcs), chromatic=False, psftype="galsim",
-            variable=variable, pix=pix, date=model.meta.exposure.start_time)
+            sca,
+            element,
+            wcs=rwcs.GWCS(model.meta.wcs),
+            chromatic=False,
+            psftype="galsim",
+            variable=variable,
+            pix=pix,
+            date=model.meta.exposure.start_time,
+        )
         new = rimage.inject_sources_into_l2(
-            model, cat, x=x[inside], y=y[inside], psf=psf, rng=rng,
+            model,
+            cat,
+            x=x[inside],
+            y=y[inside],
+            psf=psf,
+            rng=rng,
             gain=gain if gain is not None else parameters.reference_data["gain"],
-            psftype="galsim")
+            psftype="galsim",
+        )
     else:
         from romanisim import l3
 
-        new = l3.inject_sources_into_l3(model, cat, x=x[inside], y=y[inside], rng=rng,
-                                        psftype="galsim", seed=seed)
+        new = l3.inject_sources_into_l3(
+            model, cat, x=x[inside], y=y[inside], rng=rng, psftype="galsim", seed=seed
+        )
     truth = Table()
     for col in ("source_id", "ra", "dec", "type", "n", "half_light_radius", "pa", "ba"):
         if col in cat.colnames:

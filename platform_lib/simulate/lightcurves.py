@@ -18,8 +18,14 @@ from .errors import SimulationInputError
 
 KINDS = ("none", "periodic", "microlensing", "supernova")
 VAR_COLUMNS = {
-    "var_kind": "U12", "var_t0": "f8", "var_period": "f8", "var_amplitude": "f8",
-    "var_u0": "f8", "var_te": "f8", "var_rise": "f8", "var_fall": "f8",
+    "var_kind": "U12",
+    "var_t0": "f8",
+    "var_period": "f8",
+    "var_amplitude": "f8",
+    "var_u0": "f8",
+    "var_te": "f8",
+    "var_rise": "f8",
+    "var_fall": "f8",
 }
 
 
@@ -39,6 +45,7 @@ def supernova(t, *, t0: float, rise: float, fall: float) -> np.ndarray:
 
     The catalog flux is the peak flux; before the explosion the source is (nearly) absent.
     """
+
     def shape(x):
         return np.exp(-x / fall) / (1 + np.exp(-x / rise))
 
@@ -52,15 +59,19 @@ def add_variability(catalog, source_ids: Sequence[int], kind: str, **params) -> 
 
     periodic: t0, period, amplitude; microlensing: t0, u0, te; supernova: t0, rise, fall.
     """
-    need = {"periodic": ("t0", "period", "amplitude"), "microlensing": ("t0", "u0", "te"),
-            "supernova": ("t0", "rise", "fall")}
+    need = {
+        "periodic": ("t0", "period", "amplitude"),
+        "microlensing": ("t0", "u0", "te"),
+        "supernova": ("t0", "rise", "fall"),
+    }
     if kind not in need:
         raise SimulationInputError(f"unknown variability {kind!r}; choose one of {KINDS[1:]}")
     missing = [p for p in need[kind] if p not in params]
     extra = set(params) - set(need[kind])
     if missing or extra:
-        raise SimulationInputError(f"{kind} needs exactly {need[kind]}; missing {missing}, "
-                                   f"unexpected {sorted(extra)}")
+        raise SimulationInputError(
+            f"{kind} needs exactly {need[kind]}; missing {missing}, unexpected {sorted(extra)}"
+        )
     for key in ("period", "te", "rise", "fall"):
         if key in params and float(params[key]) <= 0:
             raise SimulationInputError(f"{key} must be > 0 days")
@@ -86,9 +97,11 @@ def flux_factor(catalog, mjd: float) -> np.ndarray:
         return out
     kind = np.asarray(catalog["var_kind"]).astype(str)
     col = {c: np.asarray(catalog[c], dtype=float) for c in VAR_COLUMNS if c != "var_kind"}
-    for name, func, keys in (("periodic", periodic, ("t0", "period", "amplitude")),
-                             ("microlensing", microlensing, ("t0", "u0", "te")),
-                             ("supernova", supernova, ("t0", "rise", "fall"))):
+    for name, func, keys in (
+        ("periodic", periodic, ("t0", "period", "amplitude")),
+        ("microlensing", microlensing, ("t0", "u0", "te")),
+        ("supernova", supernova, ("t0", "rise", "fall")),
+    ):
         for i in np.flatnonzero(kind == name):
             out[i] = func(mjd, **{k: col[f"var_{k}"][i] for k in keys})
     return out

@@ -72,6 +72,9 @@ def match_catalogs(
         out[f"out_{c}"] = MaskedColumn(values, mask=~matched)
     out["separation"] = MaskedColumn(sep, mask=~matched)
     out["recovered"] = matched
-    out.meta["match"] = {"by": by, "radius": radius, "completeness": float(matched.mean())
-                         if n_in else float("nan")}
+    out.meta["match"] = {
+        "by": by,
+        "radius": radius,
+        "completeness": float(matched.mean()) if n_in else float("nan"),
+    }
     return out

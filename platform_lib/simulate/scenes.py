@@ -12,7 +12,7 @@ so colours are physical rather than random.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def validate_catalog(table, elements: Sequence[str]) -> None:
 
 
 # --------------------------------------------------------------------------- SEDs and colours
-@lru_cache(maxsize=None)
+@cache
 def _sed(name: str):
     import galsim
 
@@ -122,8 +122,13 @@ def _table(columns: Mapping[str, np.ndarray]):
 
     # romanisim multiplies ra/dec by u.deg itself: the columns must stay unitless.
     t = Table(dict(columns))
-    t.meta["units"] = {"ra": "deg", "dec": "deg", "half_light_radius": "arcsec", "pa": "deg",
-                       "fluxes": "maggies (AB flux / 3631 Jy)"}
+    t.meta["units"] = {
+        "ra": "deg",
+        "dec": "deg",
+        "half_light_radius": "arcsec",
+        "pa": "deg",
+        "fluxes": "maggies (AB flux / 3631 Jy)",
+    }
     return t
 
 
@@ -161,14 +166,16 @@ def sources(
     z = per(redshift)
     cols = {
         "source_id": np.arange(first_id, first_id + n, dtype=np.int64),
-        "ra": ra, "dec": dec,
+        "ra": ra,
+        "dec": dec,
         "type": per(kind, dtype="U3"),
         "n": per(sersic_n).astype(np.float32),
         "half_light_radius": per(half_light_radius).astype(np.float32),
         "pa": per(pa).astype(np.float32),
         "ba": per(ba).astype(np.float32),
         f"mag_{ref_element}": mag.astype(np.float32),
-        "sed": seds.astype(str), "redshift": z.astype(np.float32),
+        "sed": seds.astype(str),
+        "redshift": z.astype(np.float32),
     }
     cols.update(_flux_columns(mag, list(seds), z, ref_element, elements))
     table = _table(cols)
@@ -176,7 +183,9 @@ def sources(
     return table
 
 
-def _positions(center: tuple[float, float], radius: float, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+def _positions(
+    center: tuple[float, float], radius: float, n: int, rng
+) -> tuple[np.ndarray, np.ndarray]:
     """Uniform positions in a spherical cap (radius in degrees)."""
     ra0, dec0 = np.radians(center)
     cos_r = np.cos(np.radians(radius))
@@ -232,8 +241,14 @@ def star_field(
     # a coarse temperature grid keeps the number of distinct SEDs (and colour integrals) small
     temps = np.round(rng.uniform(*temperatures, count), -2)
     return sources(
-        ra, dec, mag, ref_element=ref_element, elements=elements, kind="PSF",
-        sed=[f"bb{t:.0f}" for t in temps], first_id=first_id,
+        ra,
+        dec,
+        mag,
+        ref_element=ref_element,
+        elements=elements,
+        kind="PSF",
+        sed=[f"bb{t:.0f}" for t in temps],
+        first_id=first_id,
     )
 
 
@@ -278,9 +293,19 @@ def galaxy_field(
     seds = np.where(disk, rng.choice(GALAXY_TEMPLATES[1:], count), GALAXY_TEMPLATES[0])
     z = np.round(rng.uniform(*redshift_range, count), 1)
     return sources(
-        ra, dec, mag, ref_element=ref_element, elements=elements, kind="SER",
-        sersic_n=sersic, half_light_radius=hlr, pa=rng.uniform(0, 180, count), ba=ba,
-        sed=list(seds), redshift=z, first_id=first_id,
+        ra,
+        dec,
+        mag,
+        ref_element=ref_element,
+        elements=elements,
+        kind="SER",
+        sersic_n=sersic,
+        half_light_radius=hlr,
+        pa=rng.uniform(0, 180, count),
+        ba=ba,
+        sed=list(seds),
+        redshift=z,
+        first_id=first_id,
     )
 
 

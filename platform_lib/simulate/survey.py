@@ -87,11 +87,19 @@ def plan_survey(
                 # exposures inside an epoch are ~3 minutes apart
                 t = t_epoch + TimeDelta((k * len(offsets) + d) * 180.0, format="sec")
                 ra = ra0 + dra / 3600.0 / np.cos(np.radians(dec0))
-                out.append(Pointing(
-                    ra=ra, dec=dec0 + ddec / 3600.0, optical_element=element,
-                    start_time=t.isot, pa=pa, ma_table=ma_table, epoch=epoch, dither=d,
-                    name=f"e{epoch:03d}_{element.lower()}_d{d:02d}",
-                ))
+                out.append(
+                    Pointing(
+                        ra=ra,
+                        dec=dec0 + ddec / 3600.0,
+                        optical_element=element,
+                        start_time=t.isot,
+                        pa=pa,
+                        ma_table=ma_table,
+                        epoch=epoch,
+                        dither=d,
+                        name=f"e{epoch:03d}_{element.lower()}_d{d:02d}",
+                    )
+                )
     return out
 
 
@@ -128,39 +136,67 @@ def run_job(job: SurveyJob, catalog, persistence_state=None) -> dict:
     scene = catalog_at(catalog, p.mjd + exptime / 2 / 86400.0)
     effects = job.effects
     if persistence_state is not None:
-        effects = replace(effects, persistence=romanisim.persistence.Persistence.from_dict(
-            persistence_state))
+        effects = replace(
+            effects, persistence=romanisim.persistence.Persistence.from_dict(persistence_state)
+        )
     spec = ExposureSpec(
-        optical_element=p.optical_element, detector=job.detector, ra=p.ra, dec=p.dec, pa=p.pa,
-        start_time=p.start_time, ma_table=p.ma_table, level=job.level,
-        footprint=job.footprint, seed=job.seed, name=p.name,
+        optical_element=p.optical_element,
+        detector=job.detector,
+        ra=p.ra,
+        dec=p.dec,
+        pa=p.pa,
+        start_time=p.start_time,
+        ma_table=p.ma_table,
+        level=job.level,
+        footprint=job.footprint,
+        seed=job.seed,
+        name=p.name,
     )
-    sim = simulate_exposure(scene, spec, effects, reference_data=job.reference_data,
-                            apportioner=job.apportioner)
+    sim = simulate_exposure(
+        scene, spec, effects, reference_data=job.reference_data, apportioner=job.apportioner
+    )
     for col in ("flux_factor", "var_kind"):
         if col in scene.colnames:
             sim.truth[col] = scene[col]
     sim.truth.meta["mjd_mid"] = scene.meta["mjd"]
     paths = write_product(sim, job.out_url, f"{p.name}/{spec.filename}")
     row = {
-        "name": p.name, "epoch": p.epoch, "dither": p.dither,
-        "optical_element": p.optical_element, "detector": job.detector,
-        "ra": p.ra, "dec": p.dec, "mjd_start": p.mjd, "level": job.level,
-        "n_sources": int(np.sum(sim.truth["in_footprint"])), **paths,
+        "name": p.name,
+        "epoch": p.epoch,
+        "dither": p.dither,
+        "optical_element": p.optical_element,
+        "detector": job.detector,
+        "ra": p.ra,
+        "dec": p.dec,
+        "mjd_start": p.mjd,
+        "level": job.level,
+        "n_sources": int(np.sum(sim.truth["in_footprint"])),
+        **paths,
     }
     persistence = sim.info.get("persistence")
     row["_persistence"] = persistence.to_dict() if persistence is not None else None
     return row
 
 
-def _jobs(pointings, detectors, level, footprint, effects, out_url, seed, reference_data,
-          apportioner) -> list[SurveyJob]:
+def _jobs(
+    pointings, detectors, level, footprint, effects, out_url, seed, reference_data, apportioner
+) -> list[SurveyJob]:
     jobs = []
     for i, p in enumerate(pointings):
         for det in detectors:
-            jobs.append(SurveyJob(p, det, level, footprint, effects, str(out_url),
-                                  seed=seed + 1000 * i + int(det[3:]),
-                                  reference_data=reference_data, apportioner=apportioner))
+            jobs.append(
+                SurveyJob(
+                    p,
+                    det,
+                    level,
+                    footprint,
+                    effects,
+                    str(out_url),
+                    seed=seed + 1000 * i + int(det[3:]),
+                    reference_data=reference_data,
+                    apportioner=apportioner,
+                )
+            )
     return jobs
 
 
@@ -198,8 +234,9 @@ def run_survey(
         check_element(p.optical_element)
         read_pattern(p.ma_table)
         validate_catalog(catalog, [p.optical_element])
-    jobs = _jobs(pointings, detectors, level, footprint, effects, out_url, seed,
-                 reference_data, apportioner)
+    jobs = _jobs(
+        pointings, detectors, level, footprint, effects, out_url, seed, reference_data, apportioner
+    )
     # the first exposure's spec check catches a bad level / footprint before anything runs
     ExposureSpec(level=level, footprint=footprint).check()
     chained = effects.persistence not in (False, None)
@@ -218,8 +255,12 @@ def run_survey(
     for r in rows:
         r.pop("_persistence", None)
     manifest = Table(rows=rows)
-    manifest.meta["survey"] = {"n_pointings": len(pointings), "detectors": detectors,
-                               "footprint": asdict(footprint), "level": level}
+    manifest.meta["survey"] = {
+        "n_pointings": len(pointings),
+        "detectors": detectors,
+        "footprint": asdict(footprint),
+        "level": level,
+    }
     from .output import get_store
 
     store = get_store(out_url)

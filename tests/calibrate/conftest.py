@@ -62,24 +62,47 @@ def field(tmp_path_factory: pytest.TempPathFactory, refset_dir: Path) -> Field:
 
     # a wide magnitude range (saturated cores to faint), plus moderate stars for photometry
     cosd = np.cos(np.radians(DEC0))
-    stars = vstack([star_table(RA0, DEC0, 0.012, 150, (14.5, 23.0), FILTER, seed=11),
-                    # moderate stars where all three dithers overlap, for photometry
-                    star_table(RA0 + 1.0 / 3600 / cosd, DEC0 + 4.0 / 3600, 0.0022, 15,
-                               (17.5, 20.0), FILTER, seed=12)])
+    stars = vstack(
+        [
+            star_table(RA0, DEC0, 0.012, 150, (14.5, 23.0), FILTER, seed=11),
+            # moderate stars where all three dithers overlap, for photometry
+            star_table(
+                RA0 + 1.0 / 3600 / cosd,
+                DEC0 + 4.0 / 3600,
+                0.0022,
+                15,
+                (17.5, 20.0),
+                FILTER,
+                seed=12,
+            ),
+        ]
+    )
     rng = np.random.default_rng(2)
     sig = GAIA_SIGMA_MAS / 3.6e6
-    refcat = Table({"ra": stars["ra"] + rng.normal(0, sig, len(stars)) / cosd,
-                    "dec": stars["dec"] + rng.normal(0, sig, len(stars))})
+    refcat = Table(
+        {
+            "ra": stars["ra"] + rng.normal(0, sig, len(stars)) / cosd,
+            "dec": stars["dec"] + rng.normal(0, sig, len(stars)),
+        }
+    )
     refcat_path = base / "gaia_like.ecsv"
     refcat.write(refcat_path)
 
     sims = []
     for i, (dx, dy) in enumerate(DITHERS):
-        sims.append(simulate_l1(
-            refs, base / "L1" / f"r0001_{i:02d}_wfi01_uncal.asdf",
-            ra=RA0 + dx / 3600 / cosd, dec=DEC0 + dy / 3600, stars=stars,
-            optical_element=FILTER, cosmic_rays={}, seed=100 + i,
-            pointing_error_arcsec=POINTING_ERROR))
+        sims.append(
+            simulate_l1(
+                refs,
+                base / "L1" / f"r0001_{i:02d}_wfi01_uncal.asdf",
+                ra=RA0 + dx / 3600 / cosd,
+                dec=DEC0 + dy / 3600,
+                stars=stars,
+                optical_element=FILTER,
+                cosmic_rays={},
+                seed=100 + i,
+                pointing_error_arcsec=POINTING_ERROR,
+            )
+        )
     # a damaged file in the batch: it must fail alone
     bad = base / "L1" / "r0001_99_wfi01_uncal.asdf"
     data = sims[0].l1_path.read_bytes()
@@ -93,17 +116,28 @@ def field(tmp_path_factory: pytest.TempPathFactory, refset_dir: Path) -> Field:
     saved = os.environ.pop("ROMAN_DATA_URL", None)
     try:
         with get_client(2, memory_limit="3GiB") as client:
-            batch = calibrate_many(inputs, out, refs=refset_dir, config=config,
-                                   abs_refcat=refcat_path, client=client)
-            rerun = calibrate_many(inputs, out, refs=refset_dir, config=config,
-                                   abs_refcat=refcat_path, client=client)
+            batch = calibrate_many(
+                inputs, out, refs=refset_dir, config=config, abs_refcat=refcat_path, client=client
+            )
+            rerun = calibrate_many(
+                inputs, out, refs=refset_dir, config=config, abs_refcat=refcat_path, client=client
+            )
     finally:
         if saved is not None:
             os.environ["ROMAN_DATA_URL"] = saved
     done = sorted(r.output for r in batch.results if r.status == "done")
     mosaic = build_mosaic(done, base / "L3" / "r0001_f158_coadd.asdf", refs=refset_dir)
-    return Field(refs=refset_dir, stars=stars, refcat=refcat_path, sims=sims, out=out,
-                 batch=batch, rerun=rerun, mosaic=mosaic, bad_l1=bad)
+    return Field(
+        refs=refset_dir,
+        stars=stars,
+        refcat=refcat_path,
+        sims=sims,
+        out=out,
+        batch=batch,
+        rerun=rerun,
+        mosaic=mosaic,
+        bad_l1=bad,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,9 @@ def test_empty_file_is_one_clear_line(tmp_path, capsys, refset_dir):
 
     empty = tmp_path / "empty_uncal.asdf"
     empty.write_bytes(b"")
-    code = main(["calibrate", "l2", str(empty), "--out", str(tmp_path / "out"),
-                 "--refs", str(refset_dir)])
+    code = main(
+        ["calibrate", "l2", str(empty), "--out", str(tmp_path / "out"), "--refs", str(refset_dir)]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2, err
     assert len(err) == 1 and "empty file" in err[0] and "TypeError" not in err[0], err
@@ -29,8 +30,10 @@ def test_alias_bomb_is_refused(tmp_path):
 
     bomb = tmp_path / "bomb_uncal.asdf"
     levels = "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9))
-    bomb.write_text("#ASDF 1.0.0\n%YAML 1.1\n---\na0: &a0 [x, x, x, x, x, x, x, x, x]\n"
-                    f"{levels}roman: *a8\n...\n")
+    bomb.write_text(
+        "#ASDF 1.0.0\n%YAML 1.1\n---\na0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+        f"{levels}roman: *a8\n...\n"
+    )
     with pytest.raises(InputError, match="bomb_uncal.asdf: .*alias"):
         check_l1(bomb, None)
 

@@ -119,9 +119,15 @@ def test_replacement_step_is_swapped_in_and_skips_recorded():
     from platform_lib.calibrate.config import build_pipeline_class, parse_config
 
     class_path = "romancal.saturation:SaturationStep"
-    cfg = parse_config({"steps": {"flatfield": {"replace": class_path},
-                                  "source_catalog": {"skip": True},
-                                  "rampfit": {"algorithm": "likely"}}})
+    cfg = parse_config(
+        {
+            "steps": {
+                "flatfield": {"replace": class_path},
+                "source_catalog": {"skip": True},
+                "rampfit": {"algorithm": "likely"},
+            }
+        }
+    )
     cls = build_pipeline_class(cfg)
     assert issubclass(cls, ExposurePipeline) and cls is not ExposurePipeline
     assert cls.step_defs["flatfield"].__name__ == "SaturationStep"
@@ -135,9 +141,18 @@ def test_stpipe_asdf_parameter_file_is_read(tmp_path):
     from platform_lib.calibrate import ConfigError, parse_config
 
     p = tmp_path / "pars.asdf"
-    asdf.AsdfFile({"class": "romancal.pipeline.exposure_pipeline.ExposurePipeline",
-                   "steps": [{"class": "romancal.ramp_fitting.ramp_fit_step.RampFitStep",
-                              "name": "rampfit", "parameters": {"algorithm": "likely"}}]}).write_to(p)
+    asdf.AsdfFile(
+        {
+            "class": "romancal.pipeline.exposure_pipeline.ExposurePipeline",
+            "steps": [
+                {
+                    "class": "romancal.ramp_fitting.ramp_fit_step.RampFitStep",
+                    "name": "rampfit",
+                    "parameters": {"algorithm": "likely"},
+                }
+            ],
+        }
+    ).write_to(p)
     assert parse_config(p).params == {"rampfit": {"algorithm": "likely"}}
     p2 = tmp_path / "typo.asdf"
     asdf.AsdfFile({"steps": [{"name": "rampfitt", "parameters": {}}]}).write_to(p2)
@@ -150,7 +165,9 @@ def test_no_crds_and_no_reference_set_fails_at_once(tmp_path, small_l1, monkeypa
 
     monkeypatch.delenv("CRDS_SERVER_URL", raising=False)
     monkeypatch.delenv("CRDS_PATH", raising=False)
-    with pytest.raises(NoReferenceSource, match="no reference-file set was given .*CRDS_SERVER_URL"):
+    with pytest.raises(
+        NoReferenceSource, match="no reference-file set was given .*CRDS_SERVER_URL"
+    ):
         calibrate_exposure(small_l1, tmp_path / "out")
     assert _empty(tmp_path / "out")
     from platform_lib.calibrate.references import resolve
@@ -168,8 +185,19 @@ def test_cli_reports_bad_config_and_template_round_trips(tmp_path, refset_dir, s
 
     cfg = tmp_path / "steps.yaml"
     cfg.write_text("steps:\n  nosuchstep: {}\n")
-    rc = main(["calibrate", "l2", str(small_l1), "--out", str(tmp_path / "out"),
-               "--refs", str(refset_dir), "--config", str(cfg)])
+    rc = main(
+        [
+            "calibrate",
+            "l2",
+            str(small_l1),
+            "--out",
+            str(tmp_path / "out"),
+            "--refs",
+            str(refset_dir),
+            "--config",
+            str(cfg),
+        ]
+    )
     assert rc == 2
     assert "unknown step 'nosuchstep'" in capsys.readouterr().err
     assert main(["calibrate", "config"]) == 0

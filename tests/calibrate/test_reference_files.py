@@ -14,7 +14,10 @@ def test_set_holds_every_reference_the_pipeline_and_simulator_ask_for(refset_dir
     from romanisim.models.ipc import ipc_kernel
 
     from platform_lib.calibrate.reference_files import (
-        PIPELINE_REFTYPES, open_reference_set, reference_data_mapping)
+        PIPELINE_REFTYPES,
+        open_reference_set,
+        reference_data_mapping,
+    )
 
     rs = open_reference_set(refset_dir, verify=True)
     assert rs.subarray and rs.shape == (264, 264)
@@ -24,10 +27,16 @@ def test_set_holds_every_reference_the_pipeline_and_simulator_ask_for(refset_dir
             continue
         path = rs.reference_file(reftype, "F158")
         with rdm.open(path) as m:  # readable by roman_datamodels, schema-valid
-            assert m.meta.reftype.lower() == {"photom": "photom"}.get(reftype, reftype).lower() \
+            assert (
+                m.meta.reftype.lower() == {"photom": "photom"}.get(reftype, reftype).lower()
                 or reftype == "photom"
-    with rdm.open(rs.path("gain")) as g, rdm.open(rs.path("readnoise")) as r, \
-            rdm.open(rs.path("saturation")) as s, rdm.open(rs.path("dark")) as d:
+            )
+    with (
+        rdm.open(rs.path("gain")) as g,
+        rdm.open(rs.path("readnoise")) as r,
+        rdm.open(rs.path("saturation")) as s,
+        rdm.open(rs.path("dark")) as d,
+    ):
         assert np.all(np.asarray(g.data) == rp.reference_data["gain"])
         assert np.all(np.asarray(r.data) == rp.reference_data["readnoise"])
         assert np.all(np.asarray(s.data) == rp.reference_data["saturation"])
@@ -39,8 +48,17 @@ def test_set_holds_every_reference_the_pipeline_and_simulator_ask_for(refset_dir
         assert np.asarray(f.data).shape == (256, 256)
         assert 0.005 < np.std(f.data) < 0.02
     mapping = reference_data_mapping(refset_dir)
-    assert set(mapping) >= {"dark", "gain", "readnoise", "saturation", "linearity",
-                            "inverselinearity", "distortion", "flat", "ipc"}
+    assert set(mapping) >= {
+        "dark",
+        "gain",
+        "readnoise",
+        "saturation",
+        "linearity",
+        "inverselinearity",
+        "distortion",
+        "flat",
+        "ipc",
+    }
     assert all(Path(p).exists() for p in mapping.values() if p)
 
 
@@ -94,11 +112,17 @@ def test_set_and_products_in_s3_and_the_index(s3_store, refset_dir, field, tmp_p
     fs = fsspec.filesystem("s3", **s3_store.storage_options())
     l1_url = "s3://roman/calibrate/L1/" + field.sims[1].l1_path.name
     fs.put_file(str(field.sims[1].l1_path), l1_url)
-    with Client(processes=False, n_workers=1, threads_per_worker=1,
-                dashboard_address=None) as client:
-        report = calibrate_many([l1_url], "s3://roman/calibrate/L2", refs=refs_url,
-                                config={"steps": {"tweakreg": {"abs_minobj": 5}}},
-                                abs_refcat=field.refcat, client=client)
+    with Client(
+        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+    ) as client:
+        report = calibrate_many(
+            [l1_url],
+            "s3://roman/calibrate/L2",
+            refs=refs_url,
+            config={"steps": {"tweakreg": {"abs_minobj": 5}}},
+            abs_refcat=field.refcat,
+            client=client,
+        )
     assert [r.status for r in report.results] == ["done"], report.summary()
     out = report.results[0].output
     assert fs.exists(out) and not [p for p in fs.find("roman/calibrate/L2") if ".part" in p]

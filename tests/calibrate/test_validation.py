@@ -50,9 +50,11 @@ def test_l2_error_model_is_honest(field, l2_models):
         faint = good & (sim.truth_rate < 5.0)
         bright = good & (sim.truth_rate > 50.0)
         zm, zs = float(np.mean(z[faint])), float(np.std(z[faint]))
-        print(f"\n{sim.l1_path.name}: faint pixels n={faint.sum()} z mean={zm:+.3f} std={zs:.3f}; "
-              f"bright n={bright.sum()} median ratio L2/truth="
-              f"{np.median(np.asarray(model.data)[bright] / sim.truth_rate[bright]):.4f}")
+        print(
+            f"\n{sim.l1_path.name}: faint pixels n={faint.sum()} z mean={zm:+.3f} std={zs:.3f}; "
+            f"bright n={bright.sum()} median ratio L2/truth="
+            f"{np.median(np.asarray(model.data)[bright] / sim.truth_rate[bright]):.4f}"
+        )
         assert faint.sum() > 0.9 * sim.truth_rate.size
         assert abs(zm) < 0.1
         assert 0.9 < zs < 1.1
@@ -74,8 +76,10 @@ def test_jump_detection_against_injected_cosmic_rays(field, l2_models):
         assert hit.sum() > 30, "too few cosmic rays to measure recall"
         recalls.append((jump & hit).sum() / hit.sum())
         fprs.append((jump & clean).sum() / clean.sum())
-        print(f"\n{sim.l1_path.name}: CR pixels={hit.sum()} recall={recalls[-1]:.3f} "
-              f"false-positive rate={fprs[-1]:.2e}")
+        print(
+            f"\n{sim.l1_path.name}: CR pixels={hit.sum()} recall={recalls[-1]:.3f} "
+            f"false-positive rate={fprs[-1]:.2e}"
+        )
     assert min(recalls) >= 0.8
     assert max(fprs) <= 2e-3
 
@@ -104,7 +108,6 @@ def test_tweakreg_aligns_to_the_gaia_like_catalog(field, l2_models):
     import astropy.units as u
     from astropy.coordinates import SkyCoord
 
-
     for model, sim in zip(l2_models, field.sims):
         assert model.meta.cal_step.tweakreg == "COMPLETE"
         st = sim.stars
@@ -112,12 +115,15 @@ def test_tweakreg_aligns_to_the_gaia_like_catalog(field, l2_models):
         bright = inside & (st["flux"] > 10 ** (-0.4 * 21.0))
         ra, dec = model.meta.wcs(np.asarray(st["x"][bright]), np.asarray(st["y"][bright]))
         dra, ddec = SkyCoord(ra, dec, unit="deg").spherical_offsets_to(
-            SkyCoord(st["ra"][bright], st["dec"][bright], unit="deg"))
+            SkyCoord(st["ra"][bright], st["dec"][bright], unit="deg")
+        )
         rms = float(np.sqrt(np.mean(dra.to_value(u.mas) ** 2 + ddec.to_value(u.mas) ** 2)))
         prov = model.meta.platform_provenance["alignment"]
-        print(f"\n{sim.l1_path.name}: WCS error at {bright.sum()} bright stars = {rms:.3f} mas rms "
-              f"(commanded error 390 mas); catalog residuals {prov['rms_mas']:.2f} mas rms "
-              f"over {prov['n_matched']} stars")
+        print(
+            f"\n{sim.l1_path.name}: WCS error at {bright.sum()} bright stars = {rms:.3f} mas rms "
+            f"(commanded error 390 mas); catalog residuals {prov['rms_mas']:.2f} mas rms "
+            f"over {prov['n_matched']} stars"
+        )
         assert bright.sum() >= 10
         assert rms < 1.3
         assert prov["n_matched"] >= 5 and np.isfinite(prov["rms_mas"])
@@ -166,9 +172,11 @@ def test_photometric_stability_across_exposures(field):
     seen = usable.sum(axis=0) >= 2  # in at least two exposures
     rel = np.nanstd(f[:, seen], axis=0, ddof=1) / np.nanmean(f[:, seen], axis=0)
     expected = np.nanmean(e[:, seen] / f[:, seen], axis=0)
-    print(f"\n{seen.sum()} stars in >= 2 exposures with S/N>50: median rms = "
-          f"{100 * np.median(rel):.3f}% (goal 0.1%), median expected from errors = "
-          f"{100 * np.median(expected):.3f}%; best star {100 * np.min(rel):.3f}%")
+    print(
+        f"\n{seen.sum()} stars in >= 2 exposures with S/N>50: median rms = "
+        f"{100 * np.median(rel):.3f}% (goal 0.1%), median expected from errors = "
+        f"{100 * np.median(expected):.3f}%; best star {100 * np.min(rel):.3f}%"
+    )
     assert seen.sum() >= 5
     ratio = np.median(rel) / np.median(expected)
     assert 0.4 < ratio < 2.0
@@ -197,8 +205,10 @@ def test_mosaic_footprint_seams_and_fluxes(field, l2_models):
     # every pixel well inside an input has data; nothing well outside all inputs does
     inside = ndimage.binary_erosion(cover > 0, iterations=2)
     outside = ~ndimage.binary_dilation(cover > 0, iterations=2)
-    print(f"\nmosaic {nx}x{ny}: data on {finite[inside].mean():.4f} of covered pixels, "
-          f"{finite[outside].sum()} outside")
+    print(
+        f"\nmosaic {nx}x{ny}: data on {finite[inside].mean():.4f} of covered pixels, "
+        f"{finite[outside].sum()} outside"
+    )
     assert finite[inside].mean() > 0.99
     assert not finite[outside].any()
     # seams: sky level per coverage depth, sources masked
@@ -229,8 +239,10 @@ def test_mosaic_footprint_seams_and_fluxes(field, l2_models):
     unsat = np.asarray(field.stars["F158"]) < 10 ** (-0.4 * 17.0)
     use = np.isfinite(mf) & np.isfinite(l2mean) & unsat & (l2mean > np.nanpercentile(l2mean, 50))
     ratio = mf[use] / l2mean[use]
-    print(f"mosaic/L2 flux ratio over {use.sum()} stars: median {np.median(ratio):.4f}, "
-          f"scatter {np.std(ratio):.4f}")
+    print(
+        f"mosaic/L2 flux ratio over {use.sum()} stars: median {np.median(ratio):.4f}, "
+        f"scatter {np.std(ratio):.4f}"
+    )
     assert use.sum() >= 5
     assert abs(np.median(ratio) - 1) < 0.03
 
@@ -242,8 +254,18 @@ def test_products_record_how_they_were_made(field, l2_models):
     assert prov["step_parameters"]["tweakreg"]["abs_minobj"] == 5
     assert set(prov["skipped_steps"]) == {"refpix", "dark_decay"}
     refs = prov["reference_files"]
-    for reftype in ("mask", "saturation", "linearity", "dark", "readnoise", "gain", "flat",
-                    "photom", "distortion", "apcorr"):
+    for reftype in (
+        "mask",
+        "saturation",
+        "linearity",
+        "dark",
+        "readnoise",
+        "gain",
+        "flat",
+        "photom",
+        "distortion",
+        "apcorr",
+    ):
         assert refs[reftype].startswith("roman_wfi_wfi01_"), reftype
     mos = field.mosaic.provenance
     assert len(mos["inputs"]) == len(field.sims)

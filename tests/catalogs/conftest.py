@@ -32,7 +32,10 @@ def make_wcs(offset_arcsec: tuple[float, float] = (0.0, 0.0)) -> WCS:
     w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     w.wcs.crpix = [SIZE / 2 + 0.5, SIZE / 2 + 0.5]
     w.wcs.cdelt = [-PIXEL_SCALE / 3600, PIXEL_SCALE / 3600]
-    w.wcs.crval = [RA0 + offset_arcsec[0] / 3600 / np.cos(np.radians(DEC0)), DEC0 + offset_arcsec[1] / 3600]
+    w.wcs.crval = [
+        RA0 + offset_arcsec[0] / 3600 / np.cos(np.radians(DEC0)),
+        DEC0 + offset_arcsec[1] / 3600,
+    ]
     return w
 
 
@@ -58,7 +61,9 @@ def _psf_image(band: str, bandpasses: dict, size: int = 63) -> tuple[object, np.
     return psf, arr / arr.sum()
 
 
-def simulate_field(seed: int = 42, n_stars: int = 30, n_gal: int = 50, bands: tuple[str, ...] = BANDS) -> Field:
+def simulate_field(
+    seed: int = 42, n_stars: int = 30, n_gal: int = 50, bands: tuple[str, ...] = BANDS
+) -> Field:
     import galsim
     import galsim.roman
 
@@ -73,11 +78,22 @@ def simulate_field(seed: int = 42, n_stars: int = 30, n_gal: int = 50, bands: tu
     z = np.where(is_star, 0.0, rng.uniform(0.2, 2.5, n))
     tmpl_names = ["CWW_E_ext.sed", "CWW_Sbc_ext.sed", "CWW_Scd_ext.sed", "CWW_Im_ext.sed"]
     tmpl = rng.integers(0, 4, n)
-    hlr = np.where(is_star, 0.0, np.clip(0.45 * 10 ** (-0.15 * (mag_h - 21.0)) * rng.lognormal(0, 0.25, n), 0.18, 0.9))
+    hlr = np.where(
+        is_star,
+        0.0,
+        np.clip(0.45 * 10 ** (-0.15 * (mag_h - 21.0)) * rng.lognormal(0, 0.25, n), 0.18, 0.9),
+    )
     sersic = np.where(rng.random(n) < 0.5, 1.0, 2.5)
     q = rng.uniform(0.5, 1.0, n)
     beta = rng.uniform(0, 180, n)
-    seds = {name: galsim.SED(os.path.join(galsim.meta_data.share_dir, "SEDs", name), wave_type="Ang", flux_type="flambda") for name in tmpl_names}
+    seds = {
+        name: galsim.SED(
+            os.path.join(galsim.meta_data.share_dir, "SEDs", name),
+            wave_type="Ang",
+            flux_type="flambda",
+        )
+        for name in tmpl_names
+    }
     flat = galsim.SED("1", wave_type="nm", flux_type="fnu")
     mags = {b: np.zeros(n) for b in bands}
     for i in range(n):
@@ -103,8 +119,13 @@ def simulate_field(seed: int = 42, n_stars: int = 30, n_gal: int = 50, bands: tu
                 prof = prof.shear(q=float(q[i]), beta=float(beta[i]) * galsim.degrees)
             conv = galsim.Convolve(prof, psf_obj)
             # galsim's image origin is 1-based: (x+1, y+1) is 0-based pixel (x, y).
-            stamp = conv.drawImage(nx=64, ny=64, scale=PIXEL_SCALE,
-                                   center=galsim.PositionD(x[i] + 1, y[i] + 1), method="auto")
+            stamp = conv.drawImage(
+                nx=64,
+                ny=64,
+                scale=PIXEL_SCALE,
+                center=galsim.PositionD(x[i] + 1, y[i] + 1),
+                method="auto",
+            )
             bounds = stamp.bounds & image.bounds
             if bounds.isDefined():
                 image[bounds] += stamp[bounds]
@@ -113,12 +134,27 @@ def simulate_field(seed: int = 42, n_stars: int = 30, n_gal: int = 50, bands: tu
         var = SKY_NOISE_UJY**2 + shot_var
         images[b] = clean + rng.normal(0, 1, clean.shape) * np.sqrt(var)
         errors[b] = np.sqrt(var)
-    truth = Table({"x": x, "y": y, "ra": ra, "dec": dec, "is_star": is_star, "z": z, "hlr": hlr,
-                   "template": [tmpl_names[t] if not s else "star" for t, s in zip(tmpl, is_star)]})
+    truth = Table(
+        {
+            "x": x,
+            "y": y,
+            "ra": ra,
+            "dec": dec,
+            "is_star": is_star,
+            "z": z,
+            "hlr": hlr,
+            "template": [tmpl_names[t] if not s else "star" for t, s in zip(tmpl, is_star)],
+        }
+    )
     for b in bands:
         truth[f"{b}_mag"] = mags[b]
-    ref = Table({"ra": ra[is_star] + rng.normal(0, 0.2e-3 / 3600, is_star.sum()) / np.cos(np.radians(DEC0)),
-                 "dec": dec[is_star] + rng.normal(0, 0.2e-3 / 3600, is_star.sum())})
+    ref = Table(
+        {
+            "ra": ra[is_star]
+            + rng.normal(0, 0.2e-3 / 3600, is_star.sum()) / np.cos(np.radians(DEC0)),
+            "dec": dec[is_star] + rng.normal(0, 0.2e-3 / 3600, is_star.sum()),
+        }
+    )
     return Field(images, errors, psfs, wcs, true_wcs, truth, ref)
 
 
@@ -138,8 +174,14 @@ class Epochs:
     transient: tuple[float, float, float]  # x, y, flux (uJy) of the new source in the last epoch
 
 
-def simulate_epochs(seed: int = 7, n_epochs: int = 6, band: str = "H158", size: int = 192,
-                    n_stars: int = 25, n_variable: int = 5) -> Epochs:
+def simulate_epochs(
+    seed: int = 7,
+    n_epochs: int = 6,
+    band: str = "H158",
+    size: int = 192,
+    n_stars: int = 25,
+    n_variable: int = 5,
+) -> Epochs:
     """One band, several epochs of one field: constant stars, sinusoidal variables (0.3 mag
     amplitude, random phase) and one transient that appears only in the last epoch."""
     import galsim
@@ -170,7 +212,12 @@ def simulate_epochs(seed: int = 7, n_epochs: int = 6, band: str = "H158", size: 
         image = galsim.ImageD(size, size, scale=PIXEL_SCALE)
         for xi, yi, fi in points:
             stamp = galsim.Convolve(galsim.DeltaFunction(flux=fi), psf_obj).drawImage(
-                nx=48, ny=48, scale=PIXEL_SCALE, center=galsim.PositionD(xi + 1, yi + 1), method="auto")
+                nx=48,
+                ny=48,
+                scale=PIXEL_SCALE,
+                center=galsim.PositionD(xi + 1, yi + 1),
+                method="auto",
+            )
             b = stamp.bounds & image.bounds
             if b.isDefined():
                 image[b] += stamp[b]
@@ -189,8 +236,17 @@ def simulate_epochs(seed: int = 7, n_epochs: int = 6, band: str = "H158", size: 
         images.append(clean + rng.normal(0, 1, clean.shape) * np.sqrt(var))
         errors.append(np.sqrt(var))
     ra, dec = w.pixel_to_world_values(x, y)
-    sources = Table({"source_id": np.arange(n_stars), "x": x, "y": y, "ra": ra, "dec": dec,
-                     "flux": flux, "variable": variable})
+    sources = Table(
+        {
+            "source_id": np.arange(n_stars),
+            "x": x,
+            "y": y,
+            "ra": ra,
+            "dec": dec,
+            "flux": flux,
+            "variable": variable,
+        }
+    )
     return Epochs(images, errors, mjds, psf_arr, w, sources, (float(tx), float(ty), float(t_flux)))
 
 
@@ -218,8 +274,12 @@ def sample_store(tmp_path_factory: pytest.TempPathFactory) -> SampleStore:
     from platform_lib.data.sample import SampleSpec, make_sample
 
     root = tmp_path_factory.mktemp("catalog-sample")
-    spec = SampleSpec(detectors=("WFI01",), optical_elements=SAMPLE_BANDS, epochs=2, size=128, nstars=150)
-    made = make_sample(str(root), spec, progress=False)  # indexed: the PSF library is found through it
+    spec = SampleSpec(
+        detectors=("WFI01",), optical_elements=SAMPLE_BANDS, epochs=2, size=128, nstars=150
+    )
+    made = make_sample(
+        str(root), spec, progress=False
+    )  # indexed: the PSF library is found through it
     products = {}
     for rel in made["products"]:
         if "/L2/" not in rel:
@@ -238,6 +298,14 @@ def dask_client():
     paying for a new cluster each time."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield client

@@ -14,11 +14,27 @@ def test_alias_bomb_product_is_one_line_without_a_dask_dump(tmp_path):
     levels = "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9))
     (tmp_path / "bomb_cal.asdf").write_text(
         "#ASDF 1.0.0\n%YAML 1.1\n---\na0: &a0 [x, x, x, x, x, x, x, x, x]\n"
-        f"{levels}roman: *a8\n...\n")
+        f"{levels}roman: *a8\n...\n"
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "platform_lib.cli", "catalog", "static", "--store", str(tmp_path),
-         "--name", "bomb", "--out", "L4", "bomb_cal.asdf"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "platform_lib.cli",
+            "catalog",
+            "static",
+            "--store",
+            str(tmp_path),
+            "--name",
+            "bomb",
+            "--out",
+            "L4",
+            "bomb_cal.asdf",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert proc.returncode == 1, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

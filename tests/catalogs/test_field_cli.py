@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
 import pytest
-import astropy.units as u
 
 from platform_lib.catalogs.outputs import read_catalog, read_segmentation
 from platform_lib.cli import main
@@ -31,7 +31,9 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def _copy_with(src: Path, dst: Path, *, conversion: float | None = None, data=None, mjd: float | None = None) -> None:
+def _copy_with(
+    src: Path, dst: Path, *, conversion: float | None = None, data=None, mjd: float | None = None
+) -> None:
     """A modified copy of an L2 product, saved as roman_datamodels writes it."""
     import roman_datamodels as rdm
     from astropy.time import Time
@@ -51,8 +53,19 @@ def _copy_with(src: Path, dst: Path, *, conversion: float | None = None, data=No
 @pytest.fixture(scope="module")
 def single(sample_store, dask_client):
     """Epoch-1 F158 single-band catalog made through the CLI (reused by several tests)."""
-    code = main(["catalog", "static", "--store", sample_store.root, "--name", "e1_f158",
-                 "--out", "L4", sample_store.products[(1, "F158")]])
+    code = main(
+        [
+            "catalog",
+            "static",
+            "--store",
+            sample_store.root,
+            "--name",
+            "e1_f158",
+            "--out",
+            "L4",
+            sample_store.products[(1, "F158")],
+        ]
+    )
     assert code == 0
     return read_catalog(os.path.join(sample_store.root, "L4", "e1_f158_cat.parquet"))
 
@@ -76,14 +89,28 @@ def test_static_single_product(sample_store, single) -> None:
 
 
 def test_multi_band_refuses_uncalibrated_products(sample_store, dask_client, capsys) -> None:
-    code, out, err = _run(capsys, "static", "--store", sample_store.root, "--name", "raw_mb", "--out", "L4-raw",
-                          sample_store.products[(1, "F158")], sample_store.products[(1, "F087")])
+    code, out, err = _run(
+        capsys,
+        "static",
+        "--store",
+        sample_store.root,
+        "--name",
+        "raw_mb",
+        "--out",
+        "L4-raw",
+        sample_store.products[(1, "F158")],
+        sample_store.products[(1, "F087")],
+    )
     assert code == 1
     assert "flux-calibrated" in err and "F158" in err
-    assert not (Path(sample_store.root) / "L4-raw").exists() or not any((Path(sample_store.root) / "L4-raw").iterdir())
+    assert not (Path(sample_store.root) / "L4-raw").exists() or not any(
+        (Path(sample_store.root) / "L4-raw").iterdir()
+    )
 
 
-def test_calibrated_products_single_and_multi_band(sample_store, single, dask_client, capsys) -> None:
+def test_calibrated_products_single_and_multi_band(
+    sample_store, single, dask_client, capsys
+) -> None:
     root = Path(sample_store.root)
     cal = {}
     for oe in ("F158", "F087"):
@@ -91,7 +118,9 @@ def test_calibrated_products_single_and_multi_band(sample_store, single, dask_cl
         rel = f"calibrated/{src.name}"
         _copy_with(src, root / rel, conversion=CONVERSION)
         cal[oe] = rel
-    code, out, err = _run(capsys, "static", "--store", sample_store.root, "--name", "cal_f158", cal["F158"])
+    code, out, err = _run(
+        capsys, "static", "--store", sample_store.root, "--name", "cal_f158", cal["F158"]
+    )
     assert code == 0, err
     t = read_catalog(str(root / "L4" / "cal_f158_cat.parquet"))
     # Same pixels, same detections; fluxes scaled by conversion x pixel area (sr) x 1e12 uJy/MJy.
@@ -105,10 +134,14 @@ def test_calibrated_products_single_and_multi_band(sample_store, single, dask_cl
     bright = t["kron_flux"].value > 0
     assert np.all(np.isfinite(t["kron_abmag"][bright]))
 
-    code, out, err = _run(capsys, "static", "--store", sample_store.root, "--name", "cal_mb",
-                          cal["F158"], cal["F087"])
+    code, out, err = _run(
+        capsys, "static", "--store", sample_store.root, "--name", "cal_mb", cal["F158"], cal["F087"]
+    )
     assert code == 0, err
-    assert out.split() == [str(root / "L4" / "cal_mb_cat.parquet"), str(root / "L4" / "cal_mb_segm.asdf")]
+    assert out.split() == [
+        str(root / "L4" / "cal_mb_cat.parquet"),
+        str(root / "L4" / "cal_mb_segm.asdf"),
+    ]
     mb = read_catalog(str(root / "L4" / "cal_mb_cat.parquet"))
     assert mb.meta["bands"] == ["F158", "F087"]
     for col in ("F158_flux", "F087_flux", "F158_matched_flux", "F087_psf_flux", "photoz"):
@@ -122,21 +155,47 @@ def test_calibrated_products_single_and_multi_band(sample_store, single, dask_cl
     clear = t[np.asarray(t["snr"]) > 10]
     assert len(clear) >= 5
     segm = read_segmentation(str(root / "L4" / "cal_mb_segm.asdf"))
-    xi, yi = np.round(np.asarray(clear["x"])).astype(int), np.round(np.asarray(clear["y"])).astype(int)
+    xi, yi = (
+        np.round(np.asarray(clear["x"])).astype(int),
+        np.round(np.asarray(clear["y"])).astype(int),
+    )
     assert np.all(segm[yi, xi] > 0)
-    _, sep, _ = SkyCoord(clear["ra"], clear["dec"]).match_to_catalog_sky(SkyCoord(mb["ra"], mb["dec"]))
+    _, sep, _ = SkyCoord(clear["ra"], clear["dec"]).match_to_catalog_sky(
+        SkyCoord(mb["ra"], mb["dec"])
+    )
     assert np.mean(sep.arcsec < 0.2) >= 0.8, sep.arcsec
 
 
-def test_missing_product_is_a_clear_error_and_writes_nothing(sample_store, dask_client, capsys) -> None:
+def test_missing_product_is_a_clear_error_and_writes_nothing(
+    sample_store, dask_client, capsys
+) -> None:
     out_dir = Path(sample_store.root) / "L4-missing"
-    code, out, err = _run(capsys, "static", "--store", sample_store.root, "--name", "nothing", "--out", "L4-missing",
-                          "sample/L2/no_such_product_cal.asdf")
+    code, out, err = _run(
+        capsys,
+        "static",
+        "--store",
+        sample_store.root,
+        "--name",
+        "nothing",
+        "--out",
+        "L4-missing",
+        "sample/L2/no_such_product_cal.asdf",
+    )
     assert code == 1
     assert "no_such_product_cal.asdf" in err
     assert not out_dir.exists() or not any(out_dir.iterdir())
-    code, out, err = _run(capsys, "diff", "--store", sample_store.root, "--name", "nothing", "--out", "L4-missing",
-                          sample_store.products[(1, "F158")], "sample/L2/no_such_product_cal.asdf")
+    code, out, err = _run(
+        capsys,
+        "diff",
+        "--store",
+        sample_store.root,
+        "--name",
+        "nothing",
+        "--out",
+        "L4-missing",
+        sample_store.products[(1, "F158")],
+        "sample/L2/no_such_product_cal.asdf",
+    )
     assert code == 1 and "no_such_product_cal.asdf" in err
     assert not out_dir.exists() or not any(out_dir.iterdir())
 
@@ -166,15 +225,25 @@ def _rectified_epochs(sample_store) -> tuple[list[str], tuple[int, int, float]]:
     psf = library_psf_image("WFI01", "F158", store=sample_store.root)
     h = psf.shape[0] // 2
     stamp = np.zeros_like(data)
-    ys, xs = slice(max(0, y0 - h), min(128, y0 + h + 1)), slice(max(0, x0 - h), min(128, x0 + h + 1))
-    stamp[ys, xs] = psf[h - (y0 - ys.start) : h + (ys.stop - y0), h - (x0 - xs.start) : h + (xs.stop - x0)]
+    ys, xs = (
+        slice(max(0, y0 - h), min(128, y0 + h + 1)),
+        slice(max(0, x0 - h), min(128, x0 + h + 1)),
+    )
+    stamp[ys, xs] = psf[
+        h - (y0 - ys.start) : h + (ys.stop - y0), h - (x0 - xs.start) : h + (xs.stop - x0)
+    ]
     # Flux for a PSF-weighted S/N of 25 against the difference's noise (sqrt(2) x err).
     sigma = np.sqrt(2) * err
     flux = 25.0 / np.sqrt(np.nansum(stamp**2 / sigma**2))
     paths = [sample_store.products[(1, "F158")]]
     for k, extra in ((1, 0.0), (2, flux)):
         rel = f"rectified/e{k}_f158_cal.asdf"
-        _copy_with(src, root / rel, data=data + rng.normal(0, 1, data.shape) * err + extra * stamp, mjd=mjd0 + k)
+        _copy_with(
+            src,
+            root / rel,
+            data=data + rng.normal(0, 1, data.shape) * err + extra * stamp,
+            mjd=mjd0 + k,
+        )
         paths.append(rel)
     return paths, (x0, y0, flux)
 
@@ -182,8 +251,18 @@ def _rectified_epochs(sample_store) -> tuple[list[str], tuple[int, int, float]]:
 def test_difference_imaging(sample_store, dask_client, capsys) -> None:
     root = Path(sample_store.root)
     # The sample's own epochs are dithered: not one pixel grid, refused with the reason.
-    code, out, err = _run(capsys, "diff", "--store", sample_store.root, "--name", "dithered", "--out", "L4-dithered",
-                          sample_store.products[(1, "F158")], sample_store.products[(2, "F158")])
+    code, out, err = _run(
+        capsys,
+        "diff",
+        "--store",
+        sample_store.root,
+        "--name",
+        "dithered",
+        "--out",
+        "L4-dithered",
+        sample_store.products[(1, "F158")],
+        sample_store.products[(2, "F158")],
+    )
     assert code == 1 and "pixel grid" in err
     assert not (root / "L4-dithered").exists() or not any((root / "L4-dithered").iterdir())
 
@@ -194,15 +273,26 @@ def test_difference_imaging(sample_store, dask_client, capsys) -> None:
     assert cat.meta["n_template_images"] == 2 and cat.meta["science_image"] == paths[-1]
     assert cat.meta["flux_unit"] == "DN/s" and cat["flux"].unit == u.DN / u.s
     hit = np.hypot(np.asarray(cat["x"]) - x0, np.asarray(cat["y"]) - y0) < 1.5
-    assert hit.sum() == 1 and len(cat) == 1, f"expected only the injected source at ({x0}, {y0}): {cat}"
+    assert hit.sum() == 1 and len(cat) == 1, (
+        f"expected only the injected source at ({x0}, {y0}): {cat}"
+    )
     assert cat["sign"][0] == 1
     assert 0.6 * flux < float(cat["flux"][0]) < 1.2 * flux
 
 
 def test_lightcurves_and_variables(sample_store, single, dask_client, capsys) -> None:
     products = [sample_store.products[(1, "F158")], sample_store.products[(2, "F158")]]
-    code, out, err = _run(capsys, "lightcurves", "--store", sample_store.root, "--catalog", "L4/e1_f158_cat.parquet",
-                          "--lightcurve-store", "variability", *products)
+    code, out, err = _run(
+        capsys,
+        "lightcurves",
+        "--store",
+        sample_store.root,
+        "--catalog",
+        "L4/e1_f158_cat.parquet",
+        "--lightcurve-store",
+        "variability",
+        *products,
+    )
     assert code == 0, err
     from platform_lib.catalogs.variability import LightCurveStore
 
@@ -217,16 +307,36 @@ def test_lightcurves_and_variables(sample_store, single, dask_client, capsys) ->
     assert np.median(idx["chi2_red"]) < 10
 
     src = idx[np.argmax(idx["mean_flux"])]
-    code, out, err = _run(capsys, "variables", "--store", sample_store.root, "--lightcurve-store", "variability",
-                          "--cone", repr(float(src["ra"])), repr(float(src["dec"])), "0.3")
+    code, out, err = _run(
+        capsys,
+        "variables",
+        "--store",
+        sample_store.root,
+        "--lightcurve-store",
+        "variability",
+        "--cone",
+        repr(float(src["ra"])),
+        repr(float(src["dec"])),
+        "0.3",
+    )
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].split()[:2] == ["source_id", "band"]
     rows = [line.split() for line in lines[2:] if line.strip()]
     assert [int(r[0]) for r in rows] == [int(src["source_id"])]
-    code, out, err = _run(capsys, "variables", "--store", sample_store.root, "--lightcurve-store", "variability",
-                          "--min-chi2", "1e9")
-    assert code == 0 and len([line for line in out.splitlines() if line.strip()]) <= 2  # header only
+    code, out, err = _run(
+        capsys,
+        "variables",
+        "--store",
+        sample_store.root,
+        "--lightcurve-store",
+        "variability",
+        "--min-chi2",
+        "1e9",
+    )
+    assert (
+        code == 0 and len([line for line in out.splitlines() if line.strip()]) <= 2
+    )  # header only
 
 
 # ------------------------------------------------------------------ real S3
@@ -239,8 +349,12 @@ def s3_sample(sample_store, s3_store, monkeypatch_module):
     env = s3_store.client_env(prefix="catalogs-sample")
     for k, v in env.items():
         monkeypatch_module.setenv(k, v)
-    store = get_store(env["ROMAN_DATA_URL"], endpoint=env["ROMAN_DATA_S3_ENDPOINT"],
-                      key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"])
+    store = get_store(
+        env["ROMAN_DATA_URL"],
+        endpoint=env["ROMAN_DATA_S3_ENDPOINT"],
+        key=env["AWS_ACCESS_KEY_ID"],
+        secret=env["AWS_SECRET_ACCESS_KEY"],
+    )
     for rel in (sample_store.products[(1, "F158")], sample_store.products[(2, "F158")]):
         store.put_file(os.path.join(sample_store.root, rel), rel)
     for rel in sample_store.psf:  # the library's default place (no index needed there)
@@ -262,8 +376,11 @@ def test_static_and_lightcurves_on_s3(sample_store, s3_sample, dask_client, caps
     assert code == 0, err
     assert out.split()[0] == store.url("L4/e1_f158_cat.parquet")
     t = read_catalog(store.url("L4/e1_f158_cat.parquet"), store.storage_options)
-    local = read_catalog(os.path.join(sample_store.root, "L4", "e1_f158_cat.parquet")) if (
-        Path(sample_store.root) / "L4" / "e1_f158_cat.parquet").exists() else None
+    local = (
+        read_catalog(os.path.join(sample_store.root, "L4", "e1_f158_cat.parquet"))
+        if (Path(sample_store.root) / "L4" / "e1_f158_cat.parquet").exists()
+        else None
+    )
     assert len(t) >= 5
     if local is not None:  # same product, same catalog, wherever it is stored
         assert np.allclose(t["kron_flux"].value, local["kron_flux"].value)
@@ -274,7 +391,9 @@ def test_static_and_lightcurves_on_s3(sample_store, s3_sample, dask_client, caps
     code, out, err = _run(capsys, "variables", "--min-chi2", "0")
     assert code == 0 and len(out.splitlines()) > 2
 
-    code, out, err = _run(capsys, "static", "--name", "missing", "--out", "L4-missing", "sample/L2/nope_cal.asdf")
+    code, out, err = _run(
+        capsys, "static", "--name", "missing", "--out", "L4-missing", "sample/L2/nope_cal.asdf"
+    )
     assert code == 1 and "nope_cal.asdf" in err
     assert not store.walk_files("L4-missing")
 
@@ -289,8 +408,11 @@ def test_one_field_starts_no_cluster(sample_store, monkeypatch) -> None:
         raise AssertionError("a Dask cluster was started for one image")
 
     monkeypatch.setattr(compute, "get_client", no_cluster)
-    out = catalog_fields({"light": [sample_store.products[(1, "F158")]]},
-                         os.path.join(sample_store.root, "L4light"), store=sample_store.root)
+    out = catalog_fields(
+        {"light": [sample_store.products[(1, "F158")]]},
+        os.path.join(sample_store.root, "L4light"),
+        store=sample_store.root,
+    )
     assert not isinstance(out["light"], BaseException), out["light"]
     cat = read_catalog(os.path.join(sample_store.root, "L4light", "light_cat.parquet"))
     assert len(cat) > 10 and "flux_total" in cat.colnames

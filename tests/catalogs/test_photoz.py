@@ -27,12 +27,16 @@ def test_recovers_redshift_of_noisy_template_photometry() -> None:
     dz = (np.asarray(out["photoz"]) - z_true) / (1 + z_true)
     assert np.mean(np.abs(dz) > 0.15) <= 0.05
     assert 1.4826 * np.median(np.abs(dz)) < 0.03
-    inside = (np.asarray(out["photoz_lo"]) <= z_true + 0.01) & (z_true - 0.01 <= np.asarray(out["photoz_hi"]))
+    inside = (np.asarray(out["photoz_lo"]) <= z_true + 0.01) & (
+        z_true - 0.01 <= np.asarray(out["photoz_hi"])
+    )
     assert inside.mean() > 0.6  # the 68% interval covers the truth about as often as it should
 
 
 def test_too_few_bands_give_nan_and_bad_bands_fail() -> None:
-    out = photometric_redshifts(np.array([[1.0, np.nan, np.nan]]), np.array([[0.1, 0.1, 0.1]]), ["F106", "F129", "F158"])
+    out = photometric_redshifts(
+        np.array([[1.0, np.nan, np.nan]]), np.array([[0.1, 0.1, 0.1]]), ["F106", "F129", "F158"]
+    )
     assert np.isnan(out["photoz"][0])
     with pytest.raises(CatalogInputError, match="unknown Roman optical element"):
         photometric_redshifts(np.ones((1, 2)), np.ones((1, 2)), ["F106", "V555"])

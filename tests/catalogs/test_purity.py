@@ -32,7 +32,7 @@ def faint_field(field):
     mag = rng.uniform(25.5, 27.5, n)
     clean = np.zeros((N, N))
     for xi, yi, m in zip(x, y, mag):
-        clean[yi - h:yi + h + 1, xi - h:xi + h + 1] += 10 ** ((23.9 - m) / 2.5) * psf
+        clean[yi - h : yi + h + 1, xi - h : xi + h + 1] += 10 ** ((23.9 - m) / 2.5) * psf
     noise = rng.normal(0, SKY_NOISE_UJY, (N, N))
     err = np.full((N, N), SKY_NOISE_UJY)
     cats = {}
@@ -55,10 +55,12 @@ def test_inverted_image_check_and_the_pure_product(faint_field) -> None:
     n_false = len(inverted.table)
     pure_false = len(inverted.pure())
     pure = image.pure()
-    print(f"\ncomplete: {len(image.table)} detections, {real.sum()} real, {n_false} on the "
-          f"inverted image (purity ~{1 - n_false / len(image.table):.3f}); pure "
-          f"(detection_snr >= {PURE_DETECTION_SNR:g}): {len(pure)} detections, "
-          f"{pure_false} on the inverted image")
+    print(
+        f"\ncomplete: {len(image.table)} detections, {real.sum()} real, {n_false} on the "
+        f"inverted image (purity ~{1 - n_false / len(image.table):.3f}); pure "
+        f"(detection_snr >= {PURE_DETECTION_SNR:g}): {len(pure)} detections, "
+        f"{pure_false} on the inverted image"
+    )
     assert n_false > pure_false
     assert pure_false <= 1
     assert pure.meta["product"].startswith("pure")
@@ -76,9 +78,12 @@ def test_detection_snr_beats_kron_snr(faint_field) -> None:
         for budget in (0, 2, 5):
             cut = noise[budget] if budget < len(noise) else -np.inf
             kept[col, budget] = int((real & (value > cut)).sum())
-    print("\nreal sources kept at a false-detection budget of 0/2/5: detection_snr "
-          + "/".join(str(kept["detection_snr", b]) for b in (0, 2, 5)) + ", Kron S/N "
-          + "/".join(str(kept["snr", b]) for b in (0, 2, 5)))
+    print(
+        "\nreal sources kept at a false-detection budget of 0/2/5: detection_snr "
+        + "/".join(str(kept["detection_snr", b]) for b in (0, 2, 5))
+        + ", Kron S/N "
+        + "/".join(str(kept["snr", b]) for b in (0, 2, 5))
+    )
     for budget in (0, 2, 5):
         assert kept["detection_snr", budget] >= kept["snr", budget]
     assert kept["detection_snr", 0] > kept["snr", 0]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import astropy.units as u
 import numpy as np
 import pytest
-import astropy.units as u
 
 from platform_lib.catalogs import CatalogImage, CatalogInputError
 from platform_lib.catalogs.diffim import difference_catalog, split_template
@@ -66,7 +66,10 @@ def test_forced_fluxes_match_truth(epochs) -> None:
     img = _images(epochs)[0]
     rows = forced_photometry(epochs.sources, img, "epoch0")
     const = ~np.asarray(epochs.sources["variable"])[rows["source_id"]]
-    ratio = np.asarray(rows["flux"])[const] / np.asarray(epochs.sources["flux"])[rows["source_id"]][const]
+    ratio = (
+        np.asarray(rows["flux"])[const]
+        / np.asarray(epochs.sources["flux"])[rows["source_id"]][const]
+    )
     # The PSF stamp misses ~2.5% of the light in Roman's far wings (see test_static).
     assert 0.95 < np.median(ratio) < 1.0
 
@@ -78,7 +81,9 @@ def test_store_queries_by_position_and_index(epochs, store_and_indices) -> None:
     assert set(cone["source_id"]) == {int(src["source_id"])}
     assert len(cone) == len(epochs.images)
     loud = store.indices(min_chi2=CHI2_VARIABLE)
-    assert set(np.asarray(epochs.sources["source_id"])[epochs.sources["variable"]]) <= set(loud["source_id"])
+    assert set(np.asarray(epochs.sources["source_id"])[epochs.sources["variable"]]) <= set(
+        loud["source_id"]
+    )
     near = store.indices(ra=float(src["ra"]), dec=float(src["dec"]), radius_arcsec=0.5)
     assert list(near["source_id"]) == [int(src["source_id"])]
 
@@ -107,7 +112,9 @@ def test_difference_imaging_finds_the_transient(epochs) -> None:
     others = cat[~hit]
     for x, y in zip(others["x"], others["y"]):
         nearest = np.argmin(np.hypot(sx - x, sy - y))
-        assert var[nearest] and np.hypot(sx[nearest] - x, sy[nearest] - y) < 1.5, "false positive in difference"
+        assert var[nearest] and np.hypot(sx[nearest] - x, sy[nearest] - y) < 1.5, (
+            "false positive in difference"
+        )
     assert cat.meta["n_template_images"] == len(epochs.images) - 1
     assert cat.meta["science_image"] == f"epoch{len(epochs.images) - 1}"
 
@@ -116,7 +123,9 @@ def test_difference_imaging_bad_input(epochs) -> None:
     imgs = _images(epochs)
     with pytest.raises(CatalogInputError, match="at least two"):
         split_template(imgs[:1])
-    other_band = CatalogImage(epochs.images[0], epochs.errors[0], epochs.wcs, "F062", psf=epochs.psf, mjd=70000.0)
+    other_band = CatalogImage(
+        epochs.images[0], epochs.errors[0], epochs.wcs, "F062", psf=epochs.psf, mjd=70000.0
+    )
     with pytest.raises(CatalogInputError, match="mismatched bands"):
         difference_catalog([*imgs[:2], other_band])
     no_time = CatalogImage(epochs.images[0], epochs.errors[0], epochs.wcs, "F158", psf=epochs.psf)
@@ -130,10 +139,19 @@ def test_indices_never_mix_flux_units() -> None:
 
     from platform_lib.catalogs.variability import variability_indices
 
-    rows = Table({"source_id": [7] * 6, "ra": [1.0] * 6, "dec": [2.0] * 6, "image_id": [f"i{k}" for k in range(6)],
-                  "band": ["F158"] * 6, "flux_unit": ["uJy"] * 3 + ["DN/s"] * 3,
-                  "mjd": np.arange(6.0), "flux": [10.0, 10.1, 9.9, 300.0, 303.0, 297.0],
-                  "flux_err": [0.1] * 3 + [3.0] * 3})
+    rows = Table(
+        {
+            "source_id": [7] * 6,
+            "ra": [1.0] * 6,
+            "dec": [2.0] * 6,
+            "image_id": [f"i{k}" for k in range(6)],
+            "band": ["F158"] * 6,
+            "flux_unit": ["uJy"] * 3 + ["DN/s"] * 3,
+            "mjd": np.arange(6.0),
+            "flux": [10.0, 10.1, 9.9, 300.0, 303.0, 297.0],
+            "flux_err": [0.1] * 3 + [3.0] * 3,
+        }
+    )
     idx = variability_indices(rows)
     idx.sort("flux_unit")
     assert list(idx["flux_unit"]) == ["DN/s", "uJy"] and list(idx["n_epochs"]) == [3, 3]

@@ -29,11 +29,20 @@ NAMESPACE = os.environ.get("ROMAN_NAMESPACE", "roman")
 RELEASE = os.environ.get("ROMAN_RELEASE", "rp")
 
 #: The development provider's demo accounts (hub_config/oidc_dev/demo_users.yaml) by tier.
-TIER_USERS = {"entry": "entry", "research": "research", "team": "teammember", "consortium": "consortium"}
+TIER_USERS = {
+    "entry": "entry",
+    "research": "research",
+    "team": "teammember",
+    "consortium": "consortium",
+}
 
 
-def kubectl(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("kubectl", path=f"{REPO / '.local' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+def kubectl(
+    *args: str, timeout: float = 60, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which(
+        "kubectl", path=f"{REPO / '.local' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    )
     if not exe:
         pytest.skip("kubectl is not installed (scripts/install-k8s-tools.sh)")
     proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
@@ -59,22 +68,33 @@ class Platform:
 def platform() -> Platform:
     probe = kubectl("version", "--request-timeout=5s", "-o", "json", check=False, timeout=30)
     if probe.returncode != 0 or '"serverVersion"' not in probe.stdout:
-        pytest.skip(f"no Kubernetes cluster reachable from the current kubeconfig: {probe.stderr.strip()[:200]}")
+        pytest.skip(
+            f"no Kubernetes cluster reachable from the current kubeconfig: {probe.stderr.strip()[:200]}"
+        )
     cm = kubectl("get", "configmap", f"{RELEASE}-hub", "-n", NAMESPACE, "-o", "json", check=False)
     if cm.returncode != 0:
-        pytest.skip(f"release {RELEASE} is not installed in namespace {NAMESPACE} (scripts/kind-up.sh installs it)")
+        pytest.skip(
+            f"release {RELEASE} is not installed in namespace {NAMESPACE} (scripts/kind-up.sh installs it)"
+        )
     data = json.loads(cm.stdout)["data"]
     values = yaml.safe_load(data["values.yaml"])
     if not values["auth"]["devProvider"]["enabled"]:
-        pytest.skip("the release does not run the development OIDC provider (install with the kind values)")
-    return Platform(values=values, policy=yaml.safe_load(data["policy.yaml"]),
-                    hub_url=values["hub"]["publicUrl"].rstrip("/"),
-                    issuer=values["auth"]["oidc"]["issuer"].rstrip("/"),
-                    user_namespace=values["_chart"]["userNamespace"])
+        pytest.skip(
+            "the release does not run the development OIDC provider (install with the kind values)"
+        )
+    return Platform(
+        values=values,
+        policy=yaml.safe_load(data["policy.yaml"]),
+        hub_url=values["hub"]["publicUrl"].rstrip("/"),
+        issuer=values["auth"]["oidc"]["issuer"].rstrip("/"),
+        user_namespace=values["_chart"]["userNamespace"],
+    )
 
 
 def demo_password(username: str) -> str:
-    users = yaml.safe_load((REPO / "hub_config" / "oidc_dev" / "demo_users.yaml").read_text())["users"]
+    users = yaml.safe_load((REPO / "hub_config" / "oidc_dev" / "demo_users.yaml").read_text())[
+        "users"
+    ]
     return next(u["password"] for u in users if u["username"] == username)
 
 
@@ -89,8 +109,12 @@ def login(platform: Platform, username: str) -> requests.Session:
     assert page.status_code == 200, page.text[:300]
     action = html.unescape(re.search(r'<form method="post" action="([^"]+)"', page.text).group(1))
     request = html.unescape(re.search(r'name="request" value="([^"]*)"', page.text).group(1))
-    r = s.post(urljoin(authorize, action), allow_redirects=False, timeout=30,
-               data={"request": request, "username": username, "password": demo_password(username)})
+    r = s.post(
+        urljoin(authorize, action),
+        allow_redirects=False,
+        timeout=30,
+        data={"request": request, "username": username, "password": demo_password(username)},
+    )
     assert r.status_code == 302 and "/hub/oauth_callback?" in r.headers["Location"], r.text[:300]
     r = s.get(r.headers["Location"], allow_redirects=False, timeout=60)
     assert r.status_code == 302, f"callback refused: {r.status_code} {r.text[:300]}"
@@ -102,7 +126,7 @@ def login(platform: Platform, username: str) -> requests.Session:
     return s
 
 
-def wait_until(what: str, check, timeout: float, every: float = 3.0):  # noqa: ANN001, ANN201
+def wait_until(what: str, check, timeout: float, every: float = 3.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = check()
@@ -113,7 +137,7 @@ def wait_until(what: str, check, timeout: float, every: float = 3.0):  # noqa: A
 
 
 @pytest.fixture(scope="session")
-def chart_cluster():  # noqa: ANN201
+def chart_cluster():
     """This module's helpers (test modules cannot import conftest under importlib mode)."""
     import sys
 

@@ -14,7 +14,9 @@ def _square(x: int) -> int:
     return x * x
 
 
-def test_local_cluster_computes_and_reports_errors_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_cluster_computes_and_reports_errors_in_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("DASK_GATEWAY__ADDRESS", raising=False)
     assert not gateway_configured()
     with get_client(n_workers=1, reuse=False) as client:
@@ -57,11 +59,18 @@ def test_workers_keep_glibc_dynamic_mmap_threshold(monkeypatch: pytest.MonkeyPat
     # reads it from {sys.prefix}/etc/dask), unsets the variable for a nanny's worker.
     from platform_lib.compute import DASK_CONFIG_FILE
 
-    code = ("import dask.config, distributed.nanny as n;"
-            "print(repr(n._get_env_variables('distributed.nanny.pre-spawn-environ')"
-            ".get('MALLOC_TRIM_THRESHOLD_')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={"DASK_CONFIG": str(DASK_CONFIG_FILE.parent), "PATH": ""})
+    code = (
+        "import dask.config, distributed.nanny as n;"
+        "print(repr(n._get_env_variables('distributed.nanny.pre-spawn-environ')"
+        ".get('MALLOC_TRIM_THRESHOLD_')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"DASK_CONFIG": str(DASK_CONFIG_FILE.parent), "PATH": ""},
+    )
     assert out.stdout.strip() == "None", out.stderr
 
 
@@ -78,8 +87,10 @@ def test_worker_without_store_settings_names_them(monkeypatch: pytest.MonkeyPatc
     from platform_lib.data import DataStoreError
 
     monkeypatch.delenv("ROMAN_DATA_URL", raising=False)
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         with pytest.raises(DataStoreError, match="ROMAN_DATA_URL") as err:
             client.submit(_open_store, pure=False).result(timeout=60)
         assert "Dask worker" in str(err.value) and "data_environment" in str(err.value)

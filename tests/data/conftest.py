@@ -39,8 +39,16 @@ def product_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 n += 1
                 # dithers of ~3-4 arcsec on 7-arcsec cutouts: partial overlaps between epochs
                 raw, l2 = make_exposure(
-                    det, oe, RA + 0.0011 * epoch, DEC + 0.0007 * epoch, t0 + (epoch + k * 0.01) * u.day,
-                    program=7, visit=epoch + 1, exposure=k + 1, size=SIZE, seed=n,
+                    det,
+                    oe,
+                    RA + 0.0011 * epoch,
+                    DEC + 0.0007 * epoch,
+                    t0 + (epoch + k * 0.01) * u.day,
+                    program=7,
+                    visit=epoch + 1,
+                    exposure=k + 1,
+                    size=SIZE,
+                    seed=n,
                 )
                 base = f"r00007{epoch + 1:03d}{k + 1:04d}_{det.lower()}_{oe.lower()}"
                 for level, model, suffix in (("L1", raw, "uncal"), ("L2", l2, "cal")):
@@ -75,8 +83,12 @@ def staged(request, product_files, tmp_path_factory):
     else:
         s3 = request.getfixturevalue("s3_store")
         opts = s3.storage_options()
-        store = get_store("s3://roman/data-tests", endpoint=s3.endpoint_url, key=opts["key"],
-                          secret=opts["secret"])
+        store = get_store(
+            "s3://roman/data-tests",
+            endpoint=s3.endpoint_url,
+            key=opts["key"],
+            secret=opts["secret"],
+        )
     _stage(store, product_files)
     yield store, product_files
     if request.param == "local":

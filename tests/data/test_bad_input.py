@@ -24,9 +24,7 @@ BOMB = (
     b"#ASDF 1.0.0\n#ASDF_STANDARD 1.5.0\n%YAML 1.1\n%TAG ! tag:stsci.edu:asdf/\n"
     b"--- !core/asdf-1.1.0\n"
     + b"a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
-    + b"".join(
-        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n".encode() for i in range(1, 9)
-    )
+    + b"".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n".encode() for i in range(1, 9))
     + b"roman: *a8\n...\n"
 )
 
@@ -144,8 +142,10 @@ def test_data_cli_errors_are_one_line(tmp_path, good, capsys, monkeypatch):
     monkeypatch.setattr(data_cli, "_index", broken)
     assert main(["data", "index", str(folder)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["roman-platform data: error: RuntimeError: something nobody expected over two "
-                   "lines (run with --debug for the traceback)"]
+    assert err == [
+        "roman-platform data: error: RuntimeError: something nobody expected over two "
+        "lines (run with --debug for the traceback)"
+    ]
     with pytest.raises(RuntimeError):
         main(["--debug", "data", "index", str(folder)])
 
@@ -153,8 +153,12 @@ def test_data_cli_errors_are_one_line(tmp_path, good, capsys, monkeypatch):
 def test_s3_products_are_checked_too(s3_store, good):
     """The same checks on S3 (fsspec file objects read ahead in blocks)."""
     opts = s3_store.storage_options()
-    store = get_store("s3://roman/bad-input-tests", endpoint=s3_store.endpoint_url,
-                      key=opts["key"], secret=opts["secret"])
+    store = get_store(
+        "s3://roman/bad-input-tests",
+        endpoint=s3_store.endpoint_url,
+        key=opts["key"],
+        secret=opts["secret"],
+    )
     store.put_file(good, "good.asdf")
     store.write_bytes("bomb.asdf", BOMB)
     store.write_bytes("cut.asdf", good.read_bytes()[: good.read_bytes().find(b"\xd3BLK") + 200])

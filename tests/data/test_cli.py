@@ -22,8 +22,24 @@ def test_data_help(capsys):
 def test_sample_search_and_psf(tmp_path, capsys):
     store = tmp_path / "store"
     store.mkdir()
-    code = main(["data", "sample", str(store), "--detectors", "WFI01", "--optical-elements",
-                 "F158", "F087", "--epochs", "2", "--size", "48", "--psf-grid", "2"])
+    code = main(
+        [
+            "data",
+            "sample",
+            str(store),
+            "--detectors",
+            "WFI01",
+            "--optical-elements",
+            "F158",
+            "F087",
+            "--epochs",
+            "2",
+            "--size",
+            "48",
+            "--psf-grid",
+            "2",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "staged 8 products and 2 PSF library files" in out
@@ -36,15 +52,52 @@ def test_sample_search_and_psf(tmp_path, capsys):
     with rdm.open(l2[0]) as m:
         ra, dec = m.meta.wcs(24, 24)
         assert m.meta.exposure.exposure_time > 0 and float(m.data.std()) > 0
-    code = main(["data", "search", "--store", str(store), "--cone", str(ra), str(dec), "1",
-                 "--level", "L2", "--optical-element", "F158"])
+    code = main(
+        [
+            "data",
+            "search",
+            "--store",
+            str(store),
+            "--cone",
+            str(ra),
+            str(dec),
+            "1",
+            "--level",
+            "L2",
+            "--optical-element",
+            "F158",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "2 products" in out and "f087" not in out
-    code = main(["data", "search", "--store", str(store), "--level", "PSF",
-                 "--output", str(tmp_path / "psf.ecsv")])
+    code = main(
+        [
+            "data",
+            "search",
+            "--store",
+            str(store),
+            "--level",
+            "PSF",
+            "--output",
+            str(tmp_path / "psf.ecsv"),
+        ]
+    )
     assert code == 0 and "2 products written" in capsys.readouterr().out
-    code = main(["data", "psf", "--store", str(store), "--detectors", "WFI01",
-                 "--optical-elements", "F087", "--at", "100", "200"])
+    code = main(
+        [
+            "data",
+            "psf",
+            "--store",
+            str(store),
+            "--detectors",
+            "WFI01",
+            "--optical-elements",
+            "F087",
+            "--at",
+            "100",
+            "200",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "GriddedPSFModel" in out
 

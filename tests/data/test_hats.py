@@ -24,10 +24,17 @@ def collections(tmp_path_factory, dask_client):
 
     rng = np.random.default_rng(1)
     ra, dec = 270 + rng.uniform(-0.5, 0.5, N), 66 + rng.uniform(-0.3, 0.3, N)
-    field = QTable({"id": np.arange(N), "ra": ra * u.deg, "dec": dec * u.deg,
-                    "flux": rng.uniform(1, 10, N) * u.uJy})
-    ref = QTable({"ref_id": np.arange(N)[::4], "ra": (ra[::4] + 0.1 / 3600) * u.deg,
-                  "dec": dec[::4] * u.deg})
+    field = QTable(
+        {
+            "id": np.arange(N),
+            "ra": ra * u.deg,
+            "dec": dec * u.deg,
+            "flux": rng.uniform(1, 10, N) * u.uJy,
+        }
+    )
+    ref = QTable(
+        {"ref_id": np.arange(N)[::4], "ra": (ra[::4] + 0.1 / 3600) * u.deg, "dec": dec[::4] * u.deg}
+    )
     out = tmp_path_factory.mktemp("hats")
     f = publish_catalog(field, out, "field", client=dask_client, pixel_threshold=1000)
     g = publish_catalog(ref, out, "gaia", client=dask_client, pixel_threshold=1000)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(300)
 
 
 # --------------------------------------------------------------------------- brute force
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _wcs_of(path):
     import roman_datamodels as rdm
 
@@ -28,8 +28,12 @@ def _wcs_of(path):
 def _boundary(wcs, shape, per_edge=120):
     ny, nx = shape
     t = np.linspace(0, 1, per_edge)
-    xs = np.concatenate([-0.5 + t * nx, np.full_like(t, nx - 0.5), nx - 0.5 - t * nx, np.full_like(t, -0.5)])
-    ys = np.concatenate([np.full_like(t, -0.5), -0.5 + t * ny, np.full_like(t, ny - 0.5), ny - 0.5 - t * ny])
+    xs = np.concatenate(
+        [-0.5 + t * nx, np.full_like(t, nx - 0.5), nx - 0.5 - t * nx, np.full_like(t, -0.5)]
+    )
+    ys = np.concatenate(
+        [np.full_like(t, -0.5), -0.5 + t * ny, np.full_like(t, ny - 0.5), ny - 0.5 - t * ny]
+    )
     ra, dec = wcs(xs, ys, with_bounding_box=False)
     return np.asarray(ra), np.asarray(dec)
 
@@ -74,7 +78,9 @@ def brute_polygon(files, verts):
         edge_inside = ((px >= -0.5) & (px <= nx - 0.5) & (py >= -0.5) & (py <= ny - 0.5)).any()
         qx, qy = wcs.invert(verts[:, 0], verts[:, 1], with_bounding_box=False)
         poly = MplPath(np.stack([qx, qy], axis=1))
-        corner_inside = poly.contains_points([(-0.5, -0.5), (nx - 0.5, -0.5), (nx - 0.5, ny - 0.5), (-0.5, ny - 0.5)]).any()
+        corner_inside = poly.contains_points(
+            [(-0.5, -0.5), (nx - 0.5, -0.5), (nx - 0.5, ny - 0.5), (-0.5, ny - 0.5)]
+        ).any()
         if edge_inside or corner_inside:
             hits.add(rel)
     return hits
@@ -88,7 +94,9 @@ def indexed(staged, dask_client):
     store, files = staged
     good = next(p for r, p in files.items() if "/L2/" in r)
     store.write_bytes("survey/L2/truncated_cal.asdf", good.read_bytes()[:2500])
-    store.write_bytes("survey/L2/notes_cal.asdf", b"these are not the products you are looking for\n")
+    store.write_bytes(
+        "survey/L2/notes_cal.asdf", b"these are not the products you are looking for\n"
+    )
     report = build_index(store, client=dask_client, batch_size=4, progress=False)
     return store, files, report
 
@@ -111,7 +119,10 @@ def test_index_has_every_product_and_reports_bad_files(indexed):
     assert sorted(table.column("path").to_pylist()) == sorted(files)
     assert report.read == len(files) + 2
     skipped = dict(report.errors)
-    assert set(skipped) == {store.url("survey/L2/truncated_cal.asdf"), store.url("survey/L2/notes_cal.asdf")}
+    assert set(skipped) == {
+        store.url("survey/L2/truncated_cal.asdf"),
+        store.url("survey/L2/notes_cal.asdf"),
+    }
     assert "not an ASDF file" in skipped[store.url("survey/L2/notes_cal.asdf")]
     rows = {r["path"]: r for r in table.to_pylist()}
     one = rows["survey/L2/r000070020002_wfi02_f087_cal.asdf"]
@@ -135,7 +146,9 @@ def test_cone_search_matches_brute_force(indexed):
     for i in range(16):
         ra, dec = centres[i % len(centres)] + rng.normal(0, 4 / 3600, 2)
         radius = rng.uniform(0.5, 6) / 3600
-        got = set(search((SkyCoord(ra, dec, unit="deg"), radius * u.deg), level="L2", store=store)["path"])
+        got = set(
+            search((SkyCoord(ra, dec, unit="deg"), radius * u.deg), level="L2", store=store)["path"]
+        )
         hits, ambiguous = brute_cone(files, ra, dec, radius)
         assert hits <= got <= hits | ambiguous, (ra, dec, radius)
         checked += 1
@@ -257,8 +270,11 @@ def test_incremental_reindex_reads_only_new_files(staged, dask_client, tmp_path)
     base, files = staged
     # a store of its own (a sibling prefix/folder), so the shared index stays as it is
     if base.is_s3:
-        store = get_store(base.root_url + "-incremental", **{k: v for k, v in base.storage_options.items() if k in ("key", "secret")},
-                          endpoint=base.storage_options["client_kwargs"]["endpoint_url"])
+        store = get_store(
+            base.root_url + "-incremental",
+            **{k: v for k, v in base.storage_options.items() if k in ("key", "secret")},
+            endpoint=base.storage_options["client_kwargs"]["endpoint_url"],
+        )
     else:
         store = get_store(tmp_path / "incremental")
         (tmp_path / "incremental").mkdir()

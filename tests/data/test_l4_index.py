@@ -30,17 +30,33 @@ def test_segmentation_map_and_catalog_round_trip_through_the_index(tmp_path):
     from platform_lib.data.sample import make_exposure
 
     _l4_products(tmp_path)
-    _, l2 = make_exposure("WFI01", "F158", RA, DEC, Time("2027-03-01T00:00:00"), program=7,
-                          visit=1, exposure=1, size=32, seed=1)
+    _, l2 = make_exposure(
+        "WFI01",
+        "F158",
+        RA,
+        DEC,
+        Time("2027-03-01T00:00:00"),
+        program=7,
+        visit=1,
+        exposure=1,
+        size=32,
+        seed=1,
+    )
     (tmp_path / "L2").mkdir()
     l2.save(tmp_path / "L2" / "r0000701001001_wfi01_f158_cal.asdf")
 
     report = build_index(str(tmp_path), progress=False)
-    assert report.errors == [], report.errors  # before: the segmentation map was "not a Roman product"
+    assert report.errors == [], (
+        report.errors
+    )  # before: the segmentation map was "not a Roman product"
     rows = {r["path"]: r for r in load_index(str(tmp_path)).to_pylist()}
     segm, cat = rows["L4/field7_f158_segm.asdf"], rows["L4/field7_f158_cat.parquet"]
     assert (segm["level"], segm["product_type"], segm["optical_element"], segm["shape"]) == (
-        "L4", "segmentation_map", "F158", [100, 100])
+        "L4",
+        "segmentation_map",
+        "F158",
+        [100, 100],
+    )
     assert (cat["level"], cat["product_type"], cat["shape"]) == ("L4", "source_catalog", [2])
     assert abs(segm["ra_center"] - RA) < 1e-3 and abs(segm["dec_center"] - DEC) < 1e-3
 
@@ -63,8 +79,9 @@ def test_search_results_carry_units_and_time(tmp_path):
 
     _l4_products(tmp_path)
     start = Time("2027-03-01T06:00:00", scale="utc")
-    _, l2 = make_exposure("WFI02", "F087", RA, DEC, start, program=7, visit=1, exposure=2,
-                          size=32, seed=2)
+    _, l2 = make_exposure(
+        "WFI02", "F087", RA, DEC, start, program=7, visit=1, exposure=2, size=32, seed=2
+    )
     (tmp_path / "L2").mkdir()
     l2.save(tmp_path / "L2" / "x_cal.asdf")
     build_index(str(tmp_path), progress=False)

@@ -20,8 +20,14 @@ def _catalog():
     import astropy.units as u
     from astropy.table import QTable
 
-    return QTable({"id": np.arange(3), "ra": [270.0, 270.001, 270.002] * u.deg,
-                   "dec": [66.0, 66.001, 66.002] * u.deg, "flux": [1.0, 2.0, 3.0] * u.uJy})
+    return QTable(
+        {
+            "id": np.arange(3),
+            "ra": [270.0, 270.001, 270.002] * u.deg,
+            "dec": [66.0, 66.001, 66.002] * u.deg,
+            "flux": [1.0, 2.0, 3.0] * u.uJy,
+        }
+    )
 
 
 @pytest.fixture
@@ -43,8 +49,14 @@ def test_publish_a_catalog_with_provenance_and_find_it_as_l5(spaces):
     from platform_lib.data import search
     from platform_lib.data.l5 import publish
 
-    out = publish(_catalog(), "my-lenses", licence="CC-BY-4.0", schema=SCHEMA,
-                  inputs=["s3://roman/L4/field7_f158_cat.parquet"], description="lens candidates")
+    out = publish(
+        _catalog(),
+        "my-lenses",
+        licence="CC-BY-4.0",
+        schema=SCHEMA,
+        inputs=["s3://roman/L4/field7_f158_cat.parquet"],
+        description="lens candidates",
+    )
     assert out.url.startswith(str(spaces / "users" / "alice"))
     prov = json.loads((spaces / "users/alice/l5/my-lenses.provenance.json").read_text())
     assert (prov["owner"], prov["visibility"], prov["licence"]) == ("alice", "private", "CC-BY-4.0")
@@ -56,8 +68,9 @@ def test_publish_a_catalog_with_provenance_and_find_it_as_l5(spaces):
     table = open_product(found[0], store=out.store_url)
     assert table["flux"].unit == u.uJy and len(table) == 3
 
-    team = publish(_catalog(), "shared", licence="CC0-1.0", schema=SCHEMA, visibility="team",
-                   team="lensing")
+    team = publish(
+        _catalog(), "shared", licence="CC0-1.0", schema=SCHEMA, visibility="team", team="lensing"
+    )
     assert team.url.startswith(str(spaces / "teams" / "lensing" / "l5"))
 
 
@@ -78,7 +91,12 @@ def test_bad_input_is_refused_and_nothing_is_written(spaces):
     with pytest.raises(L5Error, match="declared schema"):
         publish(_catalog(), "x", licence="CC-BY-4.0")
     with pytest.raises(L5Error, match="undeclared \\['flux'\\]"):
-        publish(_catalog(), "x", licence="CC-BY-4.0", schema={k: v for k, v in SCHEMA.items() if k != "flux"})
+        publish(
+            _catalog(),
+            "x",
+            licence="CC-BY-4.0",
+            schema={k: v for k, v in SCHEMA.items() if k != "flux"},
+        )
     with pytest.raises(L5Error, match="licence"):
         publish(_catalog(), "x", licence="", schema=SCHEMA)
     with pytest.raises(L5Error, match="visibility"):
@@ -97,8 +115,18 @@ def test_an_asdf_product_is_validated_with_roman_datamodels(spaces, tmp_path):
     from platform_lib.data.l5 import publish
     from platform_lib.data.sample import make_exposure
 
-    _, l2 = make_exposure("WFI01", "F158", 270.0, 66.0, Time("2027-03-01T00:00:00"), program=7,
-                          visit=1, exposure=1, size=32, seed=1)
+    _, l2 = make_exposure(
+        "WFI01",
+        "F158",
+        270.0,
+        66.0,
+        Time("2027-03-01T00:00:00"),
+        program=7,
+        visit=1,
+        exposure=1,
+        size=32,
+        seed=1,
+    )
     out = publish(l2, "my-template", licence="CC-BY-4.0", visibility="public")
     assert out.provenance["kind"] == "ImageModel"
     rows = search(level="L5", store=out.store_url)

@@ -19,28 +19,57 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-OBS_FIELDS = [("obsid", "string"), ("obs_collection", "string"), ("obs_id", "string"),
-              ("filters", "string"), ("calib_level", "int"), ("s_ra", "float"), ("s_dec", "float"),
-              ("t_min", "float"), ("t_exptime", "float"), ("proposal_id", "string"),
-              ("s_region", "string"), ("instrument_name", "string"), ("target_name", "string")]
-PRODUCT_FIELDS = [("obsID", "string"), ("obs_collection", "string"), ("productFilename", "string"),
-                  ("dataURI", "string"), ("size", "int"), ("calib_level", "int"),
-                  ("productSubGroupDescription", "string"), ("dataproduct_type", "string")]
+OBS_FIELDS = [
+    ("obsid", "string"),
+    ("obs_collection", "string"),
+    ("obs_id", "string"),
+    ("filters", "string"),
+    ("calib_level", "int"),
+    ("s_ra", "float"),
+    ("s_dec", "float"),
+    ("t_min", "float"),
+    ("t_exptime", "float"),
+    ("proposal_id", "string"),
+    ("s_region", "string"),
+    ("instrument_name", "string"),
+    ("target_name", "string"),
+]
+PRODUCT_FIELDS = [
+    ("obsID", "string"),
+    ("obs_collection", "string"),
+    ("productFilename", "string"),
+    ("dataURI", "string"),
+    ("size", "int"),
+    ("calib_level", "int"),
+    ("productSubGroupDescription", "string"),
+    ("dataproduct_type", "string"),
+]
 
 
 def _obs(obsid, collection, oe, level, ra, dec):
     d = 0.02
-    return {"obsid": obsid, "obs_collection": collection, "obs_id": f"r0001{obsid}", "filters": oe,
-            "calib_level": level, "s_ra": ra, "s_dec": dec, "t_min": 61500.5, "t_exptime": 139.8,
-            "proposal_id": "1", "instrument_name": "WFI", "target_name": "HLWAS",
-            "s_region": f"POLYGON {ra - d} {dec - d} {ra + d} {dec - d} {ra + d} {dec + d} {ra - d} {dec + d}"}
+    return {
+        "obsid": obsid,
+        "obs_collection": collection,
+        "obs_id": f"r0001{obsid}",
+        "filters": oe,
+        "calib_level": level,
+        "s_ra": ra,
+        "s_dec": dec,
+        "t_min": 61500.5,
+        "t_exptime": 139.8,
+        "proposal_id": "1",
+        "instrument_name": "WFI",
+        "target_name": "HLWAS",
+        "s_region": f"POLYGON {ra - d} {dec - d} {ra + d} {dec - d} {ra + d} {dec + d} {ra - d} {dec + d}",
+    }
 
 
 OBSERVATIONS = [
     _obs("101", "ROMAN", "F158", 2, 270.00, 66.00),
     _obs("102", "ROMAN", "F087", 2, 270.01, 66.00),
     _obs("103", "ROMAN", "F158", 1, 270.00, 66.01),
-    _obs("104", "ROMAN", "F158", 2, 150.00, 2.00),   # elsewhere on the sky
+    _obs("104", "ROMAN", "F158", 2, 150.00, 2.00),  # elsewhere on the sky
     _obs("105", "JWST", "F150W", 3, 270.00, 66.00),  # another mission at the same place
 ]
 FILE_BYTES = b"#ASDF 1.0.0\n" + bytes(range(256)) * 8
@@ -51,13 +80,26 @@ def _products(obsid):
     stem = f"r0001{obsid}_wfi07_{o['filters'].lower()}"
     suffix = "cal" if o["calib_level"] == 2 else "uncal"
     return [
-        {"obsID": obsid, "obs_collection": o["obs_collection"], "productFilename": f"{stem}_{suffix}.asdf",
-         "dataURI": f"mast:ROMAN/product/{stem}_{suffix}.asdf", "size": len(FILE_BYTES),
-         "calib_level": o["calib_level"], "productSubGroupDescription": suffix.upper(),
-         "dataproduct_type": "image"},
-        {"obsID": obsid, "obs_collection": o["obs_collection"], "productFilename": f"{stem}_preview.jpg",
-         "dataURI": f"mast:ROMAN/preview/{stem}.jpg", "size": 10, "calib_level": o["calib_level"],
-         "productSubGroupDescription": "PREVIEW", "dataproduct_type": "image"},
+        {
+            "obsID": obsid,
+            "obs_collection": o["obs_collection"],
+            "productFilename": f"{stem}_{suffix}.asdf",
+            "dataURI": f"mast:ROMAN/product/{stem}_{suffix}.asdf",
+            "size": len(FILE_BYTES),
+            "calib_level": o["calib_level"],
+            "productSubGroupDescription": suffix.upper(),
+            "dataproduct_type": "image",
+        },
+        {
+            "obsID": obsid,
+            "obs_collection": o["obs_collection"],
+            "productFilename": f"{stem}_preview.jpg",
+            "dataURI": f"mast:ROMAN/preview/{stem}.jpg",
+            "size": 10,
+            "calib_level": o["calib_level"],
+            "productSubGroupDescription": "PREVIEW",
+            "dataproduct_type": "image",
+        },
     ]
 
 
@@ -96,7 +138,9 @@ class MastHandler(BaseHTTPRequestHandler):
             service, params = request["service"], request["params"]
             if service == "Mast.Caom.Filtered.Position":
                 ra, dec, radius = (float(v) for v in params["position"].split(","))
-                rows = [o for o in OBSERVATIONS if _sep_deg(ra, dec, o["s_ra"], o["s_dec"]) <= radius]
+                rows = [
+                    o for o in OBSERVATIONS if _sep_deg(ra, dec, o["s_ra"], o["s_dec"]) <= radius
+                ]
                 for f in params["filters"]:
                     wanted = {str(v) for v in f["values"]}
                     rows = [o for o in rows if str(o[f["paramName"]]) in wanted]
@@ -105,15 +149,31 @@ class MastHandler(BaseHTTPRequestHandler):
                 rows = [p for obsid in params["obsid"].split(",") for p in _products(obsid)]
                 fields = PRODUCT_FIELDS
             else:
-                self._json({"status": "ERROR", "msg": f"unknown service {service}", "data": [], "fields": []})
+                self._json(
+                    {
+                        "status": "ERROR",
+                        "msg": f"unknown service {service}",
+                        "data": [],
+                        "fields": [],
+                    }
+                )
                 return
-            self._json({
-                "status": "COMPLETE", "msg": "",
-                "fields": [{"name": n, "type": t} for n, t in fields],
-                "data": rows,
-                "paging": {"page": 1, "pageSize": len(rows), "pagesFiltered": 1, "rows": len(rows),
-                           "rowsFiltered": len(rows), "rowsTotal": len(rows)},
-            })
+            self._json(
+                {
+                    "status": "COMPLETE",
+                    "msg": "",
+                    "fields": [{"name": n, "type": t} for n, t in fields],
+                    "data": rows,
+                    "paging": {
+                        "page": 1,
+                        "pageSize": len(rows),
+                        "pagesFiltered": 1,
+                        "rows": len(rows),
+                        "rowsFiltered": len(rows),
+                        "rowsTotal": len(rows),
+                    },
+                }
+            )
             return
         self.send_error(404)
 
@@ -160,7 +220,12 @@ def test_cone_search_returns_roman_products_in_the_cone(mast_server):
         "mast:ROMAN/product/r0001103_wfi07_f158_uncal.asdf",
     ]  # not JWST's, not the one elsewhere, not the previews
     row = table[table["path"] == "mast:ROMAN/product/r0001101_wfi07_f158_cal.asdf"][0]
-    assert (row["level"], row["optical_element"], row["detector"], row["source"]) == ("L2", "F158", "WFI07", "mast")
+    assert (row["level"], row["optical_element"], row["detector"], row["source"]) == (
+        "L2",
+        "F158",
+        "WFI07",
+        "mast",
+    )
     assert row["start_time"].startswith("2027-") and row["exposure_time"] == pytest.approx(139.8)
     sent = MastHandler.requests[0]
     assert sent["service"] == "Mast.Caom.Filtered.Position"

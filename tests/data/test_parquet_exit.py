@@ -42,8 +42,13 @@ SCRIPT = textwrap.dedent("""
 def files(tmp_path_factory):
     base = tmp_path_factory.mktemp("parquet")
     rng = np.random.default_rng(3)
-    table = Table({"ra": rng.uniform(0, 1, 500), "dec": rng.uniform(0, 1, 500),
-                   "flux": rng.uniform(1, 2, 500) * u.uJy})
+    table = Table(
+        {
+            "ra": rng.uniform(0, 1, 500),
+            "dec": rng.uniform(0, 1, 500),
+            "flux": rng.uniform(1, 2, 500) * u.uJy,
+        }
+    )
     path = base / "cat.parquet"
     table.write(path, format="parquet")
     store = base / "store"
@@ -53,8 +58,10 @@ def files(tmp_path_factory):
 
     from platform_lib.data.index import rows_to_table
 
-    pq.write_table(rows_to_table({"path": f"p{i}.asdf"} for i in range(500)),
-                   store / "_index" / "products.parquet")
+    pq.write_table(
+        rows_to_table({"path": f"p{i}.asdf"} for i in range(500)),
+        store / "_index" / "products.parquet",
+    )
     script = base / "read.py"
     script.write_text(SCRIPT)
     return script, path, store
@@ -65,8 +72,12 @@ def test_reading_parquet_last_then_exiting_never_aborts(files, reader):
     script, path, store = files
     codes = []
     for _ in range(RUNS):
-        proc = subprocess.run([sys.executable, str(script), reader, str(path), str(store)],
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, str(script), reader, str(path), str(store)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         codes.append(proc.returncode)
         if proc.returncode != 0:
             raise AssertionError(f"exit codes {codes}:\n{proc.stderr[-2000:]}")

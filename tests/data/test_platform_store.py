@@ -15,7 +15,7 @@ def _platform(tmp_path, **data):
     state.create()
     config = PlatformConfig.model_validate({"data": data})
     # the two attributes of hub_config.local.supervisor.Platform the factory uses, plus env
-    return SimpleNamespace(config=config, state=state, user_env={}, child_env=lambda: {})
+    return SimpleNamespace(config=config, state=state, user_env={}, child_env=dict)
 
 
 def test_component_serves_the_user_environment(tmp_path):
@@ -24,19 +24,27 @@ def test_component_serves_the_user_environment(tmp_path):
 
     p = _platform(tmp_path, sample=False)
     component = seaweedfs_component(p)
-    assert set(p.user_env) == {"ROMAN_DATA_URL", "ROMAN_DATA_S3_ENDPOINT", "AWS_ACCESS_KEY_ID",
-                               "AWS_SECRET_ACCESS_KEY"}
+    assert set(p.user_env) == {
+        "ROMAN_DATA_URL",
+        "ROMAN_DATA_S3_ENDPOINT",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    }
     assert p.user_env["ROMAN_DATA_URL"] == "s3://roman"
     component.start()
     try:
         component.wait_ready(60)
         assert component.alive()
         env = p.user_env
-        store = get_store(env["ROMAN_DATA_URL"], endpoint=env["ROMAN_DATA_S3_ENDPOINT"],
-                          key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"])
+        store = get_store(
+            env["ROMAN_DATA_URL"],
+            endpoint=env["ROMAN_DATA_S3_ENDPOINT"],
+            key=env["AWS_ACCESS_KEY_ID"],
+            secret=env["AWS_SECRET_ACCESS_KEY"],
+        )
         store.write_bytes("hello.txt", b"first notebook")
         assert store.read_bytes("hello.txt") == b"first notebook"
-        assert component._sample_proc is None  # noqa: SLF001 - sample: false
+        assert component._sample_proc is None
     finally:
         component.stop()
     assert not component.alive()
@@ -64,7 +72,7 @@ def test_first_start_launches_the_sample_and_stop_ends_it(tmp_path):
     component.start()
     try:
         component.wait_ready(60)
-        proc = component._sample_proc  # noqa: SLF001 - the background sample command
+        proc = component._sample_proc
         assert proc is not None and proc.poll() is None
         cmd = psutil.Process(proc.pid).cmdline()
         assert cmd[-3:] == ["platform_lib.cli", "data", "sample"]

@@ -18,8 +18,14 @@ def library(tmp_path_factory):
     from platform_lib.data.store import get_store
 
     store = get_store(tmp_path_factory.mktemp("psfstore"))
-    written = build_psf_library(store, detectors=["WFI04"], optical_elements=["F158"],
-                                grid=GRID, oversample=OVERSAMPLE, stamp=21)
+    written = build_psf_library(
+        store,
+        detectors=["WFI04"],
+        optical_elements=["F158"],
+        grid=GRID,
+        oversample=OVERSAMPLE,
+        stamp=21,
+    )
     assert written == ["psf/WFI04_F158_epsf.asdf"]
     build_index(store, progress=False)  # one file: read in this process
     return store

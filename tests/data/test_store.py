@@ -41,8 +41,14 @@ def test_missing_credential_is_a_clear_error(s3_store, monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for var in ("AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_SESSION_TOKEN"):
+    for var in (
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_SESSION_TOKEN",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
@@ -58,8 +64,10 @@ def test_default_credential_chain_without_static_keys(s3_store, monkeypatch, tmp
     chain has credentials (here a shared credentials file; on EKS the web-identity token).
     Before, get_store refused every s3:// URL without static keys."""
     creds = tmp_path / "credentials"
-    creds.write_text(f"[default]\naws_access_key_id = {s3_store.access_key}\n"
-                     f"aws_secret_access_key = {s3_store.storage_options()['secret']}\n")
+    creds.write_text(
+        f"[default]\naws_access_key_id = {s3_store.access_key}\n"
+        f"aws_secret_access_key = {s3_store.storage_options()['secret']}\n"
+    )
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
@@ -72,8 +80,12 @@ def test_default_credential_chain_without_static_keys(s3_store, monkeypatch, tmp
 
 
 def test_wrong_secret_and_anonymous_are_denied(s3_store):
-    bad = get_store("s3://roman/x", endpoint=s3_store.endpoint_url, key=s3_store.access_key,
-                    secret="not-the-secret")
+    bad = get_store(
+        "s3://roman/x",
+        endpoint=s3_store.endpoint_url,
+        key=s3_store.access_key,
+        secret="not-the-secret",
+    )
     with pytest.raises(DataStoreError, match="access to s3://roman/x denied"):
         bad.check()
     anon = get_store("s3://roman/x", endpoint=s3_store.endpoint_url, anon=True)
@@ -83,8 +95,12 @@ def test_wrong_secret_and_anonymous_are_denied(s3_store):
 
 def test_missing_bucket_is_a_clear_error(s3_store):
     opts = s3_store.storage_options()
-    store = get_store("s3://no-such-bucket/data", endpoint=s3_store.endpoint_url,
-                      key=opts["key"], secret=opts["secret"])
+    store = get_store(
+        "s3://no-such-bucket/data",
+        endpoint=s3_store.endpoint_url,
+        key=opts["key"],
+        secret=opts["secret"],
+    )
     with pytest.raises(DataStoreError, match="bucket 'no-such-bucket' does not exist"):
         store.check()
     from platform_lib.data import build_index

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 import pytest
@@ -31,13 +30,25 @@ def _centre(ra, dec):
 def _l5_row(name, visibility, team=None, owner="alice"):
     from platform_lib.data.obscore import obscore_row
 
-    row = {"path": f"users/{owner}/l5/{name}_cat.parquet", "level": "L5",
-           "product_type": "source_catalog", "optical_element": "F158",
-           "s_region": f"POLYGON ICRS {RA - .01} {DEC - .01} {RA + .01} {DEC - .01} "
-                       f"{RA + .01} {DEC + .01} {RA - .01} {DEC + .01}",
-           "ra_center": RA, "dec_center": DEC, "size": 2048}
-    return obscore_row(row, f"s3://roman/{row['path']}", visibility=visibility, team=team,
-                       owner_name=owner, licence="CC-BY-4.0")
+    row = {
+        "path": f"users/{owner}/l5/{name}_cat.parquet",
+        "level": "L5",
+        "product_type": "source_catalog",
+        "optical_element": "F158",
+        "s_region": f"POLYGON ICRS {RA - 0.01} {DEC - 0.01} {RA + 0.01} {DEC - 0.01} "
+        f"{RA + 0.01} {DEC + 0.01} {RA - 0.01} {DEC + 0.01}",
+        "ra_center": RA,
+        "dec_center": DEC,
+        "size": 2048,
+    }
+    return obscore_row(
+        row,
+        f"s3://roman/{row['path']}",
+        visibility=visibility,
+        team=team,
+        owner_name=owner,
+        licence="CC-BY-4.0",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +66,17 @@ def tap():
     base.chmod(0o755)  # the PostgreSQL server runs as the postgres user and must reach its folder
     store = base / "store"
     (store / "L2").mkdir(parents=True)
-    _, l2 = make_exposure("WFI01", "F158", *POINTING, Time("2027-03-01T00:00:00"), program=7,
-                          visit=1, exposure=1, size=32, seed=1)
+    _, l2 = make_exposure(
+        "WFI01",
+        "F158",
+        *POINTING,
+        Time("2027-03-01T00:00:00"),
+        program=7,
+        visit=1,
+        exposure=1,
+        size=32,
+        seed=1,
+    )
     l2.save(store / "L2" / "r0000701001001_wfi01_f158_cal.asdf")
     _centre(*(float(v) for v in l2.meta.wcs(15.5, 15.5)))
     make_l4_products(str(store / "L4"), "field7_f158", RA, DEC)
@@ -67,8 +87,11 @@ def tap():
         service.grant("alice", ["lensing"])
         service.grant("bob", ["lensing"])
         service.grant("carol", ["transients"])
-        for name, vis, team in (("mine", "private", None), ("ours", "team", "lensing"),
-                                ("everyone", "public", None)):
+        for name, vis, team in (
+            ("mine", "private", None),
+            ("ours", "team", "lensing"),
+            ("everyone", "public", None),
+        ):
             service.add_product(_l5_row(name, vis, team))
         yield service, store
     shutil.rmtree(base, ignore_errors=True)
@@ -85,8 +108,11 @@ def _tap(service, user=None, password=None):
 
 
 def _l5_names(service, user=None, password=None):
-    rows = _tap(service, user, password).search(
-        "SELECT product_path FROM roman.products WHERE roman_level = 'L5'").to_table()
+    rows = (
+        _tap(service, user, password)
+        .search("SELECT product_path FROM roman.products WHERE roman_level = 'L5'")
+        .to_table()
+    )
     return sorted(p.rsplit("/", 1)[-1].split("_")[0] for p in rows["product_path"])
 
 
@@ -95,9 +121,11 @@ def test_adql_cone_polygon_and_join_with_pyvo(tap):
 
     service, _ = tap
     svc = _tap(service, "carol")
-    cone = svc.search(f"SELECT obs_publisher_did, calib_level, dataproduct_type, s_region, "
-                      f"t_min, t_max, em_min, em_max, access_url, roman_level FROM roman.products "
-                      f"WHERE {CONE} AND roman_level IN ('L2', 'L4')").to_table()
+    cone = svc.search(
+        f"SELECT obs_publisher_did, calib_level, dataproduct_type, s_region, "
+        f"t_min, t_max, em_min, em_max, access_url, roman_level FROM roman.products "
+        f"WHERE {CONE} AND roman_level IN ('L2', 'L4')"
+    ).to_table()
     assert sorted(cone["roman_level"]) == ["L2", "L4", "L4"]
     l2 = cone[cone["roman_level"] == "L2"][0]
     assert l2["calib_level"] == 2 and l2["dataproduct_type"] == "image"
@@ -105,17 +133,31 @@ def test_adql_cone_polygon_and_join_with_pyvo(tap):
     assert l2["access_url"].endswith("L2/r0000701001001_wfi01_f158_cal.asdf")
     assert cone["em_min"].unit == u.m and abs(l2["em_min"] - 1.38e-6) < 1e-12
     assert l2["t_max"] > l2["t_min"] > 61000
-    assert len(svc.search(f"SELECT * FROM ivoa.obscore WHERE 1 = INTERSECTS(s_region, "
-                          f"CIRCLE('ICRS', {RA + 5}, {DEC}, 0.01))")) == 0
-    poly = svc.search(f"SELECT product_path FROM roman.products WHERE 1 = CONTAINS("
-                      f"POINT('ICRS', s_ra, s_dec), POLYGON('ICRS', {RA - .1}, {DEC - .1}, "
-                      f"{RA + .1}, {DEC - .1}, {RA + .1}, {DEC + .1}, {RA - .1}, {DEC + .1}))"
-                      f" AND roman_level = 'L4'").to_table()
-    assert sorted(poly["product_path"]) == ["L4/field7_f158_cat.parquet", "L4/field7_f158_segm.asdf"]
+    assert (
+        len(
+            svc.search(
+                f"SELECT * FROM ivoa.obscore WHERE 1 = INTERSECTS(s_region, "
+                f"CIRCLE('ICRS', {RA + 5}, {DEC}, 0.01))"
+            )
+        )
+        == 0
+    )
+    poly = svc.search(
+        f"SELECT product_path FROM roman.products WHERE 1 = CONTAINS("
+        f"POINT('ICRS', s_ra, s_dec), POLYGON('ICRS', {RA - 0.1}, {DEC - 0.1}, "
+        f"{RA + 0.1}, {DEC - 0.1}, {RA + 0.1}, {DEC + 0.1}, {RA - 0.1}, {DEC + 0.1}))"
+        f" AND roman_level = 'L4'"
+    ).to_table()
+    assert sorted(poly["product_path"]) == [
+        "L4/field7_f158_cat.parquet",
+        "L4/field7_f158_segm.asdf",
+    ]
     # a join: each L4 product with the L2 exposures it overlaps
-    join = svc.search("SELECT a.product_path AS l4, b.product_path AS l2 FROM roman.products AS a "
-                      "JOIN roman.products AS b ON 1 = INTERSECTS(a.s_region, b.s_region) "
-                      "WHERE a.roman_level = 'L4' AND b.roman_level = 'L2'").to_table()
+    join = svc.search(
+        "SELECT a.product_path AS l4, b.product_path AS l2 FROM roman.products AS a "
+        "JOIN roman.products AS b ON 1 = INTERSECTS(a.s_region, b.s_region) "
+        "WHERE a.roman_level = 'L4' AND b.roman_level = 'L2'"
+    ).to_table()
     assert len(join) == 2 and set(join["l2"]) == {"L2/r0000701001001_wfi01_f158_cal.asdf"}
 
 
@@ -124,7 +166,8 @@ def test_astroquery_reaches_the_same_service(tap):
 
     service, _ = tap
     job = TapPlus(url=service.url, verbose=False).launch_job(
-        f"SELECT obs_publisher_did FROM ivoa.obscore WHERE {CONE} AND calib_level = 2")
+        f"SELECT obs_publisher_did FROM ivoa.obscore WHERE {CONE} AND calib_level = 2"
+    )
     assert len(job.get_results()) == 1
 
 
@@ -147,9 +190,11 @@ def test_adql_that_targets_a_private_product_sees_nothing(tap):
     service, _ = tap
     svc = _tap(service, "carol")
     did = _l5_row("mine", "private")["obs_publisher_did"]
-    for query in (f"SELECT * FROM ivoa.obscore WHERE obs_publisher_did = '{did}'",
-                  f"SELECT * FROM roman.products WHERE owner_name = 'alice' AND visibility = 'private'",
-                  "SELECT COUNT(*) AS n FROM roman.products WHERE visibility IN ('private', 'team')"):
+    for query in (
+        f"SELECT * FROM ivoa.obscore WHERE obs_publisher_did = '{did}'",
+        "SELECT * FROM roman.products WHERE owner_name = 'alice' AND visibility = 'private'",
+        "SELECT COUNT(*) AS n FROM roman.products WHERE visibility IN ('private', 'team')",
+    ):
         rows = svc.search(query).to_table()
         assert len(rows) == 0 or ("n" in rows.colnames and rows["n"][0] == 0), query
 
@@ -179,15 +224,19 @@ def test_publish_refuses_overwrite_and_removal_is_owner_only_and_recorded(tap):
     with pytest.raises(TapError, match="belongs to alice"):
         service.remove_product(row["obs_publisher_did"], by="bob")
     with pytest.raises(TapError, match="survey product"):
-        service.remove_product("ivo://roman.platform/products?L4/field7_f158_cat.parquet",
-                               by="alice", admin=True)
+        service.remove_product(
+            "ivo://roman.platform/products?L4/field7_f158_cat.parquet", by="alice", admin=True
+        )
     assert _l5_names(service, "bob") == ["everyone", "ours"]  # nothing changed
     extra = _l5_row("temporary", "public")
     service.add_product(extra)
     service.remove_product(extra["obs_publisher_did"], by="alice", reason="superseded")
     with service.connect() as conn:
-        rec = conn.execute("SELECT owner_name, removed_by, reason FROM roman.removals "
-                           "WHERE obs_publisher_did = %s", (extra["obs_publisher_did"],)).fetchall()
+        rec = conn.execute(
+            "SELECT owner_name, removed_by, reason FROM roman.removals "
+            "WHERE obs_publisher_did = %s",
+            (extra["obs_publisher_did"],),
+        ).fetchall()
     assert rec == [("alice", "alice", "superseded")]
 
 
@@ -200,11 +249,15 @@ def test_the_local_platform_starts_it_only_when_configured(tmp_path):
 
     state = StateDir(tmp_path / "state")
     state.create()
-    off = SimpleNamespace(config=SimpleNamespace(data=SimpleNamespace(tap=False)), state=state,
-                          user_env={})
+    off = SimpleNamespace(
+        config=SimpleNamespace(data=SimpleNamespace(tap=False)), state=state, user_env={}
+    )
     assert tap_component(off) is None and off.user_env == {}
-    on = SimpleNamespace(config=SimpleNamespace(data=SimpleNamespace(tap=True)), state=state,
-                         user_env={"ROMAN_DATA_URL": str(tmp_path)})
+    on = SimpleNamespace(
+        config=SimpleNamespace(data=SimpleNamespace(tap=True)),
+        state=state,
+        user_env={"ROMAN_DATA_URL": str(tmp_path)},
+    )
     component = tap_component(on)
     assert isinstance(component, TapComponent)
     assert on.user_env["ROMAN_TAP_URL"] == component.service.url
@@ -219,17 +272,29 @@ def test_a_published_l5_catalog_reaches_team_mates_by_tap_only(tap, tmp_path, mo
 
     service, _ = tap
     monkeypatch.setenv("ROMAN_TEAM_STORE_URL", str(tmp_path / "teams") + "/")
-    cat = QTable({"ra": [RA, RA + 1e-4] * u.deg, "dec": [DEC, DEC] * u.deg,
-                  "flux": [1.0, 2.0] * u.uJy})
-    out = publish(cat, "lensing-candidates", licence="CC-BY-4.0", visibility="team",
-                  team="lensing", schema={"ra": "deg", "dec": "deg", "flux": "uJy"},
-                  registry=service, owner="alice")
-    query = f"SELECT access_url, licence FROM roman.products WHERE obs_publisher_did = '{did(out.url)}'"
+    cat = QTable(
+        {"ra": [RA, RA + 1e-4] * u.deg, "dec": [DEC, DEC] * u.deg, "flux": [1.0, 2.0] * u.uJy}
+    )
+    out = publish(
+        cat,
+        "lensing-candidates",
+        licence="CC-BY-4.0",
+        visibility="team",
+        team="lensing",
+        schema={"ra": "deg", "dec": "deg", "flux": "uJy"},
+        registry=service,
+        owner="alice",
+    )
+    query = (
+        f"SELECT access_url, licence FROM roman.products WHERE obs_publisher_did = '{did(out.url)}'"
+    )
     seen = _tap(service, "bob").search(query).to_table()
     assert list(seen["access_url"]) == [f"file://{out.url}"] and seen["licence"][0] == "CC-BY-4.0"
     assert len(_tap(service, "carol").search(query)) == 0
     # found by a cone too, like any product
-    cone = _tap(service, "bob").search(f"SELECT obs_id FROM ivoa.obscore WHERE {CONE} AND calib_level = 4")
+    cone = _tap(service, "bob").search(
+        f"SELECT obs_id FROM ivoa.obscore WHERE {CONE} AND calib_level = 4"
+    )
     assert len(cone) >= 1
     remove(out, by="alice", registry=service, reason="retracted")
     assert len(_tap(service, "bob").search(query)) == 0

@@ -81,7 +81,9 @@ def test_outputs_resolve_to_my_store_unless_chosen(stores, tmp_path):
 
 def test_simulate_scene_with_a_relative_out_lands_in_my_store(stores):
     survey, mine = stores
-    code = main(["simulate", "scene", "--center", "270", "66", "--stars", "5", "--out", "scenes/s.ecsv"])
+    code = main(
+        ["simulate", "scene", "--center", "270", "66", "--stars", "5", "--out", "scenes/s.ecsv"]
+    )
     assert code == 0
     assert mine.exists("scenes/s.ecsv") and not survey.exists("scenes/s.ecsv")
 
@@ -102,22 +104,56 @@ def test_calibrate_outputs_are_indexed_into_my_index(stores, monkeypatch):
 def read_only_env(s3_store):
     """The environment of a user whose S3 identity may read the survey bucket, not write it."""
     key, secret = "RO" + uuid.uuid4().hex[:16].upper(), uuid.uuid4().hex
-    script = (f"s3.configure -user ro-{key.lower()} -access_key {key} -secret_key {secret} "
-              "-actions Read:roman,List:roman -apply\n")
-    r = subprocess.run([s3_store.weed, "shell", f"-master={s3_store.master_address}"], input=script,
-                       text=True, capture_output=True, timeout=60, cwd=s3_store.folder)
+    script = (
+        f"s3.configure -user ro-{key.lower()} -access_key {key} -secret_key {secret} "
+        "-actions Read:roman,List:roman -apply\n"
+    )
+    r = subprocess.run(
+        [s3_store.weed, "shell", f"-master={s3_store.master_address}"],
+        input=script,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        cwd=s3_store.folder,
+    )
     assert r.returncode == 0 and "error" not in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
     env = s3_store.client_env(prefix="ro-survey")
-    env.update(AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret,
-               ROMAN_USER_STORE_URL="s3://roman/users/ro/")
+    env.update(
+        AWS_ACCESS_KEY_ID=key,
+        AWS_SECRET_ACCESS_KEY=secret,
+        ROMAN_USER_STORE_URL="s3://roman/users/ro/",
+    )
     return env
 
 
-@pytest.mark.parametrize("argv", [
-    ["catalog", "static", "--store", "s3://roman/ro-survey", "--name", "x", "--out", "L4", "L2/a_cal.asdf"],
-    ["simulate", "scene", "--center", "270", "66", "--stars", "3", "--out", "s3://roman/ro-survey/s.ecsv"],
-    ["data", "index", "s3://roman/ro-survey", "--shared"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [
+            "catalog",
+            "static",
+            "--store",
+            "s3://roman/ro-survey",
+            "--name",
+            "x",
+            "--out",
+            "L4",
+            "L2/a_cal.asdf",
+        ],
+        [
+            "simulate",
+            "scene",
+            "--center",
+            "270",
+            "66",
+            "--stars",
+            "3",
+            "--out",
+            "s3://roman/ro-survey/s.ecsv",
+        ],
+        ["data", "index", "s3://roman/ro-survey", "--shared"],
+    ],
+)
 def test_writing_into_a_read_only_store_is_one_clear_line(read_only_env, monkeypatch, capsys, argv):
     for k, v in read_only_env.items():
         monkeypatch.setenv(k, v)

@@ -35,9 +35,13 @@ CONFIGS: dict[str, list[str]] = {
 
 
 def helm_bin() -> str:
-    found = shutil.which("helm", path=f"{REPO / '.local' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+    found = shutil.which(
+        "helm", path=f"{REPO / '.local' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    )
     if not found:
-        raise RuntimeError("helm not found: run scripts/install-k8s-tools.sh (installs .local/bin/helm)")
+        raise RuntimeError(
+            "helm not found: run scripts/install-k8s-tools.sh (installs .local/bin/helm)"
+        )
     return found
 
 
@@ -57,10 +61,19 @@ def value_args(files: list[str], sets: dict[str, str] | None = None) -> list[str
     return args
 
 
-def template(files: list[str], sets: dict[str, str] | None = None, check: bool = True
-             ) -> subprocess.CompletedProcess[str]:
-    return helm("template", RELEASE, str(CHART), "-n", NAMESPACE, "--include-crds", *value_args(files, sets),
-                check=check)
+def template(
+    files: list[str], sets: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "-n",
+        NAMESPACE,
+        "--include-crds",
+        *value_args(files, sets),
+        check=check,
+    )
 
 
 @lru_cache(maxsize=16)
@@ -182,19 +195,29 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return True
 
 
-def netpol_problems(objs: list[dict[str, Any]], pods: list[tuple[str, str, dict[str, str]]]
-                    ) -> list[str]:
+def netpol_problems(
+    objs: list[dict[str, Any]], pods: list[tuple[str, str, dict[str, str]]]
+) -> list[str]:
     """Each (who, namespace, labels) must sit behind a default deny and a policy of its own."""
     problems = []
     policies = [o for o in objs if o["kind"] == "NetworkPolicy"]
     for who, ns, labels in pods:
         here = [p for p in policies if p["metadata"].get("namespace", NAMESPACE) == ns]
-        deny = [p for p in here if selects(p["spec"]["podSelector"], labels)
-                and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
-                and not p["spec"].get("ingress") and not p["spec"].get("egress")]
+        deny = [
+            p
+            for p in here
+            if selects(p["spec"]["podSelector"], labels)
+            and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
+            and not p["spec"].get("ingress")
+            and not p["spec"].get("egress")
+        ]
         # (the default deny is the "network" component's; a pod's own may allow nothing too)
-        own = [p for p in here if selects(p["spec"]["podSelector"], labels)
-               and p["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "network"]
+        own = [
+            p
+            for p in here
+            if selects(p["spec"]["podSelector"], labels)
+            and p["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "network"
+        ]
         if not deny:
             problems.append(f"{who}: no default-deny NetworkPolicy in namespace {ns}")
         if not own:
@@ -203,7 +226,7 @@ def netpol_problems(objs: list[dict[str, Any]], pods: list[tuple[str, str, dict[
 
 
 @pytest.fixture(scope="session")
-def chart():  # noqa: ANN201
+def chart():
     """This module: the render helpers and checks (test modules cannot import conftest)."""
     import sys
 
@@ -211,7 +234,9 @@ def chart():  # noqa: ANN201
 
 
 # --------------------------------------------------------------------------- network reachability
-def _peer_matches(peer: dict[str, Any], policy_ns: str, other: tuple[str, dict[str, str]] | str) -> bool:
+def _peer_matches(
+    peer: dict[str, Any], policy_ns: str, other: tuple[str, dict[str, str]] | str
+) -> bool:
     """Does one NetworkPolicyPeer match a pod (namespace, labels) or an external IP?"""
     import ipaddress
 
@@ -245,15 +270,23 @@ def _rules_allow(rules: list[dict[str, Any]], key: str, policy_ns: str, other, p
     return False
 
 
-def _direction_allows(objs, pod: tuple[str, dict[str, str]], direction: str, key: str, other, port: int) -> bool:
+def _direction_allows(
+    objs, pod: tuple[str, dict[str, str]], direction: str, key: str, other, port: int
+) -> bool:
     ns, labels = pod
-    selecting = [p for p in objs if p["kind"] == "NetworkPolicy"
-                 and p["metadata"].get("namespace", NAMESPACE) == ns
-                 and direction in p["spec"].get("policyTypes", [])
-                 and selects(p["spec"]["podSelector"], labels)]
+    selecting = [
+        p
+        for p in objs
+        if p["kind"] == "NetworkPolicy"
+        and p["metadata"].get("namespace", NAMESPACE) == ns
+        and direction in p["spec"].get("policyTypes", [])
+        and selects(p["spec"]["podSelector"], labels)
+    ]
     if not selecting:
         return True  # no policy isolates this pod in this direction
-    return any(_rules_allow(p["spec"].get(direction.lower()), key, ns, other, port) for p in selecting)
+    return any(
+        _rules_allow(p["spec"].get(direction.lower()), key, ns, other, port) for p in selecting
+    )
 
 
 def reachable(objs, src, dst, port: int) -> bool:
@@ -271,14 +304,21 @@ def reachable(objs, src, dst, port: int) -> bool:
 # --------------------------------------------------------------------------- names
 def services(objs) -> dict[tuple[str, str], set[int]]:
     """(namespace, Service name) -> its ports, from the rendered objects."""
-    return {(o["metadata"].get("namespace", NAMESPACE), o["metadata"]["name"]): {p["port"] for p in o["spec"]["ports"]}
-            for o in objs if o["kind"] == "Service"}
+    return {
+        (o["metadata"].get("namespace", NAMESPACE), o["metadata"]["name"]): {
+            p["port"] for p in o["spec"]["ports"]
+        }
+        for o in objs
+        if o["kind"] == "Service"
+    }
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
-def url_problems(who: str, env: dict[str, str], pod_ns: str, objs, extra_services=None) -> list[str]:
+def url_problems(
+    who: str, env: dict[str, str], pod_ns: str, objs, extra_services=None
+) -> list[str]:
     """Every in-cluster URL in a pod's environment must name a Service and port that exist in
     the namespace the name implies (a short name: the pod's own, as its DNS search path says).
 
@@ -306,7 +346,9 @@ def url_problems(who: str, env: dict[str, str], pod_ns: str, objs, extra_service
         labels = host.split(".")
         if len(labels) == 1:
             ns, svc = pod_ns, host
-        elif host.endswith((".svc", ".svc.cluster.local")) or (len(labels) == 2 and labels[1] in namespaces):
+        elif host.endswith((".svc", ".svc.cluster.local")) or (
+            len(labels) == 2 and labels[1] in namespaces
+        ):
             svc, ns = labels[0], labels[1]
         else:
             continue  # a public name (the hub's public URL, the OIDC issuer, S3)
@@ -319,39 +361,60 @@ def url_problems(who: str, env: dict[str, str], pod_ns: str, objs, extra_service
 
 
 # --------------------------------------------------------------------------- permissions
-def rbac_allows(objs, sa_ns: str, sa: str, verb: str, group: str, resource: str, ns: str | None) -> bool:
+def rbac_allows(
+    objs, sa_ns: str, sa: str, verb: str, group: str, resource: str, ns: str | None
+) -> bool:
     """Would the API server's RBAC authorizer allow this service account the call?
 
     ``ns=None`` is a cluster-scope call (``list_pod_for_all_namespaces``, nodes): only a
     ClusterRole bound by a ClusterRoleBinding grants it. A namespaced call is granted by a
     RoleBinding in that namespace (to a Role there or a ClusterRole) or a ClusterRoleBinding.
     """
-    roles = {(o["kind"], o["metadata"].get("namespace", NAMESPACE) if o["kind"] == "Role" else None,
-              o["metadata"]["name"]): o for o in objs if o["kind"] in ("Role", "ClusterRole")}
+    roles = {
+        (
+            o["kind"],
+            o["metadata"].get("namespace", NAMESPACE) if o["kind"] == "Role" else None,
+            o["metadata"]["name"],
+        ): o
+        for o in objs
+        if o["kind"] in ("Role", "ClusterRole")
+    }
 
     def grants(role) -> bool:
         for rule in (role or {}).get("rules", []):
-            if (group in rule.get("apiGroups", []) or "*" in rule.get("apiGroups", [])) and \
-               (resource in rule.get("resources", []) or "*" in rule.get("resources", [])) and \
-               (verb in rule.get("verbs", []) or "*" in rule.get("verbs", [])):
+            if (
+                (group in rule.get("apiGroups", []) or "*" in rule.get("apiGroups", []))
+                and (resource in rule.get("resources", []) or "*" in rule.get("resources", []))
+                and (verb in rule.get("verbs", []) or "*" in rule.get("verbs", []))
+            ):
                 return True
         return False
 
     for b in objs:
         if b["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
             continue
-        if not any(s.get("kind") == "ServiceAccount" and s["name"] == sa and s.get("namespace", sa_ns) == sa_ns
-                   for s in b.get("subjects") or []):
+        if not any(
+            s.get("kind") == "ServiceAccount"
+            and s["name"] == sa
+            and s.get("namespace", sa_ns) == sa_ns
+            for s in b.get("subjects") or []
+        ):
             continue
         ref = b["roleRef"]
         if b["kind"] == "ClusterRoleBinding":
-            if ref["kind"] == "ClusterRole" and grants(roles.get(("ClusterRole", None, ref["name"]))):
+            if ref["kind"] == "ClusterRole" and grants(
+                roles.get(("ClusterRole", None, ref["name"]))
+            ):
                 return True
             continue
         bns = b["metadata"].get("namespace", NAMESPACE)
         if ns is None or bns != ns:
             continue
-        role = roles.get(("Role", bns, ref["name"])) if ref["kind"] == "Role" else roles.get(("ClusterRole", None, ref["name"]))
+        role = (
+            roles.get(("Role", bns, ref["name"]))
+            if ref["kind"] == "Role"
+            else roles.get(("ClusterRole", None, ref["name"]))
+        )
         if grants(role):
             return True
     return False
@@ -363,11 +426,19 @@ def pod_specs(objs):
     for o in objs:
         found = pod_template(o)
         if found:
-            out.append((f"{o['kind']}/{o['metadata']['name']}", o["metadata"].get("namespace", NAMESPACE), found[0]))
+            out.append(
+                (
+                    f"{o['kind']}/{o['metadata']['name']}",
+                    o["metadata"].get("namespace", NAMESPACE),
+                    found[0],
+                )
+            )
     return out
 
 
-def supply_problems(who: str, spec: dict[str, Any], registry: str, pull_secrets: list[str]) -> list[str]:
+def supply_problems(
+    who: str, spec: dict[str, Any], registry: str, pull_secrets: list[str]
+) -> list[str]:
     """Every image of the pod from the configured registry; the pod carries every pull secret."""
     problems = []
     if registry:
@@ -383,12 +454,24 @@ def supply_problems(who: str, spec: dict[str, Any], registry: str, pull_secrets:
 
 # --------------------------------------------------------------------------- upstream API calls
 #: client method verb -> RBAC verb
-_VERBS = {"create": "create", "delete": "delete", "read": "get", "list": "list", "patch": "patch",
-          "replace": "update"}
+_VERBS = {
+    "create": "create",
+    "delete": "delete",
+    "read": "get",
+    "list": "list",
+    "patch": "patch",
+    "replace": "update",
+}
 #: kubernetes client singular (snake case) -> (API group, resource)
-_KINDS = {"pod": ("", "pods"), "persistent_volume_claim": ("", "persistentvolumeclaims"),
-          "secret": ("", "secrets"), "service": ("", "services"), "event": ("", "events"),
-          "endpoints": ("", "endpoints"), "namespace": ("", "namespaces")}
+_KINDS = {
+    "pod": ("", "pods"),
+    "persistent_volume_claim": ("", "persistentvolumeclaims"),
+    "secret": ("", "secrets"),
+    "service": ("", "services"),
+    "event": ("", "events"),
+    "endpoints": ("", "endpoints"),
+    "namespace": ("", "namespaces"),
+}
 
 
 def _source(module: str) -> str:
@@ -402,8 +485,10 @@ def _typed_calls(src: str, client: str, scope: str) -> set[tuple[str, str, str, 
     import re
 
     out = set()
-    for verb, kind in re.findall(rf"{client}\.(create|delete|read|list|patch|replace)_namespaced_(\w+?)\(", src):
-        if kind.endswith("custom_object") or kind.endswith("custom_object_status"):
+    for verb, kind in re.findall(
+        rf"{client}\.(create|delete|read|list|patch|replace)_namespaced_(\w+?)\(", src
+    ):
+        if kind.endswith(("custom_object", "custom_object_status")):
             continue
         group, res = _KINDS[kind]
         out.add((_VERBS[verb], group, res, scope))
@@ -415,7 +500,9 @@ def _custom_calls(src: str, scope: str) -> set[tuple[str, str, str, str]]:
     import re
 
     out = set()
-    for verb, status, args in re.findall(r"custom_client\.(\w+?)_namespaced_custom_object(_status)?\(\s*(.*?)\)", src, re.S):
+    for verb, status, args in re.findall(
+        r"custom_client\.(\w+?)_namespaced_custom_object(_status)?\(\s*(.*?)\)", src, re.S
+    ):
         parts = [a.strip().strip('"') for a in args.split(",")]
         out.add((_VERBS[verb], parts[0], parts[3] + ("/status" if status else ""), scope))
     return out
@@ -429,7 +516,10 @@ def _informers(src: str) -> set[tuple[str, str, str, str]]:
     for block in re.findall(r"Informer\((.*?)on_update", src, re.S):
         method = re.search(r'method="(\w+)"', block).group(1)
         if method == "list_cluster_custom_object":
-            group, res = re.search(r'group="([\w.]+)"', block).group(1), re.search(r'plural="(\w+)"', block).group(1)
+            group, res = (
+                re.search(r'group="([\w.]+)"', block).group(1),
+                re.search(r'plural="(\w+)"', block).group(1),
+            )
         else:
             group, res = _KINDS[re.match(r"list_(\w+)_for_all_namespaces", method).group(1)]
         out |= {("list", group, res, "cluster"), ("watch", group, res, "cluster")}
@@ -453,12 +543,20 @@ def kubespawner_calls(cfg) -> set[tuple[str, str, str, str]]:
 
 def gateway_backend_calls() -> set[tuple[str, str, str, str]]:
     src = _source("dask_gateway_server.backends.kubernetes.backend")
-    return _custom_calls(src, "user") | _typed_calls(src, r"self\.core_client", "user") | _informers(src)
+    return (
+        _custom_calls(src, "user")
+        | _typed_calls(src, r"self\.core_client", "user")
+        | _informers(src)
+    )
 
 
 def gateway_controller_calls() -> set[tuple[str, str, str, str]]:
     src = _source("dask_gateway_server.backends.kubernetes.controller")
-    return _custom_calls(src, "user") | _typed_calls(src, r"self\.core_client", "user") | _informers(src)
+    return (
+        _custom_calls(src, "user")
+        | _typed_calls(src, r"self\.core_client", "user")
+        | _informers(src)
+    )
 
 
 #: traefik v3 kubernetescrd provider (pkg/provider/kubernetes/crd/client.go, kubernetes_*.go;
@@ -467,8 +565,18 @@ def gateway_controller_calls() -> set[tuple[str, str, str, str]]:
 #: and watch of every traefik.io kind, of services, secrets and endpointslices (plus get of
 #: services and secrets); and, cluster-scope, list+watch of nodes, unless
 #: --providers.kubernetescrd.disableClusterScopeResources=true (then nothing cluster-scope).
-TRAEFIK_CRD_KINDS = ["ingressroutes", "ingressroutetcps", "ingressrouteudps", "middlewares", "middlewaretcps",
-                     "serverstransports", "serverstransporttcps", "tlsoptions", "tlsstores", "traefikservices"]
+TRAEFIK_CRD_KINDS = [
+    "ingressroutes",
+    "ingressroutetcps",
+    "ingressrouteudps",
+    "middlewares",
+    "middlewaretcps",
+    "serverstransports",
+    "serverstransporttcps",
+    "tlsoptions",
+    "tlsstores",
+    "traefikservices",
+]
 
 
 def traefik_calls(args: list[str]) -> set[tuple[str, str, str, str]]:
@@ -484,7 +592,10 @@ def traefik_calls(args: list[str]) -> set[tuple[str, str, str, str]]:
 
 # --------------------------------------------------------------------------- connectivity (NCA)
 def nca_bin() -> str:
-    found = shutil.which("nca", path=f"{Path(__import__('sys').executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    found = shutil.which(
+        "nca",
+        path=f"{Path(__import__('sys').executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     if not found:
         raise RuntimeError("nca not found: pip install the 'k8s' extra (network-config-analyzer)")
     return found
@@ -495,15 +606,43 @@ def connectivity(objs, pods: list[dict[str, Any]], workdir: Path) -> list[tuple[
     the rendered NetworkPolicies over the chart's workloads plus ``pods`` (the ones KubeSpawner
     and the gateway controller create): (source, destination, connections) lines, where an
     endpoint is ``<ns>/<name>`` or IP ranges ``a.b.c.d-e.f.g.h,...``."""
-    keep = [dict(o, metadata={**o["metadata"], "namespace": o["metadata"].get("namespace", NAMESPACE)})
-            for o in objs if o["kind"] in ("Deployment", "StatefulSet", "NetworkPolicy")]
-    namespaces = {o["metadata"]["namespace"] for o in keep} | {p["metadata"]["namespace"] for p in pods} | {"kube-system"}
-    ns_objs = [{"apiVersion": "v1", "kind": "Namespace",
-                "metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n}}} for n in sorted(namespaces)]
+    keep = [
+        dict(o, metadata={**o["metadata"], "namespace": o["metadata"].get("namespace", NAMESPACE)})
+        for o in objs
+        if o["kind"] in ("Deployment", "StatefulSet", "NetworkPolicy")
+    ]
+    namespaces = (
+        {o["metadata"]["namespace"] for o in keep}
+        | {p["metadata"]["namespace"] for p in pods}
+        | {"kube-system"}
+    )
+    ns_objs = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n}},
+        }
+        for n in sorted(namespaces)
+    ]
     path = workdir / "resources.yaml"
     path.write_text(yaml.safe_dump_all([*ns_objs, *keep, *pods]))
-    proc = subprocess.run([nca_bin(), "--connectivity", str(path), "--ns_list", str(path), "--pod_list", str(path),
-                           "-o", "txt_no_fw_rules"], capture_output=True, text=True, timeout=120, cwd=workdir)
+    proc = subprocess.run(
+        [
+            nca_bin(),
+            "--connectivity",
+            str(path),
+            "--ns_list",
+            str(path),
+            "--pod_list",
+            str(path),
+            "-o",
+            "txt_no_fw_rules",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=workdir,
+    )
     lines = []
     for line in proc.stdout.splitlines():
         if " => " not in line:

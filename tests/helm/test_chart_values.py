@@ -40,7 +40,9 @@ def test_reads_values_by_path(kind_values):
 
 
 def test_missing_secret_file_is_named(kind_values):
-    with pytest.raises(chart_values.ChartValuesError, match="the hub Secret has no key 'gateway-token'"):
+    with pytest.raises(
+        chart_values.ChartValuesError, match="the hub Secret has no key 'gateway-token'"
+    ):
         chart_values.secret("gateway-token")
 
 

@@ -85,17 +85,23 @@ def test_external_quota_service_is_a_working_hub_oauth_client(chart, monkeypatch
     assert pod["serviceAccountName"] == "rp-quota" and pod["automountServiceAccountToken"] is True
     role = chart.find(objs, "Role", "rp-quota")
     assert role["metadata"]["namespace"] == users_ns
-    assert sorted((tuple(r["apiGroups"]), tuple(r["resources"]), tuple(r["verbs"]))
-                  for r in role["rules"]) == [(("",), ("pods",), ("get", "list")),
-                                              (("gateway.dask.org",), ("daskclusters",), ("get", "list"))]
+    assert sorted(
+        (tuple(r["apiGroups"]), tuple(r["resources"]), tuple(r["verbs"])) for r in role["rules"]
+    ) == [
+        (("",), ("pods",), ("get", "list")),
+        (("gateway.dask.org",), ("daskclusters",), ("get", "list")),
+    ]
     binding = chart.find(objs, "RoleBinding", "rp-quota")
     assert binding["metadata"]["namespace"] == users_ns
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rp-quota",
-                                    "namespace": "roman"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "rp-quota", "namespace": "roman"}
+    ]
     for e in ct["env"]:
         monkeypatch.setenv(e["name"], e.get("value", "from-a-secret"))
     auth = HubOAuth()
     assert auth.api_url == "http://rp-hub:8081/hub/api"
-    assert auth.oauth_client_id == "service-quota"  # what the hub names the 'quota' service's client
+    assert (
+        auth.oauth_client_id == "service-quota"
+    )  # what the hub names the 'quota' service's client
     assert auth.oauth_redirect_uri == "/services/quota/oauth_callback"
     assert auth.access_scopes == {"access:services!service=quota"}

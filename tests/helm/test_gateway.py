@@ -62,8 +62,13 @@ def gateway(chart, tmp_path, request, monkeypatch):
     assert issubclass(backend_class, KubeBackend)
     backend = backend_class(config=api_cfg)
     controller = KubeController(config=ctl_cfg)
-    return SimpleNamespace(objs=objs, backend=backend, controller=controller, config=param,
-                           policy=load_policy(os.environ["ROMAN_POLICY_FILE"]))
+    return SimpleNamespace(
+        objs=objs,
+        backend=backend,
+        controller=controller,
+        config=param,
+        policy=load_policy(os.environ["ROMAN_POLICY_FILE"]),
+    )
 
 
 @pytest.mark.parametrize("tier", ["entry", "research", "team", "consortium"])
@@ -74,17 +79,23 @@ def test_cluster_objects_per_tier(chart, gateway, tier):
     options, config = _run(gateway.backend.process_cluster_options(user, request))
     obj = gateway.backend.make_cluster_object(user.name, options, config)
     # CRD schemas are OpenAPI v3.0: draft-4 style (boolean exclusiveMinimum).
-    jsonschema.Draft4Validator(_crd_schema(gateway.objs, obj["apiVersion"], "DaskCluster")).validate(obj)
+    jsonschema.Draft4Validator(
+        _crd_schema(gateway.objs, obj["apiVersion"], "DaskCluster")
+    ).validate(obj)
     spec = obj["spec"]["config"]
     assert spec["worker_cores"] == lim.worker_cores.max
     assert spec["worker_memory"] == int(lim.worker_memory_gib.max * GIB)
     # The worker cap is the policy's, for workers; the scheduler comes on top (hub_config.gateway).
     assert 1 <= spec["cluster_max_workers"] <= lim.max_workers
     assert spec["cluster_max_workers"] * spec["worker_cores"] <= lim.max_cores_per_cluster
-    assert spec["cluster_max_cores"] == lim.max_cores_per_cluster + spec["scheduler_cores"]  # workers + scheduler
+    assert (
+        spec["cluster_max_cores"] == lim.max_cores_per_cluster + spec["scheduler_cores"]
+    )  # workers + scheduler
     assert spec["idle_timeout"] == lim.idle_timeout_s
     assert spec["environment"]["ROMAN_TIER"] == tier
-    assert spec["namespace"] == ("roman-users" if gateway.config == "cloud-production" else chart.NAMESPACE)
+    assert spec["namespace"] == (
+        "roman-users" if gateway.config == "cloud-production" else chart.NAMESPACE
+    )
     assert chart.image_problem(spec["image"]) is None
     # Over the tier's range: refused by the options' own bounds, with the tier in the message.
     too_much = {"worker_cores": lim.worker_cores.max + 1}
@@ -95,11 +106,18 @@ def test_cluster_objects_per_tier(chart, gateway, tier):
     from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
 
     ns, name = spec["namespace"], obj["metadata"]["name"]
-    cfg = KubeClusterConfig(**{k: v for k, v in spec.items() if k in KubeClusterConfig.class_trait_names()})
+    cfg = KubeClusterConfig(
+        **{k: v for k, v in spec.items() if k in KubeClusterConfig.class_trait_names()}
+    )
     ctl = gateway.controller
-    made = [ctl.make_pod(ns, name, cfg, is_worker=False), ctl.make_pod(ns, name, cfg, is_worker=True),
-            ctl.make_secret(name), ctl.make_service(name),
-            ctl.make_ingressroute(name, ns), ctl.make_ingressroutetcp(name, ns)]
+    made = [
+        ctl.make_pod(ns, name, cfg, is_worker=False),
+        ctl.make_pod(ns, name, cfg, is_worker=True),
+        ctl.make_secret(name),
+        ctl.make_service(name),
+        ctl.make_ingressroute(name, ns),
+        ctl.make_ingressroutetcp(name, ns),
+    ]
     # The controller hands pods, secrets and services to typed client calls, which add these.
     for o, kind in zip(made[:4], ["Pod", "Pod", "Secret", "Service"]):
         o.setdefault("apiVersion", "v1")
@@ -107,7 +125,9 @@ def test_cluster_objects_per_tier(chart, gateway, tier):
     for o in made:
         o.setdefault("metadata", {}).setdefault("name", name)
         if o.get("apiVersion", "").startswith("traefik.io/"):
-            jsonschema.Draft4Validator(_crd_schema(gateway.objs, o["apiVersion"], o["kind"])).validate(o)
+            jsonschema.Draft4Validator(
+                _crd_schema(gateway.objs, o["apiVersion"], o["kind"])
+            ).validate(o)
         else:
             # dask-gateway writes the headless Service's ports with a snake_case "target_port",
             # which the API server drops (the ports are the same numbers): validate that one
@@ -127,8 +147,12 @@ def test_cluster_objects_per_tier(chart, gateway, tier):
         assert not chart.url_problems(who, env, ns, gateway.objs)
         # Workload identity: the user servers' service account (its cloud role), not "default".
         assert pod["spec"]["serviceAccountName"] == "rp-singleuser"
-        assert any(o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "rp-singleuser"
-                   and o["metadata"].get("namespace", chart.NAMESPACE) == ns for o in gateway.objs)
+        assert any(
+            o["kind"] == "ServiceAccount"
+            and o["metadata"]["name"] == "rp-singleuser"
+            and o["metadata"].get("namespace", chart.NAMESPACE) == ns
+            for o in gateway.objs
+        )
     wres = worker["spec"]["containers"][0]["resources"]
     assert float(wres["limits"]["cpu"]) == lim.worker_cores.max
     assert int(wres["limits"]["memory"]) == int(lim.worker_memory_gib.max * GIB)
@@ -141,9 +165,16 @@ def _cluster(name, username, tier, cores, memory_gib, status=None):
     from dask_gateway_server import models
 
     return models.Cluster(
-        name=name, username=username, token="t", options={},
-        config={"worker_cores": cores, "worker_memory": int(memory_gib * GIB), "cluster_max_workers": 1000,
-                "environment": {"ROMAN_TIER": tier}},
+        name=name,
+        username=username,
+        token="t",
+        options={},
+        config={
+            "worker_cores": cores,
+            "worker_memory": int(memory_gib * GIB),
+            "cluster_max_workers": 1000,
+            "environment": {"ROMAN_TIER": tier},
+        },
         status=status or models.ClusterStatus.RUNNING,
     )
 
@@ -156,16 +187,24 @@ def test_per_user_totals_on_kubernetes(gateway):
 
     backend = gateway.backend
     lim = gateway.policy.gateway_limits("research")  # 24 workers, 48 cores, 192 GiB in total
-    backend.clusters = {"ns.a": _cluster("ns.a", "rosa", "research", 2, 8),
-                        "ns.b": _cluster("ns.b", "rosa", "research", 2, 8),
-                        "ns.other": _cluster("ns.other", "chen", "research", 2, 8)}
+    backend.clusters = {
+        "ns.a": _cluster("ns.a", "rosa", "research", 2, 8),
+        "ns.b": _cluster("ns.b", "rosa", "research", 2, 8),
+        "ns.other": _cluster("ns.other", "chen", "research", 2, 8),
+    }
     backend.custom_client = mock.MagicMock()
     backend.custom_client.patch_namespaced_custom_object = mock.AsyncMock()
     # Cluster a asks (adaptive, by heartbeat) for everything: it gets the whole total.
-    _run(backend.on_cluster_heartbeat("ns.a", {"count": 1000, "active_workers": [],
-                                                     "closing_workers": [], "closed_workers": []}))
+    _run(
+        backend.on_cluster_heartbeat(
+            "ns.a",
+            {"count": 1000, "active_workers": [], "closing_workers": [], "closed_workers": []},
+        )
+    )
     first = backend.custom_client.patch_namespaced_custom_object.call_args.args[-1][0]["value"]
-    assert first == min(lim.max_total_workers, int(lim.max_total_cores // 2), int(lim.max_total_memory_gib // 8))
+    assert first == min(
+        lim.max_total_workers, int(lim.max_total_cores // 2), int(lim.max_total_memory_gib // 8)
+    )
     # Cluster b now gets only what is left of the user's totals; another user is unaffected.
     allowed, warning = backend.allowed_workers("ns.b", 10)
     assert allowed == 0 and "in total across all your clusters" in warning
@@ -178,6 +217,7 @@ def test_per_user_totals_on_kubernetes(gateway):
 
 def test_gateway_quota_check_reads_the_quota_database_when_external(chart):
     """hub_config.gateway checks quotas on start/scale when ROMAN_QUOTA_DB_URL is set."""
+
     def env(config):
         dep = chart.find(chart.render(config), "Deployment", "rp-gateway-api")
         return {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -187,8 +227,12 @@ def test_gateway_quota_check_reads_the_quota_database_when_external(chart):
     assert "ROMAN_QUOTA_DB_URL" not in env("kind")  # SQLite: only the hub pod can read it
 
 
-SUPPLY = {"global.registry": "registry.example.org/roman", "global.imagePullSecret.create": "true",
-          "data.volume.enabled": "true", "data.volume.claimName": "roman-products"}
+SUPPLY = {
+    "global.registry": "registry.example.org/roman",
+    "global.imagePullSecret.create": "true",
+    "data.volume.enabled": "true",
+    "data.volume.claimName": "roman-products",
+}
 
 
 def _dask_pods(gateway, username, tier="research"):
@@ -199,9 +243,13 @@ def _dask_pods(gateway, username, tier="research"):
     options, config = _run(gateway.backend.process_cluster_options(user, {}))
     obj = gateway.backend.make_cluster_object(user.name, options, config)
     spec = obj["spec"]["config"]
-    cfg = KubeClusterConfig(**{k: v for k, v in spec.items() if k in KubeClusterConfig.class_trait_names()})
-    return [gateway.controller.make_pod(spec["namespace"], obj["metadata"]["name"], cfg, is_worker=w)
-            for w in (False, True)]
+    cfg = KubeClusterConfig(
+        **{k: v for k, v in spec.items() if k in KubeClusterConfig.class_trait_names()}
+    )
+    return [
+        gateway.controller.make_pod(spec["namespace"], obj["metadata"]["name"], cfg, is_worker=w)
+        for w in (False, True)
+    ]
 
 
 @pytest.mark.parametrize("gateway", [("cloud-production", SUPPLY)], indirect=True)
@@ -209,17 +257,26 @@ def test_dask_pods_pull_and_mount_like_notebooks(chart, gateway):
     """Supply: Dask pods from the registry with the pull secret; data: the read-only data
     volume mounted into schedulers and workers as into notebooks (items 4, 6)."""
     for pod in _dask_pods(gateway, "astro"):
-        assert not chart.supply_problems("dask pod", pod["spec"], "registry.example.org/roman", ["rp-image-pull"])
+        assert not chart.supply_problems(
+            "dask pod", pod["spec"], "registry.example.org/roman", ["rp-image-pull"]
+        )
         vols = {v["name"]: v for v in pod["spec"]["volumes"]}
-        assert vols["roman-data"]["persistentVolumeClaim"] == {"claimName": "roman-products", "readOnly": True}
+        assert vols["roman-data"]["persistentVolumeClaim"] == {
+            "claimName": "roman-products",
+            "readOnly": True,
+        }
         mounts = {m["name"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
-        assert mounts["roman-data"]["mountPath"] == "/data/roman" and mounts["roman-data"]["readOnly"]
+        assert (
+            mounts["roman-data"]["mountPath"] == "/data/roman" and mounts["roman-data"]["readOnly"]
+        )
         env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
         assert env["ROMAN_DATA_URL"] == "/data/roman"
 
 
-STORES = {"data.userStore.userPrefix": "s3://roman-users/users/",
-          "data.userStore.teamPrefix": "s3://roman-users/teams/"}
+STORES = {
+    "data.userStore.userPrefix": "s3://roman-users/users/",
+    "data.userStore.teamPrefix": "s3://roman-users/teams/",
+}
 
 
 @pytest.mark.parametrize("gateway", [("kind", STORES)], indirect=True)
@@ -231,7 +288,9 @@ def test_dask_pods_get_their_owners_writable_prefix(chart, gateway):
         for is_worker, pod in enumerate(_dask_pods(gateway, name)):
             pairs = [(e["name"], e.get("value")) for e in pod["spec"]["containers"][0]["env"]]
             names = [k for k, _ in pairs]
-            assert names.count("ROMAN_USER_STORE_URL") == 1, names  # one value, no shadowing duplicate
+            assert names.count("ROMAN_USER_STORE_URL") == 1, (
+                names
+            )  # one value, no shadowing duplicate
             env = dict(pairs)
             seen[name, is_worker] = env["ROMAN_USER_STORE_URL"]
             assert env["ROMAN_TEAM_STORE_URL"] == "s3://roman-users/teams/"

@@ -47,14 +47,16 @@ def _materialize(chart, config: str, tmp_path, sets=None) -> dict[str, str]:
     hub = chart.find(objs, "Deployment", "rp-hub")["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in hub["env"] if "value" in e}
     env = {k: v.replace("/etc/roman-platform", str(tmp_path)) for k, v in env.items()}
-    env.update({
-        "POD_IP": "100.64.1.3",
-        "POD_NAMESPACE": chart.NAMESPACE,
-        "CONFIGPROXY_AUTH_TOKEN": secret["proxy-token"],
-        "ROMAN_OIDC_CLIENT_SECRET": "from-the-oidc-secret",
-        # The hub's pre-spawn quota check (issue 5) runs for real, on a fresh SQLite database.
-        "ROMAN_QUOTA_DB_URL": f"sqlite:///{tmp_path}/quota.sqlite",
-    })
+    env.update(
+        {
+            "POD_IP": "100.64.1.3",
+            "POD_NAMESPACE": chart.NAMESPACE,
+            "CONFIGPROXY_AUTH_TOKEN": secret["proxy-token"],
+            "ROMAN_OIDC_CLIENT_SECRET": "from-the-oidc-secret",
+            # The hub's pre-spawn quota check (issue 5) runs for real, on a fresh SQLite database.
+            "ROMAN_QUOTA_DB_URL": f"sqlite:///{tmp_path}/quota.sqlite",
+        }
+    )
     return env
 
 
@@ -82,8 +84,14 @@ def hub_config(chart, tmp_path, request):
 
 
 def _user(name: str, groups: list[str]):
-    return SimpleNamespace(name=name, id=1, url=f"/user/{name}/", escaped_name=name,
-                           groups=[SimpleNamespace(name=g) for g in groups], spawners={})
+    return SimpleNamespace(
+        name=name,
+        id=1,
+        url=f"/user/{name}/",
+        escaped_name=name,
+        groups=[SimpleNamespace(name=g) for g in groups],
+        spawners={},
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +113,9 @@ def _spawner(cfg, user):
 
     # What JupyterHub derives from hub_connect_url (app.py: hub.url / hub.api_url).
     connect = cfg.JupyterHub.hub_connect_url
-    hub = SimpleNamespace(public_host="", url=f"{connect}/hub/", base_url="/hub/", api_url=f"{connect}/hub/api")
+    hub = SimpleNamespace(
+        public_host="", url=f"{connect}/hub/", base_url="/hub/", api_url=f"{connect}/hub/api"
+    )
     return TierKubeSpawner(config=cfg, user=user, hub=hub, _mock=True)
 
 
@@ -121,7 +131,9 @@ def _build(cfg, user, options):
         if spawner.modify_pod_hook:
             pod = spawner.modify_pod_hook(spawner, pod)
         async with ApiClient() as api:  # serialization only; it never connects
-            return api.sanitize_for_serialization(pod), api.sanitize_for_serialization(spawner.get_pvc_manifest())
+            return api.sanitize_for_serialization(pod), api.sanitize_for_serialization(
+                spawner.get_pvc_manifest()
+            )
 
     pod, pvc = _run(go())
     return spawner, pod, pvc
@@ -134,7 +146,10 @@ def test_config_is_chart_mode(hub_config):
     assert cfg.ConfigurableHTTPProxy.should_start is False
     assert cfg.JupyterHub.cleanup_servers is False
     assert cfg.RomanOIDCAuthenticator.client_secret == "from-the-oidc-secret"
-    assert cfg.RomanOIDCAuthenticator.oauth_callback_url == "http://kind-node.invalid:30080/hub/oauth_callback"
+    assert (
+        cfg.RomanOIDCAuthenticator.oauth_callback_url
+        == "http://kind-node.invalid:30080/hub/oauth_callback"
+    )
     services = {s["name"]: s for s in cfg.JupyterHub.services}
     assert services["dask-gateway"]["url"] == "http://rp-traefik.roman.svc:80"
     assert services["quota"]["url"] == "http://100.64.1.3:8090"  # SQLite: inside the hub pod
@@ -158,7 +173,9 @@ def test_config_is_chart_mode(hub_config):
     assert hub.public_url.rstrip("/") == "http://kind-node.invalid:30080"
     assert hub.hub_connect_url == "http://rp-hub.roman.svc:8081"
     auth = RomanOIDCAuthenticator(config=cfg)
-    assert auth.oidc_issuer == "http://kind-node.invalid:30081" and auth.client_id == "roman-platform"
+    assert (
+        auth.oidc_issuer == "http://kind-node.invalid:30081" and auth.client_id == "roman-platform"
+    )
 
 
 TIER_USERS = {
@@ -187,7 +204,9 @@ def test_each_tier_gets_its_profiles_pod(chart, hub_config, tier):
         assert int(res["requests"]["memory"]) == profile.mem_guarantee_bytes, who
         if profile.gpus:
             assert res["limits"]["nvidia.com/gpu"] == str(profile.gpus), who
-            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["spec"]["tolerations"]
+            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+                "spec"
+            ]["tolerations"]
         else:
             assert "nvidia.com/gpu" not in res.get("limits", {}), who
         for k, v in profile.node_selector.items():
@@ -198,7 +217,9 @@ def test_each_tier_gets_its_profiles_pod(chart, hub_config, tier):
         # from the chart's storage class; scratch emptyDir.
         home_gb = policy.tiers[tier].base_allocation.home_gb
         assert pvc["spec"]["resources"]["requests"]["storage"] == f"{home_gb:g}G", who
-        assert pvc["spec"]["storageClassName"] == values["singleuser"]["storage"]["storageClassName"]
+        assert (
+            pvc["spec"]["storageClassName"] == values["singleuser"]["storage"]["storageClassName"]
+        )
         vols = {v["name"]: v for v in pod["spec"]["volumes"]}
         assert vols["home"]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
         assert vols["scratch"]["emptyDir"]["sizeLimit"] == f"{profile.scratch_gib:g}Gi"
@@ -210,7 +231,9 @@ def test_each_tier_gets_its_profiles_pod(chart, hub_config, tier):
         assert pod["spec"]["automountServiceAccountToken"] is False
         env = {e["name"]: e.get("value") for e in ct["env"]}
         assert env["ROMAN_TIER"] == tier and env["ROMAN_PROFILE"] == profile_name
-        assert env["DASK_GATEWAY__ADDRESS"] == "http://rp-traefik.roman.svc:80/services/dask-gateway"
+        assert (
+            env["DASK_GATEWAY__ADDRESS"] == "http://rp-traefik.roman.svc:80/services/dask-gateway"
+        )
         assert env["DASK_GATEWAY__PROXY_ADDRESS"] == "gateway://rp-traefik.roman.svc:8786"
         assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
         assert env["ROMAN_QUOTA_URL"] == "http://rp-proxy-public.roman.svc:80/services/quota/"
@@ -225,7 +248,9 @@ def test_each_tier_gets_its_profiles_pod(chart, hub_config, tier):
         else:
             assert "team-galaxies" not in vols and "team-galaxies" not in mounts
         # The chart's NetworkPolicies select the user's pod.
-        assert not chart.netpol_problems(chart.render("kind"), [(who, chart.NAMESPACE, pod["metadata"]["labels"])])
+        assert not chart.netpol_problems(
+            chart.render("kind"), [(who, chart.NAMESPACE, pod["metadata"]["labels"])]
+        )
 
 
 def test_a_tier_cannot_start_another_tiers_profile(hub_config):
@@ -238,21 +263,29 @@ def test_a_tier_cannot_start_another_tiers_profile(hub_config):
 @pytest.mark.parametrize("hub_config", ["cloud-production"], indirect=True)
 def test_production_spawner_settings(chart, hub_config):
     cfg, policy, _values = hub_config
-    spawner, pod, pvc = _build(cfg, _user("rosa", ["tier-research", "team-hlwas"]), {"profile": "medium"})
+    spawner, pod, pvc = _build(
+        cfg, _user("rosa", ["tier-research", "team-hlwas"]), {"profile": "medium"}
+    )
     assert pod["metadata"]["namespace"] if "namespace" in pod["metadata"] else True
     assert spawner.namespace == "roman-users"
     assert pvc["spec"]["storageClassName"] == "gp3"
     assert pod["spec"]["priorityClassName"] == "rp-user"
     assert pod["spec"]["serviceAccountName"] == "rp-singleuser"
     services = {s["name"]: s for s in cfg.JupyterHub.services}
-    assert services["quota"]["url"] == "http://rp-quota.roman.svc:8090" and "command" not in services["quota"]
+    assert (
+        services["quota"]["url"] == "http://rp-quota.roman.svc:8090"
+        and "command" not in services["quota"]
+    )
     assert 20001 in pod["spec"]["securityContext"]["supplementalGroups"]
     objs = chart.render("cloud-production")
     assert not chart.netpol_problems(objs, [("user pod", "roman-users", pod["metadata"]["labels"])])
 
 
-DATA_SETS = {"data.volume.enabled": "true", "data.volume.claimName": "roman-products",
-             "data.s3.existingSecret": "roman-s3-keys"}
+DATA_SETS = {
+    "data.volume.enabled": "true",
+    "data.volume.claimName": "roman-products",
+    "data.s3.existingSecret": "roman-s3-keys",
+}
 
 
 @pytest.mark.parametrize("hub_config", [("kind", tuple(DATA_SETS.items()))], indirect=True)
@@ -263,8 +296,15 @@ def test_data_mount_and_s3_keys(chart, hub_config):
     ct = next(c for c in pod["spec"]["containers"] if c["name"] == "notebook")
     vols = {v["name"]: v for v in pod["spec"]["volumes"]}
     mounts = {m["name"]: m for m in ct["volumeMounts"]}
-    assert vols["roman-data"]["persistentVolumeClaim"] == {"claimName": "roman-products", "readOnly": True}
-    assert mounts["roman-data"] == {"name": "roman-data", "mountPath": "/data/roman", "readOnly": True}
+    assert vols["roman-data"]["persistentVolumeClaim"] == {
+        "claimName": "roman-products",
+        "readOnly": True,
+    }
+    assert mounts["roman-data"] == {
+        "name": "roman-data",
+        "mountPath": "/data/roman",
+        "readOnly": True,
+    }
     assert {"secretRef": {"name": "roman-s3-keys"}} in ct["envFrom"]
     env = {e["name"]: e.get("value") for e in ct["env"]}
     assert env["ROMAN_DATA_URL"] == "/data/roman"
@@ -292,10 +332,18 @@ def test_user_pod_urls_resolve_and_calls_are_allowed(chart, hub_config):
     assert env["DASK_GATEWAY__PUBLIC_ADDRESS"] == f"{public}/services/dask-gateway"
     assert env["ROMAN_QUOTA_PUBLIC_URL"] == f"{public}/services/quota/"
     # Permissions: the calls are conditional on features this config leaves off.
-    assert not spawner.internal_ssl and not spawner.services_enabled and not spawner.enable_user_namespaces
+    assert (
+        not spawner.internal_ssl
+        and not spawner.services_enabled
+        and not spawner.enable_user_namespaces
+    )
     calls = chart.kubespawner_calls(cfg)
     assert ("create", "", "pods", "user") in calls and ("watch", "", "events", "user") in calls
-    denied = [c for c in sorted(calls) if not chart.rbac_allows(objs, chart.NAMESPACE, "rp-hub", c[0], c[1], c[2], user_ns)]
+    denied = [
+        c
+        for c in sorted(calls)
+        if not chart.rbac_allows(objs, chart.NAMESPACE, "rp-hub", c[0], c[1], c[2], user_ns)
+    ]
     assert not denied, f"the hub may not {denied}"
 
 
@@ -309,8 +357,11 @@ def _objs_for(chart, values):
     raise AssertionError("values of no example")
 
 
-SUPPLY = (("global.registry", "registry.example.org/roman"), ("global.imagePullSecret.create", "true"),
-          ("global.imagePullSecret.registry", "registry.example.org"))
+SUPPLY = (
+    ("global.registry", "registry.example.org/roman"),
+    ("global.imagePullSecret.create", "true"),
+    ("global.imagePullSecret.registry", "registry.example.org"),
+)
 
 
 @pytest.mark.parametrize("hub_config", [("cloud-production", SUPPLY)], indirect=True)
@@ -319,7 +370,9 @@ def test_user_pods_pull_from_the_registry(chart, hub_config):
     for profile in ("small", "gpu"):
         groups = ["tier-consortium"]
         _spawner_, pod, _pvc = _build(cfg, _user("rosa", groups), {"profile": profile})
-        problems = chart.supply_problems(f"user pod {profile}", pod["spec"], "registry.example.org/roman", ["rp-image-pull"])
+        problems = chart.supply_problems(
+            f"user pod {profile}", pod["spec"], "registry.example.org/roman", ["rp-image-pull"]
+        )
         assert not problems, problems
 
 
@@ -339,19 +392,32 @@ def test_named_servers_do_not_share_a_readwriteonce_home(hub_config):
     claims = {}
     for server, profile in (("", "small"), ("big", "medium"), ("other", "small")):
         connect = cfg.JupyterHub.hub_connect_url
-        hub = SimpleNamespace(public_host="", url=f"{connect}/hub/", base_url="/hub/", api_url=f"{connect}/hub/api")
-        spawner = TierKubeSpawner(config=cfg, user=user, hub=hub, _mock=True,
-                                  orm_spawner=SimpleNamespace(name=server, server=None))
+        hub = SimpleNamespace(
+            public_host="", url=f"{connect}/hub/", base_url="/hub/", api_url=f"{connect}/hub/api"
+        )
+        spawner = TierKubeSpawner(
+            config=cfg,
+            user=user,
+            hub=hub,
+            _mock=True,
+            orm_spawner=SimpleNamespace(name=server, server=None),
+        )
         _run(spawner.apply_tier_options({"profile": profile}))
         pvc = spawner.get_pvc_manifest()
-        claims[server] = (pvc.metadata.name, pvc.spec.resources.requests["storage"], pvc.spec.access_modes)
+        claims[server] = (
+            pvc.metadata.name,
+            pvc.spec.resources.requests["storage"],
+            pvc.spec.access_modes,
+        )
     assert len({name for name, _, _ in claims.values()}) == 3, claims
     home = f"{policy.tiers['research'].base_allocation.home_gb:g}G"
     assert {size for _, size, _ in claims.values()} == {home}
     assert all(modes == ["ReadWriteOnce"] for _, _, modes in claims.values())
 
 
-@pytest.mark.parametrize("hub_config", [("kind", (("singleuser.storage.accessMode", "ReadWriteMany"),))], indirect=True)
+@pytest.mark.parametrize(
+    "hub_config", [("kind", (("singleuser.storage.accessMode", "ReadWriteMany"),))], indirect=True
+)
 def test_readwritemany_home_is_shared_by_named_servers(hub_config):
     from hub_config.spawner import TierKubeSpawner
 
@@ -360,9 +426,16 @@ def test_readwritemany_home_is_shared_by_named_servers(hub_config):
     names = set()
     for server in ("", "big"):
         connect = cfg.JupyterHub.hub_connect_url
-        hub = SimpleNamespace(public_host="", url=f"{connect}/hub/", base_url="/hub/", api_url=f"{connect}/hub/api")
-        spawner = TierKubeSpawner(config=cfg, user=user, hub=hub, _mock=True,
-                                  orm_spawner=SimpleNamespace(name=server, server=None))
+        hub = SimpleNamespace(
+            public_host="", url=f"{connect}/hub/", base_url="/hub/", api_url=f"{connect}/hub/api"
+        )
+        spawner = TierKubeSpawner(
+            config=cfg,
+            user=user,
+            hub=hub,
+            _mock=True,
+            orm_spawner=SimpleNamespace(name=server, server=None),
+        )
         _run(spawner.apply_tier_options({"profile": "small"}))
         pvc = spawner.get_pvc_manifest()
         assert pvc.spec.access_modes == ["ReadWriteMany"]
@@ -400,12 +473,21 @@ def test_crds_and_stpsf_in_production(chart, hub_config, tmp_path):
     assert env["CRDS_SERVER_URL"] == "https://roman-crds.stsci.edu"
     assert env["STPSF_PATH"] == "/data/references/stpsf-data"
     mounts = {m["name"]: m for m in ct["volumeMounts"]}
-    assert mounts["references"] == {"name": "references", "mountPath": "/data/references", "readOnly": True}
+    assert mounts["references"] == {
+        "name": "references",
+        "mountPath": "/data/references",
+        "readOnly": True,
+    }
     assert mounts["home"]["mountPath"] == "/home/jovyan"  # the cache is in the writable home
     vols = {v["name"]: v for v in pod["spec"]["volumes"]}
-    assert vols["references"]["persistentVolumeClaim"] == {"claimName": "rp-references", "readOnly": True}
+    assert vols["references"]["persistentVolumeClaim"] == {
+        "claimName": "rp-references",
+        "readOnly": True,
+    }
     objs = chart.render("cloud-production")
-    assert chart.find(objs, "PersistentVolumeClaim", "rp-references")["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert chart.find(objs, "PersistentVolumeClaim", "rp-references")["spec"]["accessModes"] == [
+        "ReadWriteMany"
+    ]
     job = chart.find(objs, "Job", "rp-references-preload")
     assert "crds sync --contexts" in job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
     # The postStart hook, run for real against a fake shared cache: links, writable, idempotent.
@@ -414,13 +496,22 @@ def test_crds_and_stpsf_in_production(chart, hub_config, tmp_path):
     (shared / "references" / "roman" / "wfi" / "roman_wfi_dark_0001.asdf").write_text("dark")
     (shared / "mappings" / "roman").mkdir(parents=True)
     (shared / "mappings" / "roman" / "roman_0048.pmap").write_text("pmap")
-    script = ct["lifecycle"]["postStart"]["exec"]["command"][2].replace("/data/references", str(tmp_path / "data" / "references"))
+    script = ct["lifecycle"]["postStart"]["exec"]["command"][2].replace(
+        "/data/references", str(tmp_path / "data" / "references")
+    )
     cache = tmp_path / "home" / "crds_cache"
     for _ in range(2):
-        subprocess.run(["sh", "-c", script], env={"CRDS_PATH": str(cache), "PATH": os.environ["PATH"]}, check=True, timeout=30)
+        subprocess.run(
+            ["sh", "-c", script],
+            env={"CRDS_PATH": str(cache), "PATH": os.environ["PATH"]},
+            check=True,
+            timeout=30,
+        )
     dark = cache / "references" / "roman" / "wfi" / "roman_wfi_dark_0001.asdf"
     assert dark.is_symlink() and dark.read_text() == "dark"
-    (cache / "references" / "roman" / "wfi" / "roman_wfi_flat_0002.asdf").write_text("new")  # CRDS can add
+    (cache / "references" / "roman" / "wfi" / "roman_wfi_flat_0002.asdf").write_text(
+        "new"
+    )  # CRDS can add
 
 
 @pytest.mark.parametrize("hub_config", ["cloud-production"], indirect=True)
@@ -433,9 +524,19 @@ def test_prometheus_may_read_hub_metrics_only(chart, hub_config, tmp_path):
     token = chart.find(objs, "Secret", "rp-hub")["stringData"]["metrics-token"]
     assert services["prometheus"]["api_token"] == token and len(token) >= 32
     roles = {r["name"]: r for r in cfg.JupyterHub.load_roles}
-    assert roles["prometheus"]["scopes"] == ["read:metrics"] and roles["prometheus"]["services"] == ["prometheus"]
-    scraper = {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "p", "image": "p:1"}]},
-               "metadata": {"name": "prometheus-0", "namespace": "monitoring", "labels": {"app": "prometheus"}}}
+    assert roles["prometheus"]["scopes"] == ["read:metrics"] and roles["prometheus"][
+        "services"
+    ] == ["prometheus"]
+    scraper = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "spec": {"containers": [{"name": "p", "image": "p:1"}]},
+        "metadata": {
+            "name": "prometheus-0",
+            "namespace": "monitoring",
+            "labels": {"app": "prometheus"},
+        },
+    }
     other = {**scraper, "metadata": {**scraper["metadata"], "namespace": "elsewhere"}}
     lines = chart.connectivity(objs, [scraper, other], tmp_path)
     assert chart.nca_allows(lines, "monitoring/prometheus-0", "roman/rp-hub", 8081)

@@ -31,7 +31,9 @@ def test_network_policies_cover_every_pod(chart, config):
 def test_no_hostpath_and_no_cluster_admin(chart, config):
     for obj in chart.render(config):
         if obj["kind"] in ("ClusterRoleBinding", "RoleBinding"):
-            assert obj["roleRef"]["name"] not in ("cluster-admin", "admin", "edit"), chart.obj_id(obj)
+            assert obj["roleRef"]["name"] not in ("cluster-admin", "admin", "edit"), chart.obj_id(
+                obj
+            )
         if obj["kind"] in ("ClusterRole", "Role"):
             for rule in obj["rules"]:
                 assert "*" not in rule["verbs"] and "*" not in rule["resources"], chart.obj_id(obj)
@@ -51,15 +53,23 @@ def test_checks_name_the_offending_object(chart):
     spec["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
     problems = chart.pod_problems("Deployment/roman/spoiled-hub", spec)
     text = "\n".join(problems)
-    for expected in ("latest", "no memory limit", "may run as root", "does not drop ALL",
-                     "adds capabilities", "hostPath"):
+    for expected in (
+        "latest",
+        "no memory limit",
+        "may run as root",
+        "does not drop ALL",
+        "adds capabilities",
+        "hostPath",
+    ):
         assert expected in text, (expected, text)
     assert all(p.startswith("Deployment/roman/spoiled-hub") for p in problems)
     hub["spec"]["template"]["metadata"]["labels"] = {"app.kubernetes.io/component": "stray"}
     uncovered = chart.netpol_problems(objs, [("Deployment/roman/spoiled-hub", "roman", {"x": "y"})])
     # (without the release's labels the default deny does not select it either: issue 16 item 7)
-    assert uncovered == ["Deployment/roman/spoiled-hub: no default-deny NetworkPolicy in namespace roman",
-                         "Deployment/roman/spoiled-hub: no NetworkPolicy selects its pods (labels {'x': 'y'})"]
+    assert uncovered == [
+        "Deployment/roman/spoiled-hub: no default-deny NetworkPolicy in namespace roman",
+        "Deployment/roman/spoiled-hub: no NetworkPolicy selects its pods (labels {'x': 'y'})",
+    ]
 
 
 def test_images_are_pinned_in_the_policy_too(chart, config):

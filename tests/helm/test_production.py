@@ -13,9 +13,13 @@ import pytest
 import yaml
 
 REGISTRY = "registry.example.org/roman"
-SUPPLY = {"global.registry": REGISTRY, "global.imagePullSecret.create": "true",
-          "global.imagePullSecret.registry": "registry.example.org",
-          "global.imagePullSecret.username": "robot", "global.imagePullSecret.password": "s3cret"}
+SUPPLY = {
+    "global.registry": REGISTRY,
+    "global.imagePullSecret.create": "true",
+    "global.imagePullSecret.registry": "registry.example.org",
+    "global.imagePullSecret.username": "robot",
+    "global.imagePullSecret.password": "s3cret",
+}
 
 
 def _user_ns(chart, objs):
@@ -33,12 +37,14 @@ def test_traefik_provider_calls_are_allowed(chart, config):
     the fix it also started a cluster-scope Node informer that no Role could grant."""
     objs = chart.render(config)
     args = _container(objs, chart, "Deployment", "rp-traefik")["args"]
-    watched = next(a.split("=", 1)[1] for a in args if a.startswith("--providers.kubernetescrd.namespaces="))
+    watched = next(
+        a.split("=", 1)[1] for a in args if a.startswith("--providers.kubernetescrd.namespaces=")
+    )
     namespaces = watched.split(",")
     assert set(namespaces) == {chart.NAMESPACE, _user_ns(chart, objs)}
     denied = []
     for verb, group, res, scope in sorted(chart.traefik_calls(args)):
-        for ns in (namespaces if scope == "each" else [None]):
+        for ns in namespaces if scope == "each" else [None]:
             if not chart.rbac_allows(objs, chart.NAMESPACE, "rp-traefik", verb, group, res, ns):
                 denied.append(f"{verb} {group or 'core'}/{res} in {ns or 'the cluster'}")
     assert not denied, "traefik's provider would wait forever for: " + ", ".join(denied)
@@ -49,13 +55,21 @@ def test_traefik_provider_calls_are_allowed(chart, config):
 def test_gateway_calls_are_allowed(chart, config, component):
     """The calls in the installed dask-gateway-server's kubernetes backend/controller source."""
     objs = chart.render(config)
-    calls = chart.gateway_backend_calls() if component == "gateway-api" else chart.gateway_controller_calls()
+    calls = (
+        chart.gateway_backend_calls()
+        if component == "gateway-api"
+        else chart.gateway_controller_calls()
+    )
     assert ("create", "gateway.dask.org", "daskclusters", "user") in chart.gateway_backend_calls()
     assert ("create", "", "pods", "user") in chart.gateway_controller_calls()
     user_ns = _user_ns(chart, objs)
-    denied = [f"{v} {g or 'core'}/{r} ({s})" for v, g, r, s in sorted(calls)
-              if not chart.rbac_allows(objs, chart.NAMESPACE, f"rp-{component}", v, g, r,
-                                       None if s == "cluster" else user_ns)]
+    denied = [
+        f"{v} {g or 'core'}/{r} ({s})"
+        for v, g, r, s in sorted(calls)
+        if not chart.rbac_allows(
+            objs, chart.NAMESPACE, f"rp-{component}", v, g, r, None if s == "cluster" else user_ns
+        )
+    ]
     assert not denied, f"{component} is refused: {denied}"
 
 
@@ -89,20 +103,33 @@ def test_crds_are_installed_the_helm_way(chart):
 
 
 # ---------------------------------------------------------------------------- item 11: upgrades
-PINNED = {f"hub.secrets.{k}": "x" * 40 for k in ("proxy-token", "culler-token", "quota-token", "gateway-token")}
+PINNED = {
+    f"hub.secrets.{k}": "x" * 40
+    for k in ("proxy-token", "culler-token", "quota-token", "gateway-token")
+}
 PINNED |= {f"hub.secrets.{k}": "ab" * 32 for k in ("crypt-key", "cookie-secret")}
 
 
 def test_pinned_secrets_survive_offline_renders(chart):
     """GitOps renders (helm template, Argo CD, Flux) cannot lookup the cluster's Secret: pinned
     keys keep every render identical; unpinned ones would rotate (and log everyone out)."""
-    first = chart.find(chart.template([], PINNED).stdout and
-                       [d for d in yaml.safe_load_all(chart.template([], PINNED).stdout) if d], "Secret", "rp-hub")
-    second = chart.find([d for d in yaml.safe_load_all(chart.template([], PINNED).stdout) if d], "Secret", "rp-hub")
+    first = chart.find(
+        chart.template([], PINNED).stdout
+        and [d for d in yaml.safe_load_all(chart.template([], PINNED).stdout) if d],
+        "Secret",
+        "rp-hub",
+    )
+    second = chart.find(
+        [d for d in yaml.safe_load_all(chart.template([], PINNED).stdout) if d], "Secret", "rp-hub"
+    )
     assert first["stringData"] == second["stringData"]
     assert first["stringData"]["crypt-key"] == "ab" * 32
-    unpinned = [chart.find([d for d in yaml.safe_load_all(chart.template([]).stdout) if d], "Secret", "rp-hub")
-                for _ in range(2)]
+    unpinned = [
+        chart.find(
+            [d for d in yaml.safe_load_all(chart.template([]).stdout) if d], "Secret", "rp-hub"
+        )
+        for _ in range(2)
+    ]
     assert unpinned[0]["stringData"]["proxy-token"] != unpinned[1]["stringData"]["proxy-token"]
     # The values ConfigMap the hub mounts never carries them.
     cm = chart.find(chart.render("default", PINNED), "ConfigMap", "rp-hub")["data"]["values.yaml"]
@@ -111,19 +138,26 @@ def test_pinned_secrets_survive_offline_renders(chart):
     assert bad.returncode != 0 and "crypt-key" in bad.stderr
 
 
-@pytest.mark.parametrize("deployment,change", [
-    ("rp-gateway-api", {"daskGateway.logLevel": "DEBUG"}),
-    ("rp-gateway-api", {"daskGateway.cluster.scheduler.cores.limit": "2"}),
-    ("rp-gateway-controller", {"daskGateway.controller.completedClusterMaxAge": "60"}),
-    ("rp-hub", {"hub.concurrentSpawnLimit": "10"}),
-])
+@pytest.mark.parametrize(
+    "deployment,change",
+    [
+        ("rp-gateway-api", {"daskGateway.logLevel": "DEBUG"}),
+        ("rp-gateway-api", {"daskGateway.cluster.scheduler.cores.limit": "2"}),
+        ("rp-gateway-controller", {"daskGateway.controller.completedClusterMaxAge": "60"}),
+        ("rp-hub", {"hub.concurrentSpawnLimit": "10"}),
+    ],
+)
 def test_config_changes_restart_their_pods(chart, deployment, change):
     def checksum(sets):
-        tpl = chart.find(chart.render("default", sets), "Deployment", deployment)["spec"]["template"]
+        tpl = chart.find(chart.render("default", sets), "Deployment", deployment)["spec"][
+            "template"
+        ]
         return tpl["metadata"].get("annotations", {})
 
     assert checksum({}) and checksum({}) == checksum({})
-    assert checksum(change) != checksum({}), f"changing {change} leaves {deployment} running the old config"
+    assert checksum(change) != checksum({}), (
+        f"changing {change} leaves {deployment} running the old config"
+    )
 
 
 # ---------------------------------------------------------------------------- item 4: supply
@@ -131,11 +165,15 @@ def test_config_changes_restart_their_pods(chart, deployment, change):
 def test_images_from_the_registry_and_pull_secrets_everywhere(chart, config):
     objs = chart.render(config, SUPPLY)
     problems = []
-    for who, ns, spec in chart.pod_specs(objs):
+    for who, _ns, spec in chart.pod_specs(objs):
         problems += chart.supply_problems(who, spec, REGISTRY, ["rp-image-pull"])
     assert not problems, "\n".join(problems)
     # The pull secret exists where the pods run: both namespaces.
-    where = {o["metadata"].get("namespace") for o in objs if o["kind"] == "Secret" and o["metadata"]["name"] == "rp-image-pull"}
+    where = {
+        o["metadata"].get("namespace")
+        for o in objs
+        if o["kind"] == "Secret" and o["metadata"]["name"] == "rp-image-pull"
+    }
     assert where == {chart.NAMESPACE, _user_ns(chart, objs)}
     # An image that names its own registry is taken from the mirror under the same path.
     proxy = _container(objs, chart, "Deployment", "rp-proxy")["image"]
@@ -143,14 +181,19 @@ def test_images_from_the_registry_and_pull_secrets_everywhere(chart, config):
     # The tier policy's image (what TierKubeSpawner runs) and the Dask pods' image too.
     policy = yaml.safe_load(chart.find(objs, "ConfigMap", "rp-hub")["data"]["policy.yaml"])
     assert policy["images"]["default"] == f"{REGISTRY}/roman-platform/notebook:0.1.0"
-    assert f'"{REGISTRY}/roman-platform/notebook:0.1.0"' in chart.find(objs, "ConfigMap", "rp-gateway-api")["data"]["dask_gateway_config.py"]
+    assert (
+        f'"{REGISTRY}/roman-platform/notebook:0.1.0"'
+        in chart.find(objs, "ConfigMap", "rp-gateway-api")["data"]["dask_gateway_config.py"]
+    )
 
 
 def test_one_hub_image_value(chart):
     """The culler, quota service, gateway and dev OIDC provider run hub.image unless set."""
     objs = chart.render("kind", {"hub.image.tag": "0.2.0"})
     for name in ("rp-hub", "rp-culler", "rp-gateway-api", "rp-gateway-controller", "rp-oidc-dev"):
-        assert _container(objs, chart, "Deployment", name)["image"] == "roman-platform/hub:0.2.0", name
+        assert _container(objs, chart, "Deployment", name)["image"] == "roman-platform/hub:0.2.0", (
+            name
+        )
 
 
 # ---------------------------------------------------------------------------- item 6: kind data
@@ -183,7 +226,10 @@ def test_account_page_links_where_the_browser_can_go(monkeypatch):
     monkeypatch.setenv("ROMAN_QUOTA_PUBLIC_URL", "https://roman.example.org/services/quota/")
     assert account_extension._public_service_url() == "https://roman.example.org/services/quota/"
     monkeypatch.delenv("ROMAN_QUOTA_PUBLIC_URL")  # the local platform: one URL for both
-    assert account_extension._public_service_url() == "http://rp-proxy-public.roman.svc:80/services/quota/"
+    assert (
+        account_extension._public_service_url()
+        == "http://rp-proxy-public.roman.svc:80/services/quota/"
+    )
 
 
 # ---------------------------------------------------------------------------- also: pre-puller, CHP
@@ -196,7 +242,9 @@ def test_notebook_image_is_prepulled_on_every_node(chart):
     # The image users' servers and Dask pods run (the policy's default, also KubeClusterConfig.image).
     assert [c["image"] for c in spec["initContainers"]] == [policy["images"]["default"]]
     assert not chart.supply_problems("DaemonSet/rp-image-puller", spec, REGISTRY, ["rp-image-pull"])
-    assert "rp-image-puller" not in {o["metadata"]["name"] for o in chart.render("kind") if o["kind"] == "DaemonSet"}
+    assert "rp-image-puller" not in {
+        o["metadata"]["name"] for o in chart.render("kind") if o["kind"] == "DaemonSet"
+    }
 
 
 def test_proxy_runs_the_local_platforms_chp_release(chart):
@@ -210,11 +258,16 @@ def test_proxy_runs_the_local_platforms_chp_release(chart):
 
 def test_existing_pull_secrets_by_name_or_object(chart):
     """global.imagePullSecrets takes z2jh's plain names as well as {name: ...} objects."""
-    objs = chart.render("cloud-production", {"global.imagePullSecrets[0]": "regcred",
-                                             "global.imagePullSecrets[1].name": "other"})
+    objs = chart.render(
+        "cloud-production",
+        {"global.imagePullSecrets[0]": "regcred", "global.imagePullSecrets[1].name": "other"},
+    )
     problems = []
     for who, _ns, spec in chart.pod_specs(objs):
         problems += chart.supply_problems(who, spec, "", ["regcred", "other"])
     assert not problems, "\n".join(problems)
     values = yaml.safe_load(chart.find(objs, "ConfigMap", "rp-hub")["data"]["values.yaml"])
-    assert values["_chart"]["pullSecrets"] == ["regcred", "other"]  # KubeSpawner's and the gateway's
+    assert values["_chart"]["pullSecrets"] == [
+        "regcred",
+        "other",
+    ]  # KubeSpawner's and the gateway's

@@ -18,14 +18,16 @@ def crd_schemas(objs):
         if o["kind"] == "CustomResourceDefinition":
             spec = o["spec"]
             for version in spec["versions"]:
-                out[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = version["schema"][
-                    "openAPIV3Schema"
-                ]
+                out[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = version[
+                    "schema"
+                ]["openAPIV3Schema"]
     return out
 
 
 def test_lint(chart, config):
-    proc = chart.helm("lint", "--strict", str(chart.CHART), *chart.value_args(chart.CONFIGS[config]))
+    proc = chart.helm(
+        "lint", "--strict", str(chart.CHART), *chart.value_args(chart.CONFIGS[config])
+    )
     assert "0 chart(s) failed" in proc.stdout
 
 
@@ -48,7 +50,9 @@ def test_every_object_is_valid(chart, config):
         except kubernetes_validate.ValidationError as exc:
             problems.append(f"{chart.obj_id(obj)}: {exc.message} at {list(exc.path)}")
         except kubernetes_validate.SchemaNotFoundError:
-            problems.append(f"{chart.obj_id(obj)}: no schema for {key} (neither Kubernetes nor our CRDs)")
+            problems.append(
+                f"{chart.obj_id(obj)}: no schema for {key} (neither Kubernetes nor our CRDs)"
+            )
     assert not problems, "\n".join(problems)
     assert custom >= 3  # the gateway's IngressRoute and Middlewares were checked, not skipped
 
@@ -57,16 +61,27 @@ def test_renders_what_the_platform_needs(chart, config):
     objs = chart.render(config)
     kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
     for kind, name in [
-        ("Deployment", "rp-hub"), ("Service", "rp-hub"), ("ServiceAccount", "rp-hub"),
-        ("Role", "rp-hub"), ("RoleBinding", "rp-hub"), ("ConfigMap", "rp-hub"), ("Secret", "rp-hub"),
-        ("Deployment", "rp-proxy"), ("Service", "rp-proxy-api"), ("Service", "rp-proxy-public"),
+        ("Deployment", "rp-hub"),
+        ("Service", "rp-hub"),
+        ("ServiceAccount", "rp-hub"),
+        ("Role", "rp-hub"),
+        ("RoleBinding", "rp-hub"),
+        ("ConfigMap", "rp-hub"),
+        ("Secret", "rp-hub"),
+        ("Deployment", "rp-proxy"),
+        ("Service", "rp-proxy-api"),
+        ("Service", "rp-proxy-public"),
         ("Deployment", "rp-culler"),
-        ("Deployment", "rp-gateway-api"), ("Deployment", "rp-gateway-controller"),
+        ("Deployment", "rp-gateway-api"),
+        ("Deployment", "rp-gateway-controller"),
         ("Deployment", "rp-traefik"),
         ("CustomResourceDefinition", "daskclusters.gateway.dask.org"),
         ("CustomResourceDefinition", "ingressroutes.traefik.io"),
-        ("NetworkPolicy", "rp-default-deny"), ("ResourceQuota", "rp-users"), ("LimitRange", "rp-users"),
-        ("PodDisruptionBudget", "rp-hub"), ("PodDisruptionBudget", "rp-proxy"),
+        ("NetworkPolicy", "rp-default-deny"),
+        ("ResourceQuota", "rp-users"),
+        ("LimitRange", "rp-users"),
+        ("PodDisruptionBudget", "rp-hub"),
+        ("PodDisruptionBudget", "rp-proxy"),
     ]:
         assert (kind, name) in kinds, f"{config}: {kind} {name} not rendered"
     # The hub's database: a PVC with SQLite, nothing when the URL is external.
@@ -75,8 +90,13 @@ def test_renders_what_the_platform_needs(chart, config):
 
 
 def _granted(role):
-    return {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"]
-            for r in rule["resources"] for v in rule["verbs"]}
+    return {
+        (g, r, v)
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
 
 
 def test_hub_rbac_is_what_kubespawner_needs_and_no_more(chart):
@@ -86,14 +106,18 @@ def test_hub_rbac_is_what_kubespawner_needs_and_no_more(chart):
     # With SQLite the quota service runs in the hub pod and reads the gateway's clusters.
     kubespawner = {(g, r, v) for g, r, v in granted if g == ""}
     assert {(g, r, v) for g, r, v in granted if g} == {
-        ("gateway.dask.org", "daskclusters", "get"), ("gateway.dask.org", "daskclusters", "list")}
+        ("gateway.dask.org", "daskclusters", "get"),
+        ("gateway.dask.org", "daskclusters", "list"),
+    }
     assert not {r for _, r, _ in kubespawner} - {"pods", "persistentvolumeclaims", "events"}
     assert not {v for _, _, v in kubespawner} - {"get", "watch", "list", "create", "delete"}
     # With an external database the quota service has its own Deployment and Role instead.
     external = _granted(chart.find(chart.render("cloud-production"), "Role", "rp-hub"))
     assert not {g for g, _, _ in external if g}
-    assert not any(o["kind"] == "ClusterRoleBinding" and "hub" in o["metadata"]["name"]
-                   for o in chart.render("default"))
+    assert not any(
+        o["kind"] == "ClusterRoleBinding" and "hub" in o["metadata"]["name"]
+        for o in chart.render("default")
+    )
 
 
 def test_cloud_production_example(chart):
@@ -107,9 +131,20 @@ def test_cloud_production_example(chart):
     assert chart.find(objs, "PriorityClass", "rp-placeholder")["value"] < 0
     # Separate user namespace: quota, limits, RBAC and default deny live there.
     for kind in ("ResourceQuota", "LimitRange", "Role"):
-        assert any(o["kind"] == kind and o["metadata"].get("namespace") == "roman-users" for o in objs), kind
-    teams = [o for o in objs if o["kind"] == "PersistentVolumeClaim" and "roman.stsci.edu/team" in o["metadata"]["labels"]]
-    assert {t["metadata"]["labels"]["roman.stsci.edu/team"] for t in teams} == {"hlwas", "galaxies", "transients"}
+        assert any(
+            o["kind"] == kind and o["metadata"].get("namespace") == "roman-users" for o in objs
+        ), kind
+    teams = [
+        o
+        for o in objs
+        if o["kind"] == "PersistentVolumeClaim"
+        and "roman.stsci.edu/team" in o["metadata"]["labels"]
+    ]
+    assert {t["metadata"]["labels"]["roman.stsci.edu/team"] for t in teams} == {
+        "hlwas",
+        "galaxies",
+        "transients",
+    }
     assert all(t["spec"]["accessModes"] == ["ReadWriteMany"] for t in teams)
     sa = chart.find(objs, "ServiceAccount", "rp-singleuser")
     assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
@@ -148,5 +183,7 @@ def test_cluster_wide_rights_are_only_what_dask_gateway_watches(chart):
             writes = set(rule["verbs"]) - {"get", "list", "watch"}
             if writes:  # cluster-wide writes only on DaskCluster objects
                 assert rule["apiGroups"] == ["gateway.dask.org"], (role["metadata"]["name"], rule)
-    traefik_args = chart.find(objs, "Deployment", "rp-traefik")["spec"]["template"]["spec"]["containers"][0]["args"]
+    traefik_args = chart.find(objs, "Deployment", "rp-traefik")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["args"]
     assert "--providers.kubernetescrd.namespaces=roman,roman-users" in traefik_args

@@ -13,8 +13,12 @@ from hub_config.policy import Policy, parse_policy
 
 
 def test_committed_schema_is_a_fresh_generation(chart):
-    proc = subprocess.run([sys.executable, str(chart.REPO / "scripts" / "gen-values-schema.py"), "--check"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(chart.REPO / "scripts" / "gen-values-schema.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -23,7 +27,9 @@ def test_policy_part_comes_from_the_policy_models(chart):
     policy = schema["properties"]["policy"]
     assert set(policy["properties"]) == set(Policy.model_fields)
     profile = schema["$defs"]["policy.ServerProfile"]
-    assert set(profile["properties"]) == set(Policy.model_fields["profiles"].annotation.__args__[1].model_fields)
+    assert set(profile["properties"]) == set(
+        Policy.model_fields["profiles"].annotation.__args__[1].model_fields
+    )
     assert profile["additionalProperties"] is False
     assert profile["properties"]["cpu_limit"]["exclusiveMinimum"] == 0
 
@@ -36,33 +42,67 @@ def test_effective_policy_is_a_valid_policy(chart, config):
     su = values["singleuser"]["image"]
     assert policy.images.default == f"{su['name']}:{su['tag']}"
     if config == "kind":
-        assert policy.profiles["large"].cpu_guarantee == 0.1 and policy.profiles["large"].cpu_limit == 8
+        assert (
+            policy.profiles["large"].cpu_guarantee == 0.1
+            and policy.profiles["large"].cpu_limit == 8
+        )
     assert values["auth"]["oidc"]["clientSecret"] == ""  # never in the ConfigMap
 
 
 BAD_VALUES = [
-    pytest.param({"policy.tiers.entry.profiles": "{small,huge}"},
-                 'policy.tiers.entry.profiles names profile "huge", which policy.profiles does not define',
-                 id="unknown-profile-in-tier"),
-    pytest.param({"policy.default_tier": "platinum"}, 'policy.default_tier "platinum" is not one of the tiers',
-                 id="unknown-default-tier"),
-    pytest.param({"policy.profiles.small.cpu_limit": "-1"}, "/policy/profiles/small/cpu_limit",
-                 id="negative-policy-cpu"),
-    pytest.param({"hub.resources.limits.cpu": "-2"}, "/hub/resources/limits/cpu", id="negative-hub-cpu"),
-    pytest.param({"policy.profiles.small.cpu_guarantee": "4"},
-                 "policy.profiles.small: cpu_guarantee 4 exceeds cpu_limit 1", id="guarantee-over-limit"),
-    pytest.param({"policy.profiles.small.cpus": "2"}, "/policy/profiles/small", id="unknown-policy-key"),
-    pytest.param({"auth.oidc.existingSecret": ""}, "production mode needs the OIDC client secret",
-                 id="missing-oidc-secret-in-production"),
-    pytest.param({"auth.devProvider.enabled": "true"},
-                 "the development OIDC provider cannot run in production mode", id="dev-provider-in-production"),
+    pytest.param(
+        {"policy.tiers.entry.profiles": "{small,huge}"},
+        'policy.tiers.entry.profiles names profile "huge", which policy.profiles does not define',
+        id="unknown-profile-in-tier",
+    ),
+    pytest.param(
+        {"policy.default_tier": "platinum"},
+        'policy.default_tier "platinum" is not one of the tiers',
+        id="unknown-default-tier",
+    ),
+    pytest.param(
+        {"policy.profiles.small.cpu_limit": "-1"},
+        "/policy/profiles/small/cpu_limit",
+        id="negative-policy-cpu",
+    ),
+    pytest.param(
+        {"hub.resources.limits.cpu": "-2"}, "/hub/resources/limits/cpu", id="negative-hub-cpu"
+    ),
+    pytest.param(
+        {"policy.profiles.small.cpu_guarantee": "4"},
+        "policy.profiles.small: cpu_guarantee 4 exceeds cpu_limit 1",
+        id="guarantee-over-limit",
+    ),
+    pytest.param(
+        {"policy.profiles.small.cpus": "2"}, "/policy/profiles/small", id="unknown-policy-key"
+    ),
+    pytest.param(
+        {"auth.oidc.existingSecret": ""},
+        "production mode needs the OIDC client secret",
+        id="missing-oidc-secret-in-production",
+    ),
+    pytest.param(
+        {"auth.devProvider.enabled": "true"},
+        "the development OIDC provider cannot run in production mode",
+        id="dev-provider-in-production",
+    ),
     pytest.param({"hub.image.tag": "latest"}, "/hub/image/tag", id="latest-tag"),
     pytest.param({"hub.replica": "2"}, "additional properties 'replica' not allowed", id="typo"),
-    pytest.param({"ingress.enabled": "true", "ingress.hosts": "{roman.example.org}"},
-                 "production mode serves the hub over TLS only", id="ingress-without-tls"),
-    pytest.param({"auth.oidc.issuer": "http://insecure.example.org"}, "needs an https:// issuer",
-                 id="plain-http-issuer"),
-    pytest.param({"hub.db.type": "external"}, "hub.db.type=external needs a Secret", id="external-db-no-secret"),
+    pytest.param(
+        {"ingress.enabled": "true", "ingress.hosts": "{roman.example.org}"},
+        "production mode serves the hub over TLS only",
+        id="ingress-without-tls",
+    ),
+    pytest.param(
+        {"auth.oidc.issuer": "http://insecure.example.org"},
+        "needs an https:// issuer",
+        id="plain-http-issuer",
+    ),
+    pytest.param(
+        {"hub.db.type": "external"},
+        "hub.db.type=external needs a Secret",
+        id="external-db-no-secret",
+    ),
 ]
 
 

@@ -48,12 +48,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0,
-               ok: int = 500) -> None:
+def _wait_http(
+    url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0, ok: int = 500
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{url}: process exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"{url}: process exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
+            )
         try:
             if requests.get(url, timeout=2, allow_redirects=False).status_code < ok:
                 return
@@ -77,7 +80,9 @@ class Stack:
 
     def api(self, method: str, path: str, token: str | None = None, **kw) -> requests.Response:
         headers = {"Authorization": f"token {token or self.admin_token}"}
-        return requests.request(method, f"{self.hub_url}/hub/api{path}", headers=headers, timeout=60, **kw)
+        return requests.request(
+            method, f"{self.hub_url}/hub/api{path}", headers=headers, timeout=60, **kw
+        )
 
     def user_token(self, name: str) -> str:
         r = self.api("POST", f"/users/{name}/tokens", json={"note": "identity tests"})
@@ -85,7 +90,7 @@ class Stack:
         return r.json()["token"]
 
 
-HUB_CONFIG = r'''
+HUB_CONFIG = r"""
 # JupyterHub config for the identity tests (written by tests/identity/conftest.py).
 import os
 from jupyterhub.spawner import SimpleLocalProcessSpawner
@@ -121,9 +126,9 @@ c.JupyterHub.named_server_limit_per_user = 0  # the tier policy decides (TierSpa
 c.JupyterHub.services = [{{"name": "test-admin", "api_token": "{admin_token}"}}]
 c.JupyterHub.load_roles = [{{"name": "test-admin", "scopes": ["admin:users", "admin:servers", "tokens", "admin:groups", "list:users", "read:roles"], "services": ["test-admin"]}}]
 c.JupyterHub.cleanup_servers = True
-'''
+"""
 
-GATEWAY_CONFIG = r'''
+GATEWAY_CONFIG = r"""
 # dask-gateway-server config for the identity tests (written by tests/identity/conftest.py).
 from hub_config.gateway import configure_gateway
 c.DaskGateway.address = "127.0.0.1:{private_port}"
@@ -140,13 +145,17 @@ c.ClusterConfig.scheduler_cmd = ["{bin}/dask", "scheduler"]
 c.ClusterConfig.worker_cmd = ["{bin}/dask", "worker"]
 c.ClusterConfig.scheduler_cores = 1
 c.ClusterConfig.scheduler_memory = "1 G"
-'''
+"""
 
 
 def _start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     out = log.open("w")
     return subprocess.Popen(
-        cmd, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent, env=env or os.environ.copy(),
+        cmd,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=log.parent,
+        env=env or os.environ.copy(),
         start_new_session=True,
     )
 
@@ -169,8 +178,14 @@ def shrunk_policy(path: Path) -> Path:
     data = yaml.safe_load((REPO / "hub_config" / "policy.yaml").read_text())
     gw = data["tiers"]["research"]["gateway"]
     # per-cluster budgets shrunk too: a total must hold one cluster (hub_config.policy checks it)
-    gw.update(max_workers=2, max_total_workers=3, max_total_cores=6, max_total_memory_gib=24,
-              max_cores_per_cluster=4, max_memory_gib_per_cluster=16)
+    gw.update(
+        max_workers=2,
+        max_total_workers=3,
+        max_total_cores=6,
+        max_total_memory_gib=24,
+        max_cores_per_cluster=4,
+        max_memory_gib_per_cluster=16,
+    )
     for name, tier in data["tiers"].items():  # each server is a real JupyterLab (5-20 s here)
         tier["max_named_servers"] = 2 if name == "research" else 1
     path.write_text(yaml.safe_dump(data))
@@ -180,7 +195,9 @@ def shrunk_policy(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def identity_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not shutil.which("configurable-http-proxy"):
-        raise RuntimeError("configurable-http-proxy not on PATH; run `make up` once (installs .local/bin)")
+        raise RuntimeError(
+            "configurable-http-proxy not on PATH; run `make up` once (installs .local/bin)"
+        )
     state = tmp_path_factory.mktemp("identity")
     (state / "home").mkdir()
     policy = shrunk_policy(state / "policy.yaml")
@@ -191,33 +208,75 @@ def identity_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     secret = secrets.token_hex(24)
     admin_token = secrets.token_hex(24)
     stack = Stack(
-        hub_url=hub_url, issuer=issuer, client_secret=secret,
-        gateway_url=f"http://127.0.0.1:{gw_http}", gateway_proxy=f"gateway://127.0.0.1:{gw_tcp}",
-        admin_token=admin_token, state_dir=state, policy_file=policy,
+        hub_url=hub_url,
+        issuer=issuer,
+        client_secret=secret,
+        gateway_url=f"http://127.0.0.1:{gw_http}",
+        gateway_proxy=f"gateway://127.0.0.1:{gw_tcp}",
+        admin_token=admin_token,
+        state_dir=state,
+        policy_file=policy,
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ROMAN_POLICY_FILE": str(policy),
-           "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "ROMAN_POLICY_FILE": str(policy),
+        "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+    }
     try:
         prov = _start(
-            [PY, "-m", "hub_config.oidc_dev", "--port", str(oidc_port), "--issuer", issuer,
-             "--client-id", CLIENT_ID, "--client-secret", secret,
-             "--redirect-uri", f"{hub_url}/hub/oauth_callback",
-             "--post-logout-redirect-uri", f"{hub_url}/hub/login",
-             "--state-dir", str(state / "oidc")],
-            state / "oidc.log", env,
+            [
+                PY,
+                "-m",
+                "hub_config.oidc_dev",
+                "--port",
+                str(oidc_port),
+                "--issuer",
+                issuer,
+                "--client-id",
+                CLIENT_ID,
+                "--client-secret",
+                secret,
+                "--redirect-uri",
+                f"{hub_url}/hub/oauth_callback",
+                "--post-logout-redirect-uri",
+                f"{hub_url}/hub/login",
+                "--state-dir",
+                str(state / "oidc"),
+            ],
+            state / "oidc.log",
+            env,
         )
         stack.procs.append(prov)
-        fmt = dict(hub_url=hub_url, hub_api_port=hub_api, proxy_api_port=proxy_api, state=state,
-                   issuer=issuer, client_id=CLIENT_ID, client_secret=secret, policy=policy,
-                   bin=BIN, admin_token=admin_token, private_port=gw_private, http_port=gw_http,
-                   tcp_port=gw_tcp)
+        fmt = dict(
+            hub_url=hub_url,
+            hub_api_port=hub_api,
+            proxy_api_port=proxy_api,
+            state=state,
+            issuer=issuer,
+            client_id=CLIENT_ID,
+            client_secret=secret,
+            policy=policy,
+            bin=BIN,
+            admin_token=admin_token,
+            private_port=gw_private,
+            http_port=gw_http,
+            tcp_port=gw_tcp,
+        )
         (state / "jupyterhub_config.py").write_text(HUB_CONFIG.format(**fmt))
         (state / "gateway_config.py").write_text(GATEWAY_CONFIG.format(**fmt))
         _wait_http(f"{issuer}/.well-known/openid-configuration", prov, state / "oidc.log")
-        hub = _start([str(BIN / "jupyterhub"), "-f", str(state / "jupyterhub_config.py")], state / "hub.log", env)
+        hub = _start(
+            [str(BIN / "jupyterhub"), "-f", str(state / "jupyterhub_config.py")],
+            state / "hub.log",
+            env,
+        )
         stack.procs.append(hub)
-        gw = _start([str(BIN / "dask-gateway-server"), "-f", str(state / "gateway_config.py")],
-                    state / "gateway.log", env)
+        gw = _start(
+            [str(BIN / "dask-gateway-server"), "-f", str(state / "gateway_config.py")],
+            state / "gateway.log",
+            env,
+        )
         stack.procs.append(gw)
         _wait_http(f"{hub_url}/hub/api", hub, state / "hub.log", 90, ok=300)
         _wait_http(f"{stack.gateway_url}/api/health", gw, state / "gateway.log", 60)
@@ -249,20 +308,28 @@ def provider_login_form(session: requests.Session, authorize_url: str) -> tuple[
 
 def start_login(stack: Stack, session: requests.Session) -> str:
     """Hub login start: returns the provider authorize URL the hub redirects to."""
-    r = session.get(f"{stack.hub_url}/hub/oauth_login", params={"next": "/hub/home"},
-                    allow_redirects=False, timeout=30)
+    r = session.get(
+        f"{stack.hub_url}/hub/oauth_login",
+        params={"next": "/hub/home"},
+        allow_redirects=False,
+        timeout=30,
+    )
     assert r.status_code == 302, r.text
     assert r.headers["Location"].startswith(f"{stack.issuer}/authorize?")
     return r.headers["Location"]
 
 
-def provider_code_redirect(stack: Stack, session: requests.Session, authorize_url: str,
-                           username: str) -> str:
+def provider_code_redirect(
+    stack: Stack, session: requests.Session, authorize_url: str, username: str
+) -> str:
     """Log in at the provider; returns the hub callback URL (with code and state)."""
     action, request = provider_login_form(session, authorize_url)
-    r = session.post(action, data={"request": request, "username": username,
-                                   "password": DEMO_PASSWORDS[username]},
-                     allow_redirects=False, timeout=30)
+    r = session.post(
+        action,
+        data={"request": request, "username": username, "password": DEMO_PASSWORDS[username]},
+        allow_redirects=False,
+        timeout=30,
+    )
     assert r.status_code == 302, r.text
     loc = r.headers["Location"]
     assert loc.startswith(f"{stack.hub_url}/hub/oauth_callback?"), loc
@@ -276,8 +343,10 @@ def login(stack: Stack, username: str) -> requests.Session:
     callback = provider_code_redirect(stack, s, authorize, username)
     r = s.get(callback, allow_redirects=False, timeout=60)
     assert r.status_code == 302, f"callback refused: {r.status_code} {r.text[:500]}"
-    assert any(c.name.startswith("jupyterhub-session-id") or c.name == "jupyterhub-hub-login"
-               for c in s.cookies), list(s.cookies)
+    assert any(
+        c.name.startswith("jupyterhub-session-id") or c.name == "jupyterhub-hub-login"
+        for c in s.cookies
+    ), list(s.cookies)
     return s
 
 
@@ -286,7 +355,7 @@ def stack(identity_stack: Stack) -> Stack:
     return identity_stack
 
 
-def run_async(coro):  # noqa: ANN001, ANN201
+def run_async(coro):
     """Run a coroutine to completion in its own thread: Playwright's sync API (the browser
     fixture) keeps an event loop running in the main thread, where asyncio.run refuses."""
     import asyncio

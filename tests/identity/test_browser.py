@@ -41,5 +41,8 @@ def test_research_user_logs_in_and_starts_from_profile_form(stack, browser):
         context.close()
         stack.api("DELETE", "/users/research/server")
         deadline = time.monotonic() + 60
-        while stack.api("GET", "/users/research").json().get("servers") and time.monotonic() < deadline:
+        while (
+            stack.api("GET", "/users/research").json().get("servers")
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.5)

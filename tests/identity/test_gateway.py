@@ -6,28 +6,39 @@ from __future__ import annotations
 import time
 import warnings
 
+import identity_conftest as cf  # registered by tests/identity/conftest.py
 import pytest
 import requests
 
 from hub_config.policy import load_policy
 
-
-import identity_conftest as cf  # registered by tests/identity/conftest.py
-TIER_USERS = {"entry": "entry", "research": "research", "team": "teammember", "consortium": "consortium"}
+TIER_USERS = {
+    "entry": "entry",
+    "research": "research",
+    "team": "teammember",
+    "consortium": "consortium",
+}
 
 
 def _gateway(stack, token: str):
     from dask_gateway import Gateway
     from dask_gateway.auth import JupyterHubAuth
 
-    return Gateway(address=stack.gateway_url, proxy_address=stack.gateway_proxy,
-                   auth=JupyterHubAuth(api_token=token))
+    return Gateway(
+        address=stack.gateway_url,
+        proxy_address=stack.gateway_proxy,
+        auth=JupyterHubAuth(api_token=token),
+    )
 
 
 def _raw_create(stack, token: str, options: dict) -> requests.Response:
     # Straight to the API, bypassing the client's own option checks: the server must refuse.
-    return requests.post(f"{stack.gateway_url}/api/v1/clusters/", json={"cluster_options": options},
-                         headers={"Authorization": f"jupyterhub {token}"}, timeout=60)
+    return requests.post(
+        f"{stack.gateway_url}/api/v1/clusters/",
+        json={"cluster_options": options},
+        headers={"Authorization": f"jupyterhub {token}"},
+        timeout=60,
+    )
 
 
 @pytest.mark.slow
@@ -45,8 +56,10 @@ def test_gateway_limits_per_tier(stack, tier):
         assert opts._fields["worker_cores"].max == lim.worker_cores.max
         assert opts._fields["worker_memory"].max == lim.worker_memory_gib.max
         # Over the tier's range: refused by the server with a clear reason.
-        for field, value in (("worker_cores", lim.worker_cores.max + 1),
-                             ("worker_memory", lim.worker_memory_gib.max * 2)):
+        for field, value in (
+            ("worker_cores", lim.worker_cores.max + 1),
+            ("worker_memory", lim.worker_memory_gib.max * 2),
+        ):
             r = _raw_create(stack, token, {field: value})
             assert r.status_code == 422, r.text
             why = r.reason + r.text
@@ -55,7 +68,9 @@ def test_gateway_limits_per_tier(stack, tier):
         r = _raw_create(stack, token, {"tier": "consortium"})
         assert r.status_code == 422 and "Unknown fields" in r.reason + r.text
         # Within the limits: a real cluster starts, configured from the tier.
-        cluster = gw.new_cluster(worker_cores=lim.worker_cores.max, worker_memory=lim.worker_memory_gib.max)
+        cluster = gw.new_cluster(
+            worker_cores=lim.worker_cores.max, worker_memory=lim.worker_memory_gib.max
+        )
         try:
             report = gw.get_cluster(cluster.name)
             assert report.options["worker_cores"] == lim.worker_cores.max

@@ -18,11 +18,16 @@ from hub_config.gateway import TIER_ENV, configure_gateway, data_environment
 from hub_config.policy import GIB, load_policy
 
 SERVER_ENV = {  # what the spawner gives every server (the env contract), plus what must not pass
-    "ROMAN_DATA_URL": "s3://roman-survey/", "ROMAN_DATA_S3_ENDPOINT": "http://127.0.0.1:8333",
-    "AWS_ACCESS_KEY_ID": "key-{username}", "AWS_SECRET_ACCESS_KEY": "secret",
+    "ROMAN_DATA_URL": "s3://roman-survey/",
+    "ROMAN_DATA_S3_ENDPOINT": "http://127.0.0.1:8333",
+    "AWS_ACCESS_KEY_ID": "key-{username}",
+    "AWS_SECRET_ACCESS_KEY": "secret",
     "ROMAN_USER_STORE_URL": "s3://roman-users/users/{username}/",
-    "ROMAN_TEAM_STORE_URL": "s3://roman-users/teams/", "CRDS_PATH": "/crds", "STPSF_PATH": "/stpsf",
-    "JUPYTERHUB_API_TOKEN": "the-platform-s", "DASK_GATEWAY__ADDRESS": "http://127.0.0.1:8010",
+    "ROMAN_TEAM_STORE_URL": "s3://roman-users/teams/",
+    "CRDS_PATH": "/crds",
+    "STPSF_PATH": "/stpsf",
+    "JUPYTERHUB_API_TOKEN": "the-platform-s",
+    "DASK_GATEWAY__ADDRESS": "http://127.0.0.1:8010",
 }
 
 
@@ -31,7 +36,9 @@ def _process(user, request, scheduler_cores=1, scheduler_memory="2 G", hook=None
     c.ClusterConfig.environment = data_environment(SERVER_ENV)
     c.ClusterConfig.scheduler_cores = scheduler_cores
     c.ClusterConfig.scheduler_memory = scheduler_memory
-    cls = configure_gateway(c, "dask_gateway_server.backends.local.UnsafeLocalBackend", data_env_hook=hook)
+    cls = configure_gateway(
+        c, "dask_gateway_server.backends.local.UnsafeLocalBackend", data_env_hook=hook
+    )
     c.DaskGateway.backend_class = cls
     backend = cls(config=c)
     assert isinstance(backend, UnsafeLocalBackend)
@@ -39,16 +46,29 @@ def _process(user, request, scheduler_cores=1, scheduler_memory="2 G", hook=None
         return pool.submit(asyncio.run, backend.process_cluster_options(user, request)).result()[1]
 
 
-@pytest.mark.parametrize(("tier", "cores", "expected"), [
-    ("entry", 1, 4), ("research", 1, 16), ("research", 2, 16), ("team", 4, 100), ("consortium", 8, 500),
-])
+@pytest.mark.parametrize(
+    ("tier", "cores", "expected"),
+    [
+        ("entry", 1, 4),
+        ("research", 1, 16),
+        ("research", 2, 16),
+        ("team", 4, 100),
+        ("consortium", 8, 500),
+    ],
+)
 def test_scale_limit_equals_documented_worker_count(tier, cores, expected):
     """The policy's per-cluster numbers are for workers; the scheduler comes on top."""
     lim = load_policy().gateway_limits(tier)
     user = SimpleNamespace(name="astro", groups=[f"tier-{tier}"])
     for sched_cores in (1, 2):
-        cfg = _process(user, {"worker_cores": cores, "worker_memory": 1}, scheduler_cores=sched_cores)
-        assert cfg.cluster_max_workers == expected == min(lim.max_workers, int(lim.max_cores_per_cluster // cores))
+        cfg = _process(
+            user, {"worker_cores": cores, "worker_memory": 1}, scheduler_cores=sched_cores
+        )
+        assert (
+            cfg.cluster_max_workers
+            == expected
+            == min(lim.max_workers, int(lim.max_cores_per_cluster // cores))
+        )
         assert cfg.cluster_max_cores == lim.max_cores_per_cluster + sched_cores
     # Memory bounds the count the same way: Research 8 GiB workers, 128 GiB per cluster -> 16.
     cfg = _process(SimpleNamespace(name="astro", groups=["tier-research"]), {"worker_memory": 8})
@@ -59,14 +79,21 @@ def test_workers_get_the_users_data_environment():
     ann = _process(SimpleNamespace(name="ann", groups=["tier-research"]), {}).environment
     bob = _process(SimpleNamespace(name="Bob.Smith", groups=[]), {}).environment
     assert ann[TIER_ENV] == "research" and bob[TIER_ENV] == "entry"
-    for key in ("ROMAN_DATA_URL", "ROMAN_DATA_S3_ENDPOINT", "AWS_SECRET_ACCESS_KEY", "ROMAN_TEAM_STORE_URL",
-                "CRDS_PATH", "STPSF_PATH"):
+    for key in (
+        "ROMAN_DATA_URL",
+        "ROMAN_DATA_S3_ENDPOINT",
+        "AWS_SECRET_ACCESS_KEY",
+        "ROMAN_TEAM_STORE_URL",
+        "CRDS_PATH",
+        "STPSF_PATH",
+    ):
         assert ann[key] == bob[key] == SERVER_ENV[key]
     # Per-user parts are expanded for the cluster's owner, as KubeSpawner expands them.
     assert ann["ROMAN_USER_STORE_URL"] == "s3://roman-users/users/ann/"
     assert ann["AWS_ACCESS_KEY_ID"] == "key-ann"
     assert "ann" not in bob["ROMAN_USER_STORE_URL"] and bob["ROMAN_USER_STORE_URL"].startswith(
-        "s3://roman-users/users/bob")
+        "s3://roman-users/users/bob"
+    )
     # Never the notebook's hub token or its gateway settings.
     assert not {"JUPYTERHUB_API_TOKEN", "DASK_GATEWAY__ADDRESS"} & set(ann)
 
@@ -80,9 +107,13 @@ def test_kubernetes_pods_run_as_the_users_service_account():
     from hub_config.gateway import user_pod_identity
 
     for user, expected in (("ann", "ann-data"), ("Bob.Smith", None)):
-        cfg = KubeClusterConfig(worker_extra_pod_config={"serviceAccountName": "{username}-data",
-                                                         "automountServiceAccountToken": True},
-                                scheduler_extra_pod_config={"serviceAccountName": "{username}-data"})
+        cfg = KubeClusterConfig(
+            worker_extra_pod_config={
+                "serviceAccountName": "{username}-data",
+                "automountServiceAccountToken": True,
+            },
+            scheduler_extra_pod_config={"serviceAccountName": "{username}-data"},
+        )
         user_pod_identity(cfg, user)
         sa = cfg.worker_extra_pod_config["serviceAccountName"]
         assert sa == cfg.scheduler_extra_pod_config["serviceAccountName"]

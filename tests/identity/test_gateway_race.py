@@ -15,12 +15,11 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
+import identity_conftest as cf  # registered by tests/identity/conftest.py
 import psutil
 import pytest
 
 from hub_config.policy import load_policy
-
-import identity_conftest as cf  # registered by tests/identity/conftest.py
 
 REPETITIONS = int(__import__("os").environ.get("RACE_REPS", "20"))
 
@@ -29,8 +28,11 @@ def _gateway(stack, token: str):
     from dask_gateway import Gateway
     from dask_gateway.auth import JupyterHubAuth
 
-    return Gateway(address=stack.gateway_url, proxy_address=stack.gateway_proxy,
-                   auth=JupyterHubAuth(api_token=token))
+    return Gateway(
+        address=stack.gateway_url,
+        proxy_address=stack.gateway_proxy,
+        auth=JupyterHubAuth(api_token=token),
+    )
 
 
 def _worker_processes(cluster_names: set[str]) -> list[int]:
@@ -91,12 +93,14 @@ def test_concurrent_scale_adapt_and_new_cluster_hold_the_total(stack):
         try:
             # Three clusters asked for at once: the tier allows two.
             with ThreadPoolExecutor(3) as pool:
-                futs = [pool.submit(gw.new_cluster, worker_cores=1, worker_memory=1) for _ in range(3)]
+                futs = [
+                    pool.submit(gw.new_cluster, worker_cores=1, worker_memory=1) for _ in range(3)
+                ]
                 results = []
                 for f in futs:
                     try:
                         results.append(f.result(timeout=120))
-                    except Exception as exc:  # noqa: BLE001 - the refusal is what is expected
+                    except Exception as exc:
                         results.append(exc)
             clusters = [r for r in results if not isinstance(r, Exception)]
             refused = [r for r in results if isinstance(r, Exception)]

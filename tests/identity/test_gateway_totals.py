@@ -22,8 +22,15 @@ class _Backend(TierLimitsMixin, _Recorder):
 
 
 def _cluster(db, user, tier, cores, mem_gib, count):
-    c = db.create_cluster(user, {}, {"worker_cores": cores, "worker_memory": int(mem_gib * GIB),
-                                     "environment": {TIER_ENV: tier}})
+    c = db.create_cluster(
+        user,
+        {},
+        {
+            "worker_cores": cores,
+            "worker_memory": int(mem_gib * GIB),
+            "environment": {TIER_ENV: tier},
+        },
+    )
     db.update_cluster(c, count=count)
     return c
 
@@ -55,13 +62,16 @@ async def _scenario():
     assert b.allowed_workers(d.name, 5)[0] == 2
     # Stopped clusters free their share.
     b.db.update_cluster(a, status=JobStatus.STOPPED, target=JobStatus.STOPPED)
-    assert b.allowed_workers(c.name, 20)[0] == min(lim.max_total_workers, 20, int(lim.max_total_cores // 2))
+    assert b.allowed_workers(c.name, 20)[0] == min(
+        lim.max_total_workers, 20, int(lim.max_total_cores // 2)
+    )
 
 
 # ----------------------------------------------------------------------------- interleavings
 # Deterministic versions of the races the end-to-end race test (test_gateway_race.py) samples:
 # each request awaits in the middle (the quota check runs in a thread on the real platform), so
 # without one decision at a time per user every request would see the same usage.
+
 
 class _Forwarded:
     """Stand-in for the scheduler side: records what reached the scheduler."""
@@ -106,8 +116,9 @@ def test_concurrent_scale_requests_share_the_total(monkeypatch):
         clusters = [_cluster(b.db, "ann", "research", 1, 1, 0) for _ in range(2)]
         for c in clusters:
             c.options = {}
-        await asyncio.gather(*(b.forward_message_to_scheduler(c, {"op": "scale", "count": 10000})
-                               for c in clusters))
+        await asyncio.gather(
+            *(b.forward_message_to_scheduler(c, {"op": "scale", "count": 10000}) for c in clusters)
+        )
         granted = [b.sent[c.name]["count"] for c in clusters]
         assert sum(granted) == lim.max_total_workers, granted
         # Heartbeats carrying the scheduler's counts, in either order, keep the sum.
@@ -117,13 +128,16 @@ def test_concurrent_scale_requests_share_the_total(monkeypatch):
         # An adapt on one while the other scales: still within the total.
         await asyncio.gather(
             b.forward_message_to_scheduler(clusters[0], {"op": "scale", "count": 0}),
-            b.forward_message_to_scheduler(clusters[1], {"op": "adapt", "minimum": 0, "maximum": 10000}),
+            b.forward_message_to_scheduler(
+                clusters[1], {"op": "adapt", "minimum": 0, "maximum": 10000}
+            ),
         )
         assert b.sent[clusters[1].name]["maximum"] <= lim.max_total_workers
         # Concurrent new clusters: exactly max_clusters exist however many are asked for.
         user = SimpleNamespace(name="cat", groups=["tier-research"])
-        results = await asyncio.gather(*(b.start_cluster(user, {}) for _ in range(5)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(b.start_cluster(user, {}) for _ in range(5)), return_exceptions=True
+        )
         made = [r for r in results if not isinstance(r, Exception)]
         assert len(made) == lim.max_clusters, results
         assert all("cluster(s) at once" in str(r) for r in results if isinstance(r, Exception))
@@ -137,6 +151,7 @@ def test_concurrent_scale_requests_share_the_total(monkeypatch):
 def test_no_worker_process_starts_while_others_still_stop(monkeypatch):
     """Targets within the total are not enough: a new worker starts only when the owner's live
     worker processes (stopping ones included) leave room, and as soon as they do."""
+
     class _Queue(list):
         put = list.append
 
@@ -148,7 +163,9 @@ def test_no_worker_process_starts_while_others_still_stop(monkeypatch):
         other = _cluster(b.db, "ann", "research", 1, 1, 0)
         # A's workers were told to stop (A scaled to 0) but their processes still run.
         ws = [b.db.create_worker(a) for _ in range(lim.max_total_workers)]
-        b.db.update_workers([(w, {"status": JobStatus.RUNNING, "target": JobStatus.STOPPED}) for w in ws])
+        b.db.update_workers(
+            [(w, {"status": JobStatus.RUNNING, "target": JobStatus.STOPPED}) for w in ws]
+        )
         # The other cluster's target may be the whole total (A's target is 0) ...
         await b.on_cluster_heartbeat(other.name, {"count": lim.max_total_workers})
         assert b.db.get_cluster(other.name).count == lim.max_total_workers
@@ -174,6 +191,7 @@ def test_no_worker_process_starts_while_others_still_stop(monkeypatch):
 def test_a_scale_down_frees_room_before_its_heartbeat(monkeypatch):
     """A.scale(0) decided, its scheduler not yet reported: B's request already sees A at 0; a
     stale heartbeat from A (still its old count) does not take the room back."""
+
     async def scenario():
         b = _race_backend(monkeypatch)
         lim = b.policy.gateway_limits("research")
@@ -183,7 +201,9 @@ def test_a_scale_down_frees_room_before_its_heartbeat(monkeypatch):
         await b.forward_message_to_scheduler(a, {"op": "scale", "count": 0})
         await b.on_cluster_heartbeat(a.name, {"count": lim.max_total_workers})  # stale
         await b.forward_message_to_scheduler(c, {"op": "scale", "count": 10000})
-        assert b.sent[c.name]["count"] == lim.max_total_workers  # (the per-cluster cap is the route's)
+        assert (
+            b.sent[c.name]["count"] == lim.max_total_workers
+        )  # (the per-cluster cap is the route's)
         await b.on_cluster_heartbeat(a.name, {"count": 0})
         assert a.name not in b._granted
 

@@ -13,7 +13,11 @@ from hub_config.policy import load_policy
 
 def _user(groups: list[str]) -> SimpleNamespace:
     return SimpleNamespace(
-        name="ann", id=7, url="/user/ann/", spawners={}, groups=[SimpleNamespace(name=g) for g in groups]
+        name="ann",
+        id=7,
+        url="/user/ann/",
+        spawners={},
+        groups=[SimpleNamespace(name=g) for g in groups],
     )
 
 
@@ -63,7 +67,10 @@ def test_gpu_profile_pod_for_team_tier():
     sp, pod, plain = _in_thread(build())
     c = pod.spec.containers[0]
     assert c.image == policy.images.default
-    assert c.resources.limits["nvidia.com/gpu"] == "1" and c.resources.requests["nvidia.com/gpu"] == "1"
+    assert (
+        c.resources.limits["nvidia.com/gpu"] == "1"
+        and c.resources.requests["nvidia.com/gpu"] == "1"
+    )
     assert int(c.resources.limits["memory"]) == gpu.mem_limit_bytes
     assert float(c.resources.limits["cpu"]) == gpu.cpu_limit
     assert float(c.resources.requests["cpu"]) == gpu.cpu_guarantee

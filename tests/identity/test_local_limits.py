@@ -25,8 +25,13 @@ def _limits(pid: int) -> str:
 
 
 def test_rlimit_and_affinity_fallback(tmp_path):
-    user = SimpleNamespace(name="ann", groups=[SimpleNamespace(name="tier-research")], spawners={},
-                           url="/user/ann/", id=1)
+    user = SimpleNamespace(
+        name="ann",
+        groups=[SimpleNamespace(name="tier-research")],
+        spawners={},
+        url="/user/ann/",
+        id=1,
+    )
     sp = _Spawner(user=user, use_cgroups=False, home_dir_template=str(tmp_path / "{username}"))
     from concurrent.futures import ThreadPoolExecutor
 

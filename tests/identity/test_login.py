@@ -5,12 +5,8 @@ from __future__ import annotations
 import base64
 import json
 
-import requests
-
-from hub_config.policy import load_policy
-
-
 import identity_conftest as cf  # registered by tests/identity/conftest.py
+import requests
 
 
 def test_login_flow_sets_hub_cookie_and_tier_groups(stack):
@@ -48,8 +44,11 @@ def test_code_replayed_into_another_login_fails_pkce(stack):
 
     code_a = parse_qs(urlparse(callback_a).query)["code"][0]
     state_b = parse_qs(urlparse(callback_b).query)["state"][0]
-    r = b.get(f"{stack.hub_url}/hub/oauth_callback?" + urlencode({"code": code_a, "state": state_b}),
-              allow_redirects=False, timeout=30)
+    r = b.get(
+        f"{stack.hub_url}/hub/oauth_callback?" + urlencode({"code": code_a, "state": state_b}),
+        allow_redirects=False,
+        timeout=30,
+    )
     assert r.status_code >= 400
     assert _no_login_cookie(b)
 
@@ -68,24 +67,41 @@ def _provider_code(stack, challenge: str, method: str = "S256") -> str:
     from urllib.parse import parse_qs, urlencode, urlparse
 
     s = requests.Session()
-    params = {"response_type": "code", "client_id": cf.CLIENT_ID, "scope": "openid groups",
-              "redirect_uri": f"{stack.hub_url}/hub/oauth_callback", "state": "xyz",
-              "code_challenge": challenge, "code_challenge_method": method}
+    params = {
+        "response_type": "code",
+        "client_id": cf.CLIENT_ID,
+        "scope": "openid groups",
+        "redirect_uri": f"{stack.hub_url}/hub/oauth_callback",
+        "state": "xyz",
+        "code_challenge": challenge,
+        "code_challenge_method": method,
+    }
     authorize = f"{stack.issuer}/authorize?{urlencode(params)}"
     if method != "S256":
         r = s.get(authorize, allow_redirects=False, timeout=30)
         assert r.status_code == 302 and "error=invalid_request" in r.headers["Location"]
         return ""
     action, request = cf.provider_login_form(s, authorize)
-    r = s.post(action, data={"request": request, "username": "entry", "password": "entry-demo"},
-               allow_redirects=False, timeout=30)
+    r = s.post(
+        action,
+        data={"request": request, "username": "entry", "password": "entry-demo"},
+        allow_redirects=False,
+        timeout=30,
+    )
     return parse_qs(urlparse(r.headers["Location"]).query)["code"][0]
 
 
 def _token(stack, **data) -> requests.Response:
-    base = {"grant_type": "authorization_code", "redirect_uri": f"{stack.hub_url}/hub/oauth_callback"}
-    return requests.post(f"{stack.issuer}/token", data={**base, **data},
-                         auth=(cf.CLIENT_ID, stack.client_secret), timeout=30)
+    base = {
+        "grant_type": "authorization_code",
+        "redirect_uri": f"{stack.hub_url}/hub/oauth_callback",
+    }
+    return requests.post(
+        f"{stack.issuer}/token",
+        data={**base, **data},
+        auth=(cf.CLIENT_ID, stack.client_secret),
+        timeout=30,
+    )
 
 
 def test_provider_verifies_pkce_client_and_redirect(stack):
@@ -100,12 +116,24 @@ def test_provider_verifies_pkce_client_and_redirect(stack):
     _provider_code(stack, verifier, method="plain")
     # Wrong client secret, wrong redirect URI.
     code = _provider_code(stack, challenge)
-    r = requests.post(f"{stack.issuer}/token", data={"grant_type": "authorization_code", "code": code,
-                      "redirect_uri": f"{stack.hub_url}/hub/oauth_callback", "code_verifier": verifier},
-                      auth=(cf.CLIENT_ID, "not-the-secret"), timeout=30)
+    r = requests.post(
+        f"{stack.issuer}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": f"{stack.hub_url}/hub/oauth_callback",
+            "code_verifier": verifier,
+        },
+        auth=(cf.CLIENT_ID, "not-the-secret"),
+        timeout=30,
+    )
     assert r.status_code == 401
-    r = _token(stack, code=_provider_code(stack, challenge), code_verifier=verifier,
-               redirect_uri="http://127.0.0.1:1/elsewhere")
+    r = _token(
+        stack,
+        code=_provider_code(stack, challenge),
+        code_verifier=verifier,
+        redirect_uri="http://127.0.0.1:1/elsewhere",
+    )
     assert r.status_code == 400
     # The right verifier works once; the code cannot be replayed.
     code = _provider_code(stack, challenge)
@@ -115,11 +143,19 @@ def test_provider_verifies_pkce_client_and_redirect(stack):
     assert {"access_token", "id_token", "refresh_token"} <= set(tokens)
     assert _token(stack, code=code, code_verifier=verifier).status_code == 400
     # Refresh tokens rotate: the new one works, the old one is spent.
-    r = requests.post(f"{stack.issuer}/token", data={"grant_type": "refresh_token",
-                      "refresh_token": tokens["refresh_token"]}, auth=(cf.CLIENT_ID, stack.client_secret), timeout=30)
+    r = requests.post(
+        f"{stack.issuer}/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=(cf.CLIENT_ID, stack.client_secret),
+        timeout=30,
+    )
     assert r.status_code == 200 and r.json()["refresh_token"] != tokens["refresh_token"]
-    r = requests.post(f"{stack.issuer}/token", data={"grant_type": "refresh_token",
-                      "refresh_token": tokens["refresh_token"]}, auth=(cf.CLIENT_ID, stack.client_secret), timeout=30)
+    r = requests.post(
+        f"{stack.issuer}/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=(cf.CLIENT_ID, stack.client_secret),
+        timeout=30,
+    )
     assert r.status_code == 400
 
 
@@ -127,7 +163,9 @@ def _authenticator(stack):
     from hub_config.auth import RomanOIDCAuthenticator
 
     return RomanOIDCAuthenticator(
-        oidc_issuer=stack.issuer, client_id=cf.CLIENT_ID, client_secret=stack.client_secret,
+        oidc_issuer=stack.issuer,
+        client_id=cf.CLIENT_ID,
+        client_secret=stack.client_secret,
         policy_file=str(stack.policy_file),
     )
 
@@ -135,7 +173,9 @@ def _authenticator(stack):
 def _signing_key(stack):
     from joserfc.jwk import RSAKey
 
-    return RSAKey.import_key(json.loads((stack.state_dir / "oidc" / "oidc-signing-key.json").read_text()))
+    return RSAKey.import_key(
+        json.loads((stack.state_dir / "oidc" / "oidc-signing-key.json").read_text())
+    )
 
 
 def _sign(key, claims: dict, kid: str | None = None, alg: str = "RS256") -> str:
@@ -145,7 +185,6 @@ def _sign(key, claims: dict, kid: str | None = None, alg: str = "RS256") -> str:
 
 
 def test_id_token_checks(stack):
-    import asyncio
     import time
 
     import pytest
@@ -159,8 +198,14 @@ def test_id_token_checks(stack):
     auth = _authenticator(stack)
     key = _signing_key(stack)
     now = int(time.time())
-    good = {"iss": stack.issuer, "aud": cf.CLIENT_ID, "sub": "myst-dev|entry", "iat": now,
-            "exp": now + 300, "preferred_username": "entry"}
+    good = {
+        "iss": stack.issuer,
+        "aud": cf.CLIENT_ID,
+        "sub": "myst-dev|entry",
+        "iat": now,
+        "exp": now + 300,
+        "preferred_username": "entry",
+    }
 
     async def run():
         claims = await auth.verify_id_token(genuine["id_token"])
@@ -199,7 +244,11 @@ def test_roles_teams_and_admins(stack):
     cf.login(stack, "consortium")
     cf.login(stack, "entry")
     users = {u["name"]: u for u in stack.api("GET", "/users").json()}
-    assert set(users["teamadmin"]["groups"]) == {"tier-team", "team-galaxies", "team-galaxies-admins"}
+    assert set(users["teamadmin"]["groups"]) == {
+        "tier-team",
+        "team-galaxies",
+        "team-galaxies-admins",
+    }
     assert set(users["teammember"]["groups"]) == {"tier-team", "team-galaxies"}
     assert users["consortium"]["groups"] == ["tier-consortium"]  # from the broker's tier claim
     assert users["entry"]["groups"] == ["tier-entry"]  # the default
@@ -229,7 +278,9 @@ def test_logout_ends_provider_session(stack):
     xsrf = s.cookies.get("_xsrf", path="/hub/") or ""
     r = s.get(f"{stack.hub_url}/hub/logout", allow_redirects=False, timeout=30)
     if r.status_code == 200:  # JupyterHub may ask for a POST (xsrf) logout
-        r = s.post(f"{stack.hub_url}/hub/logout", data={"_xsrf": xsrf}, allow_redirects=False, timeout=30)
+        r = s.post(
+            f"{stack.hub_url}/hub/logout", data={"_xsrf": xsrf}, allow_redirects=False, timeout=30
+        )
     assert r.status_code == 302, r.text[:300]
     loc = r.headers["Location"]
     assert loc.startswith(f"{stack.issuer}/logout?")

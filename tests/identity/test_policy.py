@@ -48,8 +48,14 @@ def test_bundled_policy_tiers_and_sizes():
         (lambda d: d["profiles"]["small"].update(cpu_limit=0), "profiles.small.cpu_limit"),
         (lambda d: d["profiles"]["small"].update(cpu_guarantee=8), "profiles.small"),
         (lambda d: d["tiers"]["entry"].update(profiles=["huge"]), "unknown profile"),
-        (lambda d: d["tiers"]["entry"]["gateway"].update(max_workers=-1), "tiers.entry.gateway.max_workers"),
-        (lambda d: d["tiers"]["entry"]["gateway"]["worker_cores"].update(min=4, max=1), "worker_cores"),
+        (
+            lambda d: d["tiers"]["entry"]["gateway"].update(max_workers=-1),
+            "tiers.entry.gateway.max_workers",
+        ),
+        (
+            lambda d: d["tiers"]["entry"]["gateway"]["worker_cores"].update(min=4, max=1),
+            "worker_cores",
+        ),
         (lambda d: d["tiers"]["research"].update(max_servers=3), "tiers.research.max_servers"),
         (lambda d: d.update(default_tier="gold"), "default_tier"),
     ],
@@ -103,7 +109,10 @@ def test_authenticator_tier_resolution(tmp_path):
 
     auth = RomanOIDCAuthenticator(tier_grants=StaticGrants({"ann": "consortium", "eve": "gold"}))
     assert auth.resolve_tier("ann", {"groups": []}) == ("consortium", "grant")
-    assert auth.resolve_tier("bob", {"groups": ["roman-research"]}) == ("research", "identity provider")
+    assert auth.resolve_tier("bob", {"groups": ["roman-research"]}) == (
+        "research",
+        "identity provider",
+    )
     assert auth.resolve_tier("eve", {"groups": []}) == ("entry", "default")  # unknown grant ignored
     # A grant below the IdP mapping does not lower it: the higher of the two applies.
     auth.tier_grants = StaticGrants({"bob": "entry"})
@@ -111,8 +120,19 @@ def test_authenticator_tier_resolution(tmp_path):
 
 
 def test_dev_provider_refuses_non_loopback_and_bad_users(tmp_path):
-    base = [sys.executable, "-m", "hub_config.oidc_dev", "--port", "1", "--client-id", "x",
-            "--client-secret", "y", "--redirect-uri", "http://127.0.0.1/cb"]
+    base = [
+        sys.executable,
+        "-m",
+        "hub_config.oidc_dev",
+        "--port",
+        "1",
+        "--client-id",
+        "x",
+        "--client-secret",
+        "y",
+        "--redirect-uri",
+        "http://127.0.0.1/cb",
+    ]
     r = subprocess.run([*base, "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "not a loopback address" in r.stderr
     users = tmp_path / "users.yaml"

@@ -3,7 +3,6 @@ keeps sessions and tokens across its own restart (so a platform restart logs nob
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import signal
@@ -11,41 +10,76 @@ import subprocess
 import sys
 from urllib.parse import parse_qs, urlencode, urlparse
 
+import identity_conftest as cf  # registered by tests/identity/conftest.py
 import requests
 
 from hub_config.oidc_dev.provider import s256
 
-
-import identity_conftest as cf  # registered by tests/identity/conftest.py
 REDIRECT = "http://127.0.0.1:9/hub/oauth_callback"
 
 
 def _start(port: int, state, secret_file) -> subprocess.Popen:
     log = (state / "provider.log").open("a")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hub_config.oidc_dev", "--port", str(port), "--client-id", "hub",
-         "--client-secret-file", str(secret_file), "--redirect-uri", REDIRECT,
-         "--state-dir", str(state)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "hub_config.oidc_dev",
+            "--port",
+            str(port),
+            "--client-id",
+            "hub",
+            "--client-secret-file",
+            str(secret_file),
+            "--redirect-uri",
+            REDIRECT,
+            "--state-dir",
+            str(state),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
-    cf._wait_http(f"http://127.0.0.1:{port}/.well-known/openid-configuration", proc,
-                  state / "provider.log", 60)
+    cf._wait_http(
+        f"http://127.0.0.1:{port}/.well-known/openid-configuration",
+        proc,
+        state / "provider.log",
+        60,
+    )
     return proc
 
 
 def _tokens(issuer: str, secret: str) -> dict:
     verifier = secrets.token_urlsafe(48)
     s = requests.Session()
-    params = {"response_type": "code", "client_id": "hub", "scope": "openid groups",
-              "redirect_uri": REDIRECT, "state": "s", "code_challenge": s256(verifier),
-              "code_challenge_method": "S256"}
+    params = {
+        "response_type": "code",
+        "client_id": "hub",
+        "scope": "openid groups",
+        "redirect_uri": REDIRECT,
+        "state": "s",
+        "code_challenge": s256(verifier),
+        "code_challenge_method": "S256",
+    }
     action, request = cf.provider_login_form(s, f"{issuer}/authorize?{urlencode(params)}")
-    r = s.post(action, data={"request": request, "username": "research", "password": "research-demo"},
-               allow_redirects=False, timeout=30)
+    r = s.post(
+        action,
+        data={"request": request, "username": "research", "password": "research-demo"},
+        allow_redirects=False,
+        timeout=30,
+    )
     code = parse_qs(urlparse(r.headers["Location"]).query)["code"][0]
-    r = requests.post(f"{issuer}/token", auth=("hub", secret), timeout=30,
-                      data={"grant_type": "authorization_code", "code": code,
-                            "redirect_uri": REDIRECT, "code_verifier": verifier})
+    r = requests.post(
+        f"{issuer}/token",
+        auth=("hub", secret),
+        timeout=30,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+    )
     r.raise_for_status()
     return r.json()
 
@@ -72,8 +106,11 @@ def test_refresh_user_and_provider_restart(tmp_path):
         assert proc.wait(30) == 0
         assert (tmp_path / "oidc-sessions.json").stat().st_mode & 0o077 == 0
         proc = _start(port, tmp_path, secret_file)
-        r = requests.get(f"{issuer}/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"},
-                         timeout=30)
+        r = requests.get(
+            f"{issuer}/userinfo",
+            headers={"Authorization": f"Bearer {tokens['access_token']}"},
+            timeout=30,
+        )
         assert r.status_code == 200 and r.json()["preferred_username"] == "research"
 
         from hub_config.auth import RomanOIDCAuthenticator

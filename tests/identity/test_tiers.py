@@ -7,15 +7,18 @@ import html
 import re
 import time
 
+import identity_conftest as cf  # registered by tests/identity/conftest.py
 import pytest
 import requests
 
 from hub_config.policy import load_policy
 
-
-import identity_conftest as cf  # registered by tests/identity/conftest.py
-
-TIER_USERS = {"entry": "entry", "research": "research", "team": "teammember", "consortium": "consortium"}
+TIER_USERS = {
+    "entry": "entry",
+    "research": "research",
+    "team": "teammember",
+    "consortium": "consortium",
+}
 
 
 def _wait_ready(stack, user: str, server: str, timeout: float = 90) -> dict:

@@ -45,9 +45,14 @@ def docker(
     return proc
 
 
-def run_in(image: str, *cmd: str, volumes: dict[str, str] | None = None,
-           env: dict[str, str] | None = None, timeout: float = 300,
-           check: bool = True) -> subprocess.CompletedProcess:
+def run_in(
+    image: str,
+    *cmd: str,
+    volumes: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
     """``docker run --rm --network host`` (the only networking these machines allow)."""
     args = ["run", "--rm", "--network", "host"]
     for host, target in (volumes or {}).items():
@@ -113,8 +118,12 @@ def _build(image: str) -> str:
     log = REPO / ".cache" / "images" / f"build-{image}.log"
     with tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(
-            ["bash", str(BUILD), "--tag", TAG, image], stdout=subprocess.DEVNULL, stderr=err,
-            text=True, cwd=REPO, start_new_session=True,
+            ["bash", str(BUILD), "--tag", TAG, image],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+            cwd=REPO,
+            start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         try:

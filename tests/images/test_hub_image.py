@@ -51,8 +51,9 @@ def test_no_process_keeps_the_build_lock(dk, hub_image):
 
 
 def test_runs_as_non_root_with_a_writable_workdir(dk, hub_image):
-    out = dk.run_in(hub_image, "bash", "-c",
-                    "id -u; id -g; pwd; touch ./probe && echo writable").stdout
+    out = dk.run_in(
+        hub_image, "bash", "-c", "id -u; id -g; pwd; touch ./probe && echo writable"
+    ).stdout
     assert out.split() == ["1000", "1000", "/srv/jupyterhub", "writable"]
     # The software itself is read-only to the hub's user.
     proc = dk.run_in(hub_image, "bash", "-c", "touch /opt/venv/probe", check=False)
@@ -62,9 +63,13 @@ def test_runs_as_non_root_with_a_writable_workdir(dk, hub_image):
 def test_bundled_policy_validates(dk, hub_image):
     from hub_config.policy import load_policy
 
-    out = dk.run_in(hub_image, "python", "-c",
-                    "import json; from hub_config.policy import load_policy; p = load_policy(); "
-                    "print(json.dumps(sorted(p.tiers)))").stdout
+    out = dk.run_in(
+        hub_image,
+        "python",
+        "-c",
+        "import json; from hub_config.policy import load_policy; p = load_policy(); "
+        "print(json.dumps(sorted(p.tiers)))",
+    ).stdout
     assert json.loads(out.strip().splitlines()[-1]) == sorted(load_policy().tiers)
 
 
@@ -73,10 +78,15 @@ def test_broken_policy_is_refused_with_a_clear_error(dk, hub_image, tmp_path):
     bad.write_text("tiers: [this is: not: valid\n")
     bad.chmod(0o644)
     tmp_path.chmod(0o755)
-    proc = dk.run_in(hub_image, "python", "-c",
-                     "from hub_config.policy import load_policy; load_policy()",
-                     volumes={str(tmp_path): "/config:ro"},
-                     env={"ROMAN_POLICY_FILE": "/config/policy.yaml"}, check=False)
+    proc = dk.run_in(
+        hub_image,
+        "python",
+        "-c",
+        "from hub_config.policy import load_policy; load_policy()",
+        volumes={str(tmp_path): "/config:ro"},
+        env={"ROMAN_POLICY_FILE": "/config/policy.yaml"},
+        check=False,
+    )
     assert proc.returncode != 0
     assert "PolicyError" in proc.stderr and "not valid YAML" in proc.stderr
 
@@ -98,8 +108,11 @@ def test_hub_side_packages_load(dk, hub_image):
         "                  'auth': hub.authenticator_class.__name__}))\n"
     )
     out = json.loads(dk.run_in(hub_image, "python", "-c", script).stdout.strip().splitlines()[-1])
-    assert out == {"jupyterhub": out["jupyterhub"], "spawner": "KubeSpawner",
-                   "auth": "GenericOAuthenticator"}
+    assert out == {
+        "jupyterhub": out["jupyterhub"],
+        "spawner": "KubeSpawner",
+        "auth": "GenericOAuthenticator",
+    }
     assert out["jupyterhub"].startswith("6.")
 
 
@@ -107,8 +120,9 @@ def test_jupyterhub_cli_and_config_file(dk, hub_image):
     out = dk.run_in(hub_image, "jupyterhub", "--help-all").stdout
     assert "--JupyterHub.spawner_class" in out and "--JupyterHub.db_url" in out
     # The config file the image's CMD names is the one this tree ships.
-    target = dk.run_in(hub_image, "readlink", "-e",
-                       "/etc/jupyterhub/jupyterhub_config.py").stdout.strip()
+    target = dk.run_in(
+        hub_image, "readlink", "-e", "/etc/jupyterhub/jupyterhub_config.py"
+    ).stdout.strip()
     assert target.endswith("/site-packages/hub_config/jupyterhub_config.py")
 
 
@@ -121,9 +135,17 @@ def _render_hub(dk, example: str) -> dict:
 
     helm = shutil.which("helm") or str(dk.repo / ".local" / "bin" / "helm")
     out = subprocess.run(
-        [helm, "template", "rp", str(dk.repo / "helm" / "roman-platform"),
-         "-f", str(dk.repo / "helm" / "examples" / f"{example}.yaml")],
-        capture_output=True, text=True, timeout=120,
+        [
+            helm,
+            "template",
+            "rp",
+            str(dk.repo / "helm" / "roman-platform"),
+            "-f",
+            str(dk.repo / "helm" / "examples" / f"{example}.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     docs = [d for d in yaml.safe_load_all(out.stdout) if d]
@@ -152,8 +174,20 @@ def test_chart_mode_config_loads_as_the_chart_runs_it(dk, hub_image, tmp_path, e
     assert c["image"].split(":")[0] == "roman-platform/hub"
     assert c["command"] == dk.inspect(hub_image)["Config"]["Cmd"]
     sec = c["securityContext"]
-    args = ["run", "--rm", "--network", "host", "--user", f"{sec['runAsUser']}:{sec['runAsGroup']}",
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "-w", c["workingDir"]]
+    args = [
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--user",
+        f"{sec['runAsUser']}:{sec['runAsGroup']}",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "-w",
+        c["workingDir"],
+    ]
     if sec.get("readOnlyRootFilesystem"):
         args.append("--read-only")
     tmp_path.chmod(0o755)
@@ -181,7 +215,8 @@ def test_chart_mode_config_loads_as_the_chart_runs_it(dk, hub_image, tmp_path, e
             value = r["secret"]["stringData"][ref["key"]] if own else "operator-set"
         else:
             value = {"metadata.namespace": "roman", "status.podIP": "127.0.0.1"}[
-                e["valueFrom"]["fieldRef"]["fieldPath"]]
+                e["valueFrom"]["fieldRef"]["fieldPath"]
+            ]
         args += ["-e", f"{e['name']}={value}"]
     script = (
         "import json\n"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -46,9 +45,17 @@ def test_metadata_labels_and_user(dk, notebook_image):
 
 def test_nothing_site_specific_is_baked_in(dk, notebook_image):
     env = dict(e.split("=", 1) for e in dk.inspect(notebook_image)["Config"]["Env"])
-    for name in ["DASK_GATEWAY__ADDRESS", "DASK_GATEWAY__PROXY_ADDRESS", "ROMAN_DATA_URL",
-                 "ROMAN_DATA_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                 "CRDS_SERVER_URL", "ROMAN_QUOTA_URL", "JUPYTERHUB_API_TOKEN"]:
+    for name in [
+        "DASK_GATEWAY__ADDRESS",
+        "DASK_GATEWAY__PROXY_ADDRESS",
+        "ROMAN_DATA_URL",
+        "ROMAN_DATA_S3_ENDPOINT",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "CRDS_SERVER_URL",
+        "ROMAN_QUOTA_URL",
+        "JUPYTERHUB_API_TOKEN",
+    ]:
         assert name not in env, name
     assert env["CRDS_PATH"].startswith(env["ROMAN_DATA_MOUNT"] + "/")
     assert env["STPSF_PATH"].startswith(env["ROMAN_DATA_MOUNT"] + "/")
@@ -93,31 +100,63 @@ def test_platform_configuration_comes_from_the_environment(dk, notebook_image):
     assert out["stpsf"] == "/data/roman/stpsf-data"
     assert out["data"] == "s3://roman/sample"
     # Without the spawner's environment there is no gateway: local clusters instead.
-    bare = dk.run_in(notebook_image, "python", "-c",
-                     "from platform_lib.compute import gateway_configured as g; print(g())")
+    bare = dk.run_in(
+        notebook_image,
+        "python",
+        "-c",
+        "from platform_lib.compute import gateway_configured as g; print(g())",
+    )
     assert bare.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_every_locked_package_installed_and_importable(dk, notebook_image, smoke_dir):
-    proc = dk.run_in(notebook_image, "python", f"{SMOKE}/check_packages.py", volumes=smoke_dir,
-                     timeout=600, check=False)
+    proc = dk.run_in(
+        notebook_image,
+        "python",
+        f"{SMOKE}/check_packages.py",
+        volumes=smoke_dir,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-5000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["failures"] == 0
-    for name in ["romancal", "stcal", "romanisim", "galsim", "photutils", "stpsf",
-                 "roman-datamodels", "asdf", "astropy", "astroquery", "synphot", "dask",
-                 "distributed", "dask-gateway",
-                 "dask-labextension", "s3fs", "fsspec", "matplotlib", "ipywidgets", "jupyterhub"]:
+    for name in [
+        "romancal",
+        "stcal",
+        "romanisim",
+        "galsim",
+        "photutils",
+        "stpsf",
+        "roman-datamodels",
+        "asdf",
+        "astropy",
+        "astroquery",
+        "synphot",
+        "dask",
+        "distributed",
+        "dask-gateway",
+        "dask-labextension",
+        "s3fs",
+        "fsspec",
+        "matplotlib",
+        "ipywidgets",
+        "jupyterhub",
+    ]:
         assert name in summary["declared"], name
     assert "platform_lib.compute" in summary["imported"]
     assert summary["locked"] > 150
 
 
 def test_lab_extensions_and_singleuser(dk, notebook_image):
-    out = dk.run_in(notebook_image, "bash", "-c",
-                    "python -c \"import dask.config, distributed; print('trim:', dask.config.get("
-                    "'distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_'))\"; "
-                    "jupyter labextension list 2>&1; jupyterhub-singleuser --version").stdout
+    out = dk.run_in(
+        notebook_image,
+        "bash",
+        "-c",
+        "python -c \"import dask.config, distributed; print('trim:', dask.config.get("
+        "'distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_'))\"; "
+        "jupyter labextension list 2>&1; jupyterhub-singleuser --version",
+    ).stdout
     # The platform's Dask settings reach processes that never import platform_lib (Dask-Gateway
     # workers run this image): the wheel installs them into /opt/venv/etc/dask.
     assert "trim: None" in out
@@ -132,9 +171,23 @@ def test_lab_extensions_and_singleuser(dk, notebook_image):
 def test_jupyter_lab_answers_its_api(dk, notebook_image, port):
     token = uuid.uuid4().hex
     name = f"roman-lab-{uuid.uuid4().hex[:8]}"
-    dk.docker("run", "-d", "--rm", "--name", name, "--network", "host", notebook_image,
-              "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-              f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0")
+    dk.docker(
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        name,
+        "--network",
+        "host",
+        notebook_image,
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        "--ServerApp.port_retries=0",
+    )
     try:
         auth = {"Authorization": f"token {token}"}
         status, body = dk.http_get(f"http://127.0.0.1:{port}/api/status", headers=auth, timeout=120)
@@ -156,9 +209,19 @@ def test_jupyter_lab_answers_its_api(dk, notebook_image, port):
 
 def test_simulate_and_catalog_inside_the_container(dk, notebook_image, smoke_dir, tmp_path):
     out_dir = shared_dir(tmp_path / "out")
-    proc = dk.run_in(notebook_image, "python", f"{SMOKE}/simulate_and_catalog.py", "/out",
-                     "--cutouts", "2", "--size", "256",
-                     volumes={**smoke_dir, str(out_dir): "/out"}, timeout=900, check=False)
+    proc = dk.run_in(
+        notebook_image,
+        "python",
+        f"{SMOKE}/simulate_and_catalog.py",
+        "/out",
+        "--cutouts",
+        "2",
+        "--size",
+        "256",
+        volumes={**smoke_dir, str(out_dir): "/out"},
+        timeout=900,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-5000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["ok"] and len(report["cutouts"]) == 2
@@ -182,8 +245,15 @@ def test_platform_lib_simulate_and_catalog_inside_the_container(
 ):
     """platform_lib.simulate -> platform_lib.catalogs, products to a data-store folder."""
     out_dir = shared_dir(tmp_path / "store")
-    proc = dk.run_in(notebook_image, "python", f"{SMOKE}/platform_task.py", "/store",
-                     volumes={**smoke_dir, str(out_dir): "/store"}, timeout=900, check=False)
+    proc = dk.run_in(
+        notebook_image,
+        "python",
+        f"{SMOKE}/platform_task.py",
+        "/store",
+        volumes={**smoke_dir, str(out_dir): "/store"},
+        timeout=900,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-5000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["ok"] and report["recovered"] >= 0.9 * report["stars"] >= 18
@@ -198,11 +268,27 @@ def test_platform_lib_simulate_and_catalog_inside_the_container(
 
 
 def test_bad_smoke_arguments_are_refused(dk, notebook_image, smoke_dir):
-    proc = dk.run_in(notebook_image, "python", f"{SMOKE}/simulate_and_catalog.py", "/tmp/x",
-                     "--cutouts", "40", volumes=smoke_dir, check=False)
+    proc = dk.run_in(
+        notebook_image,
+        "python",
+        f"{SMOKE}/simulate_and_catalog.py",
+        "/tmp/x",
+        "--cutouts",
+        "40",
+        volumes=smoke_dir,
+        check=False,
+    )
     assert proc.returncode == 2 and "--cutouts must be between 1 and 18" in proc.stderr
-    proc = dk.run_in(notebook_image, "python", f"{SMOKE}/platform_task.py", "/tmp/x",
-                     "--size", "5000", volumes=smoke_dir, check=False)
+    proc = dk.run_in(
+        notebook_image,
+        "python",
+        f"{SMOKE}/platform_task.py",
+        "/tmp/x",
+        "--size",
+        "5000",
+        volumes=smoke_dir,
+        check=False,
+    )
     assert proc.returncode == 2 and "--size must be between 64 and 1024" in proc.stderr
 
 
@@ -211,7 +297,8 @@ def tiny_wheel(tmp_path_factory):
     """A one-module package with a console script, built on the host (no index needed)."""
     src = tmp_path_factory.mktemp("tinypkg")
     (src / "roman_tiny_probe.py").write_text("def main():\n    print('tiny says hello')\n")
-    (src / "pyproject.toml").write_text(textwrap.dedent("""
+    (src / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [build-system]
         requires = ["setuptools>=68"]
         build-backend = "setuptools.build_meta"
@@ -222,11 +309,26 @@ def tiny_wheel(tmp_path_factory):
         roman-tiny-probe = "roman_tiny_probe:main"
         [tool.setuptools]
         py-modules = ["roman_tiny_probe"]
-    """))
+    """)
+    )
     dist = tmp_path_factory.mktemp("tinywheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--no-index", "-w", str(dist), str(src)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(dist),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
     dist.chmod(0o755)
     for whl in dist.iterdir():
         whl.chmod(0o644)
@@ -236,14 +338,28 @@ def tiny_wheel(tmp_path_factory):
 def test_user_installs_persist_in_the_home_volume(dk, notebook_image, tiny_wheel, tmp_path):
     home = shared_dir(tmp_path / "home")
     vols = {str(home): "/home/jovyan", str(tiny_wheel): "/wheels:ro"}
-    first = dk.run_in(notebook_image, "pip", "install", "--user", "--no-index",
-                      "--find-links", "/wheels", "roman-tiny-probe", volumes=vols, check=False)
+    first = dk.run_in(
+        notebook_image,
+        "pip",
+        "install",
+        "--user",
+        "--no-index",
+        "--find-links",
+        "/wheels",
+        "roman-tiny-probe",
+        volumes=vols,
+        check=False,
+    )
     assert first.returncode == 0, first.stderr
     # A new container (a restarted server) with the same home volume still has it.
-    second = dk.run_in(notebook_image, "bash", "-c",
-                       "python -c 'import roman_tiny_probe as t; print(t.__file__)'; "
-                       "command -v roman-tiny-probe; roman-tiny-probe",
-                       volumes=vols).stdout.split("\n")
+    second = dk.run_in(
+        notebook_image,
+        "bash",
+        "-c",
+        "python -c 'import roman_tiny_probe as t; print(t.__file__)'; "
+        "command -v roman-tiny-probe; roman-tiny-probe",
+        volumes=vols,
+    ).stdout.split("\n")
     assert second[0].startswith("/home/jovyan/.local/lib/python3.11/site-packages/")
     assert second[1] == "/home/jovyan/.local/bin/roman-tiny-probe"
     assert second[2] == "tiny says hello"
@@ -255,9 +371,16 @@ def test_user_installs_persist_in_the_home_volume(dk, notebook_image, tiny_wheel
     touch = dk.run_in(notebook_image, "bash", "-c", "touch /opt/venv/probe", check=False)
     assert touch.returncode != 0
     home2 = shared_dir(tmp_path / "home2")
-    plain = dk.run_in(notebook_image, "pip", "install", "--no-index", "--find-links", "/wheels",
-                      "roman-tiny-probe",
-                      volumes={str(home2): "/home/jovyan", str(tiny_wheel): "/wheels:ro"},
-                      check=False)
+    plain = dk.run_in(
+        notebook_image,
+        "pip",
+        "install",
+        "--no-index",
+        "--find-links",
+        "/wheels",
+        "roman-tiny-probe",
+        volumes={str(home2): "/home/jovyan", str(tiny_wheel): "/wheels:ro"},
+        check=False,
+    )
     assert plain.returncode == 0, plain.stderr
     assert list((home2 / ".local" / "lib").glob("python3.11/site-packages/roman_tiny_probe.py"))

@@ -12,14 +12,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(REPO / "scripts" / script), *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / script), *args], capture_output=True, text=True, timeout=60
+    )
 
 
-@pytest.mark.parametrize("script,words", [
-    ("build-images.sh", ["--base IMAGE", "--stop-docker", "debootstrap", "--network host"]),
-    ("lock.sh", ["--generate-hashes", "--upgrade", "requirements.lock"]),
-])
+@pytest.mark.parametrize(
+    "script,words",
+    [
+        ("build-images.sh", ["--base IMAGE", "--stop-docker", "debootstrap", "--network host"]),
+        ("lock.sh", ["--generate-hashes", "--upgrade", "requirements.lock"]),
+    ],
+)
 def test_help_describes_the_script(script, words):
     proc = run(script, "--help")
     assert proc.returncode == 0
@@ -29,14 +33,17 @@ def test_help_describes_the_script(script, words):
     assert "set -euo pipefail" not in text
 
 
-@pytest.mark.parametrize("script,args,code,message", [
-    ("build-images.sh", ["--bogus"], 1, "unknown argument '--bogus'"),
-    ("build-images.sh", ["--base"], 1, "--base needs an image name"),
-    ("build-images.sh", ["--tag"], 1, "--tag needs a tag"),
-    ("build-images.sh", ["hub", "jupyter"], 1, "unknown argument 'jupyter'"),
-    ("lock.sh", ["--bogus"], 2, "unknown argument '--bogus'"),
-    ("lock.sh", ["science"], 2, "unknown argument 'science'"),
-])
+@pytest.mark.parametrize(
+    "script,args,code,message",
+    [
+        ("build-images.sh", ["--bogus"], 1, "unknown argument '--bogus'"),
+        ("build-images.sh", ["--base"], 1, "--base needs an image name"),
+        ("build-images.sh", ["--tag"], 1, "--tag needs a tag"),
+        ("build-images.sh", ["hub", "jupyter"], 1, "unknown argument 'jupyter'"),
+        ("lock.sh", ["--bogus"], 2, "unknown argument '--bogus'"),
+        ("lock.sh", ["science"], 2, "unknown argument 'science'"),
+    ],
+)
 def test_bad_arguments_are_refused_before_any_work(script, args, code, message):
     proc = run(script, *args)
     assert proc.returncode == code

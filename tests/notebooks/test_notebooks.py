@@ -7,7 +7,6 @@ to the kernels through ``ROMAN_DATA_URL``, exactly as the spawner does on the pl
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
@@ -19,8 +18,13 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 
 def inline_figures(nb: nbformat.NotebookNode) -> int:
     """How many ``image/png`` outputs the executed notebook shows (what JupyterLab renders)."""
-    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
-               for o in c.get("outputs", []) if o.get("output_type") in ("display_data", "execute_result"))
+    return sum(
+        "image/png" in o.get("data", {})
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") in ("display_data", "execute_result")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +43,24 @@ def test_there_are_tutorials() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path: Path, sample_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebook_runs(
+    path: Path, sample_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ROMAN_DATA_URL", sample_store)
     monkeypatch.delenv("DASK_GATEWAY__ADDRESS", raising=False)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     assert not errors
-    assert inline_figures(nb) >= 1, f"{path.name} shows no inline figure (matplotlib Agg or savefig only?)"
+    assert inline_figures(nb) >= 1, (
+        f"{path.name} shows no inline figure (matplotlib Agg or savefig only?)"
+    )

@@ -33,8 +33,9 @@ UP_LINE = re.compile(r"is up at (http://127\.0\.0\.1:\d+)/")
 
 
 # ---------------------------------------------------------------------------- login
-def hub_login(session: requests.Session, hub_url: str, username: str,
-              password: str = DEMO_PASSWORD) -> requests.Response:
+def hub_login(
+    session: requests.Session, hub_url: str, username: str, password: str = DEMO_PASSWORD
+) -> requests.Response:
     """Log ``username`` in through the OIDC flow: hub -> development provider's form -> hub.
 
     The platform's demo users (platform.yaml ``demo``) are accounts of the development OIDC
@@ -130,9 +131,20 @@ class RunningPlatform:
     def start(self) -> RunningPlatform:
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "platform_lib.cli", "up", "--config", str(self.config_file),
-             "--state-dir", str(self.state_dir)],
-            cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "platform_lib.cli",
+                "up",
+                "--config",
+                str(self.config_file),
+                "--state-dir",
+                str(self.state_dir),
+            ],
+            cwd=self.workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
         threading.Thread(target=self._reader, daemon=True).start()
@@ -185,8 +197,9 @@ class RunningPlatform:
         for p in psutil.process_iter(["pid", "cmdline", "cwd"]):
             try:
                 cmd = " ".join(p.info["cmdline"] or [])
-                if (state in cmd or (p.info["cwd"] or "").startswith(state)) and \
-                        p.pid != os.getpid():
+                if (
+                    state in cmd or (p.info["cwd"] or "").startswith(state)
+                ) and p.pid != os.getpid():
                     alive.append(f"{p.pid} {cmd[:120]}")
             except psutil.Error:
                 continue
@@ -203,7 +216,7 @@ class RunningPlatform:
 def platform_config(**overrides: object) -> dict:
     """A platform.yaml for tests: every port picked free, a known demo password."""
     config: dict = {
-        "ports": {k: 0 for k in ("http", "proxy_api", "hub", "gateway", "gateway_scheduler")},
+        "ports": dict.fromkeys(("http", "proxy_api", "hub", "gateway", "gateway_scheduler"), 0),
         "demo": {"users": ["alice", "bob"], "admin_users": ["admin"], "password": DEMO_PASSWORD},
         "gateway": {"worker_memory": "1 G", "idle_timeout": 600},
         "data": {"sample": False},  # SeaweedFS yes; the sample survey is tested in tests/data
@@ -238,14 +251,18 @@ def start_platform(platform_dirs: tuple[Path, Path]) -> Iterator:
 
 
 # ---------------------------------------------------------------------------- hub REST helpers
-def wait_for_server(hub_url: str, username: str, token: str, ready: bool,
-                    timeout: float = 90.0) -> dict:
+def wait_for_server(
+    hub_url: str, username: str, token: str, ready: bool, timeout: float = 90.0
+) -> dict:
     """Poll the REST API until the user's default server is (not) ready; the user model."""
     deadline = time.monotonic() + timeout
     model: dict = {}
     while time.monotonic() < deadline:
-        r = requests.get(f"{hub_url}/hub/api/users/{username}",
-                         headers={"Authorization": f"token {token}"}, timeout=30)
+        r = requests.get(
+            f"{hub_url}/hub/api/users/{username}",
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        )
         r.raise_for_status()
         model = r.json()
         server = model.get("servers", {}).get("")
@@ -266,26 +283,46 @@ class Kernel:
 
         self.server_url, self.timeout = server_url, timeout
         self.headers = {"Authorization": f"token {token}"}
-        r = requests.post(f"{server_url}api/kernels", json={"name": "python3"},
-                          headers=self.headers, timeout=60)
+        r = requests.post(
+            f"{server_url}api/kernels", json={"name": "python3"}, headers=self.headers, timeout=60
+        )
         assert r.status_code == 201, f"kernel start failed: {r.status_code} {r.text}"
         self.kernel_id = r.json()["id"]
         ws_url = server_url.replace("http://", "ws://") + f"api/kernels/{self.kernel_id}/channels"
-        self.ws = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"],
-                                              timeout=timeout)
+        self.ws = websocket.create_connection(
+            ws_url, header=[f"Authorization: token {token}"], timeout=timeout
+        )
         self.session = uuid.uuid4().hex
 
     def execute(self, code: str) -> str:
         """Run ``code``; its stdout. Raises AssertionError with the traceback if it raises."""
         msg_id = uuid.uuid4().hex
-        self.ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": "test", "session": self.session,
-                       "msg_type": "execute_request", "version": "5.3",
-                       "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-        }))
+        self.ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "username": "test",
+                        "session": self.session,
+                        "msg_type": "execute_request",
+                        "version": "5.3",
+                        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "buffers": [],
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                        "stop_on_error": True,
+                    },
+                }
+            )
+        )
         out: list[str] = []
         error: dict | None = None
         deadline = time.monotonic() + self.timeout
@@ -308,8 +345,9 @@ class Kernel:
 
     def close(self) -> None:
         self.ws.close()
-        requests.delete(f"{self.server_url}api/kernels/{self.kernel_id}", headers=self.headers,
-                        timeout=30)
+        requests.delete(
+            f"{self.server_url}api/kernels/{self.kernel_id}", headers=self.headers, timeout=30
+        )
 
     def __enter__(self) -> Kernel:
         return self
@@ -346,8 +384,11 @@ def login_and_spawn(hub_url: str, username: str) -> tuple[str, str]:
     session = requests.Session()
     hub_login(session, hub_url, username)
     token = api_token(session, hub_url, username)
-    r = requests.post(f"{hub_url}/hub/api/users/{username}/server",
-                      headers={"Authorization": f"token {token}"}, timeout=60)
+    r = requests.post(
+        f"{hub_url}/hub/api/users/{username}/server",
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+    )
     assert r.status_code in (201, 202), r.text
     model = wait_for_server(hub_url, username, token, ready=True)
     return token, f"{hub_url}{model['servers']['']['url']}"

@@ -39,9 +39,20 @@ def test_the_real_command_reports_a_bad_field(tmp_path):
     cfg = tmp_path / "platform.yaml"
     cfg.write_text("ports:\n  http: eighty\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "platform_lib.cli", "up", "--config", str(cfg),
-         "--state-dir", str(tmp_path / "state")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "platform_lib.cli",
+            "up",
+            "--config",
+            str(cfg),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -91,8 +102,12 @@ def test_port_in_use_names_the_port_and_the_setting(tmp_path, capsys):
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        proc = run_up(tmp_path, f"ports:\n  http: 0\n  proxy_api: 0\n  hub: {port}\n"
-                                "  gateway: 0\n  gateway_scheduler: 0\n", capsys)
+        proc = run_up(
+            tmp_path,
+            f"ports:\n  http: 0\n  proxy_api: 0\n  hub: {port}\n"
+            "  gateway: 0\n  gateway_scheduler: 0\n",
+            capsys,
+        )
     assert proc.returncode == 2
     err = proc.stderr.strip()
     assert "\n" not in err
@@ -131,17 +146,21 @@ def test_documented_platform_yaml_is_valid_and_matches_the_defaults(tmp_path):
     (tmp_path / "documented.yaml").write_text(block)
     documented = load_config(tmp_path / "documented.yaml", required=True)
     defaults = PlatformConfig()
-    assert documented.model_dump(exclude={"state_dir"}) == defaults.model_dump(exclude={"state_dir"})
-    assert set(PlatformConfig.model_fields) <= set(
+    assert documented.model_dump(exclude={"state_dir"}) == defaults.model_dump(
+        exclude={"state_dir"}
+    )
+    assert set(PlatformConfig.model_fields) <= {
         line.split(":", 1)[0] for line in block.splitlines() if line and not line[0].isspace()
-    ), "a top-level setting is missing from the documented example"
+    }, "a top-level setting is missing from the documented example"
 
 
 def test_duplicate_key_in_platform_yaml_is_refused(tmp_path, capsys):
     proc = run_up(tmp_path, "ports:\n  http: 8000\n  http: 8001\n", capsys)
     assert proc.returncode == 2
     err = proc.stderr.strip()
-    assert "\n" not in err and "duplicate key 'http' (first on line 2)" in err and "line 3" in err, err
+    assert (
+        "\n" not in err and "duplicate key 'http' (first on line 2)" in err and "line 3" in err
+    ), err
     assert not (tmp_path / "state").exists()
 
 
@@ -159,7 +178,10 @@ def _policy_text(**gateway_changes: object) -> str:
 @pytest.mark.parametrize(
     ("changes", "why"),
     [
-        ({"max_total_workers": 2, "max_workers": 4}, "max_total_workers (2) is below max_workers (4)"),
+        (
+            {"max_total_workers": 2, "max_workers": 4},
+            "max_total_workers (2) is below max_workers (4)",
+        ),
         ({"max_total_cores": 1.0, "max_cores_per_cluster": 4.0}, "max_total_cores (1.0) is below"),
         ({"max_total_memory_gib": 1.0}, "max_total_memory_gib (1.0) is below"),
         ({"worker_cores": {"min": 8, "max": 8}}, "no worker fits"),
@@ -181,7 +203,9 @@ def test_up_refuses_an_invalid_policy_naming_the_field(tmp_path, capsys, monkeyp
 def test_duplicate_key_in_the_policy_is_refused(tmp_path, monkeypatch):
     from hub_config.policy import PolicyError, load_policy
 
-    text = _policy_text().replace("default_tier: entry\n", "default_tier: entry\ndefault_tier: team\n", 1)
+    text = _policy_text().replace(
+        "default_tier: entry\n", "default_tier: entry\ndefault_tier: team\n", 1
+    )
     assert text.count("default_tier:") == 2
     (tmp_path / "policy.yaml").write_text(text)
     with pytest.raises(PolicyError, match="duplicate key 'default_tier'"):

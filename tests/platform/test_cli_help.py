@@ -42,7 +42,12 @@ def test_the_walk_sees_an_option_without_help():
 
 
 def test_version_names_the_platform_and_the_pipeline():
-    out = subprocess.run([sys.executable, "-m", "platform_lib.cli", "--version"],
-                         capture_output=True, text=True, timeout=120, check=True).stdout.splitlines()
+    out = subprocess.run(
+        [sys.executable, "-m", "platform_lib.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.splitlines()
     assert out[0] == f"roman-platform {version('roman-science-platform')}"
     assert out[1:] == [f"{name} {version(name)}" for name in PIPELINE_PACKAGES]

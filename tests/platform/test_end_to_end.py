@@ -76,37 +76,57 @@ def test_login_spawn_kernel_gateway_and_clean_shutdown(start_platform, login, hu
         assert report["cluster"] in report["listed"]
         assert report["cwd"] == str(platform.state_dir / "users" / "alice")
         assert report["data_url"], "spawner did not pass ROMAN_DATA_URL"
-        print(f"gateway cluster start {report['t_cluster']:.2f} s, "
-              f"scale to 2 workers {report['t_scale']:.2f} s")
+        print(
+            f"gateway cluster start {report['t_cluster']:.2f} s, "
+            f"scale to 2 workers {report['t_scale']:.2f} s"
+        )
 
         # The gateway knows users through the hub: alice sees her cluster, bob does not.
         name = report["cluster"]
-        r = requests.get(f"{gateway_url}/api/v1/clusters/",
-                         headers={"Authorization": f"jupyterhub {token}"}, timeout=30)
+        r = requests.get(
+            f"{gateway_url}/api/v1/clusters/",
+            headers={"Authorization": f"jupyterhub {token}"},
+            timeout=30,
+        )
         assert r.status_code == 200 and name in r.json(), r.text
-        r = requests.get(f"{gateway_url}/api/v1/clusters/",
-                         headers={"Authorization": f"jupyterhub {bob_token}"}, timeout=30)
+        r = requests.get(
+            f"{gateway_url}/api/v1/clusters/",
+            headers={"Authorization": f"jupyterhub {bob_token}"},
+            timeout=30,
+        )
         assert r.status_code == 200 and name not in r.json(), r.text
-        r = requests.delete(f"{gateway_url}/api/v1/clusters/{name}",
-                            headers={"Authorization": f"jupyterhub {bob_token}"}, timeout=30)
+        r = requests.delete(
+            f"{gateway_url}/api/v1/clusters/{name}",
+            headers={"Authorization": f"jupyterhub {bob_token}"},
+            timeout=30,
+        )
         assert r.status_code in (403, 404), f"bob could stop alice's cluster: {r.status_code}"
 
         after = json.loads(kernel.execute(SHUTDOWN_CODE).split("AFTER ", 1)[1])
         assert name not in after
 
     # A forged token is refused with 401 (not a server error).
-    r = requests.get(f"{gateway_url}/api/v1/clusters/",
-                     headers={"Authorization": "jupyterhub forged-token"}, timeout=30)
+    r = requests.get(
+        f"{gateway_url}/api/v1/clusters/",
+        headers={"Authorization": "jupyterhub forged-token"},
+        timeout=30,
+    )
     assert r.status_code == 401
     # ... and a real token of alice's that lacks access to the gateway service is refused too.
     xsrf = session.cookies.get("_xsrf", path="/hub/") or session.cookies.get("_xsrf")
-    r = session.post(f"{hub}/hub/api/users/alice/tokens",
-                     json={"note": "no gateway", "scopes": ["read:users:name!user=alice"]},
-                     headers={"X-XSRFToken": xsrf}, timeout=30)
+    r = session.post(
+        f"{hub}/hub/api/users/alice/tokens",
+        json={"note": "no gateway", "scopes": ["read:users:name!user=alice"]},
+        headers={"X-XSRFToken": xsrf},
+        timeout=30,
+    )
     assert r.status_code in (200, 201), r.text
     narrow = r.json()["token"]
-    r = requests.get(f"{gateway_url}/api/v1/clusters/",
-                     headers={"Authorization": f"jupyterhub {narrow}"}, timeout=30)
+    r = requests.get(
+        f"{gateway_url}/api/v1/clusters/",
+        headers={"Authorization": f"jupyterhub {narrow}"},
+        timeout=30,
+    )
     assert r.status_code == 401
 
     # Stop the server through the REST API, then the platform with Ctrl-C.

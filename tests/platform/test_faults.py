@@ -71,9 +71,13 @@ def _wait_restarted(platform, needle: str, old_pid: int, timeout: float = 180.0)
                 return time.monotonic() - t0
         except (AssertionError, requests.RequestException):
             pass
-        assert platform.proc.poll() is None, "the supervisor exited:\n" + "".join(platform.output[-30:])
+        assert platform.proc.poll() is None, "the supervisor exited:\n" + "".join(
+            platform.output[-30:]
+        )
         time.sleep(0.5)
-    raise AssertionError(f"{needle} not restarted within {timeout} s:\n" + "".join(platform.output[-30:]))
+    raise AssertionError(
+        f"{needle} not restarted within {timeout} s:\n" + "".join(platform.output[-30:])
+    )
 
 
 def _reconnect(kernel, token: str) -> None:
@@ -82,15 +86,16 @@ def _reconnect(kernel, token: str) -> None:
 
     try:
         kernel.ws.close()
-    except Exception:  # noqa: BLE001 - already broken
+    except Exception:
         pass
     url = kernel.server_url.replace("http://", "ws://") + f"api/kernels/{kernel.kernel_id}/channels"
     for _ in range(60):
         try:
-            kernel.ws = websocket.create_connection(url, header=[f"Authorization: token {token}"],
-                                                    timeout=kernel.timeout)
+            kernel.ws = websocket.create_connection(
+                url, header=[f"Authorization: token {token}"], timeout=kernel.timeout
+            )
             return
-        except Exception:  # noqa: BLE001 - the proxy route comes back after the hub
+        except Exception:
             time.sleep(1)
     raise AssertionError("could not reconnect to the kernel")
 

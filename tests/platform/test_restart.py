@@ -41,8 +41,12 @@ def test_state_survives_restart_and_stop_leaves_no_process(start_platform, login
     assert all(_mode(p) == 0o600 for p in (state / "secrets").iterdir())
     assert (state / "secrets" / "jupyterhub_cookie_secret").read_text() == cookie_secret
     # The user, their server record (stopped) and their token persist in the hub database.
-    r = requests.get(f"{hub2}/hub/api/users/bob", params={"include_stopped_servers": "1"},
-                     headers=headers, timeout=30)
+    r = requests.get(
+        f"{hub2}/hub/api/users/bob",
+        params={"include_stopped_servers": "1"},
+        headers=headers,
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     servers = r.json()["servers"]
     assert "" in servers and not servers[""]["ready"] and servers[""]["started"] is None

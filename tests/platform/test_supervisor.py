@@ -46,15 +46,31 @@ class Recorded(ManagedProcess):
         super().stop(timeout)
 
 
-def child(tmp_path: Path, name: str, *, ignore_term: bool = False, die_after: float = 0,
-          stop_timeout: float = 5.0, exit_now: bool = False) -> Recorded:
+def child(
+    tmp_path: Path,
+    name: str,
+    *,
+    ignore_term: bool = False,
+    die_after: float = 0,
+    stop_timeout: float = 5.0,
+    exit_now: bool = False,
+) -> Recorded:
     folder = tmp_path / name
     folder.mkdir()
-    argv = [sys.executable, "-c", "import sys; sys.exit(7)"] if exit_now else \
-        [sys.executable, "-c", CHILD, str(folder), "1" if ignore_term else "0", str(die_after)]
-    return Recorded(name, argv, env=dict(os.environ), cwd=folder,
-                    log_file=tmp_path / "logs" / f"{name}.log",
-                    ready=lambda: (folder / "ready").exists(), stop_timeout=stop_timeout)
+    argv = (
+        [sys.executable, "-c", "import sys; sys.exit(7)"]
+        if exit_now
+        else [sys.executable, "-c", CHILD, str(folder), "1" if ignore_term else "0", str(die_after)]
+    )
+    return Recorded(
+        name,
+        argv,
+        env=dict(os.environ),
+        cwd=folder,
+        log_file=tmp_path / "logs" / f"{name}.log",
+        ready=lambda: (folder / "ready").exists(),
+        stop_timeout=stop_timeout,
+    )
 
 
 def pids(component: Recorded) -> list[int]:
@@ -167,15 +183,24 @@ def test_port_check_binds_as_servers_do(tmp_path):
     with pytest.raises(OSError):
         plain.bind(("127.0.0.1", port))  # what the old check did
     plain.close()
-    config = PlatformConfig.model_validate({"ports": {"http": port, "proxy_api": 0, "hub": 0,
-                                                      "gateway": 0, "gateway_scheduler": 0}})
+    config = PlatformConfig.model_validate(
+        {"ports": {"http": port, "proxy_api": 0, "hub": 0, "gateway": 0, "gateway_scheduler": 0}}
+    )
     assert resolve_ports(config, "test")["http"] == port
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
-    config = PlatformConfig.model_validate({"ports": {"http": busy.getsockname()[1], "hub": 0,
-                                                      "proxy_api": 0, "gateway": 0,
-                                                      "gateway_scheduler": 0}})
+    config = PlatformConfig.model_validate(
+        {
+            "ports": {
+                "http": busy.getsockname()[1],
+                "hub": 0,
+                "proxy_api": 0,
+                "gateway": 0,
+                "gateway_scheduler": 0,
+            }
+        }
+    )
     with pytest.raises(PlatformError, match="already in use"):
         resolve_ports(config, "test")
     busy.close()
@@ -183,7 +208,11 @@ def test_port_check_binds_as_servers_do(tmp_path):
 
 def test_start_failure_names_the_component_and_stops_what_started(tmp_path, caplog):
     Recorded.events = []
-    a, bad, never = child(tmp_path, "a"), child(tmp_path, "bad", exit_now=True), child(tmp_path, "c")
+    a, bad, never = (
+        child(tmp_path, "a"),
+        child(tmp_path, "bad", exit_now=True),
+        child(tmp_path, "c"),
+    )
     sup = Supervisor(platform_with(tmp_path, a, bad, never), ready_timeout=30)
     assert sup.run(exit_after=60) == 1
     assert "start c" not in Recorded.events
@@ -203,7 +232,9 @@ def test_one_platform_per_state_folder(tmp_path):
     first.create()
     fd = first.lock()
     try:
-        with pytest.raises(StateError, match=rf"in use by another running platform \(pid {os.getpid()}\)"):
+        with pytest.raises(
+            StateError, match=rf"in use by another running platform \(pid {os.getpid()}\)"
+        ):
             StateDir(tmp_path / "s").lock()
     finally:
         os.close(fd)
@@ -232,8 +263,11 @@ def test_children_die_with_a_killed_supervisor(tmp_path):
 
     folder = tmp_path / "k"
     folder.mkdir()
-    sup = subprocess.Popen([sys.executable, "-c", KILLED_SUPERVISOR, str(folder), CHILD],
-                           stdout=subprocess.PIPE, text=True)
+    sup = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SUPERVISOR, str(folder), CHILD],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert sup.stdout.readline().strip() == "READY"
         child_pid, _ = (int(p) for p in (folder / "pids").read_text().split())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import stat
 from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from hub_config.local.devauth import DemoAuthenticator
@@ -33,7 +34,9 @@ def test_user_folder_name_is_one_safe_component(name):
 
 def _auth(bind_url: str = "http://127.0.0.1:8000", password: str = "correct-horse"):
     return DemoAuthenticator(
-        public_url=bind_url, demo_password=password, allowed_users={"alice"},
+        public_url=bind_url,
+        demo_password=password,
+        allowed_users={"alice"},
         admin_users={"admin"},
     )
 

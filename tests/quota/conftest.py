@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import psutil
 import pytest
+import requests
+import yaml
 from sqlalchemy import create_engine, text
 
 
@@ -36,15 +44,6 @@ def sessions(db_url):
 
 
 # --------------------------------------------------------------------------- the real platform
-import importlib.util
-import json
-import os
-import time
-from pathlib import Path
-
-import psutil
-import requests
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank"]
@@ -54,7 +53,9 @@ GRACE_S = 4.0
 
 def _platform_helpers():
     """The local platform's own test helpers (tests/platform/conftest.py), loaded by path."""
-    spec = importlib.util.spec_from_file_location("platform_conftest", REPO / "tests/platform/conftest.py")
+    spec = importlib.util.spec_from_file_location(
+        "platform_conftest", REPO / "tests/platform/conftest.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -87,17 +88,26 @@ class QuotaPlatform:
         r.raise_for_status()
         if 'id="username_input"' in r.text:
             xsrf = s.cookies.get("_xsrf", path="/hub/") or s.cookies.get("_xsrf")
-            r = s.post(f"{self.url}/hub/login?next=/hub/token", timeout=60,
-                       data={"username": username, "password": password, "_xsrf": xsrf})
+            r = s.post(
+                f"{self.url}/hub/login?next=/hub/token",
+                timeout=60,
+                data={"username": username, "password": password, "_xsrf": xsrf},
+            )
         else:
             if "<form" not in r.text or 'name="request"' not in r.text:
                 r = s.get(f"{self.url}/hub/oauth_login?next=/hub/token", timeout=30)
             form = re.search(r'<form method="post" action="([^"]+)"', r.text)
             assert form, f"no login form at {r.url}"
             request = html.unescape(re.search(r'name="request" value="([^"]*)"', r.text).group(1))
-            r = s.post(urljoin(r.url, html.unescape(form.group(1))), timeout=60,
-                       data={"request": request, "username": username, "password": password})
-        assert r.status_code == 200 and r.url.startswith(f"{self.url}/hub/token"), (r.status_code, r.url)
+            r = s.post(
+                urljoin(r.url, html.unescape(form.group(1))),
+                timeout=60,
+                data={"request": request, "username": username, "password": password},
+            )
+        assert r.status_code == 200 and r.url.startswith(f"{self.url}/hub/token"), (
+            r.status_code,
+            r.url,
+        )
         return s
 
     def token(self, username: str) -> str:
@@ -107,20 +117,33 @@ class QuotaPlatform:
                 self._admin = self.login("admin")
                 self._tokens["admin"] = self.helpers.api_token(self._admin, self.url, "admin")
             if username != "admin":
-                r = requests.post(f"{self.url}/hub/api/users/{username}/tokens",
-                                  headers={"Authorization": f"token {self._tokens['admin']}"},
-                                  json={"note": "quota test", "expires_in": 3600}, timeout=30)
+                r = requests.post(
+                    f"{self.url}/hub/api/users/{username}/tokens",
+                    headers={"Authorization": f"token {self._tokens['admin']}"},
+                    json={"note": "quota test", "expires_in": 3600},
+                    timeout=30,
+                )
                 assert r.status_code in (200, 201), r.text
                 self._tokens[username] = r.json()["token"]
         return self._tokens[username]
 
     def api(self, username: str, method: str, path: str, **kw) -> requests.Response:
-        return requests.request(method, self.quota + path, timeout=30,
-                                headers={"Authorization": f"token {self.token(username)}"}, **kw)
+        return requests.request(
+            method,
+            self.quota + path,
+            timeout=30,
+            headers={"Authorization": f"token {self.token(username)}"},
+            **kw,
+        )
 
     def hub(self, username: str, method: str, path: str, **kw) -> requests.Response:
-        return requests.request(method, f"{self.url}/hub/api/{path}", timeout=60,
-                                headers={"Authorization": f"token {self.token(username)}"}, **kw)
+        return requests.request(
+            method,
+            f"{self.url}/hub/api/{path}",
+            timeout=60,
+            headers={"Authorization": f"token {self.token(username)}"},
+            **kw,
+        )
 
     def quota_service_pids(self) -> list[int]:
         out = []
@@ -147,20 +170,32 @@ def quota_platform(tmp_path_factory) -> Iterator[QuotaPlatform]:
     work, state = base / "work", base / "state"
     work.mkdir()
     qsettings = base / "quota.yaml"
-    qsettings.write_text(yaml.safe_dump({"sample_interval_s": SAMPLE_S, "grace_period_s": GRACE_S,
-                                         "enforce_interval_s": 1.0, "storage_interval_s": 1.0}))
+    qsettings.write_text(
+        yaml.safe_dump(
+            {
+                "sample_interval_s": SAMPLE_S,
+                "grace_period_s": GRACE_S,
+                "enforce_interval_s": 1.0,
+                "storage_interval_s": 1.0,
+            }
+        )
+    )
     old = os.environ.get("ROMAN_QUOTA_SETTINGS")
     os.environ["ROMAN_QUOTA_SETTINGS"] = str(qsettings)
     # Generous spawn timeouts: on a busy 2-core machine a JupyterLab server can take a minute.
-    config = helpers.platform_config(demo={"users": USERS, "admin_users": ["admin"],
-                                           "password": helpers.DEMO_PASSWORD},
-                                     singleuser={"start_timeout": 300, "http_timeout": 240})
+    config = helpers.platform_config(
+        demo={"users": USERS, "admin_users": ["admin"], "password": helpers.DEMO_PASSWORD},
+        singleuser={"start_timeout": 300, "http_timeout": 240},
+    )
     running = helpers.RunningPlatform(work, state, config)
     try:
         running.start()
         qp = QuotaPlatform(running, state, helpers)
-        qp.wait(lambda: requests.get(qp.quota + "api/openapi.json", timeout=5).status_code == 200,
-                60, "the quota service")
+        qp.wait(
+            lambda: requests.get(qp.quota + "api/openapi.json", timeout=5).status_code == 200,
+            60,
+            "the quota service",
+        )
         # With the OIDC login, hub users exist once they logged in; the tests' users exist now.
         r = qp.hub("admin", "POST", "users", json={"usernames": USERS})
         assert r.status_code in (201, 409), r.text

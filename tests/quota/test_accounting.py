@@ -21,7 +21,9 @@ def utcnow() -> dt.datetime:
 
 
 def parse(ts: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(dt.UTC).replace(tzinfo=None)
+    return (
+        dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(dt.UTC).replace(tzinfo=None)
+    )
 
 
 def charged(qp, user: str) -> float:
@@ -36,36 +38,64 @@ def kill_quota_service(qp) -> None:
     for pid in old:
         os.kill(pid, signal.SIGKILL)
     # the hub polls its managed services every 30 s and restarts one that exited
-    qp.wait(lambda: set(qp.quota_service_pids()) - set(old), 90, "the hub to restart the service", every=0.5)
+    qp.wait(
+        lambda: set(qp.quota_service_pids()) - set(old),
+        90,
+        "the hub to restart the service",
+        every=0.5,
+    )
 
 
 @pytest.mark.browser
-def test_server_run_time_is_charged_once_across_a_service_kill(quota_platform, browser, browser_login):
+def test_server_run_time_is_charged_once_across_a_service_kill(
+    quota_platform, browser, browser_login
+):
     qp = quota_platform
     end = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
     start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
     for team in ("acct", "acct-other"):
         assert qp.api("admin", "POST", "api/teams", json={"name": team}).status_code == 201
-        r = qp.api("admin", "POST", "api/allocations", json={"team": team, "core_hours": 10,
-                                                             "period_start": start, "period_end": end})
+        r = qp.api(
+            "admin",
+            "POST",
+            "api/allocations",
+            json={"team": team, "core_hours": 10, "period_start": start, "period_end": end},
+        )
         assert r.status_code == 201, r.text
-    assert qp.api("admin", "POST", "api/teams/acct/members", json={"username": "carol"}).status_code == 201
+    assert (
+        qp.api("admin", "POST", "api/teams/acct/members", json={"username": "carol"}).status_code
+        == 201
+    )
     # the team to charge is validated by the hub's spawner: not a member -> refused, nothing starts
-    r = qp.hub("carol", "POST", "users/carol/server", json={"profile": "small", "team": "acct-other"})
+    r = qp.hub(
+        "carol", "POST", "users/carol/server", json={"profile": "small", "team": "acct-other"}
+    )
     assert r.status_code == 403 and "not a member of team 'acct-other'" in r.text, r.text
     assert "" not in qp.hub("admin", "GET", "users/carol").json()["servers"]
     r = qp.hub("carol", "POST", "users/carol/server", json={"profile": "small", "team": "acct"})
     assert r.status_code in (201, 202), r.text
-    model = qp.wait(lambda: (m := qp.hub("admin", "GET", "users/carol").json())["servers"].get("", {}).get("ready") and m,
-                    300, "carol's server")
+    model = qp.wait(
+        lambda: (
+            (m := qp.hub("admin", "GET", "users/carol").json())["servers"].get("", {}).get("ready")
+            and m
+        ),
+        300,
+        "carol's server",
+    )
     started = parse(model["servers"][""]["started"])
     # inside the server: the account extension asks the service with the server's own token
-    r = requests.get(f"{qp.url}/user/carol/roman/account.json", timeout=60,
-                     headers={"Authorization": f"token {qp.token('carol')}"})
+    r = requests.get(
+        f"{qp.url}/user/carol/roman/account.json",
+        timeout=60,
+        headers={"Authorization": f"token {qp.token('carol')}"},
+    )
     assert r.status_code == 200, r.text[:300]
     assert r.json()["name"] == "carol" and r.json()["remaining_core_hours"] > 0
-    page = requests.get(f"{qp.url}/user/carol/roman/account", timeout=60,
-                        headers={"Authorization": f"token {qp.token('carol')}"})
+    page = requests.get(
+        f"{qp.url}/user/carol/roman/account",
+        timeout=60,
+        headers={"Authorization": f"token {qp.token('carol')}"},
+    )
     assert 'id="roman-tier"' in page.text
     # and in JupyterLab's status bar (the prebuilt extension), while the server runs
     ctx = browser.new_context()
@@ -76,16 +106,23 @@ def test_server_run_time_is_charged_once_across_a_service_kill(quota_platform, b
         item.wait_for(timeout=120_000)
         lab.wait_for_function(
             "() => document.querySelector('#roman-account-status').textContent.startsWith('Roman entry')",
-            timeout=60_000)
+            timeout=60_000,
+        )
         assert "core-h left" in item.inner_text() and "renews" in item.inner_text()
         assert item.get_attribute("href") == qp.quota
     finally:
         ctx.close()
     kill_quota_service(qp)  # sampler down for the service's restart (a few seconds)
-    qp.wait(lambda: requests.get(qp.quota + "api/openapi.json", timeout=5).status_code == 200, 60, "service back")
+    qp.wait(
+        lambda: requests.get(qp.quota + "api/openapi.json", timeout=5).status_code == 200,
+        60,
+        "service back",
+    )
     time.sleep(4)
     assert qp.hub("carol", "DELETE", "users/carol/server").status_code in (202, 204)
-    qp.wait(lambda: "" not in qp.hub("admin", "GET", "users/carol").json()["servers"], 60, "server stop")
+    qp.wait(
+        lambda: "" not in qp.hub("admin", "GET", "users/carol").json()["servers"], 60, "server stop"
+    )
     gone = utcnow()
     time.sleep(3 * 1.0)  # let the sampler see it gone
     expected = COST_SMALL * (gone - started).total_seconds() / 3600
@@ -98,10 +135,16 @@ def test_server_run_time_is_charged_once_across_a_service_kill(quota_platform, b
     # all of it was charged to the team chosen at spawn, and shows as carol's use in the team
     # (the refused spawn may have been sighted while the hub was checking it: that instant is
     # charged to carol personally, never to the team she is not in)
-    rows = {r["team"]: r["core_hours"] for r in qp.api("admin", "GET", "api/usage").json() if r["user"] == "carol"}
+    rows = {
+        r["team"]: r["core_hours"]
+        for r in qp.api("admin", "GET", "api/usage").json()
+        if r["user"] == "carol"
+    }
     assert set(rows) <= {"acct", None} and rows.get(None, 0) <= COST_SMALL * 1.0 / 3600
     members = qp.api("admin", "GET", "api/teams/acct").json()["members"]
-    assert members[0]["name"] == "carol" and abs(members[0]["used_core_hours"] - rows["acct"]) < 1e-9
+    assert (
+        members[0]["name"] == "carol" and abs(members[0]["used_core_hours"] - rows["acct"]) < 1e-9
+    )
 
 
 def test_dask_gateway_cluster_is_charged_exactly(quota_platform):
@@ -110,31 +153,58 @@ def test_dask_gateway_cluster_is_charged_exactly(quota_platform):
 
     qp = quota_platform
     gw = qp.settings["gateway"]
-    gateway = Gateway(address=gw["address"], proxy_address=gw["proxy_address"],
-                      auth=JupyterHubAuth(api_token=qp.token("dave")))
+    gateway = Gateway(
+        address=gw["address"],
+        proxy_address=gw["proxy_address"],
+        auth=JupyterHubAuth(api_token=qp.token("dave")),
+    )
     db = gw["db_url"].replace("sqlite:///", "")
     cluster = gateway.new_cluster()
     try:
         cluster.scale(1)
-        qp.wait(lambda: sqlite3.connect(db).execute(
-            "SELECT count(*) FROM workers w JOIN clusters c ON w.cluster_id = c.id "
-            "WHERE c.name = ? AND w.status = 3", (cluster.name,)).fetchone()[0] == 1, 120, "a running worker")
+        qp.wait(
+            lambda: (
+                sqlite3.connect(db)
+                .execute(
+                    "SELECT count(*) FROM workers w JOIN clusters c ON w.cluster_id = c.id "
+                    "WHERE c.name = ? AND w.status = 3",
+                    (cluster.name,),
+                )
+                .fetchone()[0]
+                == 1
+            ),
+            120,
+            "a running worker",
+        )
         time.sleep(4)
     finally:
         cluster.shutdown()
-    qp.wait(lambda: sqlite3.connect(db).execute(
-        "SELECT count(*) FROM clusters WHERE name = ? AND stop_time IS NOT NULL", (cluster.name,)
-    ).fetchone()[0] == 1, 60, "the gateway to record the cluster's stop")
+    qp.wait(
+        lambda: (
+            sqlite3.connect(db)
+            .execute(
+                "SELECT count(*) FROM clusters WHERE name = ? AND stop_time IS NOT NULL",
+                (cluster.name,),
+            )
+            .fetchone()[0]
+            == 1
+        ),
+        60,
+        "the gateway to record the cluster's stop",
+    )
     time.sleep(3)  # a few sampling steps
     con = sqlite3.connect(db)
     cfg, c_start, c_stop = con.execute(
-        "SELECT config, start_time, stop_time FROM clusters WHERE name = ?", (cluster.name,)).fetchone()
+        "SELECT config, start_time, stop_time FROM clusters WHERE name = ?", (cluster.name,)
+    ).fetchone()
     cfg = json.loads(cfg)
     assert c_stop is not None
     truth = cfg.get("scheduler_cores", 1) * (c_stop - c_start) / 3.6e6
     for w_start, w_stop in con.execute(
-            "SELECT w.start_time, w.stop_time FROM workers w JOIN clusters c ON w.cluster_id = c.id "
-            "WHERE c.name = ?", (cluster.name,)):
+        "SELECT w.start_time, w.stop_time FROM workers w JOIN clusters c ON w.cluster_id = c.id "
+        "WHERE c.name = ?",
+        (cluster.name,),
+    ):
         assert w_stop is not None
         truth += cfg.get("worker_cores", 1) * (w_stop - w_start) / 3.6e6
     got = charged(qp, "dave")
@@ -159,7 +229,9 @@ def test_home_storage_is_measured_and_shown(quota_platform):
     qp.wait(lambda: storage().get("files") == 1, 60, "a storage pass over gina's home")
     st = storage()
     assert abs(st["home_used_gb"] - used_gb) < 0.001 and st["complete"] is True
-    assert st["home_allocated_gb"] == qp.api("gina", "GET", "api/me").json()["allocation"]["home_gb"]
+    assert (
+        st["home_allocated_gb"] == qp.api("gina", "GET", "api/me").json()["allocation"]["home_gb"]
+    )
     assert st["over_allocation"] is False
     page = qp.login("gina").get(qp.quota, timeout=30)
     assert page.status_code == 200 and 'id="home-used"' in page.text

@@ -13,12 +13,26 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def deep_team(quota_platform):
     qp = quota_platform
-    assert qp.api("admin", "POST", "api/teams", json={"name": "deep", "description": "deep fields"}).status_code == 201
-    assert qp.api("admin", "POST", "api/teams/deep/members", json={"username": "gina", "role": "admin"}).status_code == 201
+    assert (
+        qp.api(
+            "admin", "POST", "api/teams", json={"name": "deep", "description": "deep fields"}
+        ).status_code
+        == 201
+    )
+    assert (
+        qp.api(
+            "admin", "POST", "api/teams/deep/members", json={"username": "gina", "role": "admin"}
+        ).status_code
+        == 201
+    )
     end = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
     start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=5)).isoformat()
-    r = qp.api("admin", "POST", "api/allocations", json={"team": "deep", "core_hours": 50,
-                                                         "period_start": start, "period_end": end})
+    r = qp.api(
+        "admin",
+        "POST",
+        "api/allocations",
+        json={"team": "deep", "core_hours": 50, "period_start": start, "period_end": end},
+    )
     assert r.status_code == 201
     # earlier use by gina under the team, as the sampler records it
     from hub_config.quota import ledger
@@ -45,8 +59,12 @@ def test_team_admin_adds_member_sets_cap_and_sees_the_plot(deep_team, browser, b
     plot = page.locator("svg#usage-plot")
     assert plot.is_visible() and page.locator("svg#usage-plot polyline.usage-line").count() == 1
     # hank asked to join (issue 20: a team admin grants a request or invites, never imposes)
-    r = qp.api("hank", "POST", "api/requests", json={"kind": "join", "team": "deep",
-                                                     "justification": "my deep-field survey"})
+    r = qp.api(
+        "hank",
+        "POST",
+        "api/requests",
+        json={"kind": "join", "team": "deep", "justification": "my deep-field survey"},
+    )
     assert r.status_code == 201, r.text
     page.fill("#add-member input[name=username]", "hank")
     page.click("#add-member button[type=submit]")
@@ -61,7 +79,9 @@ def test_team_admin_adds_member_sets_cap_and_sees_the_plot(deep_team, browser, b
     assert {m["name"]: m["cap_core_hours"] for m in view["members"]} == {"gina": None, "hank": 12.5}
     # a bad value in the form gets a 400 page with the reason, and nothing changes
     row = page.locator('tr[data-member="hank"]')
-    row.locator("input[name=core_hours]").evaluate("e => { e.removeAttribute('min'); e.value = '-3'; }")
+    row.locator("input[name=core_hours]").evaluate(
+        "e => { e.removeAttribute('min'); e.value = '-3'; }"
+    )
     row.locator("button", has_text="Set cap").click()
     assert "greater than or equal to 0" in page.locator("#error-reason").inner_text()
     assert qp.api("admin", "GET", "api/teams/deep").json()["members"][1]["cap_core_hours"] == 12.5

@@ -36,19 +36,44 @@ def gateway_db(tmp_path):
     url = f"sqlite:///{tmp_path / 'gateway.sqlite'}"
     engine = create_engine(url)
     db_base.metadata.create_all(engine)
-    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) for _ in range(2)
+    ]
     started = _now()
     with engine.begin() as c:
-        c.execute(db_base.clusters.insert().values(
-            id=1, name="c1", username="alice", status=db_base.JobStatus.RUNNING,
-            target=db_base.JobStatus.RUNNING, count=1, options={},
-            config={"scheduler_cores": 1, "worker_cores": 2}, state={"pid": procs[0].pid},
-            token=b"t" * 140, scheduler_address="", dashboard_address="", api_address="",
-            tls_credentials=b"", start_time=_ms(started), stop_time=None))
-        c.execute(db_base.workers.insert().values(
-            id=1, name="w1", cluster_id=1, status=db_base.JobStatus.RUNNING,
-            target=db_base.JobStatus.RUNNING, state={"pid": procs[1].pid},
-            start_time=_ms(started), stop_time=None, close_expected=0))
+        c.execute(
+            db_base.clusters.insert().values(
+                id=1,
+                name="c1",
+                username="alice",
+                status=db_base.JobStatus.RUNNING,
+                target=db_base.JobStatus.RUNNING,
+                count=1,
+                options={},
+                config={"scheduler_cores": 1, "worker_cores": 2},
+                state={"pid": procs[0].pid},
+                token=b"t" * 140,
+                scheduler_address="",
+                dashboard_address="",
+                api_address="",
+                tls_credentials=b"",
+                start_time=_ms(started),
+                stop_time=None,
+            )
+        )
+        c.execute(
+            db_base.workers.insert().values(
+                id=1,
+                name="w1",
+                cluster_id=1,
+                status=db_base.JobStatus.RUNNING,
+                target=db_base.JobStatus.RUNNING,
+                state={"pid": procs[1].pid},
+                start_time=_ms(started),
+                stop_time=None,
+                close_expected=0,
+            )
+        )
     yield url, engine, procs, started
     for p in procs:
         p.kill()
@@ -83,8 +108,12 @@ def test_dead_cluster_is_charged_to_its_last_sighting(sessions, gateway_db):
         sample()
         time.sleep(STEP)
     with engine.begin() as c:  # ... until it does, late, and writes its stop time
-        c.execute(db_base.clusters.update().values(status=db_base.JobStatus.FAILED, stop_time=_ms(_now())))
-        c.execute(db_base.workers.update().values(status=db_base.JobStatus.FAILED, stop_time=_ms(_now())))
+        c.execute(
+            db_base.clusters.update().values(status=db_base.JobStatus.FAILED, stop_time=_ms(_now()))
+        )
+        c.execute(
+            db_base.workers.update().values(status=db_base.JobStatus.FAILED, stop_time=_ms(_now()))
+        )
     sample()
     sample()
     truth = (died - started).total_seconds() * (1 + 2)  # scheduler 1 core + worker 2 cores
@@ -93,7 +122,14 @@ def test_dead_cluster_is_charged_to_its_last_sighting(sessions, gateway_db):
         keys = set(s.scalars(select(UsageRecord.key)))
     assert keys == {"gateway:c1:scheduler", "gateway:c1:w1"}
     step = max(b - a for a, b in zip(passes, passes[1:]))  # the real sampling step
-    print(json.dumps({"charged_core_s": round(charged, 2), "true_core_s": round(truth, 2),
-                      "step_s": round(step, 2)}))
+    print(
+        json.dumps(
+            {
+                "charged_core_s": round(charged, 2),
+                "true_core_s": round(truth, 2),
+                "step_s": round(step, 2),
+            }
+        )
+    )
     # within one sampling step of the 3 cores; before: charged to the gateway's late stop time
     assert truth - 3 * step <= charged <= truth + 0.1, (charged, truth, step)

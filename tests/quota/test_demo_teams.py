@@ -45,11 +45,18 @@ def _hub_groups(user) -> list[str]:
 
 
 def _team_options(username: str, groups: list[str]) -> list[str]:
-    user = SimpleNamespace(name=username, groups=[SimpleNamespace(name=g) for g in groups],
-                           spawners={}, url=f"/user/{username}/", id=1)
+    user = SimpleNamespace(
+        name=username,
+        groups=[SimpleNamespace(name=g) for g in groups],
+        spawners={},
+        url=f"/user/{username}/",
+        id=1,
+    )
     form = _Spawner(user=user).render_profiles_form()
     select = re.search(r'<select name="team"[^>]*>(.*?)</select>', form, re.S)
-    return [v for v in re.findall(r'<option value="([^"]*)"', select.group(1)) if v] if select else []
+    return (
+        [v for v in re.findall(r'<option value="([^"]*)"', select.group(1)) if v] if select else []
+    )
 
 
 @pytest.fixture
@@ -61,8 +68,13 @@ def demo_users_file(tmp_path):
 
 def test_every_team_a_demo_form_offers_exists_with_an_allocation(db_url, sessions, demo_users_file):
     with pytest.raises(BadInput, match="there is no team 'galaxies'"):  # the fresh platform's bug
-        check_spawn("teammember", "small", "galaxies", _hub_groups(load_users()["teammember"]),
-                    settings=QuotaSettings(db_url=db_url))
+        check_spawn(
+            "teammember",
+            "small",
+            "galaxies",
+            _hub_groups(load_users()["teammember"]),
+            settings=QuotaSettings(db_url=db_url),
+        )
     assert seed_demo_teams(db_url, demo_users_file) == ["galaxies"]
     offered, policy = {}, load_policy()
     for user in load_users(demo_users_file).values():
@@ -74,7 +86,9 @@ def test_every_team_a_demo_form_offers_exists_with_an_allocation(db_url, session
                 a = ops.current_allocation(s, team_name=team)
                 assert a is not None and a.core_hours > 0, (user.username, team)
             profile = next(iter(policy.profiles_for(policy.tier_of_groups(groups))))
-            charge = check_spawn(user.username, profile, team, groups, settings=QuotaSettings(db_url=db_url))
+            charge = check_spawn(
+                user.username, profile, team, groups, settings=QuotaSettings(db_url=db_url)
+            )
             assert charge.team == team and charge.allocation_id == a.id
     # The form really offers a team to the demo team accounts, so the loop above checked something.
     assert offered["teammember"] == ["galaxies"] and offered["teamadmin"] == ["galaxies"]

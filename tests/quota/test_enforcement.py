@@ -30,12 +30,31 @@ def world(sessions, db_url):
         ops.add_member(s, ADMIN, "old", "alice")
         ops.set_cap(s, ADMIN, "lens", "alice", core_hours=1.0)
         day = now - dt.timedelta(days=1)
-        ops.create_allocation(s, ADMIN, team_name="lens", core_hours=100, period_start=day,
-                              period_end=now + dt.timedelta(days=10))
-        ops.create_allocation(s, ADMIN, team_name="old", core_hours=100, period_start=now - dt.timedelta(days=20),
-                              period_end=now - dt.timedelta(days=1))
-        ops.create_allocation(s, ADMIN, user_name="bob", core_hours=2, gpu_hours=0, period_start=day,
-                              period_end=now + dt.timedelta(days=10))
+        ops.create_allocation(
+            s,
+            ADMIN,
+            team_name="lens",
+            core_hours=100,
+            period_start=day,
+            period_end=now + dt.timedelta(days=10),
+        )
+        ops.create_allocation(
+            s,
+            ADMIN,
+            team_name="old",
+            core_hours=100,
+            period_start=now - dt.timedelta(days=20),
+            period_end=now - dt.timedelta(days=1),
+        )
+        ops.create_allocation(
+            s,
+            ADMIN,
+            user_name="bob",
+            core_hours=2,
+            gpu_hours=0,
+            period_start=day,
+            period_end=now + dt.timedelta(days=10),
+        )
         s.commit()
     return QuotaSettings(db_url=db_url)
 
@@ -43,8 +62,15 @@ def world(sessions, db_url):
 def use(sessions, user, team, core_hours, gpus=0.0):
     """Put ``core_hours`` of past use in the ledger (as the sampler would)."""
     now = utcnow()
-    item = ledger.Running(key=f"hub:{user}/{team}", kind="server", username=user, team=team,
-                          cores=1.0, gpus=gpus, started=None)
+    item = ledger.Running(
+        key=f"hub:{user}/{team}",
+        kind="server",
+        username=user,
+        team=team,
+        cores=1.0,
+        gpus=gpus,
+        started=None,
+    )
     with sessions() as s:
         ledger.charge(s, item, now - dt.timedelta(hours=core_hours), now)
         s.commit()
@@ -54,9 +80,14 @@ def test_spawn_allowed_then_refused_when_personal_allocation_is_exhausted(sessio
     c = enforcement.check_spawn("bob", "small", settings=world)
     assert c.team is None and c.allocation_id is not None
     use(sessions, "bob", None, 2.5)
-    with pytest.raises(QuotaExceeded, match=r"server start refused: your personal allocation is exhausted \(2\.5 of 2 core-hours"):
+    with pytest.raises(
+        QuotaExceeded,
+        match=r"server start refused: your personal allocation is exhausted \(2\.5 of 2 core-hours",
+    ):
         enforcement.check_spawn("bob", "small", settings=world)
-    with pytest.raises(QuotaExceeded, match="Dask cluster refused: your personal allocation is exhausted"):
+    with pytest.raises(
+        QuotaExceeded, match="Dask cluster refused: your personal allocation is exhausted"
+    ):
         enforcement.check_cluster("bob", settings=world)
 
 
@@ -66,7 +97,9 @@ def test_gpu_profile_needs_gpu_hours(world):
 
 
 def test_expired_team_allocation_refuses(world):
-    with pytest.raises(QuotaExceeded, match=r"team 'old'.s allocation expired on .* request a renewal"):
+    with pytest.raises(
+        QuotaExceeded, match=r"team 'old'.s allocation expired on .* request a renewal"
+    ):
         enforcement.check_spawn("alice", "small", team="old", settings=world)
     with pytest.raises(QuotaExceeded, match="expired"):
         enforcement.check_cluster("alice", team="old", settings=world)
@@ -85,8 +118,9 @@ def test_team_choice_is_validated_server_side(world):
 
 
 def test_idp_team_group_joins_the_team(world, sessions):
-    c = enforcement.check_spawn("carol", "small", team="lens", hub_groups=["team-lens", "team-lens-admins"],
-                                settings=world)
+    c = enforcement.check_spawn(
+        "carol", "small", team="lens", hub_groups=["team-lens", "team-lens-admins"], settings=world
+    )
     assert c.team == "lens"
     with sessions() as s:
         m = ops.membership(s, ops.team(s, "lens"), "carol")
@@ -95,7 +129,9 @@ def test_idp_team_group_joins_the_team(world, sessions):
 
 def test_member_cap_inside_team_allocation(sessions, world):
     use(sessions, "alice", "lens", 1.2)
-    with pytest.raises(QuotaExceeded, match=r"you reached your cap in team 'lens' \(1\.2 of 1 core-hours"):
+    with pytest.raises(
+        QuotaExceeded, match=r"you reached your cap in team 'lens' \(1\.2 of 1 core-hours"
+    ):
         enforcement.check_spawn("alice", "small", team="lens", settings=world)
     # her personal base allocation is untouched by team use
     assert enforcement.check_spawn("alice", "small", settings=world).team is None
@@ -103,13 +139,24 @@ def test_member_cap_inside_team_allocation(sessions, world):
 
 def test_grace_enforcer_warns_then_stops_and_clears(sessions, world):
     stopped: list = []
-    e = enforcement.GraceEnforcer(sessions, world.model_copy(update={"grace_period_s": 60}),
-                                  stop_server=lambda u, n: stopped.append((u, n)),
-                                  stop_cluster=lambda u, c: stopped.append((u, c)))
+    e = enforcement.GraceEnforcer(
+        sessions,
+        world.model_copy(update={"grace_period_s": 60}),
+        stop_server=lambda u, n: stopped.append((u, n)),
+        stop_cluster=lambda u, c: stopped.append((u, c)),
+    )
     now = utcnow()
     with sessions() as s:  # bob runs a server and a cluster on his personal allocation
-        ledger.integrate(s, "hub", [ledger.Running("hub:bob/", "server", "bob", None, 1, 0, now)], now, 1)
-        ledger.integrate(s, "gateway", [ledger.Running("gateway:c1:w1", "worker", "bob", None, 1, 0, now)], now, 1)
+        ledger.integrate(
+            s, "hub", [ledger.Running("hub:bob/", "server", "bob", None, 1, 0, now)], now, 1
+        )
+        ledger.integrate(
+            s,
+            "gateway",
+            [ledger.Running("gateway:c1:w1", "worker", "bob", None, 1, 0, now)],
+            now,
+            1,
+        )
         s.commit()
     assert e.run_once(now) == []
     use(sessions, "bob", None, 3)
@@ -125,23 +172,52 @@ def test_grace_enforcer_warns_then_stops_and_clears(sessions, world):
 def test_grace_period_stop_on_the_platform_leaves_home_untouched(quota_platform):
     qp = quota_platform
     now = dt.datetime.now(dt.UTC)
-    r = qp.api("admin", "POST", "api/allocations", json={
-        "user": "erin", "core_hours": 1, "period_end": (now + dt.timedelta(days=30)).isoformat()})
+    r = qp.api(
+        "admin",
+        "POST",
+        "api/allocations",
+        json={
+            "user": "erin",
+            "core_hours": 1,
+            "period_end": (now + dt.timedelta(days=30)).isoformat(),
+        },
+    )
     assert r.status_code == 201, r.text
     assert qp.api("erin", "POST", "api/check/spawn", json={"profile": "small"}).status_code == 200
-    assert qp.hub("erin", "POST", "users/erin/server", json={"profile": "small"}).status_code in (201, 202)
-    qp.wait(lambda: qp.hub("admin", "GET", "users/erin").json()["servers"].get("", {}).get("ready"), 300, "erin's server")
+    assert qp.hub("erin", "POST", "users/erin/server", json={"profile": "small"}).status_code in (
+        201,
+        202,
+    )
+    qp.wait(
+        lambda: qp.hub("admin", "GET", "users/erin").json()["servers"].get("", {}).get("ready"),
+        300,
+        "erin's server",
+    )
     # the next period's allocation is tiny: 0.0001 core-h is used up in under a second at 0.5 cores
-    r = qp.api("admin", "POST", "api/allocations", json={
-        "user": "erin", "core_hours": 0.0001, "period_end": (now + dt.timedelta(days=60)).isoformat()})
+    r = qp.api(
+        "admin",
+        "POST",
+        "api/allocations",
+        json={
+            "user": "erin",
+            "core_hours": 0.0001,
+            "period_end": (now + dt.timedelta(days=60)).isoformat(),
+        },
+    )
     assert r.status_code == 201, r.text
     home = qp.state / "users" / "erin"
     marker = home / "keep-me.txt"
     marker.write_text("precious")
-    warned = qp.wait(lambda: qp.api("erin", "GET", "api/me").json()["warnings"], 60, "the exhaustion warning")
+    warned = qp.wait(
+        lambda: qp.api("erin", "GET", "api/me").json()["warnings"], 60, "the exhaustion warning"
+    )
     assert "exhausted" in warned[0]["reason"]
     t_warn = time.monotonic()
-    qp.wait(lambda: "" not in qp.hub("admin", "GET", "users/erin").json()["servers"], 90, "the grace stop")
+    qp.wait(
+        lambda: "" not in qp.hub("admin", "GET", "users/erin").json()["servers"],
+        90,
+        "the grace stop",
+    )
     assert time.monotonic() - t_warn >= 4.0 - 1.5  # not before the grace period (4 s) is over
     assert marker.read_text() == "precious"
     # and a new spawn is refused by the service's check with the reason
@@ -157,8 +233,13 @@ def test_grace_period_stop_on_the_platform_leaves_home_untouched(quota_platform)
     from dask_gateway.auth import JupyterHubAuth
 
     gw = qp.settings["gateway"]
-    gateway = Gateway(address=gw["address"], proxy_address=gw["proxy_address"],
-                      auth=JupyterHubAuth(api_token=qp.token("erin")))
-    with pytest.raises(Exception, match="Dask cluster refused: your personal allocation is exhausted"):
+    gateway = Gateway(
+        address=gw["address"],
+        proxy_address=gw["proxy_address"],
+        auth=JupyterHubAuth(api_token=qp.token("erin")),
+    )
+    with pytest.raises(
+        Exception, match="Dask cluster refused: your personal allocation is exhausted"
+    ):
         gateway.new_cluster()
     gateway.close()

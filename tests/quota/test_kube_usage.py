@@ -34,16 +34,32 @@ def iso(seconds: float) -> str:
 
 
 def cluster(name: str, user: str, instance: str = "gw", team: str | None = None) -> dict:
-    return {"metadata": {"name": name, "namespace": NS,
-                         "labels": {"gateway.dask.org/instance": instance,
-                                    "gateway.dask.org/cluster": name}},
-            "spec": {"username": user, "options": {"team": team} if team else {},
-                     "config": {"worker_cores": 2}}}
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "labels": {"gateway.dask.org/instance": instance, "gateway.dask.org/cluster": name},
+        },
+        "spec": {
+            "username": user,
+            "options": {"team": team} if team else {},
+            "config": {"worker_cores": 2},
+        },
+    }
 
 
-def pod(name: str, cluster_name: str, component: str, cpu: str | None, *, instance: str = "gw",
-        start: float | None = 0, phase: str = "Running", finished: float | None = None,
-        gpus: int = 0) -> dict:
+def pod(
+    name: str,
+    cluster_name: str,
+    component: str,
+    cpu: str | None,
+    *,
+    instance: str = "gw",
+    start: float | None = 0,
+    phase: str = "Running",
+    finished: float | None = None,
+    gpus: int = 0,
+) -> dict:
     resources: dict = {"requests": {"memory": "4Gi"}, "limits": {"memory": "4Gi"}}
     if cpu is not None:
         resources["requests"]["cpu"] = cpu
@@ -54,13 +70,25 @@ def pod(name: str, cluster_name: str, component: str, cpu: str | None, *, instan
     if start is not None:
         status["startTime"] = iso(start)
     if finished is not None:
-        status["containerStatuses"] = [{"name": component, "state": {
-            "terminated": {"exitCode": 0, "finishedAt": iso(finished)}}}]
-    return {"metadata": {"name": name, "namespace": NS, "labels": {
-                "gateway.dask.org/instance": instance, "gateway.dask.org/cluster": cluster_name,
-                "app.kubernetes.io/component": component}},
-            "spec": {"containers": [{"name": component, "resources": resources}]},
-            "status": status}
+        status["containerStatuses"] = [
+            {
+                "name": component,
+                "state": {"terminated": {"exitCode": 0, "finishedAt": iso(finished)}},
+            }
+        ]
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "labels": {
+                "gateway.dask.org/instance": instance,
+                "gateway.dask.org/cluster": cluster_name,
+                "app.kubernetes.io/component": component,
+            },
+        },
+        "spec": {"containers": [{"name": component, "resources": resources}]},
+        "status": status,
+    }
 
 
 def matches(labels: dict, selector: str) -> bool:
@@ -98,13 +126,21 @@ class FakeKubeAPI:
                     items = api.pods
                 else:
                     return self._send(404, {"kind": "Status", "reason": "NotFound"})
-                items = [i for i in items
-                         if matches(i["metadata"].get("labels", {}), q.get("labelSelector", ""))]
+                items = [
+                    i
+                    for i in items
+                    if matches(i["metadata"].get("labels", {}), q.get("labelSelector", ""))
+                ]
                 start = int(q.get("continue") or 0)
-                page = items[start:start + api.PAGE]
+                page = items[start : start + api.PAGE]
                 more = start + api.PAGE < len(items)
-                self._send(200, {"items": page,
-                                 "metadata": {"continue": str(start + api.PAGE) if more else ""}})
+                self._send(
+                    200,
+                    {
+                        "items": page,
+                        "metadata": {"continue": str(start + api.PAGE) if more else ""},
+                    },
+                )
 
             def _send(self, code, body):
                 data = json.dumps(body).encode()
@@ -149,9 +185,12 @@ def hours(sessions, **kw) -> tuple[float, float]:
 
 def test_clusters_are_charged_by_requested_cores_and_gpus(kube, sessions, members):
     api, token = kube
-    api.clusters = [cluster("c1", "alice", team="lens"), cluster("c2", "bob"),
-                    cluster("c3", "carol", team="lens"),  # carol is not in lens
-                    cluster("x1", "bob", instance="other")]
+    api.clusters = [
+        cluster("c1", "alice", team="lens"),
+        cluster("c2", "bob"),
+        cluster("c3", "carol", team="lens"),  # carol is not in lens
+        cluster("x1", "bob", instance="other"),
+    ]
     api.pods = [
         pod("c1-sched", "c1", "dask-scheduler", "1.000"),
         pod("c1-w1", "c1", "dask-worker", "2.000"),
@@ -166,9 +205,14 @@ def test_clusters_are_charged_by_requested_cores_and_gpus(kube, sessions, member
     ]
     source = KubernetesGatewaySource(KubeAPI(api.url, token), NS, instance="gw")
     seen = {r.key: r for r in source.observe()}
-    assert set(seen) == {f"gateway:{NS}.c1:c1-sched", f"gateway:{NS}.c1:c1-w1",
-                         f"gateway:{NS}.c1:c1-w2", f"gateway:{NS}.c1:c1-w4",
-                         f"gateway:{NS}.c2:c2-sched", f"gateway:{NS}.c3:c3-sched"}
+    assert set(seen) == {
+        f"gateway:{NS}.c1:c1-sched",
+        f"gateway:{NS}.c1:c1-w1",
+        f"gateway:{NS}.c1:c1-w2",
+        f"gateway:{NS}.c1:c1-w4",
+        f"gateway:{NS}.c2:c2-sched",
+        f"gateway:{NS}.c3:c3-sched",
+    }
     assert seen[f"gateway:{NS}.c1:c1-w2"].cores == 0.5 and seen[f"gateway:{NS}.c1:c1-w2"].gpus == 1
     assert seen[f"gateway:{NS}.c1:c1-sched"].kind == "scheduler"
     assert any("continue=" in r for r in api.requests)  # it followed the pages
@@ -193,9 +237,13 @@ def test_clusters_are_charged_by_requested_cores_and_gpus(kube, sessions, member
 
 def test_settings_build_the_kubernetes_source(kube):
     api, token = kube
-    settings = load_settings(db_url="sqlite://", gateway_kube_namespace=NS,
-                             gateway_kube_instance="gw", kube_api_url=api.url,
-                             kube_token_file=str(token))
+    settings = load_settings(
+        db_url="sqlite://",
+        gateway_kube_namespace=NS,
+        gateway_kube_instance="gw",
+        kube_api_url=api.url,
+        kube_token_file=str(token),
+    )
     (source,) = build_sources(None, settings)
     api.clusters = [cluster("c1", "alice")]
     api.pods = [pod("c1-sched", "c1", "dask-scheduler", "1")]

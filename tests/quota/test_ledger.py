@@ -16,8 +16,16 @@ def at(seconds: float) -> dt.datetime:
 
 
 def server(started=T0, team=None, cores=2.0, stopped=None, key="hub:alice/"):
-    return ledger.Running(key=key, kind="server", username="alice", team=team, cores=cores,
-                          gpus=0.0, started=started, stopped=stopped)
+    return ledger.Running(
+        key=key,
+        kind="server",
+        username="alice",
+        team=team,
+        cores=cores,
+        gpus=0.0,
+        started=started,
+        stopped=stopped,
+    )
 
 
 def run(sessions, observed, now):
@@ -33,7 +41,7 @@ def core_hours(sessions, **kw):
 
 
 def test_continuous_sampling_charges_run_time_and_stays_compact(sessions):
-    for i in range(0, 121):  # one hour of 30 s samples
+    for i in range(121):  # one hour of 30 s samples
         run(sessions, [server()], at(i * 30))
     assert abs(core_hours(sessions, username="alice") - 2.0 * 1.0) < 1e-9
     with sessions() as s:
@@ -68,8 +76,19 @@ def test_vanished_thing_is_charged_at_most_half_a_step(sessions):
 
 def test_recorded_stop_time_is_exact_and_never_recharged(sessions):
     key = "gateway:c1:w1"
-    w = lambda stopped=None: ledger.Running(key=key, kind="worker", username="bob", team="lens",
-                                            cores=4, gpus=1, started=at(5), stopped=stopped)
+
+    def w(stopped=None):
+        return ledger.Running(
+            key=key,
+            kind="worker",
+            username="bob",
+            team="lens",
+            cores=4,
+            gpus=1,
+            started=at(5),
+            stopped=stopped,
+        )
+
     with sessions() as s:
         ledger.integrate(s, "gateway", [w()], at(10), STEP)
         ledger.integrate(s, "gateway", [w(stopped=at(17))], at(20), STEP)
@@ -88,17 +107,22 @@ def test_key_reused_by_a_new_instance(sessions):
 
 def test_hour_boundaries_and_team_attribution(sessions):
     start = T0 + dt.timedelta(minutes=50)
-    for i in range(0, 121):  # 50 min .. 70 min
+    for i in range(121):  # 50 min .. 70 min
         run(sessions, [server(started=start, team="lens")], start + dt.timedelta(seconds=10 * i))
     assert abs(core_hours(sessions, team="lens") - 2.0 * 20 / 60) < 1e-9
     assert core_hours(sessions, team=None) == 0.0
     with sessions() as s:
         assert s.query(UsageRecord).count() == 2  # split at 11:00
         # a period edge inside a stretch is prorated
-        c, _ = ledger.totals(s, T0 + dt.timedelta(minutes=55), T0 + dt.timedelta(hours=2), team="lens")
+        c, _ = ledger.totals(
+            s, T0 + dt.timedelta(minutes=55), T0 + dt.timedelta(hours=2), team="lens"
+        )
         assert abs(c - 2.0 * 15 / 60) < 1e-9
         pts = ledger.series(s, T0, T0 + dt.timedelta(hours=3), username="alice")
-    assert [round(p["cumulative_core_hours"], 6) for p in pts] == [round(2 * 10 / 60, 6), round(2 * 20 / 60, 6)]
+    assert [round(p["cumulative_core_hours"], 6) for p in pts] == [
+        round(2 * 10 / 60, 6),
+        round(2 * 20 / 60, 6),
+    ]
 
 
 def test_sampler_charges_a_team_only_for_its_members(sessions):
@@ -117,8 +141,15 @@ def test_sampler_charges_a_team_only_for_its_members(sessions):
         name = "hub"
 
         def observe(self):
-            forged = ledger.Running(key="hub:mallory/", kind="server", username="mallory",
-                                    team="lens", cores=1.0, gpus=0.0, started=T0)
+            forged = ledger.Running(
+                key="hub:mallory/",
+                kind="server",
+                username="mallory",
+                team="lens",
+                cores=1.0,
+                gpus=0.0,
+                started=T0,
+            )
             return [server(team="lens"), forged]
 
     sampler = Sampler(sessions, [Fake()], STEP)

@@ -40,12 +40,23 @@ def test_database_rejects_an_allocation_with_two_owners_or_negative_hours(sessio
         t, u = Team(name="lens"), User(name="alice")
         s.add_all([t, u])
         s.commit()
-        s.add(Allocation(team=t, user=u, core_hours=1, period_start=now,
-                         period_end=now + dt.timedelta(days=1)))
+        s.add(
+            Allocation(
+                team=t,
+                user=u,
+                core_hours=1,
+                period_start=now,
+                period_end=now + dt.timedelta(days=1),
+            )
+        )
         with pytest.raises(IntegrityError):
             s.commit()
         s.rollback()
-        s.add(Allocation(team=t, core_hours=-1, period_start=now, period_end=now + dt.timedelta(days=1)))
+        s.add(
+            Allocation(
+                team=t, core_hours=-1, period_start=now, period_end=now + dt.timedelta(days=1)
+            )
+        )
         with pytest.raises(IntegrityError):
             s.commit()
 

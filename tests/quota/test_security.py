@@ -17,11 +17,22 @@ def teams(quota_platform):
     for name in ("lens", "sn"):
         r = qp.api("admin", "POST", "api/teams", json={"name": name, "description": f"team {name}"})
         assert r.status_code == 201, r.text
-    for team, user, role in [("lens", "alice", "admin"), ("lens", "bob", "member"), ("sn", "frank", "admin")]:
-        r = qp.api("admin", "POST", f"api/teams/{team}/members", json={"username": user, "role": role})
+    for team, user, role in [
+        ("lens", "alice", "admin"),
+        ("lens", "bob", "member"),
+        ("sn", "frank", "admin"),
+    ]:
+        r = qp.api(
+            "admin", "POST", f"api/teams/{team}/members", json={"username": user, "role": role}
+        )
         assert r.status_code == 201, r.text
     end = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
-    r = qp.api("admin", "POST", "api/allocations", json={"team": "lens", "core_hours": 100, "period_end": end})
+    r = qp.api(
+        "admin",
+        "POST",
+        "api/allocations",
+        json={"team": "lens", "core_hours": 100, "period_end": end},
+    )
     assert r.status_code == 201, r.text
     return qp
 
@@ -33,8 +44,11 @@ def audit_len(qp) -> int:
 
 
 def snapshot(qp) -> tuple:
-    return (audit_len(qp), qp.api("admin", "GET", "api/teams/lens").json(),
-            qp.api("admin", "GET", "api/teams/sn").json())
+    return (
+        audit_len(qp),
+        qp.api("admin", "GET", "api/teams/lens").json(),
+        qp.api("admin", "GET", "api/teams/sn").json(),
+    )
 
 
 def test_team_admin_groups_follow_the_quota_database(teams):
@@ -49,17 +63,34 @@ FORBIDDEN = [
     ("alice", "POST", "api/teams/sn/members", {"username": "carol"}, "not an admin"),
     ("alice", "PUT", "api/teams/sn/members/frank/cap", {"core_hours": 1}, "not an admin"),
     ("alice", "PUT", "api/teams/lens/members/alice/cap", {"core_hours": 1e6}, "own cap"),
-    ("alice", "POST", "api/teams/lens/members", {"username": "carol", "role": "admin"}, "platform admins"),
+    (
+        "alice",
+        "POST",
+        "api/teams/lens/members",
+        {"username": "carol", "role": "admin"},
+        "platform admins",
+    ),
     ("alice", "POST", "api/teams", {"name": "mine"}, "platform admins"),
     ("alice", "PUT", "api/tiers/alice", {"tier": "consortium"}, "platform admins"),
-    ("alice", "POST", "api/allocations", {"user": "alice", "core_hours": 1e6,
-                                          "period_end": "2099-01-01"}, "platform admins"),
+    (
+        "alice",
+        "POST",
+        "api/allocations",
+        {"user": "alice", "core_hours": 1e6, "period_end": "2099-01-01"},
+        "platform admins",
+    ),
     ("alice", "GET", "api/usage", None, "platform admins"),
     ("alice", "GET", "api/audit", None, "platform admins"),
     ("bob", "POST", "api/teams/lens/members", {"username": "carol"}, "not an admin"),
     ("bob", "PUT", "api/teams/lens/members/bob/cap", {"core_hours": 1e6}, "not an admin"),
     ("bob", "DELETE", "api/teams/lens/members/alice", None, "not an admin"),
-    ("bob", "POST", "api/requests", {"kind": "renewal", "team": "lens", "justification": "x"}, "not an admin"),
+    (
+        "bob",
+        "POST",
+        "api/requests",
+        {"kind": "renewal", "team": "lens", "justification": "x"},
+        "not an admin",
+    ),
     ("frank", "DELETE", "api/teams/lens/members/bob", None, "not an admin"),
     ("alice", "DELETE", "api/tiers/bob", None, "platform admins"),
 ]
@@ -75,15 +106,34 @@ def test_forbidden_actions_are_refused_and_change_nothing(teams, who, method, pa
 
 
 BAD = [
-    ("POST", "api/allocations", {"user": "bob", "core_hours": -5, "period_end": "2099-01-01"}, "greater than or equal to 0"),
-    ("POST", "api/allocations", {"team": "lens", "core_hours": 5, "period_start": "2030-01-02",
-                                 "period_end": "2030-01-01"}, "after period_start"),
-    ("POST", "api/allocations", {"user": "bob", "team": "lens", "core_hours": 5, "period_end": "2099-01-01"}, "exactly one"),
+    (
+        "POST",
+        "api/allocations",
+        {"user": "bob", "core_hours": -5, "period_end": "2099-01-01"},
+        "greater than or equal to 0",
+    ),
+    (
+        "POST",
+        "api/allocations",
+        {"team": "lens", "core_hours": 5, "period_start": "2030-01-02", "period_end": "2030-01-01"},
+        "after period_start",
+    ),
+    (
+        "POST",
+        "api/allocations",
+        {"user": "bob", "team": "lens", "core_hours": 5, "period_end": "2099-01-01"},
+        "exactly one",
+    ),
     ("POST", "api/teams/lens/members", {"username": "nobody-here"}, "unknown user"),
     ("PUT", "api/tiers/nobody-here", {"tier": "research"}, "unknown user"),
     ("PUT", "api/tiers/bob", {"tier": "galactic"}, "unknown tier"),
     ("POST", "api/teams", {"name": "x" * 500}, "at most 41"),
-    ("POST", "api/requests", {"kind": "tier", "tier": "research", "justification": "j" * 5000}, "at most 4000"),
+    (
+        "POST",
+        "api/requests",
+        {"kind": "tier", "tier": "research", "justification": "j" * 5000},
+        "at most 4000",
+    ),
     ("PUT", "api/teams/lens/members/bob/cap", {"core_hours": -1}, "greater than or equal to 0"),
     ("PUT", "api/teams/lens/members/bob/cap", {"core_hours": "lots"}, "valid number"),
     ("POST", "api/teams/lens/members", {"username": "carol", "sneaky": 1}, "Extra inputs"),
@@ -115,8 +165,12 @@ def test_unauthenticated_and_cookie_without_xsrf_are_refused(teams):
     page = s.get(teams.quota + "admin", timeout=30)  # OAuth through the hub, cookie set
     assert page.status_code == 200 and "Platform admin" in page.text
     before = snapshot(teams)
-    r = s.post(teams.quota + "forms/create-team", data={"name": "csrf", "back": "/"}, timeout=30,
-               allow_redirects=False)
+    r = s.post(
+        teams.quota + "forms/create-team",
+        data={"name": "csrf", "back": "/"},
+        timeout=30,
+        allow_redirects=False,
+    )
     assert r.status_code == 403
     r = s.post(teams.quota + "api/teams", json={"name": "csrf"}, timeout=30)
     assert r.status_code == 403
@@ -137,26 +191,49 @@ def test_changes_are_audited_with_before_and_after(teams):
 
 
 def test_tier_request_approval_updates_the_hub_group_and_is_visible(teams):
-    r = teams.api("carol", "POST", "api/requests", json={"kind": "tier", "tier": "research",
-                                                         "justification": "a research program"})
+    r = teams.api(
+        "carol",
+        "POST",
+        "api/requests",
+        json={"kind": "tier", "tier": "research", "justification": "a research program"},
+    )
     assert r.status_code == 201, r.text
     rid = r.json()["id"]
-    assert teams.api("carol", "POST", f"api/requests/{rid}/decision", json={"approve": True}).status_code == 403
-    r = teams.api("admin", "POST", f"api/requests/{rid}/decision", json={"approve": True, "note": "ok"})
+    assert (
+        teams.api(
+            "carol", "POST", f"api/requests/{rid}/decision", json={"approve": True}
+        ).status_code
+        == 403
+    )
+    r = teams.api(
+        "admin", "POST", f"api/requests/{rid}/decision", json={"approve": True, "note": "ok"}
+    )
     assert r.status_code == 200 and r.json()["state"] == "approved"
     assert "tier-research" in teams.hub("admin", "GET", "users/carol").json()["groups"]
     mine = teams.api("carol", "GET", "api/requests").json()
     assert mine[0]["state"] == "approved" and mine[0]["decided_by"] == "admin"
     assert teams.api("carol", "GET", "api/me").json()["tier"] == "research"
     # a decided request cannot be decided again
-    assert teams.api("admin", "POST", f"api/requests/{rid}/decision", json={"approve": False}).status_code == 409
+    assert (
+        teams.api(
+            "admin", "POST", f"api/requests/{rid}/decision", json={"approve": False}
+        ).status_code
+        == 409
+    )
 
 
 def test_renewal_flow_and_csv_export(teams):
-    r = teams.api("alice", "POST", "api/requests", json={"kind": "renewal", "team": "lens",
-                                                         "justification": "next survey season"})
+    r = teams.api(
+        "alice",
+        "POST",
+        "api/requests",
+        json={"kind": "renewal", "team": "lens", "justification": "next survey season"},
+    )
     assert r.status_code == 201, r.text
-    assert teams.api("alice", "GET", "api/teams/lens").json()["allocation"]["state"] == "renewal_requested"
+    assert (
+        teams.api("alice", "GET", "api/teams/lens").json()["allocation"]["state"]
+        == "renewal_requested"
+    )
     rid = r.json()["id"]
     r = teams.api("admin", "POST", f"api/requests/{rid}/decision", json={"approve": True})
     assert r.status_code == 200

@@ -65,9 +65,15 @@ def test_homes_are_sampled_and_shown_against_the_allocation(tmp_path, sessions):
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with sessions() as s:
         ops.user(s, "alice", create=True)
-        ops.create_allocation(s, admin, user_name="alice", core_hours=10, home_gb=0.0002,
-                              period_start=now - dt.timedelta(days=1),
-                              period_end=now + dt.timedelta(days=30))
+        ops.create_allocation(
+            s,
+            admin,
+            user_name="alice",
+            core_hours=10,
+            home_gb=0.0002,
+            period_start=now - dt.timedelta(days=1),
+            period_end=now + dt.timedelta(days=30),
+        )
         s.commit()
         view = ops.me(s, ops.Actor("alice"), settings)["storage"]
     assert view["home_used_gb"] == pytest.approx(alice / 1e9, abs=1e-3)

@@ -11,7 +11,9 @@ from pathlib import Path
 
 _NAME = "scaleout_platform_conftest"
 if _NAME not in sys.modules:
-    _spec = importlib.util.spec_from_file_location(_NAME, Path(__file__).parents[1] / "platform" / "conftest.py")
+    _spec = importlib.util.spec_from_file_location(
+        _NAME, Path(__file__).parents[1] / "platform" / "conftest.py"
+    )
     _mod = importlib.util.module_from_spec(_spec)
     sys.modules[_NAME] = _mod
     _spec.loader.exec_module(_mod)

@@ -29,15 +29,28 @@ def _stage_survey(env: dict[str, str], folder) -> list[str]:
     from platform_lib.data import build_index, get_store
     from platform_lib.data.sample import make_exposure
 
-    store = get_store(env["ROMAN_DATA_URL"], endpoint=env["ROMAN_DATA_S3_ENDPOINT"],
-                      key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"])
+    store = get_store(
+        env["ROMAN_DATA_URL"],
+        endpoint=env["ROMAN_DATA_S3_ENDPOINT"],
+        key=env["AWS_ACCESS_KEY_ID"],
+        secret=env["AWS_SECRET_ACCESS_KEY"],
+    )
     t0 = Time("2027-03-01T00:00:00", scale="utc")
     paths = []
     for n in range(N_PRODUCTS):
         epoch, detector = n, "WFI01"
-        _, l2 = make_exposure(detector, "F158", RA + 0.0011 * epoch, DEC + 0.0007 * epoch,
-                              t0 + epoch * u.day, program=7, visit=epoch + 1, exposure=1, size=64,
-                              seed=n + 1)
+        _, l2 = make_exposure(
+            detector,
+            "F158",
+            RA + 0.0011 * epoch,
+            DEC + 0.0007 * epoch,
+            t0 + epoch * u.day,
+            program=7,
+            visit=epoch + 1,
+            exposure=1,
+            size=64,
+            seed=n + 1,
+        )
         local = folder / f"r00007{epoch + 1:03d}0001_{detector.lower()}_f158_cal.asdf"
         l2.meta.filename = local.name
         l2.save(local)
@@ -114,8 +127,11 @@ def _spawn(hub: str, user: str, login, hub_api) -> tuple[str, str]:
     session = requests.Session()
     login(session, hub, user)  # the OIDC flow: hub -> provider's form -> hub
     token = hub_api.token(session, hub, user)
-    r = requests.post(f"{hub}/hub/api/users/{user}/server",
-                      headers={"Authorization": f"token {token}"}, timeout=60)
+    r = requests.post(
+        f"{hub}/hub/api/users/{user}/server",
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+    )
     assert r.status_code in (201, 202), r.text
     model = hub_api.wait_for_server(hub, user, token, ready=True, timeout=180)
     return f"{hub}{model['servers']['']['url']}", token
@@ -126,13 +142,17 @@ def _tutorial_cells() -> list[str]:
 
     import nbformat
 
-    nb = nbformat.read(Path(__file__).parents[2] / "notebooks" / "03_scale_out_with_dask.ipynb", as_version=4)
+    nb = nbformat.read(
+        Path(__file__).parents[2] / "notebooks" / "03_scale_out_with_dask.ipynb", as_version=4
+    )
     return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_gateway_workers_read_the_store_and_run_tutorial_03(start_platform, login, hub_api, browser, tmp_path):
+def test_gateway_workers_read_the_store_and_run_tutorial_03(
+    start_platform, login, hub_api, browser, tmp_path
+):
     platform = start_platform()
     hub = platform.url
     settings = json.loads((platform.state_dir / "settings.json").read_text())
@@ -151,8 +171,11 @@ def test_gateway_workers_read_the_store_and_run_tutorial_03(start_platform, logi
         r = requests.get(info["dashboard"], timeout=60)
         assert r.status_code in (200, 401, 403), r.status_code
         # JupyterLab's Dask panel finds it: dask-labextension's own check, in alice's server.
-        check = requests.get(f"{server_url}dask/dashboard-check/{quote(info['dashboard'], safe='')}",
-                             headers={"Authorization": f"token {token}"}, timeout=60)
+        check = requests.get(
+            f"{server_url}dask/dashboard-check/{quote(info['dashboard'], safe='')}",
+            headers={"Authorization": f"token {token}"},
+            timeout=60,
+        )
         assert check.status_code == 200, check.text
         if r.status_code == 200:
             assert check.json()["isActive"] and check.json()["plots"], check.text
@@ -161,14 +184,17 @@ def test_gateway_workers_read_the_store_and_run_tutorial_03(start_platform, logi
             page = browser.new_page()
             try:
                 page.goto(info["dashboard"], timeout=120_000)
-                page.wait_for_function("() => window.Bokeh && Bokeh.documents && Bokeh.documents.length > 0",
-                                       timeout=120_000)
+                page.wait_for_function(
+                    "() => window.Bokeh && Bokeh.documents && Bokeh.documents.length > 0",
+                    timeout=120_000,
+                )
                 assert "Dask" in page.title(), page.title()
             finally:
                 page.close()
         # ... and its cluster manager starts gateway clusters (the panel's NEW button).
-        panel = requests.get(f"{server_url}dask/clusters", headers={"Authorization": f"token {token}"},
-                             timeout=60)
+        panel = requests.get(
+            f"{server_url}dask/clusters", headers={"Authorization": f"token {token}"}, timeout=60
+        )
         assert panel.status_code == 200, panel.text
 
         results = _report(kernel.execute(WORKER_JOB), "WORKERS")
@@ -178,7 +204,8 @@ def test_gateway_workers_read_the_store_and_run_tutorial_03(start_platform, logi
             assert r["shape"] == [64, 64] and r["cut_shape"] == [16, 16] and r["finite"] > 0
             # Workers have exactly the data environment the spawner gave alice's server ...
             assert data_environment(r["env"]) == data_environment(server_env), sorted(
-                set(data_environment(r["env"]).items()) ^ set(data_environment(server_env).items()))
+                set(data_environment(r["env"]).items()) ^ set(data_environment(server_env).items())
+            )
             # ... and nothing that lets them act as her elsewhere.
             assert "JUPYTERHUB_API_TOKEN" not in r["env"] and "JPY_API_TOKEN" not in r["env"]
         assert server_env.get("ROMAN_DATA_URL") and server_env.get("AWS_ACCESS_KEY_ID")
@@ -197,13 +224,19 @@ def test_gateway_workers_read_the_store_and_run_tutorial_03(start_platform, logi
     bob_url, bob_token = _spawn(hub, "bob", login, hub_api)
     with hub_api.kernel(bob_url, bob_token, timeout=420) as kernel:
         bob = _report(kernel.execute(START_CLUSTER), "CLUSTER")
-        other = _report(kernel.execute(READ_OTHERS.replace("{url!r}", repr(alice_results))), "OTHER")
+        other = _report(
+            kernel.execute(READ_OTHERS.replace("{url!r}", repr(alice_results))), "OTHER"
+        )
         kernel.execute(SHUTDOWN)
-    assert "ROMAN_USER_STORE_URL" in server_env, "the spawner gives every server its own writable prefix"
+    assert "ROMAN_USER_STORE_URL" in server_env, (
+        "the spawner gives every server its own writable prefix"
+    )
     assert bob["server_env"]["ROMAN_USER_STORE_URL"] != server_env["ROMAN_USER_STORE_URL"]
     assert "refused" in other, f"bob's worker read alice's results: {other}"
 
 
 def gateway_was_used(kernel) -> bool:
-    out = kernel.execute("from platform_lib.compute import gateway_configured\nprint('GW', gateway_configured())")
+    out = kernel.execute(
+        "from platform_lib.compute import gateway_configured\nprint('GW', gateway_configured())"
+    )
     return out.split()[1] == "True"

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 _spec = importlib.util.spec_from_file_location(
-    "quota_conftest", Path(__file__).resolve().parents[1] / "quota" / "conftest.py")
+    "quota_conftest", Path(__file__).resolve().parents[1] / "quota" / "conftest.py"
+)
 _quota = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_quota)
 
@@ -30,7 +31,10 @@ def user_gateway():
         from dask_gateway.auth import JupyterHubAuth
 
         g = qp.settings["gateway"]
-        return Gateway(address=g["address"], proxy_address=g["proxy_address"],
-                       auth=JupyterHubAuth(api_token=qp.token(user)))
+        return Gateway(
+            address=g["address"],
+            proxy_address=g["proxy_address"],
+            auth=JupyterHubAuth(api_token=qp.token(user)),
+        )
 
     return make

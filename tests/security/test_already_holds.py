@@ -16,9 +16,11 @@ import requests
 
 def test_forged_spawn_options_are_refused(quota_platform):
     qp = quota_platform
-    for options, words in (({"profile": "xlarge"}, "not available"),
-                           ({"profile": "small", "image": "evil/miner:latest"}, "Image"),
-                           ({"profile": "small", "cpu_limit": "64"}, "Unknown server option")):
+    for options, words in (
+        ({"profile": "xlarge"}, "not available"),
+        ({"profile": "small", "image": "evil/miner:latest"}, "Image"),
+        ({"profile": "small", "cpu_limit": "64"}, "Unknown server option"),
+    ):
         r = qp.hub("erin", "POST", "users/erin/server", json=options)
         assert r.status_code == 403 and words in r.json()["message"], (options, r.text)
     assert not qp.hub("admin", "GET", "users/erin").json().get("servers")
@@ -37,31 +39,47 @@ def test_token_misuse_is_refused(quota_platform):
     qp = quota_platform
     bob = {"Authorization": f"token {qp.token('bob')}"}
     # bob's token on alice's things, and a made-up token anywhere
-    assert requests.get(f"{qp.url}/hub/api/users/alice", headers=bob, timeout=30).status_code in (403, 404)
-    assert requests.post(f"{qp.url}/hub/api/users/alice/tokens", json={}, headers=bob,
-                         timeout=30).status_code in (403, 404)
-    assert requests.delete(f"{qp.url}/hub/api/users/alice/server", headers=bob,
-                           timeout=30).status_code in (403, 404)
-    assert requests.get(f"{qp.url}/user/alice/api/contents", headers=bob, timeout=30,
-                        allow_redirects=False).status_code in (302, 403, 404, 503)
+    assert requests.get(f"{qp.url}/hub/api/users/alice", headers=bob, timeout=30).status_code in (
+        403,
+        404,
+    )
+    assert requests.post(
+        f"{qp.url}/hub/api/users/alice/tokens", json={}, headers=bob, timeout=30
+    ).status_code in (403, 404)
+    assert requests.delete(
+        f"{qp.url}/hub/api/users/alice/server", headers=bob, timeout=30
+    ).status_code in (403, 404)
+    assert requests.get(
+        f"{qp.url}/user/alice/api/contents", headers=bob, timeout=30, allow_redirects=False
+    ).status_code in (302, 403, 404, 503)
     fake = {"Authorization": "token " + secrets.token_hex(16)}
     assert requests.get(f"{qp.url}/hub/api/user", headers=fake, timeout=30).status_code == 403
     assert requests.get(qp.quota + "api/me", headers=fake, timeout=30).status_code == 403
-    r = requests.get(qp.settings["gateway"]["address"] + "/api/v1/clusters/", timeout=30,
-                     headers={"Authorization": f"jupyterhub {secrets.token_hex(16)}"})
+    r = requests.get(
+        qp.settings["gateway"]["address"] + "/api/v1/clusters/",
+        timeout=30,
+        headers={"Authorization": f"jupyterhub {secrets.token_hex(16)}"},
+    )
     assert r.status_code == 401
 
 
 def test_cross_site_posts_are_refused(quota_platform):
     qp = quota_platform
     s = qp.login("bob")
-    r = s.post(f"{qp.url}/hub/api/users/bob/tokens", json={"note": "csrf"}, timeout=30,
-               headers={"Referer": "https://evil.example/"})
+    r = s.post(
+        f"{qp.url}/hub/api/users/bob/tokens",
+        json={"note": "csrf"},
+        timeout=30,
+        headers={"Referer": "https://evil.example/"},
+    )
     assert r.status_code == 403
     s.get(qp.quota, timeout=30)
-    r = s.post(qp.quota + "forms/request", data={"kind": "tier", "tier": "research",
-                                                 "justification": "csrf"}, timeout=30,
-               allow_redirects=False)
+    r = s.post(
+        qp.quota + "forms/request",
+        data={"kind": "tier", "tier": "research", "justification": "csrf"},
+        timeout=30,
+        allow_redirects=False,
+    )
     assert r.status_code == 403
 
 
@@ -80,22 +98,38 @@ def test_oidc_code_cannot_be_replayed(quota_platform):
     qp = quota_platform
     oidc = qp.settings["oidc"]
     verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    )
     s = requests.Session()
-    query = {"client_id": oidc["client_id"], "redirect_uri": oidc["callback_url"],
-             "response_type": "code", "scope": "openid", "state": "x",
-             "code_challenge": challenge, "code_challenge_method": "S256"}
+    query = {
+        "client_id": oidc["client_id"],
+        "redirect_uri": oidc["callback_url"],
+        "response_type": "code",
+        "scope": "openid",
+        "state": "x",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
     page = s.get(f"{oidc['issuer']}/authorize?{urlencode(query)}", timeout=30)
     action = html.unescape(re.search(r'<form method="post" action="([^"]+)"', page.text).group(1))
     request = html.unescape(re.search(r'name="request" value="([^"]*)"', page.text).group(1))
-    r = s.post(urljoin(page.url, action), data={"request": request, "username": "gina",
-                                                "password": qp.helpers.DEMO_PASSWORD},
-               timeout=30, allow_redirects=False)
+    r = s.post(
+        urljoin(page.url, action),
+        data={"request": request, "username": "gina", "password": qp.helpers.DEMO_PASSWORD},
+        timeout=30,
+        allow_redirects=False,
+    )
     assert r.status_code == 302, r.status_code
     code = parse_qs(urlparse(r.headers["Location"]).query)["code"][0]
-    body = {"grant_type": "authorization_code", "code": code, "redirect_uri": oidc["callback_url"],
-            "client_id": oidc["client_id"], "client_secret": oidc["client_secret"],
-            "code_verifier": verifier}
+    body = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": oidc["callback_url"],
+        "client_id": oidc["client_id"],
+        "client_secret": oidc["client_secret"],
+        "code_verifier": verifier,
+    }
     first = requests.post(f"{oidc['issuer']}/token", data=body, timeout=30)
     assert first.status_code == 200 and "id_token" in first.json(), first.text
     again = requests.post(f"{oidc['issuer']}/token", data=body, timeout=30)

@@ -74,7 +74,12 @@ def test_state_files_are_private_to_the_platform_account(busy_platform):
         if path.is_symlink() or not path.exists():
             continue
         mode = path.stat().st_mode
-        if path.is_file() and (path.suffix in (".sqlite", ".db") or "sqlite" in path.name
-                               or "secret" in str(path)) and mode & 0o077:
+        if (
+            path.is_file()
+            and (
+                path.suffix in (".sqlite", ".db") or "sqlite" in path.name or "secret" in str(path)
+            )
+            and mode & 0o077
+        ):
             loose.append(f"{stat.filemode(mode)} {path}")
     assert not loose, "readable by other accounts:\n" + "\n".join(loose)

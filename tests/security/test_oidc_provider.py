@@ -37,22 +37,31 @@ def test_login_csrf_a_form_from_another_session_is_refused(quota_platform):
     action, request, _ = _form(qp, requests.Session())  # the attacker's form
     victim = requests.Session()
     victim.get(f"{qp.url}/hub/oauth_login?next=/hub/token", timeout=30)  # victim has her own
-    r = victim.post(action, data={"request": request, "username": "hank",
-                                  "password": qp.helpers.DEMO_PASSWORD},
-                    timeout=30, allow_redirects=False)
+    r = victim.post(
+        action,
+        data={"request": request, "username": "hank", "password": qp.helpers.DEMO_PASSWORD},
+        timeout=30,
+        allow_redirects=False,
+    )
     assert r.status_code == 403 and "code=" not in r.headers.get("Location", ""), r.status_code
     assert "oidc_dev_session" not in victim.cookies
     # Also refused: the form without its nonce, from a session with no form at all.
     stripped = re.sub(r"&?_login_csrf=[^&]*", "", request)
-    r = requests.post(action, data={"request": stripped, "username": "hank",
-                                    "password": qp.helpers.DEMO_PASSWORD}, timeout=30,
-                      allow_redirects=False)
+    r = requests.post(
+        action,
+        data={"request": stripped, "username": "hank", "password": qp.helpers.DEMO_PASSWORD},
+        timeout=30,
+        allow_redirects=False,
+    )
     assert r.status_code == 403
     # The honest flow still signs in.
     s = requests.Session()
     action, request, _ = _form(qp, s)
-    r = s.post(action, data={"request": request, "username": "hank",
-                             "password": qp.helpers.DEMO_PASSWORD}, timeout=60)
+    r = s.post(
+        action,
+        data={"request": request, "username": "hank", "password": qp.helpers.DEMO_PASSWORD},
+        timeout=60,
+    )
     assert r.status_code == 200 and r.url.startswith(f"{qp.url}/hub/token"), r.url
 
 
@@ -62,14 +71,22 @@ def test_password_guessing_is_cut_off(quota_platform):
     codes = []
     for i in range(7):
         action, request, _ = _form(qp, s)
-        r = s.post(action, data={"request": request, "username": "research",
-                                 "password": f"guess-{i}"}, timeout=30, allow_redirects=False)
+        r = s.post(
+            action,
+            data={"request": request, "username": "research", "password": f"guess-{i}"},
+            timeout=30,
+            allow_redirects=False,
+        )
         codes.append(r.status_code)
     assert codes[:5] == [401] * 5 and codes[5:] == [429, 429], codes
     assert int(r.headers["Retry-After"]) > 0
     # while locked, even the right password is refused; other accounts are unaffected
     action, request, _ = _form(qp, s)
-    r = s.post(action, data={"request": request, "username": "research",
-                             "password": "research-demo"}, timeout=30, allow_redirects=False)
+    r = s.post(
+        action,
+        data={"request": request, "username": "research", "password": "research-demo"},
+        timeout=30,
+        allow_redirects=False,
+    )
     assert r.status_code == 429
     qp.login("gina")

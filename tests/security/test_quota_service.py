@@ -22,10 +22,16 @@ def test_cookie_post_with_a_bogus_token_header_does_not_hang_the_service(quota_p
     qp = quota_platform
     s = _service_session(qp, "alice")
     with cf.ThreadPoolExecutor(4) as pool:
-        attacks = [pool.submit(s.post, qp.quota + "api/requests", timeout=15,
-                               json={"kind": "tier", "tier": "research", "justification": "x"},
-                               headers={"Authorization": "token not-a-real-token"})
-                   for _ in range(3)]
+        attacks = [
+            pool.submit(
+                s.post,
+                qp.quota + "api/requests",
+                timeout=15,
+                json={"kind": "tier", "tier": "research", "justification": "x"},
+                headers={"Authorization": "token not-a-real-token"},
+            )
+            for _ in range(3)
+        ]
         for f in attacks:
             r = f.result()  # a timeout here is the hang
             assert r.status_code == 403, (r.status_code, r.text)
@@ -45,14 +51,17 @@ def _idp_team_admin(qp) -> str:
     in through the OIDC provider so the hub creates its role team-admin-galaxies, with the
     quota team 'galaxies' existing so the service records it as that team's admin. A hub token."""
     if "teamadmin" not in qp._tokens:
-        r = qp.api("admin", "POST", "api/teams", json={"name": "galaxies", "description": "attack 1"})
+        r = qp.api(
+            "admin", "POST", "api/teams", json={"name": "galaxies", "description": "attack 1"}
+        )
         assert r.status_code in (201, 409), r.text
         s = requests.Session()
         qp.helpers.hub_login(s, qp.url, "teamadmin", "teamadmin-demo")
         qp._tokens["teamadmin"] = qp.helpers.api_token(s, qp.url, "teamadmin")
         me = qp.api("teamadmin", "GET", "api/me").json()
         assert {"name": "galaxies", "role": "admin"}.items() <= next(
-            t for t in me["teams"] if t["name"] == "galaxies").items(), me
+            t for t in me["teams"] if t["name"] == "galaxies"
+        ).items(), me
     return "teamadmin"
 
 
@@ -84,8 +93,12 @@ def test_team_admin_cannot_impose_membership_and_take_over_servers(quota_platfor
     assert [x["team"] for x in mine] == ["galaxies"] and mine[0]["state"] == "pending"
     r = qp.api("erin", "POST", f"api/requests/{mine[0]['id']}/decision", json={"approve": False})
     assert r.status_code == 200 and r.json()["state"] == "declined"
-    assert qp.api("erin", "POST", f"api/requests/{mine[0]['id']}/decision",
-                  json={"approve": True}).status_code == 409
+    assert (
+        qp.api(
+            "erin", "POST", f"api/requests/{mine[0]['id']}/decision", json={"approve": True}
+        ).status_code
+        == 409
+    )
     assert "team-galaxies" not in _groups(qp, "erin")
 
 
@@ -100,11 +113,19 @@ def test_membership_by_consent_gives_the_documented_power_only(quota_platform):
     assert r.status_code == 200 and r.json()["state"] == "approved", r.text
     assert "team-galaxies" in _groups(qp, "frank")
     # hank asks to join; a plain member cannot grant it, the team admin can
-    r = qp.api("hank", "POST", "api/requests", json={"kind": "join", "team": "galaxies",
-                                                     "justification": "same survey"})
+    r = qp.api(
+        "hank",
+        "POST",
+        "api/requests",
+        json={"kind": "join", "team": "galaxies", "justification": "same survey"},
+    )
     assert r.status_code == 201, r.text
-    assert qp.api("frank", "POST", f"api/requests/{r.json()['id']}/decision",
-                  json={"approve": True}).status_code == 403
+    assert (
+        qp.api(
+            "frank", "POST", f"api/requests/{r.json()['id']}/decision", json={"approve": True}
+        ).status_code
+        == 403
+    )
     r2 = qp.api(boss, "POST", "api/teams/galaxies/members", json={"username": "hank"})
     assert r2.status_code == 201, r2.text
     assert "team-galaxies" in _groups(qp, "hank")
@@ -113,5 +134,6 @@ def test_membership_by_consent_gives_the_documented_power_only(quota_platform):
     assert qp.hub(boss, "GET", "users/frank/tokens").status_code in (403, 404)
     assert qp.hub(boss, "POST", "users/frank/tokens", json={}).status_code in (403, 404)
     assert qp.hub(boss, "GET", "users/erin").status_code in (403, 404)
-    assert qp.hub(boss, "POST", "groups/team-galaxies/users",
-                  json={"users": ["erin"]}).status_code in (403, 404)
+    assert qp.hub(
+        boss, "POST", "groups/team-galaxies/users", json={"users": ["erin"]}
+    ).status_code in (403, 404)

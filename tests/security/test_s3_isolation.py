@@ -21,10 +21,12 @@ from hub_config.local.seaweedfs import PLATFORM_BUCKET, WORK_BUCKET
 
 def _platform_fs(qp) -> s3fs.S3FileSystem:
     env = qp.settings["singleuser"]["environment"]
-    return s3fs.S3FileSystem(skip_instance_cache=True, key=env["AWS_ACCESS_KEY_ID"],
-                             secret=env["AWS_SECRET_ACCESS_KEY"],
-                             client_kwargs={"endpoint_url": env["ROMAN_DATA_S3_ENDPOINT"],
-                                            "region_name": "us-east-1"})
+    return s3fs.S3FileSystem(
+        skip_instance_cache=True,
+        key=env["AWS_ACCESS_KEY_ID"],
+        secret=env["AWS_SECRET_ACCESS_KEY"],
+        client_kwargs={"endpoint_url": env["ROMAN_DATA_S3_ENDPOINT"], "region_name": "us-east-1"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def alice_server(quota_platform):
         qp.helpers.wait_for_server(qp.url, "alice", qp.token("alice"), ready=False, timeout=120)
 
 
-ATTACK = r'''
+ATTACK = r"""
 import json, os, s3fs
 fs = s3fs.S3FileSystem(skip_instance_cache=True,
     client_kwargs={"endpoint_url": os.environ["ROMAN_DATA_S3_ENDPOINT"], "region_name": "us-east-1"})
@@ -65,7 +67,7 @@ attempt("write_own", lambda: fs.pipe(os.environ["ROMAN_USER_STORE_URL"] + "mine.
 attempt("read_own", lambda: fs.cat(os.environ["ROMAN_USER_STORE_URL"] + "mine.txt"))
 attempt("create_bucket", lambda: fs.mkdir("alices-own-bucket"))
 print(json.dumps(out))
-'''.replace("WORK", WORK_BUCKET).replace("SURVEY", PLATFORM_BUCKET)
+""".replace("WORK", WORK_BUCKET).replace("SURVEY", PLATFORM_BUCKET)
 
 
 def test_alice_cannot_delete_bobs_object_or_write_the_survey(alice_server):
@@ -75,8 +77,15 @@ def test_alice_cannot_delete_bobs_object_or_write_the_survey(alice_server):
     assert out["key"] != platform_key  # her own key, not the platform's
     assert out["user_url"] == f"s3://{WORK_BUCKET}/users/alice/"
     assert out["team_url"] == f"s3://{WORK_BUCKET}/teams/"
-    for refused in ("delete_bob", "read_bob", "list_bob", "write_bob", "write_survey",
-                    "delete_survey", "create_bucket"):
+    for refused in (
+        "delete_bob",
+        "read_bob",
+        "list_bob",
+        "write_bob",
+        "write_survey",
+        "delete_survey",
+        "create_bucket",
+    ):
         assert out[refused] != "allowed", (refused, out)
     for allowed in ("read_survey", "write_own", "read_own"):
         assert out[allowed] == "allowed", (allowed, out)
@@ -88,17 +97,22 @@ def test_alice_cannot_delete_bobs_object_or_write_the_survey(alice_server):
 def test_seaweedfs_admin_ports_refuse_requests_without_credentials(quota_platform):
     qp = quota_platform
     ports = json.loads((qp.state / "seaweedfs" / "ports.json").read_text())
-    for port, path in ((ports["filer"], f"/buckets/{WORK_BUCKET}/users/bob/"),
-                       (ports["filer"], f"/buckets/{WORK_BUCKET}/users/bob/result.txt"),
-                       (ports["filer"], "/")):
+    for port, path in (
+        (ports["filer"], f"/buckets/{WORK_BUCKET}/users/bob/"),
+        (ports["filer"], f"/buckets/{WORK_BUCKET}/users/bob/result.txt"),
+        (ports["filer"], "/"),
+    ):
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
         assert err.value.code == 401, (port, path)
-    req = urllib.request.Request(f"http://127.0.0.1:{ports['filer']}/buckets/{WORK_BUCKET}/x.txt",
-                                 data=b"x", method="PUT")
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{ports['filer']}/buckets/{WORK_BUCKET}/x.txt", data=b"x", method="PUT"
+    )
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 401
     # the S3 API without a signature is refused too
-    r = requests.get(f"http://127.0.0.1:{ports['s3']}/{WORK_BUCKET}/users/bob/result.txt", timeout=10)
+    r = requests.get(
+        f"http://127.0.0.1:{ports['s3']}/{WORK_BUCKET}/users/bob/result.txt", timeout=10
+    )
     assert r.status_code == 403

@@ -7,8 +7,10 @@ from hub_config.local.spawner import store_urls
 
 def test_user_and_team_prefixes_next_to_the_survey():
     env = store_urls("s3://roman/survey", "alice", "/h/alice")
-    assert env == {"ROMAN_USER_STORE_URL": "s3://roman/users/alice/",
-                   "ROMAN_TEAM_STORE_URL": "s3://roman/teams/"}
+    assert env == {
+        "ROMAN_USER_STORE_URL": "s3://roman/users/alice/",
+        "ROMAN_TEAM_STORE_URL": "s3://roman/teams/",
+    }
 
 
 def test_a_hostile_username_stays_one_path_component():
@@ -30,11 +32,18 @@ def test_chart_sets_the_contract_with_kubespawners_username_expansion():
 
     from hub_config.chart_values import singleuser_environment
 
-    values = yaml.safe_load((Path(__file__).resolve().parents[2] / "helm/roman-platform/values.yaml").read_text())
-    values["_chart"] = {"names": {"traefik": "rp-traefik", "proxyPublic": "rp-proxy-public"}}  # as the chart renders them
+    values = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "helm/roman-platform/values.yaml").read_text()
+    )
+    values["_chart"] = {
+        "names": {"traefik": "rp-traefik", "proxyPublic": "rp-proxy-public"}
+    }  # as the chart renders them
     assert "ROMAN_USER_STORE_URL" not in singleuser_environment(values)  # unset by default
     v = copy.deepcopy(values)
-    v["data"]["userStore"] = {"userPrefix": "s3://roman-work/users/", "teamPrefix": "s3://roman-work/teams/"}
+    v["data"]["userStore"] = {
+        "userPrefix": "s3://roman-work/users/",
+        "teamPrefix": "s3://roman-work/teams/",
+    }
     env = singleuser_environment(v)
     assert env["ROMAN_USER_STORE_URL"] == "s3://roman-work/users/{username}/"
     assert env["ROMAN_TEAM_STORE_URL"] == "s3://roman-work/teams/"

@@ -19,8 +19,9 @@ def store(tmp_path):
     return get_store(root), tmp_path
 
 
-@pytest.mark.parametrize("path", ["../outside.txt", "L2/../../outside.txt", "/../outside.txt",
-                                  "..", "L2/../.."])
+@pytest.mark.parametrize(
+    "path", ["../outside.txt", "L2/../../outside.txt", "/../outside.txt", "..", "L2/../.."]
+)
 def test_reads_outside_the_root_are_refused(store, path):
     s, _ = store
     with pytest.raises(ValueError, match="outside the store"):

@@ -26,8 +26,9 @@ def test_same_law_as_romanisim(table: int, level: int) -> None:
     """
     tij = l1.read_pattern_to_tij(table)
     counts = np.full(SHAPE, level, dtype=np.float32)
-    ref, _ = l1.apportion_counts_to_resultants(counts, tij, seed=5, pedestal=0,
-                                               pedestal_extra_noise=None)
+    ref, _ = l1.apportion_counts_to_resultants(
+        counts, tij, seed=5, pedestal=0, pedestal_extra_noise=None
+    )
     ours, _ = apportion_counts_to_resultants(counts, tij, seed=6, pedestal=0)
     m_ref, v_ref, c_ref = _moments(ref)
     m_our, v_our, c_our = _moments(ours)

@@ -6,8 +6,15 @@ import pytest
 from astropy.table import Table
 
 from platform_lib.cli import main
-from platform_lib.simulate import (ExposureSpec, Footprint, SimulationInputError, plan_survey,
-                                   run_survey, simulate_exposure, sources)
+from platform_lib.simulate import (
+    ExposureSpec,
+    Footprint,
+    SimulationInputError,
+    plan_survey,
+    run_survey,
+    simulate_exposure,
+    sources,
+)
 
 
 @pytest.fixture
@@ -82,8 +89,21 @@ def test_cli_bad_input_writes_nothing(catalog, tmp_path, capsys, change, args, m
     cat_path = tmp_path / "cat.ecsv"
     catalog.write(cat_path, format="ascii.ecsv")
     out = tmp_path / "out"
-    code = main(["simulate", "image", "--catalog", str(cat_path), "--cutout", "32",
-                 "--level", "1", "--out", str(out), *args])
+    code = main(
+        [
+            "simulate",
+            "image",
+            "--catalog",
+            str(cat_path),
+            "--cutout",
+            "32",
+            "--level",
+            "1",
+            "--out",
+            str(out),
+            *args,
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
@@ -91,8 +111,16 @@ def test_cli_bad_input_writes_nothing(catalog, tmp_path, capsys, change, args, m
 
 
 def test_cli_missing_catalog_file(tmp_path, capsys) -> None:
-    code = main(["simulate", "image", "--catalog", str(tmp_path / "nope.ecsv"),
-                 "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "simulate",
+            "image",
+            "--catalog",
+            str(tmp_path / "nope.ecsv"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2 and "not found" in capsys.readouterr().err
 
 

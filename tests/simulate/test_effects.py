@@ -10,8 +10,15 @@ from romanisim.models import parameters
 from romanisim.persistence import Persistence
 from scipy import ndimage
 
-from platform_lib.simulate import (ExposureSpec, Footprint, InstrumentEffects, make_l1,
-                                   read_pattern, simulate_exposure, sources)
+from platform_lib.simulate import (
+    ExposureSpec,
+    Footprint,
+    InstrumentEffects,
+    make_l1,
+    read_pattern,
+    simulate_exposure,
+    sources,
+)
 from platform_lib.simulate.apportion import apportion_counts_to_resultants
 
 SIDE = 128
@@ -29,8 +36,9 @@ def test_flat_field_noise_is_poisson_plus_read_noise() -> None:
     read_noise, gain = 6.0, float(parameters.reference_data["gain"])
     spec = ExposureSpec(level=1, ma_table=4, footprint=Footprint.cutout(SIDE), seed=3)
     empty = sources([0.0], [0.0], [30.0], elements=["F158"])[:0]
-    effects = InstrumentEffects(cosmic_rays=False, ipc=False, nonlinearity=False,
-                                read_noise=read_noise)
+    effects = InstrumentEffects(
+        cosmic_rays=False, ipc=False, nonlinearity=False, read_noise=read_noise
+    )
     sim = simulate_exposure(empty, spec, effects)
     data = np.asarray(sim.model.data, dtype=float)[:, 4:-4, 4:-4]
     assert data.shape == (len(read_pattern(4)), SIDE, SIDE)
@@ -70,16 +78,23 @@ def test_persistence_follows_its_model(amplitude: float) -> None:
     """
     tstart = Time("2027-06-01T00:00:00")
     index = np.arange(0, 4000, 2)
-    persist = Persistence(x=np.full(index.size, 2e5), t=np.full(index.size, tstart.mjd - 200 / 86400),
-                          index=index, A=amplitude)
+    persist = Persistence(
+        x=np.full(index.size, 2e5),
+        t=np.full(index.size, tstart.mjd - 200 / 86400),
+        index=index,
+        A=amplitude,
+    )
     tij = l1.read_pattern_to_tij(4)
     read_times = np.concatenate(tij)
     expected = sum(persist.current(tstart.mjd + t / 86400.0).mean() for t in read_times)
     expected *= parameters.read_time
-    res, _ = apportion_counts_to_resultants(np.zeros((SIDE, SIDE)), tij, seed=9, pedestal=0,
-                                            persistence=persist, tstart=tstart)
+    res, _ = apportion_counts_to_resultants(
+        np.zeros((SIDE, SIDE)), tij, seed=9, pedestal=0, persistence=persist, tstart=tstart
+    )
     last = res[-1].reshape(-1)
     assert expected > 5
-    assert last[index].mean() == pytest.approx(expected, rel=5 * np.sqrt(expected / index.size) / expected + 0.01)
+    assert last[index].mean() == pytest.approx(
+        expected, rel=5 * np.sqrt(expected / index.size) / expected + 0.01
+    )
     untouched = np.setdiff1d(np.arange(last.size), index)
     assert np.all(last[untouched] == 0)

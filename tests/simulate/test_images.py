@@ -7,8 +7,13 @@ import pytest
 import roman_datamodels as rdm
 from astropy.table import Table
 
-from platform_lib.simulate import (MosaicSpec, simulate_mosaic, sources, write_product,
-                                   zeropoint_rate)
+from platform_lib.simulate import (
+    MosaicSpec,
+    simulate_mosaic,
+    sources,
+    write_product,
+    zeropoint_rate,
+)
 
 
 def _encircled_energy(spec, radius: float) -> float:
@@ -22,8 +27,9 @@ def _encircled_energy(spec, radius: float) -> float:
     imwcs = wcs.get_wcs(_metadata(spec).meta, usecrds=False)
     fp = spec.footprint
     centre = (fp.x0 + fp.nx / 2, fp.y0 + fp.ny / 2)
-    psf = romanisim.psf.make_psf(int(spec.detector[3:]), spec.optical_element, wcs=imwcs,
-                                 psftype="galsim", pix=centre)
+    psf = romanisim.psf.make_psf(
+        int(spec.detector[3:]), spec.optical_element, wcs=imwcs, psftype="galsim", pix=centre
+    )
     local = imwcs.local(galsim.PositionD(*centre))
     image = galsim.DeltaFunction().withFlux(1.0)
     stamp = galsim.Convolve(image, psf).drawImage(nx=512, ny=512, wcs=local)

@@ -7,8 +7,15 @@ import pytest
 from astropy.table import Table
 from photutils.detection import DAOStarFinder
 
-from platform_lib.simulate import (MosaicSpec, inject, inject_file, match_catalogs,
-                                   simulate_mosaic, sources, write_product)
+from platform_lib.simulate import (
+    MosaicSpec,
+    inject,
+    inject_file,
+    match_catalogs,
+    simulate_mosaic,
+    sources,
+    write_product,
+)
 
 
 def _detect(data: np.ndarray, fwhm: float, nsigma: float = 20.0) -> Table:
@@ -20,8 +27,9 @@ def _detect(data: np.ndarray, fwhm: float, nsigma: float = 20.0) -> Table:
 
 def _grid_catalog(model, element: str, pixels: list[tuple[float, float]], mag: float):
     ra, dec = model.meta.wcs(np.array([p[0] for p in pixels]), np.array([p[1] for p in pixels]))
-    return sources(np.atleast_1d(ra), np.atleast_1d(dec), [mag] * len(pixels), elements=[element],
-                   first_id=100)
+    return sources(
+        np.atleast_1d(ra), np.atleast_1d(dec), [mag] * len(pixels), elements=[element], first_id=100
+    )
 
 
 def test_inject_into_l2_recovered_at_positions(star_exposure, tmp_path) -> None:
@@ -37,8 +45,14 @@ def test_inject_into_l2_recovered_at_positions(star_exposure, tmp_path) -> None:
     assert np.allclose(truth["x"], [p[0] for p in pixels], atol=1e-3)
     found = _detect(np.asarray(new.data, dtype=float), fwhm=2.0)
     before = _detect(np.asarray(model.data, dtype=float), fwhm=2.0)
-    matched = match_catalogs(truth, found, by="pixel", radius=1.0, input_cols=("x", "y"),
-                             output_cols=("x_centroid", "y_centroid"))
+    matched = match_catalogs(
+        truth,
+        found,
+        by="pixel",
+        radius=1.0,
+        input_cols=("x", "y"),
+        output_cols=("x_centroid", "y_centroid"),
+    )
     assert matched["recovered"].all()
     assert float(np.max(matched["separation"])) < 0.3
     assert matched.meta["match"]["completeness"] == 1.0
@@ -54,7 +68,12 @@ def test_inject_into_l2_recovered_at_positions(star_exposure, tmp_path) -> None:
     # the file path: write the L2, inject from the file, truth beside the output
     paths = write_product(sim, str(tmp_path), spec.filename)
     out = inject_file(paths["image"], cat, str(tmp_path / "inj"), seed=4)
-    assert Table.read(out["truth"], format="ascii.ecsv")["source_id"].tolist() == [100, 101, 102, 103]
+    assert Table.read(out["truth"], format="ascii.ecsv")["source_id"].tolist() == [
+        100,
+        101,
+        102,
+        103,
+    ]
 
 
 def test_inject_into_l3_recovered() -> None:
@@ -67,15 +86,22 @@ def test_inject_into_l3_recovered() -> None:
     cat = _grid_catalog(model, "F129", pixels, 20.0)
     new, truth = inject(model, cat, seed=1)
     found = _detect(np.asarray(new.data, dtype=float), fwhm=3.0)
-    matched = match_catalogs(truth, found, by="pixel", radius=1.0, input_cols=("x", "y"),
-                             output_cols=("x_centroid", "y_centroid"))
+    matched = match_catalogs(
+        truth,
+        found,
+        by="pixel",
+        radius=1.0,
+        input_cols=("x", "y"),
+        output_cols=("x_centroid", "y_centroid"),
+    )
     assert matched["recovered"].all() and float(np.max(matched["separation"])) < 0.3
 
 
 def test_match_catalogs_on_sky_keeps_unmatched_inputs() -> None:
     inputs = sources([10.0, 10.001, 10.002], [5.0, 5.0, 5.0], [20, 21, 22], elements=["F158"])
-    outputs = Table({"ra": [10.0 + 0.05 / 3600, 10.001], "dec": [5.0, 5.0 + 0.1 / 3600],
-                     "flux": [1.0, 2.0]})
+    outputs = Table(
+        {"ra": [10.0 + 0.05 / 3600, 10.001], "dec": [5.0, 5.0 + 0.1 / 3600], "flux": [1.0, 2.0]}
+    )
     m = match_catalogs(inputs, outputs, radius=0.2)
     assert m["recovered"].tolist() == [True, True, False]
     assert m["out_flux"].mask.tolist() == [False, False, True]

@@ -7,8 +7,15 @@ import pytest
 import roman_datamodels as rdm
 from romanisim.models import parameters
 
-from platform_lib.simulate import (ExposureSpec, Footprint, InstrumentEffects, SimulationInputError,
-                                   simulate_exposure, sources, use_reference_data)
+from platform_lib.simulate import (
+    ExposureSpec,
+    Footprint,
+    InstrumentEffects,
+    SimulationInputError,
+    simulate_exposure,
+    sources,
+    use_reference_data,
+)
 
 
 def test_mapping_is_installed_and_restored() -> None:
@@ -32,9 +39,16 @@ def refdir(tmp_path_factory):
     from platform_lib.calibrate.reference_files import make_reference_set
 
     path = tmp_path_factory.mktemp("refset")
-    make_reference_set(path, detector="WFI02", size=64, gain=3.0, read_noise=7.0,
-                       hot_pixel_fraction=0.01, dead_pixel_fraction=0.0,
-                       optical_elements=("F158",))
+    make_reference_set(
+        path,
+        detector="WFI02",
+        size=64,
+        gain=3.0,
+        read_noise=7.0,
+        hot_pixel_fraction=0.01,
+        dead_pixel_fraction=0.0,
+        optical_elements=("F158",),
+    )
     return path
 
 
@@ -45,8 +59,11 @@ def test_reference_set_drives_the_simulated_detector(refdir) -> None:
     from platform_lib.calibrate.reference_files import open_reference_set
 
     refset = open_reference_set(refdir)
-    with rdm.open(refset.path("dark")) as dark, rdm.open(refset.path("readnoise")) as rn, \
-            rdm.open(refset.path("gain")) as gain:
+    with (
+        rdm.open(refset.path("dark")) as dark,
+        rdm.open(refset.path("readnoise")) as rn,
+        rdm.open(refset.path("gain")) as gain,
+    ):
         dark_dn_s = np.asarray(dark.dark_slope, dtype=float)[4:-4, 4:-4]
         read_noise = np.asarray(rn.data, dtype=float)[4:-4, 4:-4]
         gain_map = np.asarray(gain.data, dtype=float)[4:-4, 4:-4]
@@ -111,8 +128,12 @@ def test_simulator_geometry_is_romancals_with_the_set(refdir) -> None:
     romancal_wcs = load_wcs(model, {"distortion": dist}).meta.wcs
     x, y = np.meshgrid(np.linspace(0, 63, 5), np.linspace(0, 63, 5))
     ra, dec = romancal_wcs(x.ravel(), y.ravel())
-    ours = np.array([sky_position(spec, float(a), float(b), reference_data=refdir)
-                     for a, b in zip(x.ravel(), y.ravel())])
+    ours = np.array(
+        [
+            sky_position(spec, float(a), float(b), reference_data=refdir)
+            for a, b in zip(x.ravel(), y.ravel())
+        ]
+    )
     sep = SkyCoord(ra, dec, unit="deg").separation(SkyCoord(ours[:, 0], ours[:, 1], unit="deg"))
     assert float(sep.max().to_value(u.mas)) < 0.01
     galsim_wcs = exposure_wcs(_metadata(spec).meta)

@@ -10,15 +10,25 @@ import pytest
 import roman_datamodels as rdm
 from astropy.table import Table
 
-from platform_lib.simulate import (Footprint, InstrumentEffects, add_variability, catalog_at,
-                                   flux_factor, plan_survey, run_survey, sky_position, sources)
+from platform_lib.simulate import (
+    Footprint,
+    InstrumentEffects,
+    add_variability,
+    catalog_at,
+    flux_factor,
+    plan_survey,
+    run_survey,
+    sky_position,
+    sources,
+)
 from platform_lib.simulate.images import ExposureSpec
 from platform_lib.simulate.lightcurves import microlensing, periodic, supernova
 
 
 def test_plan_survey_covers_epochs_elements_dithers() -> None:
-    plan = plan_survey((10.0, 60.0), optical_elements=["F158", "F087"], epochs=3,
-                       cadence_days=2.0, dithers="box4")
+    plan = plan_survey(
+        (10.0, 60.0), optical_elements=["F158", "F087"], epochs=3, cadence_days=2.0, dithers="box4"
+    )
     assert len(plan) == 3 * 2 * 4
     assert {p.epoch for p in plan} == {0, 1, 2}
     assert len({p.name for p in plan}) == len(plan)
@@ -52,15 +62,20 @@ def test_survey_on_dask_into_s3_follows_light_curves(s3_store, monkeypatch) -> N
     footprint = Footprint.cutout(64)
     start = "2027-06-01T00:00:00"
     plan = plan_survey((270.0, 66.0), epochs=2, cadence_days=2.0, start_time=start)
-    positions = [sky_position(ExposureSpec(detector=d, footprint=footprint), 32.0, 32.0)
-                 for d in ("WFI02", "WFI05")]
-    cat = sources([p[0] for p in positions], [p[1] for p in positions], [19.0, 19.0],
-                  elements=["F158"])
+    positions = [
+        sky_position(ExposureSpec(detector=d, footprint=footprint), 32.0, 32.0)
+        for d in ("WFI02", "WFI05")
+    ]
+    cat = sources(
+        [p[0] for p in positions], [p[1] for p in positions], [19.0, 19.0], elements=["F158"]
+    )
     t_mid = plan[1].mjd + 0.5
     add_variability(cat, [0], "microlensing", t0=t_mid, u0=0.4, te=2.0)
     add_variability(cat, [1], "periodic", t0=plan[0].mjd, period=8.0, amplitude=0.3)
     assert flux_factor(cat, t_mid)[0] > 2.5
-    assert catalog_at(cat, t_mid)["F158"][0] == pytest.approx(cat["F158"][0] * flux_factor(cat, t_mid)[0])
+    assert catalog_at(cat, t_mid)["F158"][0] == pytest.approx(
+        cat["F158"][0] * flux_factor(cat, t_mid)[0]
+    )
 
     from platform_lib.compute import get_client
 
@@ -68,9 +83,17 @@ def test_survey_on_dask_into_s3_follows_light_curves(s3_store, monkeypatch) -> N
     # reuse=False: workers started now inherit the S3 credentials set above (a client left
     # active by another test would have workers without them).
     with get_client(n_workers=2, reuse=False) as client:
-        manifest = run_survey(cat, plan, url, detectors=["WFI02", "WFI05"], level=2,
-                              footprint=footprint, effects=InstrumentEffects.none(read_noise=5.0),
-                              client=client, show_progress=False)
+        manifest = run_survey(
+            cat,
+            plan,
+            url,
+            detectors=["WFI02", "WFI05"],
+            level=2,
+            footprint=footprint,
+            effects=InstrumentEffects.none(read_noise=5.0),
+            client=client,
+            show_progress=False,
+        )
     assert len(manifest) == 4
     assert sorted(set(manifest["detector"])) == ["WFI02", "WFI05"]
 
@@ -80,8 +103,10 @@ def test_survey_on_dask_into_s3_follows_light_curves(s3_store, monkeypatch) -> N
     assert fs.exists("roman/simulate-test/survey/survey_manifest.ecsv")
     measured: dict[str, list[tuple[float, float]]] = {"WFI02": [], "WFI05": []}
     for row in manifest:
-        with fs.open(row["image"].removeprefix("s3://"), "rb") as f, \
-                asdf.open(io.BytesIO(f.read())) as af:
+        with (
+            fs.open(row["image"].removeprefix("s3://"), "rb") as f,
+            asdf.open(io.BytesIO(f.read())) as af,
+        ):
             model = rdm.open(af)
             data = np.asarray(model.data, dtype=float)
         with fs.open(row["truth"].removeprefix("s3://"), "rb") as f:
@@ -111,9 +136,16 @@ def test_serial_survey_carries_persistence(tmp_path) -> None:
     assert flux_factor(cat, plan[1].mjd)[0] < 1e-6 < flux_factor(cat, plan[0].mjd)[0]
     images = {}
     for persist in (True, False):
-        manifest = run_survey(cat, plan, str(tmp_path / str(persist)), detectors=["WFI07"],
-                              level=1, footprint=footprint, serial=True,
-                              effects=InstrumentEffects.none(persistence=persist))
+        manifest = run_survey(
+            cat,
+            plan,
+            str(tmp_path / str(persist)),
+            detectors=["WFI07"],
+            level=1,
+            footprint=footprint,
+            serial=True,
+            effects=InstrumentEffects.none(persistence=persist),
+        )
         with rdm.open(manifest["image"][1]) as second:
             images[persist] = np.asarray(second.data[-1], dtype=float)[4:-4, 4:-4]
     # no sky, dark, read noise or pedestal: without persistence the faded star leaves nothing;

@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
             try:
                 importlib.import_module(mod)
                 imported.append(mod)
-            except Exception:  # noqa: BLE001 - every failure is reported, none hides another
+            except Exception:
                 failures.append(
                     f"import {mod} (from {name}) failed:\n{traceback.format_exc(limit=3)}"
                 )
@@ -99,11 +99,19 @@ def main(argv: list[str]) -> int:
         try:
             importlib.import_module(info.name)
             imported.append(info.name)
-        except Exception:  # noqa: BLE001
+        except Exception:
             failures.append(f"import {info.name} failed:\n{traceback.format_exc(limit=3)}")
 
-    print(json.dumps({"locked": len(pins), "declared": declared(), "imported": sorted(imported),
-                      "failures": len(failures)}))
+    print(
+        json.dumps(
+            {
+                "locked": len(pins),
+                "declared": declared(),
+                "imported": sorted(imported),
+                "failures": len(failures),
+            }
+        )
+    )
     for f in failures:
         print(f, file=sys.stderr)
     return 1 if failures else 0

@@ -40,20 +40,28 @@ def main(argv: list[str] | None = None) -> int:
     from platform_lib import simulate as sim
 
     t0 = time.monotonic()
-    spec = sim.ExposureSpec(optical_element="F158", detector="WFI02", level=2,
-                            footprint=sim.Footprint.cutout(args.size), seed=args.seed, name="smoke")
+    spec = sim.ExposureSpec(
+        optical_element="F158",
+        detector="WFI02",
+        level=2,
+        footprint=sim.Footprint.cutout(args.size),
+        seed=args.seed,
+        name="smoke",
+    )
     ra, dec = sim.sky_position(spec, args.size / 2, args.size / 2)
     # Within the cutout: its half-side less a margin, in degrees (0.11 arcsec pixels).
     radius = (args.size / 2 - 12) * 0.11 / 3600
-    stars = sim.star_field((ra, dec), radius, n=args.stars, mag_range=(19.0, 23.0),
-                           elements=["F158"], seed=args.seed)
+    stars = sim.star_field(
+        (ra, dec), radius, n=args.stars, mag_range=(19.0, 23.0), elements=["F158"], seed=args.seed
+    )
     image = sim.simulate_exposure(stars, spec)
     written = sim.write_product(image, args.out, spec.filename)
     t_sim = time.monotonic() - t0
 
     cat = catalogs.single_band(catalogs.from_model(image.model))
-    products = catalogs.write_products(args.out, "smoke_wfi02_f158", catalog=cat.table,
-                                       segmentation=cat.segmentation, wcs=cat.wcs)
+    products = catalogs.write_products(
+        args.out, "smoke_wfi02_f158", catalog=cat.table, segmentation=cat.segmentation, wcs=cat.wcs
+    )
     truth = image.truth[np.asarray(image.truth["in_footprint"], bool)]
     matched = sim.match_catalogs(truth, cat.table, radius=0.2)
     found = np.asarray(matched["recovered"], bool)
@@ -65,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ).to(u.uJy)
     unit = u.Unit(cat.table["kron_flux"].unit or "")  # the match table keeps values only
     if not unit.is_equivalent(u.uJy):
-        print(f"platform task: catalog fluxes are in '{unit}', not a flux density",
-              file=sys.stderr)
+        print(f"platform task: catalog fluxes are in '{unit}', not a flux density", file=sys.stderr)
         return 1
     measured = np.asarray(matched["out_kron_flux"][found], float) * unit
     ratio = (measured / injected).to_value(u.dimensionless_unscaled)
@@ -80,11 +87,18 @@ def main(argv: list[str] | None = None) -> int:
         and len(back) == len(cat.table)
     )
     report = {
-        "stars": len(truth), "detected": len(cat.table), "recovered": int(found.sum()),
-        "kron_over_truth_median": round(median, 4), "kron_over_truth_std": round(spread, 4),
-        "image": written["image"], "truth": written["truth"],
-        "catalog_rows_read_back": len(back), "products": sorted(products),
-        "simulate_seconds": round(t_sim, 1), "seconds": round(time.monotonic() - t0, 1), "ok": ok,
+        "stars": len(truth),
+        "detected": len(cat.table),
+        "recovered": int(found.sum()),
+        "kron_over_truth_median": round(median, 4),
+        "kron_over_truth_std": round(spread, 4),
+        "image": written["image"],
+        "truth": written["truth"],
+        "catalog_rows_read_back": len(back),
+        "products": sorted(products),
+        "simulate_seconds": round(t_sim, 1),
+        "seconds": round(time.monotonic() - t0, 1),
+        "ok": ok,
     }
     print(json.dumps(report, default=str))
     if not ok:

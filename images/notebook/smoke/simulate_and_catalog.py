@@ -62,8 +62,10 @@ def simulate(task: dict) -> dict:
     for x, y, flux, kind, hlr in zip(
         scene["x"], scene["y"], scene["flux"], scene["kind"], scene["hlr_arcsec"]
     ):
-        src = galsim.DeltaFunction(flux=flux) if kind == "star" else galsim.Exponential(
-            half_light_radius=hlr, flux=flux
+        src = (
+            galsim.DeltaFunction(flux=flux)
+            if kind == "star"
+            else galsim.Exponential(half_light_radius=hlr, flux=flux)
         )
         # galsim pixel centres are at integer positions counting from 1; numpy's from 0.
         stamp = galsim.Convolve(src, psf).drawImage(
@@ -83,6 +85,7 @@ def simulate(task: dict) -> dict:
 
 def catalog(data: np.ndarray):
     """photutils: background, detection, deblending, segment photometry -> astropy QTable."""
+    import photutils
     from astropy.convolution import convolve
     from photutils.aperture import CircularAperture, aperture_photometry
     from photutils.background import Background2D, MedianBackground
@@ -92,8 +95,6 @@ def catalog(data: np.ndarray):
         detect_sources,
         make_2dgaussian_kernel,
     )
-
-    import photutils
 
     photutils.future_column_names = True  # photutils 3 names (x_centroid, segment_flux_err)
     bkg = Background2D(data, (32, 32), filter_size=(3, 3), bkg_estimator=MedianBackground())
@@ -116,9 +117,7 @@ def catalog(data: np.ndarray):
     return table
 
 
-def match(
-    scene: dict, table, encircled: float, radius: float = 2.0
-) -> tuple[int, list[float]]:
+def match(scene: dict, table, encircled: float, radius: float = 2.0) -> tuple[int, list[float]]:
     """Nearest detection within ``radius`` pixels of each truth source; for the stars, measured
     aperture flux over the injected flux in that aperture."""
     xc = np.asarray(table["x_centroid"], float)
@@ -195,10 +194,15 @@ def main(argv: list[str] | None = None) -> int:
         good = found >= 0.9 * len(scene["x"]) and abs(median_ratio - 1.0) <= 0.05
         ok &= good
         report["cutouts"].append(
-            {"sca": img["sca"], "detected": len(table), "matched": found,
-             "injected": len(scene["x"]), "encircled_energy": round(img["encircled"], 4),
-             "star_flux_ratio_median": round(median_ratio, 4),
-             "ok": good}
+            {
+                "sca": img["sca"],
+                "detected": len(table),
+                "matched": found,
+                "injected": len(scene["x"]),
+                "encircled_energy": round(img["encircled"], 4),
+                "star_flux_ratio_median": round(median_ratio, 4),
+                "ok": good,
+            }
         )
     report["seconds"] = round(time.monotonic() - t0, 1)
     report["ok"] = ok
