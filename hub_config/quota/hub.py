@@ -23,6 +23,9 @@ SERVICE_SCOPES = [
     "read:users:groups",
     "read:servers",
     "servers",
+    # The spawner's saved state (the local server's pid): a crashed server is closed in the
+    # ledger at its last sighting, not at the hub's next poll (hub_config/quota/sampler.py).
+    "admin:server_state",
     "admin:groups",
     "tokens",
 ]

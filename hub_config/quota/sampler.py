@@ -65,12 +65,14 @@ class HubSource:
 
     def __init__(self, hub):
         self.hub = hub
+        self.gone = GoneProcesses()
 
     def observe(self) -> list[ledger.Running]:
         from hub_config.policy import load_policy
 
         pol = load_policy()
         out = []
+        keys: set[str] = set()
         for u in self.hub.users(active_only=True):
             for sname, server in (u.get("servers") or {}).items():
                 # Starting, running and stopping servers all hold their resources.
@@ -82,17 +84,26 @@ class HubSource:
                     profile = pol.tier(pol.tier_of_groups(u.get("groups") or [])).profiles[0]
                 p = pol.profiles[profile]
                 team = opts.get("team") or None
+                key = f"hub:{u['name']}/{sname}"
+                started = _parse_iso(server.get("started"))
                 out.append(
                     ledger.Running(
-                        key=f"hub:{u['name']}/{sname}",
+                        key=key,
                         kind="server",
                         username=u["name"],
                         team=team if isinstance(team, str) else None,
                         cores=float(p.cpu_guarantee),
                         gpus=float(p.gpus),
-                        started=_parse_iso(server.get("started")),
+                        started=started,
+                        # The hub notices a crashed local server only at its next poll (30 s):
+                        # its spawner state holds the pid (readable with admin:server_state).
+                        stopped=self.gone.stopped(
+                            key, started, None, (server.get("state") or {}).get("pid")
+                        ),
                     )
                 )
+                keys.add(key)
+        self.gone.forget_all_but(keys)
         return out
 
 
@@ -114,29 +125,7 @@ class GatewayDatabaseSource:
             db_url, connect_args={"timeout": 30} if db_url.startswith("sqlite") else {}
         )
         self._since: dt.datetime | None = None
-        #: keys whose process was seen gone, with the start time reported for them: once a
-        #: process is found dead it stays closed, whatever stop time the gateway writes later
-        self._dead: dict[str, dt.datetime | None] = {}
-
-    def _stopped(
-        self, key: str, started: dt.datetime | None, stop: dt.datetime | None, state: object
-    ) -> dt.datetime | None:
-        """The stop time to report. The gateway notices a dead scheduler or worker only at its
-        next status check (30-95 s measured), and until then its row says running: charging to
-        that moment overcharged a crashed cluster by 43 %. With the local backend the row holds
-        the process id, so a process that is gone is closed now, at the ledger's last sighting
-        (its checkpoint: at most one sampling step late), by reporting it stopped at its start.
-        """
-        if key in self._dead:
-            return self._dead[key] if stop is None else min(stop, self._dead[key] or stop)
-        if stop is not None:
-            return stop
-        pid = _json(state).get("pid")
-        if isinstance(pid, int) and not _process_exists(pid, started):
-            self._dead[key] = started
-            log.info("quota sampler: %s is gone (pid %s); closed at its last sighting", key, pid)
-            return started
-        return None
+        self.gone = GoneProcesses()
 
     def observe(self) -> list[ledger.Running]:
         from sqlalchemy import text
@@ -171,7 +160,9 @@ class GatewayDatabaseSource:
                     cores=float(config.get("scheduler_cores", 1)),
                     gpus=0.0,
                     started=_from_ms(start),
-                    stopped=self._stopped(key, _from_ms(start), _from_ms(stop), state),
+                    stopped=self.gone.stopped(
+                        key, _from_ms(start), _from_ms(stop), _json(state).get("pid")
+                    ),
                 )
             )
         for cid, wname, status, start, stop, state in workers:
@@ -189,11 +180,49 @@ class GatewayDatabaseSource:
                     cores=float(config.get("worker_cores", 1)),
                     gpus=float(config.get("worker_gpus", 0) or 0),
                     started=_from_ms(start),
-                    stopped=self._stopped(key, _from_ms(start), _from_ms(stop), state),
+                    stopped=self.gone.stopped(
+                        key, _from_ms(start), _from_ms(stop), _json(state).get("pid")
+                    ),
                 )
             )
-        self._dead = {k: v for k, v in self._dead.items() if k in keys}  # rows gone: forget
+        self.gone.forget_all_but(keys)
         return out
+
+
+class GoneProcesses:
+    """Closes a server or Dask process that is gone at the ledger's last sighting of it.
+
+    The owner of a process notices its death late: dask-gateway at its next status check
+    (30-95 s measured, +43 % charged before), the hub at its spawner's next poll (30 s). Until
+    then their records say running. Where the record holds the process id (the local spawner's
+    state, the gateway's local backend), a process that is gone is reported stopped at its start,
+    so the ledger closes it at its checkpoint: at most one sampling step late. On Kubernetes the
+    records hold pod names, not pids, and nothing changes (the pod watchers notice in seconds).
+    """
+
+    def __init__(self) -> None:
+        #: key -> the start time reported when its process was found gone: once dead it stays
+        #: closed, whatever stop time its owner writes later (a restart gets a new start time)
+        self._dead: dict[str, dt.datetime | None] = {}
+
+    def stopped(
+        self, key: str, started: dt.datetime | None, stop: dt.datetime | None, pid: object
+    ) -> dt.datetime | None:
+        """The stop time to report for ``key``: its own, or its start if its process is gone."""
+        if key in self._dead and self._dead[key] == started:
+            return self._dead[key] if stop is None else min(stop, self._dead[key] or stop)
+        self._dead.pop(key, None)
+        if stop is not None:
+            return stop
+        if isinstance(pid, int) and not isinstance(pid, bool) and not _process_exists(pid, started):
+            self._dead[key] = started
+            log.info("quota sampler: %s is gone (pid %s); closed at its last sighting", key, pid)
+            return started
+        return None
+
+    def forget_all_but(self, keys: set[str]) -> None:
+        """Rows that are no longer listed need no memory."""
+        self._dead = {k: v for k, v in self._dead.items() if k in keys}
 
 
 def _process_exists(pid: int, started: dt.datetime | None) -> bool:

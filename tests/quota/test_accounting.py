@@ -147,6 +147,76 @@ def test_server_run_time_is_charged_once_across_a_service_kill(
     )
 
 
+def _charged_key(qp, key: str) -> float:
+    """Core-hours the ledger holds for one key (read from the quota database itself)."""
+    with sqlite3.connect(qp.state / "quota.sqlite") as con:
+        return con.execute(
+            "SELECT COALESCE(SUM(core_hours), 0) FROM usage WHERE key = ?", (key,)
+        ).fetchone()[0]
+
+
+def test_crashed_server_is_charged_to_its_last_sighting(quota_platform):
+    """kill -9 of a user's server: the hub says it is running until its spawner's next poll
+    (30 s); the ledger must stop charging at its last sighting, within one sampling step."""
+    import psutil
+
+    qp = quota_platform
+    user = "dave"
+    r = qp.hub(user, "POST", f"users/{user}/server", json={"profile": "small"})
+    assert r.status_code in (201, 202), r.text
+    model = qp.wait(
+        lambda: (
+            (m := qp.hub("admin", "GET", f"users/{user}").json())["servers"]
+            .get("", {})
+            .get("ready")
+            and m
+        ),
+        300,
+        f"{user}'s server",
+    )
+    server = model["servers"][""]
+    started = parse(server["started"])
+    pid = server["state"]["pid"]  # the admin reads the spawner's state, as the sampler does
+    proc = psutil.Process(pid)
+    time.sleep(3)
+    proc.kill()  # the crash; the process watcher's truth is the moment it is gone
+
+    def dead() -> bool:  # gone, or a zombie its parent (the hub) has not reaped yet
+        try:
+            return proc.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    qp.wait(dead, 10, f"{user}'s server to die", every=0.05)
+    died = utcnow()
+    # the hub still lists it as ready until its poll notices; wait for that, then a few steps
+    qp.wait(
+        lambda: "" not in qp.hub("admin", "GET", f"users/{user}").json()["servers"],
+        120,
+        "the hub to notice the dead server",
+        every=1.0,
+    )
+    noticed = utcnow()
+    time.sleep(3)
+    truth = COST_SMALL * (died - started).total_seconds() / 3600
+    got = _charged_key(qp, f"hub:{user}/")
+    step = 1.0  # the platform's sampling interval (tests/quota/conftest.py SAMPLE_S)
+    print(
+        json.dumps(
+            {
+                "charged_core_s": round(got * 3600, 2),
+                "true_core_s": round(truth * 3600, 2),
+                "hub_noticed_after_s": round((noticed - died).total_seconds(), 1),
+            }
+        )
+    )
+    # within one sampling step (plus the moment between the kill and `died`); before: charged
+    # until the hub noticed, up to its 30 s poll later
+    assert truth - COST_SMALL * step / 3600 <= got <= truth + COST_SMALL * 0.5 / 3600, (
+        (got - truth) * 3600 / COST_SMALL
+    )
+
+
 def test_dask_gateway_cluster_is_charged_exactly(quota_platform):
     from dask_gateway import Gateway
     from dask_gateway.auth import JupyterHubAuth
