@@ -10,9 +10,11 @@ stops the platform with Ctrl-C and checks that no process is left.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
+import sqlite3
 import time
 
 import psutil
@@ -100,8 +102,76 @@ def _reconnect(kernel, token: str) -> None:
     raise AssertionError("could not reconnect to the kernel")
 
 
+STEP = 1.0  # the quota sampler's interval in this test (seconds)
+SERVER_CORES = 0.5  # the default profile of an Entry user ('small', hub_config/policy.yaml)
+
+
+def _utc(ts: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return t.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _ledger(state) -> dict[str, float]:
+    """Core-seconds charged per key, read from the quota database."""
+    with sqlite3.connect(state / "quota.sqlite") as con:
+        rows = con.execute("SELECT key, SUM(core_hours) FROM usage GROUP BY key").fetchall()
+    return {k: 3600 * v for k, v in rows}
+
+
+def _gateway_truth(state, cluster: str) -> tuple[float, int]:
+    """Core-seconds the cluster's processes ran, from the gateway's own start/stop times (each
+    process was re-adopted, none died, so its row's times are the process's), and the rows."""
+    settings = json.loads((state / "settings.json").read_text())
+    db = settings["gateway"]["db_url"].replace("sqlite:///", "")
+    with sqlite3.connect(db) as con:
+        cfg, start, stop = con.execute(
+            "SELECT config, start_time, stop_time FROM clusters WHERE name = ?", (cluster,)
+        ).fetchone()
+        workers = con.execute(
+            "SELECT w.start_time, w.stop_time FROM workers w JOIN clusters c "
+            "ON w.cluster_id = c.id WHERE c.name = ?",
+            (cluster,),
+        ).fetchall()
+    cfg = json.loads(cfg)
+    assert stop is not None and all(w[1] is not None for w in workers), "cluster not stopped"
+    truth = cfg.get("scheduler_cores", 1) * (stop - start) / 1000
+    truth += sum(cfg.get("worker_cores", 1) * (b - a) / 1000 for a, b in workers)
+    return truth, 1 + len(workers)
+
+
+def _server_process(platform, user: str) -> psutil.Process:
+    """The user's jupyterhub-singleuser process among the supervisor's descendants."""
+    for p in psutil.Process(platform.proc.pid).children(recursive=True):
+        try:
+            if any("jupyterhub-singleuser" in a for a in p.cmdline()) and (
+                p.environ().get("JUPYTERHUB_USER") == user
+            ):
+                return p
+        except psutil.Error:
+            continue
+    raise AssertionError(f"no server process of {user}")
+
+
+def _watch_until_dead(proc: psutil.Process, timeout: float = 60.0) -> dt.datetime:
+    """Poll every 20 ms until the process is gone (or a zombie); the moment, in UTC."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.02)
+    else:
+        raise AssertionError(f"process {proc.pid} still running after {timeout} s")
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 @pytest.mark.slow
-def test_kill_each_component_the_session_survives(start_platform, hub_api):
+def test_kill_each_component_the_session_survives(start_platform, hub_api, tmp_path, monkeypatch):
+    qsettings = tmp_path / "quota.yaml"
+    qsettings.write_text(json.dumps({"sample_interval_s": STEP}))
+    monkeypatch.setenv("ROMAN_QUOTA_SETTINGS", str(qsettings))  # a metered run, 1 s steps
     platform = start_platform()
     hub = platform.url
     token, server_url = hub_api.login_and_spawn(hub, "alice")
@@ -130,5 +200,28 @@ def test_kill_each_component_the_session_survives(start_platform, hub_api):
         kernel.execute("client.close(); cluster.shutdown()")
     finally:
         kernel.close()
+    # The ledger through all four crashes: exact within one sampling step per process.
+    server = _server_process(platform, "alice")
+    r = requests.delete(f"{hub}/hub/api/users/alice/server", headers=headers, timeout=60)
+    assert r.status_code in (202, 204), r.text
+    server_stopped = _watch_until_dead(server)  # the process watcher's truth
+    hub_api.wait_for_server(hub, "alice", token, ready=False)
+    time.sleep(4 * STEP)
+    ledger = _ledger(platform.state_dir)
+    server_truth = (
+        SERVER_CORES * (server_stopped - _utc(model["servers"][""]["started"])).total_seconds()
+    )
+    cluster_truth, processes = _gateway_truth(platform.state_dir, cluster)
+    cluster_charged = sum(v for k, v in ledger.items() if k.startswith(f"gateway:{cluster}:"))
+    figures = {
+        "server_charged_core_s": round(ledger.get("hub:alice/", 0.0), 1),
+        "server_true_core_s": round(server_truth, 1),
+        "cluster_charged_core_s": round(cluster_charged, 1),
+        "cluster_true_core_s": round(cluster_truth, 1),
+    }
+    print("ledger through the crashes:", json.dumps(figures))
+    # the server: from the hub's start of the spawn to the process's death
+    assert abs(ledger.get("hub:alice/", 0.0) - server_truth) <= SERVER_CORES * STEP, figures
+    assert abs(cluster_charged - cluster_truth) <= processes * STEP, figures
     assert platform.stop() == 0
     assert not platform.leftovers(), platform.leftovers()
