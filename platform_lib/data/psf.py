@@ -181,7 +181,7 @@ def load_epsf(
 
     store = get_store(store)
     rel = _find(store, detector, optical_element, prefix)
-    key = (store.url(rel), store.fs.info(store.path(rel)).get("ETag") or "")
+    key = (store.url(rel), store.info(rel).get("ETag") or "")
     if key not in _CACHE:
         with open_product(rel, store) as model:
             stamps = np.asarray(model.psf[0, 0], dtype=np.float64)

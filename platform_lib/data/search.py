@@ -209,7 +209,7 @@ def get_index(store: Store | str | None = None) -> ProductIndex:
     """The store's index, cached while its Parquet file is unchanged."""
     store = get_store(store)
     try:
-        info = store.fs.info(store.path(INDEX_PATH))
+        info = store.info(INDEX_PATH)
         version = str(info.get("ETag") or info.get("mtime") or info.get("size"))
     except FileNotFoundError:
         version = "none"

@@ -83,6 +83,10 @@ class Store:
     def open(self, relative: str, mode: str = "rb", **kwargs: Any):
         return _wrap_errors(self, lambda: self.fs.open(self.path(relative), mode, **kwargs))
 
+    def info(self, relative: str) -> dict[str, Any]:
+        """The object's metadata (size, ETag or mtime); FileNotFoundError if it is absent."""
+        return _wrap_errors(self, lambda: self.fs.info(self.path(relative)))
+
     def exists(self, relative: str) -> bool:
         return _wrap_errors(self, lambda: self.fs.exists(self.path(relative)))
 

@@ -166,3 +166,21 @@ def test_s3_products_are_checked_too(s3_store, good):
     assert report.total == 1
     why = sorted(e for _p, e in report.errors)
     assert len(why) == 2 and "alias" in why[0] and "truncated" in why[1]
+
+
+def test_store_down_is_one_clear_error(monkeypatch):
+    """SeaweedFS down (being restarted, or gone): a search names the endpoint it cannot reach in
+    one DataStoreError, instead of botocore's EndpointConnectionError from deep inside s3fs."""
+    import socket
+
+    from platform_lib.data import search
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ROMAN_DATA_S3_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "any")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "any")
+    monkeypatch.delenv("ROMAN_USER_STORE_URL", raising=False)
+    with pytest.raises(DataStoreError, match=f"cannot reach the S3 endpoint.*127.0.0.1:{port}"):
+        search(store=f"s3://survey-down-{port}/", level="L2")
