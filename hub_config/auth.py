@@ -54,6 +54,7 @@ class IdTokenError(Exception):
 class _DiscoveringLoginHandler(OAuthLoginHandler):
     async def get(self) -> None:
         await self.authenticator.discover()
+        await self.authenticator.check_provider_up()
         super().get()
 
 
@@ -85,6 +86,12 @@ class RomanOIDCAuthenticator(GenericOAuthenticator):
         config=True, help="Issuer URL; endpoints come from its /.well-known/openid-configuration"
     )
     discovery_timeout = Float(30.0, config=True, help="Seconds to keep retrying discovery")
+    provider_wait = Float(
+        6.0,
+        config=True,
+        help="Seconds a login waits for a provider that does not answer (one restarting) "
+        "before the hub shows 'the sign-in service is not answering' (503)",
+    )
     id_token_leeway = Float(30.0, config=True, help="Clock skew allowed on exp/iat, seconds")
     end_provider_session = Bool(
         True, config=True, help="On logout, also end the provider session if it supports it"
@@ -178,7 +185,8 @@ class RomanOIDCAuthenticator(GenericOAuthenticator):
                     break
                 except Exception as exc:
                     if time.monotonic() > deadline:
-                        raise web.HTTPError(503, f"OIDC discovery at {url} failed: {exc}") from exc
+                        self.log.warning("login: OIDC discovery at %s failed: %s", url, exc)
+                        raise _provider_down() from exc
                     await asyncio.sleep(1.0)
             if doc.get("issuer", "").rstrip("/") != self.oidc_issuer.rstrip("/"):
                 raise web.HTTPError(
@@ -193,6 +201,30 @@ class RomanOIDCAuthenticator(GenericOAuthenticator):
                 self.log.warning("provider does not advertise PKCE S256; sending it anyway")
             self._discovery = doc
             return doc
+
+    async def check_provider_up(self) -> None:
+        """Before sending a browser to the provider, make sure it answers: a provider that is
+        down (restarting after a crash takes ~2 s locally) would otherwise leave the user on a
+        browser's connection-error page. It is waited for up to ``provider_wait`` seconds, then
+        the login is refused with a 503 page that says what is wrong and that running servers
+        are not affected."""
+        url = self.oidc_issuer.rstrip("/") + "/.well-known/openid-configuration"
+        deadline = time.monotonic() + self.provider_wait
+        while True:
+            try:
+                await AsyncHTTPClient().fetch(
+                    HTTPRequest(
+                        url,
+                        request_timeout=min(3.0, self.provider_wait),
+                        validate_cert=self.validate_server_cert,
+                    )
+                )
+                return
+            except Exception as exc:
+                if time.monotonic() >= deadline:
+                    self.log.warning("login: the identity provider %s is down: %s", url, exc)
+                    raise _provider_down() from exc
+                await asyncio.sleep(0.5)
 
     async def _keyset(self, refresh: bool = False) -> KeySet:
         if self._jwks is None or refresh:
@@ -369,6 +401,15 @@ class RomanOIDCAuthenticator(GenericOAuthenticator):
         if self.post_logout_redirect_uri:
             params["post_logout_redirect_uri"] = self.post_logout_redirect_uri
         return f"{endpoint}?{urlencode(params)}"
+
+
+def _provider_down() -> web.HTTPError:
+    """What a user sees when the identity provider does not answer (the cause goes to the log)."""
+    return web.HTTPError(
+        503,
+        "The sign-in service is not answering right now. Servers and notebooks that are "
+        "already running are not affected; please try again in a minute.",
+    )
 
 
 def _as_list(value: Any) -> list[str]:

@@ -295,3 +295,25 @@ def test_logout_ends_provider_session(stack):
     s2 = cf.login(stack, "entry")
     r = s2.get(cf.start_login(stack, s2), allow_redirects=False, timeout=30)
     assert r.status_code == 302 and "code=" in r.headers["Location"]
+
+
+def test_provider_down_is_a_clear_503_and_login_works_again(stack):
+    """The identity provider not answering (here frozen with SIGSTOP; killed, it is restarted by
+    `up` in ~2 s, which a login waits for): the hub says so on a 503 page instead of sending the
+    browser to a dead address, and logins work again once it answers."""
+    import signal
+    import time
+
+    provider = next(p for p in stack.procs if any("oidc_dev" in str(a) for a in p.args))
+    provider.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = requests.get(f"{stack.hub_url}/hub/oauth_login", allow_redirects=False, timeout=60)
+        waited = time.monotonic() - t0
+    finally:
+        provider.send_signal(signal.SIGCONT)
+    assert r.status_code == 503, (r.status_code, r.headers.get("Location"))
+    assert "sign-in service is not answering" in r.text, r.text[r.text.find("<body"):][:3000]
+    assert "already running are not affected" in r.text
+    assert waited < 20, waited  # bounded: provider_wait (6 s) plus one probe's timeout
+    cf.login(stack, "research")  # and back to normal
