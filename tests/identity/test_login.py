@@ -313,7 +313,7 @@ def test_provider_down_is_a_clear_503_and_login_works_again(stack):
     finally:
         provider.send_signal(signal.SIGCONT)
     assert r.status_code == 503, (r.status_code, r.headers.get("Location"))
-    assert "sign-in service is not answering" in r.text, r.text[r.text.find("<body"):][:3000]
+    assert "sign-in service is not answering" in r.text, r.text[r.text.find("<body") :][:3000]
     assert "already running are not affected" in r.text
     assert waited < 20, waited  # bounded: provider_wait (6 s) plus one probe's timeout
     cf.login(stack, "research")  # and back to normal
