@@ -1,19 +1,47 @@
-"""Every tutorial in notebooks/ runs top to bottom, in a real kernel, against a real data store.
+"""Every tutorial in notebooks/ runs top to bottom inside a spawned user server on the local platform.
 
-The store is the sample survey (``platform_lib.data.sample``: romanisim cutouts, two optical
-elements, two epochs, the PSF library), made once per session in a temporary folder and handed
-to the kernels through ``ROMAN_DATA_URL``, exactly as the spawner does on the platform.
+``roman-platform up`` (SeaweedFS, the OIDC provider, JupyterHub, dask-gateway-server) runs as a
+subprocess; the operator's part stages the small sample survey (``platform_lib.data.sample``:
+romanisim cutouts, two optical elements, two epochs, the PSF library) into the survey store;
+the demo user ``alice`` logs in through the OIDC flow and gets ONE JupyterLab server. Each
+tutorial is uploaded to that server (contents API), opened as a notebook session (a kernel of
+its own, its working folder the notebook's) and executed cell by cell through the kernel's
+websocket. The outputs are recorded into the notebook, which is saved back to the server and
+to the test's folder. A tutorial fails on an error output (a failed ``assert`` is one: the
+science checks are asserts in the notebooks) and when it shows no inline figure.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import sys
+import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+import requests
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
+CELL_TIMEOUT = 600.0  # seconds for one cell
+FOLDER = "tutorials"  # where the notebooks are uploaded in alice's home
+
+
+def _platform_fixtures() -> Any:
+    """tests/platform/conftest.py by path (importlib import mode gives conftest no name)."""
+    name = "notebooks_platform_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).parents[1] / "platform" / "conftest.py"
+        )
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def inline_figures(nb: nbformat.NotebookNode) -> int:
@@ -27,40 +55,204 @@ def inline_figures(nb: nbformat.NotebookNode) -> int:
     )
 
 
-@pytest.fixture(scope="session")
-def sample_store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from platform_lib.data.sample import SampleSpec, make_sample
-
-    root = tmp_path_factory.mktemp("notebook-store")
-    spec = SampleSpec(detectors=("WFI01",), optical_elements=("F158", "F087"), epochs=2, size=128)
-    make_sample(str(root), spec, progress=False)
-    return str(root)
-
-
-def test_there_are_tutorials() -> None:
-    assert len(NOTEBOOKS) >= 1
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(
-    path: Path, sample_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("ROMAN_DATA_URL", sample_store)
-    monkeypatch.delenv("DASK_GATEWAY__ADDRESS", raising=False)
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    )
-    client.execute()
-    errors = [
+def error_outputs(nb: nbformat.NotebookNode) -> list[dict]:
+    return [
         o
         for c in nb.cells
         if c.cell_type == "code"
         for o in c.get("outputs", [])
         if o.get("output_type") == "error"
     ]
-    assert not errors
+
+
+class NotebookSession:
+    """A notebook opened in a Jupyter server: a session (and its kernel) for the notebook's path,
+    driven over the kernel's websocket; outputs come back as nbformat outputs."""
+
+    def __init__(self, server_url: str, token: str, path: str) -> None:
+        import websocket  # websocket-client
+
+        self.server_url = server_url
+        self.headers = {"Authorization": f"token {token}"}
+        r = requests.post(
+            f"{server_url}api/sessions",
+            json={
+                "path": path,
+                "name": Path(path).name,
+                "type": "notebook",
+                "kernel": {"name": "python3"},
+            },
+            headers=self.headers,
+            timeout=60,
+        )
+        assert r.status_code == 201, f"session start failed: {r.status_code} {r.text}"
+        self.session_id = r.json()["id"]
+        self.kernel_id = r.json()["kernel"]["id"]
+        ws_url = server_url.replace("http://", "ws://") + f"api/kernels/{self.kernel_id}/channels"
+        self.ws = websocket.create_connection(
+            ws_url, header=[f"Authorization: token {token}"], timeout=CELL_TIMEOUT
+        )
+        self.session = uuid.uuid4().hex
+
+    def run_cell(self, code: str) -> tuple[list[nbformat.NotebookNode], int | None]:
+        """Execute one cell: its outputs (as the notebook stores them) and execution count."""
+        msg_id = uuid.uuid4().hex
+        header = {
+            "msg_id": msg_id,
+            "username": "alice",
+            "session": self.session,
+            "msg_type": "execute_request",
+            "version": "5.3",
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
+        self.ws.send(
+            json.dumps(
+                {
+                    "header": header,
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "buffers": [],
+                    "content": content,
+                }
+            )
+        )
+        outputs: list[nbformat.NotebookNode] = []
+        count: int | None = None
+        deadline = time.monotonic() + CELL_TIMEOUT
+        while time.monotonic() < deadline:
+            msg = json.loads(self.ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg["msg_type"]
+            if kind == "execute_input":
+                count = msg["content"].get("execution_count")
+            elif kind == "clear_output":
+                outputs.clear()
+            elif kind in ("stream", "display_data", "execute_result", "error"):
+                out = nbformat.v4.output_from_msg(msg)
+                if kind == "stream" and outputs and outputs[-1].get("name") == out.name:
+                    outputs[-1].text += out.text
+                else:
+                    outputs.append(out)
+            elif kind == "status" and msg["content"].get("execution_state") == "idle":
+                return outputs, count
+        raise AssertionError(f"cell did not finish within {CELL_TIMEOUT} s:\n{code[:400]}")
+
+    def close(self) -> None:
+        self.ws.close()
+        requests.delete(
+            f"{self.server_url}api/sessions/{self.session_id}", headers=self.headers, timeout=30
+        )
+
+
+def upload(server_url: str, token: str, nb: nbformat.NotebookNode, path: str) -> None:
+    r = requests.put(
+        f"{server_url}api/contents/{path}",
+        json={"type": "notebook", "format": "json", "content": nb},
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+    )
+    assert r.status_code in (200, 201), f"upload of {path} failed: {r.status_code} {r.text}"
+
+
+def execute_in_server(server_url: str, token: str, source: Path) -> nbformat.NotebookNode:
+    """Upload ``source``, open it, run every code cell (stop at the first error), save it."""
+    nb = nbformat.read(source, as_version=4)
+    path = f"{FOLDER}/{source.name}"
+    upload(server_url, token, nb, path)
+    notebook = NotebookSession(server_url, token, path)
+    try:
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            cell.outputs, cell.execution_count = notebook.run_cell(cell.source)
+            if any(o.output_type == "error" for o in cell.outputs):
+                break
+    finally:
+        notebook.close()
+    upload(server_url, token, nb, path)  # the executed notebook, as the user would find it
+    return nb
+
+
+@pytest.fixture(scope="module")
+def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The local platform, the sample survey in its store, alice's server: (url, token)."""
+    from platform_lib.data import get_store
+    from platform_lib.data.sample import SampleSpec, make_sample
+
+    fixtures = _platform_fixtures()
+    base = tmp_path_factory.mktemp("tutorial-platform")
+    work, state = base / "work", base / "state"
+    work.mkdir()
+    platform = fixtures.RunningPlatform(work, state, fixtures.platform_config())
+    try:
+        platform.start()
+        settings = json.loads((state / "settings.json").read_text())
+        env = settings["singleuser"]["environment"]
+        store = get_store(
+            env["ROMAN_DATA_URL"],
+            endpoint=env["ROMAN_DATA_S3_ENDPOINT"],
+            key=env["AWS_ACCESS_KEY_ID"],
+            secret=env["AWS_SECRET_ACCESS_KEY"],
+        )
+        spec = SampleSpec(
+            detectors=("WFI01",), optical_elements=("F158", "F087"), epochs=2, size=128
+        )
+        make_sample(store, spec, progress=False)
+        token, server_url = fixtures.login_and_spawn(platform.url, "alice")
+        r = requests.put(
+            f"{server_url}api/contents/{FOLDER}",
+            json={"type": "directory"},
+            headers={"Authorization": f"token {token}"},
+            timeout=60,
+        )
+        assert r.status_code in (200, 201), r.text
+        yield server_url, token
+    finally:
+        if platform.proc and platform.proc.poll() is None:
+            platform.stop()
+        platform.kill_leftovers()
+
+
+def test_there_are_tutorials() -> None:
+    assert len(NOTEBOOKS) >= 1
+
+
+def test_a_failed_science_check_fails_the_tutorial() -> None:
+    """The checks the runner applies: an error output (a failed assert) and no inline figure."""
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("assert 1 == 2")
+    cell.outputs = [
+        nbformat.v4.new_output("error", ename="AssertionError", evalue="", traceback=[])
+    ]
+    nb.cells = [cell]
+    assert error_outputs(nb) and inline_figures(nb) == 0
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBOR"})]
+    assert not error_outputs(nb) and inline_figures(nb) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_tutorial_runs_in_a_user_server(path: Path, tutorial_server: Any, tmp_path: Path) -> None:
+    server_url, token = tutorial_server
+    t0 = time.monotonic()
+    nb = execute_in_server(server_url, token, path)
+    seconds = time.monotonic() - t0
+    nbformat.write(nb, tmp_path / path.name)
+    print(f"{path.name}: {seconds:.1f} s in alice's server")
+    errors = error_outputs(nb)
+    assert not errors, f"{path.name}:\n" + "\n".join(
+        "\n".join(e.get("traceback", [])) or f"{e.ename}: {e.evalue}" for e in errors
+    )
     assert inline_figures(nb) >= 1, (
         f"{path.name} shows no inline figure (matplotlib Agg or savefig only?)"
     )
