@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .query import as_list, cone_args
+
 __all__ = ["MastArchive", "ROMAN_COLLECTION"]
 
 ROMAN_COLLECTION = "ROMAN"
@@ -54,9 +56,7 @@ class MastArchive:
 
         from astroquery.exceptions import NoResultsWarning
 
-        from .search import _as_list, _cone_args
-
-        ra, dec, radius = _cone_args(cone)
+        ra, dec, radius = cone_args(cone)
         from astropy.coordinates import SkyCoord
 
         criteria: dict[str, Any] = {
@@ -65,11 +65,11 @@ class MastArchive:
             "obs_collection": self.collection,
         }
         if optical_element is not None:
-            criteria["filters"] = [str(o).upper() for o in _as_list(optical_element)]
+            criteria["filters"] = [str(o).upper() for o in as_list(optical_element)]
         if level is not None:
             levels = [
                 int(str(lv).upper().lstrip("L"))
-                for lv in _as_list(level)
+                for lv in as_list(level)
                 if str(lv).upper().lstrip("L").isdigit()
             ]
             criteria["calib_level"] = levels

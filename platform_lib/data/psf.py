@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..instrument import GALSIM_BANDS
 from .store import Store, get_store
 
 __all__ = ["build_psf_library", "make_epsf", "psf", "library_path", "load_epsf"]
@@ -80,8 +81,6 @@ def make_epsf(
     """One ``EpsfRefModel`` for a detector and optical element (about 1 s per grid point)."""
     from astropy.time import Time
     from roman_datamodels import datamodels as dm
-
-    from .sample import GALSIM_BANDS
 
     band = GALSIM_BANDS[optical_element.upper()]
     sca = int(detector.upper().replace("WFI", ""))

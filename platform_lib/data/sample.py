@@ -23,23 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from ..instrument import GALSIM_BANDS
 from .store import Store, get_store
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SampleSpec", "make_exposure", "make_sample", "detector_wcs", "make_l4_products"]
 
-#: galsim.roman's band names for the WFI optical elements used here
-GALSIM_BANDS = {
-    "F062": "R062",
-    "F087": "Z087",
-    "F106": "Y106",
-    "F129": "J129",
-    "F158": "H158",
-    "F184": "F184",
-    "F213": "K213",
-    "F146": "W146",
-}
 READ_PATTERN = [[1], [2, 3], [4, 5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16, 17], [18]]
 FRAME_TIME = 3.04
 GAIN = 2.0

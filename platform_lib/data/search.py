@@ -24,53 +24,10 @@ from .footprint import (
     polygons_overlap,
 )
 from .index import INDEX_PATH, load_index
+from .query import as_list, cone_args, polygon_args, to_mjd
 from .store import Store, get_store
 
 __all__ = ["ProductIndex", "search", "get_index", "with_units"]
-
-
-def _as_list(value: Any) -> list | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return [value]
-    return list(value)
-
-
-def _mjd(value: Any) -> float | None:
-    if value is None:
-        return None
-    from astropy.time import Time
-
-    return float(Time(value).mjd)
-
-
-def _cone_args(cone: Any) -> tuple[float, float, float]:
-    """(SkyCoord, radius) or (ra, dec, radius) with radius a Quantity/Angle or degrees."""
-    import astropy.units as u
-
-    if len(cone) == 2:
-        coord, radius = cone
-        coord = coord.icrs
-        ra, dec = coord.ra.deg, coord.dec.deg
-    elif len(cone) == 3:
-        ra, dec, radius = cone
-    else:
-        raise ValueError("cone must be (SkyCoord, radius) or (ra_deg, dec_deg, radius)")
-    radius_deg = radius.to_value(u.deg) if hasattr(radius, "to_value") else float(radius)
-    if radius_deg <= 0:
-        raise ValueError("cone radius must be positive")
-    return float(ra), float(dec), float(radius_deg)
-
-
-def _polygon_args(polygon: Any) -> np.ndarray:
-    if hasattr(polygon, "ra") and hasattr(polygon, "dec"):
-        verts = np.stack([polygon.icrs.ra.deg, polygon.icrs.dec.deg], axis=-1)
-    else:
-        verts = np.asarray(polygon, dtype=float)
-    if verts.ndim != 2 or verts.shape[1] != 2 or len(verts) < 3:
-        raise ValueError("polygon must be at least 3 (ra, dec) vertices in degrees, or a SkyCoord")
-    return verts
 
 
 @dataclass
@@ -136,19 +93,19 @@ class ProductIndex:
             ("detector", detector),
             ("product_type", product_type),
         ):
-            wanted = _as_list(wanted)
+            wanted = as_list(wanted)
             if wanted is None:
                 continue
             # level, element and detector are upper case in products; tags are lower case
             values = [str(w) if col == "product_type" else str(w).upper() for w in wanted]
             mask &= np.isin(self._cols[col].astype(str), values)
         if program is not None:
-            mask &= np.isin(self._cols["program"], [int(p) for p in _as_list(program)])
+            mask &= np.isin(self._cols["program"], [int(p) for p in as_list(program)])
         mjd = self._cols["start_mjd"].astype(float)
         if start is not None:
-            mask &= mjd >= _mjd(start)
+            mask &= mjd >= to_mjd(start)
         if end is not None:
-            mask &= mjd <= _mjd(end)
+            mask &= mjd <= to_mjd(end)
         return mask
 
     def query(
@@ -161,13 +118,13 @@ class ProductIndex:
         if cone is None and polygon is None:
             return np.flatnonzero(mask)
         if cone is not None:
-            ra, dec, radius = _cone_args(cone)
+            ra, dec, radius = cone_args(cone)
             cells = cone_cells(ra, dec, radius, ORDER) if prefilter else None
 
             def hit(poly: np.ndarray) -> bool:
                 return cone_overlaps_polygon(ra, dec, radius, poly)
         else:
-            verts = _polygon_args(polygon)
+            verts = polygon_args(polygon)
             cells = polygon_cells(verts, ORDER) if prefilter else None
 
             def hit(poly: np.ndarray) -> bool:
