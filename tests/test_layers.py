@@ -1,0 +1,195 @@
+"""The layer rules of the code base, checked on its source (a small AST walk, no imports run).
+
+Every ``import`` counts, the ones inside functions too: a lazy import still ties two modules
+together, it only hides the cycle until the function runs.
+
+Rules are rows of :data:`FORBIDDEN` (who may not import whom, and why) and packages listed in
+:data:`ACYCLIC` (no import cycle between their modules). To add a rule, add a row; the tests
+below need no change.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("platform_lib", "hub_config")
+
+
+@dataclass(frozen=True)
+class Forbidden:
+    """Modules under ``importer`` must not import anything under ``imported``."""
+
+    importer: str
+    imported: str
+    reason: str
+
+
+#: who may not import whom (dotted prefixes: a package covers its modules)
+FORBIDDEN: tuple[Forbidden, ...] = (
+    Forbidden(
+        "platform_lib",
+        "hub_config",
+        "the notebook image ships platform_lib without the hub; the hub may use the library, "
+        "never the other way round",
+    ),
+)
+
+#: packages whose modules must not import each other in a cycle
+ACYCLIC: tuple[str, ...] = ("platform_lib",)
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            if "files" in path.relative_to(REPO).parts:  # helm-style data folders, not code
+                continue
+            found[_module_name(path)] = path
+    return found
+
+
+def _imported_names(
+    module: str, is_package: bool, node: ast.Import | ast.ImportFrom, modules: dict[str, Path]
+) -> list[str]:
+    """Dotted names an import statement reaches.
+
+    ``from a import b`` reaches module ``a.b`` when there is one (the package ``a`` only runs
+    first, as for any of its modules), else the name ``b`` defined in ``a``.
+    """
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if node.level:
+        base = module.split(".") if is_package else module.split(".")[:-1]
+        base = base[: len(base) - (node.level - 1)]
+        origin = ".".join(base + ([node.module] if node.module else []))
+    else:
+        origin = node.module or ""
+    return [
+        f"{origin}.{alias.name}" if f"{origin}.{alias.name}" in modules else origin
+        for alias in node.names
+    ]
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the project modules it imports (anywhere in its source)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        is_package = path.name == "__init__.py"
+        targets: set[str] = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            for name in _imported_names(module, is_package, node, modules):
+                # the deepest project module the name lies in (a.b.func -> a.b)
+                while name and name not in modules and "." in name:
+                    name = name.rsplit(".", 1)[0]
+                if name in modules and name != module:
+                    targets.add(name)
+        graph[module] = targets
+    return graph
+
+
+def cycles(graph: dict[str, set[str]], within: str) -> list[list[str]]:
+    """Strongly connected groups (more than one module) among the modules under ``within``."""
+    nodes = [m for m in graph if m == within or m.startswith(within + ".")]
+    inside = set(nodes)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(root: str) -> None:
+        # Tarjan's algorithm, iterative (bounded by the number of edges)
+        work = [(root, iter(sorted(graph[root] & inside)))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            advanced = False
+            for nxt in edges:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(sorted(graph[nxt] & inside))))
+                    advanced = True
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    groups.append(sorted(group))
+
+    for node in nodes:
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def _under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    return import_graph()
+
+
+def test_the_walk_sees_module_and_function_level_imports(graph) -> None:
+    # a module-level relative import and a function-level one (inside _find)
+    assert "platform_lib.data.store" in graph["platform_lib.data.search"]
+    assert "platform_lib.data.search" in graph["platform_lib.data.psf"]
+    # an absolute import of a package's module
+    assert "platform_lib.compute" in graph["platform_lib.data.psf"]
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    toy = {"p.a": {"p.b"}, "p.b": {"p.c"}, "p.c": {"p.a"}, "p.d": {"p.a"}}
+    assert cycles(toy, "p") == [["p.a", "p.b", "p.c"]]
+
+
+@pytest.mark.parametrize("package", ACYCLIC)
+def test_no_import_cycles(graph, package: str) -> None:
+    found = cycles(graph, package)
+    assert not found, f"import cycles in {package}: " + "; ".join(" <-> ".join(g) for g in found)
+
+
+@pytest.mark.parametrize("rule", FORBIDDEN, ids=lambda r: f"{r.importer}-not-{r.imported}")
+def test_forbidden_imports(graph, rule: Forbidden) -> None:
+    bad = sorted(
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        if _under(module, rule.importer)
+        for target in targets
+        if _under(target, rule.imported)
+    )
+    assert not bad, f"{rule.reason}:\n" + "\n".join(bad)
