@@ -180,6 +180,63 @@ class Images(_Strict):
     default: str = Field(min_length=1, description="Notebook image used when a profile names none")
 
 
+#: A release name: the year and the release of that year ("2026.3"), RRN's convention, or any
+#: short name of letters, digits, dots, dashes and underscores.
+EnvironmentName = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
+        description='Release name, e.g. "2026.3" (shown in the form, set as ROMAN_ENVIRONMENT)',
+    ),
+]
+_VERSION = r"^[0-9][0-9A-Za-z.+-]{0,39}$"
+
+
+class PipelineVersions(_Strict):
+    """The mission pipeline an environment carries: what its image's lock pins."""
+
+    romancal: str = Field(pattern=_VERSION, description="romancal version in the image")
+    romanisim: str = Field(pattern=_VERSION, description="romanisim version in the image")
+    roman_datamodels: str = Field(pattern=_VERSION, description="roman_datamodels version")
+    crds_context: str = Field(
+        pattern=r"^roman_[0-9]{4}\.pmap$",
+        description="CRDS context the environment calibrates with (roman_NNNN.pmap)",
+    )
+
+    def packages(self) -> dict[str, str]:
+        """The pinned package versions (distribution name -> version), without the context."""
+        return {
+            "romancal": self.romancal,
+            "romanisim": self.romanisim,
+            "roman_datamodels": self.roman_datamodels,
+        }
+
+
+class SoftwareEnvironment(_Strict):
+    """A versioned software environment: one notebook image, in step with a pipeline release.
+
+    The user's server and its Dask scheduler and workers run the same one (its image on
+    Kubernetes); ``platform_lib.environment`` reports it inside them."""
+
+    name: EnvironmentName
+    image: str = Field(
+        pattern=r"^[^\s:/][^\s]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[0-9a-f]{64})$",
+        description="Notebook image (repository:tag or @sha256 digest) of this environment",
+    )
+    description: str = ""
+    default: bool = Field(default=False, description="The environment offered first")
+    versions: PipelineVersions
+
+    @model_validator(mode="after")
+    def _pinned(self) -> SoftwareEnvironment:
+        if self.image.endswith(":latest"):
+            raise ValueError(
+                f"image {self.image!r}: an environment's image must be pinned "
+                "(a release tag or a digest, not latest)"
+            )
+        return self
+
+
 class Policy(_Strict):
     """The whole tier policy (also the source of the Helm chart's ``policy`` values schema)."""
 
@@ -188,6 +245,11 @@ class Policy(_Strict):
     images: Images
     profiles: dict[Slug, ServerProfile] = Field(min_length=1)
     tiers: dict[Slug, Tier] = Field(min_length=1)
+    environments: list[SoftwareEnvironment] = Field(
+        default_factory=list,
+        description="Versioned software environments users choose from (newest first); "
+        "empty: one unnamed environment, images.default",
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Policy:
@@ -197,7 +259,35 @@ class Policy(_Strict):
             missing = [p for p in tier.profiles if p not in self.profiles]
             if missing:
                 raise ValueError(f"tiers.{name}.profiles names unknown profile(s) {missing}")
+        self._check_environments()
         return self
+
+    def _check_environments(self) -> None:
+        envs = self.environments
+        if not envs:
+            return
+        names = [e.name for e in envs]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"environments: name(s) {twice} listed more than once")
+        defaults = [e.name for e in envs if e.default]
+        if len(defaults) != 1:
+            raise ValueError(
+                "environments: exactly one must be the default (default: true); "
+                f"found {len(defaults)}{' (' + ', '.join(defaults) + ')' if defaults else ''}"
+            )
+        default = self.environment(defaults[0])
+        if self.images.default != default.image:
+            raise ValueError(
+                f"images.default ({self.images.default!r}) must be the default environment's "
+                f"image ({default.name}: {default.image!r})"
+            )
+        own = sorted(n for n, p in self.profiles.items() if p.image)
+        if own:
+            raise ValueError(
+                f"profiles {own} name their own image, but with environments the image comes "
+                "from the environment the user chooses: remove profiles.<name>.image"
+            )
 
     # ------------------------------------------------------------------ readers' helpers
     @property
@@ -218,8 +308,32 @@ class Policy(_Strict):
         """The profiles a tier may start, in the order the tier lists them."""
         return {p: self.profiles[p] for p in self.tier(tier).profiles}
 
-    def image_for(self, profile: ServerProfile) -> str:
+    def image_for(self, profile: ServerProfile, environment: str | None = None) -> str:
+        """The image a server of ``profile`` in ``environment`` runs (None: the default one)."""
+        if self.environments:
+            return self.environment(environment).image
         return profile.image or self.images.default
+
+    @property
+    def environment_names(self) -> list[str]:
+        return [e.name for e in self.environments]
+
+    @property
+    def default_environment(self) -> SoftwareEnvironment | None:
+        return next((e for e in self.environments if e.default), None)
+
+    def environment(self, name: str | None = None) -> SoftwareEnvironment:
+        """The environment called ``name`` (None: the default); KeyError names the known ones."""
+        if name is None:
+            found = self.default_environment
+        else:
+            found = next((e for e in self.environments if e.name == name), None)
+        if found is None:
+            raise KeyError(
+                f"unknown environment {name!r}; the policy offers "
+                f"{', '.join(self.environment_names) or 'none'}"
+            )
+        return found
 
     def gateway_limits(self, tier: str) -> GatewayLimits:
         return self.tier(tier).gateway

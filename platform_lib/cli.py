@@ -14,6 +14,9 @@ import os
 import sys
 from collections.abc import Sequence
 
+# The versions and the environment have one home, platform_lib.environment (light to import).
+from platform_lib.environment import DISTRIBUTION, PIPELINE_PACKAGES, version_text  # noqa: F401
+
 # (module, one-line summary shown if the module cannot be imported in this installation)
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "hub_config.local.cli",  # up: the local platform
@@ -23,26 +26,6 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "platform_lib.catalogs.cli",  # catalog: static and variability catalogs
     "hub_config.quota.cli",  # quota: allocations, usage, tiers (operators)
 )
-
-DISTRIBUTION = "roman-science-platform"
-#: The mission pipeline packages whose versions ``--version`` reports beside the platform's.
-PIPELINE_PACKAGES: tuple[str, ...] = ("romancal", "romanisim", "roman_datamodels")
-
-
-def version_text() -> str:
-    """The platform's version and the pipeline's, from installed metadata: importing romancal
-    would take seconds, reading its metadata takes milliseconds."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def of(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "not installed"
-
-    return "\n".join(
-        [f"roman-platform {of(DISTRIBUTION)}", *(f"{n} {of(n)}" for n in PIPELINE_PACKAGES)]
-    )
 
 
 class _VersionAction(argparse.Action):
@@ -73,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version",
         action=_VersionAction,
-        help="print the versions of the platform, romancal, romanisim and roman_datamodels",
+        help="print the versions of the platform, romancal, romanisim and roman_datamodels, "
+        "and the environment (release) running",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:

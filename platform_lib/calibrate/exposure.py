@@ -51,28 +51,17 @@ class ExposureResult:
 
 
 def software_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    """The installed software a product was made with (platform_lib.environment's list)."""
+    from platform_lib.environment import software_versions as _versions
 
-    out = {}
-    for pkg in (
-        "romancal",
-        "stcal",
-        "stpipe",
-        "roman_datamodels",
-        "rad",
-        "romanisim",
-        "gwcs",
-        "astropy",
-        "numpy",
-        "tweakwcs",
-        "photutils",
-        "roman-science-platform",
-    ):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            continue
-    return out
+    return _versions()
+
+
+def environment_record() -> dict[str, Any]:
+    """The running environment (release name, versions, CRDS context) for provenance."""
+    from platform_lib.environment import current
+
+    return current().as_dict()
 
 
 def sha256_file(path: str | Path) -> str:
@@ -337,6 +326,7 @@ def calibrate_exposure(
         provenance = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "software": software_versions(),
+            "environment": environment_record(),
             "pipeline": f"{pipe_cls.__module__}.{pipe_cls.__name__}",
             "input": {"name": Path(l1).name, "url": l1, "sha256": input_sha},
             "config": cfg.as_dict(),

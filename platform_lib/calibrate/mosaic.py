@@ -16,7 +16,14 @@ from typing import Any
 
 from . import _store
 from .config import StepConfig, build_pipeline_class, parse_config
-from .exposure import PROVENANCE_KEY, InputError, _jsonable, sha256_file, software_versions
+from .exposure import (
+    PROVENANCE_KEY,
+    InputError,
+    _jsonable,
+    environment_record,
+    sha256_file,
+    software_versions,
+)
 from .references import ReferenceSet, apply_overrides, environment, resolve
 
 
@@ -117,6 +124,7 @@ def build_mosaic(
         provenance = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "software": software_versions(),
+            "environment": environment_record(),
             "pipeline": f"{pipe_cls.__module__}.{pipe_cls.__name__}",
             "inputs": [
                 {"name": Path(str(p)).name, "url": str(p), "sha256": sha256_file(q)}

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from ..environment import current as current_environment
+from ..environment import software_versions
 from .store import Store, get_store
 from .user_store import TEAM_STORE_ENV, USER_STORE_ENV
 
@@ -146,27 +148,6 @@ def validate_asdf(data: bytes) -> str:
         ) from None
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in (
-        "roman-science-platform",
-        "astropy",
-        "numpy",
-        "asdf",
-        "roman_datamodels",
-        "romancal",
-        "romanisim",
-        "photutils",
-    ):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 def _payload(product: Any, schema: Mapping[str, str] | None) -> tuple[bytes, str, str]:
     """(bytes, file suffix, kind) of a product, validated."""
     from astropy.table import Table
@@ -245,7 +226,8 @@ def publish(
         "licence": licence,
         "description": description,
         "inputs": list(inputs),
-        "software": _versions(),
+        "software": software_versions(),
+        "environment": current_environment().as_dict(),
         "schema": dict(schema) if schema else None,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }

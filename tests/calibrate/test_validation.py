@@ -250,6 +250,10 @@ def test_mosaic_footprint_seams_and_fluxes(field, l2_models):
 def test_products_record_how_they_were_made(field, l2_models):
     prov = l2_models[0].meta.platform_provenance
     assert prov["software"]["romancal"] and prov["software"]["stcal"]
+    # The environment (release) it was calibrated in (issue 18): ROMAN_ENVIRONMENT on the
+    # platform, "development" here, with the same versions as "software".
+    env = prov["environment"]
+    assert env["name"] and env["versions"]["romancal"] == prov["software"]["romancal"]
     assert prov["input"]["sha256"] and prov["config_sha256"]
     assert prov["step_parameters"]["tweakreg"]["abs_minobj"] == 5
     assert set(prov["skipped_steps"]) == {"refpix", "dark_decay"}

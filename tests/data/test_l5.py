@@ -35,6 +35,7 @@ def spaces(tmp_path, monkeypatch):
     monkeypatch.setenv("ROMAN_USER_STORE_URL", str(tmp_path / "users" / "alice") + "/")
     monkeypatch.setenv("ROMAN_TEAM_STORE_URL", str(tmp_path / "teams") + "/")
     monkeypatch.setenv("JUPYTERHUB_USER", "alice")
+    monkeypatch.setenv("ROMAN_ENVIRONMENT", "2026.2")  # as the spawner sets it
     return tmp_path
 
 
@@ -62,6 +63,9 @@ def test_publish_a_catalog_with_provenance_and_find_it_as_l5(spaces):
     assert (prov["owner"], prov["visibility"], prov["licence"]) == ("alice", "private", "CC-BY-4.0")
     assert prov["inputs"] == ["s3://roman/L4/field7_f158_cat.parquet"]
     assert "astropy" in prov["software"] and "roman_datamodels" in prov["software"]
+    # The environment (release) it was made in: the one the server runs (issue 18).
+    assert prov["environment"]["name"] == "2026.2"
+    assert prov["environment"]["versions"]["romancal"] == prov["software"]["romancal"]
     found = search(level="L5", store=out.store_url)
     assert list(found["path"]) == ["l5/my-lenses_cat.parquet"]
     assert abs(found["ra_center"].quantity[0] - 270.001 * u.deg) < 1 * u.arcsec

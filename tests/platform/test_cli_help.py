@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from importlib.metadata import version
@@ -42,12 +43,24 @@ def test_the_walk_sees_an_option_without_help():
 
 
 def test_version_names_the_platform_and_the_pipeline():
+    bare = {k: v for k, v in os.environ.items() if k not in ("ROMAN_ENVIRONMENT", "CRDS_CONTEXT")}
     out = subprocess.run(
         [sys.executable, "-m", "platform_lib.cli", "--version"],
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
+        env=bare,
     ).stdout.splitlines()
     assert out[0] == f"roman-platform {version('roman-science-platform')}"
-    assert out[1:] == [f"{name} {version(name)}" for name in PIPELINE_PACKAGES]
+    assert out[1:4] == [f"{name} {version(name)}" for name in PIPELINE_PACKAGES]
+    assert out[4] == "environment development"  # no ROMAN_ENVIRONMENT outside the platform
+    out = subprocess.run(
+        [sys.executable, "-m", "platform_lib.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**bare, "ROMAN_ENVIRONMENT": "2026.2", "CRDS_CONTEXT": "roman_0046.pmap"},
+    ).stdout.splitlines()
+    assert out[4:] == ["environment 2026.2", "CRDS context roman_0046.pmap"]
