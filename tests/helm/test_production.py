@@ -181,6 +181,11 @@ def test_images_from_the_registry_and_pull_secrets_everywhere(chart, config):
     # The tier policy's image (what TierKubeSpawner runs) and the Dask pods' image too.
     policy = yaml.safe_load(chart.find(objs, "ConfigMap", "rp-hub")["data"]["policy.yaml"])
     assert policy["images"]["default"] == f"{REGISTRY}/roman-platform/notebook:0.1.0"
+    # Every environment's image comes from the mirror too: the default runs the singleuser image,
+    # the previous one its own tag behind global.registry (issue 18).
+    envs = {e["name"]: e for e in policy["environments"]}
+    assert envs["2026.3"]["image"] == policy["images"]["default"]
+    assert envs["2026.2"]["image"] == f"{REGISTRY}/roman-platform/notebook:2026.2"
     assert (
         f'"{REGISTRY}/roman-platform/notebook:0.1.0"'
         in chart.find(objs, "ConfigMap", "rp-gateway-api")["data"]["dask_gateway_config.py"]

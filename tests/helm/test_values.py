@@ -99,6 +99,35 @@ BAD_VALUES = [
         id="plain-http-issuer",
     ),
     pytest.param(
+        {
+            "policy.environments[0].name": "2027.1",
+            "policy.environments[0].default": "true",
+            "policy.environments[1].name": "2026.3",
+            "policy.environments[1].default": "true",
+        },
+        "policy.environments: exactly one must have default: true (found 2: 2027.1, 2026.3)",
+        id="two-default-environments",
+    ),
+    pytest.param(
+        {
+            "policy.environments[0].name": "2026.3",
+            "policy.environments[0].default": "true",
+            "policy.environments[1].name": "2026.3",
+        },
+        'policy.environments: the name "2026.3" is listed more than once',
+        id="environment-twice",
+    ),
+    pytest.param(
+        {
+            "policy.environments[0].name": "2026.3",
+            "policy.environments[0].default": "true",
+            "policy.environments[1].name": "old",
+            "policy.environments[1].image": "roman-platform/notebook:latest",
+        },
+        'policy.environments.1.image "roman-platform/notebook:latest": an environment\'s image must be pinned',
+        id="floating-environment-image",
+    ),
+    pytest.param(
         {"hub.db.type": "external"},
         "hub.db.type=external needs a Secret",
         id="external-db-no-secret",

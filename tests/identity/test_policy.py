@@ -42,6 +42,67 @@ def test_bundled_policy_tiers_and_sizes():
     assert p.image_for(p.profiles["small"]) == p.images.default
 
 
+def test_bundled_environments_current_and_previous():
+    p = load_policy(DEFAULT_POLICY_PATH)
+    assert p.environment_names == ["2026.3", "2026.2"]
+    current, previous = p.environment(), p.environment("2026.2")
+    assert current.name == "2026.3" and current.default and not previous.default
+    assert p.images.default == current.image
+    assert p.image_for(p.profiles["small"], "2026.2") == previous.image != current.image
+    from packaging.version import Version
+
+    assert Version(previous.versions.romancal) < Version(current.versions.romancal)
+    with pytest.raises(KeyError, match="unknown environment '1999.1'.*2026.3, 2026.2"):
+        p.environment("1999.1")
+
+
+def _env_edit(index, **changes):
+    return lambda d: d["environments"][index].update(changes)
+
+
+def _dup_env(d):
+    d["environments"].append({**d["environments"][1], "default": False})
+
+
+@pytest.mark.parametrize(
+    "edit, where",
+    [
+        (_dup_env, "name(s) ['2026.2'] listed more than once"),
+        (_env_edit(0, default=False), "exactly one must be the default (default: true); found 0"),
+        (_env_edit(1, default=True), "found 2 (2026.3, 2026.2)"),
+        (_env_edit(1, image="roman-platform/notebook:latest"), "must be pinned"),
+        (_env_edit(1, image="roman-platform/notebook"), "environments.1.image"),
+        (_env_edit(0, image="roman-platform/notebook:2026.9"), "images.default"),
+        (_env_edit(1, name="bad name!"), "environments.1.name"),
+        (
+            lambda d: d["environments"][1]["versions"].update(crds_context="latest"),
+            "environments.1.versions.crds_context",
+        ),
+        (lambda d: d["environments"][1]["versions"].pop("romancal"), "versions.romancal"),
+        (_env_edit(1, python="3.12"), "environments.1.python"),
+        (
+            lambda d: d["profiles"]["gpu"].update(image="roman-platform/gpu:1"),
+            "profiles ['gpu'] name their own image",
+        ),
+    ],
+)
+def test_invalid_environments_name_the_problem(edit, where):
+    data = _data()
+    edit(data)
+    with pytest.raises(PolicyError) as exc:
+        parse_policy(data, "policy.yaml")
+    assert where in str(exc.value) and "policy.yaml" in str(exc.value), str(exc.value)
+
+
+def test_a_policy_without_environments_keeps_one_image():
+    data = _data()
+    del data["environments"]
+    data["images"]["default"] = "roman-notebook:latest"
+    p = parse_policy(data)
+    assert p.environments == [] and p.default_environment is None
+    assert p.image_for(p.profiles["small"]) == "roman-notebook:latest"
+
+
 @pytest.mark.parametrize(
     "edit, where",
     [

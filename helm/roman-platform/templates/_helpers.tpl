@@ -36,6 +36,19 @@ Used for every pod the chart, KubeSpawner and the gateway create. Call with (dic
 {{- printf "%s:%s" $name .image.tag -}}
 {{- end -}}
 
+{{/* The same for an image given as one "repository:tag" string (the policy's environments). */}}
+{{- define "rp.imageStringRef" -}}
+{{- $name := .image -}}
+{{- with .root.Values.global.registry -}}
+{{- $parts := splitList "/" $name -}}
+{{- if and (gt (len $parts) 1) (or (contains "." (first $parts)) (contains ":" (first $parts)) (eq (first $parts) "localhost")) -}}
+{{- $name = join "/" (rest $parts) -}}
+{{- end -}}
+{{- $name = printf "%s/%s" (trimSuffix "/" .) $name -}}
+{{- end -}}
+{{- $name -}}
+{{- end -}}
+
 {{/* A pinned image reference (the schema refuses "latest" and empty tags). Components that run
 the hub image (culler, quota, gateway, dev OIDC provider) leave their image unset and get
 hub.image. Call with (dict "root" $ "image" X). */}}
@@ -129,12 +142,29 @@ securityContext:
     - {port: 6443, protocol: TCP}
 {{- end -}}
 
-{{/* The effective tier policy: the bundled policy with the values' overrides merged in and the
-default image pinned to the singleuser image. */}}
+{{/* The effective tier policy: the bundled policy with the values' overrides merged in (a list
+such as environments is replaced whole), the default image pinned to the singleuser image, and
+the environments' images resolved: the default environment runs the singleuser image, the others
+their own image behind global.registry, so server and Dask pods of every environment pull from
+the same mirror. */}}
 {{- define "rp.policy" -}}
 {{- $base := .Files.Get "files/policy.yaml" | fromYaml -}}
 {{- $merged := mergeOverwrite $base (deepCopy .Values.policy) -}}
-{{- $_ := set $merged.images "default" (include "rp.imageRef" (dict "root" . "image" .Values.singleuser.image)) -}}
+{{- $default := include "rp.imageRef" (dict "root" . "image" .Values.singleuser.image) -}}
+{{- $_ := set $merged.images "default" $default -}}
+{{- $envs := list -}}
+{{- range $env := $merged.environments | default list -}}
+{{- $env = deepCopy $env -}}
+{{- if $env.default -}}
+{{- $_ := set $env "image" $default -}}
+{{- else -}}
+{{- $_ := set $env "image" (include "rp.imageStringRef" (dict "root" $ "image" $env.image)) -}}
+{{- end -}}
+{{- $envs = append $envs $env -}}
+{{- end -}}
+{{- if $envs -}}
+{{- $_ := set $merged "environments" $envs -}}
+{{- end -}}
 {{- toYaml $merged -}}
 {{- end -}}
 
