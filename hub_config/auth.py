@@ -349,6 +349,9 @@ class RomanOIDCAuthenticator(GenericOAuthenticator):
             "teams": sorted(teams),
             "team_admin_of": sorted(admin_of),
             "hub_groups": sorted(hub_groups),
+            # for the server's git (commits made from JupyterLab, a repository's first commit)
+            "name": str(user_info.get("name") or ""),
+            "email": str(user_info.get("email") or ""),
         }
         is_admin = bool(set(groups) & set(ident.platform_admin_groups))
         auth_model["admin"] = True if username in self.admin_users else is_admin

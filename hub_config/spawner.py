@@ -159,6 +159,18 @@ class TierSpawnerMixin(LoggingConfigurable):
             )
         return tier_name, tier, name, profile
 
+    async def run_auth_state_hook(self, auth_state: dict[str, Any] | None) -> None:
+        """Give the server's git the user's identity from the login, as fallbacks only.
+
+        ``EMAIL`` is git's last resort before guessing ``user@host`` (which it refuses in a
+        container, so jupyterlab-git could not even make a repository's first commit). A user's
+        own ``git config user.email`` still wins; ``GIT_AUTHOR_*`` would override it.
+        """
+        await super().run_auth_state_hook(auth_state)
+        who = (auth_state or {}).get("roman") or {}
+        if who.get("email"):
+            self.environment = {**self.environment, "EMAIL": who["email"]}
+
     async def apply_tier_options(self, options: dict[str, Any]) -> None:
         tier_name, tier, name, profile = self.validate_tier_options(options)
         # Quota (issue 5): the team to charge; the quota check validates it server side.

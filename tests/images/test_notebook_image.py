@@ -148,6 +148,28 @@ def test_every_locked_package_installed_and_importable(dk, notebook_image, smoke
     assert summary["locked"] > 150
 
 
+def test_the_tools_rrn_users_expect_load(dk, notebook_image, smoke_dir):
+    """ipympl, jdaviz, jupyterlab-git, jupyter-resource-usage, jupyter-collaboration,
+    nbgitpuller, pyvo, astroquery and lsdb, each used as a user first would (smoke/check_tools.py)."""
+    proc = dk.run_in(
+        notebook_image,
+        "python",
+        f"{SMOKE}/check_tools.py",
+        volumes=smoke_dir,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(report["ok"]) == {
+        "ipympl",
+        "jdaviz",
+        "server_extensions",
+        "lab_extensions",
+        "imports",
+    }, report
+
+
 def test_lab_extensions_and_singleuser(dk, notebook_image):
     out = dk.run_in(
         notebook_image,
@@ -179,6 +201,8 @@ def test_jupyter_lab_answers_its_api(dk, notebook_image, port):
         name,
         "--network",
         "host",
+        "-e",
+        "EMAIL=tester@roman.invalid",  # what the spawner sets from the login's e-mail claim
         notebook_image,
         "jupyter",
         "lab",
@@ -201,6 +225,20 @@ def test_jupyter_lab_answers_its_api(dk, notebook_image, port):
         # No token, no API.
         status, _ = dk.http_get(f"http://127.0.0.1:{port}/api/contents")
         assert status == 403
+        # The server's tools, over HTTP and websockets as JupyterLab uses them: memory figures,
+        # a git repository committed to, nbgitpuller's workshop link, two collaborators on one
+        # notebook (the check runs here, on the host, against the container's server).
+        check = dk.repo / "images" / "notebook" / "smoke" / "check_tools.py"
+        proc = subprocess.run(
+            [sys.executable, str(check), "--server", f"http://127.0.0.1:{port}"]
+            + ["--token", token, "--root", "/home/jovyan"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-5000:]
+        ok = json.loads(proc.stdout.strip().splitlines()[-1])["ok"]
+        assert set(ok) == {"resource_usage", "git", "nbgitpuller", "collaboration"}, ok
     finally:
         logs = dk.docker("logs", name, check=False)
         dk.docker("stop", "-t", "5", name, check=False)

@@ -185,7 +185,7 @@ def execute_in_server(server_url: str, token: str, source: Path) -> nbformat.Not
 
 @pytest.fixture(scope="module")
 def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The local platform, the sample survey in its store, alice's server: (url, token)."""
+    """The local platform, the sample survey in its store, alice's server: (url, token, home)."""
     from platform_lib.data import get_store
     from platform_lib.data.sample import SampleSpec, make_sample
 
@@ -216,7 +216,9 @@ def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
             timeout=60,
         )
         assert r.status_code in (200, 201), r.text
-        yield server_url, token
+        from hub_config.local.spawner import user_folder_name
+
+        yield server_url, token, Path(settings["users_dir"]) / user_folder_name("alice")
     finally:
         if platform.proc and platform.proc.poll() is None:
             platform.stop()
@@ -243,7 +245,7 @@ def test_a_failed_science_check_fails_the_tutorial() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_tutorial_runs_in_a_user_server(path: Path, tutorial_server: Any, tmp_path: Path) -> None:
-    server_url, token = tutorial_server
+    server_url, token, _ = tutorial_server
     t0 = time.monotonic()
     nb = execute_in_server(server_url, token, path)
     seconds = time.monotonic() - t0
@@ -256,3 +258,34 @@ def test_tutorial_runs_in_a_user_server(path: Path, tutorial_server: Any, tmp_pa
     assert inline_figures(nb) >= 1, (
         f"{path.name} shows no inline figure (matplotlib Agg or savefig only?)"
     )
+
+
+@pytest.mark.slow
+def test_the_user_server_serves_the_tools(tutorial_server: Any) -> None:
+    """In alice's spawned server: resource usage, a git repository made and committed to (with
+    the e-mail of her login, which the spawner hands to git), the workshop link of nbgitpuller,
+    and two collaborators editing one notebook in real time (images/notebook/smoke/check_tools.py,
+    which the image test runs against the image's server too)."""
+    import subprocess
+
+    server_url, token, home = tutorial_server
+    check = Path(__file__).resolve().parents[2] / "images" / "notebook" / "smoke" / "check_tools.py"
+    proc = subprocess.run(
+        [sys.executable, str(check), "--server", server_url, "--token", token, "--root", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(report["ok"]) == {"resource_usage", "git", "nbgitpuller", "collaboration"}, report
+    # the status bar's memory figure is against her profile's limit (the spawner's MEM_LIMIT)
+    assert "memory limit" in report["ok"]["resource_usage"], report
+    log = subprocess.run(
+        ["git", "-C", str(next(home.glob("workshop-*"))), "log", "-1", "--format=%ae"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert log.stdout.strip() == "alice@myst.example.invalid"  # her login's e-mail claim
