@@ -28,10 +28,12 @@ from tornado import web
 from traitlets import Bool, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from hub_config.policy import Policy, ServerProfile, Tier, load_policy
+from hub_config.policy import Policy, ServerProfile, SoftwareEnvironment, Tier, load_policy
 
 #: Options a request may carry. Anything else is refused rather than silently ignored.
-ALLOWED_OPTIONS = frozenset({"profile", "image", "team"})  # team: quota (issue 5)
+ALLOWED_OPTIONS = frozenset({"profile", "image", "team", "environment"})  # team: quota (issue 5)
+#: The server's (and its Dask workers') environment variable naming the chosen environment.
+ENVIRONMENT_VAR = "ROMAN_ENVIRONMENT"
 
 # A check run after the tier checks, before anything starts: (spawner, tier, profile_name,
 # profile) -> None, raising web.HTTPError to refuse. The quota service adds its own here.
@@ -59,6 +61,7 @@ class TierSpawnerMixin(LoggingConfigurable):
     tier_name = Unicode("")
     profile_name = Unicode("")
     charge_team = Unicode("")  # quota (issue 5): the team this server is charged to, "" = personal
+    environment_name = Unicode("")  # issue 18: the software environment (release) chosen
 
     @property
     def policy(self) -> Policy:
@@ -89,6 +92,7 @@ class TierSpawnerMixin(LoggingConfigurable):
                 f"<small>({p.cpu_limit:g} cores, {p.mem_limit_gib:g} GiB{gpu}, "
                 f"home {p.home_gib:g} GiB, scratch {p.scratch_gib:g} GiB)</small></label></div>"
             )
+        items.append(self.render_environments_form())
         # Quota (issue 5): which allocation to charge, personal or one of the user's teams.
         from hub_config.policy import teams_of_groups
 
@@ -105,6 +109,37 @@ class TierSpawnerMixin(LoggingConfigurable):
             f'<p>Your tier: <strong id="roman-tier">{html.escape(tier.display_name)}</strong>. '
             f"Servers at once: {tier.max_named_servers}.</p>" + "".join(items)
         )
+
+    def environment_unavailable(self, env: SoftwareEnvironment) -> str | None:
+        """Why ``env`` cannot start on this spawner (None: it can). Every environment can where
+        each has its own image (Kubernetes); the local mixin narrows this."""
+        return None
+
+    def render_environments_form(self) -> str:
+        """The choice of software environment: the policy's, the default checked; those this
+        spawner cannot start are shown, disabled, with the reason."""
+        envs = self.policy.environments
+        if not envs:
+            return ""
+        rows = []
+        for env in envs:
+            why = self.environment_unavailable(env)
+            v = env.versions
+            ident = "environment-" + "".join(ch if ch.isalnum() else "-" for ch in env.name)
+            state = (" checked" if env.default and not why else "") + (" disabled" if why else "")
+            note = f' <small class="text-muted">({html.escape(why)})</small>' if why else ""
+            rows.append(
+                f'<div class="form-check roman-environment">'
+                f'<input class="form-check-input" type="radio" name="environment" id="{ident}" '
+                f'value="{html.escape(env.name)}"{state}>'
+                f'<label class="form-check-label" for="{ident}"><strong>'
+                f"{html.escape(env.name)}</strong>{' (default)' if env.default else ''} &mdash; "
+                f"{html.escape(env.description)} <small>(romancal {html.escape(v.romancal)}, "
+                f"romanisim {html.escape(v.romanisim)}, roman_datamodels "
+                f"{html.escape(v.roman_datamodels)}, CRDS {html.escape(v.crds_context)})</small>"
+                f"{note}</label></div>"
+            )
+        return '<p class="roman-environments"><strong>Environment</strong></p>' + "".join(rows)
 
     @default("options_from_form")
     def _tier_options_from_form_default(self) -> Callable[[dict[str, list[str]]], dict[str, str]]:
@@ -142,10 +177,12 @@ class TierSpawnerMixin(LoggingConfigurable):
                 f"(allowed: {', '.join(allowed)})"
             )
         profile = allowed[name]
+        env = self.validate_environment(options)
+        runs = policy.image_for(profile, env.name if env else None)
         image = options.get("image")
-        if image is not None and image != policy.image_for(profile):
+        if image is not None and image != runs:
             raise SpawnRefused(
-                f"Image {image!r} is not allowed for profile {name!r}; it runs {policy.image_for(profile)!r}"
+                f"Image {image!r} is not allowed for profile {name!r}; it runs {runs!r}"
             )
         others = [
             s
@@ -171,6 +208,28 @@ class TierSpawnerMixin(LoggingConfigurable):
         if who.get("email"):
             self.environment = {**self.environment, "EMAIL": who["email"]}
 
+    def validate_environment(self, options: dict[str, Any]) -> SoftwareEnvironment | None:
+        """The environment asked for (none asked: the default); SpawnRefused (403) for a name
+        the policy does not offer or one this spawner cannot start. None: the policy lists none."""
+        policy = self.policy
+        if not policy.environments:
+            if options.get("environment"):
+                raise SpawnRefused(
+                    "This platform offers no choice of environment; remove the environment option"
+                )
+            return None
+        name = options.get("environment") or policy.default_environment.name
+        if not isinstance(name, str) or name not in policy.environment_names:
+            raise SpawnRefused(
+                f"Environment {name!r} is not offered (available: "
+                f"{', '.join(policy.environment_names)})"
+            )
+        env = policy.environment(name)
+        why = self.environment_unavailable(env)
+        if why:
+            raise SpawnRefused(f"Environment {name} cannot start here: {why}")
+        return env
+
     async def apply_tier_options(self, options: dict[str, Any]) -> None:
         tier_name, tier, name, profile = self.validate_tier_options(options)
         # Quota (issue 5): the team to charge; the quota check validates it server side.
@@ -182,12 +241,19 @@ class TierSpawnerMixin(LoggingConfigurable):
             result = check(self, tier_name, name, profile)
             if hasattr(result, "__await__"):
                 await result
+        env = self.validate_environment(options)
         self.tier_name, self.profile_name = tier_name, name
-        self.user_options = {"profile": name, **({"team": team} if team else {})}
+        self.environment_name = env.name if env else ""
+        self.user_options = {
+            "profile": name,
+            **({"environment": env.name} if env else {}),
+            **({"team": team} if team else {}),
+        }
         self.environment = {
             **self.environment,
             "ROMAN_TIER": tier_name,
             "ROMAN_PROFILE": name,
+            **({ENVIRONMENT_VAR: env.name} if env else {}),
         }
         self.apply_profile(profile)
 
@@ -216,9 +282,15 @@ class TierLocalSpawnerMixin(TierSpawnerMixin):
             "memory": "cgroup memory.limit_in_bytes" if cg else "RLIMIT_AS (address space)",
             "cpu": "cgroup cpu.cfs_quota_us" if cg else "CPU affinity (whole cores)",
             "gpu": "not enforced: local processes see every device",
-            "image": "not enforced: local servers run the platform's own environment",
+            "image": "not enforced: local servers run the platform's own Python environment "
+            "(only an environment whose pinned versions it has can start)",
             "storage": "not enforced: home and scratch are plain folders",
         }
+
+    def environment_unavailable(self, env: SoftwareEnvironment) -> str | None:
+        from hub_config.environments import local_mismatch
+
+        return local_mismatch(env)
 
     def _cgroup_dirs(self) -> tuple[Path, Path] | None:
         if not self.use_cgroups:
@@ -312,9 +384,16 @@ def _make_tier_kube_spawner() -> type:
 
 
 def apply_kube_profile(spawner: Any, profile: ServerProfile) -> None:
-    """KubeSpawner overrides for a profile: image, GPUs, placement, storage."""
+    """KubeSpawner overrides for a profile: image (the chosen environment's), GPUs, placement,
+    storage; the environment's CRDS context."""
     policy = spawner.policy
-    spawner.image = policy.image_for(profile)
+    env_name = getattr(spawner, "environment_name", "") or None
+    spawner.image = policy.image_for(profile, env_name)
+    if policy.environments:
+        # The environment pins its CRDS context (RRN pins one per release); Dask pods get the
+        # same from the gateway.
+        ctx = policy.environment(env_name).versions.crds_context
+        spawner.environment = {**spawner.environment, "CRDS_CONTEXT": ctx}
     gpus = {"nvidia.com/gpu": str(profile.gpus)} if profile.gpus else {}
     spawner.extra_resource_guarantees = dict(gpus)
     spawner.extra_resource_limits = dict(gpus)

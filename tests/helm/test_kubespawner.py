@@ -376,6 +376,35 @@ def test_user_pods_pull_from_the_registry(chart, hub_config):
         assert not problems, problems
 
 
+@pytest.mark.parametrize("hub_config", [("cloud-production", SUPPLY)], indirect=True)
+def test_previous_environment_pod_from_the_chart(chart, hub_config):
+    """Issue 18: the hub as the chart configures it starts the previous environment's image
+    (from the mirror, like every image) and tells the server which one it is; the default
+    environment runs the singleuser image."""
+    cfg, policy, values = hub_config
+    su = values["singleuser"]["image"]
+    for chosen, image in (
+        ("2026.2", "registry.example.org/roman/roman-platform/notebook:2026.2"),
+        ("2026.3", f"registry.example.org/roman/{su['name']}:{su['tag']}"),
+    ):
+        spawner, pod, _pvc = _build(
+            cfg, _user("rosa", ["tier-research"]), {"profile": "small", "environment": chosen}
+        )
+        kubernetes_validate.validate(pod, chart.K8S_VERSION, strict=True)
+        ct = next(c for c in pod["spec"]["containers"] if c["name"] == "notebook")
+        assert ct["image"] == image == policy.environment(chosen).image
+        env = {e["name"]: e.get("value") for e in ct["env"]}
+        assert env["ROMAN_ENVIRONMENT"] == chosen
+        assert env["CRDS_CONTEXT"] == policy.environment(chosen).versions.crds_context
+        assert not chart.supply_problems(
+            "user pod", pod["spec"], "registry.example.org/roman", ["rp-image-pull"]
+        )
+    from hub_config.spawner import SpawnRefused
+
+    with pytest.raises(SpawnRefused, match="not offered"):
+        _build(cfg, _user("rosa", ["tier-research"]), {"profile": "small", "environment": "x"})
+
+
 @pytest.mark.parametrize("hub_config", [("kind", (("hub.db.upgrade", "true"),))], indirect=True)
 def test_hub_db_upgrade_setting(hub_config):
     cfg, _policy, _values = hub_config

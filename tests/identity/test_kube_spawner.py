@@ -95,3 +95,40 @@ def test_kube_spawner_refuses_other_tiers_profile():
 
     with pytest.raises(SpawnRefused, match="not available to the Research tier"):
         _in_thread(attempt())
+
+
+@pytest.mark.parametrize("chosen", ["2026.2", None])
+def test_pod_runs_the_chosen_environments_image(chosen):
+    """Issue 18: on Kubernetes every environment has its own image; picking the previous one
+    gives a pod of that image, told its name and CRDS context (what platform_lib reports)."""
+    policy = load_policy()
+    env = policy.environment(chosen)
+
+    async def build():
+        sp = _spawner(["tier-research"])
+        options = {"profile": "medium", **({"environment": chosen} if chosen else {})}
+        await sp.apply_tier_options(options)
+        return sp, await sp.get_pod_manifest()
+
+    sp, pod = _in_thread(build())
+    c = pod.spec.containers[0]
+    assert c.image == env.image
+    assert (chosen is None) == (c.image == policy.images.default)
+    envvars = {e.name: e.value for e in c.env}
+    assert envvars["ROMAN_ENVIRONMENT"] == env.name
+    assert envvars["CRDS_CONTEXT"] == env.versions.crds_context
+    assert sp.user_options == {"profile": "medium", "environment": env.name}
+
+
+def test_kube_spawner_refuses_a_forged_environment():
+    from hub_config.spawner import SpawnRefused
+
+    async def attempt(options):
+        sp = _spawner(["tier-research"])
+        await sp.apply_tier_options(options)
+
+    with pytest.raises(SpawnRefused, match="Environment '2099.1' is not offered"):
+        _in_thread(attempt({"profile": "small", "environment": "2099.1"}))
+    # ...nor an image other than the chosen environment's.
+    with pytest.raises(SpawnRefused, match="it runs 'roman-platform/notebook:2026.2'"):
+        _in_thread(attempt({"profile": "small", "environment": "2026.2", "image": "evil/miner:1"}))

@@ -1,0 +1,124 @@
+"""Versioned environments at spawn time (issue 18): the form, the server-side checks, and what
+the server gets, with the real tier spawner classes (local processes; Kubernetes pods in
+test_kube_spawner.py) and the bundled policy (2026.3 current and default, 2026.2 previous)."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import version
+from types import SimpleNamespace
+
+import pytest
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+
+from hub_config.environments import local_mismatch
+from hub_config.policy import load_policy
+from hub_config.spawner import SpawnRefused, TierLocalSpawnerMixin
+
+
+class _Spawner(TierLocalSpawnerMixin, SimpleLocalProcessSpawner):
+    pass
+
+
+def _user(groups=("tier-research",)):
+    return SimpleNamespace(
+        name="ann",
+        groups=[SimpleNamespace(name=g) for g in groups],
+        spawners={},
+        url="/user/ann/",
+        id=1,
+    )
+
+
+def _spawner(tmp_path):
+    from jupyterhub.objects import Hub
+
+    return _Spawner(
+        user=_user(),
+        hub=Hub(),  # what get_env reads of the hub (its URLs)
+        api_token="not-a-real-token",
+        oauth_client_id="jupyterhub-user-ann",
+        use_cgroups=False,
+        home_dir_template=str(tmp_path / "{username}"),
+    )
+
+
+def _apply(sp, options):
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, sp.apply_tier_options(options)).result()
+
+
+def test_the_bundled_current_environment_is_this_platforms():
+    """The default environment pins what is installed (and what the notebook lock pins:
+    tests/images/test_locks.py), so the local platform can start it."""
+    env = load_policy().environment()
+    assert env.versions.romancal == version("romancal")
+    assert env.versions.romanisim == version("romanisim")
+    assert env.versions.roman_datamodels == version("roman_datamodels")
+    assert local_mismatch(env) is None
+
+
+def test_form_offers_current_and_previous(tmp_path):
+    sp = _spawner(tmp_path)
+    page = sp.render_profiles_form()
+    radios = re.findall(r'<input[^>]*name="environment"[^>]*>', page)
+    assert [re.search(r'value="([^"]+)"', r).group(1) for r in radios] == ["2026.3", "2026.2"]
+    assert "checked" in radios[0] and "disabled" not in radios[0]
+    # The local platform has one Python environment: the previous one is shown, disabled, and
+    # says why (the versions it pins, the ones installed).
+    assert "disabled" in radios[1] and "checked" not in radios[1]
+    text = html.unescape(page)
+    assert "romancal 1.0.3 (installed: " + version("romancal") + ")" in text
+    assert "CRDS roman_0046.pmap" in text
+
+
+def test_default_environment_reaches_the_server(tmp_path):
+    sp = _spawner(tmp_path)
+    _apply(sp, {"profile": "small"})
+    assert sp.user_options == {"profile": "small", "environment": "2026.3"}
+    assert sp.environment["ROMAN_ENVIRONMENT"] == "2026.3" and sp.environment_name == "2026.3"
+    _apply(sp, {"profile": "small", "environment": "2026.3"})
+    assert sp.environment["ROMAN_ENVIRONMENT"] == "2026.3"
+    # What the server process gets, read there by platform_lib.environment.
+    env = {**sp.get_env(), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from platform_lib.environment import current; print(current().name)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.strip() == "2026.3"
+
+
+@pytest.mark.parametrize(
+    ("environment", "words"),
+    [
+        ("1999.1", "Environment '1999.1' is not offered (available: 2026.3, 2026.2)"),
+        (["2026.3"], "is not offered"),
+        ("2026.2", "Environment 2026.2 cannot start here: environment 2026.2 pins romancal 1.0.3"),
+    ],
+)
+def test_forged_or_unavailable_environment_is_refused(tmp_path, environment, words):
+    sp = _spawner(tmp_path)
+    with pytest.raises(SpawnRefused) as exc:
+        _apply(sp, {"profile": "small", "environment": environment})
+    assert exc.value.status_code == 403 and words in exc.value.jupyterhub_message
+    assert "ROMAN_ENVIRONMENT" not in sp.environment and sp.user_options == {}
+
+
+def test_image_must_be_the_environments(tmp_path):
+    sp = _spawner(tmp_path)
+    policy = load_policy()
+    with pytest.raises(SpawnRefused, match="it runs 'roman-platform/notebook:2026.3'"):
+        _apply(sp, {"profile": "small", "image": policy.environment("2026.2").image})
