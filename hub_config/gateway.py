@@ -45,11 +45,13 @@ from typing import Any
 from aiohttp import web
 from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.db_base import JobStatus
-from dask_gateway_server.options import Float, Options
+from dask_gateway_server.options import Float, Options, Select
 
 from hub_config.policy import GIB, GatewayLimits, Policy, load_policy
 
 TIER_ENV = "ROMAN_TIER"
+#: The software environment (release) of a cluster: the same variable the user's server has.
+ENVIRONMENT_ENV = "ROMAN_ENVIRONMENT"
 
 _WARNINGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
     "gw_warnings", default=None
@@ -72,14 +74,30 @@ def tier_cluster_options(user: Any, policy_file: str | None = None) -> Options:
         t = user_tier(policy, user)
         limits = policy.gateway_limits(t)
         cores, memory = float(options.worker_cores), int(float(options.worker_memory) * GIB)
+        env = {TIER_ENV: t}
+        if policy.environments:  # validated by the Select field: one the policy offers
+            env[ENVIRONMENT_ENV] = options.environment
         return {
             "worker_cores": cores,
             "worker_memory": memory,
             **cluster_limit_config(limits, cores, memory),
-            "environment": {TIER_ENV: t},  # the backend adds the user's data environment
+            "environment": env,  # the backend adds the user's data environment
         }
 
+    fields = []
+    if policy.environments:
+        # platform_lib.compute passes the server's own ROMAN_ENVIRONMENT, so workers run what
+        # the notebook runs; the backend applies it (the image on Kubernetes).
+        fields.append(
+            Select(
+                "environment",
+                options=policy.environment_names,
+                default=policy.default_environment.name,
+                label="Software environment (release): the same as your server's",
+            )
+        )
     return Options(
+        *fields,
         Float(
             "worker_cores",
             default=lim.worker_cores.min,
@@ -214,6 +232,32 @@ def user_pod_identity(config: Any, username: str) -> None:
             setattr(config, trait, {**pod, "serviceAccountName": name})
 
 
+def apply_software_environment(policy: Policy, config: Any) -> None:
+    """The cluster's software environment (``ROMAN_ENVIRONMENT``, set by the options handler).
+
+    Kubernetes (a config with an ``image``): scheduler and workers run the environment's image,
+    with its CRDS context, as the user's server does. Local backends run the gateway's own
+    Python environment: an environment whose pinned versions are not installed is refused
+    rather than started with other versions under its name."""
+    if not policy.environments:
+        return
+    name = dict(config.environment).get(ENVIRONMENT_ENV) or policy.default_environment.name
+    try:
+        env = policy.environment(name)
+    except KeyError as exc:
+        raise PublicException(str(exc.args[0])) from None
+    if config.has_trait("image"):
+        config.image = env.image
+        config.environment = {**dict(config.environment), "CRDS_CONTEXT": env.versions.crds_context}
+        return
+    from hub_config.environments import local_mismatch
+
+    why = local_mismatch(env)
+    if why:
+        raise PublicException(f"Cannot start a cluster in environment {name}: {why}")
+    config.environment = {**dict(config.environment), ENVIRONMENT_ENV: env.name}
+
+
 class TierLimitsMixin:
     """Per-user totals for a dask-gateway backend (put it first in the bases).
 
@@ -256,6 +300,7 @@ class TierLimitsMixin:
             data_env = dict(self.data_env_hook(user.name, data_env))
         config.environment = {**data_env, **dict(config.environment)}
         user_pod_identity(config, user.name)
+        apply_software_environment(self.policy, config)
         # The scheduler comes on top of the workers' budget (see the module docstring).
         lim = self.policy.gateway_limits(
             config.environment.get(TIER_ENV) or self.policy.default_tier

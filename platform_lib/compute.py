@@ -52,6 +52,24 @@ def _active_client() -> Client | None:
         return None
 
 
+def gateway_options(gateway: Any, requested: dict[str, Any] | None = None) -> Any:
+    """The gateway's cluster options with ``requested`` applied, in the server's environment.
+
+    The cluster runs the software environment the notebook runs (``ROMAN_ENVIRONMENT``, set by
+    the spawner) unless ``requested`` names another; the gateway checks either against the
+    policy and gives the scheduler and workers that environment's image. An unknown option
+    fails here, with dask-gateway's message, before any cluster exists."""
+    from platform_lib.environment import ENVIRONMENT_VAR
+
+    options = gateway.cluster_options()
+    requested = dict(requested or {})
+    name = os.environ.get(ENVIRONMENT_VAR)
+    if name and "environment" in options and "environment" not in requested:
+        requested["environment"] = name
+    options.update(requested)
+    return options
+
+
 @contextlib.contextmanager
 def get_client(
     n_workers: int | None = None,
@@ -64,8 +82,9 @@ def get_client(
     """Yield a ``distributed.Client``; shut down on exit whatever this call started.
 
     ``n_workers`` fixed-size, or ``adapt=(min, max)`` adaptive. ``cluster_options`` go to the
-    Dask-Gateway cluster (e.g. ``worker_cores``, ``worker_memory``) and are checked against the
-    user's tier by the gateway; locally they are ignored except ``memory_limit``, which bounds
+    Dask-Gateway cluster (e.g. ``worker_cores``, ``worker_memory``, ``environment``: by default
+    the server's own, :func:`gateway_options`) and are checked against the user's tier by the
+    gateway; locally they are ignored except ``memory_limit``, which bounds
     each local worker the way the gateway's ``worker_memory`` bounds a gateway worker.
     """
     existing = _active_client() if reuse else None
@@ -77,7 +96,7 @@ def get_client(
         from dask_gateway import Gateway
 
         gateway = Gateway()
-        cluster = gateway.new_cluster(**cluster_options)
+        cluster = gateway.new_cluster(gateway_options(gateway, cluster_options))
         try:
             if adapt:
                 cluster.adapt(minimum=adapt[0], maximum=adapt[1])

@@ -235,12 +235,13 @@ SUPPLY = {
 }
 
 
-def _dask_pods(gateway, username, tier="research"):
-    """(scheduler, worker) pods the real controller makes for one default cluster of ``username``."""
+def _dask_pods(gateway, username, tier="research", request=None):
+    """(scheduler, worker) pods the real controller makes for one cluster of ``username``
+    (default options unless ``request`` says otherwise)."""
     from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
 
     user = SimpleNamespace(name=username, groups=[f"tier-{tier}"])
-    options, config = _run(gateway.backend.process_cluster_options(user, {}))
+    options, config = _run(gateway.backend.process_cluster_options(user, request or {}))
     obj = gateway.backend.make_cluster_object(user.name, options, config)
     spec = obj["spec"]["config"]
     cfg = KubeClusterConfig(
@@ -271,6 +272,33 @@ def test_dask_pods_pull_and_mount_like_notebooks(chart, gateway):
         )
         env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
         assert env["ROMAN_DATA_URL"] == "/data/roman"
+
+
+@pytest.mark.parametrize("gateway", [("cloud-production", SUPPLY)], indirect=True)
+def test_dask_pods_run_the_clusters_environment(chart, gateway):
+    """Issue 18: a cluster in the previous environment gets that environment's image (from the
+    mirror) for its scheduler and workers, told its name and CRDS context as the server is; the
+    default cluster runs the default environment's (the singleuser image)."""
+    policy = gateway.policy
+    for chosen in ("2026.2", None):
+        env = policy.environment(chosen)
+        request = {"environment": chosen} if chosen else {}
+        for pod in _dask_pods(gateway, "astro", request=request):
+            ct = pod["spec"]["containers"][0]
+            assert ct["image"] == env.image, (chosen, ct["image"])
+            values = {e["name"]: e.get("value") for e in ct["env"]}
+            assert values["ROMAN_ENVIRONMENT"] == env.name
+            assert values["CRDS_CONTEXT"] == env.versions.crds_context
+            assert not chart.supply_problems(
+                "dask pod", pod["spec"], "registry.example.org/roman", ["rp-image-pull"]
+            )
+    assert policy.environment("2026.2").image == (
+        "registry.example.org/roman/roman-platform/notebook:2026.2"
+    )
+    assert policy.environment().image == policy.images.default
+    user = SimpleNamespace(name="astro", groups=["tier-research"])
+    with pytest.raises(Exception, match="'2099.1' is not a valid option for environment"):
+        _run(gateway.backend.process_cluster_options(user, {"environment": "2099.1"}))
 
 
 STORES = {

@@ -32,11 +32,20 @@ def test_research_user_logs_in_and_starts_from_profile_form(stack, browser):
         assert page.inner_text("#roman-tier") == "Research"
         offered = page.eval_on_selector_all("input[name=profile]", "els => els.map(e => e.value)")
         assert offered == ["small", "medium"]
+        # Issue 18: the environments, the current one chosen; the previous one is greyed out on
+        # this local stack (one Python environment) and says why.
+        envs = page.eval_on_selector_all(
+            "input[name=environment]", "els => els.map(e => [e.value, e.checked, e.disabled])"
+        )
+        assert envs == [["2026.3", True, False], ["2026.2", False, True]]
         page.check("#profile-medium")
         page.click("#spawn_form button[type=submit]")
         page.wait_for_url(f"{stack.hub_url}/user/research/**", timeout=120_000)
         model = stack.api("GET", "/users/research").json()
-        assert model["servers"][""]["user_options"] == {"profile": "medium"}
+        assert model["servers"][""]["user_options"] == {
+            "profile": "medium",
+            "environment": "2026.3",
+        }
     finally:
         context.close()
         stack.api("DELETE", "/users/research/server")

@@ -132,3 +132,46 @@ def test_per_user_totals_across_clusters(stack):
             if c is not None:
                 c.shutdown()
         gw.close()
+
+
+@pytest.mark.slow
+def test_cluster_runs_the_servers_environment(stack, monkeypatch):
+    """Issue 18: platform_lib.compute asks for the server's ROMAN_ENVIRONMENT; the workers run
+    it and report it (platform_lib.environment) with the server's versions. A forged name and an
+    environment this machine cannot run are refused by the gateway itself."""
+    import os
+
+    from platform_lib.compute import gateway_options
+    from platform_lib.environment import current
+
+    cf.login(stack, "entry")
+    token = stack.user_token("entry")
+    r = _raw_create(stack, token, {"environment": "2099.1"})
+    assert r.status_code == 422 and "not a valid option for environment" in r.reason + r.text
+    r = _raw_create(stack, token, {"environment": "2026.2"})
+    assert r.status_code == 422 and "Cannot start a cluster in environment 2026.2" in r.reason
+    monkeypatch.setenv("ROMAN_ENVIRONMENT", "2026.3")
+    gw = _gateway(stack, token)
+    try:
+        options = gateway_options(gw, {"worker_memory": 1})
+        assert options.environment == "2026.3" and options.worker_memory == 1
+        cluster = gw.new_cluster(options)
+        try:
+            cluster.scale(1)
+            client = cluster.get_client()
+            client.wait_for_workers(1, timeout=120)
+            seen = list(
+                client.run(lambda: (os.environ.get("ROMAN_ENVIRONMENT"), current())).values()
+            )
+            client.close()
+        finally:
+            cluster.shutdown()
+    finally:
+        for c in gw.list_clusters():
+            gw.stop_cluster(c.name)
+        gw.close()
+    here = current()
+    ((name, worker_env),) = seen
+    assert name == worker_env.name == "2026.3"
+    for pkg in ("romancal", "romanisim", "roman_datamodels"):
+        assert worker_env.versions[pkg] == here.versions[pkg]

@@ -137,3 +137,35 @@ def test_per_user_credentials_from_the_spawners_hook():
         env = _process(SimpleNamespace(name=name, groups=[]), {}, hook=hook).environment
         assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (key, secret)
         assert env[TIER_ENV] == "entry" and env["ROMAN_DATA_URL"] == SERVER_ENV["ROMAN_DATA_URL"]
+
+
+def test_cluster_environment_default_forged_and_unavailable():
+    """Issue 18: a cluster runs a policy environment (default: the default one); a name the
+    policy does not offer is refused by the options, and on a local backend (the gateway's own
+    Python environment) so is an environment whose pinned versions are not installed."""
+    from dask_gateway_server.backends.base import PublicException
+
+    from hub_config.gateway import ENVIRONMENT_ENV
+
+    user = SimpleNamespace(name="ann", groups=["tier-research"])
+    assert _process(user, {}).environment[ENVIRONMENT_ENV] == "2026.3"
+    assert _process(user, {"environment": "2026.3"}).environment[ENVIRONMENT_ENV] == "2026.3"
+    with pytest.raises(PublicException, match="'2099.1' is not a valid option for environment"):
+        _process(user, {"environment": "2099.1"})
+    with pytest.raises(
+        PublicException, match="Cannot start a cluster in environment 2026.2: .* romancal 1.0.3"
+    ):
+        _process(user, {"environment": "2026.2"})
+
+
+def test_kubernetes_cluster_config_gets_the_environments_image():
+    from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
+
+    from hub_config.gateway import apply_software_environment
+
+    policy = load_policy()
+    cfg = KubeClusterConfig(image="roman-platform/notebook:2026.3")
+    cfg.environment = {"ROMAN_ENVIRONMENT": "2026.2", "ROMAN_TIER": "entry"}
+    apply_software_environment(policy, cfg)
+    assert cfg.image == policy.environment("2026.2").image == "roman-platform/notebook:2026.2"
+    assert cfg.environment["CRDS_CONTEXT"] == "roman_0046.pmap"

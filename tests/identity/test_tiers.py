@@ -88,6 +88,9 @@ def test_tier_servers(stack, tier):
         ({"profile": others[-1]}, "not available"),
         ({"profile": next(iter(allowed)), "image": "evil/miner:latest"}, "Image"),
         ({"profile": next(iter(allowed)), "cpu_limit": "64"}, "Unknown server option"),
+        ({"profile": next(iter(allowed)), "environment": "2099.1"}, "is not offered"),
+        # The previous environment has its own image on Kubernetes; one Python env here.
+        ({"profile": next(iter(allowed)), "environment": "2026.2"}, "cannot start here"),
     ]
     for options, words in forged:
         r = _start(stack, token, user, "", options)
@@ -106,7 +109,8 @@ def test_tier_servers(stack, tier):
             r = _start(stack, token, user, f"extra{i}", {"profile": next(iter(allowed))})
             assert r.status_code in (201, 202), r.text
         srv = _wait_ready(stack, user, "")
-        assert srv["user_options"] == {"profile": largest}
+        current = policy.environment().name
+        assert srv["user_options"] == {"profile": largest, "environment": current}
         _check_local_limits(user, allowed[largest])
         for i in range(1, limit):
             _wait_ready(stack, user, f"extra{i}")
