@@ -492,8 +492,8 @@ async def _quota_check(who: Any, options: Any, what: str) -> None:
 
     if not os.environ.get("ROMAN_QUOTA_DB_URL"):
         return
-    from hub_config.quota.enforcement import check_cluster
     from hub_config.quota.errors import QuotaError
+    from hub_config.quota.services.enforcement import check_cluster
 
     name = getattr(who, "username", None) or who.name
     groups = getattr(who, "groups", None)

@@ -118,11 +118,11 @@ c.JupyterHub.load_roles = [
 # role and the custom:quota:admin scope), the quota check before every spawn, and the service URL
 # for notebooks (platform_lib.account). Its database defaults to <state>/quota.sqlite; a YAML file
 # named by $ROMAN_QUOTA_SETTINGS (hub_config/quota/settings.py) overrides any quota setting.
-from hub_config.quota.enforcement import spawn_check as _quota_spawn_check
 from hub_config.quota.hub import JUPYTER_CONFIG_DIR as _QUOTA_JUPYTER_CONFIG
 from hub_config.quota.hub import JUPYTER_DATA_DIR as _QUOTA_JUPYTER_DATA
 from hub_config.quota.hub import configure_hub as _quota_configure_hub
 from hub_config.quota.hub import free_loopback_port
+from hub_config.quota.services.enforcement import spawn_check as _quota_spawn_check
 
 _quota_db = os.environ.get("ROMAN_QUOTA_DB_URL") or f"sqlite:///{settings.state_dir}/quota.sqlite"
 _quota_env = {"ROMAN_POLICY_FILE": os.environ.get("ROMAN_POLICY_FILE", "")}
@@ -144,12 +144,12 @@ _quota_configure_hub(
 )
 os.environ["ROMAN_QUOTA_DB_URL"] = _quota_db  # the spawner's check reads the same database
 if _oidc and _oidc.get("users_file"):  # the demo accounts' teams exist, so their form options work
-    from hub_config.quota.demo import seed_demo_teams
+    from hub_config.quota.services.demo import seed_demo_teams
 
     seed_demo_teams(_quota_db, _oidc["users_file"])
 c.TierSpawnerMixin.spawn_checks = [_quota_spawn_check]
 # Tier grants made in the quota service reach the authenticator at each login.
-from hub_config.quota.grants import DatabaseTierGrants as _QuotaTierGrants
+from hub_config.quota.services.grants import DatabaseTierGrants as _QuotaTierGrants
 
 c.RomanOIDCAuthenticator.tier_grants = _QuotaTierGrants(_quota_db)
 c.Spawner.environment = {

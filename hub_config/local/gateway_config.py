@@ -75,7 +75,7 @@ from hub_config.gateway import configure_gateway
 configure_gateway(c, "hub_config.local.gateway_backend.LoopbackUnsafeLocalBackend")
 
 # ----------------------------------------------------------------------------- quota (issue 5)
-# Cluster start and scale-up ask the quota database (hub_config.quota.enforcement.check_cluster,
+# Cluster start and scale-up ask the quota database (hub_config.quota.services.enforcement.check_cluster,
 # called from hub_config/gateway.py): the same database the hub's quota service writes.
 import os as _os
 

@@ -25,7 +25,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub_config.local.spawner import user_folder_name
+from hub_config.naming import user_folder_name
 from hub_config.policy import TEAM_ADMIN_SUFFIX, TEAM_GROUP_PREFIX
 
 

@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from urllib.parse import quote
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Bool, Dict, Unicode, default
 
-
-def user_folder_name(username: str) -> str:
-    """A single, safe path component for any hub username (no '/', no '..', no hidden names)."""
-    name = quote(username, safe="@+-_")
-    return name if not name.startswith(".") else "%2E" + name[1:]
+from hub_config.naming import user_folder_name
 
 
 def store_urls(data_url: str, username: str, home: str) -> dict[str, str]:

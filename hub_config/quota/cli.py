@@ -87,7 +87,7 @@ def register(subparsers) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     if args.quota_command == "migrate":
-        from hub_config.quota.db import current_revision, upgrade
+        from hub_config.quota.storage.db import current_revision, upgrade
 
         upgrade(args.db_url)
         print(f"quota database at revision {current_revision(args.db_url)}")

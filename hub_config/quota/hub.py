@@ -24,7 +24,7 @@ SERVICE_SCOPES = [
     "read:servers",
     "servers",
     # The spawner's saved state (the local server's pid): a crashed server is closed in the
-    # ledger at its last sighting, not at the hub's next poll (hub_config/quota/sampler.py).
+    # ledger at its last sighting, not at the hub's next poll (hub_config/quota/services/sampler.py).
     "admin:server_state",
     "admin:groups",
     "tokens",

@@ -32,18 +32,18 @@ from pydantic import BaseModel, ValidationError
 from tornado import ioloop, web
 from tornado.httpserver import HTTPServer
 
-from . import operations as ops
-from . import schemas
-from .db import session_factory
-from .errors import BadInput, QuotaError
-from .models import AuditEntry, Request, RequestState, utcnow
-from .plot import usage_svg
-from .settings import QuotaSettings, load_settings
+from hub_config.quota.errors import BadInput, QuotaError
+from hub_config.quota.handlers import schemas
+from hub_config.quota.handlers.plot import usage_svg
+from hub_config.quota.services import operations as ops
+from hub_config.quota.settings import QuotaSettings, load_settings
+from hub_config.quota.storage.db import session_factory
+from hub_config.quota.storage.models import AuditEntry, Request, RequestState, utcnow
 
 log = logging.getLogger("quota")
 ADMIN_SCOPE = "custom:quota:admin"
 MAX_BODY = 64 * 1024  # no legitimate call comes near this; bigger ones get a 400, not a reset
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "handlers" / "templates"
 
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
@@ -111,7 +111,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         ops.check_username(name)
         from sqlalchemy import select
 
-        from .models import User
+        from hub_config.quota.storage.models import User
 
         if s.scalars(select(User).where(User.name == name)).first() is None:
             if self.q.hub_user(name, fresh=True) is None:
@@ -396,8 +396,7 @@ class SpawnCheckAPI(ApiHandler):
     def post(self, s):
         """Would a server with this profile (charged to this team) start now? 200, or 403 + reason."""
         from hub_config.policy import load_policy
-
-        from .enforcement import _check
+        from hub_config.quota.services.enforcement import _check
 
         b = self.body(schemas.SpawnCheckIn)
         actor = self.actor()
@@ -460,8 +459,7 @@ class AdminPage(Page):
         from sqlalchemy import select
 
         from hub_config.policy import load_policy
-
-        from .models import Team
+        from hub_config.quota.storage.models import Team
 
         actor = self.actor()
         ops.require_admin(actor)
@@ -720,8 +718,7 @@ class QuotaApp:
         from sqlalchemy import select
 
         from hub_config.policy import teams_of_groups
-
-        from .models import Membership, Role, Team
+        from hub_config.quota.storage.models import Membership, Role, Team
 
         self.synced.add(name)
         teams, admin_of = teams_of_groups(groups)
@@ -792,8 +789,8 @@ def _in_thread(loop: asyncio.AbstractEventLoop, work, what: str):
 def start_background(q: QuotaApp, sample: bool, enforce: bool) -> list[ioloop.PeriodicCallback]:
     """Sampler, home storage measurement and grace enforcer on the service's loop, each pass in
     a worker thread."""
-    from .enforcement import GraceEnforcer
-    from .sampler import Sampler, build_sources
+    from hub_config.quota.services.enforcement import GraceEnforcer
+    from hub_config.quota.services.sampler import Sampler, build_sources
 
     loop = asyncio.get_event_loop()
     callbacks = []
@@ -808,7 +805,7 @@ def start_background(q: QuotaApp, sample: bool, enforce: bool) -> list[ioloop.Pe
             )
         )
     if sample and q.settings.homes_dir:
-        from .storage import HomeStorageSampler
+        from hub_config.quota.services.home_storage import HomeStorageSampler
 
         storage = HomeStorageSampler(q.sessions, q.settings.homes_dir)
         measure = _in_thread(loop, storage.sample_once, "storage measurement")
@@ -899,7 +896,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s quota %(levelname)s %(message)s")
     settings = settings_from_args(args)
-    from .hubapi import HubClient
+    from hub_config.quota.storage.hubapi import HubClient
 
     hub = HubClient()
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from hub_config.local.devauth import DemoAuthenticator
-from hub_config.local.spawner import user_folder_name
 from hub_config.local.state import StateDir
+from hub_config.naming import user_folder_name
 
 
 def test_state_folder_is_private_and_secrets_are_stable(tmp_path):

@@ -36,7 +36,7 @@ def db_url(request, tmp_path) -> Iterator[str]:
 
 @pytest.fixture
 def sessions(db_url):
-    from hub_config.quota.db import session_factory
+    from hub_config.quota.storage.db import session_factory
 
     factory = session_factory(db_url)
     yield factory

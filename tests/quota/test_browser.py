@@ -35,9 +35,9 @@ def deep_team(quota_platform):
     )
     assert r.status_code == 201
     # earlier use by gina under the team, as the sampler records it
-    from hub_config.quota import ledger
-    from hub_config.quota.db import session_factory
-    from hub_config.quota.models import utcnow
+    from hub_config.quota.services import ledger
+    from hub_config.quota.storage.db import session_factory
+    from hub_config.quota.storage.models import utcnow
 
     sessions = session_factory(f"sqlite:///{qp.state / 'quota.sqlite'}", migrate=False)
     now = utcnow()

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from hub_config.quota import enforcement, ledger
-from hub_config.quota import operations as ops
 from hub_config.quota.errors import BadInput, QuotaExceeded
-from hub_config.quota.models import utcnow
+from hub_config.quota.services import enforcement, ledger
+from hub_config.quota.services import operations as ops
 from hub_config.quota.settings import QuotaSettings
+from hub_config.quota.storage.models import utcnow
 
 ADMIN = ops.Actor("root", platform_admin=True)
 

@@ -19,10 +19,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from hub_config.quota import ledger
-from hub_config.quota.kube import KubeAPI, KubeAPIError, KubernetesGatewaySource, cpu_cores
-from hub_config.quota.sampler import Sampler, build_sources
+from hub_config.quota.services import ledger
+from hub_config.quota.services.sampler import Sampler, build_sources
 from hub_config.quota.settings import load_settings
+from hub_config.quota.storage.kube import KubeAPI, KubeAPIError, KubernetesGatewaySource, cpu_cores
 
 T0 = dt.datetime(2026, 3, 1, 10, 0, 0)
 NS = "roman-users"
@@ -167,7 +167,7 @@ def kube(tmp_path):
 
 @pytest.fixture
 def members(sessions):
-    from hub_config.quota import operations as ops
+    from hub_config.quota.services import operations as ops
 
     admin = ops.Actor("root", platform_admin=True)
     with sessions() as s:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from hub_config.quota import ledger
-from hub_config.quota.models import Checkpoint, UsageRecord
+from hub_config.quota.services import ledger
+from hub_config.quota.storage.models import Checkpoint, UsageRecord
 
 T0 = dt.datetime(2026, 3, 1, 10, 0, 0)
 STEP = 10.0  # seconds
@@ -126,8 +126,8 @@ def test_hour_boundaries_and_team_attribution(sessions):
 
 
 def test_sampler_charges_a_team_only_for_its_members(sessions):
-    from hub_config.quota import operations as ops
-    from hub_config.quota.sampler import Sampler
+    from hub_config.quota.services import operations as ops
+    from hub_config.quota.services.sampler import Sampler
 
     admin = ops.Actor("root", platform_admin=True)
     with sessions() as s:

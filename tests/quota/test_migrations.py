@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
-from hub_config.quota.db import current_revision, make_engine, upgrade
-from hub_config.quota.models import Allocation, Base, Team, utcnow
+from hub_config.quota.storage.db import current_revision, make_engine, upgrade
+from hub_config.quota.storage.models import Allocation, Base, Team, utcnow
 
 
 def test_upgrade_from_empty_matches_models(db_url):
@@ -33,7 +33,7 @@ def test_upgrade_from_empty_matches_models(db_url):
 def test_database_rejects_an_allocation_with_two_owners_or_negative_hours(sessions):
     import datetime as dt
 
-    from hub_config.quota.models import User
+    from hub_config.quota.storage.models import User
 
     now = utcnow()
     with sessions() as s:
@@ -63,9 +63,9 @@ def test_database_rejects_an_allocation_with_two_owners_or_negative_hours(sessio
 
 def test_database_tier_grants_for_the_authenticator(db_url):
     from hub_config.policy import TierGrantSource
-    from hub_config.quota import operations as ops
-    from hub_config.quota.db import session_factory
-    from hub_config.quota.grants import DatabaseTierGrants
+    from hub_config.quota.services import operations as ops
+    from hub_config.quota.services.grants import DatabaseTierGrants
+    from hub_config.quota.storage.db import session_factory
 
     grants = DatabaseTierGrants(db_url)
     assert isinstance(grants, TierGrantSource)

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from hub_config.quota import operations as ops
-from hub_config.quota.models import StorageUsage
+from hub_config.quota.services import operations as ops
+from hub_config.quota.services.home_storage import HomeStorageSampler, measure_tree
 from hub_config.quota.settings import load_settings
-from hub_config.quota.storage import HomeStorageSampler, measure_tree
+from hub_config.quota.storage.models import StorageUsage
 
 
 def write(path, size: int) -> int:

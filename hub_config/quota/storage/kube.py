@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import ledger
+from hub_config.quota.services import ledger
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 CRD_GROUP, CRD_VERSION = "gateway.dask.org", "v1alpha1"

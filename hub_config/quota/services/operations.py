@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import ledger
-from .errors import BadInput, Conflict, Forbidden, NotFound
-from .models import (
+from hub_config.quota.errors import BadInput, Conflict, Forbidden, NotFound
+from hub_config.quota.services import ledger
+from hub_config.quota.services.home_storage import storage_view
+from hub_config.quota.settings import QuotaSettings
+from hub_config.quota.storage.models import (
     Allocation,
     AllocationState,
     AuditEntry,
@@ -31,8 +33,6 @@ from .models import (
     Warning_,
     utcnow,
 )
-from .settings import QuotaSettings
-from .storage import storage_view
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,62}$")
 TEAM_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
@@ -812,7 +812,7 @@ def team_view(s: Session, actor: Actor, team_name: str) -> dict:
 
 def all_usage(s: Session, actor: Actor, start: dt.datetime, end: dt.datetime) -> list[dict]:
     require_admin(actor)
-    from .models import UsageRecord
+    from hub_config.quota.storage.models import UsageRecord
 
     rows = s.execute(select(UsageRecord.username, UsageRecord.team).distinct()).all()
     out = []

@@ -1,9 +1,9 @@
-"""Alembic environment: run from ``hub_config.quota.db.upgrade`` with the URL in the config."""
+"""Alembic environment: run from ``hub_config.quota.storage.db.upgrade`` with the URL in the config."""
 
 from alembic import context
 
-from hub_config.quota.db import make_engine
-from hub_config.quota.models import Base
+from hub_config.quota.storage.db import make_engine
+from hub_config.quota.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

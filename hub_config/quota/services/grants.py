@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .db import session_factory
-from .operations import granted_tier
-from .settings import load_settings
+from hub_config.quota.services.operations import granted_tier
+from hub_config.quota.settings import load_settings
+from hub_config.quota.storage.db import session_factory
 
 
 class DatabaseTierGrants:
@@ -29,7 +29,7 @@ class DatabaseTierGrants:
         """
         from sqlalchemy import select
 
-        from .models import Membership, Team, User
+        from hub_config.quota.storage.models import Membership, Team, User
 
         if self._sessions is None:
             self._sessions = session_factory(self._db_url)

@@ -1,7 +1,7 @@
 """The usage sampler: what runs now, according to the hub and to Dask-Gateway.
 
 Each source returns :class:`ledger.Running` items; :func:`ledger.integrate` charges them. Run it
-inside the quota service (the default) or alone: ``python -m hub_config.quota.sampler``.
+inside the quota service (the default) or alone: ``python -m hub_config.quota.services.sampler``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import ledger
-from .models import utcnow
-from .settings import QuotaSettings
+from hub_config.quota.services import ledger
+from hub_config.quota.settings import QuotaSettings
+from hub_config.quota.storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ def _validated_teams(s: Session, observed: list[ledger.Running]) -> list[ledger.
 
     from sqlalchemy import select
 
-    from .models import Membership, Team, User
+    from hub_config.quota.storage.models import Membership, Team, User
 
     wanted = {(o.username, o.team) for o in observed if o.team}
     if not wanted:
@@ -316,7 +316,7 @@ def build_sources(hub=None, settings: QuotaSettings | None = None) -> list[Sourc
     if settings is not None and settings.gateway_db_url:
         sources.append(GatewayDatabaseSource(settings.gateway_db_url))
     if settings is not None and settings.gateway_kube_namespace:
-        from .kube import KubeAPI, KubernetesGatewaySource
+        from hub_config.quota.storage.kube import KubeAPI, KubernetesGatewaySource
 
         api = (
             KubeAPI(settings.kube_api_url, settings.kube_token_file)
@@ -332,12 +332,12 @@ def build_sources(hub=None, settings: QuotaSettings | None = None) -> list[Sourc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .db import session_factory
-    from .hubapi import HubClient
-    from .settings import load_settings
+    from hub_config.quota.settings import load_settings
+    from hub_config.quota.storage.db import session_factory
+    from hub_config.quota.storage.hubapi import HubClient
 
     p = argparse.ArgumentParser(
-        prog="python -m hub_config.quota.sampler",
+        prog="python -m hub_config.quota.services.sampler",
         description="Sample running servers and Dask clusters into the usage ledger.",
     )
     p.add_argument("--db-url", help="quota database (default: settings / $ROMAN_QUOTA_DB_URL)")

@@ -18,11 +18,11 @@ from functools import lru_cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import ledger
-from . import operations as ops
-from .errors import BadInput, QuotaExceeded
-from .models import AllocationState, Checkpoint, Warning_, utcnow
-from .settings import QuotaSettings, load_settings
+from hub_config.quota.errors import BadInput, QuotaExceeded
+from hub_config.quota.services import ledger
+from hub_config.quota.services import operations as ops
+from hub_config.quota.settings import QuotaSettings, load_settings
+from hub_config.quota.storage.models import AllocationState, Checkpoint, Warning_, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Charge:
 
 @lru_cache(maxsize=4)
 def _sessions(db_url: str) -> sessionmaker[Session]:
-    from .db import session_factory
+    from hub_config.quota.storage.db import session_factory
 
     return session_factory(db_url)
 
@@ -124,8 +124,7 @@ def _check(
 def _sync_idp_membership(s: Session, t, username: str, groups: set[str]):
     """A team membership the IdP asserts (hub group ``team-<name>``) joins the quota record."""
     from hub_config.policy import TEAM_ADMIN_SUFFIX, TEAM_GROUP_PREFIX
-
-    from .models import Membership, Role
+    from hub_config.quota.storage.models import Membership, Role
 
     if f"{TEAM_GROUP_PREFIX}{t.name}" not in groups:
         return None

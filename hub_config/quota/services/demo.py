@@ -20,9 +20,8 @@ from pathlib import Path
 from hub_config.auth import idp_teams
 from hub_config.oidc_dev.users import load_users
 from hub_config.policy import load_policy
-
-from . import operations as ops
-from .models import utcnow
+from hub_config.quota.services import operations as ops
+from hub_config.quota.storage.models import utcnow
 
 SEED_ACTOR = ops.Actor("platform-demo-seed", platform_admin=True)
 
@@ -52,7 +51,7 @@ def seed_demo_teams(
     db_url: str, users_file: str | Path | None = None, now: dt.datetime | None = None
 ) -> list[str]:
     """Create each missing demo team with an allocation; return the names created."""
-    from .enforcement import _sessions
+    from hub_config.quota.services.enforcement import _sessions
 
     now = now or utcnow()
     created = []

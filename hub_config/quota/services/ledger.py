@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from .models import Checkpoint, SamplerState, UsageRecord
+from hub_config.quota.storage.models import Checkpoint, SamplerState, UsageRecord
 
 HOUR = dt.timedelta(hours=1)
 

@@ -21,7 +21,8 @@ from urllib.parse import unquote
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import StorageUsage, utcnow
+from hub_config.naming import user_folder_name
+from hub_config.quota.storage.models import StorageUsage, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,6 @@ class HomeStorageSampler:
 
     def homes(self) -> dict[str, str]:
         """username -> folder, for the folders the local spawner names (see user_folder_name)."""
-        from hub_config.local.spawner import user_folder_name
-
         out = {}
         try:
             names = os.listdir(self.users_dir)
