@@ -75,6 +75,12 @@ if ! flock -w "$LOCK_WAIT_S" 9; then
   die "$CACHE/build.lock is still held after ${LOCK_WAIT_S} s by: ${holders:-an unknown process}"
 fi
 version="$("$PY" -c 'import tomllib;print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')"
+NOTEBOOK_ENV_ARGS=""
+if printf '%s\n' "${targets[@]}" | grep -qx notebook; then
+  # Before any work: the notebook lock must be one of the tier policy's environments.
+  NOTEBOOK_ENV_ARGS="$("$PY" -m hub_config.environments build-args images/notebook/requirements.lock)" \
+    || die "images/notebook/requirements.lock is not an environment of the tier policy (see above)"
+fi
 [ -n "$tag" ] || tag="$version"
 
 # ---------------------------------------------------------------- 1. the Docker engine
@@ -198,7 +204,18 @@ build_image() {
     --build-arg "REVISION=$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)"
     --build-arg "SOURCE=$(git -C "$REPO" remote get-url origin 2>/dev/null || echo "git+file://$REPO")")
   [ "$base" = default ] || args+=(--build-arg "BASE_IMAGE=$base")
-  log "docker build roman-platform/$image:$tag (base ${base})"
+  local release=""
+  if [ "$image" = notebook ]; then
+    # The environment (release) this lock builds and the versions it pins: image labels, and a
+    # second tag roman-platform/notebook:<release>, the name the tier policy gives its image.
+    local kv
+    while IFS= read -r kv; do
+      args+=(--build-arg "$kv")
+      if [ "${kv%%=*}" = ROMAN_ENVIRONMENT ]; then release="${kv#*=}"; fi
+    done < <(printf '%s\n' "$NOTEBOOK_ENV_ARGS")
+    args+=(-t "roman-platform/$image:$release")
+  fi
+  log "docker build roman-platform/$image:$tag${release:+ (environment $release)} (base ${base})"
   local t0=$SECONDS
   # Each log line carries the seconds since the build began, and each Dockerfile step is echoed
   # to stderr as it starts, so a slow or stuck build shows where its time goes.

@@ -127,3 +127,36 @@ def test_command_line_reports_problems(checker, tmp_path, capsys):
     assert "images/notebook/requirements.lock is missing" in capsys.readouterr().out
     (tmp_path / "images" / "notebook" / "requirements.lock").write_text(lock_text("notebook"))
     assert checker.main([str(tmp_path)]) == 0
+
+
+def test_notebook_lock_is_the_policys_default_environment(tmp_path):
+    """Issue 18: the image the build labels with a release must be one the tier policy offers;
+    today's lock is the default (current) environment, and the build's arguments say so."""
+    import subprocess
+    import sys
+
+    from hub_config.environments import build_args, environment_for_lock
+    from hub_config.policy import load_policy
+
+    policy = load_policy()
+    lock = lock_text("notebook")
+    assert environment_for_lock(policy, lock) == policy.environment()
+    args = build_args(policy, lock)
+    assert args["ROMAN_ENVIRONMENT"] == policy.environment().name
+    assert args["CRDS_CONTEXT"] == policy.environment().versions.crds_context
+    cmd = [sys.executable, "-m", "hub_config.environments", "build-args"]
+    out = subprocess.run(
+        [*cmd, str(REPO / "images/notebook/requirements.lock")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=REPO,
+    )
+    assert out.stdout.splitlines() == [f"{k}={v}" for k, v in args.items()]
+    # A lock of a pipeline no environment carries: refused, saying what to do.
+    other = tmp_path / "requirements.lock"
+    other.write_text(lock.replace("romancal==", "romancal==9.9.9 \\\n    # was "))
+    bad = subprocess.run([*cmd, str(other)], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert bad.returncode == 1
+    assert "romancal 9.9.9" in bad.stderr and "add an environment for it" in bad.stderr

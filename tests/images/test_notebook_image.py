@@ -39,6 +39,32 @@ def test_metadata_labels_and_user(dk, notebook_image):
     labels = config["Labels"]
     assert labels["org.opencontainers.image.version"] == dk.project_version()
     assert labels["org.opencontainers.image.source"] not in ("", "unknown")
+    # Issue 18: the release (environment) the image is and the pipeline it carries, read from
+    # its lock at build time: the tier policy's environment with these pins.
+    from hub_config.environments import environment_for_lock, lock_versions
+    from hub_config.policy import load_policy
+
+    lock = (dk.repo / "images" / "notebook" / "requirements.lock").read_text()
+    env = environment_for_lock(load_policy(), lock)
+    pins = lock_versions(lock)
+    assert labels["org.roman-platform.environment"] == env.name
+    assert labels["org.roman-platform.romancal"] == pins["romancal"] == env.versions.romancal
+    assert labels["org.roman-platform.romanisim"] == pins["romanisim"]
+    assert labels["org.roman-platform.roman-datamodels"] == pins["roman-datamodels"]
+    assert labels["org.roman-platform.crds-context"] == env.versions.crds_context
+    image_env = dict(e.split("=", 1) for e in config["Env"])
+    assert image_env["ROMAN_IMAGE_ENVIRONMENT"] == env.name
+    # Tagged with the release too: the image name the policy gives the environment.
+    assert (
+        dk.inspect(f"roman-platform/notebook:{env.name}")["Id"] == dk.inspect(notebook_image)["Id"]
+    )
+    # Inside, platform_lib reports the image's release and the installed pipeline.
+    script = (
+        "import json; from platform_lib.environment import current; e = current(); "
+        "print(json.dumps([e.name, e.image, e.versions['romancal']]))"
+    )
+    out = dk.run_in(notebook_image, "python", "-c", script, env={"ROMAN_ENVIRONMENT": env.name})
+    assert json.loads(out.stdout) == [env.name, env.name, env.versions.romancal]
     out = dk.run_in(notebook_image, "bash", "-c", "id -u; id -g; echo $HOME").stdout.split()
     assert out == ["1000", "100", "/home/jovyan"]
 
