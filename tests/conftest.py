@@ -7,6 +7,7 @@ folders, and stops them on teardown. Area-specific fixtures live in ``tests/<are
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -148,6 +149,36 @@ def browser() -> Iterator[object]:
             yield b
         finally:
             b.close()
+
+
+#: Where the documentation's screenshots go (``make screenshots`` sets it to
+#: docs/_static/screenshots); unset, they are written under the test's tmp_path, so the step
+#: runs, and can fail, in every test run.
+DOCS_SCREENSHOTS_ENV = "ROMAN_DOCS_SCREENSHOTS"
+_SCREENSHOT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def docs_screenshot(tmp_path: Path):
+    """``shoot(page, name)``: save what the browser test sees as ``NAME.png`` for the docs.
+
+    The documentation's screenshots (the team-admin guide's) are taken here, by the browser
+    tests that drive the pages, never drawn. ``full_page`` captures below the fold too.
+    """
+    folder = Path(os.environ.get(DOCS_SCREENSHOTS_ENV) or tmp_path / "screenshots")
+
+    def shoot(page, name: str, *, full_page: bool = True) -> Path:
+        if not _SCREENSHOT_NAME.fullmatch(name):
+            raise ValueError(f"screenshot name {name!r}: use lower-case letters, digits and '-'")
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{name}.png"
+        page.screenshot(path=str(target), full_page=full_page, animations="disabled")
+        with target.open("rb") as f:
+            assert f.read(8) == _PNG_MAGIC, f"{target} is not a PNG"
+        return target
+
+    return shoot
 
 
 # --------------------------------------------------------------------------- S3 (SeaweedFS)

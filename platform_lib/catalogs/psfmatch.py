@@ -43,7 +43,7 @@ def matching_kernel(
 ) -> np.ndarray:
     """Kernel K with source * K ≈ target; both PSFs are padded to one odd size.
 
-    K = F⁻¹[T S* / (|S|² + λ max|S|²)]: the least-squares kernel with a ridge penalty.
+    ``K = F⁻¹[T S* / (|S|² + λ max|S|²)]``: the least-squares kernel with a ridge penalty.
     """
     if (psf_fwhm_pixels(source_psf) or 0) > 1.02 * (psf_fwhm_pixels(target_psf) or 0):
         raise CatalogInputError(

@@ -136,7 +136,7 @@ def make_exposure(
     seed: int = 1,
     sky_rate: float = 0.5,
 ) -> tuple[Any, Any]:
-    """One exposure's (L1 ScienceRawModel, L2 ImageModel): ``size``² science pixels (the L1
+    """One exposure's (L1 ScienceRawModel, L2 ImageModel): ``size`` × ``size`` science pixels (the L1
     frame adds the reference border)."""
     import astropy.units as u
     import galsim

@@ -7,13 +7,17 @@ import pytest
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_login_page_leads_to_jupyterlab(start_platform, browser, web_login):
+def test_login_page_leads_to_jupyterlab(start_platform, browser, web_login, docs_screenshot):
     platform = start_platform()
     context = browser.new_context()
     try:
         page = context.new_page()
         page.set_default_timeout(120_000)
         page.goto(f"{platform.url}/")
+        if not page.query_selector("input[name=password]"):
+            page.goto(f"{platform.url}/hub/login")  # auto_login: on to the provider's form
+        page.wait_for_selector("input[name=password]")
+        docs_screenshot(page, "login-page")  # docs/getting-started.md
         # A wrong password keeps the user on the login page with a message.
         web_login.login(page, platform.url, "bob", "wrong-password")
         assert web_login.refused(page)

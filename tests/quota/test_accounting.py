@@ -48,7 +48,7 @@ def kill_quota_service(qp) -> None:
 
 @pytest.mark.browser
 def test_server_run_time_is_charged_once_across_a_service_kill(
-    quota_platform, browser, browser_login
+    quota_platform, browser, browser_login, docs_screenshot
 ):
     qp = quota_platform
     end = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
@@ -110,6 +110,7 @@ def test_server_run_time_is_charged_once_across_a_service_kill(
         )
         assert "core-h left" in item.inner_text() and "renews" in item.inner_text()
         assert item.get_attribute("href") == qp.quota
+        docs_screenshot(lab, "jupyterlab-status-bar", full_page=False)  # docs/getting-started.md
     finally:
         ctx.close()
     kill_quota_service(qp)  # sampler down for the service's restart (a few seconds)

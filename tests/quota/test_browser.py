@@ -49,7 +49,9 @@ def deep_team(quota_platform):
     return qp
 
 
-def test_team_admin_adds_member_sets_cap_and_sees_the_plot(deep_team, browser, browser_login):
+def test_team_admin_adds_member_sets_cap_and_sees_the_plot(
+    deep_team, browser, browser_login, docs_screenshot
+):
     qp = deep_team
     ctx = browser.new_context()
     page = ctx.new_page()
@@ -58,6 +60,7 @@ def test_team_admin_adds_member_sets_cap_and_sees_the_plot(deep_team, browser, b
     assert page.locator("#admin-controls").is_visible()
     plot = page.locator("svg#usage-plot")
     assert plot.is_visible() and page.locator("svg#usage-plot polyline.usage-line").count() == 1
+    docs_screenshot(page, "team-admin-team-page")  # docs/team-admin.md
     # hank asked to join (issue 20: a team admin grants a request or invites, never imposes)
     r = qp.api(
         "hank",
@@ -77,6 +80,16 @@ def test_team_admin_adds_member_sets_cap_and_sees_the_plot(deep_team, browser, b
     assert page.locator('tr[data-member="hank"] input[name=core_hours]').input_value() == "12.5"
     view = qp.api("admin", "GET", "api/teams/deep").json()
     assert {m["name"]: m["cap_core_hours"] for m in view["members"]} == {"gina": None, "hank": 12.5}
+    docs_screenshot(page, "team-admin-member-cap")
+    # the renewal request, from the team page; it waits for a platform admin
+    page.fill("#renewal-form textarea[name=justification]", "second year of the deep survey")
+    page.click("#renewal-form button[type=submit]")
+    page.wait_for_url(team_url)
+    mine = [r for r in qp.api("gina", "GET", "api/requests").json() if r["kind"] == "renewal"]
+    assert [(r["team"], r["state"]) for r in mine] == [("deep", "pending")]
+    cells = page.locator("#team-requests tr", has_text="gina").first.locator("td").all_inner_texts()
+    assert cells[:3] == [str(mine[0]["id"]), "gina", "pending"]
+    docs_screenshot(page, "team-admin-renewal-requested")
     # a bad value in the form gets a 400 page with the reason, and nothing changes
     row = page.locator('tr[data-member="hank"]')
     row.locator("input[name=core_hours]").evaluate(
@@ -84,11 +97,12 @@ def test_team_admin_adds_member_sets_cap_and_sees_the_plot(deep_team, browser, b
     )
     row.locator("button", has_text="Set cap").click()
     assert "greater than or equal to 0" in page.locator("#error-reason").inner_text()
+    docs_screenshot(page, "team-admin-bad-cap")
     assert qp.api("admin", "GET", "api/teams/deep").json()["members"][1]["cap_core_hours"] == 12.5
     ctx.close()
 
 
-def test_plain_member_sees_no_admin_controls(deep_team, browser, browser_login):
+def test_plain_member_sees_no_admin_controls(deep_team, browser, browser_login, docs_screenshot):
     qp = deep_team
     ctx = browser.new_context()
     page = ctx.new_page()
@@ -101,9 +115,11 @@ def test_plain_member_sees_no_admin_controls(deep_team, browser, browser_login):
     assert page.locator("#admin-controls").count() == 0
     assert page.locator("#add-member").count() == 0 and page.locator(".cap-form").count() == 0
     assert page.locator("#nav-admin").count() == 0
+    docs_screenshot(page, "team-member-view")
     # and the pages behind the controls refuse him on the server side
     r = page.request.get(qp.quota + "admin")
     assert r.status == 403
     page.goto(qp.quota)
     assert page.locator("#tier").inner_text() == "entry"
+    docs_screenshot(page, "my-allocation")  # docs/getting-started.md
     ctx.close()
