@@ -8,11 +8,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: up test setup system-deps tools clean-state help
+.PHONY: up test docs screenshots setup system-deps tools clean-state help
 
 help:
 	@echo "make up     install what is missing, then start the local platform (Ctrl-C stops it)"
 	@echo "make test   install what is missing, then run the test suite (everything but 'cluster')"
+	@echo "make docs   build the documentation site into docs/_build/html (warnings are errors)"
+	@echo "make screenshots  retake the docs' screenshots by running the browser tests that take them"
 
 setup: $(STAMP) tools
 
@@ -37,6 +39,18 @@ up: setup
 
 test: setup
 	@bash scripts/run-tests.sh $(ARGS)
+
+# The documentation site, as tests/docs/test_site.py builds it in CI.
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
+
+# The docs' screenshots are taken by the browser tests that drive those pages (docs_screenshot in
+# tests/conftest.py), on the local platform; this reruns them with the screenshots kept.
+SCREENSHOT_TESTS := tests/quota/test_browser.py tests/platform/test_browser.py \
+	tests/quota/test_accounting.py::test_server_run_time_is_charged_once_across_a_service_kill
+screenshots: setup
+	ROMAN_DOCS_SCREENSHOTS=$(CURDIR)/docs/_static/screenshots $(PY) -m pytest -q -p no:cacheprovider $(SCREENSHOT_TESTS)
 
 clean-state:
 	rm -rf .state
