@@ -112,6 +112,16 @@ class Store:
         base = self.path(relative)
 
         def _find() -> dict[str, dict]:
+            if self.is_s3:
+                # No existence probe first: S3 answers a HEAD of the bare prefix ("teams/t") with
+                # 403 to a key allowed only "teams/t/*" (every user and team space), so ask the
+                # listing, which is what that key may do.
+                try:
+                    return self.fs.find(base, detail=True)
+                except PermissionError:
+                    if self._lists_empty(base):
+                        return {}  # an empty prefix: s3fs's HEAD fallback was the refusal
+                    raise
             if not self.fs.exists(base):
                 return {}
             return self.fs.find(base, detail=True)
@@ -126,6 +136,14 @@ class Store:
                 continue
             out[rel] = info
         return out
+
+    def _lists_empty(self, path: str) -> bool:
+        """Whether listing under ``path`` is allowed and finds nothing (PermissionError if the
+        listing itself is refused)."""
+        bucket, key, _ = self.fs.split_path(path)
+        prefix = key.rstrip("/") + "/" if key else ""
+        out = self.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        return not out.get("Contents")
 
     def check(self) -> None:
         """Fail now, with a clear message, if the store cannot be listed."""

@@ -66,6 +66,13 @@ attempt("read_survey", lambda: fs.cat("SURVEY/survey/L2/file.txt"))
 attempt("write_own", lambda: fs.pipe(os.environ["ROMAN_USER_STORE_URL"] + "mine.txt", b"mine"))
 attempt("read_own", lambda: fs.cat(os.environ["ROMAN_USER_STORE_URL"] + "mine.txt"))
 attempt("create_bucket", lambda: fs.mkdir("alices-own-bucket"))
+# the platform's own store API on her spaces: an empty prefix lists as empty (S3 refuses a HEAD
+# of the bare prefix to her key, which once surfaced as 'access denied'), a full one lists
+from platform_lib.data import get_store
+own = get_store(os.environ["ROMAN_USER_STORE_URL"])
+attempt("walk_own_empty", lambda: own.walk_files("fresh") == {} or 1 / 0)
+attempt("walk_own", lambda: "mine.txt" in own.walk_files("") or 1 / 0)
+attempt("walk_bob", lambda: get_store("s3://WORK/users/bob/").walk_files(""))
 print(json.dumps(out))
 """.replace("WORK", WORK_BUCKET).replace("SURVEY", PLATFORM_BUCKET)
 
@@ -85,9 +92,10 @@ def test_alice_cannot_delete_bobs_object_or_write_the_survey(alice_server):
         "write_survey",
         "delete_survey",
         "create_bucket",
+        "walk_bob",
     ):
         assert out[refused] != "allowed", (refused, out)
-    for allowed in ("read_survey", "write_own", "read_own"):
+    for allowed in ("read_survey", "write_own", "read_own", "walk_own_empty", "walk_own"):
         assert out[allowed] == "allowed", (allowed, out)
     assert fs.cat(f"{WORK_BUCKET}/users/bob/result.txt") == b"bob's result"
     assert fs.cat(f"{PLATFORM_BUCKET}/survey/L2/file.txt") == b"survey data"
