@@ -518,7 +518,11 @@ def test_crds_and_stpsf_in_production(chart, hub_config, tmp_path):
         "ReadWriteMany"
     ]
     job = chart.find(objs, "Job", "rp-references-preload")
-    assert "crds sync --contexts" in job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    preload = job["spec"]["template"]["spec"]["containers"][0]
+    assert "crds sync --contexts $CRDS_CONTEXTS" in preload["command"][-1]
+    # Every environment's context is preloaded (issue 18), the chart's own first, once each.
+    contexts = {e["name"]: e["value"] for e in preload["env"]}["CRDS_CONTEXTS"].split()
+    assert contexts == ["roman_0048.pmap", "roman_0046.pmap"]
     # The postStart hook, run for real against a fake shared cache: links, writable, idempotent.
     shared = tmp_path / "data" / "references" / "crds"
     (shared / "references" / "roman" / "wfi").mkdir(parents=True)
