@@ -123,3 +123,51 @@ def test_plain_member_sees_no_admin_controls(deep_team, browser, browser_login, 
     assert page.locator("#tier").inner_text() == "entry"
     docs_screenshot(page, "my-allocation")  # docs/getting-started.md
     ctx.close()
+
+
+def test_platform_admin_approves_the_renewal_on_the_admin_page(
+    deep_team, browser, browser_login, docs_screenshot
+):
+    qp = deep_team
+
+    def gina_renewals():
+        return [r for r in qp.api("gina", "GET", "api/requests").json() if r["kind"] == "renewal"]
+
+    if not [r for r in gina_renewals() if r["state"] == "pending"]:  # this test run alone
+        r = qp.api(
+            "gina",
+            "POST",
+            "api/requests",
+            json={"kind": "renewal", "team": "deep", "justification": "second year"},
+        )
+        assert r.status_code == 201, r.text
+    (pending,) = [r for r in gina_renewals() if r["state"] == "pending"]
+    assert qp.api("admin", "GET", "api/teams/deep").json()["allocation"]["state"] == (
+        "renewal_requested"
+    )
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    admin_url = qp.quota + "admin"
+    browser_login(page, admin_url, "admin", qp.helpers.DEMO_PASSWORD)
+    assert page.locator("h1").inner_text() == "Platform admin"
+    row = page.locator("#pending tr", has=page.locator(f'input[value="{pending["id"]}"]'))
+    assert row.count() == 1
+    cells = row.locator("td").all_inner_texts()
+    assert cells[1] == "gina" and cells[2].split() == ["renewal", "deep"]
+    row.locator("input[name=note]").fill("for year 2")
+    docs_screenshot(page, "platform-admin-requests", full_page=False)  # docs/team-admin.md
+    row.locator("button", has_text="Approve").click()
+    page.wait_for_url(admin_url)
+    (decided,) = [r for r in gina_renewals() if r["id"] == pending["id"]]
+    assert (decided["state"], decided["decided_by"], decided["note"]) == (
+        "approved",
+        "admin",
+        "for year 2",
+    )
+    # the current period is active again; the next one (same size) starts when it ends
+    assert qp.api("admin", "GET", "api/teams/deep").json()["allocation"]["state"] == "active"
+    assert (
+        page.locator("#pending tr", has=page.locator(f'input[value="{pending["id"]}"]')).count()
+        == 0
+    )
+    ctx.close()
