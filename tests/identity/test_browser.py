@@ -10,7 +10,7 @@ import pytest
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_research_user_logs_in_and_starts_from_profile_form(stack, browser):
+def test_research_user_logs_in_and_starts_from_profile_form(stack, browser, docs_screenshot):
     context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(60_000)
@@ -39,6 +39,7 @@ def test_research_user_logs_in_and_starts_from_profile_form(stack, browser):
         )
         assert envs == [["2026.3", True, False], ["2026.2", False, True]]
         page.check("#profile-medium")
+        docs_screenshot(page, "spawn-form")  # docs/getting-started.md
         page.click("#spawn_form button[type=submit]")
         page.wait_for_url(f"{stack.hub_url}/user/research/**", timeout=120_000)
         model = stack.api("GET", "/users/research").json()
