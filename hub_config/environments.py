@@ -1,21 +1,29 @@
 """The tier policy's software environments, as the spawner, the gateway and the image build use them.
 
-* :func:`local_mismatch`: on the local platform every server and Dask worker runs the platform's
-  own Python environment, so an environment can start there only when its pinned versions are
-  the installed ones; this says why not otherwise (the spawn form greys it out, the spawner and
-  the gateway refuse it with that sentence).
+* :func:`local_runtime` / :func:`local_mismatch`: on the local platform servers and Dask
+  workers are local processes, so an environment can start there only in a Python environment
+  that has its pinned versions: the platform's own (normally the default environment), or a
+  *local overlay* made for it (:func:`make_local`: a venv holding only the packages whose
+  versions differ, on top of the platform's, under ``$ROMAN_LOCAL_ENVIRONMENTS_DIR/<name>``,
+  default ``<checkout>/.cache/environments/<name>``). Otherwise :func:`local_mismatch` says why
+  (the spawn form greys the environment out, the spawner and the gateway refuse it).
 * :func:`lock_versions` / :func:`environment_for_lock`: which policy environment an image lock
   builds; :func:`build_args` gives ``scripts/build-images.sh`` the release name and the pinned
   versions it labels the notebook image with::
 
       python -m hub_config.environments build-args images/notebook/requirements.lock
+      python -m hub_config.environments make-local 2026.2     # needs the package index
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
 import sys
+import sysconfig
+from dataclasses import dataclass
 from pathlib import Path
 
 from hub_config.policy import Policy, SoftwareEnvironment, load_policy
@@ -42,21 +50,169 @@ def installed_versions() -> dict[str, str]:
     return package_versions(PIPELINE_PACKAGES)
 
 
-def local_mismatch(env: SoftwareEnvironment, installed: dict[str, str] | None = None) -> str | None:
-    """Why ``env`` cannot run on this machine's one Python environment, or None when it can."""
+#: Where local overlays live (one folder per environment name).
+LOCAL_ENVIRONMENTS_VAR = "ROMAN_LOCAL_ENVIRONMENTS_DIR"
+
+
+def local_environments_dir() -> Path:
+    """``$ROMAN_LOCAL_ENVIRONMENTS_DIR``, else ``.cache/environments`` beside the platform's venv
+    (the checkout's: ``<checkout>/.venv`` -> ``<checkout>/.cache/environments``)."""
+    chosen = os.environ.get(LOCAL_ENVIRONMENTS_VAR)
+    return Path(chosen) if chosen else Path(sys.prefix).parent / ".cache" / "environments"
+
+
+def _site_packages(prefix: Path) -> Path:
+    rel = Path(sysconfig.get_path("purelib")).relative_to(sys.prefix)
+    return prefix / rel
+
+
+def overlay_versions(prefix: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Pipeline versions seen by the overlay's Python: its own packages shadow the platform's."""
+    from platform_lib.environment import PIPELINE_PACKAGES
+
+    have = dict(installed_versions() if base is None else base)
+    site = _site_packages(prefix)
+    wanted = {_norm(p): p for p in PIPELINE_PACKAGES}
+    for info in site.glob("*.dist-info") if site.is_dir() else ():
+        name, _, ver = info.name[: -len(".dist-info")].rpartition("-")
+        if _norm(name) in wanted:
+            have[wanted[_norm(name)]] = ver
+    return have
+
+
+@dataclass(frozen=True)
+class LocalRuntime:
+    """Where a local server or Dask process of an environment runs from."""
+
+    name: str
+    #: The overlay's prefix; None: the platform's own Python environment.
+    prefix: Path | None = None
+
+    @property
+    def bin_dir(self) -> Path | None:
+        return None if self.prefix is None else self.prefix / "bin"
+
+    def command(self, cmd: list[str]) -> list[str]:
+        """``cmd`` with its program taken from the overlay (same script name), if there is one."""
+        if self.prefix is None or not cmd:
+            return list(cmd)
+        program = self.bin_dir / Path(cmd[0]).name
+        if not program.exists():
+            raise FileNotFoundError(
+                f"local environment {self.name} ({self.prefix}) has no {program.name}; "
+                f"remake it: python -m hub_config.environments make-local {self.name}"
+            )
+        return [str(program), *cmd[1:]]
+
+    def path(self, current: str | None = None) -> str:
+        """``PATH`` with the overlay's programs first."""
+        current = os.environ.get("PATH", "") if current is None else current
+        return current if self.bin_dir is None else f"{self.bin_dir}{os.pathsep}{current}"
+
+
+class EnvironmentUnavailable(LookupError):
+    """The environment cannot start on this local platform; the message says why and what to do."""
+
+
+def local_runtime(
+    env: SoftwareEnvironment, installed: dict[str, str] | None = None
+) -> LocalRuntime:
+    """Where ``env`` runs locally: the platform's Python if it has the pins, else its overlay."""
     have = installed_versions() if installed is None else installed
+    want = env.versions.packages()
+    if all(have.get(p) == v for p, v in want.items()):
+        return LocalRuntime(env.name)
+    prefix = local_environments_dir() / env.name
+    if (prefix / "bin" / "python").exists():
+        theirs = overlay_versions(prefix, have)
+        if all(theirs.get(p) == v for p, v in want.items()):
+            return LocalRuntime(env.name, prefix)
+        have = theirs
     wrong = [
-        f"{pkg} {want} (installed: {have.get(pkg, 'none')})"
-        for pkg, want in env.versions.packages().items()
-        if have.get(pkg) != want
+        f"{pkg} {v} (installed: {have.get(pkg, 'none')})"
+        for pkg, v in want.items()
+        if have.get(pkg) != v
     ]
-    if not wrong:
-        return None
-    return (
-        f"environment {env.name} pins {', '.join(wrong)}; the local platform runs one Python "
-        "environment, so only an environment matching it can start here (the others run on "
-        "Kubernetes, from their own image)"
+    raise EnvironmentUnavailable(
+        f"environment {env.name} pins {', '.join(wrong)}; local servers and Dask workers run "
+        f"from local Python environments, and none has these (make one with `python -m "
+        f"hub_config.environments make-local {env.name}`; on Kubernetes it runs its own image)"
     )
+
+
+def local_mismatch(env: SoftwareEnvironment, installed: dict[str, str] | None = None) -> str | None:
+    """Why ``env`` cannot run on this local platform, or None when it can."""
+    try:
+        local_runtime(env, installed)
+    except EnvironmentUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def make_local(env: SoftwareEnvironment, root: Path | None = None, *, log=print) -> Path:
+    """Make (or remake) the local overlay of ``env``: a venv of the platform's own Python whose
+    site-packages come first and hold only what ``env`` pins differently (and what those pins
+    require), with the platform's packages behind it (a ``.pth`` file), its configuration
+    (``etc``, ``share``: Jupyter and Dask settings, extensions) linked, and every program of
+    the platform's venv re-pointed at the overlay's Python. Needs the package index (pip)."""
+    if sys.prefix == sys.base_prefix:
+        raise EnvironmentUnavailable("make-local must run from the platform's virtual environment")
+    root = root or local_environments_dir()
+    prefix = root / env.name
+    base = Path(sys.prefix)
+    base_python = Path(getattr(sys, "_base_executable", sys.executable))
+    log(f"making {prefix} on {base}")
+    subprocess.run(
+        [str(base_python), "-m", "venv", "--without-pip", "--clear", str(prefix)],
+        check=True,
+        timeout=300,
+    )
+    site = _site_packages(prefix)
+    # addsitedir, not a bare path line: the platform's own .pth files (its editable install of
+    # platform_lib, for one) must be processed too; appended, so the overlay's packages win.
+    (site / "_roman_platform_base.pth").write_text(
+        f"import site; site.addsitedir({str(_site_packages(base))!r})\n"
+    )
+    for shared in ("etc", "share"):
+        if (base / shared).exists() and not (prefix / shared).exists():
+            (prefix / shared).symlink_to(base / shared)
+    pins = [f"{p}=={v}" for p, v in env.versions.packages().items()]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(prefix / "bin" / "python"),
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            *pins,
+        ],
+        check=True,
+        timeout=1800,
+    )
+    # The platform's programs (jupyterhub-singleuser, dask, jupyter...) run by the overlay's
+    # Python: same scripts, new interpreter line.
+    made = 0
+    for script in sorted((base / "bin").iterdir()):
+        target = prefix / "bin" / script.name
+        if target.exists() or not script.is_file():
+            continue
+        try:
+            head, _, rest = script.read_text().partition("\n")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if head.startswith("#!") and str(base) in head:
+            target.write_text(f"#!{prefix / 'bin' / 'python'}\n{rest}")
+            target.chmod(0o755)
+            made += 1
+    theirs = overlay_versions(prefix)
+    wrong = {p: theirs.get(p) for p, v in env.versions.packages().items() if theirs.get(p) != v}
+    if wrong:
+        raise EnvironmentUnavailable(f"{prefix} was made but reports {wrong}")
+    log(f"{env.name}: {', '.join(pins)} in {prefix} ({made} programs)")
+    return prefix
 
 
 def lock_versions(lock_text: str) -> dict[str, str]:
@@ -109,10 +265,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     ba.add_argument("lock", type=Path, help="the image's requirements.lock")
     ba.add_argument("--policy", help="tier policy file (default: the bundled one)")
+    ml = sub.add_parser(
+        "make-local",
+        help="make the local platform's overlay of an environment (pip, from the package index)",
+    )
+    ml.add_argument("name", help="the environment's release name, e.g. 2026.2")
+    ml.add_argument(
+        "--dir",
+        type=Path,
+        help=f"folder of local environments (default: ${LOCAL_ENVIRONMENTS_VAR} or "
+        "<checkout>/.cache/environments)",
+    )
+    ml.add_argument("--policy", help="tier policy file (default: the bundled one)")
     args = parser.parse_args(argv)
     try:
-        found = build_args(load_policy(args.policy), args.lock.read_text())
-    except (OSError, LookupError) as exc:
+        policy = load_policy(args.policy)
+        if args.command == "make-local":
+            make_local(policy.environment(args.name), args.dir)
+            return 0
+        found = build_args(policy, args.lock.read_text())
+    except (OSError, LookupError, subprocess.CalledProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for key, value in found.items():

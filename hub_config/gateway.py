@@ -236,9 +236,10 @@ def apply_software_environment(policy: Policy, config: Any) -> None:
     """The cluster's software environment (``ROMAN_ENVIRONMENT``, set by the options handler).
 
     Kubernetes (a config with an ``image``): scheduler and workers run the environment's image,
-    with its CRDS context, as the user's server does. Local backends run the gateway's own
-    Python environment: an environment whose pinned versions are not installed is refused
-    rather than started with other versions under its name."""
+    with its CRDS context, as the user's server does. Local backends run the environment's local
+    Python environment (the gateway's own, or the environment's overlay: its ``dask`` program);
+    an environment no local Python environment has is refused rather than started with other
+    versions under its name (hub_config.environments.local_runtime)."""
     if not policy.environments:
         return
     name = dict(config.environment).get(ENVIRONMENT_ENV) or policy.default_environment.name
@@ -250,12 +251,18 @@ def apply_software_environment(policy: Policy, config: Any) -> None:
         config.image = env.image
         config.environment = {**dict(config.environment), "CRDS_CONTEXT": env.versions.crds_context}
         return
-    from hub_config.environments import local_mismatch
+    from hub_config.environments import EnvironmentUnavailable, local_runtime
 
-    why = local_mismatch(env)
-    if why:
-        raise PublicException(f"Cannot start a cluster in environment {name}: {why}")
-    config.environment = {**dict(config.environment), ENVIRONMENT_ENV: env.name}
+    try:
+        runtime = local_runtime(env)
+        config.scheduler_cmd = runtime.command(list(config.scheduler_cmd))
+        config.worker_cmd = runtime.command(list(config.worker_cmd))
+    except (EnvironmentUnavailable, FileNotFoundError) as exc:
+        raise PublicException(f"Cannot start a cluster in environment {name}: {exc}") from None
+    extra = {ENVIRONMENT_ENV: env.name}
+    if runtime.prefix is not None:  # its overlay's programs first, as in the user's server
+        extra["PATH"] = runtime.path(dict(config.environment).get("PATH"))
+    config.environment = {**dict(config.environment), **extra}
 
 
 class TierLimitsMixin:

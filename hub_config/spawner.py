@@ -255,7 +255,11 @@ class TierSpawnerMixin(LoggingConfigurable):
             "ROMAN_PROFILE": name,
             **({ENVIRONMENT_VAR: env.name} if env else {}),
         }
+        self.apply_environment(env)
         self.apply_profile(profile)
+
+    def apply_environment(self, env: SoftwareEnvironment | None) -> None:
+        """Run the server in ``env``; Kubernetes does it with the image (apply_kube_profile)."""
 
     def apply_profile(self, profile: ServerProfile) -> None:
         """Set the generic Spawner resource traits; subclasses add what they can enforce."""
@@ -282,8 +286,8 @@ class TierLocalSpawnerMixin(TierSpawnerMixin):
             "memory": "cgroup memory.limit_in_bytes" if cg else "RLIMIT_AS (address space)",
             "cpu": "cgroup cpu.cfs_quota_us" if cg else "CPU affinity (whole cores)",
             "gpu": "not enforced: local processes see every device",
-            "image": "not enforced: local servers run the platform's own Python environment "
-            "(only an environment whose pinned versions it has can start)",
+            "image": "not used: local servers run the chosen environment's local Python "
+            "environment (the platform's own, or its overlay)",
             "storage": "not enforced: home and scratch are plain folders",
         }
 
@@ -291,6 +295,28 @@ class TierLocalSpawnerMixin(TierSpawnerMixin):
         from hub_config.environments import local_mismatch
 
         return local_mismatch(env)
+
+    def apply_environment(self, env: SoftwareEnvironment | None) -> None:
+        """The server's program from the environment's local Python environment: the configured
+        command as is for the platform's own, else the same program of its overlay, first on
+        PATH (hub_config.environments.local_runtime)."""
+        from hub_config.environments import LocalRuntime, local_runtime
+
+        if not hasattr(self, "_platform_cmd"):
+            self._platform_cmd = list(self.cmd)
+        runtime = local_runtime(env) if env is not None else LocalRuntime("")
+        self.cmd = runtime.command(self._platform_cmd)
+        extra = dict(self.environment)
+        if runtime.prefix is not None:
+            extra["PATH"] = runtime.path()
+        elif getattr(self, "_overlay_path", None) == extra.get("PATH"):
+            extra.pop("PATH", None)  # a previous start's overlay, not this one's
+        self._overlay_path = extra.get("PATH") if runtime.prefix is not None else None
+        self.environment = extra
+        if runtime.prefix is not None:
+            self.log.info(
+                "%s runs environment %s from %s", self._log_name, env.name, runtime.prefix
+            )
 
     def _cgroup_dirs(self) -> tuple[Path, Path] | None:
         if not self.use_cgroups:

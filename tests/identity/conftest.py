@@ -222,6 +222,10 @@ def identity_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "PYTHONPATH": str(REPO),
         "ROMAN_POLICY_FILE": str(policy),
         "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+        # No local overlay of an older environment (hub_config.environments): this stack runs
+        # the platform's one Python environment, so the previous one is refused here; the local
+        # platform with an overlay is tested in tests/platform/test_environments_e2e.py.
+        "ROMAN_LOCAL_ENVIRONMENTS_DIR": str(state / "no-overlays"),
     }
     try:
         prov = _start(

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 
-from hub_config.environments import local_mismatch
+from hub_config.environments import LOCAL_ENVIRONMENTS_VAR, local_mismatch
 from hub_config.policy import load_policy
 from hub_config.spawner import SpawnRefused, TierLocalSpawnerMixin
 
@@ -48,6 +48,23 @@ def _spawner(tmp_path):
     )
 
 
+@pytest.fixture
+def no_overlays(tmp_path, monkeypatch):
+    """No local overlay of any environment: only the platform's own Python environment."""
+    monkeypatch.setenv(LOCAL_ENVIRONMENTS_VAR, str(tmp_path / "no-overlays"))
+
+
+@pytest.fixture
+def overlay_2026_2():
+    """The real overlay of the previous environment, made by `python -m hub_config.environments
+    make-local 2026.2` (it needs the package index, which tests may not use)."""
+    env = load_policy().environment("2026.2")
+    why = local_mismatch(env)
+    if why:
+        pytest.skip(f"no local overlay of 2026.2 on this machine: {why}")
+    return env
+
+
 def _apply(sp, options):
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, sp.apply_tier_options(options)).result()
@@ -63,7 +80,7 @@ def test_the_bundled_current_environment_is_this_platforms():
     assert local_mismatch(env) is None
 
 
-def test_form_offers_current_and_previous(tmp_path):
+def test_form_offers_current_and_previous(tmp_path, no_overlays):
     sp = _spawner(tmp_path)
     page = sp.render_profiles_form()
     radios = re.findall(r'<input[^>]*name="environment"[^>]*>', page)
@@ -77,7 +94,7 @@ def test_form_offers_current_and_previous(tmp_path):
     assert "CRDS roman_0046.pmap" in text
 
 
-def test_default_environment_reaches_the_server(tmp_path):
+def test_default_environment_reaches_the_server(tmp_path, no_overlays):
     sp = _spawner(tmp_path)
     _apply(sp, {"profile": "small"})
     assert sp.user_options == {"profile": "small", "environment": "2026.3"}
@@ -109,7 +126,7 @@ def test_default_environment_reaches_the_server(tmp_path):
         ("2026.2", "Environment 2026.2 cannot start here: environment 2026.2 pins romancal 1.0.3"),
     ],
 )
-def test_forged_or_unavailable_environment_is_refused(tmp_path, environment, words):
+def test_forged_or_unavailable_environment_is_refused(tmp_path, no_overlays, environment, words):
     sp = _spawner(tmp_path)
     with pytest.raises(SpawnRefused) as exc:
         _apply(sp, {"profile": "small", "environment": environment})
@@ -122,3 +139,31 @@ def test_image_must_be_the_environments(tmp_path):
     policy = load_policy()
     with pytest.raises(SpawnRefused, match="it runs 'roman-platform/notebook:2026.3'"):
         _apply(sp, {"profile": "small", "image": policy.environment("2026.2").image})
+
+
+def test_previous_environment_runs_from_its_overlay(tmp_path, overlay_2026_2):
+    """With the overlay made, the previous environment starts locally: the server's program is
+    the overlay's, first on PATH, and Python there has the previous pipeline. Choosing the
+    current one again gives back the platform's own program."""
+    sp = _spawner(tmp_path)
+    sp.cmd = [f"{sys.prefix}/bin/jupyterhub-singleuser"]
+    page = sp.render_profiles_form()
+    assert 'value="2026.2">' in page  # enabled now
+    _apply(sp, {"profile": "small", "environment": "2026.2"})
+    assert sp.user_options["environment"] == "2026.2"
+    prefix = sp.cmd[0].rsplit("/bin/", 1)[0]
+    assert sp.cmd[0] == f"{prefix}/bin/jupyterhub-singleuser" and prefix != sys.prefix
+    env = sp.get_env()
+    assert env["PATH"].split(":")[0] == f"{prefix}/bin"
+    code = (
+        "import json; from platform_lib.environment import current; e = current(); "
+        "print(json.dumps([e.name, e.versions['romancal'], e.versions['roman_datamodels']]))"
+    )
+    out = subprocess.run(
+        ["python", "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True
+    )
+    pins = overlay_2026_2.versions
+    assert out.stdout.strip() == f'["2026.2", "{pins.romancal}", "{pins.roman_datamodels}"]'
+    _apply(sp, {"profile": "small", "environment": "2026.3"})
+    assert sp.cmd == [f"{sys.prefix}/bin/jupyterhub-singleuser"]
+    assert not sp.get_env()["PATH"].startswith(prefix)

@@ -7,6 +7,7 @@ Runs dask-gateway's own option processing (``Backend.process_cluster_options`` a
 from __future__ import annotations
 
 import asyncio
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
@@ -139,14 +140,16 @@ def test_per_user_credentials_from_the_spawners_hook():
         assert env[TIER_ENV] == "entry" and env["ROMAN_DATA_URL"] == SERVER_ENV["ROMAN_DATA_URL"]
 
 
-def test_cluster_environment_default_forged_and_unavailable():
+def test_cluster_environment_default_forged_and_unavailable(tmp_path, monkeypatch):
     """Issue 18: a cluster runs a policy environment (default: the default one); a name the
     policy does not offer is refused by the options, and on a local backend (the gateway's own
     Python environment) so is an environment whose pinned versions are not installed."""
     from dask_gateway_server.backends.base import PublicException
 
+    from hub_config.environments import LOCAL_ENVIRONMENTS_VAR
     from hub_config.gateway import ENVIRONMENT_ENV
 
+    monkeypatch.setenv(LOCAL_ENVIRONMENTS_VAR, str(tmp_path / "no-overlays"))
     user = SimpleNamespace(name="ann", groups=["tier-research"])
     assert _process(user, {}).environment[ENVIRONMENT_ENV] == "2026.3"
     assert _process(user, {"environment": "2026.3"}).environment[ENVIRONMENT_ENV] == "2026.3"
@@ -156,6 +159,29 @@ def test_cluster_environment_default_forged_and_unavailable():
         PublicException, match="Cannot start a cluster in environment 2026.2: .* romancal 1.0.3"
     ):
         _process(user, {"environment": "2026.2"})
+
+
+def test_local_cluster_of_the_previous_environment_runs_its_overlay():
+    from hub_config.environments import local_mismatch
+
+    env = load_policy().environment("2026.2")
+    if local_mismatch(env):
+        pytest.skip(f"no local overlay of 2026.2 here: {local_mismatch(env)}")
+    c = Config()
+    c.ClusterConfig.scheduler_cmd = [f"{sys.prefix}/bin/dask", "scheduler"]
+    c.ClusterConfig.worker_cmd = [f"{sys.prefix}/bin/dask", "worker"]
+    cls = configure_gateway(c, "dask_gateway_server.backends.local.UnsafeLocalBackend")
+    backend = cls(config=c)
+    user = SimpleNamespace(name="ann", groups=["tier-research"])
+    with ThreadPoolExecutor(1) as pool:
+        cfg = pool.submit(
+            asyncio.run, backend.process_cluster_options(user, {"environment": "2026.2"})
+        ).result()[1]
+    prefix = cfg.scheduler_cmd[0].rsplit("/bin/", 1)[0]
+    assert prefix != sys.prefix and cfg.scheduler_cmd[1:] == ["scheduler"]
+    assert cfg.worker_cmd == [f"{prefix}/bin/dask", "worker"]
+    assert cfg.environment["PATH"].startswith(f"{prefix}/bin:")
+    assert cfg.environment["ROMAN_ENVIRONMENT"] == "2026.2"
 
 
 def test_kubernetes_cluster_config_gets_the_environments_image():
