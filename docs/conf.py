@@ -45,6 +45,9 @@ templates_path: list[str] = []
 # stay two hyphens, not become an en dash.
 smartquotes_action = "qe"
 
+# A code block without a language (the CLI's usage lines among them) is plain text, not Python.
+highlight_language = "none"
+
 # MyST
 myst_enable_extensions = ["colon_fence", "deflist", "attrs_inline"]
 myst_heading_anchors = 3  # [text](page.md#a-heading) works for h1..h3
