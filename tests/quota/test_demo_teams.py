@@ -22,8 +22,8 @@ from hub_config.auth import RomanOIDCAuthenticator
 from hub_config.oidc_dev.local import users_document
 from hub_config.oidc_dev.users import load_users
 from hub_config.policy import load_policy
+from hub_config.quota import services as ops
 from hub_config.quota.errors import BadInput
-from hub_config.quota.services import operations as ops
 from hub_config.quota.services.demo import seed_demo_teams
 from hub_config.quota.services.enforcement import check_spawn
 from hub_config.quota.settings import QuotaSettings

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from hub_config.quota import services as ops
 from hub_config.quota.errors import BadInput, QuotaExceeded
 from hub_config.quota.services import enforcement, ledger
-from hub_config.quota.services import operations as ops
 from hub_config.quota.settings import QuotaSettings
 from hub_config.quota.storage.models import utcnow
 

@@ -167,7 +167,7 @@ def kube(tmp_path):
 
 @pytest.fixture
 def members(sessions):
-    from hub_config.quota.services import operations as ops
+    from hub_config.quota import services as ops
 
     admin = ops.Actor("root", platform_admin=True)
     with sessions() as s:

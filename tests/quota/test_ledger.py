@@ -126,7 +126,7 @@ def test_hour_boundaries_and_team_attribution(sessions):
 
 
 def test_sampler_charges_a_team_only_for_its_members(sessions):
-    from hub_config.quota.services import operations as ops
+    from hub_config.quota import services as ops
     from hub_config.quota.services.sampler import Sampler
 
     admin = ops.Actor("root", platform_admin=True)

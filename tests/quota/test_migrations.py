@@ -63,7 +63,7 @@ def test_database_rejects_an_allocation_with_two_owners_or_negative_hours(sessio
 
 def test_database_tier_grants_for_the_authenticator(db_url):
     from hub_config.policy import TierGrantSource
-    from hub_config.quota.services import operations as ops
+    from hub_config.quota import services as ops
     from hub_config.quota.services.grants import DatabaseTierGrants
     from hub_config.quota.storage.db import session_factory
 

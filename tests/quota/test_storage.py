@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from hub_config.quota.services import operations as ops
+from hub_config.quota import services as ops
 from hub_config.quota.services.home_storage import HomeStorageSampler, measure_tree
 from hub_config.quota.settings import load_settings
 from hub_config.quota.storage.models import StorageUsage

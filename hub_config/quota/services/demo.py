@@ -20,7 +20,7 @@ from pathlib import Path
 from hub_config.auth import idp_teams
 from hub_config.oidc_dev.users import load_users
 from hub_config.policy import load_policy
-from hub_config.quota.services import operations as ops
+from hub_config.quota import services as ops
 from hub_config.quota.storage.models import utcnow
 
 SEED_ACTOR = ops.Actor("platform-demo-seed", platform_admin=True)

@@ -18,9 +18,9 @@ from functools import lru_cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub_config.quota import services as ops
 from hub_config.quota.errors import BadInput, QuotaExceeded
 from hub_config.quota.services import ledger
-from hub_config.quota.services import operations as ops
 from hub_config.quota.settings import QuotaSettings, load_settings
 from hub_config.quota.storage.models import AllocationState, Checkpoint, Warning_, utcnow
 
@@ -82,7 +82,8 @@ def _check(
             raise BadInput(f"{what} refused: there is no team {team!r}")
         member = ops.membership(s, t, username)
         if member is None and hub_groups is not None:
-            member = _sync_idp_membership(s, t, username, set(hub_groups))
+            ops.sync_idp_teams(s, username, hub_groups, only=t.name)
+            member = ops.membership(s, t, username)
         if member is None:
             raise BadInput(f"{what} refused: you are not a member of team {team!r}")
         a = ops.current_allocation(s, team_name=team, now=now)
@@ -119,25 +120,6 @@ def _check(
                 f"({mg:.4g} of {member.cap_gpu_hours:.4g} GPU-hours)"
             )
     return Charge(username, team or None, a.id)
-
-
-def _sync_idp_membership(s: Session, t, username: str, groups: set[str]):
-    """A team membership the IdP asserts (hub group ``team-<name>``) joins the quota record."""
-    from hub_config.policy import TEAM_ADMIN_SUFFIX, TEAM_GROUP_PREFIX
-    from hub_config.quota.storage.models import Membership, Role
-
-    if f"{TEAM_GROUP_PREFIX}{t.name}" not in groups:
-        return None
-    role = (
-        Role.admin if f"{TEAM_GROUP_PREFIX}{t.name}{TEAM_ADMIN_SUFFIX}" in groups else Role.member
-    )
-    m = Membership(team=t, user=ops.user(s, username, create=True), role=role)
-    s.add(m)
-    s.flush()
-    ops.audit(
-        s, "system", "sync_from_idp", f"team:{t.name}/user:{username}", None, {"role": role.value}
-    )
-    return m
 
 
 def check_spawn(
@@ -302,7 +284,8 @@ def spawn_check(spawner, tier: str, profile_name: str, profile) -> object:
             check_spawn(username, profile_name, team, groups)
         except (QuotaExceeded, BadInput) as exc:
             err = web.HTTPError(403, str(exc), reason="Refused by quota")
-            err.jupyterhub_message = str(exc)
+            # JupyterHub shows an HTTPError's jupyterhub_message to the user as it is.
+            err.jupyterhub_message = str(exc)  # type: ignore[attr-defined]
             raise err from None
 
     return asyncio.get_running_loop().run_in_executor(None, _run)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from hub_config.quota.services.operations import granted_tier
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub_config.quota.services.tiers import granted_tier
 from hub_config.quota.settings import load_settings
 from hub_config.quota.storage.db import session_factory
 
@@ -12,7 +14,7 @@ class DatabaseTierGrants:
 
     def __init__(self, db_url: str | None = None):
         self._db_url = db_url or load_settings().db_url
-        self._sessions = None
+        self._sessions: sessionmaker[Session] | None = None
 
     def granted_tier(self, username: str) -> str | None:
         if self._sessions is None:

@@ -89,7 +89,7 @@ class HomeStorageSampler:
 
     def homes(self) -> dict[str, str]:
         """username -> folder, for the folders the local spawner names (see user_folder_name)."""
-        out = {}
+        out: dict[str, str] = {}
         try:
             names = os.listdir(self.users_dir)
         except OSError:

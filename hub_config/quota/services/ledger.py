@@ -16,6 +16,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import EllipsisType
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -155,7 +156,7 @@ def _charge_vanished(session: Session, cp: Checkpoint, now: dt.datetime, step: f
 
 
 # --------------------------------------------------------------------------- queries
-def _filters(username: str | None, team: str | None | type[Ellipsis]):
+def _filters(username: str | None, team: str | EllipsisType | None):
     conds = []
     if username is not None:
         conds.append(UsageRecord.username == username)
@@ -171,7 +172,7 @@ def totals(
     start: dt.datetime,
     end: dt.datetime,
     username: str | None = None,
-    team: str | None | type[Ellipsis] = Ellipsis,
+    team: str | EllipsisType | None = Ellipsis,
 ) -> tuple[float, float]:
     """(core-hours, GPU-hours) used in [start, end); ``team=None`` means personal use only.
 
@@ -217,7 +218,7 @@ def series(
     start: dt.datetime,
     end: dt.datetime,
     username: str | None = None,
-    team: str | None | type[Ellipsis] = Ellipsis,
+    team: str | EllipsisType | None = Ellipsis,
     bucket: str = "hour",
 ) -> list[dict]:
     """Cumulative use over time, one point per hour (or day) that had use: the usage plot's data."""

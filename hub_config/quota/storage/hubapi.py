@@ -32,7 +32,11 @@ class HubClient:
         """Every user (paged), with their servers; ``state=active`` keeps it to running ones."""
         out, offset = [], 0
         for _ in range(10000):  # bounded: 10000 pages of 200
-            params = {"offset": offset, "limit": 200, "include_stopped_servers": False}
+            params: dict[str, object] = {
+                "offset": offset,
+                "limit": 200,
+                "include_stopped_servers": False,
+            }
             if active_only:
                 params["state"] = "active"
             r = self._call(

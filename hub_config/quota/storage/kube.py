@@ -139,9 +139,9 @@ def _ended(pod: dict[str, Any]) -> dt.datetime | None:
         _time(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt"))
         for cs in status.get("containerStatuses") or []
     ]
-    ends = [e for e in ends if e is not None]
+    ended: list[dt.datetime] = [e for e in ends if e is not None]
     # Ended with no recorded finish (evicted before its containers started): nothing after start.
-    return max(ends) if ends else _time(status.get("startTime"))
+    return max(ended) if ended else _time(status.get("startTime"))
 
 
 class KubernetesGatewaySource:

@@ -48,7 +48,7 @@ class AllocationState(str, enum.Enum):
 class RequestKind(str, enum.Enum):
     tier = "tier"
     renewal = "renewal"
-    join = "join"  # a user asks to join a team; the team's admins decide
+    join = "join"  # type: ignore[assignment]  # shadows str.join; the stored name. A user asks to join a team; the team's admins decide
     invite = "invite"  # a team admin invites a user (the requester row); that user decides
 
 

@@ -10,7 +10,10 @@ target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("no database URL: run through hub_config.quota.storage.db.upgrade(db_url)")
+    engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
