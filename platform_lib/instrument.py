@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "DETECTORS",
+    "CENTRE_PIXEL",
     "DETECTOR_CENTRE",
     "FRAME_PIXELS",
     "GALSIM_BANDS",
@@ -27,8 +28,10 @@ SCIENCE_PIXELS = 4088
 REFERENCE_BORDER = 4
 #: pixels per side of a full frame as read out: science pixels plus the border (4096)
 FRAME_PIXELS = SCIENCE_PIXELS + 2 * REFERENCE_BORDER
-#: an integer science pixel at the middle of a detector (0-based)
-DETECTOR_CENTRE = SCIENCE_PIXELS // 2
+#: the middle of a detector's science pixels (0-based pixel coordinates: 2043.5)
+DETECTOR_CENTRE = (SCIENCE_PIXELS - 1) / 2
+#: the integer science pixel next to the middle (2044)
+CENTRE_PIXEL = SCIENCE_PIXELS // 2
 #: native pixel scale, arcsec per pixel
 PIXEL_SCALE = 0.11
 

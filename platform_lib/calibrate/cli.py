@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from ..instrument import SCIENCE_PIXELS
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -32,8 +34,8 @@ def register(subparsers: Any) -> None:
     r.add_argument(
         "--size",
         type=int,
-        default=4088,
-        help="science pixels per side: 4088 = full detector (default); smaller = "
+        default=SCIENCE_PIXELS,
+        help=f"science pixels per side: {SCIENCE_PIXELS} = full detector (default); smaller = "
         "a sub-array set (refpix and dark decay are then skipped)",
     )
     r.add_argument(

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from ..instrument import REFERENCE_BORDER
 from . import _store
 from .config import StepConfig, build_pipeline_class, parse_config
-from .reference_files import NBORDER, ReferenceSet
+from .reference_files import ReferenceSet
 from .references import (
     FULL_FRAME_ONLY,
     ReferenceSource,
@@ -119,8 +120,8 @@ def check_l1(path: Path, refset: ReferenceSet | None) -> dict[str, Any]:
         if tuple(shape[1:]) != tuple(refset.shape):
             raise InputError(
                 f"{path.name}: frame shape {shape[1:]} does not match the reference set's "
-                f"{tuple(refset.shape)} ({refset.shape[0] - 2 * NBORDER} science pixels + "
-                f"{NBORDER}-pixel border)"
+                f"{tuple(refset.shape)} ({refset.shape[0] - 2 * REFERENCE_BORDER} science pixels + "
+                f"{REFERENCE_BORDER}-pixel border)"
             )
         if info["detector"] != refset.detector:
             raise InputError(

@@ -28,15 +28,20 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..instrument import (
+    DETECTORS,
+    FRAME_PIXELS,
+    IMAGING_ELEMENTS,
+    PIXEL_SCALE,
+    REFERENCE_BORDER,
+    SCIENCE_PIXELS,
+)
 from . import _store
 
-NBORDER = 4
-FULL_SIZE = 4088
 CHANNEL_WIDTH = 128
 N_CHANNELS = 32
 MANIFEST = "refset.yaml"
-OPTICAL_ELEMENTS = ("F062", "F087", "F106", "F129", "F146", "F158", "F184", "F213")
-DETECTORS = tuple(f"WFI{i:02d}" for i in range(1, 19))
+OPTICAL_ELEMENTS = tuple(sorted(IMAGING_ELEMENTS))
 # Reference types each ExposurePipeline step asks for (Step.reference_file_types), plus what
 # romanisim reads. 'flat', 'photom' and 'apcorr' depend on the optical element.
 PIPELINE_REFTYPES = (
@@ -76,7 +81,7 @@ class RefSetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     detector: str = "WFI01"
-    size: int = Field(FULL_SIZE, description="science pixels per side (4088 = full detector)")
+    size: int = Field(SCIENCE_PIXELS, description="science pixels per side (4088 = full detector)")
     optical_elements: tuple[str, ...] = ("F158",)
     seed: int = 1
     gain: float | None = Field(None, description="electron/DN; default romanisim's")
@@ -92,7 +97,7 @@ class RefSetSpec(BaseModel):
     dead_pixel_fraction: float = 1e-4
     dark_decay_amplitude: float = Field(5.0, description="DN at t=0")
     dark_decay_time_constant: float = Field(23.0, description="s")
-    pixel_scale: float = Field(0.11, description="arcsec/pixel")
+    pixel_scale: float = Field(PIXEL_SCALE, description="arcsec/pixel")
     ee_fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
     @field_validator("detector")
@@ -105,8 +110,10 @@ class RefSetSpec(BaseModel):
     @field_validator("size")
     @classmethod
     def _size(cls, v: int) -> int:
-        if not 32 <= v <= FULL_SIZE:
-            raise ValueError(f"size must be between 32 and {FULL_SIZE} science pixels, got {v}")
+        if not 32 <= v <= SCIENCE_PIXELS:
+            raise ValueError(
+                f"size must be between 32 and {SCIENCE_PIXELS} science pixels, got {v}"
+            )
         return v
 
     @field_validator("optical_elements")
@@ -119,11 +126,11 @@ class RefSetSpec(BaseModel):
 
     @property
     def full_frame(self) -> bool:
-        return self.size == FULL_SIZE
+        return self.size == SCIENCE_PIXELS
 
     @property
     def frame_shape(self) -> tuple[int, int]:
-        n = self.size + 2 * NBORDER
+        n = self.size + 2 * REFERENCE_BORDER
         return (n, n)
 
 
@@ -156,7 +163,7 @@ def detector_v2v3(detector: str) -> tuple[float, float]:
 
     i = int(detector[3:]) - 1
     col, row = i // 3, i % 3
-    pitch = (FULL_SIZE * 0.11) + 40.0
+    pitch = (SCIENCE_PIXELS * PIXEL_SCALE) + 40.0
     return (rp.v2v3_wficen[0] + (col - 2.5) * pitch, rp.v2v3_wficen[1] + (row - 1) * pitch)
 
 
@@ -290,9 +297,9 @@ def _pixel_maps(spec: RefSetSpec) -> dict[str, np.ndarray]:
 
 
 def _embed(science: np.ndarray, fill: float, dtype: Any) -> np.ndarray:
-    n = science.shape[-1] + 2 * NBORDER
+    n = science.shape[-1] + 2 * REFERENCE_BORDER
     out = np.full(science.shape[:-2] + (n, n), fill, dtype=dtype)
-    out[..., NBORDER:-NBORDER, NBORDER:-NBORDER] = science
+    out[..., REFERENCE_BORDER:-REFERENCE_BORDER, REFERENCE_BORDER:-REFERENCE_BORDER] = science
     return out
 
 
@@ -360,12 +367,14 @@ def build_models(spec: RefSetSpec) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     border = np.ones(shape, dtype=bool)
-    border[NBORDER:-NBORDER, NBORDER:-NBORDER] = False
+    border[REFERENCE_BORDER:-REFERENCE_BORDER, REFERENCE_BORDER:-REFERENCE_BORDER] = False
 
     mask = rdm.MaskRefModel.create_fake_data(shape=shape)
     dq = np.zeros(shape, dtype=np.uint32)
     dq[border] = pixel.REFERENCE_PIXEL
-    dq[NBORDER:-NBORDER, NBORDER:-NBORDER][maps["dead"]] = pixel.DEAD | pixel.DO_NOT_USE
+    dq[REFERENCE_BORDER:-REFERENCE_BORDER, REFERENCE_BORDER:-REFERENCE_BORDER][maps["dead"]] = (
+        pixel.DEAD | pixel.DO_NOT_USE
+    )
     mask.dq = dq
     _meta(mask, spec, "Bad-pixel mask: reference border and dead pixels")
     out["mask"] = mask
@@ -391,7 +400,7 @@ def build_models(spec: RefSetSpec) -> dict[str, Any]:
 
     inl = rdm.IntegralnonlinearityRefModel.create_fake_data()
     inl.meta.n_channels = N_CHANNELS
-    inl.meta.n_pixels_per_channel = CHANNEL_WIDTH * 4096
+    inl.meta.n_pixels_per_channel = CHANNEL_WIDTH * FRAME_PIXELS
     inl.value = np.arange(0, 65536, 256, dtype=np.uint16)
     inl.inl_table = {
         f"science_channel_{c:02d}": {
@@ -499,7 +508,7 @@ def build_models(spec: RefSetSpec) -> dict[str, Any]:
     if spec.full_frame:
         refpix = rdm.RefpixRefModel.create_fake_data(shape=(N_CHANNELS, 2))
         # Coefficient length: rfft of one channel's padded read sequence (140 columns x rows).
-        length = (CHANNEL_WIDTH + 12) * 4096 // 2 + 1
+        length = (CHANNEL_WIDTH + 12) * FRAME_PIXELS // 2 + 1
         zeros = np.zeros((N_CHANNELS, length), dtype=np.complex128)
         refpix.gamma, refpix.zeta, refpix.alpha = zeros, zeros.copy(), zeros.copy()
         _meta(refpix, spec, "Reference-pixel coefficients: zero (simulated data has no 1/f noise)")

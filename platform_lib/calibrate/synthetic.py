@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .reference_files import NBORDER, ReferenceSet
+from ..instrument import CENTRE_PIXEL, REFERENCE_BORDER, SCIENCE_PIXELS
+from .reference_files import ReferenceSet
 
 
 @dataclass
@@ -145,7 +146,7 @@ def simulate_l1(
     from romanisim.models.nonlinearity import Nonlinearity
     from scipy import ndimage
 
-    n = refset.shape[0] - 2 * NBORDER
+    n = refset.shape[0] - 2 * REFERENCE_BORDER
     detector = refset.detector
     sca = int(detector[3:])
     par = refset.parameters
@@ -154,7 +155,7 @@ def simulate_l1(
         read_pattern = rp.read_pattern[ma_table_number]
     exptime = par["read_time"] * read_pattern[-1][-1]
     date = astropy.time.Time(start_time, format="isot", scale="utc")
-    crop = (slice(NBORDER, -NBORDER), slice(NBORDER, -NBORDER))
+    crop = (slice(REFERENCE_BORDER, -REFERENCE_BORDER), slice(REFERENCE_BORDER, -REFERENCE_BORDER))
 
     def ref(key: str) -> Any:
         return rdm.open(refset.reference_file(key, optical_element))
@@ -228,7 +229,11 @@ def simulate_l1(
         abflux = rbp.get_abflux(optical_element, sca)
         # the PSF the reference set's ePSF and aperture corrections were made from
         psf = rpsf.make_psf(
-            sca, optical_element, wcs=gwcs_wrapped, psftype="galsim", pix=(2044, 2044)
+            sca,
+            optical_element,
+            wcs=gwcs_wrapped,
+            psftype="galsim",
+            pix=(CENTRE_PIXEL, CENTRE_PIXEL),
         )
         world_centre = gwcs_wrapped.toWorld(image.true_center)
         sky_level = getSkyLevel(bandpass, world_pos=world_centre, date=date.datetime, exptime=1)
@@ -301,7 +306,7 @@ def simulate_l1(
 
         if cosmic_rays is not None:
             # romanisim's rate is per full detector (area 16.8 cm^2); scale to this array
-            cosmic_rays = {"area": rp.cr["area"] * (n / 4088) ** 2, **cosmic_rays}
+            cosmic_rays = {"area": rp.cr["area"] * (n / SCIENCE_PIXELS) ** 2, **cosmic_rays}
         resultants, l1dq = make(cosmic_rays)
         cr_deposit = None
         if cosmic_rays is not None:

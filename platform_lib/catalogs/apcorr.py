@@ -15,6 +15,8 @@ import functools
 
 import numpy as np
 
+from ..instrument import PIXEL_SCALE
+
 #: Aperture of the total-flux column: 0.4" radius (3.6 native pixels) holds ~85-90 % of a
 #: point source's light in every band, so the correction is small and its pixel-phase and
 #: PSF-variation errors are far below 1 %, while the aperture stays small enough for S/N.
@@ -37,7 +39,12 @@ def _galsim_band(band: str) -> str:
 
 @functools.lru_cache(maxsize=64)
 def psf_light_fraction(
-    band: str, size_pixels: int, *, sca: int = 7, pixel_scale: float = 0.11, model: str = "galsim"
+    band: str,
+    size_pixels: int,
+    *,
+    sca: int = 7,
+    pixel_scale: float = PIXEL_SCALE,
+    model: str = "galsim",
 ) -> float:
     """Share of the total light of the pixel-integrated Roman PSF inside a centred square
     stamp of ``size_pixels`` native pixels.

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
+from ..instrument import CENTRE_PIXEL, DETECTOR_CENTRE
 from .errors import CatalogInputError
 from .images import CatalogImage, from_model
 
 PSF_STAMP = 63  # native pixels (6.9"): holds Roman's core and first rings
-DETECTOR_CENTRE = 2043.5
 
 
 def library_psf_image(
@@ -35,7 +35,7 @@ def library_psf_image(
 
     model = library_psf(detector, optical_element, DETECTOR_CENTRE, DETECTOR_CENTRE, store=store)
     half = size // 2
-    x0 = y0 = 2044.0  # an integer pixel: the stamp is centred on its middle pixel
+    x0 = y0 = float(CENTRE_PIXEL)  # an integer pixel: the stamp is centred on its middle pixel
     model.x_0, model.y_0 = x0, y0
     yy, xx = np.mgrid[y0 - half : y0 + half + 1, x0 - half : x0 + half + 1]
     img = np.asarray(model(xx, yy), dtype=float)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..instrument import GALSIM_BANDS
 from .footprint import parse_s_region
 
 __all__ = ["BANDPASS_UM", "OBSCORE_COLUMNS", "obscore_row", "spoly", "CALIB_LEVEL"]
@@ -29,15 +30,7 @@ BANDPASS_UM: dict[str, tuple[float, float]] = {
     "F146": (0.927, 2.000),
 }
 #: galsim.roman's band names for the same elements
-_ALIASES = {
-    "R062": "F062",
-    "Z087": "F087",
-    "Y106": "F106",
-    "J129": "F129",
-    "H158": "F158",
-    "K213": "F213",
-    "W146": "F146",
-}
+_ALIASES = {galsim: roman for roman, galsim in GALSIM_BANDS.items() if galsim != roman}
 
 #: platform level → ObsCore calib_level (1 instrumental, 2 calibrated, 3 combined, 4 analysis)
 CALIB_LEVEL = {"L1": 1, "L2": 2, "L3": 3, "L4": 4, "L5": 4, "PSF": 2}

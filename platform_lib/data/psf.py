@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ..instrument import GALSIM_BANDS
+from ..instrument import GALSIM_BANDS, PIXEL_SCALE
+from ..instrument import SCIENCE_PIXELS as DETECTOR_PIXELS
 from .store import Store, get_store
 
 __all__ = ["build_psf_library", "make_epsf", "psf", "library_path", "load_epsf"]
@@ -29,8 +30,6 @@ __all__ = ["build_psf_library", "make_epsf", "psf", "library_path", "load_epsf"]
 log = logging.getLogger(__name__)
 
 PSF_DIR = "psf"
-PIXEL_SCALE = 0.11  # arcsec, WFI native
-DETECTOR_PIXELS = 4088
 
 
 def library_path(detector: str, optical_element: str, prefix: str = PSF_DIR) -> str:

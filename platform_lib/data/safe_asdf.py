@@ -21,6 +21,7 @@ import os
 import re
 from typing import Any, BinaryIO
 
+from ..instrument import IMAGING_ELEMENTS, SPECTRAL_ELEMENTS
 from ..safe_yaml import DEFAULT_LIMITS, YamlLimitError, YamlLimits, check_limits
 
 __all__ = ["AsdfInputError", "check_asdf", "check_asdf_path", "check_metadata"]
@@ -33,9 +34,7 @@ _CHUNK = 2**20
 _HEAD = 2**13  # first read: the header and (usually) the whole tree of a product
 
 DETECTOR = re.compile(r"^WFI(0[1-9]|1[0-8])$")
-OPTICAL_ELEMENTS = frozenset(
-    {"F062", "F087", "F106", "F129", "F146", "F158", "F184", "F213", "GRISM", "PRISM", "DARK"}
-)
+OPTICAL_ELEMENTS = frozenset({*IMAGING_ELEMENTS, *SPECTRAL_ELEMENTS, "DARK"})
 
 
 class AsdfInputError(ValueError):

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..instrument import GALSIM_BANDS
+from ..instrument import GALSIM_BANDS, PIXEL_SCALE, REFERENCE_BORDER, SCIENCE_PIXELS
 from .store import Store, get_store
 
 log = logging.getLogger(__name__)
@@ -117,10 +117,6 @@ def _psf(sca: int, band: str):
     return _PSF_CACHE[key]
 
 
-#: reference pixels on each side of an L1 frame (as on the WFI detectors)
-REFERENCE_BORDER = 4
-
-
 def make_exposure(
     detector: str,
     optical_element: str,
@@ -150,7 +146,7 @@ def make_exposure(
     start = Time(start_time)
     sca = int(detector[3:])
     band = GALSIM_BANDS[optical_element]
-    x0 = y0 = (4088 - size) // 2
+    x0 = y0 = (SCIENCE_PIXELS - size) // 2
     gwcs_cut_galsim, gw = detector_wcs(detector, ra, dec, start, x0, y0, size)
     nreads = READ_PATTERN[-1][-1]
     exptime = nreads * FRAME_TIME
@@ -233,7 +229,7 @@ def make_exposure(
     l2 = dm.ImageModel.create_fake_data(shape=(size, size))
     fill_meta(l2.meta)
     l2.meta.wcs = gw
-    l2.meta.photometry.pixel_area = ((0.11 / 3600) * np.pi / 180) ** 2
+    l2.meta.photometry.pixel_area = ((PIXEL_SCALE / 3600) * np.pi / 180) ** 2
     l2.data = slope_e
     l2.dq = (
         np.bitwise_or.reduce(np.asarray(dq, np.uint32), axis=0)
@@ -268,8 +264,8 @@ def make_sample(
 
     t0 = Time("2027-03-01T00:00:00", scale="utc")
     # Stars where the cutouts are: around the centre of each detector's cutout.
-    x0 = (4088 - spec.size) // 2
-    radius = 1.5 * spec.size * 0.11 / 3600
+    x0 = (SCIENCE_PIXELS - spec.size) // 2
+    radius = 1.5 * spec.size * PIXEL_SCALE / 3600
     per = max(1, spec.nstars // len(spec.detectors))
     tables = []
     for i, det in enumerate(spec.detectors):
@@ -292,7 +288,7 @@ def make_sample(
             exposure = spec.optical_elements.index(oe) + 1
             start = t0 + (epoch * 1.0 + exposure * 0.01) * u.day
             # dithers of a fifth of a cutout between epochs: overlapping, not identical
-            step = 0.2 * spec.size * 0.11 / 3600 * epoch
+            step = 0.2 * spec.size * PIXEL_SCALE / 3600 * epoch
             raw, l2 = make_exposure(
                 det,
                 oe,
@@ -360,7 +356,7 @@ def make_l4_products(
     w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     w.wcs.crval = [ra, dec]
     w.wcs.crpix = [size / 2 + 0.5, size / 2 + 0.5]
-    w.wcs.cdelt = [-0.11 / 3600, 0.11 / 3600]
+    w.wcs.cdelt = [-PIXEL_SCALE / 3600, PIXEL_SCALE / 3600]
     segm = np.zeros((size, size), np.uint32)
     x = np.array([0.2, 0.7]) * size
     y = np.array([0.1, 0.6]) * size

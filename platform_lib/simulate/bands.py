@@ -11,14 +11,19 @@ from functools import cache
 
 import numpy as np
 
+from ..instrument import DETECTORS, IMAGING_ELEMENTS, SPECTRAL_ELEMENTS
 from .errors import SimulationInputError
 
-#: WFI imaging optical elements (romanisim / roman_datamodels names).
-IMAGING_ELEMENTS: tuple[str, ...] = ("F062", "F087", "F106", "F129", "F158", "F184", "F213", "F146")
-#: Dispersive elements: throughputs are available, images are not simulated here.
-SPECTRAL_ELEMENTS: tuple[str, ...] = ("GRISM", "PRISM")
-#: The 18 WFI detectors.
-DETECTORS: tuple[str, ...] = tuple(f"WFI{i:02d}" for i in range(1, 19))
+__all__ = [
+    "DETECTORS",
+    "IMAGING_ELEMENTS",
+    "SPECTRAL_ELEMENTS",
+    "bandpass",
+    "check_detector",
+    "check_element",
+    "throughput_table",
+    "zeropoint_rate",
+]
 
 
 def check_element(name: str, *, imaging: bool = True) -> str:

@@ -11,6 +11,8 @@ import argparse
 import sys
 from typing import Any
 
+from ..instrument import DETECTORS
+
 
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
@@ -317,7 +319,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dithers", default="none", help="none, line2, box4, box4-large")
     p.add_argument(
         "--detectors",
-        default=",".join(str(i) for i in range(1, 19)),
+        default=",".join(str(int(d[3:])) for d in DETECTORS),
         help="detector numbers, comma separated (default: all 18)",
     )
     p.add_argument("--serial", action="store_true", help="run in this process, not on Dask")

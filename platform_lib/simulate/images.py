@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..instrument import PIXEL_SCALE, REFERENCE_BORDER, SCIENCE_PIXELS
 from .bands import bandpass as cached_bandpass
 from .bands import check_detector, check_element
 from .effects import InstrumentEffects, make_l1, read_pattern
@@ -25,7 +26,8 @@ from .errors import SimulationInputError
 from .reference import use_reference_data
 from .scenes import validate_catalog
 
-N_PIX = 4088  # science pixels per detector side
+N_PIX = SCIENCE_PIXELS
+B = REFERENCE_BORDER
 
 
 @dataclass
@@ -69,12 +71,12 @@ class Footprint:
             return arr
         if shape == (N_PIX, N_PIX):
             return arr[..., self.y0 : self.y0 + self.ny, self.x0 : self.x0 + self.nx]
-        if shape == (self.ny + 8, self.nx + 8) and (self.x0, self.y0) == (0, 0):
+        if shape == (self.ny + 2 * B, self.nx + 2 * B) and (self.x0, self.y0) == (0, 0):
             # a sub-array reference set (lower-left corner of the detector, with its border)
-            return arr[..., 4:-4, 4:-4]
-        if shape == (N_PIX + 8, N_PIX + 8):
+            return arr[..., B:-B, B:-B]
+        if shape == (N_PIX + 2 * B, N_PIX + 2 * B):
             return arr[
-                ..., 4 + self.y0 : 4 + self.y0 + self.ny, 4 + self.x0 : 4 + self.x0 + self.nx
+                ..., B + self.y0 : B + self.y0 + self.ny, B + self.x0 : B + self.x0 + self.nx
             ]
         raise SimulationInputError(
             f"reference array of shape {shape} fits neither the detector nor the footprint"
@@ -502,13 +504,13 @@ def _l1_node(resultants, dq, meta, fp: Footprint):
     from roman_datamodels.datamodels import ScienceRawModel
 
     n = resultants.shape[0]
-    node = ScienceRawModel._node_type.create_fake_data(shape=(n, fp.ny + 8, fp.nx + 8))
-    node["amp33"] = np.zeros((n, fp.ny + 8, 128), dtype=node.amp33.dtype)
+    node = ScienceRawModel._node_type.create_fake_data(shape=(n, fp.ny + 2 * B, fp.nx + 2 * B))
+    node["amp33"] = np.zeros((n, fp.ny + 2 * B, 128), dtype=node.amp33.dtype)
     node["meta"].update(meta)
-    data = np.zeros((n, fp.ny + 8, fp.nx + 8), dtype=node.data.dtype)
-    data[:, 4:-4, 4:-4] = resultants
+    data = np.zeros((n, fp.ny + 2 * B, fp.nx + 2 * B), dtype=node.data.dtype)
+    data[:, B:-B, B:-B] = resultants
     node["data"] = data
-    return node, {"dq": np.pad(dq, ((0, 0), (4, 4), (4, 4))).astype("i4")}
+    return node, {"dq": np.pad(dq, ((0, 0), (B, B), (B, B))).astype("i4")}
 
 
 def _record_no_jitter(meta) -> None:
@@ -638,7 +640,7 @@ class MosaicSpec:
     ra: float = 270.0
     dec: float = 66.0
     shape: tuple[int, int] = (256, 256)
-    pixel_scale: float = 0.055  # arcsec; a typical skycell scale (half the native 0.11")
+    pixel_scale: float = PIXEL_SCALE / 2  # arcsec; a typical skycell scale (half the native)
     exposure_time: float = 642.0  # s per pixel (effective)
     n_exposures: int = 4
     date: str = "2027-06-01T00:00:00"
@@ -649,8 +651,8 @@ class MosaicSpec:
         self.optical_element = check_element(self.optical_element)
         if len(self.shape) != 2 or min(self.shape) < 8:
             raise SimulationInputError("mosaic shape must be two sizes >= 8")
-        if not 0 < self.pixel_scale <= 0.11:
-            raise SimulationInputError("mosaic pixel_scale must lie in (0, 0.11] arcsec")
+        if not 0 < self.pixel_scale <= PIXEL_SCALE:
+            raise SimulationInputError(f"mosaic pixel_scale must lie in (0, {PIXEL_SCALE}] arcsec")
         if self.exposure_time <= 0 or self.n_exposures < 1:
             raise SimulationInputError("exposure_time must be > 0 and n_exposures >= 1")
         return self
