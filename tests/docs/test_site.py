@@ -85,6 +85,23 @@ def test_every_screenshot_the_docs_show_exists_and_is_taken_by_a_browser_test():
         assert (SCREENSHOTS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
+def test_every_page_in_docs_is_in_the_navigation():
+    """Sphinx -W fails on a page outside every toctree; this says which, without a build."""
+    index = (DOCS / "index.md").read_text()
+    blocks = re.findall(r"```\{toctree\}\n(.*?)```", index, flags=re.S)
+    assert len(blocks) >= 5, "index.md: the guides' toctrees"
+    listed = {
+        line.strip()
+        for block in blocks
+        for line in block.splitlines()
+        if line.strip() and not line.startswith(":")
+    }
+    pages = {p.stem for p in DOCS.glob("*.md")} - {"index"}
+    missing = sorted(pages - listed)
+    assert not missing, f"docs pages in no toctree of docs/index.md (add them): {missing}"
+    assert all((DOCS / f"{entry}.md").exists() or "/" in entry for entry in listed), listed
+
+
 def test_subcommand_walk_finds_nested_commands():
     from platform_lib.cli import build_parser
 
