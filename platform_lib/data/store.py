@@ -150,8 +150,9 @@ class Store:
 
         def _probe() -> None:
             if self.is_s3:
-                bucket = self.root.split("/", 1)[0]
-                self.fs.ls(bucket, refresh=True)
+                # list under the store's own root, not the bucket: a user's or team's key may
+                # list its prefix only (a missing bucket or endpoint still fails here)
+                self._lists_empty(self.root)
             elif not Path(self.root).is_dir():
                 raise DataStoreError(
                     f"data store folder {self.root} does not exist (from {self.root_url}); "

@@ -28,6 +28,7 @@ import requests
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT = 600.0  # seconds for one cell
 FOLDER = "tutorials"  # where the notebooks are uploaded in alice's home
+TEAM = "hlwas-weak-lensing"  # the team alice works in (tutorial 12), made by the operator
 
 
 def _platform_fixtures() -> Any:
@@ -183,6 +184,35 @@ def execute_in_server(server_url: str, token: str, source: Path) -> nbformat.Not
     return nb
 
 
+def _make_team(fixtures: Any, hub_url: str, team: str, members: list[str]) -> None:
+    """What an operator does for a new team: the platform admin creates it in the quota service,
+    gives it an allocation for this period and adds its members (known users: they have logged in
+    once; a platform admin's addition needs no invitation), before they start their servers
+    (which take the team's credentials)."""
+    import datetime as dt
+
+    session = requests.Session()
+    fixtures.hub_login(session, hub_url, "admin")
+    headers = {"Authorization": f"token {fixtures.api_token(session, hub_url, 'admin')}"}
+    quota = f"{hub_url}/services/quota/api"
+    now = dt.datetime.now(dt.UTC)
+    for path, body in [
+        ("teams", {"name": team}),
+        (
+            "allocations",
+            {
+                "team": team,
+                "core_hours": 500,
+                "period_start": (now - dt.timedelta(hours=1)).isoformat(),
+                "period_end": (now + dt.timedelta(days=30)).isoformat(),
+            },
+        ),
+        *[(f"teams/{team}/members", {"username": m}) for m in members],
+    ]:
+        r = requests.post(f"{quota}/{path}", json=body, headers=headers, timeout=30)
+        assert r.status_code == 201, (path, r.status_code, r.text)
+
+
 @pytest.fixture(scope="module")
 def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The local platform, the sample survey in its store, alice's server: (url, token, home)."""
@@ -208,6 +238,9 @@ def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
             detectors=("WFI01",), optical_elements=("F158", "F087"), epochs=2, size=128
         )
         make_sample(store, spec, progress=False)
+        # tutorial 12: alice's first login makes her known, then the operator makes her team
+        fixtures.hub_login(requests.Session(), platform.url, "alice")
+        _make_team(fixtures, platform.url, TEAM, ["alice"])
         token, server_url = fixtures.login_and_spawn(platform.url, "alice")
         r = requests.put(
             f"{server_url}api/contents/{FOLDER}",
@@ -217,8 +250,9 @@ def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         )
         assert r.status_code in (200, 201), r.text
         from hub_config.local.spawner import user_folder_name
+        from hub_config.local.state import StateDir
 
-        yield server_url, token, Path(settings["users_dir"]) / user_folder_name("alice")
+        yield server_url, token, StateDir(state).users_dir / user_folder_name("alice")
     finally:
         if platform.proc and platform.proc.poll() is None:
             platform.stop()

@@ -73,6 +73,7 @@ own = get_store(os.environ["ROMAN_USER_STORE_URL"])
 attempt("walk_own_empty", lambda: own.walk_files("fresh") == {} or 1 / 0)
 attempt("walk_own", lambda: "mine.txt" in own.walk_files("") or 1 / 0)
 attempt("walk_bob", lambda: get_store("s3://WORK/users/bob/").walk_files(""))
+attempt("check_own", lambda: own.check())  # build_index's first step
 print(json.dumps(out))
 """.replace("WORK", WORK_BUCKET).replace("SURVEY", PLATFORM_BUCKET)
 
@@ -95,7 +96,7 @@ def test_alice_cannot_delete_bobs_object_or_write_the_survey(alice_server):
         "walk_bob",
     ):
         assert out[refused] != "allowed", (refused, out)
-    for allowed in ("read_survey", "write_own", "read_own", "walk_own_empty", "walk_own"):
+    for allowed in ("read_survey", "write_own", "read_own", "walk_own_empty", "walk_own", "check_own"):
         assert out[allowed] == "allowed", (allowed, out)
     assert fs.cat(f"{WORK_BUCKET}/users/bob/result.txt") == b"bob's result"
     assert fs.cat(f"{PLATFORM_BUCKET}/survey/L2/file.txt") == b"survey data"
