@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ..data import store as _store
 from ..instrument import REFERENCE_BORDER
-from . import _store
 from .config import StepConfig, build_pipeline_class, parse_config
 from .reference_files import ReferenceSet
 from .references import (

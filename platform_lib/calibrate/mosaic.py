@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _store
+from ..data import store as _store
 from .config import StepConfig, build_pipeline_class, parse_config
 from .exposure import (
     PROVENANCE_KEY,

@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..data import store as _store
 from ..instrument import (
     DETECTORS,
     FRAME_PIXELS,
@@ -36,7 +37,6 @@ from ..instrument import (
     REFERENCE_BORDER,
     SCIENCE_PIXELS,
 )
-from . import _store
 
 CHANNEL_WIDTH = 128
 N_CHANNELS = 32
