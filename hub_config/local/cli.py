@@ -92,6 +92,26 @@ def _accounts_lines() -> list[str]:
     ]
 
 
+def _environment_lines() -> list[str]:
+    """Which of the policy's environments this machine can start (docs/environments.md)."""
+    from hub_config.environments import EnvironmentUnavailable, local_runtime
+    from hub_config.policy import load_policy
+
+    policy = load_policy()
+    if not policy.environments:
+        return []
+    parts = []
+    for env in policy.environments:
+        try:
+            runtime = local_runtime(env)
+        except EnvironmentUnavailable:
+            where = f"not here: python -m hub_config.environments make-local {env.name}"
+        else:
+            where = "this venv" if runtime.prefix is None else f"overlay {runtime.prefix}"
+        parts.append(f"{env.name}{' (default)' if env.default else ''} [{where}]")
+    return [f"  environments: {'; '.join(parts)}"]
+
+
 def _banner(supervisor: object) -> None:
     from hub_config.local.supervisor import Supervisor
 
@@ -105,6 +125,7 @@ def _banner(supervisor: object) -> None:
         f"(ready in {supervisor.timings.get('total', 0):.1f} s)",
         *_login_lines(s, logins),
         f"  Dask-Gateway: {s.gateway.address}",
+        *_environment_lines(),
         *_accounts_lines(),
         f"  state folder: {p.state.root}  (logs in {p.state.logs_dir})",
         "  Ctrl-C stops everything.",

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -167,3 +168,29 @@ def test_previous_environment_runs_from_its_overlay(tmp_path, overlay_2026_2):
     _apply(sp, {"profile": "small", "environment": "2026.3"})
     assert sp.cmd == [f"{sys.prefix}/bin/jupyterhub-singleuser"]
     assert not sp.get_env()["PATH"].startswith(prefix)
+
+
+def test_the_local_platform_says_which_environments_it_can_start(no_overlays):
+    from hub_config.local.cli import _environment_lines
+
+    (line,) = _environment_lines()
+    assert line == (
+        "  environments: 2026.3 (default) [this venv]; "
+        "2026.2 [not here: python -m hub_config.environments make-local 2026.2]"
+    )
+
+
+def test_an_overlay_is_laid_out_on_the_platforms_venv(overlay_2026_2):
+    """What make-local made: the platform's packages behind the overlay's (processed as a site
+    dir, so editable installs count), its settings shared, its programs on the overlay's Python."""
+    from hub_config.environments import local_runtime, overlay_versions
+
+    prefix = local_runtime(overlay_2026_2).prefix
+    pth = next(prefix.glob("lib/python*/site-packages/_roman_platform_base.pth")).read_text()
+    assert pth.startswith("import site; site.addsitedir(") and sys.prefix in pth
+    for shared in ("etc", "share"):
+        assert (prefix / shared).resolve() == (Path(sys.prefix) / shared).resolve()
+    for program in ("jupyterhub-singleuser", "dask", "jupyter"):
+        head = (prefix / "bin" / program).read_text().splitlines()[0]
+        assert head == f"#!{prefix}/bin/python", (program, head)
+    assert overlay_versions(prefix) == overlay_2026_2.versions.packages()
