@@ -17,6 +17,10 @@ sends. From the tier:
   other clusters' just-granted targets, so concurrent requests from one user (any mix of
   clusters) never add up to more than the total; and on DB backends no worker *process* starts
   while the user's live workers (stopping ones included) leave no room for it.
+* The software environment (docs/environments.md): an ``environment`` option among the policy's
+  (``platform_lib.compute`` sends the server's own); :func:`apply_software_environment` gives
+  the scheduler and workers its image on Kubernetes, its local Python environment otherwise,
+  and ``ROMAN_ENVIRONMENT`` everywhere.
 * The worker budget is for *workers*: a tier's ``max_workers`` / ``max_cores_per_cluster`` /
   ``max_memory_gib_per_cluster`` are what ``scale(n)`` can reach; each cluster's one scheduler
   (``scheduler_cores``, ``scheduler_memory``) comes on top and is bounded by ``max_clusters``.

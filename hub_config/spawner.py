@@ -3,8 +3,11 @@
 One mixin, :class:`TierSpawnerMixin`, does what every spawner must: it reads the user's tier from
 their hub groups (set by the authenticator; never from the request), offers only that tier's
 profiles, and refuses with a 403 anything a forged form or API call asks beyond them (a profile
-of another tier, a different image, an unknown option, more servers than the tier allows) before
-anything is started. The concrete classes apply the chosen profile:
+of another tier, a different image, an unknown option, more servers than the tier allows, a
+software environment the policy does not offer or this spawner cannot start) before anything
+is started. The chosen environment (docs/environments.md) reaches the server as
+``ROMAN_ENVIRONMENT``; Kubernetes runs its image, the local platform its local Python
+environment (hub_config.environments). The concrete classes apply the chosen profile:
 
 * :class:`TierKubeSpawner`: cpu/memory guarantee and limit, ``nvidia.com/gpu``, home volume size,
   a size-limited scratch volume, node selector and tolerations.
