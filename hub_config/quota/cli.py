@@ -92,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
         upgrade(args.db_url)
         print(f"quota database at revision {current_revision(args.db_url)}")
         return 0
-    from platform_lib.account import AccountError, QuotaClient
+    from platform_lib.quota_client import AccountError, QuotaClient
 
     try:
         c = QuotaClient(args.url, args.token)

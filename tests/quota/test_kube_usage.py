@@ -20,9 +20,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from hub_config.quota.services import ledger
+from hub_config.quota.services.kube import KubeAPI, KubeAPIError, KubernetesGatewaySource, cpu_cores
 from hub_config.quota.services.sampler import Sampler, build_sources
 from hub_config.quota.settings import load_settings
-from hub_config.quota.storage.kube import KubeAPI, KubeAPIError, KubernetesGatewaySource, cpu_cores
 
 T0 = dt.datetime(2026, 3, 1, 10, 0, 0)
 NS = "roman-users"

@@ -10,7 +10,6 @@ import csv
 import datetime as dt
 import io
 
-from sqlalchemy import select
 from tornado import web
 
 from hub_config.policy import load_policy
@@ -19,7 +18,7 @@ from hub_config.quota.errors import BadInput
 from hub_config.quota.handlers import schemas
 from hub_config.quota.handlers.base import ApiHandler, BaseHandler, transactional
 from hub_config.quota.services.common import _when
-from hub_config.quota.storage.models import AuditEntry, Request, RequestState, utcnow
+from hub_config.quota.storage.models import utcnow
 
 
 class MeAPI(ApiHandler):
@@ -133,13 +132,7 @@ class RequestsAPI(ApiHandler):
     @transactional
     def get(self, s):
         """Pending requests (platform admins) or my own requests."""
-        actor = self.actor()
-        q = select(Request).order_by(Request.created.desc()).limit(500)
-        if actor.platform_admin:
-            q = q.where(Request.state == RequestState.pending)
-        else:
-            q = q.where(Request.requester == actor.name)
-        self.json([ops.request_dict(r) for r in s.scalars(q)])
+        self.json(ops.requests_for(s, self.actor()))
 
     @transactional
     def post(self, s):
@@ -198,21 +191,10 @@ class AuditAPI(ApiHandler):
     @transactional
     def get(self, s):
         """The newest audit entries (platform admins)."""
-        ops.require_admin(self.actor())
+        actor = self.actor()
+        ops.require_admin(actor)
         limit = min(int(self.get_argument("limit", "200") or 200), 5000)
-        self.json(
-            [
-                {
-                    "at": ops.iso(e.at),
-                    "actor": e.actor,
-                    "action": e.action,
-                    "target": e.target,
-                    "before": e.before,
-                    "after": e.after,
-                }
-                for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
-            ]
-        )
+        self.json(ops.audit_log(s, actor, limit))
 
 
 class SpawnCheckAPI(ApiHandler):

@@ -15,13 +15,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 from jupyterhub.services.auth import HubOAuthenticated
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
 from tornado import web
 
 from hub_config.policy import load_policy
 from hub_config.quota import services as ops
 from hub_config.quota.errors import BadInput, QuotaError
-from hub_config.quota.storage.models import User
 
 if TYPE_CHECKING:
     from hub_config.quota.service import QuotaApp
@@ -95,12 +93,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def known_user(self, s, name: str) -> str:
         """Users must exist (in the quota DB or the hub) before anything refers to them."""
-        ops.check_username(name)
-        if s.scalars(select(User).where(User.name == name)).first() is None:
-            if self.q.hub_user(name, fresh=True) is None:
-                raise BadInput(f"unknown user {name!r}")
-            ops.user(s, name, create=True)
-        return name
+        return ops.known_user(s, name, lambda n: self.q.hub_user(n, fresh=True) is not None)
 
     def apply(self, changes: ops.Changes) -> None:
         if self.q.hub is None:

@@ -6,19 +6,14 @@ JSON API (:mod:`.schemas`), so pages and API share one validation.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from pydantic import ValidationError
-from sqlalchemy import select
 from tornado import web
 
-from hub_config.policy import load_policy
 from hub_config.quota import services as ops
 from hub_config.quota.errors import BadInput, QuotaError
 from hub_config.quota.handlers import schemas
 from hub_config.quota.handlers.base import BaseHandler, Body, transactional
 from hub_config.quota.handlers.plot import usage_svg
-from hub_config.quota.storage.models import AuditEntry, Request, RequestState, Team, utcnow
 
 
 class Page(BaseHandler):
@@ -54,24 +49,7 @@ class AdminPage(Page):
     @web.authenticated
     @transactional
     def get(self, s):
-        actor = self.actor()
-        ops.require_admin(actor)
-        now = utcnow()
-        self.render_page(
-            "admin.html",
-            teams=[t.name for t in s.scalars(select(Team).order_by(Team.name))],
-            requests=[
-                ops.request_dict(r)
-                for r in s.scalars(
-                    select(Request)
-                    .where(Request.state == RequestState.pending)
-                    .order_by(Request.created)
-                )
-            ],
-            usage=ops.all_usage(s, actor, now - dt.timedelta(days=31), now + dt.timedelta(hours=1)),
-            audit=s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(30)).all(),
-            tiers=load_policy().tier_names,
-        )
+        self.render_page("admin.html", **ops.admin_view(s, self.actor()))
 
 
 class FormHandler(BaseHandler):

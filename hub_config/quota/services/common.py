@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -90,6 +91,16 @@ def user(s: Session, name: str, create: bool = False) -> User:
         s.add(u)
         s.flush()
     return u
+
+
+def known_user(s: Session, name: str, in_hub: Callable[[str], bool]) -> str:
+    """Users must exist (in the quota DB or the hub) before anything refers to them."""
+    check_username(name)
+    if s.scalars(select(User).where(User.name == name)).first() is None:
+        if not in_hub(name):
+            raise BadInput(f"unknown user {name!r}")
+        user(s, name, create=True)
+    return name
 
 
 def team(s: Session, name: str) -> Team:

@@ -316,7 +316,7 @@ def build_sources(hub=None, settings: QuotaSettings | None = None) -> list[Sourc
     if settings is not None and settings.gateway_db_url:
         sources.append(GatewayDatabaseSource(settings.gateway_db_url))
     if settings is not None and settings.gateway_kube_namespace:
-        from hub_config.quota.storage.kube import KubeAPI, KubernetesGatewaySource
+        from hub_config.quota.services.kube import KubeAPI, KubernetesGatewaySource
 
         api = (
             KubeAPI(settings.kube_api_url, settings.kube_token_file)

@@ -13,14 +13,24 @@ from hub_config.quota.services.allocations import (
     current_allocation,
     ensure_base_allocation,
 )
-from hub_config.quota.services.common import Actor, iso, require_admin, require_team_reader, team
+from hub_config.quota.services.common import (
+    Actor,
+    _policy,
+    iso,
+    require_admin,
+    require_team_reader,
+    team,
+)
 from hub_config.quota.services.home_storage import storage_view
 from hub_config.quota.services.requests import request_dict
 from hub_config.quota.services.tiers import granted_tier, profile_costs, tier_of
 from hub_config.quota.settings import QuotaSettings
 from hub_config.quota.storage.models import (
+    AuditEntry,
     Request,
+    RequestState,
     Role,
+    Team,
     User,
     Warning_,
     utcnow,
@@ -126,3 +136,49 @@ def all_usage(s: Session, actor: Actor, start: dt.datetime, end: dt.datetime) ->
         c, g = ledger.totals(s, start, end, username=username, team=team_name)
         out.append({"user": username, "team": team_name, "core_hours": c, "gpu_hours": g})
     return out
+
+
+def requests_for(s: Session, actor: Actor) -> list[dict]:
+    """Pending requests (platform admins) or the actor's own requests, newest first (500 at most)."""
+    q = select(Request).order_by(Request.created.desc()).limit(500)
+    if actor.platform_admin:
+        q = q.where(Request.state == RequestState.pending)
+    else:
+        q = q.where(Request.requester == actor.name)
+    return [request_dict(r) for r in s.scalars(q)]
+
+
+def audit_log(s: Session, actor: Actor, limit: int) -> list[dict]:
+    """The newest ``limit`` audit entries (platform admins)."""
+    require_admin(actor)
+    return [
+        {
+            "at": iso(e.at),
+            "actor": e.actor,
+            "action": e.action,
+            "target": e.target,
+            "before": e.before,
+            "after": e.after,
+        }
+        for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
+    ]
+
+
+def admin_view(s: Session, actor: Actor) -> dict:
+    """The admin page: teams, pending requests, the last month's usage, the newest audit entries."""
+    require_admin(actor)
+    now = utcnow()
+    return {
+        "teams": [t.name for t in s.scalars(select(Team).order_by(Team.name))],
+        "requests": [
+            request_dict(r)
+            for r in s.scalars(
+                select(Request)
+                .where(Request.state == RequestState.pending)
+                .order_by(Request.created)
+            )
+        ],
+        "usage": all_usage(s, actor, now - dt.timedelta(days=31), now + dt.timedelta(hours=1)),
+        "audit": s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(30)).all(),
+        "tiers": _policy().tier_names,
+    }
