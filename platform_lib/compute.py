@@ -66,6 +66,14 @@ def gateway_options(gateway: Any, requested: dict[str, Any] | None = None) -> An
     name = os.environ.get(ENVIRONMENT_VAR)
     if name and "environment" in options and "environment" not in requested:
         requested["environment"] = name
+    elif name and requested.get("environment") not in (None, name):
+        import warnings
+
+        warnings.warn(
+            f"the cluster's workers will run environment {requested['environment']} while this "
+            f"server runs {name}: results may differ from what this notebook computes itself",
+            stacklevel=2,
+        )
     options.update(requested)
     return options
 

@@ -85,6 +85,15 @@ class Environment:
     def is_development(self) -> bool:
         return self.name == DEVELOPMENT
 
+    @property
+    def image_mismatch(self) -> str | None:
+        """Why the chosen environment is not the image's own release, or None when it is (or
+        when this is not the notebook image): a server told ``2026.2`` on the ``2026.3`` image
+        runs 2026.3's versions, and says so instead of recording the wrong name silently."""
+        if self.image is None or self.is_development or self.image == self.name:
+            return None
+        return f"environment {self.name} was chosen, but this image was built as {self.image}"
+
     def as_dict(self) -> dict[str, Any]:
         """A plain, JSON- and ASDF-serialisable record (what provenance stores)."""
         out = asdict(self)
@@ -95,7 +104,8 @@ class Environment:
         """One line for logs and notebooks."""
         pipe = ", ".join(f"{p} {self.versions[p]}" for p in PIPELINE_PACKAGES if p in self.versions)
         crds = f", CRDS {self.crds_context}" if self.crds_context else ""
-        return f"environment {self.name} (platform {self.platform}; {pipe}{crds})"
+        warn = f" WARNING: {self.image_mismatch}" if self.image_mismatch else ""
+        return f"environment {self.name} (platform {self.platform}; {pipe}{crds}){warn}"
 
 
 def current() -> Environment:

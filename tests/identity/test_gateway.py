@@ -156,6 +156,8 @@ def test_cluster_runs_the_servers_environment(stack, monkeypatch):
     try:
         options = gateway_options(gw, {"worker_memory": 1})
         assert options.environment == "2026.3" and options.worker_memory == 1
+        with pytest.warns(UserWarning, match="workers will run environment 2026.2 while"):
+            assert gateway_options(gw, {"environment": "2026.2"}).environment == "2026.2"
         cluster = gw.new_cluster(options)
         try:
             cluster.scale(1)

@@ -89,3 +89,18 @@ def test_stamp_refuses_what_it_cannot_record_into():
     with pytest.raises(TypeError, match="cannot record the environment in a list"):
         envmod.stamp([1, 2])
     assert envmod.recorded([1, 2]) is None
+
+
+def test_a_chosen_environment_other_than_the_images_is_reported(monkeypatch):
+    monkeypatch.setenv("ROMAN_IMAGE_ENVIRONMENT", "2026.3")
+    monkeypatch.setenv("ROMAN_ENVIRONMENT", "2026.2")
+    env = envmod.current()
+    assert env.image_mismatch == (
+        "environment 2026.2 was chosen, but this image was built as 2026.3"
+    )
+    assert env.describe().endswith("WARNING: " + env.image_mismatch)
+    monkeypatch.setenv("ROMAN_ENVIRONMENT", "2026.3")
+    assert envmod.current().image_mismatch is None
+    monkeypatch.delenv("ROMAN_IMAGE_ENVIRONMENT")  # not the notebook image (a local server)
+    monkeypatch.setenv("ROMAN_ENVIRONMENT", "2026.2")
+    assert envmod.current().image_mismatch is None
