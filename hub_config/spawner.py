@@ -303,12 +303,15 @@ class TierLocalSpawnerMixin(TierSpawnerMixin):
         """The server's program from the environment's local Python environment: the configured
         command as is for the platform's own, else the same program of its overlay, first on
         PATH (hub_config.environments.local_runtime)."""
-        from hub_config.environments import LocalRuntime, local_runtime
+        from hub_config.environments import EnvironmentUnavailable, LocalRuntime, local_runtime
 
         if not hasattr(self, "_platform_cmd"):
             self._platform_cmd = list(self.cmd)
-        runtime = local_runtime(env) if env is not None else LocalRuntime("")
-        self.cmd = runtime.command(self._platform_cmd)
+        try:
+            runtime = local_runtime(env) if env is not None else LocalRuntime("")
+            self.cmd = runtime.command(self._platform_cmd)
+        except (EnvironmentUnavailable, FileNotFoundError) as exc:  # e.g. an overlay half made
+            raise SpawnRefused(f"Environment {env.name} cannot start here: {exc}") from None
         extra = dict(self.environment)
         if runtime.prefix is not None:
             extra["PATH"] = runtime.path()

@@ -194,3 +194,26 @@ def test_an_overlay_is_laid_out_on_the_platforms_venv(overlay_2026_2):
         head = (prefix / "bin" / program).read_text().splitlines()[0]
         assert head == f"#!{prefix}/bin/python", (program, head)
     assert overlay_versions(prefix) == overlay_2026_2.versions.packages()
+
+
+def test_an_overlay_without_the_servers_program_is_refused_clearly(tmp_path, monkeypatch):
+    """A half-made overlay (its Python has the pins, its bin lacks the server's program):
+    refused with what to do, not a hub error."""
+    from hub_config.environments import _site_packages
+
+    env = load_policy().environment("2026.2")
+    root = tmp_path / "envs"
+    prefix = root / env.name
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "bin" / "python").symlink_to(sys.executable)
+    site = _site_packages(prefix)
+    site.mkdir(parents=True)
+    for pkg, ver in env.versions.packages().items():
+        (site / f"{pkg}-{ver}.dist-info").mkdir()
+    monkeypatch.setenv(LOCAL_ENVIRONMENTS_VAR, str(root))
+    sp = _spawner(tmp_path)
+    sp.cmd = [f"{sys.prefix}/bin/jupyterhub-singleuser"]
+    with pytest.raises(SpawnRefused) as exc:
+        _apply(sp, {"profile": "small", "environment": "2026.2"})
+    assert "has no jupyterhub-singleuser" in exc.value.jupyterhub_message
+    assert "make-local 2026.2" in exc.value.jupyterhub_message
