@@ -19,9 +19,12 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from stpipe import Pipeline
 
 
 class ConfigError(ValueError):
@@ -49,7 +52,7 @@ class StepConfig:
         return {"pipeline": self.pipeline, "steps": steps}
 
 
-def pipeline_class(kind: str) -> type:
+def pipeline_class(kind: str) -> type[Pipeline]:
     if kind == "exposure":
         from romancal.pipeline import ExposurePipeline
 
@@ -119,7 +122,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def parse_config(
-    data: dict[str, Any] | str | Path | None, default_pipeline: str = "exposure"
+    data: StepConfig | dict[str, Any] | str | Path | None, default_pipeline: str = "exposure"
 ) -> StepConfig:
     """Validate settings against the pipeline's actual steps and their specs."""
     if data is None:
@@ -165,7 +168,7 @@ def parse_config(
     return cfg
 
 
-def build_pipeline_class(cfg: StepConfig) -> type:
+def build_pipeline_class(cfg: StepConfig) -> type[Pipeline]:
     """The pipeline class, with replaced steps swapped in (a subclass; romancal untouched)."""
     base = pipeline_class(cfg.pipeline)
     if not cfg.replace:

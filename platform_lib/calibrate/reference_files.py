@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -584,7 +585,8 @@ class ReferenceSet:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return tuple(self.manifest["shape"])  # type: ignore[return-value]
+        ny, nx = self.manifest["shape"]
+        return int(ny), int(nx)
 
     @property
     def subarray(self) -> bool:
@@ -615,7 +617,7 @@ class ReferenceSet:
 
 
 def open_reference_set(
-    location: str | Path, cache_dir: str | Path | None = None, verify: bool = False
+    location: str | os.PathLike[str], cache_dir: str | Path | None = None, verify: bool = False
 ) -> ReferenceSet:
     """Open a set from a folder or store prefix (remote sets are copied to ``cache_dir``)."""
     location = str(location)

@@ -43,7 +43,7 @@ class Detection:
     convolved: np.ndarray
     segmentation: SegmentationImage
     kernel_fwhm: float
-    noise: np.ndarray | None = None  # per-pixel 1-sigma of ``convolved`` (measured)
+    noise: np.ndarray  # per-pixel 1-sigma of ``convolved`` (measured)
 
 
 def estimate_background(

@@ -46,7 +46,7 @@ def split_template(images: Sequence[CatalogImage]) -> tuple[list[CatalogImage], 
         raise CatalogInputError(
             "every image needs an observation time (mjd) to pick the most recent"
         )
-    ordered = sorted(images, key=lambda im: im.mjd)
+    ordered = sorted(images, key=lambda im: float(im.mjd or 0.0))  # every mjd is set (above)
     return ordered[:-1], ordered[-1]
 
 
@@ -78,24 +78,26 @@ def subtract(images: Sequence[CatalogImage]) -> Difference:
     with np.errstate(invalid="ignore", divide="ignore"):
         tmpl = num / wsum
         tmpl_err = 1.0 / np.sqrt(wsum)
-    tmpl_psf = sum(t.psf for t in templates) / len(templates)
+    template_psfs = [t.require_psf("difference imaging") for t in templates]
+    tmpl_psf = sum(template_psfs[1:], template_psfs[0]) / len(templates)
     tmpl_psf = tmpl_psf / tmpl_psf.sum()
+    science_psf = science.require_psf("difference imaging")
     sci, sci_err = _subtracted(science)
     mask |= science.mask | ~np.isfinite(tmpl)
     tmpl = np.where(mask, 0.0, tmpl)
     tmpl_err = np.where(mask, np.inf, tmpl_err)
-    if _same_psf(tmpl_psf, science.psf):
+    if _same_psf(tmpl_psf, science_psf):
         # Same PSF (one detector position, one band): a windowed matching kernel would only
         # blur the science image and leave a residual at every star.
-        psf = science.psf
-    elif (psf_fwhm_pixels(tmpl_psf) or 0) >= (psf_fwhm_pixels(science.psf) or 0):
-        kernel = psfmatch.matching_kernel(science.psf, tmpl_psf)
+        psf = science_psf
+    elif (psf_fwhm_pixels(tmpl_psf) or 0) >= (psf_fwhm_pixels(science_psf) or 0):
+        kernel = psfmatch.matching_kernel(science_psf, tmpl_psf)
         sci, sci_err = psfmatch.convolve_image(sci, sci_err, mask, kernel)
         psf = tmpl_psf
     else:
-        kernel = psfmatch.matching_kernel(tmpl_psf, science.psf)
+        kernel = psfmatch.matching_kernel(tmpl_psf, science_psf)
         tmpl, tmpl_err = psfmatch.convolve_image(tmpl, np.where(mask, 0.0, tmpl_err), mask, kernel)
-        psf = science.psf
+        psf = science_psf
     diff = np.where(mask, 0.0, sci - tmpl)
     err = np.where(mask, np.inf, np.sqrt(sci_err**2 + tmpl_err**2))
     # Matched filter: correlate with the PSF; normalise the S/N by its measured noise.
@@ -141,7 +143,7 @@ def find_sources(
     unit = u.Unit(sci.flux_unit)  # uJy, or DN/s for a product that is not flux calibrated
     x = np.array([r[0] for r in rows], float)
     y = np.array([r[1] for r in rows], float)
-    sign = np.array([r[2] for r in rows])
+    signs = np.array([r[2] for r in rows])
     flux, ferr = psf_photometry(diff.difference, diff.error, diff.psf, x, y)
     ra, dec = sci.pixel_to_world(x, y)
     t["x"] = x
@@ -151,7 +153,7 @@ def find_sources(
     t["flux"] = flux * unit
     t["flux_err"] = ferr * unit
     t["snr"] = diff.snr[y.astype(int), x.astype(int)]
-    t["sign"] = sign
+    t["sign"] = signs
     t.meta.update(_meta(diff, threshold))
     return t
 

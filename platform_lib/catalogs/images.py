@@ -28,6 +28,8 @@ class CatalogImage:
     ``psf`` is an optional normalised PSF image sampled at the image's pixel scale, centred;
     ``psf_total_fraction`` is the share of the PSF's total light inside that stamp (it is
     renormalised to 1 here, so total fluxes need it; see ``apcorr.psf_light_fraction``).
+    ``mask`` (optional, True = bad) is extended here with every non-finite pixel and every
+    pixel without a valid error, so after construction it is always a full boolean array.
     """
 
     data: np.ndarray
@@ -39,7 +41,7 @@ class CatalogImage:
     psf: np.ndarray | None = None
     mjd: float | None = None
     name: str = ""
-    mask: np.ndarray | None = None
+    mask: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
     meta: dict[str, Any] = field(default_factory=dict)
     psf_total_fraction: float = 1.0
 
@@ -62,7 +64,7 @@ class CatalogImage:
                 f"{label}: error array shape {self.err.shape} differs from data shape {self.data.shape}"
             )
         bad = ~np.isfinite(self.data) | ~np.isfinite(self.err) | (self.err <= 0)
-        if self.mask is not None:
+        if self.mask is not None and np.size(self.mask):
             bad |= np.asarray(self.mask, dtype=bool)
         if bad.all():
             raise CatalogInputError(f"{label}: every pixel is NaN, masked or has no valid error")
@@ -77,7 +79,14 @@ class CatalogImage:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.data.shape  # type: ignore[return-value]
+        ny, nx = self.data.shape
+        return ny, nx
+
+    def require_psf(self, what: str = "this measurement") -> np.ndarray:
+        """The image's PSF, or a CatalogInputError saying that ``what`` needs one."""
+        if self.psf is None:
+            raise CatalogInputError(f"{self.name or self.band}: {what} needs a PSF image")
+        return self.psf
 
     def pixel_to_world(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """RA, Dec in degrees of 0-based pixel positions, for astropy WCS and gwcs alike."""

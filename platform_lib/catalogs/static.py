@@ -205,7 +205,7 @@ def multi_band(
         )
     _check_same_grid(images)
 
-    psfs = {b: img.psf for b, img in zip(bands, images)}
+    psfs = {b: img.require_psf("PSF-matched photometry") for b, img in zip(bands, images)}
     ref_band = psfmatch.broadest(psfs)
     ref_psf = psfs[ref_band]
     matched: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -236,7 +236,9 @@ def multi_band(
     # The detection image's PSF: the matched PSFs (regularised kernels leave them very slightly broader
     # than the reference) averaged with the same typical weights as the images.
     typical_w = [float(np.median(wi[wi > 0])) for wi in w]
-    det_psf = sum(tw * matched_psfs[b] for tw, b in zip(typical_w, matched)) / sum(typical_w)
+    det_psf = sum(
+        (tw * matched_psfs[b] for tw, b in zip(typical_w, matched)), np.zeros_like(ref_psf)
+    ) / sum(typical_w)
     det_image = CatalogImage(
         data=np.where(mask, np.nan, det_data),
         err=np.where(mask, np.nan, det_err),
@@ -265,7 +267,7 @@ def multi_band(
     table["detection_snr"] = detection_snr(det, np.asarray(table["label"]))
     segm = det.segmentation.data.copy()
     table = reject_psf_artifacts(
-        table, det.data_sub, det_image.err, det_image.mask, det_image.psf, segm
+        table, det.data_sub, det_image.err, det_image.mask, det_image.require_psf(), segm
     )
 
     x, y = np.asarray(table["x"]), np.asarray(table["y"])

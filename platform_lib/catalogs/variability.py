@@ -42,6 +42,7 @@ def forced_photometry(sources: Table, image: CatalogImage, image_id: str) -> Tab
     """
     if image.psf is None:
         raise CatalogInputError(f"{image_id}: forced photometry needs the image PSF")
+    psf = image.psf
     for col in ("source_id", "ra", "dec"):
         if col not in sources.colnames:
             raise CatalogInputError(f"static catalog has no {col!r} column")
@@ -49,18 +50,18 @@ def forced_photometry(sources: Table, image: CatalogImage, image_id: str) -> Tab
     dec = np.asarray(u.Quantity(sources["dec"], u.deg).value)
     x, y = image.world_to_pixel(ra, dec)
     ny, nx = image.shape
-    r = 1.5 * (psf_fwhm_pixels(image.psf) or 2.0)
+    r = 1.5 * (psf_fwhm_pixels(psf) or 2.0)
     on = (x >= r) & (y >= r) & (x <= nx - 1 - r) & (y <= ny - 1 - r)
     from .detection import estimate_background
 
     bkg, _ = estimate_background(image.data, image.mask)
     sub = np.where(image.mask, 0.0, image.data - bkg)
     f, e = aperture_fluxes(sub, image.err, image.mask, x[on], y[on], r)
-    pny, pnx = image.psf.shape
+    pny, pnx = psf.shape
     ee, _ = aperture_fluxes(
-        image.psf,
-        np.ones_like(image.psf),
-        np.zeros(image.psf.shape, bool),
+        psf,
+        np.ones_like(psf),
+        np.zeros(psf.shape, bool),
         np.array([(pnx - 1) / 2.0]),
         np.array([(pny - 1) / 2.0]),
         r,
@@ -224,7 +225,9 @@ class LightCurveStore:
             return self._read("lightcurves")
         return self._cone("lightcurves", ra, dec, radius_arcsec)
 
-    def _cone(self, kind: str, ra: float, dec: float, radius_arcsec: float) -> Table:
+    def _cone(self, kind: str, ra: float, dec: float | None, radius_arcsec: float | None) -> Table:
+        if dec is None or radius_arcsec is None:
+            raise CatalogInputError("a cone needs ra, dec and radius_arcsec")
         pix = self.hp.cone_search_lonlat(
             Longitude(ra * u.deg), Latitude(dec * u.deg), radius_arcsec * u.arcsec
         )

@@ -189,10 +189,10 @@ def _search(args: argparse.Namespace) -> int:
         if len(args.polygon) < 6 or len(args.polygon) % 2:
             return _fail(ValueError("--polygon needs at least three ra dec pairs"))
         polygon = [args.polygon[i : i + 2] for i in range(0, len(args.polygon), 2)]
-    mast = False
-    if args.mast:
-        from .mast import MastArchive
+    from .mast import MastArchive  # light: astroquery is imported when it is used
 
+    mast: bool | MastArchive = False
+    if args.mast:
         mast = MastArchive(None if args.mast == "default" else args.mast)
     try:
         table = search(

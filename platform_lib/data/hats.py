@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 __all__ = ["publish_catalog", "open_catalog"]
 
@@ -45,6 +48,7 @@ def publish_catalog(
     from platform_lib.compute import get_client
 
     output = Path(output)
+    inputs: list[str | Path | UPath]  # hats-import's type for its file list
     with tempfile.TemporaryDirectory(prefix="hats-import-") as tmp:
         if isinstance(table, (str, Path)):
             inputs = [str(table)]

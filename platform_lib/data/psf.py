@@ -143,7 +143,7 @@ def build_psf_library(
     store = get_store(store)
     spec = _store_spec(store)
     jobs = [(d.upper(), o.upper()) for d in detectors for o in optical_elements]
-    args = dict(prefix=prefix, grid=grid, oversample=oversample, stamp=stamp)
+    args: dict[str, Any] = dict(prefix=prefix, grid=grid, oversample=oversample, stamp=stamp)
     if client is None and len(jobs) <= 2:
         return [_build_one(spec, d, o, **args) for d, o in jobs]
     from platform_lib.compute import get_client

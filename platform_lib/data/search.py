@@ -130,12 +130,12 @@ class ProductIndex:
             def hit(poly: np.ndarray) -> bool:
                 return polygons_overlap(verts, poly)
 
-        rows = self.candidates(cells) if prefilter else np.arange(self.n)
+        rows = self.candidates(cells) if cells is not None else np.arange(self.n)
         rows = rows[mask[rows]]
         keep = [i for i in rows if (p := self.polygon(int(i))) is not None and hit(p)]
         return np.asarray(sorted(keep), dtype=np.int64)
 
-    def to_table(self, rows: Sequence[int]):
+    def to_table(self, rows: Sequence[int] | np.ndarray):
         import pyarrow as pa
         from astropy.table import Table
 

@@ -116,8 +116,8 @@ def _resultant_windows(tij: Sequence[Sequence[float]]) -> list[tuple[float, floa
     """(window start, window end, q) per resultant; q = P(excess weight k) for one electron."""
     windows = []
     tlast = 0.0
-    for reads in tij:
-        reads = np.asarray(reads, dtype=float)
+    for resultant_reads in tij:
+        reads = np.asarray(resultant_reads, dtype=float)
         starts = np.concatenate([[tlast], reads[:-1]])
         dt = reads - starts
         if np.any(dt <= 0):
@@ -180,12 +180,13 @@ def apportion_counts_to_resultants(
     if pedestal_extra_noise is not None:
         instrumental += rng_ped.normal(0, pedestal_extra_noise, shape).astype(np.float32)
     per_read = crparam is not None or persistence is not None
-    t0_mjd = tstart.mjd if persistence is not None else None
+    t0_mjd = float(tstart.mjd) if persistence is not None else 0.0  # read only with persistence
 
     # A table costs about as much per entry as a draw costs per pixel: keep tables at most
     # about twice the pixel count, so small cutouts do not pay for large tables.
     entries = min(MAX_TABLE_ENTRIES, 2 * remaining.size)
-    scratch = np.zeros(shape, dtype=np.float32) if per_read else None
+    # one read's sparse additions (cosmic rays, persistence); a 0-size array when there are none
+    scratch = np.zeros(shape if per_read else (0,), dtype=np.float32)
     so_far = np.zeros(shape, dtype=np.int64)
     flat_so_far = so_far.reshape(-1)
     tnow = None

@@ -135,8 +135,9 @@ def _image(args) -> int:
             name=args.name,
         )
         sim = simulate_mosaic(catalog, spec)
+        filename = spec.filename
     else:
-        spec = ExposureSpec(
+        exposure = ExposureSpec(
             optical_element=args.element,
             detector=args.detector,
             ra=args.ra,
@@ -149,8 +150,11 @@ def _image(args) -> int:
             seed=args.seed,
             name=args.name,
         )
-        sim = simulate_exposure(catalog, spec, _effects(args), reference_data=args.reference_set)
-    paths = write_product(sim, args.out, spec.filename)
+        sim = simulate_exposure(
+            catalog, exposure, _effects(args), reference_data=args.reference_set
+        )
+        filename = exposure.filename
+    paths = write_product(sim, args.out, filename)
     print(paths["image"])
     print(paths["truth"])
     return 0

@@ -63,9 +63,9 @@ class Footprint:
 
     def cut(self, value: Any) -> Any:
         """Cut a full-detector array (4088² science or 4096² with border) to the footprint."""
-        arr = np.asarray(value) if not np.isscalar(value) else value
-        if np.isscalar(arr) or np.ndim(arr) < 2:
+        if np.isscalar(value) or np.ndim(value) < 2:
             return value
+        arr = np.asarray(value)
         shape = arr.shape[-2:]
         if shape == (self.ny, self.nx):
             return arr

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache, lru_cache
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .bands import IMAGING_ELEMENTS, bandpass, check_element
 from .errors import SimulationInputError
@@ -133,29 +134,29 @@ def _table(columns: Mapping[str, np.ndarray]):
 
 
 def sources(
-    ra: Sequence[float],
-    dec: Sequence[float],
-    mag: Sequence[float],
+    ra: ArrayLike,
+    dec: ArrayLike,
+    mag: ArrayLike,
     *,
     ref_element: str = "F158",
     elements: Sequence[str] = IMAGING_ELEMENTS,
-    kind: Sequence[str] | str = "PSF",
-    sersic_n: Sequence[float] | float = 1.0,
-    half_light_radius: Sequence[float] | float = 0.0,
-    pa: Sequence[float] | float = 0.0,
-    ba: Sequence[float] | float = 1.0,
-    sed: Sequence[str] | str = "flat",
-    redshift: Sequence[float] | float = 0.0,
+    kind: ArrayLike = "PSF",
+    sersic_n: ArrayLike = 1.0,
+    half_light_radius: ArrayLike = 0.0,
+    pa: ArrayLike = 0.0,
+    ba: ArrayLike = 1.0,
+    sed: ArrayLike = "flat",
+    redshift: ArrayLike = 0.0,
     first_id: int = 0,
 ):
     """A catalog from the parameters of individual sources (AB ``mag`` in ``ref_element``)."""
     ref_element = check_element(ref_element)
     elements = list(dict.fromkeys([check_element(e) for e in elements] + [ref_element]))
-    ra, dec, mag = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (ra, dec, mag))
-    n = len(ra)
-    if not (len(dec) == len(mag) == n):
+    ras, decs, mags = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (ra, dec, mag))
+    n = len(ras)
+    if not (len(decs) == len(mags) == n):
         raise SimulationInputError("ra, dec and mag must have the same length")
-    if not np.all(np.isfinite(mag)):
+    if not np.all(np.isfinite(mags)):
         raise SimulationInputError("magnitudes must be finite")
 
     def per(value, dtype=float):
@@ -166,18 +167,18 @@ def sources(
     z = per(redshift)
     cols = {
         "source_id": np.arange(first_id, first_id + n, dtype=np.int64),
-        "ra": ra,
-        "dec": dec,
+        "ra": ras,
+        "dec": decs,
         "type": per(kind, dtype="U3"),
         "n": per(sersic_n).astype(np.float32),
         "half_light_radius": per(half_light_radius).astype(np.float32),
         "pa": per(pa).astype(np.float32),
         "ba": per(ba).astype(np.float32),
-        f"mag_{ref_element}": mag.astype(np.float32),
+        f"mag_{ref_element}": mags.astype(np.float32),
         "sed": seds.astype(str),
         "redshift": z.astype(np.float32),
     }
-    cols.update(_flux_columns(mag, list(seds), z, ref_element, elements))
+    cols.update(_flux_columns(mags, list(seds), z, ref_element, elements))
     table = _table(cols)
     validate_catalog(table, elements)
     return table

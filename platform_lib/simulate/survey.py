@@ -76,7 +76,13 @@ def plan_survey(
             raise SimulationInputError(f"unknown dither pattern {dithers!r}; use {sorted(DITHERS)}")
         offsets = DITHERS[dithers]
     else:
-        offsets = [tuple(map(float, d)) for d in dithers]
+        offsets = []
+        for offset in dithers:
+            if len(offset) != 2:
+                raise SimulationInputError(
+                    f"a dither offset is (dRA, dDec) in arcsec, got {offset!r}"
+                )
+            offsets.append((float(offset[0]), float(offset[1])))
     t0 = Time(start_time)
     ra0, dec0 = map(float, center)
     out = []
@@ -242,7 +248,8 @@ def run_survey(
     chained = effects.persistence not in (False, None)
 
     if serial:
-        rows, state = [], {}
+        rows: list[dict] = []
+        state: dict[str, Any] = {}
         for job in jobs:
             row = run_job(job, catalog, state.get(job.detector))
             state[job.detector] = row["_persistence"]
@@ -277,7 +284,8 @@ def _run_distributed(jobs, catalog, chained, client, show_progress):
 
     def submit_all(c):
         cat = c.scatter(catalog, broadcast=True)
-        futures, last = [], {}
+        futures = []
+        last: dict[str, Any] = {}
         for job in jobs:
             prev = last.get(job.detector) if chained else None
             fut = c.submit(_run_chained, job, cat, prev, pure=False)
