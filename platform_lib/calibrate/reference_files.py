@@ -38,6 +38,7 @@ from ..instrument import (
     REFERENCE_BORDER,
     SCIENCE_PIXELS,
 )
+from ..simulate.cutout import with_border
 
 CHANNEL_WIDTH = 128
 N_CHANNELS = 32
@@ -297,13 +298,6 @@ def _pixel_maps(spec: RefSetSpec) -> dict[str, np.ndarray]:
     return {"qe": qe.astype(np.float32), "dead": dead, "hot": hot}
 
 
-def _embed(science: np.ndarray, fill: float, dtype: Any) -> np.ndarray:
-    n = science.shape[-1] + 2 * REFERENCE_BORDER
-    out = np.full(science.shape[:-2] + (n, n), fill, dtype=dtype)
-    out[..., REFERENCE_BORDER:-REFERENCE_BORDER, REFERENCE_BORDER:-REFERENCE_BORDER] = science
-    return out
-
-
 def linearity_coefficients(beta: float, ncoeff: int = 7) -> tuple[np.ndarray, np.ndarray]:
     """(linearity, inverse linearity) polynomial coefficients, constant term first.
 
@@ -416,7 +410,7 @@ def build_models(spec: RefSetSpec) -> dict[str, Any]:
     dark = rdm.DarkRefModel.create_fake_data(shape=shape)
     rate = np.full((n, n), p["dark_current"] / p["gain"], dtype=np.float32)
     rate[maps["hot"]] = spec.hot_pixel_rate
-    dark.dark_slope = _embed(rate, 0.0, np.float32)
+    dark.dark_slope = with_border(rate, fill=0.0, dtype=np.float32)
     dark.dark_slope_error = np.full(shape, 1e-4, dtype=np.float32)
     dark.dq = np.zeros(shape, dtype=np.uint32)
     _meta(dark, spec, "Dark current rate (DN/s) with hot pixels")

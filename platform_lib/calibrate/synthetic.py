@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..instrument import CENTRE_PIXEL, REFERENCE_BORDER, SCIENCE_PIXELS
+from ..simulate.cutout import without_border
 from .reference_files import ReferenceSet
 
 
@@ -155,7 +156,6 @@ def simulate_l1(
         read_pattern = rp.read_pattern[ma_table_number]
     exptime = par["read_time"] * read_pattern[-1][-1]
     date = astropy.time.Time(start_time, format="isot", scale="utc")
-    crop = (slice(REFERENCE_BORDER, -REFERENCE_BORDER), slice(REFERENCE_BORDER, -REFERENCE_BORDER))
 
     def ref(key: str) -> Any:
         return rdm.open(refset.reference_file(key, optical_element))
@@ -165,12 +165,12 @@ def simulate_l1(
     with ref("flat") as m:
         qe = np.array(m.data, dtype=np.float64)
     with ref("mask") as m:
-        dead = (np.asarray(m.dq)[crop] & 1) != 0  # DO_NOT_USE
+        dead = (without_border(np.asarray(m.dq)) & 1) != 0  # DO_NOT_USE
     qe[dead] = 0.0
     with ref("dark") as m:
-        dark_e = np.array(m.dark_slope, dtype=np.float64)[crop] * gain
+        dark_e = without_border(np.array(m.dark_slope, dtype=np.float64)) * gain
     with ref("inverselinearity") as m:
-        inv_coeffs = np.array(m.coeffs, dtype=np.float64)[:, crop[0], crop[1]]
+        inv_coeffs = without_border(np.array(m.coeffs, dtype=np.float64))
     beta = par["nonlinearity_beta"]
     sat = par["saturation"]
     # linear DN that reads as raw saturation (root of L + beta L^2 = sat), with romanisim's 10%

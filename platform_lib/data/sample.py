@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..instrument import GALSIM_BANDS, PIXEL_SCALE, REFERENCE_BORDER, SCIENCE_PIXELS
+from ..instrument import GALSIM_BANDS, PIXEL_SCALE
+from ..simulate.cutout import Footprint, with_border
 from .store import Store, get_store
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,10 @@ def detector_wcs(
     The galsim.roman WCS is a FITS TAN-SIP one, so moving CRPIX by the cutout's origin is exact.
     """
     import galsim
-    from astropy.coordinates import SkyCoord
-    from gwcs.wcstools import wcs_from_points
     from romanisim.models import parameters
     from romanisim.models import wcs as rwcs
+
+    from platform_lib.simulate.cutout import fit_gwcs
 
     meta = copy.deepcopy(parameters.default_parameters_dictionary)
     meta["instrument"]["detector"] = detector
@@ -84,10 +85,7 @@ def detector_wcs(
     # a micro-arcsecond on a cutout). The SIP gwcs from the header has no inverse, and gwcs
     # cannot build one numerically for it, so world_to_pixel would fail on the product.
     sip = rwcs.wcs_from_fits_header(header)
-    yy, xx = np.mgrid[-0.5 : size - 0.5 : 9j, -0.5 : size - 0.5 : 9j]
-    ra, dec = sip(xx.ravel(), yy.ravel())
-    gw = wcs_from_points((xx.ravel(), yy.ravel()), SkyCoord(ra, dec, unit="deg"), poly_degree=3)
-    gw.bounding_box = ((-0.5, size - 0.5), (-0.5, size - 0.5))
+    gw = fit_gwcs(sip, size, size, degree=3, nodes=9, max_error_pix=1e-3)
     return cut, gw
 
 
@@ -146,8 +144,8 @@ def make_exposure(
     start = Time(start_time)
     sca = int(detector[3:])
     band = GALSIM_BANDS[optical_element]
-    x0 = y0 = (SCIENCE_PIXELS - size) // 2
-    gwcs_cut_galsim, gw = detector_wcs(detector, ra, dec, start, x0, y0, size)
+    fp = Footprint.middle(size)
+    gwcs_cut_galsim, gw = detector_wcs(detector, ra, dec, start, fp.x0, fp.y0, size)
     nreads = READ_PATTERN[-1][-1]
     exptime = nreads * FRAME_TIME
     rng = galsim.BaseDeviate(seed)
@@ -217,14 +215,11 @@ def make_exposure(
 
     # An L1 frame carries the detector's 4-pixel reference border around the science pixels
     # (4096² around 4088²), so the ramp matches the platform's reference set of ``size``.
-    b = REFERENCE_BORDER
-    frame = (len(READ_PATTERN), size + 2 * b, size + 2 * b)
-    raw = dm.ScienceRawModel.create_fake_data(shape=frame)
+    data = with_border(np.clip(np.round(resultants), 0, 65535), dtype=np.uint16)
+    raw = dm.ScienceRawModel.create_fake_data(shape=data.shape)
     fill_meta(raw.meta)
-    data = np.zeros(frame, np.uint16)
-    data[:, b:-b, b:-b] = np.clip(np.round(resultants), 0, 65535)
     raw.data = data
-    raw.amp33 = np.zeros((len(READ_PATTERN), size + 2 * b, 128), np.uint16)
+    raw.amp33 = np.zeros((len(READ_PATTERN), data.shape[1], 128), np.uint16)
 
     l2 = dm.ImageModel.create_fake_data(shape=(size, size))
     fill_meta(l2.meta)
@@ -264,7 +259,7 @@ def make_sample(
 
     t0 = Time("2027-03-01T00:00:00", scale="utc")
     # Stars where the cutouts are: around the centre of each detector's cutout.
-    x0 = (SCIENCE_PIXELS - spec.size) // 2
+    x0 = Footprint.middle(spec.size).x0
     radius = 1.5 * spec.size * PIXEL_SCALE / 3600
     per = max(1, spec.nstars // len(spec.detectors))
     tables = []

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from .apportion import apportion_counts_to_resultants
 from .bands import DETECTORS, IMAGING_ELEMENTS, bandpass, throughput_table, zeropoint_rate
+from .cutout import Footprint
 from .effects import InstrumentEffects, make_l1, read_pattern
 from .errors import SimulationInputError
 from .images import (
     ExposureSpec,
-    Footprint,
     MosaicSpec,
     SimulatedImage,
     simulate_exposure,

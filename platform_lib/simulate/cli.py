@@ -75,7 +75,7 @@ def _effects(args) -> Any:
 
 
 def _footprint(args):
-    from .images import Footprint
+    from .cutout import Footprint
 
     if args.full_detector:
         return Footprint.full()

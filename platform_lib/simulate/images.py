@@ -21,66 +21,13 @@ import numpy as np
 from ..instrument import PIXEL_SCALE, REFERENCE_BORDER, SCIENCE_PIXELS
 from .bands import bandpass as cached_bandpass
 from .bands import check_detector, check_element
+from .cutout import Footprint, fit_gwcs, with_border
 from .effects import InstrumentEffects, make_l1, read_pattern
 from .errors import SimulationInputError
 from .reference import use_reference_data
 from .scenes import validate_catalog
 
 N_PIX = SCIENCE_PIXELS
-B = REFERENCE_BORDER
-
-
-@dataclass
-class Footprint:
-    """Science-pixel window of a detector: origin (x0, y0) and size (nx, ny)."""
-
-    x0: int = 0
-    y0: int = 0
-    nx: int = N_PIX
-    ny: int = N_PIX
-
-    @classmethod
-    def full(cls) -> Footprint:
-        return cls()
-
-    @classmethod
-    def cutout(cls, size: int = 256, center: tuple[float, float] | None = None) -> Footprint:
-        cx, cy = center if center is not None else (N_PIX / 2, N_PIX / 2)
-        return cls(int(round(cx - size / 2)), int(round(cy - size / 2)), int(size), int(size))
-
-    @property
-    def is_full(self) -> bool:
-        return (self.x0, self.y0, self.nx, self.ny) == (0, 0, N_PIX, N_PIX)
-
-    def check(self) -> Footprint:
-        if self.nx < 8 or self.ny < 8:
-            raise SimulationInputError("a footprint must be at least 8x8 pixels")
-        if self.x0 < 0 or self.y0 < 0 or self.x0 + self.nx > N_PIX or self.y0 + self.ny > N_PIX:
-            raise SimulationInputError(
-                f"footprint {self} lies outside the detector's {N_PIX}x{N_PIX} science pixels"
-            )
-        return self
-
-    def cut(self, value: Any) -> Any:
-        """Cut a full-detector array (4088² science or 4096² with border) to the footprint."""
-        if np.isscalar(value) or np.ndim(value) < 2:
-            return value
-        arr = np.asarray(value)
-        shape = arr.shape[-2:]
-        if shape == (self.ny, self.nx):
-            return arr
-        if shape == (N_PIX, N_PIX):
-            return arr[..., self.y0 : self.y0 + self.ny, self.x0 : self.x0 + self.nx]
-        if shape == (self.ny + 2 * B, self.nx + 2 * B) and (self.x0, self.y0) == (0, 0):
-            # a sub-array reference set (lower-left corner of the detector, with its border)
-            return arr[..., B:-B, B:-B]
-        if shape == (N_PIX + 2 * B, N_PIX + 2 * B):
-            return arr[
-                ..., B + self.y0 : B + self.y0 + self.ny, B + self.x0 : B + self.x0 + self.nx
-            ]
-        raise SimulationInputError(
-            f"reference array of shape {shape} fits neither the detector nor the footprint"
-        )
 
 
 @dataclass
@@ -443,32 +390,14 @@ def _render_counts(image_mod, catalog, spec: ExposureSpec, ref: dict, effects: I
 
 
 def _footprint_gwcs(imwcs, fp: Footprint, degree: int = 5):
-    """A gwcs for the file's pixels (0, 0 = the footprint's origin) that inverts too.
+    """A gwcs for the file's pixels (0, 0 = the footprint's origin) that inverts too: galsim's
+    WCS fitted over the footprint (:func:`.cutout.fit_gwcs`), to 1 mpix or refused."""
 
-    romanisim's gwcs (built from galsim's SIP header) has no inverse, so sky -> pixel fails on
-    it. We sample galsim's WCS on a grid over the footprint and fit forward and inverse
-    polynomials with ``gwcs.wcstools.wcs_from_points``; the fit must reproduce galsim to
-    1 mpix or we refuse to write the file.
-    """
-    from astropy.coordinates import SkyCoord
-    from gwcs.wcstools import wcs_from_points
+    def sky(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ra, dec = imwcs._radec(x + fp.x0, y + fp.y0)
+        return np.degrees(ra), np.degrees(dec)
 
-    n = 24
-    gx, gy = np.meshgrid(np.linspace(-0.5, fp.nx - 0.5, n), np.linspace(-0.5, fp.ny - 0.5, n))
-    gx, gy = gx.ravel(), gy.ravel()
-    ra, dec = imwcs._radec(gx + fp.x0, gy + fp.y0)
-    world = SkyCoord(np.degrees(ra), np.degrees(dec), unit="deg")
-    gw = wcs_from_points((gx, gy), world, poly_degree=degree)
-    gw.bounding_box = ((-0.5, fp.nx - 0.5), (-0.5, fp.ny - 0.5))
-    # check both directions on points between the fitting nodes
-    tx = np.linspace(0, fp.nx - 1, 7)
-    tx, ty = np.meshgrid(tx, np.linspace(0, fp.ny - 1, 7))
-    tra, tdec = imwcs._radec(tx.ravel() + fp.x0, ty.ravel() + fp.y0)
-    bx, by = gw.invert(np.degrees(tra), np.degrees(tdec), with_bounding_box=False)
-    err = float(np.max(np.hypot(bx - tx.ravel(), by - ty.ravel())))
-    if not err < 1e-3:
-        raise RuntimeError(f"WCS fit for the footprint is off by {err:.4f} px")
-    return gw
+    return fit_gwcs(sky, fp.nx, fp.ny, degree=degree, nodes=24, max_error_pix=1e-3)
 
 
 def _truth(catalog, simcat, spec: ExposureSpec, gain, exptime: float):
@@ -504,13 +433,12 @@ def _l1_node(resultants, dq, meta, fp: Footprint):
     from roman_datamodels.datamodels import ScienceRawModel
 
     n = resultants.shape[0]
-    node = ScienceRawModel._node_type.create_fake_data(shape=(n, fp.ny + 2 * B, fp.nx + 2 * B))
-    node["amp33"] = np.zeros((n, fp.ny + 2 * B, 128), dtype=node.amp33.dtype)
+    border = 2 * REFERENCE_BORDER
+    node = ScienceRawModel._node_type.create_fake_data(shape=(n, fp.ny + border, fp.nx + border))
+    node["amp33"] = np.zeros((n, fp.ny + border, 128), dtype=node.amp33.dtype)
     node["meta"].update(meta)
-    data = np.zeros((n, fp.ny + 2 * B, fp.nx + 2 * B), dtype=node.data.dtype)
-    data[:, B:-B, B:-B] = resultants
-    node["data"] = data
-    return node, {"dq": np.pad(dq, ((0, 0), (B, B), (B, B))).astype("i4")}
+    node["data"] = with_border(resultants, dtype=node.data.dtype)
+    return node, {"dq": with_border(dq).astype("i4")}
 
 
 def _record_no_jitter(meta) -> None:

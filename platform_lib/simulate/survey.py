@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from .bands import DETECTORS, check_detector, check_element
+from .cutout import Footprint
 from .effects import InstrumentEffects, read_pattern
 from .errors import SimulationInputError
-from .images import ExposureSpec, Footprint, simulate_exposure
+from .images import ExposureSpec, simulate_exposure
 from .scenes import validate_catalog
 
 #: Dither patterns, offsets in arcsec along (RA, Dec).

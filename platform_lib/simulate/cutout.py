@@ -1,0 +1,139 @@
+"""The geometry every cutout simulation shares: footprints, their gwcs, the reference border.
+
+A simulated product covers a *footprint* of a detector (the whole 4088² science array, or a
+window of it for fast work and tests). Three simulators make products this way:
+:func:`platform_lib.simulate.simulate_exposure` (romanisim's full instrument model), the
+day-one sample survey (:mod:`platform_lib.data.sample`) and the calibration validation
+exposures (:mod:`platform_lib.calibrate.synthetic`). They differ in what they render, not in
+this geometry, which lives here once: where a window lies on the detector, the invertible gwcs
+of its pixels, and how science pixels sit inside the 4-pixel reference border of an L1 frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..instrument import REFERENCE_BORDER, SCIENCE_PIXELS
+from .errors import SimulationInputError
+
+__all__ = ["Footprint", "fit_gwcs", "with_border", "without_border"]
+
+N_PIX = SCIENCE_PIXELS
+B = REFERENCE_BORDER
+
+
+@dataclass
+class Footprint:
+    """Science-pixel window of a detector: origin (x0, y0) and size (nx, ny)."""
+
+    x0: int = 0
+    y0: int = 0
+    nx: int = N_PIX
+    ny: int = N_PIX
+
+    @classmethod
+    def full(cls) -> Footprint:
+        return cls()
+
+    @classmethod
+    def cutout(cls, size: int = 256, center: tuple[float, float] | None = None) -> Footprint:
+        cx, cy = center if center is not None else (N_PIX / 2, N_PIX / 2)
+        return cls(int(round(cx - size / 2)), int(round(cy - size / 2)), int(size), int(size))
+
+    @classmethod
+    def middle(cls, size: int) -> Footprint:
+        """A ``size``² window whose origin is ``(4088 - size) // 2`` (the sample survey's)."""
+        x0 = (N_PIX - int(size)) // 2
+        return cls(x0, x0, int(size), int(size))
+
+    @property
+    def is_full(self) -> bool:
+        return (self.x0, self.y0, self.nx, self.ny) == (0, 0, N_PIX, N_PIX)
+
+    def check(self) -> Footprint:
+        if self.nx < 8 or self.ny < 8:
+            raise SimulationInputError("a footprint must be at least 8x8 pixels")
+        if self.x0 < 0 or self.y0 < 0 or self.x0 + self.nx > N_PIX or self.y0 + self.ny > N_PIX:
+            raise SimulationInputError(
+                f"footprint {self} lies outside the detector's {N_PIX}x{N_PIX} science pixels"
+            )
+        return self
+
+    def cut(self, value: Any) -> Any:
+        """Cut a full-detector array (4088² science or 4096² with border) to the footprint."""
+        if np.isscalar(value) or np.ndim(value) < 2:
+            return value
+        arr = np.asarray(value)
+        shape = arr.shape[-2:]
+        if shape == (self.ny, self.nx):
+            return arr
+        if shape == (N_PIX, N_PIX):
+            return arr[..., self.y0 : self.y0 + self.ny, self.x0 : self.x0 + self.nx]
+        if shape == (self.ny + 2 * B, self.nx + 2 * B) and (self.x0, self.y0) == (0, 0):
+            # a sub-array reference set (lower-left corner of the detector, with its border)
+            return without_border(arr)
+        if shape == (N_PIX + 2 * B, N_PIX + 2 * B):
+            return arr[
+                ..., B + self.y0 : B + self.y0 + self.ny, B + self.x0 : B + self.x0 + self.nx
+            ]
+        raise SimulationInputError(
+            f"reference array of shape {shape} fits neither the detector nor the footprint"
+        )
+
+
+def with_border(science: np.ndarray, fill: float = 0, dtype: Any = None) -> np.ndarray:
+    """``science`` (..., ny, nx) inside a frame with the reference border, filled with ``fill``."""
+    science = np.asarray(science)
+    ny, nx = science.shape[-2:]
+    out = np.full(
+        science.shape[:-2] + (ny + 2 * B, nx + 2 * B),
+        fill,
+        dtype=science.dtype if dtype is None else dtype,
+    )
+    out[..., B:-B, B:-B] = science
+    return out
+
+
+def without_border(frame: np.ndarray) -> np.ndarray:
+    """The science pixels (..., ny, nx) of a frame that carries the reference border (a view)."""
+    return np.asarray(frame)[..., B:-B, B:-B]
+
+
+def fit_gwcs(
+    sky: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    nx: int,
+    ny: int,
+    *,
+    degree: int = 5,
+    nodes: int = 24,
+    max_error_pix: float | None = 1e-3,
+):
+    """An invertible gwcs for an ``nx`` × ``ny`` image whose pixels map to the sky by ``sky``.
+
+    ``sky(x, y)`` gives (ra, dec) in degrees of 0-based image pixels. It is sampled on a
+    ``nodes`` × ``nodes`` grid over the image and fitted, forward and inverse, with
+    polynomials of ``degree`` (``gwcs.wcstools.wcs_from_points``): the SIP-style WCS of
+    galsim and romanisim has no inverse, so sky -> pixel would fail on it. With
+    ``max_error_pix`` the inverse must reproduce ``sky`` to that many pixels on points between
+    the nodes, or the fit is refused (RuntimeError) rather than written into a product.
+    """
+    from astropy.coordinates import SkyCoord
+    from gwcs.wcstools import wcs_from_points
+
+    gx, gy = np.meshgrid(np.linspace(-0.5, nx - 0.5, nodes), np.linspace(-0.5, ny - 0.5, nodes))
+    gx, gy = gx.ravel(), gy.ravel()
+    ra, dec = sky(gx, gy)
+    gw = wcs_from_points((gx, gy), SkyCoord(ra, dec, unit="deg"), poly_degree=degree)
+    gw.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
+    if max_error_pix is not None:
+        tx, ty = np.meshgrid(np.linspace(0, nx - 1, 7), np.linspace(0, ny - 1, 7))
+        tra, tdec = sky(tx.ravel(), ty.ravel())
+        bx, by = gw.invert(tra, tdec, with_bounding_box=False)
+        err = float(np.max(np.hypot(bx - tx.ravel(), by - ty.ravel())))
+        if not err < max_error_pix:
+            raise RuntimeError(f"WCS fit for the footprint is off by {err:.4f} px")
+    return gw
