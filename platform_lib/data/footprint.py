@@ -89,23 +89,6 @@ def point_in_polygon(ra: float, dec: float, vertices: np.ndarray) -> bool:
     return _point_in_planar(xy[-1], xy[:-1])
 
 
-def _arc_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """Angular distance (radians) from unit vector p to the great-circle arc a→b."""
-    n = np.cross(a, b)
-    norm = np.linalg.norm(n)
-    if norm < 1e-15:
-        return float(np.arccos(np.clip(p @ a, -1, 1)))
-    n /= norm
-    proj = p - (p @ n) * n
-    pn = np.linalg.norm(proj)
-    if pn > 1e-15:
-        proj /= pn
-        # the foot of the perpendicular is on the arc if it lies between a and b
-        if np.cross(a, proj) @ n >= 0 and np.cross(proj, b) @ n >= 0:
-            return float(np.arcsin(np.clip(abs(p @ n), 0, 1)))
-    return float(min(np.arccos(np.clip(p @ a, -1, 1)), np.arccos(np.clip(p @ b, -1, 1))))
-
-
 def _edge_distances(p: np.ndarray, verts: np.ndarray) -> np.ndarray:
     """Angular distances (radians) from unit vector p to every edge arc of a polygon at once."""
     a, b = verts, np.roll(verts, -1, axis=0)

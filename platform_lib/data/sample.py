@@ -16,7 +16,6 @@ import copy
 import logging
 import tempfile
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -324,12 +323,6 @@ def make_sample(
 
         result["index"] = build_index(store, progress=progress)
     return result
-
-
-def stage_files(store: Store | str | None, files: Sequence[str | Path], prefix: str) -> list[str]:
-    """Copy local product files into the store under ``prefix``; returns their relative paths."""
-    store = get_store(store)
-    return [store.put_file(f, f"{prefix.rstrip('/')}/{Path(f).name}") for f in files]
 
 
 def make_l4_products(

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from .._parquet import arrow_table
 from .footprint import (
     ORDER,
     cone_cells,
@@ -289,8 +288,3 @@ def with_units(table):
             end[missing] = np.ma.masked
         table["t_min"], table["t_max"] = start, end
     return table
-
-
-def load_table(data: bytes):
-    """A Parquet index file's bytes → ProductIndex (for tools that hold the file already)."""
-    return ProductIndex(arrow_table(data))

@@ -87,11 +87,6 @@ class SimulatedImage:
         }
         af.write_to(fileobj)
 
-    def to_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        self.write_to(buf)
-        return buf.getvalue()
-
     def truth_bytes(self) -> bytes:
         buf = io.StringIO()
         self.truth.write(buf, format="ascii.ecsv")

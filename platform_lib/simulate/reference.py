@@ -20,12 +20,6 @@ from typing import Any
 from .errors import SimulationInputError
 
 
-def reference_types() -> tuple[str, ...]:
-    from romanisim.models import parameters
-
-    return tuple(parameters.reference_data)
-
-
 def resolve_reference_data(
     source: Mapping[str, Any] | str | os.PathLike | None, optical_element: str | None = None
 ) -> dict[str, Any]:
