@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import store as _store
+from ..data import transfer
 from ..instrument import REFERENCE_BORDER
 from .config import StepConfig, build_pipeline_class, parse_config
 from .reference_files import ReferenceSet
@@ -219,11 +219,11 @@ def is_done(output_url: str, input_sha: str, config_sha: str) -> bool:
     """The product exists, opens, and was made from this input with these settings."""
     import roman_datamodels.datamodels as rdm
 
-    if not _store.exists(output_url):
+    if not transfer.exists(output_url):
         return False
     with tempfile.TemporaryDirectory(prefix="l2-check-") as tmp:
         try:
-            local = _store.fetch(output_url, tmp)
+            local = transfer.fetch(output_url, tmp)
             with rdm.open(local) as m:
                 prov = m.meta[PROVENANCE_KEY] if PROVENANCE_KEY in m.meta else None
                 if prov is None:
@@ -277,15 +277,15 @@ def calibrate_exposure(
         raise InputError("calibrate_exposure needs an exposure-pipeline configuration")
     l1 = str(l1)
     out_name = output_name(l1)
-    output_url = _store.join(str(output_dir), out_name)
+    output_url = transfer.join(str(output_dir), out_name)
 
     with tempfile.TemporaryDirectory(prefix="l2-") as tmp:
         tmpd = Path(tmp)
-        local_l1 = _store.fetch(l1, tmpd / "in")
+        local_l1 = transfer.fetch(l1, tmpd / "in")
         info = check_l1(local_l1, source.refset)
         refcat_local = None
         if abs_refcat is not None:
-            refcat_local = str(_store.fetch(str(abs_refcat), tmpd / "refcat"))
+            refcat_local = str(transfer.fetch(str(abs_refcat), tmpd / "refcat"))
         input_sha = sha256_file(local_l1)
         digest = config_digest(cfg, source, refcat_local)
         if skip_done and is_done(output_url, input_sha, digest):
@@ -354,9 +354,9 @@ def calibrate_exposure(
             cat_name = output_name(l1, "cat", "parquet")
             cat_local = tmpd / cat_name
             catalog.source_catalog.write(str(cat_local), format="parquet", overwrite=True)
-            published_cat = _store.publish(cat_local, _store.join(str(output_dir), cat_name))
+            published_cat = transfer.publish(cat_local, transfer.join(str(output_dir), cat_name))
         # the L2 product last: its presence means the exposure is done
-        _store.publish(out_local, output_url)
+        transfer.publish(out_local, output_url)
         model.close()
     provenance["catalog"] = published_cat
     return ExposureResult(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data import store as _store
+from ..data import transfer
 from .config import StepConfig, build_pipeline_class, parse_config
 from .exposure import (
     PROVENANCE_KEY,
@@ -76,7 +76,7 @@ def build_mosaic(
     output = str(output)
     with tempfile.TemporaryDirectory(prefix="l3-") as tmp:
         tmpd = Path(tmp)
-        local = [_store.fetch(str(p), tmpd / f"in{i}") for i, p in enumerate(l2)]
+        local = [transfer.fetch(str(p), tmpd / f"in{i}") for i, p in enumerate(l2)]
         element = _check_l2(local)
         steps: dict[str, dict[str, Any]] = {n: dict(p) for n, p in cfg.params.items()}
         for name in cfg.skip:
@@ -145,13 +145,13 @@ def build_mosaic(
             cat_name = name.replace(".asdf", "").removesuffix("_coadd") + "_cat.parquet"
             cat_local = tmpd / cat_name
             catalog.source_catalog.write(str(cat_local), format="parquet", overwrite=True)
-            cat_url = _store.publish(
+            cat_url = transfer.publish(
                 cat_local,
                 str(Path(output).with_name(cat_name))
-                if not _store.is_remote(output)
+                if not transfer.is_remote(output)
                 else output.rsplit("/", 1)[0] + "/" + cat_name,
             )
-        _store.publish(out_local, output)
+        transfer.publish(out_local, output)
     return MosaicResult(
         output=output, catalog=cat_url, wall_s=time.perf_counter() - t0, provenance=provenance
     )

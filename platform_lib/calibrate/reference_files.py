@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..data import store as _store
+from ..data import transfer
 from ..instrument import (
     DETECTORS,
     FRAME_PIXELS,
@@ -545,10 +545,10 @@ def make_reference_set(dest: str | Path, spec: RefSetSpec | None = None, **kwarg
             "files": files,
         }
         for key in files:
-            _store.publish(Path(tmp, files[key]["file"]), _store.join(dest, files[key]["file"]))
+            transfer.publish(Path(tmp, files[key]["file"]), transfer.join(dest, files[key]["file"]))
         man = Path(tmp, MANIFEST)
         man.write_text(yaml.safe_dump(manifest, sort_keys=False))
-        _store.publish(man, _store.join(dest, MANIFEST))
+        transfer.publish(man, transfer.join(dest, MANIFEST))
     return dest
 
 
@@ -556,8 +556,8 @@ def stage_reference_set(src: str | Path, dest: str) -> str:
     """Copy an existing set to ``dest`` (e.g. a local set into the shared store), manifest last."""
     refset = open_reference_set(src, verify=True)
     for entry in refset.manifest["files"].values():
-        _store.publish(refset.root / entry["file"], _store.join(dest, entry["file"]))
-    _store.publish(refset.root / MANIFEST, _store.join(dest, MANIFEST))
+        transfer.publish(refset.root / entry["file"], transfer.join(dest, entry["file"]))
+    transfer.publish(refset.root / MANIFEST, transfer.join(dest, MANIFEST))
     return dest
 
 
@@ -615,12 +615,12 @@ def open_reference_set(
 ) -> ReferenceSet:
     """Open a set from a folder or store prefix (remote sets are copied to ``cache_dir``)."""
     location = str(location)
-    if _store.is_remote(location):
+    if transfer.is_remote(location):
         # one cache per set and machine: every task on a worker reuses the download
         key = hashlib.sha256(location.encode()).hexdigest()[:16]
         cache = Path(cache_dir or Path(tempfile.gettempdir()) / "roman-refsets" / key)
         try:
-            man_local = _store.fetch(_store.join(location, MANIFEST), cache)
+            man_local = transfer.fetch(transfer.join(location, MANIFEST), cache)
         except FileNotFoundError as exc:
             raise ReferenceSetError(
                 f"no reference-file set at {location} ({MANIFEST} missing)"
@@ -629,7 +629,7 @@ def open_reference_set(
         for entry in manifest["files"].values():
             local = cache / entry["file"]
             if not local.exists() or _sha256(local) != entry["sha256"]:
-                _store.fetch(_store.join(location, entry["file"]), cache)
+                transfer.fetch(transfer.join(location, entry["file"]), cache)
         root = cache
     else:
         root = Path(location)
