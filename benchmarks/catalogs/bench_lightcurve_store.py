@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -102,6 +103,10 @@ class Postgres:
         return sum(f.stat().st_size for f in (self.base / "data").rglob("*") if f.is_file()) / 2**20
 
 
+#: (ra, dec, variable) of the sources the last simulate() made, once it has run to the end
+TRUTH: dict[str, Any] = {}
+
+
 def simulate(n_rows: int, n_epochs: int, seed: int = 3):
     """Per-epoch tables of forced photometry: constant sources and 1% sinusoidal variables."""
     from astropy.table import Table
@@ -132,7 +137,7 @@ def simulate(n_rows: int, n_epochs: int, seed: int = 3):
             }
         )
         yield f"img{k:04d}", t
-    simulate.truth = (ra, dec, variable)
+    TRUTH["sources"] = (ra, dec, variable)
 
 
 def bench_parquet(batches, root: Path, cones) -> dict:
@@ -246,7 +251,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="roman-bench-lc-") as tmp:
         print(f"Parquet: {args.rows} rows in {args.epochs} batches ...", flush=True)
         pq = bench_parquet(simulate(args.rows, args.epochs), Path(tmp) / "lc", cones)
-    ra, dec, variable = simulate.truth
+    ra, dec, variable = TRUTH["sources"]
     print(f"PostgreSQL: {args.rows} rows in {args.epochs} batches ...", flush=True)
     pg_server = Postgres()
     with pg_server as dsn:

@@ -74,6 +74,8 @@ def run_photutils(sim) -> tuple[np.ndarray, np.ndarray]:
     )
     sub = data - bkg.background
     fwhm = psf_fwhm_pixels(sim["psf"])
+    if fwhm is None:
+        raise RuntimeError("the simulated PSF has no measurable FWHM")
     kernel = make_2dgaussian_kernel(fwhm, size=int(2 * round(1.5 * fwhm) + 1))
     conv = convolve(sub, kernel)
     finder = SourceFinder(
@@ -114,6 +116,8 @@ def run_sep(sim) -> tuple[np.ndarray, np.ndarray]:
     bkg = sep.Background(data, bw=BOX, bh=BOX, fw=FILTER, fh=FILTER)
     sub = data - bkg.back()
     fwhm = psf_fwhm_pixels(sim["psf"])
+    if fwhm is None:
+        raise RuntimeError("the simulated PSF has no measurable FWHM")
     kernel = np.asarray(make_2dgaussian_kernel(fwhm, size=int(2 * round(1.5 * fwhm) + 1)).array)
     sep.set_extract_pixstack(5_000_000)
     sep.set_sub_object_limit(4096)

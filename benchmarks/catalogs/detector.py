@@ -134,7 +134,7 @@ def simulate(
 
 def noisy_epoch(
     sim: dict[str, np.ndarray], seed: int, add: tuple[float, float, float] | None = None
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Another exposure of the same scene on the same grid: fresh noise (and an optional new
     point source (x, y, flux) drawn with the PSF at an integer pixel)."""
     rng = np.random.default_rng(seed)

@@ -42,6 +42,8 @@ def _conftest():
     spec = importlib.util.spec_from_file_location(
         "catalog_sims", ROOT / "tests" / "catalogs" / "conftest.py"
     )
+    if spec is None or spec.loader is None:
+        raise ImportError("tests/catalogs/conftest.py cannot be loaded")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up while the class is built
     spec.loader.exec_module(mod)
@@ -251,7 +253,7 @@ def variability_section(sims, img_dir: Path) -> tuple[dict, list[str]]:
         "variability false-positive rate": float(flagged[~var].mean()),
     }
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    bins = np.logspace(-1, 4, 26)
+    bins = np.logspace(-1, 4, 26).tolist()
     ax.hist(chi2[~var], bins=bins, alpha=0.7, label=f"constant ({int((~var).sum())})")
     ax.hist(chi2[var], bins=bins, alpha=0.7, label=f"variable, 0.3 mag ({int(var.sum())})")
     ax.axvline(10, ls="--", c="gray", lw=0.8)

@@ -65,8 +65,8 @@ def main() -> None:
     from platform_lib.data.index import build_index
     from platform_lib.data.store import get_store
 
-    with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="bench-index-") as tmpdir:
+        tmp = Path(tmpdir)
         (tmp / "src").mkdir()
         sources = make_products(tmp / "src", 4, args.size)
         size_mb = sources[0].stat().st_size / 1e6

@@ -65,8 +65,8 @@ def main() -> None:
     from hub_config.local.seaweedfs import SeaweedFS
     from platform_lib.data.store import get_store
 
-    with tempfile.TemporaryDirectory(prefix="bench-read-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="bench-read-") as tmpdir:
+        tmp = Path(tmpdir)
         (tmp / "local").mkdir()
         src = tmp / "local" / "full_cal.asdf"
         make_l2(src, args.size)
@@ -78,7 +78,10 @@ def main() -> None:
                 "s3://bench/x", endpoint=weed.endpoint_url, key=opts["key"], secret=opts["secret"]
             )
             s3.put_file(src, "full_cal.asdf")
-            results = {"local disk": [], "SeaweedFS S3": []}
+            results: dict[str, list[tuple[float, float, int]]] = {
+                "local disk": [],
+                "SeaweedFS S3": [],
+            }
             for _ in range(args.trials):  # alternate, so drift hits both alike
                 results["local disk"].append(read_all("full_cal.asdf", local))
                 results["SeaweedFS S3"].append(read_all("full_cal.asdf", s3))

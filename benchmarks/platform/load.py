@@ -35,8 +35,10 @@ REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location(
     "platform_test_helpers", REPO / "tests" / "platform" / "conftest.py"
 )
+if _spec is None or _spec.loader is None:
+    raise ImportError("tests/platform/conftest.py cannot be loaded")
 helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)  # type: ignore[union-attr]
+_spec.loader.exec_module(helpers)
 
 
 def pct(values: list[float], q: float) -> float | None:

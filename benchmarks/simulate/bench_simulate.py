@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -44,7 +45,8 @@ def _run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float
         time.sleep(0.1)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed: {proc.stderr.read().decode()[-2000:]}")
+        err = proc.stderr.read().decode() if proc.stderr is not None else ""
+        raise RuntimeError(f"{cmd[0]} failed: {err[-2000:]}")
     return wall, peak / 1e6
 
 
@@ -161,7 +163,7 @@ def pointing(tmp: Path, cutout: int, workers: int) -> dict:
     cat = galaxy_field((270.0, 66.0), 0.5, n=2000, elements=["F158"], seed=3)
     _warm_worker()
     plan = plan_survey((270.0, 66.0), optical_elements=["F158"])
-    kw = dict(
+    kw: dict[str, Any] = dict(
         level=1,
         footprint=Footprint.cutout(cutout),
         effects=InstrumentEffects(),
