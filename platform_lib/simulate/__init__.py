@@ -18,18 +18,13 @@ from .bands import DETECTORS, IMAGING_ELEMENTS, bandpass, throughput_table, zero
 from .cutout import Footprint
 from .effects import InstrumentEffects, make_l1, read_pattern
 from .errors import SimulationInputError
-from .images import (
-    ExposureSpec,
-    MosaicSpec,
-    SimulatedImage,
-    simulate_exposure,
-    simulate_mosaic,
-    sky_position,
-)
+from .images import ExposureSpec, simulate_exposure, sky_position
 from .inject import inject, inject_file
 from .lightcurves import add_variability, catalog_at, flux_factor
 from .matching import match_catalogs
+from .mosaic import MosaicSpec, simulate_mosaic
 from .output import write_product
+from .product import SimulatedImage
 from .reference import use_reference_data
 from .scenes import combine, galaxy_field, sources, star_field, validate_catalog
 from .survey import Pointing, plan_survey, run_survey

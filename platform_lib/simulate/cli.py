@@ -120,7 +120,8 @@ def _scene(args) -> int:
 
 
 def _image(args) -> int:
-    from .images import ExposureSpec, MosaicSpec, simulate_exposure, simulate_mosaic
+    from .images import ExposureSpec, simulate_exposure
+    from .mosaic import MosaicSpec, simulate_mosaic
     from .output import write_product
 
     catalog = _read_table(args.catalog)

@@ -5,8 +5,9 @@ window of it for fast work and tests). Three simulators make products this way:
 :func:`platform_lib.simulate.simulate_exposure` (romanisim's full instrument model), the
 day-one sample survey (:mod:`platform_lib.data.sample`) and the calibration validation
 exposures (:mod:`platform_lib.calibrate.synthetic`). They differ in what they render, not in
-this geometry, which lives here once: where a window lies on the detector, the invertible gwcs
-of its pixels, and how science pixels sit inside the 4-pixel reference border of an L1 frame.
+this geometry, which lives here once: where a window lies on the detector, the exposure's WCS
+(galsim.roman's, or a reference set's distortion), the invertible gwcs of a window's pixels,
+and how science pixels sit inside the 4-pixel reference border of an L1 frame.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ import numpy as np
 from ..instrument import REFERENCE_BORDER, SCIENCE_PIXELS
 from .errors import SimulationInputError
 
-__all__ = ["Footprint", "fit_gwcs", "with_border", "without_border"]
+__all__ = [
+    "Footprint",
+    "exposure_wcs",
+    "fit_gwcs",
+    "footprint_gwcs",
+    "with_border",
+    "without_border",
+]
 
 N_PIX = SCIENCE_PIXELS
 B = REFERENCE_BORDER
@@ -137,3 +145,55 @@ def fit_gwcs(
         if not err < max_error_pix:
             raise RuntimeError(f"WCS fit for the footprint is off by {err:.4f} px")
     return gw
+
+
+def exposure_wcs(meta, distortion: str | None = None):
+    """The exposure's WCS (galsim form, detector pixels): one geometry for truth and calibration.
+
+    Without a distortion file it is galsim.roman's WCS, as romanisim uses without CRDS. With
+    one (a reference set's ``distortion``), it is the same gwcs romancal's ``assign_wcs``
+    builds from that file and the file's ``wcsinfo`` (V2/V3 reference point, roll, velocity
+    aberration scale), via romanisim's ``make_wcs``. So positions survive
+    simulate -> calibrate by construction.
+    """
+    from romanisim.models import wcs
+
+    if not distortion:
+        return wcs.get_wcs(meta, usecrds=False)
+    import copy
+
+    import roman_datamodels.datamodels as rdm
+    from astropy.coordinates import SkyCoord
+
+    with rdm.open(distortion) as m:
+        transform = copy.deepcopy(m.coordinate_distortion_transform)
+    info = meta.wcsinfo
+    gw = wcs.make_wcs(
+        SkyCoord(info.ra_ref, info.dec_ref, unit="deg"),
+        transform,
+        v2_ref=info.v2_ref,
+        v3_ref=info.v3_ref,
+        roll_ref=info.roll_ref,
+        scale_factor=meta.velocity_aberration.scale_factor,
+    )
+    try:
+        gw.bounding_box = transform.bounding_box.bounding_box(order="F")
+    except NotImplementedError:
+        gw.bounding_box = None
+    return wcs.GWCS(gw)
+
+
+def distortion_file(ref: dict | None) -> str | None:
+    value = (ref or {}).get("distortion")
+    return value if isinstance(value, str) else None
+
+
+def footprint_gwcs(imwcs, fp: Footprint, degree: int = 5):
+    """A gwcs for the file's pixels (0, 0 = the footprint's origin) that inverts too: galsim's
+    WCS fitted over the footprint (:func:`fit_gwcs`), to 1 mpix or refused."""
+
+    def sky(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ra, dec = imwcs._radec(x + fp.x0, y + fp.y0)
+        return np.degrees(ra), np.degrees(dec)
+
+    return fit_gwcs(sky, fp.nx, fp.ny, degree=degree, nodes=24, max_error_pix=1e-3)

@@ -1,30 +1,30 @@
-"""Detector images (L1 ramps, L2 rate images) and L3 mosaics, each with its truth catalog.
+"""Detector images (L1 ramps, L2 rate images), each with its truth catalog.
 
 romanisim's ``image.simulate`` always renders the full 4088x4088 detector. Here the same
 steps (galsim Roman WCS, galsim PSF at the detector position, sky + thermal background, QE
 from the flat, romanisim's renderer, its detector effects and ramp fit) run on any
 *footprint*: the full detector, or a cutout of it for fast work and tests, with the WCS of
 the cutout shifted so sky positions stay right. Files are the roman_datamodels kinds
-romancal reads (``ScienceRawModel`` for L1, ``ImageModel`` for L2, ``MosaicModel`` for L3);
-the truth catalog (every input source with its pixel position and expected counts) is an
-astropy Table written beside the image.
+romancal reads (``ScienceRawModel`` for L1, ``ImageModel`` for L2); the truth catalog (every
+input source with its pixel position and expected counts) is an astropy Table written beside
+the image. L3 mosaics are :mod:`.mosaic`'s; the window geometry is :mod:`.cutout`'s.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..instrument import PIXEL_SCALE, REFERENCE_BORDER, SCIENCE_PIXELS
+from ..instrument import REFERENCE_BORDER, SCIENCE_PIXELS
 from .bands import bandpass as cached_bandpass
 from .bands import check_detector, check_element
-from .cutout import Footprint, fit_gwcs, with_border
+from .cutout import Footprint, distortion_file, exposure_wcs, footprint_gwcs, with_border
 from .effects import InstrumentEffects, make_l1, read_pattern
 from .errors import SimulationInputError
-from .reference import use_reference_data
+from .product import SimulatedImage
+from .reference import load_reference_files, use_reference_data
 from .scenes import validate_catalog
 
 N_PIX = SCIENCE_PIXELS
@@ -65,34 +65,6 @@ class ExposureSpec:
         return f"{self.name}_{self.detector.lower()}_{self.optical_element.lower()}_{suffix}.asdf"
 
 
-@dataclass
-class SimulatedImage:
-    """A simulated product: the roman_datamodels node, its truth catalog, how it was made."""
-
-    model: Any
-    truth: Any
-    info: dict
-
-    def write_to(self, fileobj) -> None:
-        """Write the ASDF file (roman node + romanisim extras + how it was made) to a stream."""
-        import asdf
-
-        af = asdf.AsdfFile()
-        af.tree = {
-            "roman": self.model,
-            "romanisim": self.info.get("romanisim", {}),
-            "platform_simulate": {
-                k: v for k, v in self.info.items() if k not in ("romanisim", "persistence")
-            },
-        }
-        af.write_to(fileobj)
-
-    def truth_bytes(self) -> bytes:
-        buf = io.StringIO()
-        self.truth.write(buf, format="ascii.ecsv")
-        return buf.getvalue().encode()
-
-
 # --------------------------------------------------------------------------- rendering
 def _metadata(spec: ExposureSpec):
     """Exposure metadata exactly as romanisim-make-image builds it (WFI_CEN pointing)."""
@@ -120,85 +92,11 @@ def _metadata(spec: ExposureSpec):
     return image_mod
 
 
-def _load_reference_files(image_mod, ref: dict) -> dict:
-    """romanisim's reference data with file paths opened by romanisim's own model classes.
-
-    romanisim 0.14's ``gather_reference_data`` only opens files when it also asks CRDS; its
-    model classes read files directly when given them. So: numbers and None go through
-    ``gather_reference_data`` as usual, and each file path is loaded by the class romanisim
-    would use (which also trims the 4-pixel reference border).
-    """
-    import roman_datamodels as rdm
-    from romanisim import image, models
-    from romanisim.models import parameters
-
-    files = {k: (v if isinstance(v, str) else None) for k, v in ref.items()}
-    plain = {
-        k: (None if isinstance(v, str) and k != "darkdecaysignal" else v) for k, v in ref.items()
-    }
-    # the classes' fall-backs when a file is absent
-    for key in ("readnoise", "gain", "dark", "saturation"):
-        if plain[key] is None:
-            plain[key] = {
-                "readnoise": models.read_noise,
-                "gain": models.gain,
-                "dark": models.dark_current,
-                "saturation": 55000,
-            }[key]
-    saved = dict(parameters.reference_data)
-    parameters.reference_data.update(plain)
-    try:
-        out = image.gather_reference_data(image_mod, usecrds=False)
-    finally:
-        parameters.reference_data.clear()
-        parameters.reference_data.update(saved)
-    if files["gain"]:
-        out["gain"] = models.Gain(usecrds=True, reffiles=files).gain
-    if files["readnoise"]:
-        out["readnoise"] = models.ReadNoise(usecrds=True, reffiles=files).read_noise
-    if files["dark"]:
-        out["dark"] = models.DarkCurrent(usecrds=True, getdq=True, reffiles=files).dark_rate
-    if files["saturation"]:
-        out["saturation"] = models.Saturation(
-            usecrds=True, getdq=True, reffiles=files
-        ).saturation_level
-    if files["flat"]:
-        with rdm.open(files["flat"]) as flat:
-            out["flat"] = np.asarray(flat.data, dtype=np.float32).copy()
-    if files.get("ipc"):
-        out["ipc"] = models.IPC(usecrds=True, reffiles=files)
-    inl = bool(files.get("integralnonlinearity"))
-    saturation = out["saturation"]
-    if files["linearity"]:
-        out["linearity"] = models.Nonlinearity(
-            usecrds=True,
-            getdq=True,
-            reftype="linearity",
-            reffiles=files,
-            saturation=saturation * 1.1,
-            integralnonlinearity=inl or None,
-        )
-    if files["inverselinearity"]:
-        inv_sat = (
-            out["linearity"].apply(saturation) if out.get("linearity") is not None else saturation
-        )
-        out["inverselinearity"] = models.Nonlinearity(
-            usecrds=True,
-            getdq=True,
-            reftype="inverselinearity",
-            reffiles=files,
-            saturation=inv_sat * 1.1,
-            integralnonlinearity=inl or None,
-        )
-    out["reffiles"] = dict(ref.items())
-    return out
-
-
 def _reference_arrays(image_mod, spec: ExposureSpec, effects: InstrumentEffects) -> dict:
     """romanisim's reference data for this exposure, overridden by effects, cut to the footprint."""
     from romanisim.models import parameters
 
-    ref = _load_reference_files(image_mod, dict(parameters.reference_data))
+    ref = load_reference_files(image_mod, dict(parameters.reference_data))
     for key, override in (
         ("readnoise", effects.read_noise),
         ("dark", effects.dark),
@@ -278,47 +176,6 @@ def _psf(spec: ExposureSpec, imwcs, date):
     return _PSF_CACHE[key]
 
 
-def exposure_wcs(meta, distortion: str | None = None):
-    """The exposure's WCS (galsim form, detector pixels): one geometry for truth and calibration.
-
-    Without a distortion file it is galsim.roman's WCS, as romanisim uses without CRDS. With
-    one (a reference set's ``distortion``), it is the same gwcs romancal's ``assign_wcs``
-    builds from that file and the file's ``wcsinfo`` (V2/V3 reference point, roll, velocity
-    aberration scale), via romanisim's ``make_wcs``. So positions survive
-    simulate -> calibrate by construction.
-    """
-    from romanisim.models import wcs
-
-    if not distortion:
-        return wcs.get_wcs(meta, usecrds=False)
-    import copy
-
-    import roman_datamodels.datamodels as rdm
-    from astropy.coordinates import SkyCoord
-
-    with rdm.open(distortion) as m:
-        transform = copy.deepcopy(m.coordinate_distortion_transform)
-    info = meta.wcsinfo
-    gw = wcs.make_wcs(
-        SkyCoord(info.ra_ref, info.dec_ref, unit="deg"),
-        transform,
-        v2_ref=info.v2_ref,
-        v3_ref=info.v3_ref,
-        roll_ref=info.roll_ref,
-        scale_factor=meta.velocity_aberration.scale_factor,
-    )
-    try:
-        gw.bounding_box = transform.bounding_box.bounding_box(order="F")
-    except NotImplementedError:
-        gw.bounding_box = None
-    return wcs.GWCS(gw)
-
-
-def _distortion_file(ref: dict | None) -> str | None:
-    value = (ref or {}).get("distortion")
-    return value if isinstance(value, str) else None
-
-
 def _render_counts(image_mod, catalog, spec: ExposureSpec, ref: dict, effects: InstrumentEffects):
     """Total electrons over the exposure on the footprint (sources, sky, dark; Poisson noise)."""
     import galsim
@@ -330,7 +187,7 @@ def _render_counts(image_mod, catalog, spec: ExposureSpec, ref: dict, effects: I
     sca = int(spec.detector[3:])
     pattern = read_pattern(spec.ma_table)
     exptime = parameters.read_time * pattern[-1][-1]
-    imwcs = exposure_wcs(meta, _distortion_file(ref.get("reffiles")))
+    imwcs = exposure_wcs(meta, distortion_file(ref.get("reffiles")))
     date = meta.exposure.start_time
     fp = spec.footprint
     psf = _psf(spec, imwcs, date)
@@ -382,17 +239,6 @@ def _render_counts(image_mod, catalog, spec: ExposureSpec, ref: dict, effects: I
     rendered = np.zeros(len(catalog))
     rendered[np.flatnonzero(near)] = np.asarray(simcat["counts"], dtype=float)
     return img, {"x": x, "y": y, "counts": rendered}, imwcs, exptime
-
-
-def _footprint_gwcs(imwcs, fp: Footprint, degree: int = 5):
-    """A gwcs for the file's pixels (0, 0 = the footprint's origin) that inverts too: galsim's
-    WCS fitted over the footprint (:func:`.cutout.fit_gwcs`), to 1 mpix or refused."""
-
-    def sky(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ra, dec = imwcs._radec(x + fp.x0, y + fp.y0)
-        return np.degrees(ra), np.degrees(dec)
-
-    return fit_gwcs(sky, fp.nx, fp.ny, degree=degree, nodes=24, max_error_pix=1e-3)
 
 
 def _truth(catalog, simcat, spec: ExposureSpec, gain, exptime: float):
@@ -525,7 +371,7 @@ def simulate_exposure(
             )
             from romanisim.models import wcs
 
-            gw = _footprint_gwcs(imwcs, spec.footprint)
+            gw = footprint_gwcs(imwcs, spec.footprint)
             node["meta"]["wcs"] = gw
             node["meta"]["wcsinfo"]["s_region"] = wcs.create_s_region(gw, shape=slope.shape)
         if persistence is not None:
@@ -549,84 +395,6 @@ def sky_position(
 
     spec.check()
     with use_reference_data(reference_data, spec.optical_element) as ref:
-        imwcs = exposure_wcs(_metadata(spec).meta, _distortion_file(ref))
+        imwcs = exposure_wcs(_metadata(spec).meta, distortion_file(ref))
     pos = imwcs.toWorld(galsim.PositionD(spec.footprint.x0 + x, spec.footprint.y0 + y))
     return float(pos.ra.deg), float(pos.dec.deg)
-
-
-# --------------------------------------------------------------------------- level 3
-@dataclass
-class MosaicSpec:
-    """A rectified (L3) mosaic: tangent-plane grid centre, size, pixel scale, depth."""
-
-    optical_element: str = "F158"
-    ra: float = 270.0
-    dec: float = 66.0
-    shape: tuple[int, int] = (256, 256)
-    pixel_scale: float = PIXEL_SCALE / 2  # arcsec; a typical skycell scale (half the native)
-    exposure_time: float = 642.0  # s per pixel (effective)
-    n_exposures: int = 4
-    date: str = "2027-06-01T00:00:00"
-    seed: int = 0
-    name: str = "sim"
-
-    def check(self) -> MosaicSpec:
-        self.optical_element = check_element(self.optical_element)
-        if len(self.shape) != 2 or min(self.shape) < 8:
-            raise SimulationInputError("mosaic shape must be two sizes >= 8")
-        if not 0 < self.pixel_scale <= PIXEL_SCALE:
-            raise SimulationInputError(f"mosaic pixel_scale must lie in (0, {PIXEL_SCALE}] arcsec")
-        if self.exposure_time <= 0 or self.n_exposures < 1:
-            raise SimulationInputError("exposure_time must be > 0 and n_exposures >= 1")
-        return self
-
-    @property
-    def filename(self) -> str:
-        return f"{self.name}_{self.optical_element.lower()}_coadd.asdf"
-
-
-def simulate_mosaic(catalog, spec: MosaicSpec) -> SimulatedImage:
-    """An L3 mosaic with romanisim.l3 on a tangent-plane grid, plus its truth catalog."""
-    from astropy.coordinates import SkyCoord
-    from astropy.table import Table
-    from astropy.time import Time
-    from romanisim import l3
-    from romanisim.models import wcs
-
-    spec.check()
-    validate_catalog(catalog, [spec.optical_element])
-    ny, nx = spec.shape
-    centre = SkyCoord(spec.ra, spec.dec, unit="deg")
-    gw = wcs.create_tangent_plane_gwcs((nx / 2, ny / 2), spec.pixel_scale, centre)
-    metadata = {
-        "coadd_info": {"time_mean": Time(spec.date)},
-        "instrument": {"optical_element": spec.optical_element},
-        "wcsinfo": {"ra_ref": spec.ra, "dec_ref": spec.dec},
-    }
-    node, extras = l3.simulate(
-        (ny, nx),
-        gw,
-        spec.exposure_time,
-        spec.optical_element,
-        catalog,
-        nexposures=spec.n_exposures,
-        metadata=metadata,
-        seed=spec.seed,
-        psftype="galsim",
-    )
-    extras.pop("simcatobj", None)
-    truth = Table()
-    for col in ("source_id", "ra", "dec", "type", "n", "half_light_radius", "pa", "ba"):
-        if col in catalog.colnames:
-            truth[col] = catalog[col]
-    x, y = gw.world_to_pixel_values(np.asarray(catalog["ra"]), np.asarray(catalog["dec"]))
-    truth["x"], truth["y"] = x, y
-    truth["flux"] = np.asarray(catalog[spec.optical_element], dtype=float)
-    truth["in_footprint"] = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
-    truth.meta.update(optical_element=spec.optical_element, level=3)
-    node["meta"]["filename"] = spec.filename
-    info = {
-        "spec": asdict(spec),
-        "romanisim": {k: v for k, v in extras.items() if isinstance(v, (np.ndarray, float, int))},
-    }
-    return SimulatedImage(node, truth, info)

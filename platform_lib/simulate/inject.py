@@ -122,8 +122,8 @@ def inject_file(path: str, catalog, out_url: str, name: str | None = None, *, se
     import fsspec
     import roman_datamodels as rdm
 
-    from .images import SimulatedImage
     from .output import write_product
+    from .product import SimulatedImage
 
     with fsspec.open(path, "rb") as f:
         data = f.read()

@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import SimulationInputError
 
 
@@ -76,3 +78,77 @@ def use_reference_data(
     finally:
         parameters.reference_data.clear()
         parameters.reference_data.update(previous)
+
+
+def load_reference_files(image_mod, ref: dict) -> dict:
+    """romanisim's reference data with file paths opened by romanisim's own model classes.
+
+    romanisim 0.14's ``gather_reference_data`` only opens files when it also asks CRDS; its
+    model classes read files directly when given them. So: numbers and None go through
+    ``gather_reference_data`` as usual, and each file path is loaded by the class romanisim
+    would use (which also trims the 4-pixel reference border).
+    """
+    import roman_datamodels as rdm
+    from romanisim import image, models
+    from romanisim.models import parameters
+
+    files = {k: (v if isinstance(v, str) else None) for k, v in ref.items()}
+    plain = {
+        k: (None if isinstance(v, str) and k != "darkdecaysignal" else v) for k, v in ref.items()
+    }
+    # the classes' fall-backs when a file is absent
+    for key in ("readnoise", "gain", "dark", "saturation"):
+        if plain[key] is None:
+            plain[key] = {
+                "readnoise": models.read_noise,
+                "gain": models.gain,
+                "dark": models.dark_current,
+                "saturation": 55000,
+            }[key]
+    saved = dict(parameters.reference_data)
+    parameters.reference_data.update(plain)
+    try:
+        out = image.gather_reference_data(image_mod, usecrds=False)
+    finally:
+        parameters.reference_data.clear()
+        parameters.reference_data.update(saved)
+    if files["gain"]:
+        out["gain"] = models.Gain(usecrds=True, reffiles=files).gain
+    if files["readnoise"]:
+        out["readnoise"] = models.ReadNoise(usecrds=True, reffiles=files).read_noise
+    if files["dark"]:
+        out["dark"] = models.DarkCurrent(usecrds=True, getdq=True, reffiles=files).dark_rate
+    if files["saturation"]:
+        out["saturation"] = models.Saturation(
+            usecrds=True, getdq=True, reffiles=files
+        ).saturation_level
+    if files["flat"]:
+        with rdm.open(files["flat"]) as flat:
+            out["flat"] = np.asarray(flat.data, dtype=np.float32).copy()
+    if files.get("ipc"):
+        out["ipc"] = models.IPC(usecrds=True, reffiles=files)
+    inl = bool(files.get("integralnonlinearity"))
+    saturation = out["saturation"]
+    if files["linearity"]:
+        out["linearity"] = models.Nonlinearity(
+            usecrds=True,
+            getdq=True,
+            reftype="linearity",
+            reffiles=files,
+            saturation=saturation * 1.1,
+            integralnonlinearity=inl or None,
+        )
+    if files["inverselinearity"]:
+        inv_sat = (
+            out["linearity"].apply(saturation) if out.get("linearity") is not None else saturation
+        )
+        out["inverselinearity"] = models.Nonlinearity(
+            usecrds=True,
+            getdq=True,
+            reftype="inverselinearity",
+            reffiles=files,
+            saturation=inv_sat * 1.1,
+            integralnonlinearity=inl or None,
+        )
+    out["reffiles"] = dict(ref.items())
+    return out
