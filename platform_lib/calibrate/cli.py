@@ -122,8 +122,8 @@ def _refs(args: argparse.Namespace) -> int:
 def _errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
     from .exposure import InputError
-    from .reference_files import ReferenceSetError
     from .references import NoReferenceSource
+    from .refset import ReferenceSetError
 
     return (ConfigError, InputError, ReferenceSetError, NoReferenceSource, FileNotFoundError)
 

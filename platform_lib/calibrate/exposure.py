@@ -23,7 +23,6 @@ import numpy as np
 from ..data import transfer
 from ..instrument import REFERENCE_BORDER
 from .config import StepConfig, build_pipeline_class, parse_config
-from .reference_files import ReferenceSet
 from .references import (
     FULL_FRAME_ONLY,
     ReferenceSource,
@@ -32,6 +31,7 @@ from .references import (
     resolve,
     step_overrides,
 )
+from .refset import ReferenceSet, sha256_file
 
 log = logging.getLogger(__name__)
 PROVENANCE_KEY = "platform_provenance"
@@ -63,14 +63,6 @@ def environment_record() -> dict[str, Any]:
     from platform_lib.environment import current
 
     return current().as_dict()
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def output_name(l1_name: str, suffix: str = "cal", ext: str = "asdf") -> str:

@@ -21,10 +21,10 @@ from .exposure import (
     InputError,
     _jsonable,
     environment_record,
-    sha256_file,
     software_versions,
 )
 from .references import ReferenceSet, apply_overrides, environment, resolve
+from .refset import sha256_file
 
 
 @dataclass

@@ -17,11 +17,8 @@ that step, saying so in the product's provenance.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +36,10 @@ from ..instrument import (
     SCIENCE_PIXELS,
 )
 from ..simulate.cutout import with_border
+from .refset import MANIFEST, open_reference_set, sha256_file
 
 CHANNEL_WIDTH = 128
 N_CHANNELS = 32
-MANIFEST = "refset.yaml"
 OPTICAL_ELEMENTS = tuple(sorted(IMAGING_ELEMENTS))
 # Reference types each ExposurePipeline step asks for (Step.reference_file_types), plus what
 # romanisim reads. 'flat', 'photom' and 'apcorr' depend on the optical element.
@@ -511,14 +508,6 @@ def build_models(spec: RefSetSpec) -> dict[str, Any]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def make_reference_set(dest: str | Path, spec: RefSetSpec | None = None, **kwargs: Any) -> str:
     """Generate the set and stage it at ``dest`` (a folder or ``s3://…`` prefix); return dest.
 
@@ -534,7 +523,7 @@ def make_reference_set(dest: str | Path, spec: RefSetSpec | None = None, **kwarg
             name = f"roman_wfi_{spec.detector.lower()}_{key}.asdf"
             path = Path(tmp, name)
             model.save(path)
-            files[key] = {"file": name, "sha256": _sha256(path)}
+            files[key] = {"file": name, "sha256": sha256_file(path)}
         manifest = {
             "kind": "roman-platform reference-file set",
             "version": 1,
@@ -559,92 +548,6 @@ def stage_reference_set(src: str | Path, dest: str) -> str:
         transfer.publish(refset.root / entry["file"], transfer.join(dest, entry["file"]))
     transfer.publish(refset.root / MANIFEST, transfer.join(dest, MANIFEST))
     return dest
-
-
-# ----------------------------------------------------------------------------- using a set
-class ReferenceSetError(ValueError):
-    """A reference-file set is missing, incomplete or does not fit the data."""
-
-
-@dataclass(frozen=True)
-class ReferenceSet:
-    """A staged set, with local paths romancal and romanisim can open."""
-
-    root: Path
-    manifest: dict[str, Any]
-
-    @property
-    def detector(self) -> str:
-        return self.manifest["spec"]["detector"]
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        ny, nx = self.manifest["shape"]
-        return int(ny), int(nx)
-
-    @property
-    def subarray(self) -> bool:
-        return bool(self.manifest["subarray"])
-
-    @property
-    def parameters(self) -> dict[str, float]:
-        return dict(self.manifest["parameters"])
-
-    def path(self, key: str) -> Path:
-        entry = self.manifest["files"].get(key)
-        if entry is None:
-            raise ReferenceSetError(
-                f"the reference set at {self.root} has no {key!r} file "
-                f"(it holds: {', '.join(sorted(self.manifest['files']))})"
-            )
-        return self.root / entry["file"]
-
-    def has(self, key: str) -> bool:
-        return key in self.manifest["files"]
-
-    def reference_file(self, reftype: str, optical_element: str | None = None) -> Path:
-        if reftype in ("flat", "epsf"):
-            if optical_element is None:
-                raise ReferenceSetError(f"the {reftype} depends on the optical element; none given")
-            return self.path(f"{reftype}_{optical_element}")
-        return self.path(reftype)
-
-
-def open_reference_set(
-    location: str | os.PathLike[str], cache_dir: str | Path | None = None, verify: bool = False
-) -> ReferenceSet:
-    """Open a set from a folder or store prefix (remote sets are copied to ``cache_dir``)."""
-    location = str(location)
-    if transfer.is_remote(location):
-        # one cache per set and machine: every task on a worker reuses the download
-        key = hashlib.sha256(location.encode()).hexdigest()[:16]
-        cache = Path(cache_dir or Path(tempfile.gettempdir()) / "roman-refsets" / key)
-        try:
-            man_local = transfer.fetch(transfer.join(location, MANIFEST), cache)
-        except FileNotFoundError as exc:
-            raise ReferenceSetError(
-                f"no reference-file set at {location} ({MANIFEST} missing)"
-            ) from exc
-        manifest = yaml.safe_load(man_local.read_text())
-        for entry in manifest["files"].values():
-            local = cache / entry["file"]
-            if not local.exists() or _sha256(local) != entry["sha256"]:
-                transfer.fetch(transfer.join(location, entry["file"]), cache)
-        root = cache
-    else:
-        root = Path(location)
-        man = root / MANIFEST
-        if not man.exists():
-            raise ReferenceSetError(f"no reference-file set at {root} ({MANIFEST} missing)")
-        manifest = yaml.safe_load(man.read_text())
-    refset = ReferenceSet(root=root, manifest=manifest)
-    for key, entry in manifest["files"].items():
-        p = root / entry["file"]
-        if not p.exists():
-            raise ReferenceSetError(f"reference set at {location}: {key} file {p.name} is missing")
-        if verify and _sha256(p) != entry["sha256"]:
-            raise ReferenceSetError(f"reference set at {location}: {p.name} fails its checksum")
-    return refset
 
 
 def reference_data_mapping(refdir: str | Path) -> dict[str, str | None]:

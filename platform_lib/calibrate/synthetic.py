@@ -25,7 +25,7 @@ import numpy as np
 
 from ..instrument import CENTRE_PIXEL, REFERENCE_BORDER, SCIENCE_PIXELS
 from ..simulate.cutout import without_border
-from .reference_files import ReferenceSet
+from .refset import ReferenceSet
 
 
 @dataclass

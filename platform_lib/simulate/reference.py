@@ -47,11 +47,11 @@ def resolve_reference_data(
                 raise SimulationInputError(f"reference file for {key!r} not found: {value}")
             out[key] = os.fspath(value) if isinstance(value, os.PathLike) else value
         return out
-    from platform_lib.calibrate import reference_files  # the issue-11 generator's reader
+    from platform_lib.calibrate import refset as refset_module  # reads the generator's sets
 
     try:
-        refset = reference_files.open_reference_set(source)
-    except reference_files.ReferenceSetError as exc:
+        refset = refset_module.open_reference_set(source)
+    except refset_module.ReferenceSetError as exc:
         raise SimulationInputError(str(exc)) from exc
     for key in out:
         if key == "flat":
