@@ -3,9 +3,11 @@
 Every ``import`` counts, the ones inside functions too: a lazy import still ties two modules
 together, it only hides the cycle until the function runs.
 
-Rules are rows of :data:`FORBIDDEN` (who may not import whom, and why) and packages listed in
-:data:`ACYCLIC` (no import cycle between their modules). To add a rule, add a row; the tests
-below need no change.
+Rules are rows of :data:`FORBIDDEN` (who may not import whom, and why), :data:`FOUNDATIONS`
+(modules at the bottom of a layer stack and the only project modules each may import) and
+packages listed in :data:`ACYCLIC` (no import cycle between their modules). To add a rule, add
+a row; the tests below need no change. Only rules that hold are listed: ``hub_config`` joins
+:data:`ACYCLIC` once its quota handlers no longer import the service module that routes to them.
 """
 
 from __future__ import annotations
@@ -38,6 +40,33 @@ FORBIDDEN: tuple[Forbidden, ...] = (
         "never the other way round",
     ),
 )
+
+_BOTH_MODES = (
+    "runs in the one-machine and the Kubernetes set-up alike; the one-machine set-up "
+    "(hub_config.local) is a layer above it"
+)
+FORBIDDEN += (
+    Forbidden("hub_config.quota", "hub_config.local", "the quota service " + _BOTH_MODES),
+    Forbidden("hub_config.spawner", "hub_config.local", "the spawner " + _BOTH_MODES),
+    Forbidden("hub_config.auth", "hub_config.local", "the authenticator " + _BOTH_MODES),
+    Forbidden(
+        "hub_config.policy",
+        "hub_config",
+        "the tier policy is the spine the hub reads; it reads nothing of the hub",
+    ),
+)
+
+#: module -> the only project modules it may import (the bottom of the notebook-side layers:
+#: one home per concept that every subpackage shares, so none of them may reach up)
+FOUNDATIONS: dict[str, frozenset[str]] = {
+    "platform_lib.instrument": frozenset(),
+    "platform_lib.data.query": frozenset(),
+    "platform_lib.data.store": frozenset(),
+    "platform_lib.data.transfer": frozenset({"platform_lib.data.store"}),
+    "platform_lib.simulate.cutout": frozenset(
+        {"platform_lib.instrument", "platform_lib.simulate.errors"}
+    ),
+}
 
 #: packages whose modules must not import each other in a cycle
 ACYCLIC: tuple[str, ...] = ("platform_lib",)
@@ -181,6 +210,13 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 def test_no_import_cycles(graph, package: str) -> None:
     found = cycles(graph, package)
     assert not found, f"import cycles in {package}: " + "; ".join(" <-> ".join(g) for g in found)
+
+
+@pytest.mark.parametrize("module", sorted(FOUNDATIONS))
+def test_foundations_import_only_what_they_may(graph, module: str) -> None:
+    assert module in graph, f"{module} is listed in FOUNDATIONS but does not exist"
+    extra = sorted(graph[module] - FOUNDATIONS[module])
+    assert not extra, f"{module} is a foundation module and may not import {extra}"
 
 
 @pytest.mark.parametrize("rule", FORBIDDEN, ids=lambda r: f"{r.importer}-not-{r.imported}")
