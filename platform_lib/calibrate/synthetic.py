@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..instrument import CENTRE_PIXEL, REFERENCE_BORDER, SCIENCE_PIXELS
+from ..simulate.background import sky_background
 from ..simulate.cutout import without_border
 from .refset import ReferenceSet
 
@@ -143,7 +144,6 @@ def simulate_l1(
     from romanisim.models import bandpass as rbp
     from romanisim.models import parameters as rp
     from romanisim.models import wcs as rwcs
-    from romanisim.models.backgrounds import getSkyLevel, thermal_backgrounds
     from romanisim.models.nonlinearity import Nonlinearity
     from scipy import ndimage
 
@@ -224,8 +224,6 @@ def simulate_l1(
         gwcs_wrapped = rwcs.GWCS(true_wcs)
         image = galsim.ImageF(n, n, wcs=gwcs_wrapped, xmin=0, ymin=0)
 
-        galsim_band = rbp.roman2galsim_bandpass[optical_element]
-        bandpass = rbp.getBandpasses(AB_zeropoint=True, include_all_bands=True)[galsim_band]
         abflux = rbp.get_abflux(optical_element, sca)
         # the PSF the reference set's ePSF and aperture corrections were made from
         psf = rpsf.make_psf(
@@ -235,12 +233,9 @@ def simulate_l1(
             psftype="galsim",
             pix=(CENTRE_PIXEL, CENTRE_PIXEL),
         )
-        world_centre = gwcs_wrapped.toWorld(image.true_center)
-        sky_level = getSkyLevel(bandpass, world_pos=world_centre, date=date.datetime, exptime=1)
-        sky_level *= 1.0 + rp.stray_light_fraction
-        sky = image * 0
-        gwcs_wrapped.makeSkyImage(sky, sky_level)
-        sky += thermal_backgrounds[galsim_band]
+        # the sky as platform_lib.simulate renders it, evaluated at this array's centre
+        centre = image.true_center
+        sky, _ = sky_background(gwcs_wrapped, image, optical_element, date, (centre.x, centre.y))
 
         # star positions through the true WCS
         x, y = true_wcs.invert(np.asarray(stars["ra"]), np.asarray(stars["dec"]))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..instrument import REFERENCE_BORDER, SCIENCE_PIXELS
+from .background import sky_background
 from .bands import bandpass as cached_bandpass
 from .bands import check_detector, check_element
 from .cutout import Footprint, distortion_file, exposure_wcs, footprint_gwcs, with_border
@@ -180,8 +181,8 @@ def _render_counts(image_mod, catalog, spec: ExposureSpec, ref: dict, effects: I
     """Total electrons over the exposure on the footprint (sources, sky, dark; Poisson noise)."""
     import galsim
     from romanisim import image as rimage
-    from romanisim.models import backgrounds, parameters
     from romanisim.models import bandpass as rbp
+    from romanisim.models import parameters
 
     meta = image_mod.meta
     sca = int(spec.detector[3:])
@@ -192,17 +193,10 @@ def _render_counts(image_mod, catalog, spec: ExposureSpec, ref: dict, effects: I
     fp = spec.footprint
     psf = _psf(spec, imwcs, date)
     img = galsim.ImageF(fp.nx, fp.ny, wcs=imwcs, xmin=fp.x0, ymin=fp.y0)
-    galsim_name = rbp.roman2galsim_bandpass[spec.optical_element]
     bandpass = cached_bandpass(spec.optical_element)
-    centre = imwcs.toWorld(galsim.PositionD((N_PIX - 1) / 2, (N_PIX - 1) / 2))
-    sky_level = backgrounds.getSkyLevel(bandpass, world_pos=centre, date=date.datetime, exptime=1)
-    sky_level *= 1.0 + parameters.stray_light_fraction
-    sky = img * 0
-    imwcs.makeSkyImage(sky, sky_level)
-    area = sky.array / sky_level
-    if effects.sky:
-        sky += backgrounds.thermal_backgrounds[galsim_name]
-    else:
+    centre = ((N_PIX - 1) / 2, (N_PIX - 1) / 2)
+    sky, area = sky_background(imwcs, img, spec.optical_element, date, centre, thermal=effects.sky)
+    if not effects.sky:
         sky = None
     qe = rimage.flat_to_qe(ref["flat"], ref["gain"], area=area)
     # Positions of every source on this detector; romanisim's own trimming assumes the image
