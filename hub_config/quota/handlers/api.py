@@ -22,35 +22,45 @@ from hub_config.quota.storage.models import utcnow
 
 
 class MeAPI(ApiHandler):
+    returns = {"get": (200, schemas.MeOut)}
+
     @transactional
     def get(self, s):
         """My tier, teams, allocation, usage this period, profile costs, requests and warnings."""
-        self.json(ops.me(s, self.actor(), self.q.settings))
+        self.reply(ops.me(s, self.actor(), self.q.settings))
 
 
 class CostsAPI(ApiHandler):
+    returns = {"get": (200, dict[str, schemas.ProfileCost])}
+
     def get(self):
         """What each profile costs per hour (cores and GPUs it reserves)."""
-        self.json(ops.profile_costs())
+        self.reply(ops.profile_costs())
 
 
 class TeamsAPI(ApiHandler):
+    returns = {"post": (201, schemas.TeamOut)}
+
     @transactional
     def post(self, s):
         """Create a team (platform admins)."""
         b = self.body(schemas.TeamIn)
         t = ops.create_team(s, self.actor(), b.name, b.description)
-        self.json({"name": t.name, "description": t.description}, 201)
+        self.reply({"name": t.name, "description": t.description})
 
 
 class TeamAPI(ApiHandler):
+    returns = {"get": (200, schemas.TeamViewOut)}
+
     @transactional
     def get(self, s, team):
         """A team: allocation and usage; members, caps and usage per member for its admins."""
-        self.json(ops.team_view(s, self.actor(), team))
+        self.reply(ops.team_view(s, self.actor(), team))
 
 
 class MembersAPI(ApiHandler):
+    returns = {"post": (201, schemas.MemberOut | schemas.InviteOut)}
+
     @transactional
     def post(self, s, team):
         """Add a member (platform admins), or invite one (team admins: 202, the user accepts)."""
@@ -61,28 +71,34 @@ class MembersAPI(ApiHandler):
         changes = ops.Changes()
         out = ops.add_member(s, actor, team, b.username, b.role, changes)
         self.apply(changes)
-        self.json(out, 202 if "invited" in out else 201)  # 202: an invitation the user decides
+        self.reply(out, 202 if "invited" in out else 201)  # 202: an invitation the user decides
 
 
 class MemberAPI(ApiHandler):
+    returns = {"delete": (200, schemas.RemovedOut)}
+
     @transactional
     def delete(self, s, team, username):
         """Remove a member."""
         changes = ops.Changes()
         ops.remove_member(s, self.actor(), team, username, changes)
         self.apply(changes)
-        self.json({"removed": username})
+        self.reply({"removed": username})
 
 
 class CapAPI(ApiHandler):
+    returns = {"put": (200, schemas.CapOut)}
+
     @transactional
     def put(self, s, team, username):
         """Set a member's caps inside the team allocation (null = no cap)."""
         b = self.body(schemas.CapIn)
-        self.json(ops.set_cap(s, self.actor(), team, username, b.core_hours, b.gpu_hours))
+        self.reply(ops.set_cap(s, self.actor(), team, username, b.core_hours, b.gpu_hours))
 
 
 class AllocationsAPI(ApiHandler):
+    returns = {"post": (201, schemas.AllocationOut)}
+
     @transactional
     def post(self, s):
         """Create an allocation for a user or a team (platform admins)."""
@@ -103,10 +119,12 @@ class AllocationsAPI(ApiHandler):
             period_start=b.period_start,
             period_end=b.period_end,
         )
-        self.json(ops.allocation_dict(s, a), 201)
+        self.reply(ops.allocation_dict(s, a))
 
 
 class TierAPI(ApiHandler):
+    returns = {"put": (200, schemas.GrantOut), "delete": (200, schemas.RevokedOut)}
+
     @transactional
     def put(self, s, username):
         """Grant a tier (platform admins); updates the user's tier-<name> hub group."""
@@ -117,7 +135,7 @@ class TierAPI(ApiHandler):
         changes = ops.Changes()
         out = ops.grant_tier(s, actor, username, b.tier, b.expires_at, changes)
         self.apply(changes)
-        self.json(out)
+        self.reply(out)
 
     @transactional
     def delete(self, s, username):
@@ -125,24 +143,28 @@ class TierAPI(ApiHandler):
         changes = ops.Changes()
         ops.revoke_tier(s, self.actor(), username, changes)
         self.apply(changes)
-        self.json({"revoked": username})
+        self.reply({"revoked": username})
 
 
 class RequestsAPI(ApiHandler):
+    returns = {"get": (200, list[schemas.RequestOut]), "post": (201, schemas.RequestOut)}
+
     @transactional
     def get(self, s):
         """Pending requests (platform admins) or my own requests."""
-        self.json(ops.requests_for(s, self.actor()))
+        self.reply(ops.requests_for(s, self.actor()))
 
     @transactional
     def post(self, s):
         """Request a tier, a renewal or to join a team, with a justification."""
         b = self.body(schemas.RequestIn)
         r = ops.create_request(s, self.actor(), b.kind, b.justification, b.tier, b.team)
-        self.json(ops.request_dict(r), 201)
+        self.reply(ops.request_dict(r))
 
 
 class DecisionAPI(ApiHandler):
+    returns = {"post": (200, schemas.RequestOut)}
+
     @transactional
     def post(self, s, request_id):
         """Approve or decline a request (platform admins; a team's admins for joins; the
@@ -151,7 +173,7 @@ class DecisionAPI(ApiHandler):
         changes = ops.Changes()
         out = ops.decide_request(s, self.actor(), int(request_id), b.approve, b.note, changes)
         self.apply(changes)
-        self.json(out)
+        self.reply(out)
 
 
 def _period_args(handler) -> tuple[dt.datetime, dt.datetime]:
@@ -164,11 +186,13 @@ def _period_args(handler) -> tuple[dt.datetime, dt.datetime]:
 
 
 class UsageAPI(ApiHandler):
+    returns = {"get": (200, list[schemas.UsageRow])}
+
     @transactional
     def get(self, s):
         """Usage per user and team between start and end (platform admins)."""
         start, end = _period_args(self)
-        self.json(ops.all_usage(s, self.actor(), start, end))
+        self.reply(ops.all_usage(s, self.actor(), start, end))
 
 
 class UsageCSV(BaseHandler):
@@ -188,16 +212,20 @@ class UsageCSV(BaseHandler):
 
 
 class AuditAPI(ApiHandler):
+    returns = {"get": (200, list[schemas.AuditOut])}
+
     @transactional
     def get(self, s):
         """The newest audit entries (platform admins)."""
         actor = self.actor()
         ops.require_admin(actor)
         limit = min(int(self.get_argument("limit", "200") or 200), 5000)
-        self.json(ops.audit_log(s, actor, limit))
+        self.reply(ops.audit_log(s, actor, limit))
 
 
 class SpawnCheckAPI(ApiHandler):
+    returns = {"post": (200, schemas.SpawnCheckOut)}
+
     @transactional
     def post(self, s):
         """Would a server with this profile (charged to this team) start now? 200, or 403 + reason."""
@@ -218,4 +246,4 @@ class SpawnCheckAPI(ApiHandler):
             "server start",
             utcnow(),
         )
-        self.json({"ok": True, "team": c.team, "allocation_id": c.allocation_id})
+        self.reply({"ok": True, "team": c.team, "allocation_id": c.allocation_id})

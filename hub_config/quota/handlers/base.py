@@ -11,10 +11,11 @@ hub failure leaves the database unchanged too.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from jupyterhub.services.auth import HubOAuthenticated
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from tornado import web
 
 from hub_config.policy import load_policy
@@ -26,10 +27,7 @@ if TYPE_CHECKING:
 
 Body = TypeVar("Body", bound=BaseModel)
 
-
 ADMIN_SCOPE = "custom:quota:admin"
-
-
 MAX_BODY = 64 * 1024  # no legitimate call comes near this; bigger ones get a 400, not a reset
 
 
@@ -142,8 +140,24 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.finish(json.dumps(data, default=str))
 
 
+@cache
+def adapter(kind: Any) -> TypeAdapter:
+    """A pydantic adapter for a response type (a model, ``list[...]``, ``dict[str, ...]``, a union)."""
+    return TypeAdapter(kind)
+
+
 class ApiHandler(BaseHandler):
     api = True
+    #: method -> (status, response type): what :meth:`reply` sends and the OpenAPI document shows.
+    returns: ClassVar[dict[str, tuple[int, Any]]] = {}
+
+    def reply(self, data: object, status: int | None = None) -> None:
+        """Send ``data`` as this method's declared response type (:attr:`returns`), validated."""
+        code, kind = self.returns[self.request.method.lower()]
+        a = adapter(kind)
+        self.json(
+            a.dump_python(a.validate_python(data), mode="json", exclude_unset=True), status or code
+        )
 
     def prepare(self):
         if len(self.request.body or b"") > MAX_BODY:

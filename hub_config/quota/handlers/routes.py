@@ -7,7 +7,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
@@ -32,6 +32,7 @@ from hub_config.quota.handlers.api import (
     UsageAPI,
     UsageCSV,
 )
+from hub_config.quota.handlers.base import adapter
 from hub_config.quota.handlers.pages import AdminPage, FormHandler, HomePage, TeamPage
 
 if TYPE_CHECKING:
@@ -71,10 +72,28 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
 }
 
 
+REF = "#/components/schemas/{model}"
+
+
+def _schema(kind: Any, comps: dict) -> dict:
+    """The JSON schema of a response type, its models collected into ``comps``."""
+    s = adapter(kind).json_schema(ref_template=REF)
+    comps.update(s.pop("$defs", {}))
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        comps[kind.__name__] = s
+        return {"$ref": REF.format(model=kind.__name__)}
+    return s
+
+
+def _content(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
 def openapi(prefix: str) -> dict:
-    """The OpenAPI 3.1 document, built from the route table and the pydantic bodies."""
+    """The OpenAPI 3.1 document, built from the route table and the pydantic bodies and replies."""
     paths: dict = {}
     comps: dict = {}
+    reason = _schema(schemas.Reason, comps)
     for pattern, handler in ROUTES:
         path = "/" + re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern)
         params = [
@@ -86,14 +105,20 @@ def openapi(prefix: str) -> dict:
             fn = handler.__dict__.get(method)
             if fn is None:
                 continue
-            op = {
+            responses: dict[str, dict] = {}
+            returns = getattr(handler, "returns", {}).get(method)
+            if returns is not None:
+                code, kind = returns
+                responses[str(code)] = {
+                    "description": "OK",
+                    "content": _content(_schema(kind, comps)),
+                }
+            responses["400"] = {"description": "bad input", "content": _content(reason)}
+            responses["403"] = {"description": "forbidden", "content": _content(reason)}
+            op: dict = {
                 "summary": (fn.__doc__ or "").strip().split("\n")[0],
                 "parameters": params,
-                "responses": {
-                    "200": {"description": "OK"},
-                    "400": {"description": "bad input; body has 'reason'"},
-                    "403": {"description": "forbidden; body has 'reason'"},
-                },
+                "responses": responses,
             }
             body = BODIES.get((pattern, method))
             if body is not None:
