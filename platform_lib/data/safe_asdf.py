@@ -27,7 +27,6 @@ from ..safe_yaml import DEFAULT_LIMITS, YamlLimitError, YamlLimits, check_limits
 __all__ = ["AsdfInputError", "check_asdf", "check_asdf_path", "check_metadata"]
 
 BLOCK_MAGIC = b"\xd3BLK"
-BLOCK_INDEX = b"#ASDF BLOCK INDEX"
 _TREE_END = re.compile(rb"\r?\n\.\.\.\r?\n")
 _SOURCE = re.compile(rb"^\s*source:\s*(\d+)\s*$", re.M)
 _CHUNK = 2**20
