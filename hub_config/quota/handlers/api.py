@@ -229,14 +229,14 @@ class SpawnCheckAPI(ApiHandler):
     @transactional
     def post(self, s):
         """Would a server with this profile (charged to this team) start now? 200, or 403 + reason."""
-        from hub_config.quota.services.enforcement import _check
+        from hub_config.quota.services.enforcement import check_charge
 
         b = self.body(schemas.SpawnCheckIn)
         actor = self.actor()
         pol = load_policy()
         if b.profile not in pol.profiles:
             raise BadInput(f"unknown profile {b.profile!r}")
-        c = _check(
+        c = check_charge(
             s,
             self.q.settings,
             actor.name,

@@ -51,11 +51,11 @@ def seed_demo_teams(
     db_url: str, users_file: str | Path | None = None, now: dt.datetime | None = None
 ) -> list[str]:
     """Create each missing demo team with an allocation; return the names created."""
-    from hub_config.quota.services.enforcement import _sessions
+    from hub_config.quota.services.enforcement import sessions_for
 
     now = now or utcnow()
     created = []
-    with _sessions(db_url)() as s:
+    with sessions_for(db_url)() as s:
         for name, usernames in sorted(demo_teams(users_file).items()):
             if ops.team_exists(s, name):
                 continue

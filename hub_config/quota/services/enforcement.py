@@ -37,7 +37,9 @@ class Charge:
 
 
 @lru_cache(maxsize=4)
-def _sessions(db_url: str) -> sessionmaker[Session]:
+def sessions_for(db_url: str) -> sessionmaker[Session]:
+    """One session factory per database URL for the checks (the hub and the gateway call them
+    in their own processes, with no quota service)."""
     from hub_config.quota.storage.db import session_factory
 
     return session_factory(db_url)
@@ -55,7 +57,7 @@ def _hub_tier(hub_groups: Iterable[str] | None) -> str | None:
     return load_policy().tier_of_groups(list(hub_groups))
 
 
-def _check(
+def check_charge(
     s: Session,
     settings: QuotaSettings,
     username: str,
@@ -65,6 +67,9 @@ def _check(
     what: str,
     now: dt.datetime,
 ) -> Charge:
+    """Who pays for ``what`` (``gpus`` GPUs, for ``username`` on ``team`` or personally), or
+    raise ``QuotaExceeded`` / ``BadInput``; in the caller's transaction (a base allocation or an
+    IdP-asserted membership it creates is the caller's to commit)."""
     ops.check_username(username)
     if team in ("", None):
         tier = ops.tier_of(s, username, _hub_tier(hub_groups))
@@ -139,8 +144,8 @@ def check_spawn(
     if profile not in pol.profiles:
         raise BadInput(f"unknown profile {str(profile)[:40]!r}")
     gpus = pol.profiles[profile].gpus
-    with _sessions(settings.db_url)() as s:
-        charge = _check(
+    with sessions_for(settings.db_url)() as s:
+        charge = check_charge(
             s, settings, username, team, gpus, hub_groups, "server start", now or utcnow()
         )
         s.commit()  # keeps a base allocation created on first use
@@ -159,8 +164,10 @@ def check_cluster(
 ) -> Charge:
     """The same question for a new Dask-Gateway cluster or a scale-up."""
     settings = _settings(settings)
-    with _sessions(settings.db_url)() as s:
-        charge = _check(s, settings, username, team, worker_gpus, hub_groups, what, now or utcnow())
+    with sessions_for(settings.db_url)() as s:
+        charge = check_charge(
+            s, settings, username, team, worker_gpus, hub_groups, what, now or utcnow()
+        )
         s.commit()
         return charge
 
@@ -203,7 +210,7 @@ class GraceEnforcer:
             for (user, team), cps in running.items():
                 gpus = max(cp.gpus for cp in cps)
                 try:
-                    _check(s, self.settings, user, team, gpus, None, "running", now)
+                    check_charge(s, self.settings, user, team, gpus, None, "running", now)
                     reason = None
                 except (QuotaExceeded, BadInput) as exc:
                     reason = str(exc).replace("running refused: ", "")
