@@ -34,6 +34,7 @@ extensions = [
     "apigen",  # docs/_ext/apigen.py: the API pages of platform_lib
     "repolinks",  # docs/_ext/repolinks.py: links to repository files outside docs/
     "tutorials",  # docs/_ext/tutorials.py: notebooks/ copied in as docs/tutorials/
+    "pydantic_fields",  # docs/_ext/pydantic_fields.py: a model's fields as a table
 ]
 
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb", ".rst": "restructuredtext"}

@@ -114,7 +114,8 @@ def test_subcommand_walk_finds_nested_commands():
 @pytest.mark.slow
 def test_guides_have_their_key_pages(site: Path):
     for page in ("index", "getting-started", "tutorials", "team-admin", "operator-guide",
-                 "local-platform", "kubernetes", "architecture", "api/index", "cli"):  # fmt: skip
+                 "local-platform", "kubernetes", "architecture", "api/index", "cli",
+                 "config-reference"):  # fmt: skip
         assert (site / f"{page}.html").is_file(), page
     start = _text((site / "getting-started.html").read_text())
     for topic in ("Logging in", "Your tier", "Your allocation", "The status bar",
@@ -204,6 +205,35 @@ def test_cli_reference_has_every_subcommand_and_option_of_the_parser(site: Path)
     text = _text(page)
     for option in options(parser):
         assert option in text, option
+
+
+@pytest.mark.slow
+def test_configuration_reference_lists_every_key_of_the_policy_and_the_quota_settings(site: Path):
+    from pydantic import BaseModel
+
+    from hub_config import policy
+    from hub_config.quota import settings
+
+    page = (site / "config-reference.html").read_text()
+    ids = _ids(page)
+    models = [
+        obj
+        for module in (policy, settings)
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and issubclass(obj, BaseModel)
+        and obj.__module__ == module.__name__
+        and not obj.__name__.startswith("_")
+    ]
+    assert policy.Policy in models and settings.QuotaSettings in models
+    for model in models:
+        anchor = f"{model.__module__}.{model.__name__}"
+        assert anchor in ids, f"{anchor} not in docs/config-reference.md"
+        begin = page.index(f'id="{anchor}"')
+        section = page[begin : page.find('<dl class="py', begin + 1)]
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            assert f'<span class="pre">{key}</span>' in section, f"{anchor}: key {key} not shown"
 
 
 @pytest.mark.slow
