@@ -7,7 +7,7 @@ from the flat, romanisim's renderer, its detector effects and ramp fit) run on a
 the cutout shifted so sky positions stay right. Files are the roman_datamodels kinds
 romancal reads (``ScienceRawModel`` for L1, ``ImageModel`` for L2); the truth catalog (every
 input source with its pixel position and expected counts) is an astropy Table written beside
-the image. L3 mosaics are :mod:`.mosaic`'s; the window geometry is :mod:`.cutout`'s.
+the image. L3 mosaics are :mod:`~platform_lib.simulate.mosaic`'s; the window geometry is :mod:`.cutout`'s.
 """
 
 from __future__ import annotations
