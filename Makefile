@@ -48,6 +48,7 @@ docs: $(STAMP)
 # The docs' screenshots are taken by the browser tests that drive those pages (docs_screenshot in
 # tests/conftest.py), on the local platform; this reruns them with the screenshots kept.
 SCREENSHOT_TESTS := tests/quota/test_browser.py tests/platform/test_browser.py \
+	tests/identity/test_browser.py \
 	tests/quota/test_accounting.py::test_server_run_time_is_charged_once_across_a_service_kill
 screenshots: setup
 	ROMAN_DOCS_SCREENSHOTS=$(CURDIR)/docs/_static/screenshots $(PY) -m pytest -q -p no:cacheprovider $(SCREENSHOT_TESTS)

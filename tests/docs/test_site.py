@@ -77,6 +77,12 @@ def test_every_screenshot_the_docs_show_exists_and_is_taken_by_a_browser_test():
         for name in SHOOT_CALL.findall(test.read_text())
     }
     assert referenced <= taken, f"not taken by any browser test: {sorted(referenced - taken)}"
+    # `make screenshots` runs every test that takes one
+    makefile = (REPO / "Makefile").read_text()
+    for test in (REPO / "tests").rglob("test_*.py"):
+        if SHOOT_CALL.search(test.read_text()):
+            rel = test.relative_to(REPO).as_posix()
+            assert rel in makefile, f"{rel} takes screenshots: add it to SCREENSHOT_TESTS"
     # nothing committed that no page shows and no test takes
     assert on_disk <= referenced | taken, (
         f"stray screenshots: {sorted(on_disk - referenced - taken)}"
