@@ -97,10 +97,11 @@ def index_page(top_level: list[str]) -> str:
         "In a notebook, each subpackage's public names import from the subpackage itself, e.g.",
         "``from platform_lib.data import search, open_product``.",
         "",
-        ".. toctree::",
-        "   :maxdepth: 1",
+        ".. autosummary::",
         "",
     ]
+    lines += [f"   {m}" for m in top_level]
+    lines += ["", ".. toctree::", "   :hidden:", ""]
     lines += [f"   {m}" for m in top_level]
     return "\n".join(lines) + "\n"
 
