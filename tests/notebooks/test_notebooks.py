@@ -130,7 +130,7 @@ class NotebookSession:
         count: int | None = None
         deadline = time.monotonic() + CELL_TIMEOUT
         while time.monotonic() < deadline:
-            msg = json.loads(self.ws.recv())
+            msg = _ws_message(self.ws.recv())
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind = msg["msg_type"]
@@ -153,6 +153,18 @@ class NotebookSession:
         requests.delete(
             f"{self.server_url}api/sessions/{self.session_id}", headers=self.headers, timeout=30
         )
+
+
+def _ws_message(frame: str | bytes) -> dict:
+    """A kernel message from a websocket frame: text is JSON; a binary frame (a widget's comm
+    message with buffers, e.g. jdaviz's viewers) is Jupyter's framing: a big-endian uint32 count,
+    that many uint32 offsets, the JSON message at the first offset, then the buffers."""
+    if isinstance(frame, str):
+        return json.loads(frame)
+    n = int.from_bytes(frame[:4], "big")
+    offsets = [int.from_bytes(frame[4 + 4 * i : 8 + 4 * i], "big") for i in range(n)]
+    end = offsets[1] if n > 1 else len(frame)
+    return json.loads(frame[offsets[0] : end])
 
 
 def upload(server_url: str, token: str, nb: nbformat.NotebookNode, path: str) -> None:
