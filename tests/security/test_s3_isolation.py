@@ -96,7 +96,14 @@ def test_alice_cannot_delete_bobs_object_or_write_the_survey(alice_server):
         "walk_bob",
     ):
         assert out[refused] != "allowed", (refused, out)
-    for allowed in ("read_survey", "write_own", "read_own", "walk_own_empty", "walk_own", "check_own"):
+    for allowed in (
+        "read_survey",
+        "write_own",
+        "read_own",
+        "walk_own_empty",
+        "walk_own",
+        "check_own",
+    ):
         assert out[allowed] == "allowed", (allowed, out)
     assert fs.cat(f"{WORK_BUCKET}/users/bob/result.txt") == b"bob's result"
     assert fs.cat(f"{PLATFORM_BUCKET}/survey/L2/file.txt") == b"survey data"
