@@ -28,6 +28,9 @@ $(STAMP): pyproject.toml platform_lib/dask-config/roman-platform.yaml
 	$(PY) -m pip install -q -e '.[all]'
 	@# An editable install skips data files; the local gateway's workers read this one.
 	@install -D -m 644 platform_lib/dask-config/roman-platform.yaml $(VENV)/etc/dask/roman-platform.yaml
+	@# The policy's previous environments as overlays of this venv, so the local platform offers
+	@# them too (docs/environments.md); pip, from the package index.
+	$(PY) -m hub_config.environments make-local --missing
 	@touch $(STAMP)
 
 tools: $(STAMP)

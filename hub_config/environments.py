@@ -269,7 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         "make-local",
         help="make the local platform's overlay of an environment (pip, from the package index)",
     )
-    ml.add_argument("name", help="the environment's release name, e.g. 2026.2")
+    ml.add_argument("name", nargs="?", help="the environment's release name, e.g. 2026.2")
+    ml.add_argument(
+        "--missing",
+        action="store_true",
+        help="every policy environment this platform cannot run yet (what `make setup` does)",
+    )
     ml.add_argument(
         "--dir",
         type=Path,
@@ -281,7 +286,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         policy = load_policy(args.policy)
         if args.command == "make-local":
-            make_local(policy.environment(args.name), args.dir)
+            if args.missing == bool(args.name):
+                parser.error("make-local needs an environment name or --missing (not both)")
+            wanted = (
+                [policy.environment(args.name)]
+                if args.name
+                else [e for e in policy.environments if local_mismatch(e) is not None]
+            )
+            for env in wanted:
+                make_local(env, args.dir)
+            if not wanted:
+                print("every environment of the policy runs on this platform already")
             return 0
         found = build_args(policy, args.lock.read_text())
     except (OSError, LookupError, subprocess.CalledProcessError) as exc:

@@ -6,7 +6,8 @@ in 2026.3, the same user gets the current pipeline again.
 
 The previous environment runs locally from its overlay (``python -m hub_config.environments
 make-local 2026.2``, which needs the package index; tests only talk to 127.0.0.1, so the test
-uses the overlay if this machine has one and says so otherwise)."""
+uses the overlay if this machine has one and says so otherwise; ``make setup`` makes it with
+``make-local --missing``, so CI runs this test)."""
 
 from __future__ import annotations
 
