@@ -25,10 +25,12 @@ from typing import Any
 
 import yaml
 
+from platform_lib import env_contract
+
 #: Set by the chart's hub Deployment: the values file (from the hub ConfigMap).
-CHART_VALUES_ENV = "ROMAN_CHART_VALUES"
+CHART_VALUES_ENV = env_contract.CHART_VALUES
 #: Set by the chart's hub Deployment: the folder of the hub Secret's files.
-CHART_SECRETS_ENV = "ROMAN_CHART_SECRETS"
+CHART_SECRETS_ENV = env_contract.CHART_SECRETS
 
 HOME_VOLUME = "home"
 TEAM_GROUP_PREFIX = "team-"
@@ -159,7 +161,7 @@ def quota_public_url(v: dict[str, Any]) -> str:
 def data_environment(v: dict[str, Any]) -> dict[str, str]:
     """The data contract's variables (same as the chart's rp.dataEnv for Dask pods)."""
     env = {
-        "ROMAN_DATA_URL": (
+        env_contract.DATA_URL: (
             get("data.volume.mountPath", source=v)
             if get("data.volume.enabled", False, source=v)
             else get("data.url", "", source=v)
@@ -167,7 +169,7 @@ def data_environment(v: dict[str, Any]) -> dict[str, str]:
         "CRDS_PATH": get("data.crds.path", "", source=v),
         "CRDS_SERVER_URL": get("data.crds.serverUrl", "", source=v),
         "STPSF_PATH": get("data.stpsfPath", "", source=v),
-        "ROMAN_DATA_S3_ENDPOINT": get("data.s3.endpoint", "", source=v),
+        env_contract.DATA_S3_ENDPOINT: get("data.s3.endpoint", "", source=v),
     }
     if get("references.enabled", False, source=v):
         # RRN's layout: a writable per-user CRDS cache (in the home) whose files link to the
@@ -209,12 +211,12 @@ def singleuser_environment(v: dict[str, Any]) -> dict[str, str]:
         )
     # The writable places (the shared contract's names); KubeSpawner expands {username}.
     if get("data.userStore.userPrefix", "", source=v):
-        env["ROMAN_USER_STORE_URL"] = f"{v['data']['userStore']['userPrefix']}{{username}}/"
+        env[env_contract.USER_STORE_URL] = f"{v['data']['userStore']['userPrefix']}{{username}}/"
     if get("data.userStore.teamPrefix", "", source=v):
-        env["ROMAN_TEAM_STORE_URL"] = v["data"]["userStore"]["teamPrefix"]
+        env[env_contract.TEAM_STORE_URL] = v["data"]["userStore"]["teamPrefix"]
     if get("quota.enabled", True, source=v):
-        env["ROMAN_QUOTA_URL"] = quota_url(v)
-        env["ROMAN_QUOTA_PUBLIC_URL"] = quota_public_url(v)
+        env[env_contract.QUOTA_URL] = quota_url(v)
+        env[env_contract.QUOTA_PUBLIC_URL] = quota_public_url(v)
     env.update({k: str(val) for k, val in (get("singleuser.extraEnv", {}, source=v) or {}).items()})
     return env
 
@@ -231,7 +233,9 @@ def chart_settings(v: dict[str, Any] | None = None) -> Any:
 
     v = v if v is not None else values()
     url = public_url(v)
-    db_url = os.environ.get("ROMAN_HUB_DB_URL") or "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
+    db_url = (
+        os.environ.get(env_contract.HUB_DB_URL) or "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
+    )
     extra: dict[str, Any] = {}
     issuer = get("auth.oidc.issuer", "", source=v)
     if issuer and url:
@@ -239,7 +243,7 @@ def chart_settings(v: dict[str, Any] | None = None) -> Any:
         extra["oidc"] = {
             "issuer": issuer,
             "client_id": get("auth.oidc.clientId", source=v),
-            "client_secret": os.environ.get("ROMAN_OIDC_CLIENT_SECRET", ""),
+            "client_secret": os.environ.get(env_contract.OIDC_CLIENT_SECRET, ""),
             "callback_url": f"{url}/hub/oauth_callback",
             "post_logout_redirect_uri": f"{url}/hub/",
         }
@@ -335,7 +339,7 @@ def configure_kubernetes(c: Any, v: dict[str, Any] | None = None) -> None:
     c.JupyterHub.authenticator_class = "hub_config.auth.RomanOIDCAuthenticator"
     c.RomanOIDCAuthenticator.oidc_issuer = issuer
     c.RomanOIDCAuthenticator.client_id = get("auth.oidc.clientId", source=v)
-    c.RomanOIDCAuthenticator.client_secret = os.environ.get("ROMAN_OIDC_CLIENT_SECRET", "")
+    c.RomanOIDCAuthenticator.client_secret = os.environ.get(env_contract.OIDC_CLIENT_SECRET, "")
     c.RomanOIDCAuthenticator.oauth_callback_url = f"{url}/hub/oauth_callback"
     c.RomanOIDCAuthenticator.post_logout_redirect_uri = f"{url}/hub/"
     c.RomanOIDCAuthenticator.scope = list(get("auth.oidc.scopes", ["openid"], source=v))

@@ -27,14 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub_config.policy import Policy, SoftwareEnvironment, load_policy
+from platform_lib import env_contract
 
 #: Image labels (and build args) carrying an environment; the notebook image has each.
 LABEL_PREFIX = "org.roman-platform."
 LABELS = {
-    "environment": "ROMAN_ENVIRONMENT",
+    "environment": env_contract.ENVIRONMENT,
     "romancal": "ROMANCAL_VERSION",
     "romanisim": "ROMANISIM_VERSION",
-    "roman-datamodels": "ROMAN_DATAMODELS_VERSION",
+    "roman-datamodels": env_contract.DATAMODELS_VERSION,
     "crds-context": "CRDS_CONTEXT",
 }
 
@@ -51,7 +52,7 @@ def installed_versions() -> dict[str, str]:
 
 
 #: Where local overlays live (one folder per environment name).
-LOCAL_ENVIRONMENTS_VAR = "ROMAN_LOCAL_ENVIRONMENTS_DIR"
+LOCAL_ENVIRONMENTS_VAR = env_contract.LOCAL_ENVIRONMENTS_DIR
 
 
 def local_environments_dir() -> Path:
@@ -246,10 +247,10 @@ def build_args(policy: Policy, lock_text: str) -> dict[str, str]:
     """``docker build --build-arg`` values naming the lock's environment and its versions."""
     env = environment_for_lock(policy, lock_text)
     return {
-        "ROMAN_ENVIRONMENT": env.name,
+        env_contract.ENVIRONMENT: env.name,
         "ROMANCAL_VERSION": env.versions.romancal,
         "ROMANISIM_VERSION": env.versions.romanisim,
-        "ROMAN_DATAMODELS_VERSION": env.versions.roman_datamodels,
+        env_contract.DATAMODELS_VERSION: env.versions.roman_datamodels,
         "CRDS_CONTEXT": env.versions.crds_context,
     }
 

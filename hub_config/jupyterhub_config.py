@@ -9,6 +9,7 @@
 import os
 
 from hub_config import chart_values
+from platform_lib import env_contract
 
 # ============================================================================ SETTINGS
 # Local mode: everything (ports, secrets, paths) was resolved by the supervisor.
@@ -124,10 +125,12 @@ from hub_config.quota.hub import configure_hub as _quota_configure_hub
 from hub_config.quota.hub import free_loopback_port
 from hub_config.quota.services.enforcement import spawn_check as _quota_spawn_check
 
-_quota_db = os.environ.get("ROMAN_QUOTA_DB_URL") or f"sqlite:///{settings.state_dir}/quota.sqlite"
-_quota_env = {"ROMAN_POLICY_FILE": os.environ.get("ROMAN_POLICY_FILE", "")}
-if os.environ.get("ROMAN_QUOTA_SETTINGS"):
-    _quota_env["ROMAN_QUOTA_SETTINGS"] = os.environ["ROMAN_QUOTA_SETTINGS"]
+_quota_db = (
+    os.environ.get(env_contract.QUOTA_DB_URL) or f"sqlite:///{settings.state_dir}/quota.sqlite"
+)
+_quota_env = {env_contract.POLICY_FILE: os.environ.get(env_contract.POLICY_FILE, "")}
+if os.environ.get(env_contract.QUOTA_SETTINGS):
+    _quota_env[env_contract.QUOTA_SETTINGS] = os.environ[env_contract.QUOTA_SETTINGS]
 _quota_configure_hub(
     c,
     port=free_loopback_port(),
@@ -142,7 +145,7 @@ _quota_configure_hub(
         settings.singleuser.users_dir,
     ],
 )
-os.environ["ROMAN_QUOTA_DB_URL"] = _quota_db  # the spawner's check reads the same database
+os.environ[env_contract.QUOTA_DB_URL] = _quota_db  # the spawner's check reads the same database
 if _oidc and _oidc.get("users_file"):  # the demo accounts' teams exist, so their form options work
     from hub_config.quota.services.demo import seed_demo_teams
 
@@ -154,7 +157,7 @@ from hub_config.quota.services.grants import DatabaseTierGrants as _QuotaTierGra
 c.RomanOIDCAuthenticator.tier_grants = _QuotaTierGrants(_quota_db)
 c.Spawner.environment = {
     **dict(c.Spawner.environment),
-    "ROMAN_QUOTA_URL": settings.hub.public_url.rstrip("/") + "/services/quota/",
+    env_contract.QUOTA_URL: settings.hub.public_url.rstrip("/") + "/services/quota/",
     # enables platform_lib.account_extension (<server>/roman/account) in local user servers
     "JUPYTER_CONFIG_PATH": _QUOTA_JUPYTER_CONFIG,
     # the prebuilt JupyterLab status-bar item (tier, core-hours left, renewal date)

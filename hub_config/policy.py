@@ -16,9 +16,11 @@ from typing import Annotated, Literal, Protocol, runtime_checkable
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from platform_lib import env_contract
+
 DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
 #: Environment variable naming an alternative policy file (the chart mounts one; tests use it).
-POLICY_ENV = "ROMAN_POLICY_FILE"
+POLICY_ENV = env_contract.POLICY_FILE
 
 GIB = 1024**3
 

@@ -32,11 +32,12 @@ from traitlets import Bool, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from hub_config.policy import Policy, ServerProfile, SoftwareEnvironment, Tier, load_policy
+from platform_lib import env_contract
 
 #: Options a request may carry. Anything else is refused rather than silently ignored.
 ALLOWED_OPTIONS = frozenset({"profile", "image", "team", "environment"})  # team: quota (issue 5)
 #: The server's (and its Dask workers') environment variable naming the chosen environment.
-ENVIRONMENT_VAR = "ROMAN_ENVIRONMENT"
+ENVIRONMENT_VAR = env_contract.ENVIRONMENT
 
 # A check run after the tier checks, before anything starts: (spawner, tier, profile_name,
 # profile) -> None, raising web.HTTPError to refuse. The quota service adds its own here.
@@ -254,8 +255,8 @@ class TierSpawnerMixin(LoggingConfigurable):
         }
         self.environment = {
             **self.environment,
-            "ROMAN_TIER": tier_name,
-            "ROMAN_PROFILE": name,
+            env_contract.TIER: tier_name,
+            env_contract.PROFILE: name,
             **({ENVIRONMENT_VAR: env.name} if env else {}),
         }
         self.apply_environment(env)
@@ -341,7 +342,7 @@ class TierLocalSpawnerMixin(TierSpawnerMixin):
         notes = self.local_enforcement()
         self.environment = {
             **self.environment,
-            "ROMAN_LIMITS_ENFORCED": "; ".join(f"{k}: {v}" for k, v in notes.items()),
+            env_contract.LIMITS_ENFORCED: "; ".join(f"{k}: {v}" for k, v in notes.items()),
         }
         self.log.info("local limits for %s: %s", self._log_name, notes)
 
@@ -443,7 +444,7 @@ def apply_kube_profile(spawner: Any, profile: ServerProfile) -> None:
         volumes.append({"name": name, "emptyDir": {"sizeLimit": f"{profile.scratch_gib:g}Gi"}})
         mounts.append({"name": name, "mountPath": spawner.scratch_mount_path})
     spawner.volumes, spawner.volume_mounts = volumes, mounts
-    spawner.environment = {**spawner.environment, "ROMAN_SCRATCH": spawner.scratch_mount_path}
+    spawner.environment = {**spawner.environment, env_contract.SCRATCH: spawner.scratch_mount_path}
 
 
 def _allocation_home_gb(spawner: Any, policy: Any) -> float:

@@ -20,6 +20,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from .account import AccountError, account
+from .env_contract import QUOTA_PUBLIC_URL, QUOTA_URL
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>My allocation</title>
 <style>body{{font-family:system-ui,sans-serif;margin:1.5em}}.warn{{background:#fff3cd;padding:.5em}}</style>
@@ -79,7 +80,7 @@ class AccountHandler(JupyterHandler):
 def _public_service_url() -> str:
     """The quota service as the user's browser opens it: in the chart the server reaches it by an
     in-cluster name the browser cannot resolve, so the hub also sets ROMAN_QUOTA_PUBLIC_URL."""
-    return os.environ.get("ROMAN_QUOTA_PUBLIC_URL") or os.environ.get("ROMAN_QUOTA_URL", "")
+    return os.environ.get(QUOTA_PUBLIC_URL) or os.environ.get(QUOTA_URL, "")
 
 
 def _load_jupyter_server_extension(serverapp) -> None:

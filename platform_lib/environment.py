@@ -24,10 +24,12 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import env_contract
+
 #: Set by the spawner (the server) and the gateway (schedulers and workers).
-ENVIRONMENT_VAR = "ROMAN_ENVIRONMENT"
+ENVIRONMENT_VAR = env_contract.ENVIRONMENT
 #: Set in the notebook image at build time: the release the image was built for.
-IMAGE_ENVIRONMENT_VAR = "ROMAN_IMAGE_ENVIRONMENT"
+IMAGE_ENVIRONMENT_VAR = env_contract.IMAGE_ENVIRONMENT
 #: The name when no platform environment was chosen (a laptop, CI, a development checkout).
 DEVELOPMENT = "development"
 #: The project's own distribution.

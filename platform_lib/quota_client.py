@@ -12,7 +12,9 @@ from typing import Any
 
 import requests
 
-URL_ENV = "ROMAN_QUOTA_URL"
+from .env_contract import QUOTA_URL
+
+URL_ENV = QUOTA_URL
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 
 

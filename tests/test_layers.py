@@ -59,10 +59,13 @@ FORBIDDEN += (
 #: module -> the only project modules it may import (the bottom of the notebook-side layers:
 #: one home per concept that every subpackage shares, so none of them may reach up)
 FOUNDATIONS: dict[str, frozenset[str]] = {
+    "platform_lib.env_contract": frozenset(),
     "platform_lib.instrument": frozenset(),
     "platform_lib.data.query": frozenset(),
-    "platform_lib.data.store": frozenset(),
-    "platform_lib.data.transfer": frozenset({"platform_lib.data.store"}),
+    "platform_lib.data.store": frozenset({"platform_lib.env_contract"}),
+    "platform_lib.data.transfer": frozenset(
+        {"platform_lib.data.store", "platform_lib.env_contract"}
+    ),
     "platform_lib.simulate.cutout": frozenset(
         {"platform_lib.instrument", "platform_lib.simulate.errors"}
     ),

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from hub_config.naming import user_folder_name
 from hub_config.policy import TEAM_ADMIN_SUFFIX, TEAM_GROUP_PREFIX
+from platform_lib import env_contract
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,6 @@ def user_store_env(s3: S3Settings, username: str) -> dict[str, str]:
     return {
         "AWS_ACCESS_KEY_ID": key,
         "AWS_SECRET_ACCESS_KEY": secret,
-        "ROMAN_USER_STORE_URL": f"s3://{s3.work_bucket}/users/{user_folder_name(username)}/",
-        "ROMAN_TEAM_STORE_URL": f"s3://{s3.work_bucket}/teams/",
+        env_contract.USER_STORE_URL: f"s3://{s3.work_bucket}/users/{user_folder_name(username)}/",
+        env_contract.TEAM_STORE_URL: f"s3://{s3.work_bucket}/teams/",
     }

@@ -29,6 +29,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from platform_lib import env_contract
+
 __all__ = ["SeaweedFS", "SeaweedFSError", "find_weed"]
 
 
@@ -146,13 +148,13 @@ class SeaweedFS:
     def client_env(self, bucket: str | None = None, prefix: str = "") -> dict[str, str]:
         """The spawner/notebook environment contract for this store (see platform_lib.data.store)."""
         env = {
-            "ROMAN_DATA_S3_ENDPOINT": self.endpoint_url,
+            env_contract.DATA_S3_ENDPOINT: self.endpoint_url,
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
         }
         bucket = bucket or (self.buckets[0] if self.buckets else None)
         if bucket:
-            env["ROMAN_DATA_URL"] = f"s3://{bucket}/{prefix}".rstrip("/")
+            env[env_contract.DATA_URL] = f"s3://{bucket}/{prefix}".rstrip("/")
         return env
 
     def storage_options(self) -> dict:

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SETTINGS_ENV = "ROMAN_PLATFORM_SETTINGS"
+from platform_lib import env_contract
+
+SETTINGS_ENV = env_contract.PLATFORM_SETTINGS
 
 
 class SettingsError(RuntimeError):

@@ -20,6 +20,7 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Bool, Dict, Unicode, default
 
 from hub_config.naming import user_folder_name
+from platform_lib import env_contract
 
 
 def store_urls(data_url: str, username: str, home: str) -> dict[str, str]:
@@ -30,12 +31,12 @@ def store_urls(data_url: str, username: str, home: str) -> dict[str, str]:
     if data_url.startswith(("s3://", "s3a://")):
         bucket = data_url.split("://", 1)[1].split("/", 1)[0]
         return {
-            "ROMAN_USER_STORE_URL": f"s3://{bucket}/users/{user_folder_name(username)}/",
-            "ROMAN_TEAM_STORE_URL": f"s3://{bucket}/teams/",
+            env_contract.USER_STORE_URL: f"s3://{bucket}/users/{user_folder_name(username)}/",
+            env_contract.TEAM_STORE_URL: f"s3://{bucket}/teams/",
         }
     return {
-        "ROMAN_USER_STORE_URL": os.path.join(home, "store") + "/",
-        "ROMAN_TEAM_STORE_URL": os.path.join(home, "teams") + "/",
+        env_contract.USER_STORE_URL: os.path.join(home, "store") + "/",
+        env_contract.TEAM_STORE_URL: os.path.join(home, "teams") + "/",
     }
 
 
@@ -57,7 +58,7 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
 
     @default("s3")
     def _default_s3(self) -> dict:
-        if not os.environ.get("ROMAN_PLATFORM_SETTINGS"):
+        if not os.environ.get(env_contract.PLATFORM_SETTINGS):
             return {}
         from hub_config.local.settings import load_settings
 
@@ -94,7 +95,7 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
-        env.update(store_urls(env.get("ROMAN_DATA_URL", ""), self.user.name, self.home_dir))
+        env.update(store_urls(env.get(env_contract.DATA_URL, ""), self.user.name, self.home_dir))
         env.update(getattr(self, "_s3_env", None) or {})
         return env
 

@@ -40,6 +40,7 @@ from hub_config.local.settings import (
     write_settings,
 )
 from hub_config.local.state import StateDir
+from platform_lib import env_contract
 
 log = logging.getLogger("roman_platform.local")
 
@@ -169,10 +170,10 @@ def build_settings(
         # JupyterLab's Dask panel (dask-labextension) starts and lists gateway clusters.
         "DASK_LABEXTENSION__FACTORY__MODULE": "dask_gateway",
         "DASK_LABEXTENSION__FACTORY__CLASS": "GatewayCluster",
-        "ROMAN_DATA_URL": data_url,
+        env_contract.DATA_URL: data_url,
     }
     if config.data.s3_endpoint:
-        user_env["ROMAN_DATA_S3_ENDPOINT"] = config.data.s3_endpoint
+        user_env[env_contract.DATA_S3_ENDPOINT] = config.data.s3_endpoint
     user_env.update(config.singleuser.environment)
     dask = find_executable("dask")
     return PlatformSettings(

@@ -34,6 +34,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from platform_lib import env_contract
+
 from .processes import ComponentError, ManagedProcess, http_ready
 
 log = logging.getLogger("roman_platform.local")
@@ -502,14 +504,14 @@ class TapComponent:
         from platform_lib.data.store import get_store
 
         env = self.store_env
-        url = env.get("ROMAN_DATA_URL")
+        url = env.get(env_contract.DATA_URL)
         if not url:
             return
         try:
             store = (
                 get_store(
                     url,
-                    endpoint=env.get("ROMAN_DATA_S3_ENDPOINT"),
+                    endpoint=env.get(env_contract.DATA_S3_ENDPOINT),
                     key=env.get("AWS_ACCESS_KEY_ID"),
                     secret=env.get("AWS_SECRET_ACCESS_KEY"),
                 )
@@ -544,7 +546,7 @@ def tap_component(p: Any) -> TapComponent | None:
         log_dir=state.logs_dir,
         secret=state.secret("tap_secret", lambda: secrets.token_urlsafe(32)),
     )
-    p.user_env["ROMAN_TAP_URL"] = service.url
+    p.user_env[env_contract.TAP_URL] = service.url
     return TapComponent(service, dict(p.user_env))
 
 
@@ -560,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     with TapService(args.folder.resolve(), port=args.port) as tap:
         if args.store:
             print(f"published {publish_index(tap, args.store)} products", flush=True)
-        print(f"ROMAN_TAP_URL={tap.url}", flush=True)
+        print(f"{env_contract.TAP_URL}={tap.url}", flush=True)
         try:
             while tap.alive():
                 time.sleep(1)

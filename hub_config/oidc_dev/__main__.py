@@ -13,9 +13,10 @@ from pathlib import Path
 
 from hub_config.oidc_dev.provider import ProviderConfig, make_app
 from hub_config.oidc_dev.users import DEMO_USERS_FILE, load_users
+from platform_lib import env_contract
 
 #: Set (to "development") only by the Helm chart's development-provider pod.
-IN_DEV_CLUSTER_ENV = "ROMAN_OIDC_DEV_IN_CLUSTER"
+IN_DEV_CLUSTER_ENV = env_contract.OIDC_DEV_IN_CLUSTER
 
 
 def build_parser() -> argparse.ArgumentParser:

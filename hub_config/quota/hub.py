@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from platform_lib import env_contract
+
 #: The folder whose jupyter_server_config.d enables platform_lib.account_extension.
 JUPYTER_CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "platform_lib" / "jupyter-config")
 #: The folder whose labextensions/ holds the prebuilt status-bar extension (@roman-platform/account-status).
@@ -52,7 +54,7 @@ def configure_hub(
     }
     if managed:
         service["command"] = [sys.executable, "-m", "hub_config.quota.service", *(extra_args or [])]
-        service["environment"] = {"ROMAN_QUOTA_DB_URL": db_url, **(env or {})}
+        service["environment"] = {env_contract.QUOTA_DB_URL: db_url, **(env or {})}
     services = list(c.JupyterHub.services or []) if "services" in c.JupyterHub else []
     c.JupyterHub.services = [s for s in services if s.get("name") != name] + [service]
     scopes = dict(c.JupyterHub.custom_scopes) if "custom_scopes" in c.JupyterHub else {}

@@ -13,8 +13,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SETTINGS_ENV = "ROMAN_QUOTA_SETTINGS"
-DB_ENV = "ROMAN_QUOTA_DB_URL"
+from platform_lib import env_contract
+
+SETTINGS_ENV = env_contract.QUOTA_SETTINGS
+DB_ENV = env_contract.QUOTA_DB_URL
 
 
 class QuotaSettings(BaseModel):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..env_contract import DATA_URL, USER_STORE_URL
 from .config import StepConfig, parse_config
 from .exposure import ExposureResult, calibrate_exposure
 from .references import resolve
@@ -89,7 +90,7 @@ def _index_outputs(output_dir: str, client: Any) -> int | None:
     from platform_lib.data.index import build_index
     from platform_lib.data.store import get_store
 
-    for root in (os.environ.get("ROMAN_USER_STORE_URL"), os.environ.get("ROMAN_DATA_URL")):
+    for root in (os.environ.get(USER_STORE_URL), os.environ.get(DATA_URL)):
         if not root:
             continue
         store = get_store(root)

@@ -18,10 +18,12 @@ from typing import Any
 
 import fsspec
 
+from ..env_contract import DATA_S3_ENDPOINT, DATA_URL
+
 __all__ = ["DataStoreError", "Store", "get_store", "ENV_URL", "ENV_ENDPOINT"]
 
-ENV_URL = "ROMAN_DATA_URL"
-ENV_ENDPOINT = "ROMAN_DATA_S3_ENDPOINT"
+ENV_URL = DATA_URL
+ENV_ENDPOINT = DATA_S3_ENDPOINT
 
 
 class DataStoreError(RuntimeError):

@@ -14,6 +14,7 @@ import errno
 import os
 import uuid
 
+from ..env_contract import DATA_URL, TEAM_STORE_URL, USER_STORE_URL
 from .store import DataStoreError, Store, get_store
 
 __all__ = [
@@ -27,7 +28,7 @@ __all__ = [
     "ReadOnlyStoreError",
 ]
 
-USER_STORE_ENV, TEAM_STORE_ENV = "ROMAN_USER_STORE_URL", "ROMAN_TEAM_STORE_URL"
+USER_STORE_ENV, TEAM_STORE_ENV = USER_STORE_URL, TEAM_STORE_URL
 
 
 class ReadOnlyStoreError(DataStoreError):
@@ -44,10 +45,10 @@ def user_store_url(*parts: str) -> str:
     if not base:
         import getpass
 
-        data = os.environ.get("ROMAN_DATA_URL")
+        data = os.environ.get(DATA_URL)
         if not data:
             raise RuntimeError(
-                f"neither {USER_STORE_ENV} nor ROMAN_DATA_URL is set: no place "
+                f"neither {USER_STORE_ENV} nor {DATA_URL} is set: no place "
                 "to write results (the platform sets both in every server)"
             )
         user = os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
@@ -143,7 +144,7 @@ def index_target(
     target = get_store(store, endpoint=endpoint) if store is not None else None
     note = ""
     if mine is not None:
-        survey = os.environ.get("ROMAN_DATA_URL")
+        survey = os.environ.get(DATA_URL)
         if target is None:
             target = mine
         elif survey and target.root_url == get_store(survey, endpoint=endpoint).root_url:
