@@ -56,6 +56,28 @@ FORBIDDEN += (
     ),
 )
 
+#: hub_config.gateway: only its ``local`` module reads the one-machine set-up, and only the mode
+#: modules (``local``, ``kubernetes``) know the quota service, whose check they inject
+GATEWAY_SHARED = (
+    "hub_config.gateway.options",
+    "hub_config.gateway.limits",
+    "hub_config.gateway.environment",
+    "hub_config.gateway.configure",
+    "hub_config.gateway.auth",
+)
+FORBIDDEN += tuple(
+    Forbidden(module, "hub_config.local", "the gateway's " + _BOTH_MODES)
+    for module in (*GATEWAY_SHARED, "hub_config.gateway.kubernetes")
+) + tuple(
+    Forbidden(
+        module,
+        "hub_config.quota",
+        "the quota check reaches the gateway injected (TierLimitsMixin.cluster_checks, set by "
+        "the mode's config), as spawn_checks reach the spawner",
+    )
+    for module in GATEWAY_SHARED
+)
+
 #: module -> the only project modules it may import (the bottom of the notebook-side layers:
 #: one home per concept that every subpackage shares, so none of them may reach up)
 FOUNDATIONS: dict[str, frozenset[str]] = {
@@ -72,7 +94,7 @@ FOUNDATIONS: dict[str, frozenset[str]] = {
 }
 
 #: packages whose modules must not import each other in a cycle
-ACYCLIC: tuple[str, ...] = ("platform_lib",)
+ACYCLIC: tuple[str, ...] = ("platform_lib", "hub_config.gateway")
 
 
 def _module_name(path: Path) -> str:
@@ -232,3 +254,9 @@ def test_forbidden_imports(graph, rule: Forbidden) -> None:
         if _under(target, rule.imported)
     )
     assert not bad, f"{rule.reason}:\n" + "\n".join(bad)
+
+
+def test_the_gateway_rules_name_real_modules(graph) -> None:
+    # a rule about a module that does not exist would pass without checking anything
+    gateway_rules = [r for r in FORBIDDEN if r.importer.startswith("hub_config.gateway.")]
+    assert gateway_rules and all(r.importer in graph for r in gateway_rules)

@@ -49,7 +49,8 @@ def gateway(chart, tmp_path, request, monkeypatch):
     (tmp_path / "ctl").mkdir()
     for key, text in api_cm.items():
         (tmp_path / "api" / key).write_text(text)
-    (tmp_path / "ctl" / "dask_gateway_config.py").write_text(ctl_cm["dask_gateway_config.py"])
+    for key, text in ctl_cm.items():
+        (tmp_path / "ctl" / key).write_text(text)
     monkeypatch.setenv("ROMAN_POLICY_FILE", str(tmp_path / "api" / "policy.yaml"))
     api_cfg = PyFileConfigLoader("dask_gateway_config.py", path=str(tmp_path / "api")).load_config()
     ctl_cfg = PyFileConfigLoader("dask_gateway_config.py", path=str(tmp_path / "ctl")).load_config()

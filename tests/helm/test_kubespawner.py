@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 from types import SimpleNamespace
 
@@ -309,7 +310,7 @@ def test_data_mount_and_s3_keys(chart, hub_config):
     env = {e["name"]: e.get("value") for e in ct["env"]}
     assert env["ROMAN_DATA_URL"] == "/data/roman"
     gateway_cfg = chart.find(chart.render("kind", DATA_SETS), "ConfigMap", "rp-gateway-api")["data"]
-    assert "roman-s3-keys" in gateway_cfg["dask_gateway_config.py"]
+    assert json.loads(gateway_cfg["gateway.json"])["s3_secret"] == "roman-s3-keys"
 
 
 # ---------------------------------------------------------------------------- issue 16: production

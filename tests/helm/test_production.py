@@ -9,6 +9,8 @@ RBAC authorizer's rule matching over the rendered Roles, ClusterRoles and bindin
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -186,10 +188,8 @@ def test_images_from_the_registry_and_pull_secrets_everywhere(chart, config):
     envs = {e["name"]: e for e in policy["environments"]}
     assert envs["2026.3"]["image"] == policy["images"]["default"]
     assert envs["2026.2"]["image"] == f"{REGISTRY}/roman-platform/notebook:2026.2"
-    assert (
-        f'"{REGISTRY}/roman-platform/notebook:0.1.0"'
-        in chart.find(objs, "ConfigMap", "rp-gateway-api")["data"]["dask_gateway_config.py"]
-    )
+    gateway = json.loads(chart.find(objs, "ConfigMap", "rp-gateway-api")["data"]["gateway.json"])
+    assert gateway["image"] == f"{REGISTRY}/roman-platform/notebook:0.1.0"
 
 
 def test_one_hub_image_value(chart):
@@ -218,8 +218,10 @@ def test_development_clusters_have_data(chart, config):
     build_parser().parse_args(["data", "sample", "/data/roman", *ct["args"]])
     values = yaml.safe_load(chart.find(objs, "ConfigMap", "rp-hub")["data"]["values.yaml"])
     assert values["data"]["volume"]["enabled"] is True
-    api = chart.find(objs, "ConfigMap", "rp-gateway-api")["data"]["dask_gateway_config.py"]
-    assert '"claimName": "rp-sample-data", "readOnly": True' in api
+    api = json.loads(chart.find(objs, "ConfigMap", "rp-gateway-api")["data"]["gateway.json"])
+    assert {"name": "roman-data", "claim_name": "rp-sample-data", "mount_path": "/data/roman"} in (
+        api["volumes"]
+    )
 
 
 def test_account_page_links_where_the_browser_can_go(monkeypatch):

@@ -95,23 +95,21 @@ class _RaceBackend(TierLimitsMixin, _Forwarded):
     pass
 
 
-def _race_backend(monkeypatch):
-    import hub_config.gateway as gw
-
-    async def slow_quota(*a, **k):
+def _race_backend():
+    async def slow_quota(username, groups, team, what):
         await asyncio.sleep(0.02)
 
-    monkeypatch.setattr(gw, "_quota_check", slow_quota)
     b = _RaceBackend()
+    b.cluster_checks = [slow_quota]  # an injected check that awaits, as the quota check does
     b.db, b.log, b.policy_file = DataManager(), logging.getLogger("test"), None
     return b
 
 
-def test_concurrent_scale_requests_share_the_total(monkeypatch):
+def test_concurrent_scale_requests_share_the_total():
     from types import SimpleNamespace
 
     async def scenario():
-        b = _race_backend(monkeypatch)
+        b = _race_backend()
         lim = b.policy.gateway_limits("research")
         clusters = [_cluster(b.db, "ann", "research", 1, 1, 0) for _ in range(2)]
         for c in clusters:
@@ -148,7 +146,7 @@ def test_concurrent_scale_requests_share_the_total(monkeypatch):
         pool.submit(asyncio.run, scenario()).result()
 
 
-def test_no_worker_process_starts_while_others_still_stop(monkeypatch):
+def test_no_worker_process_starts_while_others_still_stop():
     """Targets within the total are not enough: a new worker starts only when the owner's live
     worker processes (stopping ones included) leave room, and as soon as they do."""
 
@@ -156,7 +154,7 @@ def test_no_worker_process_starts_while_others_still_stop(monkeypatch):
         put = list.append
 
     async def scenario():
-        b = _race_backend(monkeypatch)
+        b = _race_backend()
         b.queue, b.worker_start_failure_limit = _Queue(), 3
         lim = b.policy.gateway_limits("research")
         a = _cluster(b.db, "ann", "research", 1, 1, 0)
@@ -188,12 +186,12 @@ def test_no_worker_process_starts_while_others_still_stop(monkeypatch):
         pool.submit(asyncio.run, scenario()).result()
 
 
-def test_a_scale_down_frees_room_before_its_heartbeat(monkeypatch):
+def test_a_scale_down_frees_room_before_its_heartbeat():
     """A.scale(0) decided, its scheduler not yet reported: B's request already sees A at 0; a
     stale heartbeat from A (still its old count) does not take the room back."""
 
     async def scenario():
-        b = _race_backend(monkeypatch)
+        b = _race_backend()
         lim = b.policy.gateway_limits("research")
         a, c = (_cluster(b.db, "ann", "research", 1, 1, 0) for _ in range(2))
         a.options = c.options = {}

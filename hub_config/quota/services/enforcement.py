@@ -11,15 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub_config.quota import services as ops
-from hub_config.quota.errors import BadInput, QuotaExceeded
+from hub_config.quota.errors import BadInput, QuotaError, QuotaExceeded
 from hub_config.quota.services import ledger
 from hub_config.quota.settings import QuotaSettings, load_settings
 from hub_config.quota.storage.models import AllocationState, Checkpoint, Warning_, utcnow
@@ -296,3 +297,26 @@ def spawn_check(spawner, tier: str, profile_name: str, profile) -> object:
             raise err from None
 
     return asyncio.get_running_loop().run_in_executor(None, _run)
+
+
+# --------------------------------------------------------------------------- gateway hook
+def cluster_check(
+    username: str, groups: list[str] | None, team: str | None, what: str
+) -> Coroutine[Any, Any, None]:
+    """``TierLimitsMixin.cluster_checks`` entry (hub_config.gateway): refuse a Dask cluster start
+    or scale-up the allocation cannot pay, with the reason as the client's error message.
+
+    ``groups`` are the hub groups of a new cluster's owner (None on a scale-up: the tier then
+    comes from the quota database); ``team`` the cluster's ``team`` option, validated here.
+    Runs in a worker thread (the check opens a database session)."""
+    import asyncio
+
+    from dask_gateway_server.backends.base import PublicException
+
+    def _run() -> None:
+        try:
+            check_cluster(username, team, 0, groups, what=what)
+        except QuotaError as exc:
+            raise PublicException(str(exc)) from None
+
+    return asyncio.to_thread(_run)

@@ -1,13 +1,14 @@
-"""Dask-Gateway server side of the tier policy: per-user options, per-cluster limits, totals.
+"""Per-cluster limits and per-user totals of the tier policy, on any database-backed backend.
 
 The gateway authenticates every request through JupyterHub (``JupyterHubAuthenticator``), which
-gives it the hub user's *groups*; the tier comes from those groups, never from anything the client
-sends. From the tier:
+gives it the hub user's *groups*; the tier comes from those groups (:func:`user_tier`), never
+from anything the client sends.
 
-* :func:`tier_cluster_options` builds the ``cluster_options`` a user may choose from (worker cores
-  and memory within the tier's range) and the handler that turns them into the cluster's
-  configuration (``cluster_max_workers/cores/memory``, ``idle_timeout``). Out-of-range values are
-  refused by dask-gateway's own option validation with a clear message.
+* The worker budget is for *workers*: a tier's ``max_workers`` / ``max_cores_per_cluster`` /
+  ``max_memory_gib_per_cluster`` are what ``scale(n)`` can reach (:func:`cluster_limit_config`);
+  each cluster's one scheduler (``scheduler_cores``, ``scheduler_memory``) comes on top and is
+  bounded by ``max_clusters``. (dask-gateway on its own subtracts the scheduler from
+  ``cluster_max_cores``, which gave Entry 3 workers where the policy says 4.)
 * :class:`TierLimitsMixin` (combine with any database-backed backend) enforces the *per-user
   totals* dask-gateway does not have since 0.7: number of clusters at creation, and total workers,
   cores and memory across all of a user's clusters on every scale, adapt and scheduler heartbeat
@@ -17,25 +18,10 @@ sends. From the tier:
   other clusters' just-granted targets, so concurrent requests from one user (any mix of
   clusters) never add up to more than the total; and on DB backends no worker *process* starts
   while the user's live workers (stopping ones included) leave no room for it.
-* The software environment (docs/environments.md): an ``environment`` option among the policy's
-  (``platform_lib.compute`` sends the server's own); :func:`apply_software_environment` gives
-  the scheduler and workers its image on Kubernetes, its local Python environment otherwise,
-  and ``ROMAN_ENVIRONMENT`` everywhere.
-* The worker budget is for *workers*: a tier's ``max_workers`` / ``max_cores_per_cluster`` /
-  ``max_memory_gib_per_cluster`` are what ``scale(n)`` can reach; each cluster's one scheduler
-  (``scheduler_cores``, ``scheduler_memory``) comes on top and is bounded by ``max_clusters``.
-  (dask-gateway on its own subtracts the scheduler from ``cluster_max_cores``, which gave Entry
-  3 workers where the policy says 4.)
-* Schedulers and workers get the user's *data environment*: the configured
-  ``ClusterConfig.environment`` (the same variables the spawner gives the user's server, see
-  :func:`data_environment`) with per-user templates (``{username}``) expanded for that user, as
-  KubeSpawner expands them for the server, plus the tier. Nothing from the client is trusted
-  for it, and nothing of another user (their hub token included) is in it.
-
-Wiring (``dask-gateway-server -f gateway_config.py``)::
-
-    from hub_config.gateway import configure_gateway
-    configure_gateway(c, backend="dask_gateway_server.backends.local.UnsafeLocalBackend")
+* Other checks on cluster start and scale-up (the quota, issue 5) are *injected*:
+  :attr:`TierLimitsMixin.cluster_checks`, set by the config (hub_config.gateway.local /
+  hub_config.gateway.kubernetes), as the spawner's ``spawn_checks`` are by the hub's config.
+  This module knows nothing of the quota database.
 """
 
 from __future__ import annotations
@@ -44,18 +30,32 @@ import asyncio
 import contextvars
 import json
 import math
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.db_base import JobStatus
-from dask_gateway_server.options import Float, Options, Select
 
+from hub_config.gateway.environment import (
+    TIER_ENV,
+    apply_software_environment,
+    user_environment,
+    user_pod_identity,
+)
 from hub_config.policy import GIB, GatewayLimits, Policy, load_policy
 
-TIER_ENV = "ROMAN_TIER"
-#: The software environment (release) of a cluster: the same variable the user's server has.
-ENVIRONMENT_ENV = "ROMAN_ENVIRONMENT"
+if TYPE_CHECKING:  # the backends the mixin is combined with (dask-gateway-server has no types)
+    from dask_gateway_server.backends.db_base import DBBackendBase as _Backend
+else:
+    _Backend = object
+
+#: ``check(username, groups, team, what)``: refuse a cluster start or scale-up by raising
+#: ``PublicException`` (its message reaches the client); may return an awaitable. ``groups`` is
+#: None for a scale-up (the cluster record has no groups), ``team`` the ``team`` option or None.
+ClusterCheck = Callable[[str, "list[str] | None", "str | None", str], "Awaitable[None] | None"]
+#: ``(username, environment) -> environment``: see :attr:`TierLimitsMixin.data_env_hook`.
+DataEnvHook = Callable[[str, dict[str, str]], "dict[str, str]"]
 
 _WARNINGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
     "gw_warnings", default=None
@@ -65,63 +65,6 @@ _WARNINGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
 def user_tier(policy: Policy, user: Any) -> str:
     """The tier of a dask-gateway ``User`` (groups come from the hub via the authenticator)."""
     return policy.tier_of_groups(set(getattr(user, "groups", ()) or ()))
-
-
-def tier_cluster_options(user: Any, policy_file: str | None = None) -> Options:
-    """``Backend.cluster_options`` callable: what this user's tier may choose, with bounds."""
-    policy = load_policy(policy_file)
-    tier = user_tier(policy, user)
-    lim = policy.gateway_limits(tier)
-
-    def handler(options: Any, user: Any) -> dict[str, Any]:
-        # Re-read the tier at handling time: the options object may be cached by a client.
-        t = user_tier(policy, user)
-        limits = policy.gateway_limits(t)
-        cores, memory = float(options.worker_cores), int(float(options.worker_memory) * GIB)
-        env = {TIER_ENV: t}
-        if policy.environments:  # validated by the Select field: one the policy offers
-            env[ENVIRONMENT_ENV] = options.environment
-        return {
-            "worker_cores": cores,
-            "worker_memory": memory,
-            **cluster_limit_config(limits, cores, memory),
-            "environment": env,  # the backend adds the user's data environment
-        }
-
-    fields = []
-    if policy.environments:
-        # platform_lib.compute passes the server's own ROMAN_ENVIRONMENT, so workers run what
-        # the notebook runs; the backend applies it (the image on Kubernetes).
-        fields.append(
-            Select(
-                "environment",
-                options=policy.environment_names,
-                default=policy.default_environment.name,
-                label="Software environment (release): the same as your server's",
-            )
-        )
-    return Options(
-        *fields,
-        Float(
-            "worker_cores",
-            default=lim.worker_cores.min,
-            min=lim.worker_cores.min,
-            max=lim.worker_cores.max,
-            label=(
-                f"Worker cores ({tier} tier: {lim.worker_cores.min:g}-{lim.worker_cores.max:g}; up to "
-                f"{lim.max_workers} workers per cluster, {lim.max_total_workers} in all, "
-                "scheduler not counted)"
-            ),
-        ),
-        Float(
-            "worker_memory",
-            default=lim.worker_memory_gib.min,
-            min=lim.worker_memory_gib.min,
-            max=lim.worker_memory_gib.max,
-            label=f"Worker memory, GiB ({lim.worker_memory_gib.min:g}-{lim.worker_memory_gib.max:g})",
-        ),
-        handler=handler,
-    )
 
 
 def max_workers_per_cluster(
@@ -154,51 +97,6 @@ def cluster_limit_config(
     }
 
 
-#: The variables of a user server's environment that its Dask processes need to read and write
-#: the data the way the notebook does (the shared env contract): the survey store, the user's and
-#: teams' spaces, the S3 endpoint and credentials, the reference files.
-DATA_ENV_NAMES = (
-    "ROMAN_DATA_URL",
-    "ROMAN_DATA_S3_ENDPOINT",
-    "ROMAN_USER_STORE_URL",
-    "ROMAN_TEAM_STORE_URL",
-    "CRDS_PATH",
-    "CRDS_SERVER_URL",
-    "STPSF_PATH",
-)
-DATA_ENV_PREFIXES = ("AWS_",)
-
-
-def data_environment(env: dict[str, str]) -> dict[str, str]:
-    """The data part of a user server's environment (what the gateway passes on to workers)."""
-    return {
-        k: str(v) for k, v in env.items() if k in DATA_ENV_NAMES or k.startswith(DATA_ENV_PREFIXES)
-    }
-
-
-def _slug(username: str) -> str:
-    try:  # the hub image has KubeSpawner: expand {username} exactly as it does for the server
-        from kubespawner.slugs import safe_slug
-    except ImportError:  # pragma: no cover - local platforms without kubespawner
-        import re
-
-        return re.sub(r"[^a-z0-9-]", "-", username.lower())[:48]
-    return safe_slug(username, max_length=48)
-
-
-def user_environment(env: dict[str, str], username: str) -> dict[str, str]:
-    """``env`` for ``username``: ``{username}`` (KubeSpawner's safe slug) and
-    ``{unescaped_username}`` expanded in every value, nothing else touched."""
-    subs = {"{username}": _slug(username), "{unescaped_username}": username}
-    out = {}
-    for key, value in env.items():
-        value = str(value)
-        for tpl, real in subs.items():
-            value = value.replace(tpl, real)
-        out[key] = value
-    return out
-
-
 def _warn(message: str) -> None:
     sink = _WARNINGS.get()
     if sink is not None:
@@ -218,68 +116,29 @@ async def _warnings_middleware(request: web.Request, handler: Any) -> web.Stream
         _WARNINGS.reset(token)
     if not sink or not isinstance(resp, web.Response) or resp.content_type != "application/json":
         return resp
-    body = json.loads(resp.body)
+    raw = resp.body
+    if not isinstance(raw, (bytes, bytearray)):
+        return resp
+    body = json.loads(raw)
     body["msg"] = " ".join(m for m in [body.get("msg"), *sink] if m)
     body["ok"] = False
     return web.json_response(body, status=resp.status)
 
 
-def user_pod_identity(config: Any, username: str) -> None:
-    """Kubernetes: scheduler and worker pods run as the user's own service account (workload
-    identity), when the chart names it with a template (``serviceAccountName: "{username}-..."``
-    in ``KubeClusterConfig.*_extra_pod_config``), expanded as KubeSpawner expands it for the
-    server. Other backends have no pod config and are left alone."""
-    for trait in ("scheduler_extra_pod_config", "worker_extra_pod_config"):
-        pod = getattr(config, trait, None)
-        if isinstance(pod, dict) and isinstance(pod.get("serviceAccountName"), str):
-            name = user_environment({"sa": pod["serviceAccountName"]}, username)["sa"]
-            setattr(config, trait, {**pod, "serviceAccountName": name})
-
-
-def apply_software_environment(policy: Policy, config: Any) -> None:
-    """The cluster's software environment (``ROMAN_ENVIRONMENT``, set by the options handler).
-
-    Kubernetes (a config with an ``image``): scheduler and workers run the environment's image,
-    with its CRDS context, as the user's server does. Local backends run the environment's local
-    Python environment (the gateway's own, or the environment's overlay: its ``dask`` program);
-    an environment no local Python environment has is refused rather than started with other
-    versions under its name (hub_config.environments.local_runtime)."""
-    if not policy.environments:
-        return
-    name = dict(config.environment).get(ENVIRONMENT_ENV) or policy.default_environment.name
-    try:
-        env = policy.environment(name)
-    except KeyError as exc:
-        raise PublicException(str(exc.args[0])) from None
-    if config.has_trait("image"):
-        config.image = env.image
-        config.environment = {**dict(config.environment), "CRDS_CONTEXT": env.versions.crds_context}
-        return
-    from hub_config.environments import EnvironmentUnavailable, local_runtime
-
-    try:
-        runtime = local_runtime(env)
-        config.scheduler_cmd = runtime.command(list(config.scheduler_cmd))
-        config.worker_cmd = runtime.command(list(config.worker_cmd))
-    except (EnvironmentUnavailable, FileNotFoundError) as exc:
-        raise PublicException(f"Cannot start a cluster in environment {name}: {exc}") from None
-    extra = {ENVIRONMENT_ENV: env.name}
-    if runtime.prefix is not None:  # its overlay's programs first, as in the user's server
-        extra["PATH"] = runtime.path(dict(config.environment).get("PATH"))
-    config.environment = {**dict(config.environment), **extra}
-
-
-class TierLimitsMixin:
+class TierLimitsMixin(_Backend):
     """Per-user totals for a dask-gateway backend (put it first in the bases).
 
     Reads clusters through ``self.db`` (``list_clusters``/``get_cluster``; DB backends have it,
-    :mod:`hub_config.kube_gateway` gives KubeBackend one)."""
+    :class:`hub_config.gateway.kubernetes.IndexedKubeBackend` gives KubeBackend one)."""
 
     policy_file: str | None = None
     #: ``(username, environment) -> environment``: the per-user data environment, when the
     #: spawner derives it by more than a ``{username}`` template (e.g. per-user S3 keys looked up
     #: by the isolation code). Must be the same function the spawner uses for the server.
-    data_env_hook: Any = None
+    data_env_hook: DataEnvHook | None = None
+    #: Checks run on cluster start and scale-up, in order, under the user's lock (see
+    #: :data:`ClusterCheck`); the config sets them (:func:`hub_config.gateway.configure_gateway`).
+    cluster_checks: Sequence[ClusterCheck] = ()
 
     @property
     def policy(self) -> Policy:
@@ -394,6 +253,22 @@ class TierLimitsMixin:
         )
 
     # -------------------------------------------------------------- enforcement points
+    async def run_cluster_checks(self, who: Any, options: Any, what: str) -> None:
+        """Every :attr:`cluster_checks` entry for ``who``: the gateway ``User`` (a new cluster)
+        or the cluster (a scale-up; its ``username``)."""
+        if not self.cluster_checks:
+            return
+        name = getattr(who, "username", None) or who.name
+        groups = getattr(who, "groups", None)
+        try:
+            team = dict(options or {}).get("team") or None
+        except (TypeError, ValueError):
+            team = None
+        for check in self.cluster_checks:
+            result = check(name, None if groups is None else list(groups), team, what)
+            if result is not None:
+                await result
+
     async def start_cluster(self, user: Any, cluster_options: Any) -> str:
         tier = user_tier(self.policy, user)
         lim = self.policy.gateway_limits(tier)
@@ -406,7 +281,7 @@ class TierLimitsMixin:
                     f"The {tier} tier may run {lim.max_clusters} cluster(s) at once and you have "
                     f"{len(active)}; stop one first (gateway.list_clusters() shows them)."
                 )
-            await _quota_check(user, cluster_options, "Dask cluster")
+            await self.run_cluster_checks(user, cluster_options, "Dask cluster")
             return await super().start_cluster(user, cluster_options)
 
     async def forward_message_to_scheduler(self, cluster: Any, msg: dict[str, Any]) -> Any:
@@ -415,7 +290,7 @@ class TierLimitsMixin:
         if op in ("scale", "adapt"):
             async with self._user_lock(cluster.username):
                 if op == "scale" and int(msg["count"]) > 0:
-                    await _quota_check(cluster, cluster.options, "Dask scale-up")
+                    await self.run_cluster_checks(cluster, cluster.options, "Dask scale-up")
                 # From here to the reservation nothing awaits: the decision is atomic.
                 if op == "scale":
                     msg["count"], warning = self.allowed_workers(cluster.name, int(msg["count"]))
@@ -491,54 +366,3 @@ def _room(
             math.floor((lim.max_total_memory_gib * GIB - used_m) / mem + 1e-9),
         )
     )
-
-
-async def _quota_check(who: Any, options: Any, what: str) -> None:
-    """Quota (issue 5): refuse when the allocation the cluster would charge is exhausted/expired.
-
-    Active when the quota database is configured (``ROMAN_QUOTA_DB_URL``); ``who`` is the
-    gateway ``User`` (new cluster) or the cluster (scale-up; its ``username``).
-    """
-    import os
-
-    if not os.environ.get("ROMAN_QUOTA_DB_URL"):
-        return
-    from hub_config.quota.errors import QuotaError
-    from hub_config.quota.services.enforcement import check_cluster
-
-    name = getattr(who, "username", None) or who.name
-    groups = getattr(who, "groups", None)
-    try:
-        team = dict(options or {}).get("team") or None
-    except (TypeError, ValueError):
-        team = None
-    try:
-        await asyncio.to_thread(check_cluster, name, team, 0, groups, what=what)
-    except QuotaError as exc:
-        raise PublicException(str(exc)) from None
-
-
-def tier_backend(base: type) -> type:
-    """A backend class enforcing per-user totals on top of ``base`` (any DBBackendBase)."""
-    return type(f"Tier{base.__name__}", (TierLimitsMixin, base), {"__module__": __name__})
-
-
-def _import(path: str) -> type:
-    import importlib
-
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
-def configure_gateway(
-    c: Any, backend: str, policy_file: str | None = None, data_env_hook: Any = None
-) -> type:
-    """Wire tier options and per-user totals into a dask-gateway-server config object ``c``.
-
-    ``data_env_hook``: see :attr:`TierLimitsMixin.data_env_hook`."""
-    cls = tier_backend(_import(backend))
-    cls.policy_file = policy_file
-    cls.data_env_hook = staticmethod(data_env_hook) if data_env_hook is not None else None
-    c.DaskGateway.backend_class = cls
-    c.Backend.cluster_options = lambda user: tier_cluster_options(user, policy_file)
-    return cls
