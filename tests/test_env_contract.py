@@ -21,11 +21,7 @@ NAME = re.compile(r"ROMAN_[A-Z0-9_]+")
 HOME = REPO / "platform_lib" / "env_contract.py"
 
 #: files still naming variables by literal, each with the change that removes it
-PENDING: dict[str, str] = {
-    "hub_config/gateway.py": "issue 19: the gateway moves into hub_config/gateway/ (helper g19)",
-    "hub_config/local/gateway_config.py": "issue 19: the gateway package move (helper g19)",
-    "hub_config/local/gateway_backend.py": "issue 19: the gateway package move (helper g19)",
-}
+PENDING: dict[str, str] = {}
 
 #: strings that look like a variable but are not one
 NOT_VARIABLES: dict[str, str] = {

@@ -18,19 +18,21 @@ from typing import Any
 from dask_gateway_server.backends.base import PublicException
 
 from hub_config.policy import Policy, SoftwareEnvironment
+from platform_lib import env_contract
 
-TIER_ENV = "ROMAN_TIER"
+#: The cluster's tier, set by the options handler (platform_lib.env_contract.TIER).
+TIER_ENV = env_contract.TIER
 #: The software environment (release) of a cluster: the same variable the user's server has.
-ENVIRONMENT_ENV = "ROMAN_ENVIRONMENT"
+ENVIRONMENT_ENV = env_contract.ENVIRONMENT
 
 #: The variables of a user server's environment that its Dask processes need to read and write
 #: the data the way the notebook does (the shared env contract): the survey store, the user's and
 #: teams' spaces, the S3 endpoint and credentials, the reference files.
 DATA_ENV_NAMES = (
-    "ROMAN_DATA_URL",
-    "ROMAN_DATA_S3_ENDPOINT",
-    "ROMAN_USER_STORE_URL",
-    "ROMAN_TEAM_STORE_URL",
+    env_contract.DATA_URL,
+    env_contract.DATA_S3_ENDPOINT,
+    env_contract.USER_STORE_URL,
+    env_contract.TEAM_STORE_URL,
     "CRDS_PATH",
     "CRDS_SERVER_URL",
     "STPSF_PATH",

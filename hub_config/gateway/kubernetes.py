@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hub_config.gateway.configure import configure_gateway
 from hub_config.gateway.limits import ClusterCheck
+from platform_lib import env_contract
 
 BACKEND = "hub_config.gateway.kubernetes.IndexedKubeBackend"
 #: The data files the chart renders beside each config file.
@@ -187,7 +188,7 @@ def quota_checks() -> list[ClusterCheck]:
     """The quota check (issue 5) when the gateway can read the quota database: with an external
     database the chart gives it ``ROMAN_QUOTA_DB_URL``; with SQLite the database lives in the hub
     pod and the gateway skips that check."""
-    if not os.environ.get("ROMAN_QUOTA_DB_URL"):
+    if not os.environ.get(env_contract.QUOTA_DB_URL):
         return []
     from hub_config.quota.services.enforcement import cluster_check
 

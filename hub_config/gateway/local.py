@@ -31,6 +31,7 @@ from dask_gateway_server.backends.local import UnsafeLocalBackend
 
 from hub_config.gateway.configure import configure_gateway
 from hub_config.gateway.environment import data_environment
+from platform_lib import env_contract
 
 if TYPE_CHECKING:
     from hub_config.local.s3_identities import S3Settings
@@ -41,7 +42,7 @@ AUTHENTICATOR = "hub_config.gateway.auth.HubTokenAuthenticator"
 
 
 def _s3_settings() -> S3Settings | None:
-    if not os.environ.get("ROMAN_PLATFORM_SETTINGS"):
+    if not os.environ.get(env_contract.PLATFORM_SETTINGS):
         return None
     from hub_config.local.s3_identities import S3Settings
     from hub_config.local.settings import load_settings
@@ -135,7 +136,7 @@ def configure_local(c: Any, settings: PlatformSettings) -> None:
     # ------------------------------------------------------------------------- quota (issue 5)
     # Cluster start and scale-up ask the quota database, the same one the hub's quota service
     # writes (its check is handed to the backend: hub_config.gateway.limits knows no quota).
-    os.environ.setdefault("ROMAN_QUOTA_DB_URL", f"sqlite:///{settings.state_dir}/quota.sqlite")
+    os.environ.setdefault(env_contract.QUOTA_DB_URL, f"sqlite:///{settings.state_dir}/quota.sqlite")
     from hub_config.quota.services.enforcement import cluster_check
 
     # ------------------------------------------------------------------------- identity (issue 4)
