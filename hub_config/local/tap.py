@@ -170,6 +170,29 @@ class TapService:
             raise TapError(missing)
         self.bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1].parent
 
+    @classmethod
+    def attach(cls, root: Path | str, *, port: int, pg_port: int, secret: str) -> TapService:
+        """A handle on an instance another process runs (the hub-facing proxy): grants, rows."""
+        self = cls.__new__(cls)
+        self.root = Path(root)
+        self.port, self.pg_port = port, pg_port
+        self.log_dir = self.root / "logs"
+        self.default_maxrec = DEFAULT_MAXREC
+        self._secret_file = self.root / "secret"
+        self._secret = secret
+        self._dachs = None
+        self._pg_running = False
+        return self
+
+    def proxy_env(self) -> dict[str, str]:
+        """What the hub-facing proxy (:mod:`hub_config.local.tap_proxy`) needs to attach."""
+        return {
+            "ROMAN_TAP_ROOT": str(self.root),
+            "ROMAN_TAP_PORT": str(self.port),
+            "ROMAN_TAP_PG_PORT": str(self.pg_port),
+            "ROMAN_TAP_SECRET": self.secret,
+        }
+
     # ------------------------------------------------------------------ paths and identity
     @property
     def url(self) -> str:
