@@ -50,6 +50,16 @@ FORBIDDEN += (
     Forbidden("hub_config.spawner", "hub_config.local", "the spawner " + _BOTH_MODES),
     Forbidden("hub_config.auth", "hub_config.local", "the authenticator " + _BOTH_MODES),
     Forbidden(
+        "hub_config.modes.common",
+        "hub_config.local",
+        "the wiring both set-ups share " + _BOTH_MODES,
+    ),
+    Forbidden(
+        "hub_config.modes.kubernetes",
+        "hub_config.local",
+        "the Kubernetes set-up runs in the cluster, where the one-machine package has nothing to do",
+    ),
+    Forbidden(
         "hub_config.policy",
         "hub_config",
         "the tier policy is the spine the hub reads; it reads nothing of the hub",

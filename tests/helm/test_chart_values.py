@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from hub_config import chart_values
+from hub_config.modes.kubernetes import configure_kubernetes
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def test_missing_issuer_stops_the_hub_with_the_value_to_set(kind_values):
     v = dict(kind_values)
     v["auth"] = {**v["auth"], "oidc": {**v["auth"]["oidc"], "issuer": ""}}
     with pytest.raises(chart_values.ChartValuesError, match=r"auth\.oidc\.issuer is not set"):
-        chart_values.configure_kubernetes(_Config().c, v)
+        configure_kubernetes(_Config().c, v)
 
 
 def test_settings_have_the_local_shape(kind_values):
