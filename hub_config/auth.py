@@ -20,12 +20,12 @@ import asyncio
 import contextvars
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 from joserfc.jwt import JWTClaimsRegistry
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler, OAuthLogoutHandler
@@ -80,6 +80,11 @@ class _ProviderLogoutHandler(OAuthLogoutHandler):
 
 class RomanOIDCAuthenticator(GenericOAuthenticator):
     """GenericOAuthenticator for a MyST-fronting OIDC broker, with tiers, teams and roles."""
+
+    if TYPE_CHECKING:  # OAuthenticator's traits this class fills from discovery (untyped package)
+        authorize_url: str
+        token_url: str
+        userdata_url: str
 
     login_service = Unicode("MyST", config=True)
     oidc_issuer = Unicode(
@@ -229,7 +234,9 @@ class RomanOIDCAuthenticator(GenericOAuthenticator):
     async def _keyset(self, refresh: bool = False) -> KeySet:
         if self._jwks is None or refresh:
             doc = await self.discover()
-            self._jwks = KeySet.import_key_set(await self._get_json(doc["jwks_uri"]))
+            # the provider's JWKS document (its shape is checked by import_key_set)
+            jwks = cast(KeySetSerialization, await self._get_json(doc["jwks_uri"]))
+            self._jwks = KeySet.import_key_set(jwks)
         return self._jwks
 
     async def verify_id_token(self, id_token: str) -> dict[str, Any]:

@@ -97,7 +97,7 @@ class LocalRuntime:
         """``cmd`` with its program taken from the overlay (same script name), if there is one."""
         if self.prefix is None or not cmd:
             return list(cmd)
-        program = self.bin_dir / Path(cmd[0]).name
+        program = self.prefix / "bin" / Path(cmd[0]).name
         if not program.exists():
             raise FileNotFoundError(
                 f"local environment {self.name} ({self.prefix}) has no {program.name}; "

@@ -25,7 +25,7 @@ import os
 import resource
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado import web
 from traitlets import Bool, List, Unicode, default
@@ -38,6 +38,13 @@ from platform_lib import env_contract
 ALLOWED_OPTIONS = frozenset({"profile", "image", "team", "environment"})  # team: quota (issue 5)
 #: The server's (and its Dask workers') environment variable naming the chosen environment.
 ENVIRONMENT_VAR = env_contract.ENVIRONMENT
+
+if TYPE_CHECKING:
+    # The mixins are only ever combined with a JupyterHub Spawner (first in the bases): type
+    # them as one, so ``self.user``, ``self.environment`` and the ``super()`` hooks are known.
+    from jupyterhub.spawner import Spawner as _MixinBase
+else:
+    _MixinBase = LoggingConfigurable
 
 # A check run after the tier checks, before anything starts: (spawner, tier, profile_name,
 # profile) -> None, raising web.HTTPError to refuse. The quota service adds its own here.
@@ -52,11 +59,15 @@ class SpawnRefused(web.HTTPError):
         self.jupyterhub_message = message
 
 
-class TierSpawnerMixin(LoggingConfigurable):
+class TierSpawnerMixin(_MixinBase):
     """Mixin for any JupyterHub Spawner. Put it first in the bases (traits need HasTraits)."""
 
+    if TYPE_CHECKING:  # Spawner traits this mixin reassigns (typed for the checker only)
+        environment: dict[str, Any]
+        cmd: list[str]
+
     policy_file = Unicode("", config=True, help="Tier policy file (default: load_policy())")
-    spawn_checks = List(
+    spawn_checks: List[SpawnCheck] = List(
         config=True,
         help="Extra checks (e.g. quota) run before start: f(spawner, tier, profile_name, profile)",
     )
@@ -146,7 +157,9 @@ class TierSpawnerMixin(LoggingConfigurable):
         return '<p class="roman-environments"><strong>Environment</strong></p>' + "".join(rows)
 
     @default("options_from_form")
-    def _tier_options_from_form_default(self) -> Callable[[dict[str, list[str]]], dict[str, str]]:
+    def _tier_options_from_form_default(
+        self,
+    ) -> Callable[[dict[str, list[str]]], dict[str, str | list[str]]]:
         # Keep every submitted field so validation sees (and refuses) forged extras.
         # (Underscore fields such as _xsrf belong to the form machinery, not to the server.)
         return lambda formdata: {
@@ -222,7 +235,8 @@ class TierSpawnerMixin(LoggingConfigurable):
                     "This platform offers no choice of environment; remove the environment option"
                 )
             return None
-        name = options.get("environment") or policy.default_environment.name
+        default = policy.default_environment
+        name = options.get("environment") or (default.name if default else None)
         if not isinstance(name, str) or name not in policy.environment_names:
             raise SpawnRefused(
                 f"Environment {name!r} is not offered (available: "
@@ -312,7 +326,8 @@ class TierLocalSpawnerMixin(TierSpawnerMixin):
             runtime = local_runtime(env) if env is not None else LocalRuntime("")
             self.cmd = runtime.command(self._platform_cmd)
         except (EnvironmentUnavailable, FileNotFoundError) as exc:  # e.g. an overlay half made
-            raise SpawnRefused(f"Environment {env.name} cannot start here: {exc}") from None
+            label = env.name if env is not None else "(the platform's own)"
+            raise SpawnRefused(f"Environment {label} cannot start here: {exc}") from None
         extra = dict(self.environment)
         if runtime.prefix is not None:
             extra["PATH"] = runtime.path()
@@ -320,7 +335,7 @@ class TierLocalSpawnerMixin(TierSpawnerMixin):
             extra.pop("PATH", None)  # a previous start's overlay, not this one's
         self._overlay_path = extra.get("PATH") if runtime.prefix is not None else None
         self.environment = extra
-        if runtime.prefix is not None:
+        if env is not None and runtime.prefix is not None:
             self.log.info(
                 "%s runs environment %s from %s", self._log_name, env.name, runtime.prefix
             )

@@ -6,6 +6,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hub_config.local.settings import PlatformSettings
 
 EPILOG = """\
 Configuration: an optional platform.yaml (in the current folder, or --config FILE); every
@@ -57,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=handle_up)
 
 
-def _login_lines(s: object, logins: str) -> list[str]:
+def _login_lines(s: PlatformSettings, logins: str) -> list[str]:
     """Demo logins: the OIDC provider's accounts (issue 4), else the demo authenticator's."""
     oidc = getattr(s, "oidc", None)
     if not oidc:

@@ -141,7 +141,7 @@ def reap_orphans(components: list[Component]) -> list[int]:
     import psutil
 
     own = {getattr(getattr(c, "proc", None), "pid", None) for c in components}
-    reaped = []
+    reaped: list[int] = []
     try:
         children = psutil.Process().children()
     except psutil.Error:

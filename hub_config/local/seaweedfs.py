@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from platform_lib import env_contract
 
@@ -112,7 +113,7 @@ class SeaweedFS:
     weed: str = ""
     ready_timeout: float = 60.0
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
-    _log: object | None = field(default=None, init=False, repr=False)
+    _log: BinaryIO | None = field(default=None, init=False, repr=False)
     _grpc_sockets: list[Path] = field(default_factory=list, init=False, repr=False)
     _ports: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
@@ -441,7 +442,7 @@ class DataStoreComponent:
         self.env = env
         self.log_dir = Path(log_dir)
         self._sample_proc: subprocess.Popen | None = None
-        self._sample_log = None
+        self._sample_log: BinaryIO | None = None
 
     def start(self) -> None:
         self.store.start(wait=False)
@@ -524,7 +525,7 @@ def seaweedfs_component(p: object) -> DataStoreComponent | None:
             "work_bucket": WORK_BUCKET,
             "key_seed": state.secret("s3_user_key_seed", lambda: secrets.token_urlsafe(32)),
         }
-    env = p.child_env() if hasattr(p, "child_env") else dict(os.environ)  # type: ignore[attr-defined]
+    env = p.child_env() if hasattr(p, "child_env") else dict(os.environ)
     return DataStoreComponent(
         store, sample=bool(getattr(data, "sample", True)), env=env, log_dir=state.logs_dir
     )

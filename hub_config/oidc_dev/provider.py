@@ -258,7 +258,7 @@ class Discovery(_Base):
 
 class Jwks(_Base):
     def get(self) -> None:
-        self.finish(KeySet([self.st.key]).as_dict(private=False))
+        self.finish(dict(KeySet([self.st.key]).as_dict(private=False)))
 
 
 LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>MyST (development) sign in</title>
@@ -358,7 +358,7 @@ class Authorize(_Base):
             return
         sid = self.get_signed_cookie(SESSION_COOKIE)
         session = self.st.sessions.take(sid.decode()) if sid else None
-        if session and args.get("prompt") != "login":
+        if session and sid and args.get("prompt") != "login":
             self._issue_code(args, session["username"], sid.decode())
             return
         self._render(args)
