@@ -44,6 +44,12 @@ __all__ = [
     "OIDC_CLIENT_SECRET",
     "OIDC_DEV_IN_CLUSTER",
     "LOCAL_ENVIRONMENTS_DIR",
+    "TAP_ROOT",
+    "TAP_PORT",
+    "TAP_PG_PORT",
+    "TAP_SECRET",
+    "TAP_PUBLIC_URL",
+    "TAP_CACHE_SECONDS",
     "USER_SERVER",
     "HUB",
     "IMAGE",
@@ -111,6 +117,15 @@ OIDC_CLIENT_SECRET = "ROMAN_OIDC_CLIENT_SECRET"
 OIDC_DEV_IN_CLUSTER = "ROMAN_OIDC_DEV_IN_CLUSTER"
 #: Where the one-machine set-up keeps its per-environment overlays.
 LOCAL_ENVIRONMENTS_DIR = "ROMAN_LOCAL_ENVIRONMENTS_DIR"
+#: The hub-facing TAP service (hub_config/local/tap_proxy.py): the DaCHS instance it attaches to
+#: (folder, TAP port, PostgreSQL port, the platform's TAP secret), the address clients use, and
+#: how long a hub answer (user, teams) is trusted.
+TAP_ROOT = "ROMAN_TAP_ROOT"
+TAP_PORT = "ROMAN_TAP_PORT"
+TAP_PG_PORT = "ROMAN_TAP_PG_PORT"
+TAP_SECRET = "ROMAN_TAP_SECRET"
+TAP_PUBLIC_URL = "ROMAN_TAP_PUBLIC_URL"
+TAP_CACHE_SECONDS = "ROMAN_TAP_CACHE_SECONDS"
 
 USER_SERVER: frozenset[str] = frozenset(
     {
@@ -131,6 +146,12 @@ USER_SERVER: frozenset[str] = frozenset(
 IMAGE: frozenset[str] = frozenset({IMAGE_ENVIRONMENT, DATA_MOUNT, DATAMODELS_VERSION})
 HUB: frozenset[str] = frozenset(
     {
+        TAP_ROOT,
+        TAP_PORT,
+        TAP_PG_PORT,
+        TAP_SECRET,
+        TAP_PUBLIC_URL,
+        TAP_CACHE_SECONDS,
         POLICY_FILE,
         QUOTA_DB_URL,
         QUOTA_SETTINGS,

@@ -186,11 +186,13 @@ class TapService:
 
     def proxy_env(self) -> dict[str, str]:
         """What the hub-facing proxy (:mod:`hub_config.local.tap_proxy`) needs to attach."""
+        from platform_lib import env_contract
+
         return {
-            "ROMAN_TAP_ROOT": str(self.root),
-            "ROMAN_TAP_PORT": str(self.port),
-            "ROMAN_TAP_PG_PORT": str(self.pg_port),
-            "ROMAN_TAP_SECRET": self.secret,
+            env_contract.TAP_ROOT: str(self.root),
+            env_contract.TAP_PORT: str(self.port),
+            env_contract.TAP_PG_PORT: str(self.pg_port),
+            env_contract.TAP_SECRET: self.secret,
         }
 
     # ------------------------------------------------------------------ paths and identity

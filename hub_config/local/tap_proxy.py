@@ -44,6 +44,7 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 
 from hub_config.policy import TEAM_GROUP_PREFIX
+from platform_lib import env_contract
 
 from .tap import TapError, TapService
 
@@ -98,7 +99,7 @@ class _Handler(web.RequestHandler):
         model = await auth.user_for_token(token, use_cache=self.app.account_seconds > 0, sync=False)
         if not model or model.get("kind", "user") != "user":
             raise web.HTTPError(401, "the hub does not accept this token (expired or revoked?)")
-        log.info("%s: token scopes %s", model["name"], model.get("scopes"))
+        log.debug("%s: token scopes %s", model["name"], model.get("scopes"))
         if not auth.check_scopes(auth.access_scopes, model):
             raise web.HTTPError(
                 403, f"this token may not use the TAP service (needs {sorted(auth.access_scopes)})"
@@ -314,16 +315,16 @@ class TapProxy:
 def main() -> None:
     logging.basicConfig(level=logging.INFO)
     tap = TapService.attach(
-        os.environ["ROMAN_TAP_ROOT"],
-        port=int(os.environ["ROMAN_TAP_PORT"]),
-        pg_port=int(os.environ["ROMAN_TAP_PG_PORT"]),
-        secret=os.environ["ROMAN_TAP_SECRET"],
+        os.environ[env_contract.TAP_ROOT],
+        port=int(os.environ[env_contract.TAP_PORT]),
+        pg_port=int(os.environ[env_contract.TAP_PG_PORT]),
+        secret=os.environ[env_contract.TAP_SECRET],
     )
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/tap/")
-    public = os.environ.get("ROMAN_TAP_PUBLIC_URL") or prefix
+    public = os.environ.get(env_contract.TAP_PUBLIC_URL) or prefix
     from jupyterhub.services.auth import HubAuth
 
-    cache = int(os.environ.get("ROMAN_TAP_CACHE_SECONDS", CACHE_SECONDS))
+    cache = int(os.environ.get(env_contract.TAP_CACHE_SECONDS, CACHE_SECONDS))
     proxy = TapProxy(
         tap, prefix=prefix, public_url=public, hub_auth=HubAuth(cache_max_age=max(cache, 1))
     )

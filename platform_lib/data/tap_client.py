@@ -17,7 +17,8 @@ from typing import Any
 
 __all__ = ["HubTapRegistry", "TapClientError", "tap_service", "tap_session"]
 
-URL_ENV = "ROMAN_TAP_URL"
+from platform_lib.env_contract import TAP_URL as URL_ENV
+
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 
 
