@@ -325,3 +325,44 @@ def test_dask_pods_get_their_owners_writable_prefix(chart, gateway):
             assert env["ROMAN_TEAM_STORE_URL"] == "s3://roman-users/teams/"
     assert seen["alice", 0] == seen["alice", 1] == "s3://roman-users/users/alice/"
     assert seen["bob", 1] == "s3://roman-users/users/bob/"
+
+
+@pytest.mark.parametrize("config", ["kind", "cloud-production"])
+def test_gateway_config_files_are_one_call(chart, config):
+    """No Python logic in the chart: each gateway config file is one import and one call of
+    hub_config.gateway.kubernetes; the values are data beside it (a JSON object)."""
+    import ast
+    import json
+
+    objs = chart.render(config)
+    for name, call, data in (
+        ("rp-gateway-api", "configure_kubernetes", "gateway.json"),
+        ("rp-gateway-controller", "configure_controller", "controller.json"),
+    ):
+        cm = chart.find(objs, "ConfigMap", name)["data"]
+        body = ast.parse(cm["dask_gateway_config.py"]).body
+        assert [type(n) for n in body] == [ast.ImportFrom, ast.Expr], name
+        assert body[0].module == "hub_config.gateway.kubernetes", name
+        assert isinstance(body[1].value, ast.Call) and body[1].value.func.id == call, name
+        assert isinstance(json.loads(cm[data]), dict), name
+
+
+def test_gateway_settings_refuse_bad_data(chart, tmp_path):
+    """A missing settings file or a wrong field is a clear error naming it, not a half config."""
+    import json
+
+    from pydantic import ValidationError
+    from traitlets.config import Config
+
+    from hub_config.gateway.kubernetes import configure_kubernetes
+
+    cm = chart.find(chart.render("kind"), "ConfigMap", "rp-gateway-api")["data"]
+    config_file = tmp_path / "dask_gateway_config.py"
+    with pytest.raises(FileNotFoundError, match="gateway.json"):
+        configure_kubernetes(Config(), config_file)
+    settings = json.loads(cm["gateway.json"])
+    settings["scheduler"]["cores"] = "lots"
+    settings["unknown_value"] = 1
+    (tmp_path / "gateway.json").write_text(json.dumps(settings))
+    with pytest.raises(ValidationError, match=r"scheduler\.cores[\s\S]*unknown_value"):
+        configure_kubernetes(Config(), config_file)
