@@ -14,7 +14,12 @@ import numpy as np
 from astropy.convolution import convolve
 from astropy.stats import sigma_clipped_stats
 from photutils.background import Background2D, MedianBackground, SExtractorBackground
-from photutils.segmentation import SegmentationImage, SourceFinder, make_2dgaussian_kernel
+from photutils.segmentation import (
+    SegmentationImage,
+    SourceFinder,
+    deblend_sources,
+    make_2dgaussian_kernel,
+)
 
 from .errors import CatalogInputError
 
@@ -85,6 +90,40 @@ def psf_fwhm_pixels(psf: np.ndarray | None) -> float | None:
     return float(2.3548 * np.sqrt(sigma2))
 
 
+def multi_peak_labels(
+    values: np.ndarray, labels: np.ndarray, connectivity: int = 8, min_area: int = 0
+) -> np.ndarray:
+    """The segment labels that hold more than one local maximum of ``values``.
+
+    A maximum here is a pixel not below any neighbour (``connectivity`` 4 or 8) of its own
+    segment. photutils' multi-thresholding deblender splits a segment only where, at some
+    level, two connected regions of it lie above the level; each such region holds its own
+    maximum, which is such a local maximum of the segment. A segment with one local maximum
+    therefore comes back from the deblender unchanged, and skipping it changes nothing (ties
+    count every pixel of a plateau, which only keeps more segments as candidates). Nor can a
+    segment smaller than ``min_area`` (twice the deblender's minimum child size) split.
+    """
+    if connectivity not in (4, 8):
+        raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
+    offsets = [(-1, 0), (1, 0), (0, -1), (0, 1)]
+    if connectivity == 8:
+        offsets += [(-1, -1), (-1, 1), (1, -1), (1, 1)]
+    ny, nx = labels.shape
+    peak = labels > 0
+    for dy, dx in offsets:
+        # centre pixels [ys, xs] against their neighbours [yn, xn]
+        ys = slice(max(0, -dy), ny - max(0, dy))
+        xs = slice(max(0, -dx), nx - max(0, dx))
+        yn = slice(max(0, dy), ny - max(0, -dy))
+        xn = slice(max(0, dx), nx - max(0, -dx))
+        same = labels[ys, xs] == labels[yn, xn]
+        peak[ys, xs] &= ~same | (values[ys, xs] >= values[yn, xn])
+    counts = np.bincount(labels[peak], minlength=int(labels.max()) + 1)
+    counts[0] = 0
+    area = np.bincount(labels.ravel(), minlength=counts.size)
+    return np.flatnonzero((counts > 1) & (area >= min_area))
+
+
 def detect(
     data: np.ndarray,
     err: np.ndarray,
@@ -115,14 +154,28 @@ def detect(
     finder = SourceFinder(
         n_pixels=config.npixels,
         connectivity=config.connectivity,
-        deblend=True,
-        n_levels=config.nlevels,
-        contrast=config.contrast,
+        deblend=False,
         progress_bar=False,
     )
     segm = finder(convolved, threshold)
     if segm is None:
         raise CatalogInputError("no sources above the detection threshold in this image")
+    # Deblend only the segments that can split: photutils' multi-thresholding was most of a
+    # catalog's time, and most segments have a single peak (see multi_peak_labels).
+    candidates = multi_peak_labels(
+        convolved, segm.data, config.connectivity, min_area=2 * config.npixels
+    )
+    if candidates.size:
+        segm = deblend_sources(
+            convolved,
+            segm,
+            config.npixels,
+            labels=candidates,
+            n_levels=config.nlevels,
+            contrast=config.contrast,
+            connectivity=config.connectivity,
+            progress_bar=False,
+        )
     return Detection(
         data_sub=data_sub,
         background=background,
