@@ -571,8 +571,51 @@ def tap_component(p: Any) -> TapComponent | None:
         log_dir=state.logs_dir,
         secret=state.secret("tap_secret", lambda: secrets.token_urlsafe(32)),
     )
-    p.user_env[env_contract.TAP_URL] = service.url
+    settings = getattr(p, "settings", None)
+    hub_url = getattr(getattr(settings, "hub", None), "public_url", None)
+    if hub_url:
+        # users reach TAP through the hub (tap_proxy: their hub token decides what they see);
+        # the hub starts the proxy as a managed service (configure_hub, from settings.tap)
+        public = hub_url.rstrip("/") + "/services/tap"
+        settings.tap = {
+            "proxy_url": f"http://127.0.0.1:{_free_port()}",
+            "environment": {**service.proxy_env(), env_contract.TAP_PUBLIC_URL: public},
+        }
+        p.user_env[env_contract.TAP_URL] = public
+    else:
+        p.user_env[env_contract.TAP_URL] = service.url
     return TapComponent(service, dict(p.user_env))
+
+
+def configure_hub(c: Any, tap: dict[str, Any], name: str = "tap") -> None:
+    """Register the hub-facing TAP proxy as a hub-managed service on a JupyterHub config ``c``.
+
+    Every user (their own tokens) and every server token may reach it; it reads the user's
+    groups with the server token's ``read:users:groups!user`` (set by the spawner config).
+    """
+    import sys
+
+    repo = str(Path(__file__).resolve().parents[2])
+    service = {
+        "name": name,
+        "url": tap["proxy_url"],
+        "command": [sys.executable, "-m", "hub_config.local.tap_proxy"],
+        "environment": {**tap["environment"], "PYTHONPATH": repo},
+        "display": False,
+    }
+    services = list(c.JupyterHub.services or []) if "services" in c.JupyterHub else []
+    c.JupyterHub.services = [s for s in services if s.get("name") != name] + [service]
+    access = f"access:services!service={name}"
+    roles = [dict(r) for r in c.JupyterHub.load_roles] if "load_roles" in c.JupyterHub else []
+    user_role = next((r for r in roles if r.get("name") == "user"), None)
+    if user_role is None:
+        roles.append({"name": "user", "scopes": ["self", access]})
+    elif access not in user_role.get("scopes", []):
+        user_role["scopes"] = [*user_role.get("scopes", []), access]
+    c.JupyterHub.load_roles = roles
+    scopes = list(c.Spawner.server_token_scopes) if "server_token_scopes" in c.Spawner else []
+    if scopes and access not in scopes:
+        c.Spawner.server_token_scopes = [*scopes, access]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """Who sees what through the hub-facing TAP service: attacks against a real hub, proxy and DaCHS.
 
 A real JupyterHub (users, ``team-*`` groups and tokens made through its REST API), the TAP proxy
-(:mod:`hub_config.local.tap_proxy`) as an external hub service at ``/services/tap/``, and a real
+(:mod:`hub_config.local.tap_proxy`) as a hub-managed service at ``/services/tap/`` (registered by
+:func:`hub_config.local.tap.configure_hub`, as the local platform does), and a real
 DaCHS on its own PostgreSQL. Every query goes through the hub's HTTP proxy with a hub token, the
 way a notebook sends it (``platform_lib.data.tap_client``); each refusal is asserted from outside.
 """
@@ -40,16 +41,17 @@ c.ConfigurableHTTPProxy.pid_file = "{state}/proxy.pid"
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = "{admin_token}"
 c.Authenticator.allow_all = True
-c.JupyterHub.services = [
-    {{"name": "test-admin", "api_token": "{admin_token}"}},
-    {{"name": "tap", "url": "http://127.0.0.1:{tap_proxy}", "api_token": "{tap_token}",
-      "display": False}},
-]
+c.JupyterHub.services = [{{"name": "test-admin", "api_token": "{admin_token}"}}]
 c.JupyterHub.load_roles = [
     {{"name": "test-admin", "services": ["test-admin"],
       "scopes": ["admin:users", "admin:groups", "tokens", "list:users"]}},
-    {{"name": "user", "scopes": ["self", "access:services!service=tap"]}},
 ]
+c.Spawner.server_token_scopes = ["users:activity!user", "read:users:groups!user"]
+# the platform's own wiring (hub_config/modes/local.py does the same from settings.tap): the hub
+# starts the TAP proxy as a managed service and lets users' and servers' tokens reach it
+from hub_config.local.tap import configure_hub
+configure_hub(c, {tap!r})
+assert "access:services!service=tap" in c.Spawner.server_token_scopes
 """
 
 
@@ -157,7 +159,7 @@ def platform():
             service.add_product(_row(f"{space}/l5/{name}_cat.parquet", "L5", vis, team, owner))
         hub_port, hub_api, proxy_api, tap_port = (_free_port() for _ in range(4))
         hub_url = f"http://127.0.0.1:{hub_port}"
-        admin_token, tap_token = secrets.token_hex(24), secrets.token_hex(24)
+        admin_token = secrets.token_hex(24)
         (base / "hub").mkdir()
         cfg = base / "hub" / "jupyterhub_config.py"
         cfg.write_text(
@@ -167,8 +169,14 @@ def platform():
                 proxy_api=proxy_api,
                 state=base / "hub",
                 admin_token=admin_token,
-                tap_proxy=tap_port,
-                tap_token=tap_token,
+                tap={
+                    "proxy_url": f"http://127.0.0.1:{tap_port}",
+                    "environment": {
+                        **service.proxy_env(),
+                        "ROMAN_TAP_PUBLIC_URL": f"{hub_url}/services/tap",
+                        "ROMAN_TAP_CACHE_SECONDS": "0",  # team changes take effect at once here
+                    },
+                },
             )
         )
         env = {
@@ -186,27 +194,7 @@ def platform():
                 stderr=subprocess.STDOUT,
             )
         )
-        proxy_log = base / "tap_proxy.log"
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "hub_config.local.tap_proxy"],
-                env={
-                    **env,
-                    **service.proxy_env(),
-                    "JUPYTERHUB_API_TOKEN": tap_token,
-                    "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub_api}/hub/api",
-                    "JUPYTERHUB_SERVICE_NAME": "tap",
-                    "JUPYTERHUB_SERVICE_PREFIX": "/services/tap/",
-                    "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{tap_port}",
-                    "ROMAN_TAP_PUBLIC_URL": f"{hub_url}/services/tap",
-                    "ROMAN_TAP_CACHE_SECONDS": "0",  # team changes take effect at once here
-                },
-                stdout=proxy_log.open("w"),
-                stderr=subprocess.STDOUT,
-            )
-        )
         _wait(f"{hub_url}/hub/api", procs[0], hub_log)
-        _wait(f"http://127.0.0.1:{tap_port}/services/tap/availability", procs[1], proxy_log)
         _wait(f"{hub_url}/services/tap/availability", procs[0], hub_log)  # the hub's route
         hub = Hub(hub_url, admin_token)
         for user in ("alice", "bob", "carol", "dave"):
@@ -430,3 +418,27 @@ def test_publishing_registers_the_authenticated_user_as_owner(platform, tmp_path
             (did(out.url),),
         ).fetchall()
     assert rec == [("alice", "alice", "retracted")]
+
+
+def test_the_local_platform_routes_users_through_the_hub(tmp_path):
+    """With hub settings, tap_component hands users the hub's TAP address and the hub its service."""
+    from types import SimpleNamespace
+
+    from hub_config.local.state import StateDir
+    from hub_config.local.tap import tap_component
+
+    state = StateDir(tmp_path / "state")
+    state.create()
+    settings = SimpleNamespace(hub=SimpleNamespace(public_url="http://127.0.0.1:8000/"))
+    p = SimpleNamespace(
+        config=SimpleNamespace(data=SimpleNamespace(tap=True)),
+        state=state,
+        user_env={},
+        settings=settings,
+    )
+    component = tap_component(p)
+    assert p.user_env["ROMAN_TAP_URL"] == "http://127.0.0.1:8000/services/tap"
+    env = settings.tap["environment"]
+    assert env["ROMAN_TAP_PORT"] == str(component.service.port)
+    assert env["ROMAN_TAP_SECRET"] == component.service.secret
+    assert "ROMAN_TAP_SECRET" not in p.user_env  # users never get the platform's TAP secret
