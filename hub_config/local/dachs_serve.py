@@ -20,7 +20,15 @@ _viewer = threading.local()
 
 
 def _install() -> None:
+    import re
+
+    from gavo import utils
     from gavo.protocols import creds, taprunner
+
+    # DaCHS keeps an access_url that "looks like a URL" ([a-z]{2,5}://) and turns anything else
+    # into a link to its own /getproduct: s3:// (a digit in the scheme) became
+    # http://<dachs>/getproduct/s3%3A//..., a link nobody can use. Any RFC 3986 scheme is a URL.
+    utils.looksLikeURLPat = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]{1,15}://")
 
     run_sync = taprunner.runSyncTAPJob
     note_pid = taprunner._noteWorkerPID

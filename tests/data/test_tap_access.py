@@ -240,6 +240,9 @@ def test_a_user_sees_public_own_and_team_rows_only(platform):
         f"s_region, CIRCLE('ICRS', {RA}, {DEC}, 0.001))"
     ).to_table()
     assert sorted(cone["roman_level"]) == ["L2"] * 3 + ["L5"] * 2
+    # store URLs come back as they are (DaCHS made s3:// into a link to its own /getproduct)
+    urls = bob.search("SELECT access_url FROM ivoa.obscore WHERE calib_level = 2")["access_url"]
+    assert sorted(urls) == [f"s3://roman/L2/r{i:04d}_wfi01_f158_cal.asdf" for i in range(3)]
 
 
 def test_adql_naming_another_users_private_product_returns_nothing(platform):
