@@ -239,6 +239,7 @@ class TapProxy:
             self.hub_auth.access_scopes = {f"access:services!service={service}"}
         self.account_seconds = CACHE_SECONDS
         self._accounts: dict[str, tuple[frozenset[str], float]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def public(self, value: str) -> str:
         """DaCHS's own addresses (the TAP base and its ``__system__/tap/run`` resources) → ours."""
@@ -254,14 +255,17 @@ class TapProxy:
     async def ensure_account(self, user: str, teams: set[str]) -> None:
         """The user's DaCHS account with exactly ``teams`` (re-granted when they change)."""
         key = frozenset(teams)
-        known = self._accounts.get(user)
-        if known and known[0] == key and time.monotonic() - known[1] < self.account_seconds:
-            return
-        try:
-            await asyncio.to_thread(self.tap.grant, user, sorted(teams))
-        except TapError as exc:
-            raise web.HTTPError(403, str(exc).replace("%", "%%")) from None
-        self._accounts[user] = (key, time.monotonic())
+        # one grant at a time per user: two first requests at once would both re-create the
+        # account, and the second insert would collide with the first
+        async with self._locks.setdefault(user, asyncio.Lock()):
+            known = self._accounts.get(user)
+            if known and known[0] == key and time.monotonic() - known[1] < self.account_seconds:
+                return
+            try:
+                await asyncio.to_thread(self.tap.grant, user, sorted(teams))
+            except TapError as exc:
+                raise web.HTTPError(403, str(exc).replace("%", "%%")) from None
+            self._accounts[user] = (key, time.monotonic())
 
     def checked_row(self, row: Any, user: str, teams: set[str]) -> dict[str, Any]:
         """An L5 ObsCore row a client sent, owned by ``user``; refuses what it may not claim."""

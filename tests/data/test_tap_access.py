@@ -286,6 +286,19 @@ def test_teams_follow_the_hubs_groups(platform):
     assert _names(dave) == ["alice-public"]  # removed from the team: its rows are gone
 
 
+def test_a_new_users_first_queries_at_once_all_answer(platform):
+    """The proxy creates a user's DaCHS account on first use: 8 first queries at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    hub, _, url = platform
+    hub.api("POST", "/users/erin")
+    hub.api("POST", "/groups/team-transients/users", json={"users": ["erin"]})
+    token = hub.token("erin")
+    with ThreadPoolExecutor(8) as pool:
+        seen = list(pool.map(lambda _: _names(_svc(url, token)), range(8)))
+    assert seen == [["alice-public", "transients-team"]] * 8
+
+
 def test_unauthenticated_sees_public_rows_and_bad_tokens_are_refused(platform):
     import pyvo
 
