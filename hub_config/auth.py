@@ -104,7 +104,6 @@ class RomanOIDCAuthenticator(GenericOAuthenticator):
     post_logout_redirect_uri = Unicode(
         "", config=True, help="Where the provider sends the browser after ending its session"
     )
-    policy_file = Unicode("", config=True, help="Tier policy file (default: load_policy())")
     tier_grants = AnyTrait(
         config=True,
         help="A hub_config.policy.TierGrantSource (the quota database's grants). Default: none.",
@@ -159,7 +158,7 @@ class RomanOIDCAuthenticator(GenericOAuthenticator):
 
     @property
     def policy(self) -> Policy:
-        return load_policy(self.policy_file or None)
+        return load_policy()  # $ROMAN_POLICY_FILE, else the bundled one (hub_config.policy)
 
     # ---------------------------------------------------------------- discovery and keys
     async def _get_json(self, url: str) -> dict[str, Any]:

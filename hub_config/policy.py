@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from platform_lib import env_contract
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
-#: Environment variable naming an alternative policy file (the chart mounts one; tests use it).
+#: Environment variable naming an alternative policy file: the one road to the policy for every
+#: hub process (hub, quota service, gateway server). The chart sets it in each Deployment; the
+#: hub passes it on to the quota service it starts; tests point it at their own policy.
 POLICY_ENV = env_contract.POLICY_FILE
 
 GIB = 1024**3
@@ -432,6 +434,10 @@ def parse_policy(data: object, source: Path | str = "<memory>") -> Policy:
 
 def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
     """Load and validate the policy: ``path``, else ``$ROMAN_POLICY_FILE``, else the bundled one.
+
+    The spawner, the authenticator, the gateway and the quota service all call it without
+    ``path`` (there is no per-component setting), so one variable decides for every process;
+    ``path`` is for tools and tests that read a given file (``environments --policy``).
 
     Cached per resolved path, so the many readers in one process share one object.
     """

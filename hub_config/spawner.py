@@ -66,7 +66,6 @@ class TierSpawnerMixin(_MixinBase):
         environment: dict[str, Any]
         cmd: list[str]
 
-    policy_file = Unicode("", config=True, help="Tier policy file (default: load_policy())")
     spawn_checks: List[SpawnCheck] = List(
         config=True,
         help="Extra checks (e.g. quota) run before start: f(spawner, tier, profile_name, profile)",
@@ -80,7 +79,7 @@ class TierSpawnerMixin(_MixinBase):
 
     @property
     def policy(self) -> Policy:
-        return load_policy(self.policy_file or None)
+        return load_policy()  # $ROMAN_POLICY_FILE, else the bundled one (hub_config.policy)
 
     def user_tier(self) -> str:
         """The tier from the hub user's groups (the authenticator keeps exactly one tier group)."""

@@ -32,7 +32,6 @@ def _import(path: str) -> type:
 def configure_gateway(
     c: Any,
     backend: str,
-    policy_file: str | None = None,
     data_env_hook: DataEnvHook | None = None,
     cluster_checks: Sequence[ClusterCheck] = (),
 ) -> type[TierLimitsMixin]:
@@ -41,10 +40,9 @@ def configure_gateway(
     ``data_env_hook``: see :attr:`TierLimitsMixin.data_env_hook`; ``cluster_checks``: see
     :attr:`TierLimitsMixin.cluster_checks` (the quota check, given by the mode's config)."""
     cls = tier_backend(_import(backend))
-    cls.policy_file = policy_file
     # staticmethod: a plain function stored on the class would be bound as a method.
     cls.data_env_hook = staticmethod(data_env_hook) if data_env_hook is not None else None
     cls.cluster_checks = tuple(cluster_checks)
     c.DaskGateway.backend_class = cls
-    c.Backend.cluster_options = lambda user: tier_cluster_options(user, policy_file)
+    c.Backend.cluster_options = tier_cluster_options
     return cls

@@ -131,7 +131,6 @@ class TierLimitsMixin(_Backend):
     Reads clusters through ``self.db`` (``list_clusters``/``get_cluster``; DB backends have it,
     :class:`hub_config.gateway.kubernetes.IndexedKubeBackend` gives KubeBackend one)."""
 
-    policy_file: str | None = None
     #: ``(username, environment) -> environment``: the per-user data environment, when the
     #: spawner derives it by more than a ``{username}`` template (e.g. per-user S3 keys looked up
     #: by the isolation code). Must be the same function the spawner uses for the server.
@@ -142,7 +141,7 @@ class TierLimitsMixin(_Backend):
 
     @property
     def policy(self) -> Policy:
-        return load_policy(self.policy_file)
+        return load_policy()  # $ROMAN_POLICY_FILE, else the bundled one (hub_config.policy)
 
     async def setup(self, app: web.Application) -> None:
         await super().setup(app)

@@ -18,9 +18,9 @@ from hub_config.gateway.limits import cluster_limit_config, user_tier
 from hub_config.policy import GIB, load_policy
 
 
-def tier_cluster_options(user: Any, policy_file: str | None = None) -> Options:
+def tier_cluster_options(user: Any) -> Options:
     """``Backend.cluster_options`` callable: what this user's tier may choose, with bounds."""
-    policy = load_policy(policy_file)
+    policy = load_policy()  # $ROMAN_POLICY_FILE, else the bundled one (hub_config.policy)
     tier = user_tier(policy, user)
     lim = policy.gateway_limits(tier)
 

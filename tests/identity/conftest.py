@@ -113,9 +113,7 @@ c.RomanOIDCAuthenticator.client_id = "{client_id}"
 c.RomanOIDCAuthenticator.client_secret = "{client_secret}"
 c.RomanOIDCAuthenticator.oauth_callback_url = "{hub_url}/hub/oauth_callback"
 c.RomanOIDCAuthenticator.post_logout_redirect_uri = "{hub_url}/hub/login"
-c.RomanOIDCAuthenticator.policy_file = "{policy}"
 c.JupyterHub.spawner_class = TestSpawner
-c.TestSpawner.policy_file = "{policy}"
 c.Spawner.cmd = ["{bin}/jupyterhub-singleuser"]
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 60
@@ -138,7 +136,7 @@ c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenti
 c.JupyterHubAuthenticator.jupyterhub_api_url = "{hub_url}/hub/api"
 c.JupyterHubAuthenticator.jupyterhub_api_token = "{admin_token}"
 c.JupyterHubAuthenticator.cache_max_age = 0
-configure_gateway(c, "dask_gateway_server.backends.local.UnsafeLocalBackend", "{policy}")
+configure_gateway(c, "dask_gateway_server.backends.local.UnsafeLocalBackend")
 c.UnsafeLocalBackend.clusters_directory = "{state}/clusters"
 c.UnsafeLocalBackend.stop_clusters_on_shutdown = True
 c.ClusterConfig.scheduler_cmd = ["{bin}/dask", "scheduler"]

@@ -46,7 +46,7 @@ def test_heartbeat_and_scale_capped_by_user_totals():
 async def _scenario():
     lim = load_policy().gateway_limits("research")  # bundled: 24 workers, 48 cores, 192 GiB
     b = _Backend()
-    b.db, b.log, b.policy_file = DataManager(), logging.getLogger("test"), None
+    b.db, b.log = DataManager(), logging.getLogger("test")
     a = _cluster(b.db, "ann", "research", 2, 4, 16)  # 16 workers, 32 cores, 64 GiB
     c = _cluster(b.db, "ann", "research", 2, 4, 0)
     _cluster(b.db, "bob", "research", 1, 1, 16)  # someone else's cluster does not count
@@ -101,7 +101,7 @@ def _race_backend():
 
     b = _RaceBackend()
     b.cluster_checks = [slow_quota]  # an injected check that awaits, as the quota check does
-    b.db, b.log, b.policy_file = DataManager(), logging.getLogger("test"), None
+    b.db, b.log = DataManager(), logging.getLogger("test")
     return b
 
 

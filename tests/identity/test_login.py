@@ -8,6 +8,8 @@ import json
 import identity_conftest as cf  # registered by tests/identity/conftest.py
 import requests
 
+from hub_config.policy import POLICY_ENV
+
 
 def test_login_flow_sets_hub_cookie_and_tier_groups(stack):
     s = cf.login(stack, "research")
@@ -166,7 +168,6 @@ def _authenticator(stack):
         oidc_issuer=stack.issuer,
         client_id=cf.CLIENT_ID,
         client_secret=stack.client_secret,
-        policy_file=str(stack.policy_file),
     )
 
 
@@ -184,7 +185,7 @@ def _sign(key, claims: dict, kid: str | None = None, alg: str = "RS256") -> str:
     return jwt.encode({"alg": alg, "kid": kid or key.kid}, claims, key)
 
 
-def test_id_token_checks(stack):
+def test_id_token_checks(stack, monkeypatch):
     import time
 
     import pytest
@@ -195,6 +196,7 @@ def test_id_token_checks(stack):
 
     verifier, challenge = _pkce_pair()
     genuine = _token(stack, code=_provider_code(stack, challenge), code_verifier=verifier).json()
+    monkeypatch.setenv(POLICY_ENV, str(stack.policy_file))  # the hub's policy, as the hub reads it
     auth = _authenticator(stack)
     key = _signing_key(stack)
     now = int(time.time())
