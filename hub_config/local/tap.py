@@ -573,7 +573,7 @@ def tap_component(p: Any) -> TapComponent | None:
     )
     settings = getattr(p, "settings", None)
     hub_url = getattr(getattr(settings, "hub", None), "public_url", None)
-    if hub_url:
+    if settings is not None and hub_url:
         # users reach TAP through the hub (tap_proxy: their hub token decides what they see);
         # the hub starts the proxy as a managed service (configure_hub, from settings.tap)
         public = hub_url.rstrip("/") + "/services/tap"
