@@ -1,11 +1,16 @@
 """Simulation figures, as ratios against baselines measured in the same run.
 
-1. Full-detector L1 (4088², F158, MA table 4, 200 objects, same catalog file): wall time and
+1. Full-detector L1 (4088², F158, MA table 4, ``--nobj`` objects, default 3,000 stars and
+   12,000 galaxies, same catalog file): wall time and
    peak memory of ``platform_lib.simulate`` vs ``romanisim-make-image`` (each in its own
    process, RSS of the process tree sampled every 0.1 s).
 2. Resultant apportioning alone, same full-detector electrons image, in this process:
    ``platform_lib.simulate.apportion`` vs ``romanisim.l1.apportion_counts_to_resultants``.
-3. An 18-detector pointing (one cutout per detector): serial in one process vs a 2-worker
+3. Point-source PSF set-up alone (the full detector's ePSF table, F158, SCA 7, romanisim's
+   parameters: 4 corners, 8x8 renders, 51x51 Taylor offsets of a 201² stamp): romanisim's
+   ``VariablePSF.build_epsf_interpolator`` vs ``platform_lib.simulate.epsf.FastVariablePSF``,
+   each in its own process (wall, peak RSS), and the two tables compared.
+4. An 18-detector pointing (one cutout per detector): serial in one process vs a 2-worker
    local Dask cluster from ``platform_lib.compute.get_client``.
 
 Run: ``.venv/bin/python benchmarks/simulate/bench_simulate.py`` (``--help`` for options).
@@ -198,6 +203,47 @@ def pointing(tmp: Path, cutout: int, workers: int) -> dict:
     }
 
 
+EPSF = """
+import logging, sys, time
+import numpy as np
+logging.getLogger("romanisim").setLevel(logging.WARNING)
+import galsim, galsim.roman, romanisim.psf
+from platform_lib.simulate.epsf import FastVariablePSF
+wcs = galsim.roman.getWCS(galsim.CelestialCoord(270 * galsim.degrees, 66 * galsim.degrees), SCAs=[7])[7]
+psf = romanisim.psf.make_psf(7, "F158", wcs=wcs, chromatic=False, psftype="galsim", variable=True)
+if sys.argv[1] == "platform":
+    psf = FastVariablePSF.from_variable(psf)
+t0 = time.perf_counter()
+psf.build_epsf_interpolator(galsim.ImageF(4088, 4088, wcs=wcs))
+print(f"build {time.perf_counter() - t0:.1f}", flush=True)
+np.save(sys.argv[2], psf.allarrays[::10, ::10])
+"""
+
+
+def epsf_setup(tmp: Path) -> dict:
+    import numpy as np
+
+    script = tmp / "epsf.py"
+    script.write_text(EPSF)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = {}
+    for engine in ("romanisim", "platform"):
+        wall, peak = _run_measured([PY, str(script), engine, str(tmp / f"{engine}.npy")], env)
+        out[engine] = (wall, peak)
+        print(f"ePSF set-up, {engine}: {wall:.1f} s (process), peak {peak:.0f} MB", flush=True)
+    a, b = np.load(tmp / "romanisim.npy"), np.load(tmp / "platform.npy")
+    diff = float(np.abs(a - b).max() / np.abs(a).max())
+    print(f"tables (every 10th offset) differ by at most {diff:.2e} of the peak", flush=True)
+    return {
+        "romanisim_s": out["romanisim"][0],
+        "romanisim_peak_MB": out["romanisim"][1],
+        "platform_s": out["platform"][0],
+        "platform_peak_MB": out["platform"][1],
+        "speedup": out["romanisim"][0] / out["platform"][0],
+        "max_relative_difference": diff,
+    }
+
+
 def _warm_worker() -> bool:
     import logging
 
@@ -213,17 +259,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--only",
-        choices=("full", "apportion", "pointing"),
+        choices=("full", "apportion", "epsf", "pointing"),
         action="append",
         help="run only these parts (repeatable; default: all)",
     )
-    parser.add_argument("--nobj", type=int, default=200)
+    parser.add_argument(
+        "--nobj",
+        type=int,
+        default=15000,
+        help="full-detector scene: a fifth stars, the rest galaxies (default: issue 22's "
+        "high-latitude held-out density, 3,000 stars + 12,000 galaxies)",
+    )
     parser.add_argument("--apportion-side", type=int, default=4088)
     parser.add_argument("--cutout", type=int, default=512, help="per-detector cutout (pointing)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    parts = args.only or ["full", "apportion", "pointing"]
+    parts = args.only or ["full", "apportion", "epsf", "pointing"]
     figures: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench-simulate-") as tmp:
         tmp_path = Path(tmp)
@@ -231,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
             figures["full_detector_l1"] = full_detector(tmp_path, args.nobj)
         if "apportion" in parts:
             figures["apportioning"] = apportioning(args.apportion_side)
+        if "epsf" in parts:
+            figures["point_source_psf_setup"] = epsf_setup(tmp_path)
         if "pointing" in parts:
             figures["pointing_18_detectors"] = pointing(tmp_path, args.cutout, args.workers)
     print(json.dumps(figures, indent=2))
