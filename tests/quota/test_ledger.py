@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from hub_config.quota.services import ledger
 from hub_config.quota.storage.models import Checkpoint, UsageRecord
 
@@ -158,3 +160,79 @@ def test_sampler_charges_a_team_only_for_its_members(sessions):
     assert abs(core_hours(sessions, username="alice", team="lens") - 2.0) < 1e-9
     assert core_hours(sessions, username="mallory", team="lens") == 0.0
     assert abs(core_hours(sessions, username="mallory", team=None) - 1.0) < 1e-9
+
+
+LIVE, DEAD = 1001, 1002  # process ids as the sampler's process check sees them (patched below)
+
+
+@pytest.fixture
+def pids(monkeypatch):
+    """The decision logic on a clock the test controls: the process check answers from LIVE
+    (the real check, psutil against this machine, runs in the platform tests)."""
+    from hub_config.quota.services import sampler
+
+    monkeypatch.setattr(sampler, "_process_exists", lambda pid, started: pid == LIVE)
+
+
+def _gateway_pass(sessions, gone, now, stop, pid, started=T0):
+    """One sampler pass of a gateway worker row through GoneProcesses, as the gateway source
+    makes it (the row's own stop time, the pid from its state)."""
+    stopped, hold = gone.state("gateway:c1:w1", started, stop, pid, now=now)
+    obs = ledger.Running(
+        key="gateway:c1:w1",
+        kind="worker",
+        username="alice",
+        team=None,
+        cores=2.0,
+        gpus=0.0,
+        started=started,
+        stopped=stopped,
+        hold=hold,
+    )
+    with sessions() as s:
+        ledger.integrate(s, "gateway", [obs], now, STEP)
+        s.commit()
+    return stopped, hold
+
+
+def test_gone_before_its_row_says_so_is_charged_to_the_owners_stop_time(sessions, pids):
+    """An ordinary shutdown: the worker's process is gone at 25 s, the gateway writes its row's
+    stop time (22 s) only at 40 s. Held meanwhile, then charged exactly to 22 s (was: closed at the
+    last sighting, 20 s, and under-charged under load, which failed CI)."""
+    from hub_config.quota.services.sampler import GoneProcesses
+
+    gone, live, dead = GoneProcesses(owner_records_stop=True), LIVE, DEAD
+    for t in (0, 10, 20):
+        assert _gateway_pass(sessions, gone, at(t), None, live) == (None, False)
+    assert _gateway_pass(sessions, gone, at(30), None, dead) == (None, True)  # held
+    assert abs(core_hours(sessions) - 2.0 * 20 / 3600) < 1e-9  # nothing past the last sighting
+    assert _gateway_pass(sessions, gone, at(40), at(22), dead) == (at(22), False)
+    assert abs(core_hours(sessions) - 2.0 * 22 / 3600) < 1e-9
+    _gateway_pass(sessions, gone, at(50), at(22), dead)  # later passes change nothing
+    assert abs(core_hours(sessions) - 2.0 * 22 / 3600) < 1e-9
+
+
+def test_a_crash_noticed_late_is_closed_at_its_last_sighting(sessions, pids):
+    """A crash: the process is gone at 25 s; the gateway notices 95 s later and writes that as the
+    stop time. The late stop time is not believed: charged to the last sighting (20 s). With no
+    stop time at all, the hold ends after the grace and closes it the same way."""
+    from hub_config.quota.services.sampler import GoneProcesses
+
+    gone, live, dead = GoneProcesses(owner_records_stop=True), LIVE, DEAD
+    for t in (0, 10, 20):
+        _gateway_pass(sessions, gone, at(t), None, live)
+    assert _gateway_pass(sessions, gone, at(30), None, dead)[1]
+    assert _gateway_pass(sessions, gone, at(120), at(120), dead) == (T0, False)
+    assert abs(core_hours(sessions) - 2.0 * 20 / 3600) < 1e-9
+
+    quiet = GoneProcesses(owner_records_stop=True, grace=60)
+    later = T0 + dt.timedelta(hours=1)  # a second worker row under another start time
+    for t in (0, 10, 20):
+        _gateway_pass(sessions, quiet, later + dt.timedelta(seconds=t), None, live, later)
+    assert _gateway_pass(sessions, quiet, later + dt.timedelta(seconds=30), None, dead, later)[1]
+    assert _gateway_pass(sessions, quiet, later + dt.timedelta(seconds=80), None, dead, later)[1]
+    assert _gateway_pass(sessions, quiet, later + dt.timedelta(seconds=95), None, dead, later) == (
+        later,
+        False,
+    )
+    assert abs(core_hours(sessions) - 2.0 * 40 / 3600) < 1e-9  # 20 s + 20 s, nothing held

@@ -38,6 +38,8 @@ class Running:
     gpus: float
     started: dt.datetime | None
     stopped: dt.datetime | None = None
+    #: gone, and its owner's stop time may still come: charge nothing, keep the checkpoint
+    hold: bool = False
 
 
 def _floor_hour(t: dt.datetime) -> dt.datetime:
@@ -117,6 +119,8 @@ def integrate(
             # The key was reused by a new instance: the old one vanished unseen.
             charged[cp.key] += _charge_vanished(session, cp, now, step)
             cp = None
+        if obs.hold:
+            continue  # its checkpoint (if any) stays as it is: charged from there once decided
         if cp is not None:
             frm = cp.last_seen
         else:

@@ -7,6 +7,7 @@ inside the quota service (the default) or alone: ``python -m hub_config.quota.se
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import logging
 import signal
@@ -125,7 +126,7 @@ class GatewayDatabaseSource:
             db_url, connect_args={"timeout": 30} if db_url.startswith("sqlite") else {}
         )
         self._since: dt.datetime | None = None
-        self.gone = GoneProcesses()
+        self.gone = GoneProcesses(owner_records_stop=True)
 
     def observe(self) -> list[ledger.Running]:
         from sqlalchemy import text
@@ -160,9 +161,7 @@ class GatewayDatabaseSource:
                     cores=float(config.get("scheduler_cores", 1)),
                     gpus=0.0,
                     started=_from_ms(start),
-                    stopped=self.gone.stopped(
-                        key, _from_ms(start), _from_ms(stop), _json(state).get("pid")
-                    ),
+                    **self._stop(key, start, stop, state),
                 )
             )
         for cid, wname, status, start, stop, state in workers:
@@ -180,45 +179,94 @@ class GatewayDatabaseSource:
                     cores=float(config.get("worker_cores", 1)),
                     gpus=float(config.get("worker_gpus", 0) or 0),
                     started=_from_ms(start),
-                    stopped=self.gone.stopped(
-                        key, _from_ms(start), _from_ms(stop), _json(state).get("pid")
-                    ),
+                    **self._stop(key, start, stop, state),
                 )
             )
         self.gone.forget_all_but(keys)
         return out
 
+    def _stop(self, key: str, start: int | None, stop: int | None, state: object) -> dict:
+        stopped, hold = self.gone.state(
+            key, _from_ms(start), _from_ms(stop), _json(state).get("pid")
+        )
+        return {"stopped": stopped, "hold": hold}
+
+
+@dataclasses.dataclass
+class _Gone:
+    started: dt.datetime | None  #: the row's start: a restart under the same key is a new row
+    seen: dt.datetime  #: when its process was first found gone
+    closed: dt.datetime | None | bool = False  #: the stop reported once decided (False: not yet)
+
 
 class GoneProcesses:
-    """Closes a server or Dask process that is gone at the ledger's last sighting of it.
+    """Stops charging a server or Dask process that is gone, at the ledger's last sighting of it.
 
     The owner of a process notices its death late: dask-gateway at its next status check
     (30-95 s measured, +43 % charged before), the hub at its spawner's next poll (30 s). Until
     then their records say running. Where the record holds the process id (the local spawner's
-    state, the gateway's local backend), a process that is gone is reported stopped at its start,
-    so the ledger closes it at its checkpoint: at most one sampling step late. On Kubernetes the
-    records hold pod names, not pids, and nothing changes (the pod watchers notice in seconds).
+    state, the gateway's local backend), a process that is gone is not charged past the ledger's
+    last sighting. On Kubernetes the records hold pod names, not pids, and nothing changes (the
+    pod watchers notice in seconds).
+
+    An owner that writes stop times (the gateway) also writes them for an ordinary shutdown,
+    where the process may be gone a moment before its row is: there the row's own stop time is
+    the truth. So such a process is *held* (not charged, not closed) for up to ``grace`` seconds;
+    a stop time its owner writes that is no later than ``tolerance`` after the process was found
+    gone is used, exactly; a later one (a crash noticed late) or none closes it at its last
+    sighting. The hub writes no stop times: its processes are closed at once.
     """
 
-    def __init__(self) -> None:
-        #: key -> the start time reported when its process was found gone: once dead it stays
-        #: closed, whatever stop time its owner writes later (a restart gets a new start time)
-        self._dead: dict[str, dt.datetime | None] = {}
+    def __init__(
+        self, owner_records_stop: bool = False, grace: float = 120.0, tolerance: float = 2.0
+    ) -> None:
+        self.owner_records_stop = owner_records_stop
+        self.grace, self.tolerance = dt.timedelta(seconds=grace), dt.timedelta(seconds=tolerance)
+        self._dead: dict[str, _Gone] = {}
 
     def stopped(
         self, key: str, started: dt.datetime | None, stop: dt.datetime | None, pid: object
     ) -> dt.datetime | None:
-        """The stop time to report for ``key``: its own, or its start if its process is gone."""
-        if key in self._dead and self._dead[key] == started:
-            return self._dead[key] if stop is None else min(stop, self._dead[key] or stop)
-        self._dead.pop(key, None)
-        if stop is not None:
-            return stop
-        if isinstance(pid, int) and not isinstance(pid, bool) and not _process_exists(pid, started):
-            self._dead[key] = started
-            log.info("quota sampler: %s is gone (pid %s); closed at its last sighting", key, pid)
-            return started
-        return None
+        """The stop time to report for ``key`` (for owners that write none: never held)."""
+        when, _ = self.state(key, started, stop, pid)
+        return when
+
+    def state(
+        self,
+        key: str,
+        started: dt.datetime | None,
+        stop: dt.datetime | None,
+        pid: object,
+        now: dt.datetime | None = None,
+    ) -> tuple[dt.datetime | None, bool]:
+        """(stop time to report, hold): its own stop, its start (closed at the last sighting),
+        or None with ``hold`` while its owner may still write the real stop time."""
+        now = now or utcnow()
+        gone = self._dead.get(key)
+        if gone is not None and gone.started != started:
+            gone = self._dead.pop(key)  # a new row under the key
+            gone = None
+        if gone is None:
+            if stop is not None:
+                return stop, False
+            if not (isinstance(pid, int) and not isinstance(pid, bool)):
+                return None, False
+            if _process_exists(pid, started):
+                return None, False
+            gone = self._dead[key] = _Gone(started, now)
+            log.info(
+                "quota sampler: %s is gone (pid %s); not charged past its last sighting", key, pid
+            )
+        if gone.closed is not False:
+            closed = gone.closed if isinstance(gone.closed, dt.datetime) else None
+            return (closed if stop is None else min(stop, closed or stop)), False
+        if stop is not None and stop <= gone.seen + self.tolerance:
+            gone.closed = stop  # an ordinary shutdown: the owner's stop time is exact
+        elif stop is not None or not self.owner_records_stop or now - gone.seen > self.grace:
+            gone.closed = started  # closed at the ledger's checkpoint, its last sighting
+        else:
+            return None, True
+        return self.state(key, started, stop, pid, now)
 
     def forget_all_but(self, keys: set[str]) -> None:
         """Rows that are no longer listed need no memory."""
