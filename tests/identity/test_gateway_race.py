@@ -15,11 +15,11 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
-import identity_conftest as cf  # registered by tests/identity/conftest.py
 import psutil
 import pytest
 
 from hub_config.policy import load_policy
+from tests.support import identity as cf
 
 REPETITIONS = int(__import__("os").environ.get("RACE_REPS", "20"))
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import json
 
-import identity_conftest as cf  # registered by tests/identity/conftest.py
 import requests
 
 from hub_config.policy import POLICY_ENV
+from tests.support import identity as cf
 
 
 def test_login_flow_sets_hub_cookie_and_tier_groups(stack):

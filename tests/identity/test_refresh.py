@@ -10,10 +10,10 @@ import subprocess
 import sys
 from urllib.parse import parse_qs, urlencode, urlparse
 
-import identity_conftest as cf  # registered by tests/identity/conftest.py
 import requests
 
 from hub_config.oidc_dev.provider import s256
+from tests.support import identity as cf
 
 REDIRECT = "http://127.0.0.1:9/hub/oauth_callback"
 

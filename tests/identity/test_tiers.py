@@ -7,11 +7,11 @@ import html
 import re
 import time
 
-import identity_conftest as cf  # registered by tests/identity/conftest.py
 import pytest
 import requests
 
 from hub_config.policy import load_policy
+from tests.support import identity as cf
 
 TIER_USERS = {
     "entry": "entry",

@@ -13,7 +13,6 @@ science checks are asserts in the notebooks) and when it shows no inline figure.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import time
@@ -32,17 +31,10 @@ TEAM = "hlwas-weak-lensing"  # the team alice works in (tutorial 12), made by th
 
 
 def _platform_fixtures() -> Any:
-    """tests/platform/conftest.py by path (importlib import mode gives conftest no name)."""
-    name = "notebooks_platform_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).parents[1] / "platform" / "conftest.py"
-        )
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """The local platform's test helpers (tests/support/platform.py)."""
+    from tests.support import platform
+
+    return platform
 
 
 def inline_figures(nb: nbformat.NotebookNode) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import time
@@ -52,13 +51,10 @@ GRACE_S = 4.0
 
 
 def _platform_helpers():
-    """The local platform's own test helpers (tests/platform/conftest.py), loaded by path."""
-    spec = importlib.util.spec_from_file_location(
-        "platform_conftest", REPO / "tests/platform/conftest.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """The local platform's own test helpers (tests/support/platform.py)."""
+    from tests.support import platform
+
+    return platform
 
 
 class QuotaPlatform:
