@@ -228,7 +228,7 @@ def chart_settings(v: dict[str, Any] | None = None) -> Any:
     gateway's listen addresses and commands) get inert values: the Kubernetes set-up
     (:mod:`hub_config.modes.kubernetes`) never reads them.
     """
-    from hub_config.local.settings import PlatformSettings
+    from hub_config.settings import PlatformSettings
 
     v = v if v is not None else values()
     url = public_url(v)

@@ -60,6 +60,12 @@ FORBIDDEN += (
         "the Kubernetes set-up runs in the cluster, where the one-machine package has nothing to do",
     ),
     Forbidden(
+        "hub_config.chart_values",
+        "hub_config.local",
+        "the chart's values become the platform settings (hub_config.settings, neutral) in the cluster",
+    ),
+    Forbidden("hub_config.settings", "hub_config.local", "the settings model " + _BOTH_MODES),
+    Forbidden(
         "hub_config.policy",
         "hub_config",
         "the tier policy is the spine the hub reads; it reads nothing of the hub",

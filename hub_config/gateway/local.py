@@ -35,7 +35,7 @@ from platform_lib import env_contract
 
 if TYPE_CHECKING:
     from hub_config.local.s3_identities import S3Settings
-    from hub_config.local.settings import PlatformSettings
+    from hub_config.settings import PlatformSettings
 
 BACKEND = "hub_config.gateway.local.LoopbackUnsafeLocalBackend"
 AUTHENTICATOR = "hub_config.gateway.auth.HubTokenAuthenticator"
@@ -45,7 +45,7 @@ def _s3_settings() -> S3Settings | None:
     if not os.environ.get(env_contract.PLATFORM_SETTINGS):
         return None
     from hub_config.local.s3_identities import S3Settings
-    from hub_config.local.settings import load_settings
+    from hub_config.settings import load_settings
 
     return S3Settings.from_settings(load_settings())
 

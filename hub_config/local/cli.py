@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hub_config.local.settings import PlatformSettings
+    from hub_config.settings import PlatformSettings
 
 EPILOG = """\
 Configuration: an optional platform.yaml (in the current folder, or --config FILE); every

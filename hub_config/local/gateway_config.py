@@ -6,7 +6,7 @@
 from typing import Any
 
 from hub_config.gateway.local import configure_local
-from hub_config.local.settings import load_settings
+from hub_config.settings import load_settings
 
 c: Any = get_config()  # type: ignore[name-defined]  # noqa: F821  (traitlets gives config files get_config)
 

@@ -60,7 +60,7 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
     def _default_s3(self) -> dict:
         if not os.environ.get(env_contract.PLATFORM_SETTINGS):
             return {}
-        from hub_config.local.settings import load_settings
+        from hub_config.settings import load_settings
 
         return dict(getattr(load_settings(), "s3", None) or {})
 

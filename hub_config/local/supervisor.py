@@ -29,7 +29,8 @@ import hub_config
 from hub_config.local.config import PlatformConfig
 from hub_config.local.processes import Component, ComponentError, ManagedProcess, http_ready
 from hub_config.local.restarts import OrphanReaper, Restarter
-from hub_config.local.settings import (
+from hub_config.local.state import StateDir
+from hub_config.settings import (
     SETTINGS_ENV,
     DemoSettings,
     GatewaySettings,
@@ -39,7 +40,6 @@ from hub_config.local.settings import (
     SingleUserSettings,
     write_settings,
 )
-from hub_config.local.state import StateDir
 from platform_lib import env_contract
 
 log = logging.getLogger("roman_platform.local")

@@ -1,7 +1,7 @@
 """The one-machine set-up (``roman-platform up``): :func:`configure_local`.
 
 Everything (ports, secrets, paths) was resolved by the supervisor, which wrote the settings file
-named by ``$ROMAN_PLATFORM_SETTINGS`` (hub_config/local/settings.py). The hub starts its own
+named by ``$ROMAN_PLATFORM_SETTINGS`` (hub_config/settings.py). The hub starts its own
 configurable-http-proxy, spawns servers as local processes (``TierLocalPlatformSpawner``: the tier
 policy's profiles form, server-side checks, cgroup/rlimit limits) and reaches the supervisor's
 dask-gateway as an external service.
@@ -13,9 +13,9 @@ import os
 from typing import Any
 
 from hub_config.auth import configure_oidc
-from hub_config.local.settings import SETTINGS_ENV, PlatformSettings, load_settings
 from hub_config.local.spawner import LocalPlatformSpawner
 from hub_config.modes.common import configure_database, configure_quota, configure_spawner
+from hub_config.settings import SETTINGS_ENV, PlatformSettings, load_settings
 from hub_config.spawner import TierLocalSpawnerMixin
 
 __all__ = ["TierLocalPlatformSpawner", "configure_local", "local_settings"]

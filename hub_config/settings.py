@@ -1,4 +1,8 @@
-"""The settings file: the contract between the supervisor and the configs it starts.
+"""The platform settings: the contract between the supervisor and the configs it starts.
+
+Neutral (both modes read it): the local supervisor writes it; the chart's values become the same
+model (:func:`hub_config.chart_values.chart_settings`), so the Kubernetes side never imports
+:mod:`hub_config.local`.
 
 The supervisor resolves platform.yaml, the state folder and the ports into one JSON file (mode
 0600 inside the private state folder) and passes its path in ``ROMAN_PLATFORM_SETTINGS``. The hub
