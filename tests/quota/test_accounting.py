@@ -213,9 +213,11 @@ def test_crashed_server_is_charged_to_its_last_sighting(quota_platform):
             }
         )
     )
-    # within one sampling step (plus the moment between the kill and `died`); before: charged
-    # until the hub noticed, up to its 30 s poll later
-    assert truth - COST_SMALL * step / 3600 <= got <= truth + COST_SMALL * 0.5 / 3600, (
+    # within a sampling step of the death (plus the moment between the kill and `died`): the
+    # last sighting can be up to one step before it, and a pass can take as long again on a
+    # loaded 2-core CI machine (seen: one failure in ~10 runs at one step); before: charged
+    # until the hub noticed, up to its 30 s poll later (+11 s here)
+    assert truth - COST_SMALL * 2 * step / 3600 <= got <= truth + COST_SMALL * 0.5 / 3600, (
         (got - truth) * 3600 / COST_SMALL
     )
 
