@@ -58,12 +58,10 @@ def no_overlays(tmp_path, monkeypatch):
 @pytest.fixture
 def overlay_2026_2():
     """The real overlay of the previous environment, made by `python -m hub_config.environments
-    make-local 2026.2` (it needs the package index, which tests may not use)."""
-    env = load_policy().environment("2026.2")
-    why = local_mismatch(env)
-    if why:
-        pytest.skip(f"no local overlay of 2026.2 on this machine: {why}")
-    return env
+    make-local --missing`, which `make setup` runs)."""
+    from tests.support.environments import previous_overlay
+
+    return previous_overlay("2026.2")
 
 
 def _apply(sp, options):

@@ -6,8 +6,8 @@ in 2026.3, the same user gets the current pipeline again.
 
 The previous environment runs locally from its overlay (``python -m hub_config.environments
 make-local 2026.2``, which needs the package index; tests only talk to 127.0.0.1, so the test
-uses the overlay if this machine has one and says so otherwise; ``make setup`` makes it with
-``make-local --missing``, so CI runs this test)."""
+needs the overlay, which ``make setup`` makes with ``make-local --missing``: without it the
+test fails and names the command)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import json
 import pytest
 import requests
 
-from hub_config.environments import local_mismatch
 from hub_config.policy import load_policy
+from tests.support.environments import previous_overlay
 
 CODE = """
 import json, os, sys
@@ -53,10 +53,7 @@ def _spawn(hub, user, token, environment):
 @pytest.mark.slow
 def test_previous_environment_server_and_workers(start_platform, login, hub_api):
     policy = load_policy()
-    previous, current = policy.environment("2026.2"), policy.environment()
-    why = local_mismatch(previous)
-    if why:
-        pytest.skip(f"this machine has no local overlay of 2026.2: {why}")
+    previous, current = previous_overlay("2026.2"), policy.environment()
     platform = start_platform()
     hub = platform.url
     session = requests.Session()
