@@ -8,10 +8,11 @@ validated at load; a bad file fails with one message naming the offending field 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -146,6 +147,18 @@ class BaseAllocation(_Strict):
     period_days: int = Field(
         default=30, ge=1, le=3660, description="Length of one allocation period"
     )
+
+    def period_from(self, start: dt.datetime) -> dict[str, Any]:
+        """The allocation's fields for one period starting at ``start`` (the quota service's
+        allocation columns), for the user's base and for a demo team alike."""
+        return {
+            "core_hours": self.core_hours,
+            "gpu_hours": self.gpu_hours,
+            "home_gb": self.home_gb,
+            "scratch_gb": self.scratch_gb,
+            "period_start": start,
+            "period_end": start + dt.timedelta(days=self.period_days),
+        }
 
 
 class Tier(_Strict):

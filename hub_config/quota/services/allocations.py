@@ -152,16 +152,7 @@ def ensure_base_allocation(
     if cur is not None and cur.created_by != "base":
         return cur  # an explicit allocation ran out: renewing it is a decision, not automatic
     u = user(s, username, create=True)
-    a = Allocation(
-        user=u,
-        core_hours=base.core_hours,
-        gpu_hours=base.gpu_hours,
-        home_gb=base.home_gb,
-        scratch_gb=base.scratch_gb,
-        period_start=now,
-        period_end=now + dt.timedelta(days=base.period_days),
-        created_by="base",
-    )
+    a = Allocation(user=u, created_by="base", **base.period_from(now))
     s.add(a)
     s.flush()
     audit(

@@ -64,17 +64,7 @@ def seed_demo_teams(
             ops.create_team(
                 s, SEED_ACTOR, name, f"demo team of the local platform ({', '.join(usernames)})"
             )
-            ops.create_allocation(
-                s,
-                SEED_ACTOR,
-                team_name=name,
-                core_hours=base.core_hours,
-                gpu_hours=base.gpu_hours,
-                home_gb=base.home_gb,
-                scratch_gb=base.scratch_gb,
-                period_start=now,
-                period_end=now + dt.timedelta(days=base.period_days),
-            )
+            ops.create_allocation(s, SEED_ACTOR, team_name=name, **base.period_from(now))
             created.append(name)
         s.commit()
     return created
