@@ -19,6 +19,8 @@ import dask
 import yaml
 from distributed import Client, as_completed
 
+from .locations import user_store_url as user_store_url  # notebooks and workers reach it here
+
 #: The platform's Dask settings (``platform_lib/dask-config``). Installed into
 #: ``{sys.prefix}/etc/dask`` they reach every Dask process of an environment, Dask-Gateway workers
 #: in the notebook image included; read here too, as defaults a user's own configuration still
@@ -26,16 +28,6 @@ from distributed import Client, as_completed
 #: data files).
 DASK_CONFIG_FILE = Path(__file__).with_name("dask-config") / "roman-platform.yaml"
 dask.config.update_defaults(yaml.safe_load(DASK_CONFIG_FILE.read_text()))
-
-
-def __getattr__(name: str) -> Any:
-    """``user_store_url`` is defined once, in :mod:`platform_lib.data.user_store`; still importable
-    from here, lazily (importing the data package up front would slow every Dask import)."""
-    if name == "user_store_url":
-        from platform_lib.data.user_store import user_store_url
-
-        return user_store_url
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def gateway_configured() -> bool:

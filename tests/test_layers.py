@@ -99,11 +99,13 @@ FORBIDDEN += tuple(
 FOUNDATIONS: dict[str, frozenset[str]] = {
     "platform_lib.env_contract": frozenset(),
     "platform_lib.instrument": frozenset(),
+    "platform_lib.locations": frozenset({"platform_lib.env_contract"}),
     "platform_lib.data.query": frozenset(),
     "platform_lib.data.store": frozenset({"platform_lib.env_contract"}),
     "platform_lib.data.transfer": frozenset(
         {"platform_lib.data.store", "platform_lib.env_contract"}
     ),
+    "platform_lib.data.refset": frozenset({"platform_lib.data.transfer"}),
     "platform_lib.simulate.cutout": frozenset(
         {"platform_lib.instrument", "platform_lib.simulate.errors"}
     ),
@@ -111,6 +113,25 @@ FOUNDATIONS: dict[str, frozenset[str]] = {
 
 #: packages whose modules must not import each other in a cycle
 ACYCLIC: tuple[str, ...] = ("platform_lib", "hub_config.gateway")
+
+#: packages whose *parts* (each subpackage, or top-level module, directly below the package,
+#: taken as one node) must not import each other in a cycle either: a module-level check misses
+#: ``data.a -> simulate.b -> data.c``, which still ties the two subpackages together. The
+#: notebook side's order, bottom up: the foundations (env_contract, instrument, locations, ...),
+#: compute (Dask), data, simulate, calibrate and catalogs, then sample (the day-one survey, made
+#: with simulate and written with catalogs' writers). Entry points (:func:`is_entry_point`) are
+#: left out: they sit above every part.
+ACYCLIC_PARTS: tuple[str, ...] = ("platform_lib",)
+
+
+def is_entry_point(module: str) -> bool:
+    """A command-line module (``<package>.cli``, ``platform_lib.cli``): the top layer.
+
+    Each subpackage's ``cli`` registers that area's ``roman-platform`` subcommands, so it may use
+    any part (``roman-platform data sample`` runs :mod:`platform_lib.sample`); nothing but another
+    entry point may import one (:func:`test_nothing_imports_an_entry_point`).
+    """
+    return module.rsplit(".", 1)[-1] == "cli"
 
 
 def _module_name(path: Path) -> str:
@@ -225,6 +246,31 @@ def cycles(graph: dict[str, set[str]], within: str) -> list[list[str]]:
     return groups
 
 
+def part_graph(graph: dict[str, set[str]], within: str) -> dict[str, set[str]]:
+    """The import graph between the parts directly below ``within`` (entry points left out).
+
+    A part is ``within.<name>``: a subpackage with all its modules, or a top-level module.
+    """
+    depth = within.count(".") + 2
+
+    def part(module: str) -> str:
+        return ".".join(module.split(".")[:depth])
+
+    parts: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        if not _under(module, within) or module == within or is_entry_point(module):
+            continue
+        edges = parts.setdefault(part(module), set())
+        for target in targets:
+            if _under(target, within) and target != within and not is_entry_point(target):
+                if part(target) != part(module):
+                    edges.add(part(target))
+    for edges in list(parts.values()):
+        for target in edges:
+            parts.setdefault(target, set())
+    return parts
+
+
 def _under(module: str, prefix: str) -> bool:
     return module == prefix or module.startswith(prefix + ".")
 
@@ -251,6 +297,55 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 def test_no_import_cycles(graph, package: str) -> None:
     found = cycles(graph, package)
     assert not found, f"import cycles in {package}: " + "; ".join(" <-> ".join(g) for g in found)
+
+
+def test_the_part_graph_joins_a_subpackage_into_one_node() -> None:
+    toy = {
+        "p": set(),
+        "p.a.x": {"p.b.y"},
+        "p.b.y": {"p.c"},
+        "p.c": {"p.a.z"},
+        "p.a.z": set(),
+        "p.a.cli": {"p.b.y"},
+    }
+    parts = part_graph(toy, "p")
+    assert parts == {"p.a": {"p.b"}, "p.b": {"p.c"}, "p.c": {"p.a"}}
+    # no module cycle, but the parts a -> b -> c -> a are one
+    assert cycles(toy, "p") == [] and cycles(parts, "p") == [["p.a", "p.b", "p.c"]]
+
+
+@pytest.mark.parametrize("package", ACYCLIC_PARTS)
+def test_no_import_cycles_between_parts(graph, package: str) -> None:
+    parts = part_graph(graph, package)
+    found = cycles(parts, package)
+    detail = [
+        f"{module} imports {target}"
+        for group in found
+        for module, targets in sorted(graph.items())
+        if not is_entry_point(module)
+        for target in sorted(targets)
+        if not is_entry_point(target)
+        and any(_under(module, a) for a in group)
+        and any(_under(target, b) for b in group)
+        and not any(_under(module, a) and _under(target, a) for a in group)
+    ]
+    assert not found, (
+        f"import cycles between the parts of {package}: "
+        + "; ".join(" <-> ".join(g) for g in found)
+        + "\n"
+        + "\n".join(detail)
+    )
+
+
+def test_nothing_imports_an_entry_point(graph) -> None:
+    bad = sorted(
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        if not is_entry_point(module)
+        for target in targets
+        if is_entry_point(target)
+    )
+    assert not bad, "command-line modules are the top layer:\n" + "\n".join(bad)
 
 
 @pytest.mark.parametrize("module", sorted(FOUNDATIONS))

@@ -85,7 +85,7 @@ def _stage(env: dict[str, str], n: int, size: int, folder: Path) -> list[dict]:
     from tqdm import tqdm
 
     from platform_lib.data import get_store
-    from platform_lib.data.sample import make_exposure
+    from platform_lib.sample import make_exposure
 
     store = get_store(env["ROMAN_DATA_URL"])
     t0 = Time("2027-03-01T00:00:00", scale="utc")

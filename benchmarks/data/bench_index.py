@@ -24,7 +24,7 @@ import time
 def make_products(folder: Path, n_distinct: int, size: int) -> list[Path]:
     from astropy.time import Time
 
-    from platform_lib.data.sample import make_exposure
+    from platform_lib.sample import make_exposure
 
     out = []
     for i in range(n_distinct):

@@ -19,9 +19,9 @@ _EXPORTS = {
     "RefSetSpec": "reference_files",
     "make_reference_set": "reference_files",
     "stage_reference_set": "reference_files",
-    "open_reference_set": "refset",
+    "open_reference_set": "references",  # defined in platform_lib.data.refset
     "reference_data_mapping": "reference_files",
-    "ReferenceSetError": "refset",
+    "ReferenceSetError": "references",  # defined in platform_lib.data.refset
     "calibrate_exposure": "exposure",
     "ExposureResult": "exposure",
     "InputError": "exposure",

@@ -120,10 +120,10 @@ def _refs(args: argparse.Namespace) -> int:
 
 
 def _errors() -> tuple[type[BaseException], ...]:
+    from ..data.refset import ReferenceSetError
     from .config import ConfigError
     from .exposure import InputError
     from .references import NoReferenceSource
-    from .refset import ReferenceSetError
 
     return (ConfigError, InputError, ReferenceSetError, NoReferenceSource, FileNotFoundError)
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..data import transfer
+from ..data.refset import ReferenceSet, sha256_file
 from ..instrument import REFERENCE_BORDER
 from .config import StepConfig, build_pipeline_class, parse_config
 from .references import (
@@ -31,7 +32,6 @@ from .references import (
     resolve,
     step_overrides,
 )
-from .refset import ReferenceSet, sha256_file
 
 log = logging.getLogger(__name__)
 PROVENANCE_KEY = "platform_provenance"

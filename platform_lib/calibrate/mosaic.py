@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data import transfer
+from ..data.refset import sha256_file
 from .config import StepConfig, build_pipeline_class, parse_config
 from .exposure import (
     PROVENANCE_KEY,
@@ -24,7 +25,6 @@ from .exposure import (
     software_versions,
 )
 from .references import ReferenceSet, apply_overrides, environment, resolve
-from .refset import sha256_file
 
 
 @dataclass

@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data import transfer
+from ..data.refset import MANIFEST, open_reference_set, sha256_file
 from ..instrument import (
     DETECTORS,
     FRAME_PIXELS,
@@ -40,7 +41,6 @@ from ..instrument import (
     SCIENCE_PIXELS,
 )
 from ..simulate.cutout import with_border
-from .refset import MANIFEST, open_reference_set, sha256_file
 from .refset_psf import (
     EPSF_OVERSAMPLE,
     encircled_energy_radii,

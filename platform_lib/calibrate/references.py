@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .refset import ReferenceSet, ReferenceSetError, open_reference_set
+from ..data.refset import ReferenceSet, ReferenceSetError, open_reference_set
 
 # ExposurePipeline step -> the reference types it asks for (Step.reference_file_types).
 STEP_REFTYPES: dict[str, tuple[str, ...]] = {

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from ..data.refset import ReferenceSet
 from ..instrument import CENTRE_PIXEL, REFERENCE_BORDER, SCIENCE_PIXELS
 from ..simulate.background import sky_background
 from ..simulate.cutout import without_border
-from .refset import ReferenceSet
 
 
 @dataclass

@@ -234,7 +234,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from .sample import SampleSpec, make_sample
+    from ..sample import SampleSpec, make_sample
     from .store import DataStoreError
 
     spec = SampleSpec(

@@ -15,6 +15,7 @@ import os
 import uuid
 
 from ..env_contract import DATA_URL, TEAM_STORE_URL, USER_STORE_URL
+from ..locations import user_store_url
 from .store import DataStoreError, Store, get_store
 
 __all__ = [
@@ -33,28 +34,6 @@ USER_STORE_ENV, TEAM_STORE_ENV = USER_STORE_URL, TEAM_STORE_URL
 
 class ReadOnlyStoreError(DataStoreError):
     """A write into a store that refuses it (the survey store, another user's prefix)."""
-
-
-def user_store_url(*parts: str) -> str:
-    """Where this user's results go: ``$ROMAN_USER_STORE_URL`` (the user's own writable prefix,
-    set by the spawner), else ``<ROMAN_DATA_URL>/users/<user>/`` (a laptop, a bare kernel).
-
-    ``parts`` are joined below it with ``/``. The same value reaches gateway workers, so a task
-    may write there itself."""
-    base = os.environ.get(USER_STORE_ENV)
-    if not base:
-        import getpass
-
-        data = os.environ.get(DATA_URL)
-        if not data:
-            raise RuntimeError(
-                f"neither {USER_STORE_ENV} nor {DATA_URL} is set: no place "
-                "to write results (the platform sets both in every server)"
-            )
-        user = os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
-        base = f"{data.rstrip('/')}/users/{user}/"
-    url = base if base.endswith("/") else base + "/"
-    return url + "/".join(p.strip("/") for p in parts if p)
 
 
 def user_store(endpoint: str | None = None) -> Store | None:

@@ -3,7 +3,7 @@
 A simulated product covers a *footprint* of a detector (the whole 4088² science array, or a
 window of it for fast work and tests). Three simulators make products this way:
 :func:`platform_lib.simulate.simulate_exposure` (romanisim's full instrument model), the
-day-one sample survey (:mod:`platform_lib.data.sample`) and the calibration validation
+day-one sample survey (:mod:`platform_lib.sample`) and the calibration validation
 exposures (:mod:`platform_lib.calibrate.synthetic`). They differ in what they render, not in
 this geometry, which lives here once: where a window lies on the detector, the exposure's WCS
 (galsim.roman's, or a reference set's distortion), the invertible gwcs of a window's pixels,

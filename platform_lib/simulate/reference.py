@@ -47,7 +47,7 @@ def resolve_reference_data(
                 raise SimulationInputError(f"reference file for {key!r} not found: {value}")
             out[key] = os.fspath(value) if isinstance(value, os.PathLike) else value
         return out
-    from platform_lib.calibrate import refset as refset_module  # reads the generator's sets
+    from platform_lib.data import refset as refset_module  # reads the generator's sets
 
     try:
         refset = refset_module.open_reference_set(source)

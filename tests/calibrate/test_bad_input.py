@@ -43,7 +43,7 @@ def test_sample_l1_matches_the_platform_reference_set(tmp_path):
 
     from platform_lib.calibrate.exposure import check_l1
     from platform_lib.calibrate.reference_files import make_reference_set, open_reference_set
-    from platform_lib.data.sample import make_exposure
+    from platform_lib.sample import make_exposure
 
     size = 32
     raw, l2 = make_exposure("WFI01", "F158", 270.0, 66.0, Time("2027-03-01T00:00:00"), size=size)

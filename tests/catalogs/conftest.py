@@ -271,7 +271,7 @@ class SampleStore:
 
 @pytest.fixture(scope="session")
 def sample_store(tmp_path_factory: pytest.TempPathFactory) -> SampleStore:
-    from platform_lib.data.sample import SampleSpec, make_sample
+    from platform_lib.sample import SampleSpec, make_sample
 
     root = tmp_path_factory.mktemp("catalog-sample")
     spec = SampleSpec(

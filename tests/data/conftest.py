@@ -1,6 +1,6 @@
 """Fixtures for the data-access tests: a small set of simulated products, staged twice.
 
-The products are made once per session with ``platform_lib.data.sample.make_exposure`` (romanisim
+The products are made once per session with ``platform_lib.sample.make_exposure`` (romanisim
 pieces, 64-pixel cutouts): two detectors, two optical elements, three dithered epochs, L1 and L2.
 They are staged into a local folder AND into a real S3 server (SeaweedFS, the shared
 ``s3_store`` fixture), and every store test runs against both.
@@ -27,7 +27,7 @@ def product_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import astropy.units as u
     from astropy.time import Time
 
-    from platform_lib.data.sample import make_exposure
+    from platform_lib.sample import make_exposure
 
     folder = tmp_path_factory.mktemp("products")
     t0 = Time("2027-03-01T00:00:00", scale="utc")

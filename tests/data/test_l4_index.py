@@ -15,7 +15,7 @@ RA, DEC = 270.0, 66.0
 
 
 def _l4_products(root):
-    from platform_lib.data.sample import make_l4_products
+    from platform_lib.sample import make_l4_products
 
     return make_l4_products(str(root / "L4"), "field7_f158", RA, DEC)
 
@@ -27,7 +27,7 @@ def test_segmentation_map_and_catalog_round_trip_through_the_index(tmp_path):
     from platform_lib.data import open as open_product
     from platform_lib.data import search
     from platform_lib.data.index import build_index, load_index
-    from platform_lib.data.sample import make_exposure
+    from platform_lib.sample import make_exposure
 
     _l4_products(tmp_path)
     _, l2 = make_exposure(
@@ -75,7 +75,7 @@ def test_search_results_carry_units_and_time(tmp_path):
 
     from platform_lib.data import search
     from platform_lib.data.index import build_index
-    from platform_lib.data.sample import make_exposure
+    from platform_lib.sample import make_exposure
 
     _l4_products(tmp_path)
     start = Time("2027-03-01T06:00:00", scale="utc")

@@ -117,7 +117,7 @@ def test_an_asdf_product_is_validated_with_roman_datamodels(spaces, tmp_path):
 
     from platform_lib.data import search
     from platform_lib.data.l5 import publish
-    from platform_lib.data.sample import make_exposure
+    from platform_lib.sample import make_exposure
 
     _, l2 = make_exposure(
         "WFI01",

@@ -57,7 +57,7 @@ def tap():
 
     from hub_config.local.tap import TapService, dachs_available, publish_index
     from platform_lib.data.index import build_index
-    from platform_lib.data.sample import make_exposure, make_l4_products
+    from platform_lib.sample import make_exposure, make_l4_products
 
     missing = dachs_available()
     if missing:

@@ -1,7 +1,7 @@
 """Every tutorial in notebooks/ runs top to bottom inside a spawned user server on the local platform.
 
 ``roman-platform up`` (SeaweedFS, the OIDC provider, JupyterHub, dask-gateway-server) runs as a
-subprocess; the operator's part stages the small sample survey (``platform_lib.data.sample``:
+subprocess; the operator's part stages the small sample survey (``platform_lib.sample``:
 romanisim cutouts, two optical elements, two epochs, the PSF library) into the survey store;
 the demo user ``alice`` logs in through the OIDC flow and gets ONE JupyterLab server. Each
 tutorial is uploaded to that server (contents API), opened as a notebook session (a kernel of
@@ -221,7 +221,7 @@ def _make_team(fixtures: Any, hub_url: str, team: str, members: list[str]) -> No
 def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The local platform, the sample survey in its store, alice's server: (url, token, home)."""
     from platform_lib.data import get_store
-    from platform_lib.data.sample import SampleSpec, make_sample
+    from platform_lib.sample import SampleSpec, make_sample
 
     fixtures = _platform_fixtures()
     base = tmp_path_factory.mktemp("tutorial-platform")

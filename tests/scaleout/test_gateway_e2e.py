@@ -27,7 +27,7 @@ def _stage_survey(env: dict[str, str], folder) -> list[str]:
     from astropy.time import Time
 
     from platform_lib.data import build_index, get_store
-    from platform_lib.data.sample import make_exposure
+    from platform_lib.sample import make_exposure
 
     store = get_store(
         env["ROMAN_DATA_URL"],

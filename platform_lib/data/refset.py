@@ -2,8 +2,11 @@
 
 A set is a folder (or store prefix) of roman_datamodels reference files described by a
 manifest (``refset.yaml``) listing each file and its checksum; the manifest is written last,
-so a set whose manifest exists is complete. :mod:`.reference_files` generates sets; this
-module is what calibration, simulation and validation need to use one.
+so a set whose manifest exists is complete. :mod:`platform_lib.calibrate.reference_files`
+generates sets; this module is what calibration, simulation and validation need to use one, so
+it lives here, below both (``platform_lib.simulate`` reads sets, ``platform_lib.calibrate``
+writes and reads them, and calibration builds on simulation: a home in either would tie them
+in a cycle).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from ..data import transfer
+from . import transfer
 
 __all__ = ["MANIFEST", "ReferenceSet", "ReferenceSetError", "open_reference_set", "sha256_file"]
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ..instrument import GALSIM_BANDS, PIXEL_SCALE
-from ..simulate.cutout import Footprint, with_border
-from .store import Store, get_store
+from .data.store import Store, get_store
+from .instrument import GALSIM_BANDS, PIXEL_SCALE
+from .simulate.cutout import Footprint, with_border
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ def make_sample(
                 written.append(rel)
     result: dict[str, Any] = {"products": written}
     if psf_library:
-        from .psf import build_psf_library
+        from .data.psf import build_psf_library
 
         result["psf"] = build_psf_library(
             store,
@@ -319,7 +319,7 @@ def make_sample(
             progress=progress,
         )
     if index:
-        from .index import build_index
+        from .data.index import build_index
 
         result["index"] = build_index(store, progress=progress)
     return result
