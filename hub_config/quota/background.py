@@ -14,7 +14,7 @@ from tornado import ioloop
 from hub_config.quota.storage.gatewayapi import GatewayStopper
 
 if TYPE_CHECKING:
-    from hub_config.quota.service import QuotaApp
+    from hub_config.quota.app import QuotaApp
 
 log = logging.getLogger("quota")
 

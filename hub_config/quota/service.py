@@ -1,6 +1,6 @@
 """The quota service: a JupyterHub service (HubOAuth) with pages and a JSON API.
 
-This module is the entry point and the shared state; the HTTP layer is :mod:`.handlers`, the
+This module is the entry point; the shared state is :mod:`.app`; the HTTP layer is :mod:`.handlers`, the
 rules are :mod:`.services`, the database and outside systems :mod:`.storage`.
 
 Run by the hub (see :mod:`hub_config.quota.hub`) as ``python -m hub_config.quota.service``.
@@ -12,58 +12,18 @@ import argparse
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
 from urllib.parse import urlparse
 
-from tornado import ioloop, web
+from tornado import ioloop
 from tornado.httpserver import HTTPServer
 
+from hub_config.quota.app import QuotaApp
 from hub_config.quota.background import start_background
 from hub_config.quota.handlers.routes import make_app
-from hub_config.quota.services.teams import sync_idp_teams
 from hub_config.quota.settings import QuotaSettings, load_settings
-from hub_config.quota.storage.db import session_factory
 
 log = logging.getLogger("quota")
-
-
-class QuotaApp:
-    """Shared state of the service: settings, sessions, hub client and background loops."""
-
-    def __init__(self, settings: QuotaSettings, hub=None, prefix: str = "/services/quota/"):
-        self.settings = settings
-        self.sessions = session_factory(settings.db_url)
-        self.hub = hub
-        self.prefix = prefix if prefix.endswith("/") else prefix + "/"
-        self.hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
-        self._users: dict[str, tuple[float, dict | None]] = {}
-        self.synced: set[str] = set()  # users whose IdP teams were synced by this process
-
-    def hub_user(self, name: str, fresh: bool = False) -> dict | None:
-        """The hub's record of a user (groups, admin), cached for a few seconds."""
-        if self.hub is None:
-            return None
-        hit = self._users.get(name)
-        if hit and not fresh and time.monotonic() - hit[0] < 5:
-            return hit[1]
-        info = self.hub.user(name)
-        self._users[name] = (time.monotonic(), info)
-        return info
-
-    def forget(self, name: str) -> None:
-        self._users.pop(name, None)
-
-    def sync_idp_teams(self, name: str, groups: set[str]) -> None:
-        """Once per user and process, at their first call: the IdP's teams join the record
-        (:func:`hub_config.quota.services.teams.sync_idp_teams`, the one rule)."""
-        self.synced.add(name)
-        with self.sessions() as s:
-            sync_idp_teams(s, name, groups)
-            s.commit()
-
-    def make_app(self) -> web.Application:
-        return make_app(self)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hub = HubClient()
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
     q = QuotaApp(settings, hub, os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/quota/"))
-    server = HTTPServer(q.make_app(), xheaders=True, max_body_size=8 * 1024 * 1024)
+    server = HTTPServer(make_app(q), xheaders=True, max_body_size=8 * 1024 * 1024)
     server.listen(url.port or 80, url.hostname or "127.0.0.1")
     log.info("quota service on %s (db %s)", url.geturl(), settings.db_url.split("@")[-1])
     start_background(q, sample=not args.no_sampler, enforce=not args.no_enforce)

@@ -23,7 +23,7 @@ from hub_config.quota import services as ops
 from hub_config.quota.errors import BadInput, QuotaError
 
 if TYPE_CHECKING:
-    from hub_config.quota.service import QuotaApp
+    from hub_config.quota.app import QuotaApp
 
 Body = TypeVar("Body", bound=BaseModel)
 

@@ -36,7 +36,7 @@ from hub_config.quota.handlers.base import adapter
 from hub_config.quota.handlers.pages import AdminPage, FormHandler, HomePage, TeamPage
 
 if TYPE_CHECKING:
-    from hub_config.quota.service import QuotaApp
+    from hub_config.quota.app import QuotaApp
 
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
