@@ -133,6 +133,18 @@ def is_entry_point(module: str) -> bool:
     return module.rsplit(".", 1)[-1] == "cli"
 
 
+#: a module longer than this states why in its docstring, on a line starting ``Size:``
+MAX_LINES = 400
+
+#: modules over :data:`MAX_LINES` without a ``Size:`` line, each with the reason it may be, for
+#: now (temporary: an entry is removed when its module is split or states its reason)
+SIZE_ALLOWED: dict[str, str] = {
+    "hub_config/local/tap.py": "owned by issue 17/20 work this session",
+    "hub_config/local/seaweedfs.py": "owned by issue 17/20 work this session",
+    "hub_config/local/supervisor.py": "owned by issue 17/20 work this session",
+}
+
+
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(REPO).with_suffix("").parts)
     if parts[-1] == "__init__":
@@ -370,3 +382,34 @@ def test_the_gateway_rules_name_real_modules(graph) -> None:
     # a rule about a module that does not exist would pass without checking anything
     gateway_rules = [r for r in FORBIDDEN if r.importer.startswith("hub_config.gateway.")]
     assert gateway_rules and all(r.importer in graph for r in gateway_rules)
+
+
+def _oversized() -> list[tuple[str, int, bool]]:
+    """(path, lines, states a reason) of every module over :data:`MAX_LINES`."""
+    found = []
+    for path in _modules().values():
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_LINES:
+            doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+            reason = any(line.strip().startswith("Size:") for line in doc.splitlines())
+            found.append((str(path.relative_to(REPO)), lines, reason))
+    return sorted(found)
+
+
+def test_long_modules_state_why() -> None:
+    bad = [
+        f"{path} ({lines} lines)"
+        for path, lines, reason in _oversized()
+        if not reason and path not in SIZE_ALLOWED
+    ]
+    assert not bad, (
+        f"modules over {MAX_LINES} lines: split them by concern, or say why not on a "
+        "'Size:' line of the module docstring:\n" + "\n".join(bad)
+    )
+
+
+def test_the_size_allowances_are_still_needed() -> None:
+    # an allowance for a module that was split (or now states its reason) would hide the next one
+    over = {path for path, _, reason in _oversized() if not reason}
+    stale = sorted(set(SIZE_ALLOWED) - over)
+    assert not stale, f"remove these from SIZE_ALLOWED: {stale}"

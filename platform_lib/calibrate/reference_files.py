@@ -14,9 +14,11 @@ whose correction needs the 32 full 128-column amplifier channels (its coefficien
 per channel and per row), so a sub-array set carries no refpix file and the pipeline skips
 that step, saying so in the product's provenance.
 
-Reading a set is :mod:`.refset`'s, the PSF the set derives from is :mod:`.refset_psf`'s. This
-module stays near 490 lines on purpose: :func:`build_models` makes every file of a set from
-one :class:`RefSetSpec` in one pass, so that their numbers agree by construction.
+Reading a set is :mod:`platform_lib.data.refset`'s, the PSF the set derives from is
+:mod:`.refset_psf`'s.
+
+Size: near 490 lines on purpose: :func:`build_models` makes every file of a set from one
+:class:`RefSetSpec` in one pass, so that their numbers agree by construction.
 """
 
 from __future__ import annotations

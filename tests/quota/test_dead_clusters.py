@@ -84,7 +84,8 @@ def gateway_db(tmp_path):
 def test_dead_cluster_is_charged_to_its_last_sighting(sessions, gateway_db):
     from dask_gateway_server.backends import db_base
 
-    from hub_config.quota.services.sampler import GatewayDatabaseSource, Sampler
+    from hub_config.quota.services.sampler import Sampler
+    from hub_config.quota.services.sources import GatewayDatabaseSource
     from hub_config.quota.storage.models import UsageRecord
 
     url, engine, procs, started = gateway_db

@@ -169,9 +169,9 @@ LIVE, DEAD = 1001, 1002  # process ids as the sampler's process check sees them 
 def pids(monkeypatch):
     """The decision logic on a clock the test controls: the process check answers from LIVE
     (the real check, psutil against this machine, runs in the platform tests)."""
-    from hub_config.quota.services import sampler
+    from hub_config.quota.services import sources
 
-    monkeypatch.setattr(sampler, "_process_exists", lambda pid, started: pid == LIVE)
+    monkeypatch.setattr(sources, "_process_exists", lambda pid, started: pid == LIVE)
 
 
 def _gateway_pass(sessions, gone, now, stop, pid, started=T0):
@@ -199,7 +199,7 @@ def test_gone_before_its_row_says_so_is_charged_to_the_owners_stop_time(sessions
     """An ordinary shutdown: the worker's process is gone at 25 s, the gateway writes its row's
     stop time (22 s) only at 40 s. Held meanwhile, then charged exactly to 22 s (was: closed at the
     last sighting, 20 s, and under-charged under load, which failed CI)."""
-    from hub_config.quota.services.sampler import GoneProcesses
+    from hub_config.quota.services.sources import GoneProcesses
 
     gone, live, dead = GoneProcesses(owner_records_stop=True), LIVE, DEAD
     for t in (0, 10, 20):
@@ -216,7 +216,7 @@ def test_a_crash_noticed_late_is_closed_at_its_last_sighting(sessions, pids):
     """A crash: the process is gone at 25 s; the gateway notices 95 s later and writes that as the
     stop time. The late stop time is not believed: charged to the last sighting (20 s). With no
     stop time at all, the hold ends after the grace and closes it the same way."""
-    from hub_config.quota.services.sampler import GoneProcesses
+    from hub_config.quota.services.sources import GoneProcesses
 
     gone, live, dead = GoneProcesses(owner_records_stop=True), LIVE, DEAD
     for t in (0, 10, 20):
