@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .._parquet import parquet_file
+
 __all__ = ["CATALOG_SUFFIX", "catalog_row", "segmentation_row", "is_catalog"]
 
 CATALOG_SUFFIX = "_cat.parquet"
@@ -56,11 +58,8 @@ def catalog_row(data: bytes, path: str = "") -> tuple[dict[str, Any], np.ndarray
 
     Raises ``ValueError`` if the file is not a Parquet table with source positions.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     try:
-        pf = pq.ParquetFile(pa.BufferReader(data))
+        pf = parquet_file(data)
     except Exception as exc:
         raise ValueError(f"unreadable Parquet catalog ({type(exc).__name__}: {exc})") from exc
     names = set(pf.schema_arrow.names)
