@@ -142,8 +142,9 @@ def handle_up(args: argparse.Namespace) -> int:
     import logging
 
     from hub_config.local.config import DEFAULT_CONFIG_NAME, ConfigError, load_config
+    from hub_config.local.resolve import PlatformError
     from hub_config.local.state import StateError
-    from hub_config.local.supervisor import PlatformError, Supervisor, prepare
+    from hub_config.local.supervisor import Supervisor, prepare
 
     try:
         config = load_config(args.config, required=args.config is not None)

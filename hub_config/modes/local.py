@@ -93,6 +93,6 @@ def configure_local(c: Any, settings: PlatformSettings) -> None:
     # Discovery (issue 17): the hub-facing TAP service, when the supervisor runs DaCHS.
     tap: dict[str, Any] | None = getattr(settings, "tap", None)  # an extra section
     if tap:
-        from hub_config.local.tap import configure_hub as configure_tap
+        from hub_config.local.tap_platform import configure_hub as configure_tap
 
         configure_tap(c, dict(tap))
