@@ -69,7 +69,7 @@ def _login_lines(s: PlatformSettings, logins: str) -> list[str]:
             f"  demo logins : {logins} (admins: {', '.join(s.demo.admin_users) or 'none'})",
             f"  password    : {s.demo.password}",
         ]
-    from hub_config.oidc_dev.local import demo_logins
+    from hub_config.local.oidc import demo_logins
 
     lines = [f"  sign in     : MyST (development OIDC provider at {oidc['issuer']})"]
     lines += [

@@ -32,7 +32,7 @@ from hub_config.settings import write_settings
 log = logging.getLogger("roman_platform.local")
 
 HUB_CONFIG_FILE = Path(hub_config.__file__).resolve().parent / "jupyterhub_config.py"
-GATEWAY_CONFIG_FILE = Path(__file__).resolve().parent / "gateway_config.py"
+GATEWAY_CONFIG_FILE = Path(hub_config.__file__).resolve().parent / "gateway" / "local_config.py"
 
 
 # ---------------------------------------------------------------------------- components
@@ -75,7 +75,7 @@ def hub_component(p: Platform) -> Component:
 #:   its factory adds its issuer URL as an extra settings section the hub config reads.
 def _oidc_component(p: Platform) -> Component | None:
     # Identity (issue 4): the development OIDC provider; adds settings.oidc for the hub config.
-    from hub_config.oidc_dev.local import oidc_component
+    from hub_config.local.oidc import oidc_component
 
     return oidc_component(p)
 

@@ -86,7 +86,7 @@ def configure_local(c: Any, settings: PlatformSettings) -> None:
 
     quota_db = configure_quota(c, settings)
     if oidc and oidc.get("users_file"):  # the demo accounts' teams exist, so their options work
-        from hub_config.quota.services.demo import seed_demo_teams
+        from hub_config.local.demo_teams import seed_demo_teams
 
         seed_demo_teams(quota_db, oidc["users_file"])
 
