@@ -435,7 +435,7 @@ def _as_list(value: Any) -> list[str]:
 
 def idp_teams(ident: Any, groups: list[str]) -> tuple[set[str], set[str]]:
     """(teams, teams administered) that the IdP groups assert, named as the hub names them;
-    the demo seeding of the quota database (hub_config/quota/services/demo.py) reads the same mapping."""
+    the demo seeding of the quota database (hub_config/local/demo_teams.py) reads the same mapping."""
     teams, admin_of = set(), set()
     for g in groups:
         if not g.startswith(ident.team_group_prefix):

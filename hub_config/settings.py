@@ -6,8 +6,8 @@ model (:func:`hub_config.chart_values.chart_settings`), so the Kubernetes side n
 
 The supervisor resolves platform.yaml, the state folder and the ports into one JSON file (mode
 0600 inside the private state folder) and passes its path in ``ROMAN_PLATFORM_SETTINGS``. The hub
-config (hub_config/jupyterhub_config.py) and the gateway config (hub_config/local/gateway_config.py)
-read it back through :func:`load_settings`, so neither has to re-derive ports or secrets, and a
+config (hub_config/jupyterhub_config.py) and the gateway config
+(hub_config/gateway/local_config.py) read it back through :func:`load_settings`, so neither has to re-derive ports or secrets, and a
 config file loaded outside the supervisor fails with a clear message instead of half-working.
 
 Other areas add their own sections (the OIDC provider, the quota service, the data store) as

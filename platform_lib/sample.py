@@ -3,7 +3,8 @@
 romanisim simulates whole 4088² detectors (about 85 s and 1 GB per L1 here), far too much for
 a sample that the local platform makes at start-up; so this builds *cutouts* with romanisim's
 own pieces: its galsim.roman-based WCS for each detector at the pointing
-(``romanisim.models.wcs.get_wcs``), its star catalogue maker, galsim.roman's PSF, and its
+(``romanisim.models.wcs.get_wcs``), its star catalogue maker, galsim.roman's PSF, its renderer
+(through :func:`platform_lib.simulate.cutout.render_sources`, as every cutout simulator), and its
 ``l1.make_l1`` (apportioning electrons to resultants with read noise) and ``image.make_l2``
 (ramp fitting), on an ``size × size`` piece at the centre of each detector. Each product is a
 valid ``roman_datamodels`` ImageModel (L2, with a gwcs for the cutout) or ScienceRawModel (L1,
@@ -24,7 +25,7 @@ import numpy as np
 
 from .data.store import Store, get_store
 from .instrument import GALSIM_BANDS, PIXEL_SCALE
-from .simulate.cutout import Footprint, with_border
+from .simulate.cutout import Footprint, render_sources, with_border
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ def make_exposure(
     from roman_datamodels import datamodels as dm
     from romanisim import image as rimage
     from romanisim import l1 as rl1
+    from romanisim.models.bandpass import get_abflux
     from romanisim.models.wcs import create_s_region
 
     start = Time(start_time)
@@ -150,27 +152,26 @@ def make_exposure(
     rng = galsim.BaseDeviate(seed)
 
     counts = galsim.ImageF(size, size, wcs=gwcs_cut_galsim, xmin=0, ymin=0)
-    counts += sky_rate * exptime
-    if stars is not None and len(stars):
-        from romanisim.models.bandpass import get_abflux
-
-        abflux = get_abflux(optical_element, sca)  # e/s for a 1-maggie source
-        psf = _psf(sca, band)
-        for row in stars:
-            pos = counts.wcs.toImage(
-                galsim.CelestialCoord(row["ra"] * galsim.degrees, row["dec"] * galsim.degrees)
-            )
-            if not (-10 < pos.x < size + 10 and -10 < pos.y < size + 10):
-                continue
-            maggies = float(row[optical_element]) if optical_element in row.colnames else 1e-9
-            flux = maggies * abflux * exptime
-            star = galsim.DeltaFunction(flux=flux)
-            conv = galsim.Convolve(star, psf)
-            stamp = conv.drawImage(center=pos, wcs=counts.wcs.local(pos), nx=33, ny=33)
-            b = stamp.bounds & counts.bounds
-            if b.isDefined():
-                counts[b] += stamp[b]
-    counts.addNoise(galsim.PoissonNoise(rng))
+    has_stars = stars is not None and len(stars) > 0
+    # stars through galsim.roman's PSF, a flat sky, Poisson noise: drawn as every cutout
+    # simulator draws (platform_lib.simulate.cutout.render_sources). romanisim logs each
+    # source it renders and that a galsim PSF has no fast point-source path: not news here.
+    romanisim_log = logging.getLogger("romanisim")
+    level = romanisim_log.level
+    romanisim_log.setLevel(logging.ERROR)
+    try:
+        render_sources(
+            counts,
+            stars if has_stars else None,
+            exptime=exptime,
+            psf=_psf(sca, band) if has_stars else None,
+            zpflux=get_abflux(optical_element, sca),  # e/s for a 1-maggie source
+            filter_name=optical_element,
+            sky=sky_rate,
+            rng=rng,
+        )
+    finally:
+        romanisim_log.setLevel(level)
     counts.array[:] = np.clip(counts.array, 0, None)
 
     with warnings.catch_warnings():

@@ -209,7 +209,7 @@ def bench_tap(
     out: dict = {"n": n}
     with tap.connect() as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS q3c")
-        # as for pgSphere in the service (hub_config/local/tap.py): under row-level security
+        # as for pgSphere in the service (hub_config/local/tap_schema.py): under row-level security
         # only LEAKPROOF conditions reach the index
         conn.execute(
             "DO $$ DECLARE f regprocedure; BEGIN FOR f IN SELECT oid::regprocedure "

@@ -11,12 +11,13 @@ module                         what lives there
 ``gateway.auth``               the hub-token authenticator (a bad token is 401, not 500)
 ``gateway.local``              the one-machine platform: loopback backend, ``configure_local``
 ``gateway.kubernetes``         the chart: KubeBackend with an index, ``configure_kubernetes``
+``gateway.local_config``       the file dask-gateway-server loads on one machine (``-f``)
 =============================  ==============================================================
 
 Only ``local`` reads the one-machine set-up (hub_config.local), and only the mode modules know
 the quota service: they hand its check to the backend (``cluster_checks``), as the hub's config
 hands ``spawn_checks`` to the spawner (tests/test_layers.py holds both rules). The config files
-dask-gateway-server loads are one call each: ``hub_config/local/gateway_config.py`` calls
+dask-gateway-server loads are one call each: ``gateway/local_config.py`` calls
 ``configure_local(c, load_settings())``, the chart's ``dask_gateway_config.py``
 ``configure_kubernetes(c, __file__)`` with the chart's values as data beside it.
 

@@ -69,7 +69,7 @@ def _login_lines(s: PlatformSettings, logins: str) -> list[str]:
             f"  demo logins : {logins} (admins: {', '.join(s.demo.admin_users) or 'none'})",
             f"  password    : {s.demo.password}",
         ]
-    from hub_config.oidc_dev.local import demo_logins
+    from hub_config.local.oidc import demo_logins
 
     lines = [f"  sign in     : MyST (development OIDC provider at {oidc['issuer']})"]
     lines += [
@@ -142,8 +142,9 @@ def handle_up(args: argparse.Namespace) -> int:
     import logging
 
     from hub_config.local.config import DEFAULT_CONFIG_NAME, ConfigError, load_config
+    from hub_config.local.resolve import PlatformError
     from hub_config.local.state import StateError
-    from hub_config.local.supervisor import PlatformError, Supervisor, prepare
+    from hub_config.local.supervisor import Supervisor, prepare
 
     try:
         config = load_config(args.config, required=args.config is not None)

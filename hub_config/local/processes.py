@@ -13,6 +13,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -69,6 +70,13 @@ class Component(Protocol):
     # Optional: ``refresh()`` lets a component remember its process tree between polls.
 
     def stop(self, timeout: float | None = None) -> None: ...
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (the OS picks it; a component binds it soon after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:

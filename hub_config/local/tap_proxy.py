@@ -24,7 +24,7 @@ platform can derive). What a query returns is then decided by PostgreSQL's row-l
 ``python -m hub_config.local.tap_proxy`` runs it; the hub's service environment gives
 ``JUPYTERHUB_API_TOKEN``, ``JUPYTERHUB_API_URL``, ``JUPYTERHUB_SERVICE_PREFIX`` and
 ``JUPYTERHUB_SERVICE_URL``; ``ROMAN_TAP_ROOT``/``ROMAN_TAP_PORT``/``ROMAN_TAP_PG_PORT`` and
-``ROMAN_TAP_SECRET`` name the DaCHS instance (:func:`hub_config.local.tap.proxy_env`).
+``ROMAN_TAP_SECRET`` name the DaCHS instance (:meth:`hub_config.local.tap.TapService.proxy_env`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ from tornado.ioloop import IOLoop
 from hub_config.policy import TEAM_GROUP_PREFIX
 from platform_lib import env_contract
 
-from .tap import TapError, TapService
+from .tap import TapService
+from .tap_schema import TapError
 
 log = logging.getLogger("roman_platform.tap_proxy")
 

@@ -86,13 +86,13 @@ def configure_local(c: Any, settings: PlatformSettings) -> None:
 
     quota_db = configure_quota(c, settings)
     if oidc and oidc.get("users_file"):  # the demo accounts' teams exist, so their options work
-        from hub_config.quota.services.demo import seed_demo_teams
+        from hub_config.local.demo_teams import seed_demo_teams
 
         seed_demo_teams(quota_db, oidc["users_file"])
 
     # Discovery (issue 17): the hub-facing TAP service, when the supervisor runs DaCHS.
     tap: dict[str, Any] | None = getattr(settings, "tap", None)  # an extra section
     if tap:
-        from hub_config.local.tap import configure_hub as configure_tap
+        from hub_config.local.tap_platform import configure_hub as configure_tap
 
         configure_tap(c, dict(tap))

@@ -4,8 +4,10 @@ Why here and not in ``platform_lib.simulate``: validating a calibration needs wh
 simulation throws away — the noiseless rate the pipeline should recover, the charge each cosmic
 ray deposited, the true WCS behind a deliberately wrong commanded pointing — and it needs every
 instrument effect drawn from the reference set so that truth and calibration agree by
-construction. This module drives romanisim's own building blocks (``simulate_counts_generic``,
-``make_l1``, ``make_asdf``) with that set; the tests and benchmarks use it.
+construction. This module drives romanisim's own building blocks (``make_l1``, ``make_asdf``)
+with that set, and draws its pixels as every cutout simulator does
+(:func:`platform_lib.simulate.cutout.render_sources`: romanisim's ``simulate_counts_generic``);
+the tests and benchmarks use it.
 
 Sub-array sets (``size < 4088``) are simulated at the detector's lower-left corner without the
 dark-decay signal: both romanisim's and romancal's dark-decay models compute read times for the
@@ -26,7 +28,7 @@ import numpy as np
 from ..data.refset import ReferenceSet
 from ..instrument import CENTRE_PIXEL, REFERENCE_BORDER, SCIENCE_PIXELS
 from ..simulate.background import sky_background
-from ..simulate.cutout import without_border
+from ..simulate.cutout import render_noiseless, render_sources, without_border
 
 
 @dataclass
@@ -136,8 +138,6 @@ def simulate_l1(
     import galsim
     import roman_datamodels.datamodels as rdm
     from roman_datamodels.datamodels import ImageModel
-    from romanisim import catalog as rcat
-    from romanisim import image as rimage
     from romanisim import l1 as rl1
     from romanisim import psf as rpsf
     from romanisim import util as rutil
@@ -242,33 +242,31 @@ def simulate_l1(
         keep = (x > -20) & (x < n + 20) & (y > -20) & (y < n + 20)
         stars = stars[keep]
         x, y = x[keep], y[keep]
-        objlist = rcat.table_to_catalog(stars, [optical_element])
 
-        rng = galsim.UniformDeviate(seed)
-        rimage.simulate_counts_generic(
+        # the pixels as every cutout simulator draws them (platform_lib.simulate.cutout)
+        render_sources(
             image,
-            exptime,
-            objlist=objlist,
+            stars,
+            xy=(x, y),
+            exptime=exptime,
             psf=psf,
             zpflux=abflux,
             sky=sky.array,
             dark=dark_e,
             qe=qe,
-            xpos=x,
-            ypos=y,
             filter_name=optical_element,
-            rng=rng,
+            rng=galsim.UniformDeviate(seed),
         )
 
         # noiseless truth: the same objects without noise, plus sky, as a rate per unit QE
         noiseless = galsim.ImageF(n, n, wcs=gwcs_wrapped, xmin=0, ymin=0)
-        rimage.add_objects_to_image(
+        render_noiseless(
             noiseless,
-            objlist,
+            stars,
             x,
             y,
-            psf,
-            exptime * abflux,
+            psf=psf,
+            flux_to_counts=exptime * abflux,
             filter_name=optical_element,
             rng=galsim.UniformDeviate(seed + 7),
         )

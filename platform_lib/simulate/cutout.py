@@ -1,13 +1,16 @@
-"""The geometry every cutout simulation shares: footprints, their gwcs, the reference border.
+"""What every cutout simulation shares: footprints, their gwcs, the reference border, the pixels.
 
 A simulated product covers a *footprint* of a detector (the whole 4088² science array, or a
 window of it for fast work and tests). Three simulators make products this way:
 :func:`platform_lib.simulate.simulate_exposure` (romanisim's full instrument model), the
 day-one sample survey (:mod:`platform_lib.sample`) and the calibration validation
-exposures (:mod:`platform_lib.calibrate.synthetic`). They differ in what they render, not in
-this geometry, which lives here once: where a window lies on the detector, the exposure's WCS
-(galsim.roman's, or a reference set's distortion), the invertible gwcs of a window's pixels,
-and how science pixels sit inside the 4-pixel reference border of an L1 frame.
+exposures (:mod:`platform_lib.calibrate.synthetic`). They differ in their instrument model
+(which PSF, which sky, which reference files), not in this, which lives here once: where a
+window lies on the detector, the exposure's WCS (galsim.roman's, or a reference set's
+distortion), the invertible gwcs of a window's pixels, how science pixels sit inside the
+4-pixel reference border of an L1 frame, and how a window's electrons are drawn: the
+catalogue's sources near it, sky, dark and QE, with Poisson noise (:func:`render_sources`,
+romanisim's own renderer), and the same sources without noise (:func:`render_noiseless`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ __all__ = [
     "exposure_wcs",
     "fit_gwcs",
     "footprint_gwcs",
+    "render_noiseless",
+    "render_sources",
+    "source_positions",
+    "sources_near",
     "with_border",
     "without_border",
 ]
@@ -197,3 +204,110 @@ def footprint_gwcs(imwcs, fp: Footprint, degree: int = 5):
         return np.degrees(ra), np.degrees(dec)
 
     return fit_gwcs(sky, fp.nx, fp.ny, degree=degree, nodes=24, max_error_pix=1e-3)
+
+
+# ---------------------------------------------------------------------------- the pixels
+def source_positions(image, catalog) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel positions of a catalogue's ``ra``/``dec`` (degrees) through ``image``'s galsim WCS."""
+    x, y = image.wcs._xy(
+        np.radians(np.asarray(catalog["ra"], dtype=float)),
+        np.radians(np.asarray(catalog["dec"], dtype=float)),
+    )
+    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+
+def sources_near(x: np.ndarray, y: np.ndarray, bounds, margin: float) -> np.ndarray:
+    """Which sources lie within ``margin`` pixels of a galsim image's ``bounds`` (romanisim's rule).
+
+    The renderer trims by the same rule, so what is selected here is exactly what it draws.
+    """
+    from romanisim.image import in_bounds
+
+    return np.asarray(in_bounds(np.asarray(x), np.asarray(y), bounds, margin), dtype=bool)
+
+
+def render_sources(
+    image,
+    catalog,
+    *,
+    exptime: float,
+    psf,
+    zpflux: float,
+    filter_name: str,
+    rng,
+    xy: tuple[np.ndarray, np.ndarray] | None = None,
+    margin: int = 10,
+    sky=None,
+    dark=None,
+    qe=None,
+    bandpass=None,
+    seed: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Electrons over an exposure on ``image`` (a galsim image with its WCS, bounds = the window).
+
+    The sources of ``catalog`` (romanisim's table format: ``ra``, ``dec``, ``type``, profile
+    columns, a flux in maggies per band; None for none) within ``margin`` pixels of the window,
+    each drawn through ``psf`` with ``zpflux`` electrons per second per maggie, then sky
+    (electrons per pixel per second, scaled by ``qe``) and dark, with Poisson noise:
+    romanisim's ``simulate_counts_generic``, so every simulator draws its pixels one way.
+    ``xy``: the sources' pixel positions, when they come from another WCS than ``image``'s
+    (default: :func:`source_positions`).
+
+    Returns ``(x, y, counts)`` for every catalogue row: its pixel position and the electrons it
+    put on the window (0 when it lies farther away than ``margin``).
+    """
+    from romanisim import image as rimage
+
+    if catalog is None:
+        rimage.simulate_counts_generic(
+            image, exptime, zpflux=zpflux, sky=sky, dark=dark, qe=qe, rng=rng, seed=seed
+        )
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    x, y = xy if xy is not None else source_positions(image, catalog)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    near = sources_near(x, y, image.bounds, margin)
+    simcat = rimage.simulate_counts_generic(
+        image,
+        exptime,
+        objlist=catalog[near],
+        xpos=x[near],
+        ypos=y[near],
+        psf=psf,
+        zpflux=zpflux,
+        sky=sky,
+        dark=dark,
+        qe=qe,
+        bandpass=bandpass,
+        filter_name=filter_name,
+        rng=rng,
+        seed=seed,
+        ignore_distant_sources=margin,
+    )
+    counts = np.zeros(len(catalog))
+    counts[np.flatnonzero(near)] = np.asarray(simcat["counts"], dtype=float)
+    return x, y, counts
+
+
+def render_noiseless(
+    image,
+    catalog,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    psf,
+    flux_to_counts: float,
+    filter_name: str,
+    rng,
+) -> None:
+    """Add every source of ``catalog`` at pixel ``x``, ``y`` to ``image``, without noise.
+
+    The same drawing as :func:`render_sources` (romanisim's ``add_objects_to_image``), for
+    the truth a calibration should recover; ``flux_to_counts`` turns maggies into electrons.
+    """
+    from romanisim import catalog as rcat
+    from romanisim import image as rimage
+
+    objlist = rcat.table_to_catalog(catalog, [filter_name])
+    rimage.add_objects_to_image(
+        image, objlist, x, y, psf, flux_to_counts, filter_name=filter_name, rng=rng
+    )

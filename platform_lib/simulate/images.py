@@ -21,7 +21,14 @@ from ..instrument import REFERENCE_BORDER, SCIENCE_PIXELS
 from .background import sky_background
 from .bands import bandpass as cached_bandpass
 from .bands import check_detector, check_element
-from .cutout import Footprint, distortion_file, exposure_wcs, footprint_gwcs, with_border
+from .cutout import (
+    Footprint,
+    distortion_file,
+    exposure_wcs,
+    footprint_gwcs,
+    render_sources,
+    with_border,
+)
 from .effects import InstrumentEffects, make_l1, read_pattern
 from .errors import SimulationInputError
 from .product import SimulatedImage
@@ -205,26 +212,12 @@ def _render_counts(image_mod, catalog, spec: ExposureSpec, ref: dict, effects: I
     if not effects.sky:
         sky = None
     qe = rimage.flat_to_qe(ref["flat"], ref["gain"], area=area)
-    # Positions of every source on this detector; romanisim's own trimming assumes the image
-    # starts at pixel 0, so we pre-select the sources near the footprint ourselves.
-    x, y = imwcs._xy(
-        np.radians(np.asarray(catalog["ra"], dtype=float)),
-        np.radians(np.asarray(catalog["dec"], dtype=float)),
-    )
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    margin = 64
-    near = (
-        (x > fp.x0 - margin)
-        & (x < fp.x0 + fp.nx + margin)
-        & (y > fp.y0 - margin)
-        & (y < fp.y0 + fp.ny + margin)
-    )
-    simcat = rimage.simulate_counts_generic(
+    # Every source on this detector has a position; romanisim's own trimming assumes the image
+    # starts at pixel 0, so render_sources selects the sources near the footprint itself.
+    x, y, rendered = render_sources(
         img,
-        exptime,
-        objlist=catalog[near],
-        xpos=x[near],
-        ypos=y[near],
+        catalog,
+        exptime=exptime,
         psf=psf,
         zpflux=rbp.get_abflux(spec.optical_element, sca),
         sky=sky,
@@ -234,10 +227,8 @@ def _render_counts(image_mod, catalog, spec: ExposureSpec, ref: dict, effects: I
         filter_name=spec.optical_element,
         rng=galsim.UniformDeviate(spec.seed + 1),
         seed=spec.seed + 1,
-        ignore_distant_sources=margin,
+        margin=64,
     )
-    rendered = np.zeros(len(catalog))
-    rendered[np.flatnonzero(near)] = np.asarray(simcat["counts"], dtype=float)
     return img, {"x": x, "y": y, "counts": rendered}, imwcs, exptime
 
 

@@ -14,12 +14,12 @@ def _platform(tmp_path, **data):
     state = StateDir(tmp_path / "state")
     state.create()
     config = PlatformConfig.model_validate({"data": data})
-    # the two attributes of hub_config.local.supervisor.Platform the factory uses, plus env
+    # the two attributes of hub_config.local.resolve.Platform the factory uses, plus env
     return SimpleNamespace(config=config, state=state, user_env={}, child_env=dict)
 
 
 def test_component_serves_the_user_environment(tmp_path):
-    from hub_config.local.seaweedfs import seaweedfs_component
+    from hub_config.local.seaweedfs_platform import seaweedfs_component
     from platform_lib.data.store import get_store
 
     p = _platform(tmp_path, sample=False)
@@ -56,7 +56,7 @@ def test_component_serves_the_user_environment(tmp_path):
 
 @pytest.mark.parametrize("data", [{"url": "s3://elsewhere/x"}, {"store": "folder"}])
 def test_no_component_when_another_store_is_configured(tmp_path, data):
-    from hub_config.local.seaweedfs import seaweedfs_component
+    from hub_config.local.seaweedfs_platform import seaweedfs_component
 
     p = _platform(tmp_path, **data)
     assert seaweedfs_component(p) is None and p.user_env == {}
@@ -65,7 +65,7 @@ def test_no_component_when_another_store_is_configured(tmp_path, data):
 def test_first_start_launches_the_sample_and_stop_ends_it(tmp_path):
     import psutil
 
-    from hub_config.local.seaweedfs import seaweedfs_component
+    from hub_config.local.seaweedfs_platform import seaweedfs_component
 
     p = _platform(tmp_path)  # sample: true (the default)
     component = seaweedfs_component(p)

@@ -55,7 +55,8 @@ def _l5_row(name, visibility, team=None, owner="alice"):
 def tap():
     from astropy.time import Time
 
-    from hub_config.local.tap import TapService, dachs_available, publish_index
+    from hub_config.local.tap import TapService, dachs_available
+    from hub_config.local.tap_catalog import publish_index
     from platform_lib.data.index import build_index
     from platform_lib.sample import make_exposure, make_l4_products
 
@@ -215,7 +216,7 @@ def test_maxrec_overflow_is_reported(tap):
 
 
 def test_publish_refuses_overwrite_and_removal_is_owner_only_and_recorded(tap):
-    from hub_config.local.tap import TapError
+    from hub_config.local.tap_schema import TapError
 
     service, _ = tap
     row = _l5_row("ours", "team", "lensing")
@@ -245,7 +246,7 @@ def test_the_local_platform_starts_it_only_when_configured(tmp_path):
     from types import SimpleNamespace
 
     from hub_config.local.state import StateDir
-    from hub_config.local.tap import TapComponent, tap_component
+    from hub_config.local.tap_platform import TapComponent, tap_component
 
     state = StateDir(tmp_path / "state")
     state.create()

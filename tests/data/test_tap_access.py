@@ -2,7 +2,7 @@
 
 A real JupyterHub (users, ``team-*`` groups and tokens made through its REST API), the TAP proxy
 (:mod:`hub_config.local.tap_proxy`) as a hub-managed service at ``/services/tap/`` (registered by
-:func:`hub_config.local.tap.configure_hub`, as the local platform does), and a real
+:func:`hub_config.local.tap_platform.configure_hub`, as the local platform does), and a real
 DaCHS on its own PostgreSQL. Every query goes through the hub's HTTP proxy with a hub token, the
 way a notebook sends it (``platform_lib.data.tap_client``); each refusal is asserted from outside.
 """
@@ -49,7 +49,7 @@ c.JupyterHub.load_roles = [
 c.Spawner.server_token_scopes = ["users:activity!user", "read:users:groups!user"]
 # the platform's own wiring (hub_config/modes/local.py does the same from settings.tap): the hub
 # starts the TAP proxy as a managed service and lets users' and servers' tokens reach it
-from hub_config.local.tap import configure_hub
+from hub_config.local.tap_platform import configure_hub
 configure_hub(c, {tap!r})
 assert "access:services!service=tap" in c.Spawner.server_token_scopes
 """
@@ -441,7 +441,7 @@ def test_the_local_platform_routes_users_through_the_hub(tmp_path):
     from types import SimpleNamespace
 
     from hub_config.local.state import StateDir
-    from hub_config.local.tap import tap_component
+    from hub_config.local.tap_platform import tap_component
 
     state = StateDir(tmp_path / "state")
     state.create()

@@ -13,8 +13,9 @@ import pytest
 
 from hub_config.local.config import PlatformConfig
 from hub_config.local.processes import ComponentError, ManagedProcess
+from hub_config.local.resolve import Platform
 from hub_config.local.state import StateDir, StateError
-from hub_config.local.supervisor import Platform, Supervisor
+from hub_config.local.supervisor import Supervisor
 
 # A child that starts a grandchild in ANOTHER session (as the hub does with user servers and the
 # gateway with schedulers), writes both pids, marks itself ready, and optionally ignores SIGTERM.
@@ -166,7 +167,7 @@ def test_port_check_binds_as_servers_do(tmp_path):
     check refused it for ~60 s before. A listening port is still refused."""
     import socket
 
-    from hub_config.local.supervisor import PlatformError, resolve_ports
+    from hub_config.local.resolve import PlatformError, resolve_ports
 
     server = socket.socket()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -19,12 +19,12 @@ import yaml
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 
 from hub_config.auth import RomanOIDCAuthenticator
-from hub_config.oidc_dev.local import users_document
+from hub_config.local.demo_teams import seed_demo_teams
+from hub_config.local.oidc import users_document
 from hub_config.oidc_dev.users import load_users
 from hub_config.policy import load_policy
 from hub_config.quota import services as ops
 from hub_config.quota.errors import BadInput
-from hub_config.quota.services.demo import seed_demo_teams
 from hub_config.quota.services.enforcement import check_spawn
 from hub_config.quota.settings import QuotaSettings
 from hub_config.spawner import TierLocalSpawnerMixin

@@ -16,7 +16,7 @@ import pytest
 import requests
 import s3fs
 
-from hub_config.local.seaweedfs import PLATFORM_BUCKET, WORK_BUCKET
+from hub_config.local.seaweedfs_platform import PLATFORM_BUCKET, WORK_BUCKET
 
 
 def _platform_fs(qp) -> s3fs.S3FileSystem:

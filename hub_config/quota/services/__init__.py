@@ -6,7 +6,8 @@ server side that they may do it, validate their input, write the change and its 
 the caller's transaction, and raise a :mod:`hub_config.quota.errors` exception otherwise. Beside
 them: the usage :mod:`.ledger` and its :mod:`.sampler`, the spawn and cluster checks and the
 grace-period stop (:mod:`.enforcement`), home storage measurement (:mod:`.home_storage`), tier
-grants for the authenticator (:mod:`.grants`) and the demo teams (:mod:`.demo`).
+grants for the authenticator (:mod:`.grants`); the local platform's demo teams are
+:mod:`hub_config.local.demo_teams`.
 
 This package exports the operations, so callers write ``from hub_config.quota import services
 as ops`` and ``ops.create_team(...)``. Handlers (HTTP), the CLI and the hub hooks call these;

@@ -10,22 +10,15 @@ adds an ``oidc`` section to the settings that ``jupyterhub_config.py`` hands to
 
 from __future__ import annotations
 
-import socket
 import sys
 from typing import Any
 
 import yaml
 
-from hub_config.local.processes import http_ready
+from hub_config.local.processes import ManagedProcess, free_port, http_ready
 from hub_config.oidc_dev.users import load_users
 
 CLIENT_ID = "roman-hub"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def users_document(
@@ -59,9 +52,7 @@ def users_document(
 
 def oidc_component(p: Any) -> Any:
     """Supervisor factory: the provider process, and the hub's ``oidc`` settings section."""
-    from hub_config.local.processes import ManagedProcess
-
-    port = _free_port()
+    port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     public = p.settings.hub.public_url.rstrip("/")
     folder = p.state.root / "oidc"

@@ -9,6 +9,10 @@ numbers come from the one place that defines what a tier gets.
 
 Teams that already exist are left alone (an admin may have changed them); a team created here
 that later runs out is renewed through the quota service like any other.
+
+It lives with the one-machine set-up, not in the quota service: only the local platform has demo
+accounts to seed from, and the quota service, which runs in both set-ups, reads no identity
+provider's files (it imports nothing of ``hub_config.oidc_dev``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,132 @@
+"""The TAP service in the local platform: the supervisor's component and the hub's proxy service.
+
+``roman-platform up`` with ``data.tap`` on runs :class:`~hub_config.local.tap.TapService` under
+``<state>/tap`` as a supervisor component (:func:`tap_component`), publishes the store's product
+index into it once DaCHS answers, and has the hub start the hub-facing proxy
+(:mod:`hub_config.local.tap_proxy`) as a managed service (:func:`configure_hub`, called by
+:mod:`hub_config.modes.local` from the ``tap`` settings section the factory writes), so users
+reach TAP with their hub token at ``<hub>/services/tap``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from platform_lib import env_contract
+
+from .processes import free_port
+from .tap import TapService
+from .tap_catalog import publish_index
+
+log = logging.getLogger("roman_platform.local")
+
+__all__ = ["TapComponent", "configure_hub", "tap_component"]
+
+
+class TapComponent:
+    """The supervisor's view of the service: start DaCHS, then publish the store's index."""
+
+    name = "tap"
+
+    def __init__(self, service: TapService, store_env: dict[str, str]) -> None:
+        self.service = service
+        self.store_env = store_env
+
+    def start(self) -> None:
+        self.service.start()
+
+    def wait_ready(self, timeout: float) -> None:
+        self.service.wait_ready(timeout)
+        from platform_lib.data.store import get_store
+
+        env = self.store_env
+        url = env.get(env_contract.DATA_URL)
+        if not url:
+            return
+        try:
+            store = (
+                get_store(
+                    url,
+                    endpoint=env.get(env_contract.DATA_S3_ENDPOINT),
+                    key=env.get("AWS_ACCESS_KEY_ID"),
+                    secret=env.get("AWS_SECRET_ACCESS_KEY"),
+                )
+                if url.startswith("s3")
+                else get_store(url)
+            )
+            log.info("tap: published %d products of %s", publish_index(self.service, store), url)
+        except Exception as exc:
+            log.warning("tap: index of %s not published: %s", url, exc)
+
+    def refresh(self) -> None:
+        self.service.refresh()
+
+    def alive(self) -> bool:
+        return self.service.alive()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self.service.stop(timeout)
+
+
+def tap_component(p: Any) -> TapComponent | None:
+    """Supervisor factory: the TAP service under ``<state>/tap`` when ``data.tap`` is on.
+
+    Adds ``ROMAN_TAP_URL`` to every user server's environment. Off by default: it needs the
+    Debian packages python3-gavo and postgresql-15-pgsphere (scripts/system-deps.sh).
+    """
+    if not getattr(p.config.data, "tap", False):
+        return None
+    state = p.state
+    service = TapService(
+        state.root / "tap",
+        log_dir=state.logs_dir,
+        secret=state.secret("tap_secret", lambda: secrets.token_urlsafe(32)),
+    )
+    settings = getattr(p, "settings", None)
+    hub_url = getattr(getattr(settings, "hub", None), "public_url", None)
+    if settings is not None and hub_url:
+        # users reach TAP through the hub (tap_proxy: their hub token decides what they see);
+        # the hub starts the proxy as a managed service (configure_hub, from settings.tap)
+        public = hub_url.rstrip("/") + "/services/tap"
+        settings.tap = {
+            "proxy_url": f"http://127.0.0.1:{free_port()}",
+            "environment": {**service.proxy_env(), env_contract.TAP_PUBLIC_URL: public},
+        }
+        p.user_env[env_contract.TAP_URL] = public
+    else:
+        p.user_env[env_contract.TAP_URL] = service.url
+    return TapComponent(service, dict(p.user_env))
+
+
+def configure_hub(c: Any, tap: dict[str, Any], name: str = "tap") -> None:
+    """Register the hub-facing TAP proxy as a hub-managed service on a JupyterHub config ``c``.
+
+    Every user (their own tokens) and every server token may reach it; it reads the user's
+    groups with the server token's ``read:users:groups!user`` (set by the spawner config).
+    """
+    import sys
+
+    repo = str(Path(__file__).resolve().parents[2])
+    service = {
+        "name": name,
+        "url": tap["proxy_url"],
+        "command": [sys.executable, "-m", "hub_config.local.tap_proxy"],
+        "environment": {**tap["environment"], "PYTHONPATH": repo},
+        "display": False,
+    }
+    services = list(c.JupyterHub.services or []) if "services" in c.JupyterHub else []
+    c.JupyterHub.services = [s for s in services if s.get("name") != name] + [service]
+    access = f"access:services!service={name}"
+    roles = [dict(r) for r in c.JupyterHub.load_roles] if "load_roles" in c.JupyterHub else []
+    user_role = next((r for r in roles if r.get("name") == "user"), None)
+    if user_role is None:
+        roles.append({"name": "user", "scopes": ["self", access]})
+    elif access not in user_role.get("scopes", []):
+        user_role["scopes"] = [*user_role.get("scopes", []), access]
+    c.JupyterHub.load_roles = roles
+    scopes = list(c.Spawner.server_token_scopes) if "server_token_scopes" in c.Spawner else []
+    if scopes and access not in scopes:
+        c.Spawner.server_token_scopes = [*scopes, access]
