@@ -87,3 +87,29 @@ def test_detection_snr_beats_kron_snr(faint_field) -> None:
     for budget in (0, 2, 5):
         assert kept["detection_snr", budget] >= kept["snr", budget]
     assert kept["detection_snr", 0] > kept["snr", 0]
+
+
+def test_faint_peaks_in_a_bright_neighbours_wings_leave_the_pure_product() -> None:
+    """The cleaning drops a marginal detection beside a much brighter source, and only that."""
+    import astropy.units as u
+    from astropy.table import QTable
+
+    from platform_lib.catalogs.static import (
+        PURE_CLEAN_RADIUS_PIX,
+        PURE_CLEAN_SNR,
+        in_bright_wings,
+    )
+
+    near, far = 0.6 * PURE_CLEAN_RADIUS_PIX, 3 * PURE_CLEAN_RADIUS_PIX
+    table = QTable(
+        {
+            # a bright galaxy; a marginal peak in its wing; a bright peak as close; an isolated
+            # marginal source; two marginal sources of equal flux side by side
+            "x": [100.0, 100 + near, 100 - near, 100 + far, 500.0, 500 + near],
+            "y": [100.0] * 4 + [500.0, 500.0],
+            "kron_flux": [50.0, 0.5, 20.0, 0.5, 0.5, 0.6] * u.uJy,
+        }
+    )
+    marginal = PURE_DETECTION_SNR + 0.5 * (PURE_CLEAN_SNR - PURE_DETECTION_SNR)
+    snr = np.array([80.0, marginal, 40.0, marginal, marginal, marginal])
+    assert in_bright_wings(table, snr).tolist() == [False, True, False, False, False, False]
