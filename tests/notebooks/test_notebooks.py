@@ -237,19 +237,26 @@ def _make_team(fixtures: Any, hub_url: str, team: str, members: list[str]) -> No
         assert r.status_code == 201, (path, r.status_code, r.text)
 
 
-def _let_postgres_reach(base: Path, state: Path) -> None:
-    """Run as root, the TAP service's PostgreSQL runs as ``postgres``, which must reach
-    ``<state>/tap``; the platform keeps the state folder 0700, so a root-run platform's state is
-    made owned by ``postgres`` (root keeps every access; the folders and files inside stay
-    root's and private). Not needed when the tests run as an ordinary user."""
+def _platform_base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bool]:
+    """The folder for the platform's work and state folders; True if the caller removes it.
+
+    Run as root, the TAP service's PostgreSQL runs as ``postgres``, which must reach
+    ``<state>/tap``: pytest's temporary folders are private (``/tmp/pytest-of-root`` is 0700), so
+    the folder is a fresh one in the system's temporary folder (as tests/data/test_tap.py does),
+    and the state folder, which the platform keeps 0700, is made owned by ``postgres`` (root keeps
+    every access; the folders and files the platform makes inside stay root's and private).
+    """
     import os
     import shutil
+    import tempfile
 
     if os.geteuid() != 0:
-        return
+        return tmp_path_factory.mktemp("tutorial-platform"), False
+    base = Path(tempfile.mkdtemp(prefix="roman-tutorial-platform-"))
     base.chmod(0o755)
-    state.mkdir(mode=0o700)
-    shutil.chown(state, "postgres")
+    (base / "state").mkdir(mode=0o700)
+    shutil.chown(base / "state", "postgres")
+    return base, True
 
 
 def _publish_to_tap(settings: dict, store: Any) -> int:
@@ -277,10 +284,9 @@ def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from platform_lib.sample import SampleSpec, make_sample
 
     fixtures = _platform_fixtures()
-    base = tmp_path_factory.mktemp("tutorial-platform")
+    base, remove_base = _platform_base(tmp_path_factory)
     work, state = base / "work", base / "state"
     work.mkdir()
-    _let_postgres_reach(base, state)
     config = fixtures.platform_config(
         demo={
             "users": ["alice", TEAM_MATE, OUTSIDER],
@@ -342,6 +348,10 @@ def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         if platform.proc and platform.proc.poll() is None:
             platform.stop()
         platform.kill_leftovers()
+        if remove_base:
+            import shutil
+
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def test_there_are_tutorials() -> None:
