@@ -10,6 +10,10 @@ Dask graphs on the same cluster.
 
 Written under the user's own store (``ROMAN_USER_STORE_URL``) or wherever ``output`` says: a
 collection is a folder of Parquet files, local or on S3 through fsspec/UPath.
+
+A table that fits in memory (a catalog of one exposure or one field) needs no import pipeline:
+:func:`write_collection` partitions it with LSDB's own writer (``lsdb.from_dataframe``) and puts
+the files into a store, on S3 too, where the user's key is scoped to a prefix (tutorial 13).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from upath import UPath
 
-__all__ = ["publish_catalog", "open_catalog"]
+__all__ = ["publish_catalog", "open_catalog", "write_collection"]
 
 
 def publish_catalog(
@@ -105,8 +109,71 @@ def _write_collection_properties(root: Path, catalog: str, margin: str) -> None:
     )
 
 
+def write_collection(
+    table: Any,
+    url: str | Path,
+    name: str,
+    *,
+    ra_column: str = "ra",
+    dec_column: str = "dec",
+    margin_arcsec: float = 5.0,
+) -> str:
+    """A table that fits in memory as the HATS collection ``url/name`` (catalog + margin cache).
+
+    LSDB partitions the table here (``lsdb.from_dataframe``; for inputs larger than memory use
+    :func:`publish_catalog`, hats-import on a cluster) and writes it to a local folder, whose
+    files then go into the store one by one (``Store.put_file``). Not LSDB's writer straight to
+    S3: a key scoped to a prefix of a bucket (the user's and the team's spaces) may not HEAD the
+    bucket, which s3fs's ``mkdir`` does before every folder. ``margin_arcsec`` must exceed the
+    cross-match radius; below ~2\" LSDB's margin search takes seconds even for a small table.
+    Returns the collection's URL (what :func:`open_catalog` opens).
+    """
+    import dask
+    import lsdb
+    import pandas as pd
+    from astropy.table import Table
+
+    from .store import get_store
+
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"collection name {name!r}: letters, digits, '-' and '_' only")
+    frame = table if isinstance(table, pd.DataFrame) else Table(table).to_pandas(index=False)
+    for col in (ra_column, dec_column):
+        if col not in frame.columns:
+            raise ValueError(f"the table has no {col!r} column (ra_column=/dec_column= name them)")
+    if len(frame) == 0:
+        raise ValueError("an empty table is not a catalog")
+    catalog = lsdb.from_dataframe(
+        frame,
+        ra_column=ra_column,
+        dec_column=dec_column,
+        catalog_name=name,
+        margin_threshold=margin_arcsec,
+    )
+    store = get_store(str(url).rstrip("/") + f"/{name}")
+    with tempfile.TemporaryDirectory(prefix="hats-") as tmp:
+        # in this process: the folder is local to it (a cluster's workers may not see it)
+        with dask.config.set(scheduler="synchronous"):
+            catalog.to_hats(Path(tmp), progress_bar=False)
+        for path in sorted(Path(tmp).rglob("*")):
+            if path.is_file():
+                store.put_file(path, path.relative_to(tmp).as_posix())
+    return store.root_url
+
+
 def open_catalog(path: str | Path, **kwargs: Any):
-    """A lazy ``lsdb.Catalog`` of a collection (with its default margin) or a plain catalog."""
+    """A lazy ``lsdb.Catalog`` of a collection (with its default margin) or a plain catalog.
+
+    An ``s3://`` URL is read with the store's endpoint and credentials (those of this server,
+    which the platform gives the user's Dask workers too), so the catalog's partitions are read
+    where the work runs.
+    """
     import lsdb
 
+    if isinstance(path, str) and path.startswith(("s3://", "s3a://")):
+        from upath import UPath
+
+        from .store import get_store
+
+        return lsdb.open_catalog(UPath(path, **get_store(path).storage_options), **kwargs)
     return lsdb.open_catalog(path, **kwargs)

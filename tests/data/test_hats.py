@@ -75,3 +75,30 @@ def test_crossmatch_with_a_reference_catalog(collections):
     true = xm[xm["id_field"] == xm["ref_id_gaia"]]
     assert len(true) == N // 4  # every reference source found its counterpart
     assert float(true["_dist_arcsec"].max()) < 0.11
+
+
+def test_a_table_in_memory_becomes_a_collection_in_a_store(collections, tmp_path):
+    """write_collection (LSDB's own partitioning, files put into a store) gives a collection
+    LSDB opens with its margin cache and matches against the hats-import one row for row."""
+    from platform_lib.data.hats import open_catalog, write_collection
+
+    field, f, _ = collections
+    small = field[:400]
+    url = write_collection(small, str(tmp_path / "store"), "small")
+    assert url == str(tmp_path / "store" / "small")
+    cat = open_catalog(url)
+    assert cat.margin is not None and cat.margin.name == "small_5arcs"
+    assert sorted(cat.compute()["id"]) == list(range(400))
+    xm = cat.crossmatch(
+        open_catalog(f), radius_arcsec=0.3, n_neighbors=1, suffixes=("_s", "_f")
+    ).compute()
+    assert len(xm) == 400 and (xm["id_s"] == xm["id_f"]).all()
+    assert float(xm["_dist_arcsec"].max()) < 1e-6
+    for bad, words in (
+        ((small["id", "dec"], "nodec"), "no 'ra' column"),
+        ((small, "two words"), "letters, digits"),
+        ((small[:0], "empty"), "empty table"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            write_collection(bad[0], str(tmp_path / "store"), bad[1])
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["small"]  # nothing else

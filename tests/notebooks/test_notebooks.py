@@ -6,7 +6,14 @@ romanisim cutouts, two optical elements, two epochs, the PSF library) into the s
 the demo user ``alice`` logs in through the OIDC flow and gets ONE JupyterLab server. Each
 tutorial is uploaded to that server (contents API), opened as a notebook session (a kernel of
 its own, its working folder the notebook's) and executed cell by cell through the kernel's
-websocket. The outputs are recorded into the notebook, which is saved back to the server and
+websocket.
+
+The platform runs its TAP/ObsCore service (``data.tap``: DaCHS on PostgreSQL), which publishes
+the store's index when it starts, before the sample exists; the operator's part publishes it
+again once the sample is made. Tutorial 13 shows who sees a team's product by TAP: ``bob``
+(alice's team-mate) and ``carol`` (in no team) log in once and the test hands their API tokens
+to the notebook in ``tutorials/13_colleagues.json`` (a person would run the query in their own
+server). The outputs are recorded into the notebook, which is saved back to the server and
 to the test's folder. A tutorial fails on an error output (a failed ``assert`` is one: the
 science checks are asserts in the notebooks) and when it shows no inline figure.
 """
@@ -28,6 +35,8 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 CELL_TIMEOUT = 600.0  # seconds for one cell
 FOLDER = "tutorials"  # where the notebooks are uploaded in alice's home
 TEAM = "hlwas-weak-lensing"  # the team alice works in (tutorial 12), made by the operator
+TEAM_MATE, OUTSIDER = "bob", "carol"  # in alice's team / in none (tutorial 13)
+COLLEAGUES_FILE = "13_colleagues.json"  # their API tokens, for tutorial 13's visibility checks
 
 
 def _platform_fixtures() -> Any:
@@ -45,6 +54,17 @@ def inline_figures(nb: nbformat.NotebookNode) -> int:
         if c.cell_type == "code"
         for o in c.get("outputs", [])
         if o.get("output_type") in ("display_data", "execute_result")
+    )
+
+
+def stream_text(nb: nbformat.NotebookNode) -> str:
+    """Everything the executed notebook printed."""
+    return "".join(
+        o.get("text", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "stream"
     )
 
 
@@ -217,6 +237,46 @@ def _make_team(fixtures: Any, hub_url: str, team: str, members: list[str]) -> No
         assert r.status_code == 201, (path, r.status_code, r.text)
 
 
+def _platform_base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bool]:
+    """The folder for the platform's work and state folders; True if the caller removes it.
+
+    Run as root, the TAP service's PostgreSQL runs as ``postgres``, which must reach
+    ``<state>/tap``: pytest's temporary folders are private (``/tmp/pytest-of-root`` is 0700), so
+    the folder is a fresh one in the system's temporary folder (as tests/data/test_tap.py does),
+    and the state folder, which the platform keeps 0700, is made owned by ``postgres`` (root keeps
+    every access; the folders and files the platform makes inside stay root's and private).
+    """
+    import os
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        return tmp_path_factory.mktemp("tutorial-platform"), False
+    base = Path(tempfile.mkdtemp(prefix="roman-tutorial-platform-"))
+    base.chmod(0o755)
+    (base / "state").mkdir(mode=0o700)
+    shutil.chown(base / "state", "postgres")
+    return base, True
+
+
+def _publish_to_tap(settings: dict, store: Any) -> int:
+    """Publish the store's index (now with the sample) to the platform's TAP service, as the
+    service does at start: through a handle on the running DaCHS (its settings section)."""
+    from hub_config.local.tap import TapService, publish_index
+    from platform_lib import env_contract
+
+    env = settings["tap"]["environment"]
+    tap = TapService.attach(
+        env[env_contract.TAP_ROOT],
+        port=int(env[env_contract.TAP_PORT]),
+        pg_port=int(env[env_contract.TAP_PG_PORT]),
+        secret=env[env_contract.TAP_SECRET],
+    )
+    n = publish_index(tap, store)
+    assert n > 0, "the sample's index published no ObsCore rows"
+    return n
+
+
 @pytest.fixture(scope="module")
 def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The local platform, the sample survey in its store, alice's server: (url, token, home)."""
@@ -224,10 +284,18 @@ def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from platform_lib.sample import SampleSpec, make_sample
 
     fixtures = _platform_fixtures()
-    base = tmp_path_factory.mktemp("tutorial-platform")
+    base, remove_base = _platform_base(tmp_path_factory)
     work, state = base / "work", base / "state"
     work.mkdir()
-    platform = fixtures.RunningPlatform(work, state, fixtures.platform_config())
+    config = fixtures.platform_config(
+        demo={
+            "users": ["alice", TEAM_MATE, OUTSIDER],
+            "admin_users": ["admin"],
+            "password": fixtures.DEMO_PASSWORD,
+        },
+        data={"sample": False, "tap": True},
+    )
+    platform = fixtures.RunningPlatform(work, state, config)
     try:
         platform.start()
         settings = json.loads((state / "settings.json").read_text())
@@ -242,14 +310,33 @@ def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
             detectors=("WFI01",), optical_elements=("F158", "F087"), epochs=2, size=128
         )
         make_sample(store, spec, progress=False)
-        # tutorial 12: alice's first login makes her known, then the operator makes her team
-        fixtures.hub_login(requests.Session(), platform.url, "alice")
-        _make_team(fixtures, platform.url, TEAM, ["alice"])
+        _publish_to_tap(settings, store)
+        # tutorials 12 and 13: a first login makes each user known, then the operator makes
+        # alice's team, with bob in it (carol stays in none)
+        colleagues = {}
+        for user in ("alice", TEAM_MATE, OUTSIDER):
+            session = requests.Session()
+            fixtures.hub_login(session, platform.url, user)
+            if user != "alice":
+                colleagues[user] = fixtures.api_token(session, platform.url, user)
+        _make_team(fixtures, platform.url, TEAM, ["alice", TEAM_MATE])
         token, server_url = fixtures.login_and_spawn(platform.url, "alice")
+        headers = {"Authorization": f"token {token}"}
         r = requests.put(
             f"{server_url}api/contents/{FOLDER}",
             json={"type": "directory"},
-            headers={"Authorization": f"token {token}"},
+            headers=headers,
+            timeout=60,
+        )
+        assert r.status_code in (200, 201), r.text
+        body = {
+            "team_mate": {"name": TEAM_MATE, "token": colleagues[TEAM_MATE]},
+            "outsider": {"name": OUTSIDER, "token": colleagues[OUTSIDER]},
+        }
+        r = requests.put(
+            f"{server_url}api/contents/{FOLDER}/{COLLEAGUES_FILE}",
+            json={"type": "file", "format": "text", "content": json.dumps(body)},
+            headers=headers,
             timeout=60,
         )
         assert r.status_code in (200, 201), r.text
@@ -261,6 +348,10 @@ def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         if platform.proc and platform.proc.poll() is None:
             platform.stop()
         platform.kill_leftovers()
+        if remove_base:
+            import shutil
+
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def test_there_are_tutorials() -> None:
@@ -296,6 +387,11 @@ def test_tutorial_runs_in_a_user_server(path: Path, tutorial_server: Any, tmp_pa
     assert inline_figures(nb) >= 1, (
         f"{path.name} shows no inline figure (matplotlib Agg or savefig only?)"
     )
+    if path.name.startswith("13_"):
+        # the visibility checks ran with the colleagues' tokens (not the notebook's fallback)
+        shown = stream_text(nb)
+        assert f"{TEAM_MATE} (team-mate) sees 1 row" in shown, shown[-2000:]
+        assert f"{OUTSIDER} (not in the team) sees 0 rows" in shown, shown[-2000:]
 
 
 @pytest.mark.slow
