@@ -64,8 +64,31 @@ def dachs_available() -> str | None:
     return None
 
 
+def platform_pg_dir(state_root: Path) -> Path | None:
+    """Where the platform's TAP PostgreSQL cluster lives when the platform runs as root: a
+    folder under the ``postgres`` account's home, one per state folder (its path's hash), so
+    PostgreSQL never needs a way into the private state folder. ``None`` when not root (the
+    cluster stays in ``<state>/tap/pg``, owned by the account that runs everything)."""
+    if os.geteuid() != 0:
+        return None
+    import hashlib
+    import pwd
+
+    try:
+        home = Path(pwd.getpwnam("postgres").pw_dir)
+    except KeyError:  # no PostgreSQL server installed: TapService says what is missing
+        return None
+    digest = hashlib.sha256(str(Path(state_root).resolve()).encode()).hexdigest()[:12]
+    return home / "roman-platform" / f"tap-{digest}"
+
+
 class TapService(TapCatalog):
-    """DaCHS + PostgreSQL under ``root`` (created on first start, reused after)."""
+    """DaCHS + PostgreSQL under ``root`` (created on first start, reused after).
+
+    ``pg_dir`` puts the PostgreSQL cluster elsewhere: run as root, PostgreSQL runs as the
+    ``postgres`` account, which cannot enter a private (0700) state folder, so the platform
+    gives it a folder of its own under ``postgres``'s home (:func:`platform_pg_dir`).
+    """
 
     name = "tap"
 
@@ -78,8 +101,10 @@ class TapService(TapCatalog):
         secret: str | None = None,
         log_dir: Path | None = None,
         default_maxrec: int = DEFAULT_MAXREC,
+        pg_dir: Path | None = None,
     ) -> None:
         self.root = Path(root)
+        self.pg_dir = Path(pg_dir) if pg_dir is not None else self.root / "pg"
         self.port = port or free_port()
         self.pg_port = pg_port or free_port()
         self.log_dir = Path(log_dir or self.root / "logs")
@@ -137,17 +162,27 @@ class TapService(TapCatalog):
             raise TapError(f"{Path(args[0]).name} failed: {proc.stderr.strip()[-800:]}")
 
     def _start_postgres(self) -> None:
-        pg = self.root / "pg"
+        pg = self.pg_dir
         data, sock = pg / "data", pg / "sock"
+        external = pg != self.root / "pg"
+        marker = self.root / "pg-cluster"
+        if external and data.exists() and not marker.exists():
+            # this state folder never made that cluster (it was reset: a new TAP secret, so
+            # the cluster's passwords are stale): start it afresh
+            log.warning("tap: removing the stale PostgreSQL cluster %s", pg)
+            shutil.rmtree(pg)
         if not data.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
             pg.mkdir(parents=True, exist_ok=True)
             sock.mkdir(exist_ok=True)
             pwfile = pg / "pw"
             pwfile.write_text(self._pg_password + "\n")
+            pwfile.chmod(0o600)
             if os.geteuid() == 0:
-                for p in (self.root, pg, sock, pwfile):
+                for p in (pg, sock, pwfile) if external else (self.root, pg, sock, pwfile):
                     shutil.chown(p, "postgres")
-                self.root.chmod(0o755)
+                if not external:
+                    self.root.chmod(0o755)
                 probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(pg)])
                 if probe.returncode != 0:
                     raise TapError(
@@ -168,6 +203,7 @@ class TapService(TapCatalog):
                 ]
             )
             pwfile.unlink()
+            marker.write_text(f"{pg}\n")
         opts = (
             f"-c listen_addresses=127.0.0.1 -c port={self.pg_port} "
             f"-c unix_socket_directories={sock} -c fsync=off"
@@ -196,7 +232,7 @@ class TapService(TapCatalog):
                     [
                         str(self.bindir / "pg_ctl"),
                         "-D",
-                        str(self.root / "pg/data"),
+                        str(self.pg_dir / "data"),
                         "-m",
                         "fast",
                         "-w",

@@ -18,7 +18,7 @@ from typing import Any
 from platform_lib import env_contract
 
 from .processes import free_port
-from .tap import TapService
+from .tap import TapService, platform_pg_dir
 from .tap_catalog import publish_index
 
 log = logging.getLogger("roman_platform.local")
@@ -84,6 +84,7 @@ def tap_component(p: Any) -> TapComponent | None:
         state.root / "tap",
         log_dir=state.logs_dir,
         secret=state.secret("tap_secret", lambda: secrets.token_urlsafe(32)),
+        pg_dir=platform_pg_dir(state.root),
     )
     settings = getattr(p, "settings", None)
     hub_url = getattr(getattr(settings, "hub", None), "public_url", None)

@@ -237,28 +237,6 @@ def _make_team(fixtures: Any, hub_url: str, team: str, members: list[str]) -> No
         assert r.status_code == 201, (path, r.status_code, r.text)
 
 
-def _platform_base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bool]:
-    """The folder for the platform's work and state folders; True if the caller removes it.
-
-    Run as root, the TAP service's PostgreSQL runs as ``postgres``, which must reach
-    ``<state>/tap``: pytest's temporary folders are private (``/tmp/pytest-of-root`` is 0700), so
-    the folder is a fresh one in the system's temporary folder (as tests/data/test_tap.py does),
-    and the state folder, which the platform keeps 0700, is made owned by ``postgres`` (root keeps
-    every access; the folders and files the platform makes inside stay root's and private).
-    """
-    import os
-    import shutil
-    import tempfile
-
-    if os.geteuid() != 0:
-        return tmp_path_factory.mktemp("tutorial-platform"), False
-    base = Path(tempfile.mkdtemp(prefix="roman-tutorial-platform-"))
-    base.chmod(0o755)
-    (base / "state").mkdir(mode=0o700)
-    shutil.chown(base / "state", "postgres")
-    return base, True
-
-
 def _publish_to_tap(settings: dict, store: Any) -> int:
     """Publish the store's index (now with the sample) to the platform's TAP service, as the
     service does at start: through a handle on the running DaCHS (its settings section)."""
@@ -284,7 +262,7 @@ def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from platform_lib.sample import SampleSpec, make_sample
 
     fixtures = _platform_fixtures()
-    base, remove_base = _platform_base(tmp_path_factory)
+    base = tmp_path_factory.mktemp("tutorial-platform")
     work, state = base / "work", base / "state"
     work.mkdir()
     config = fixtures.platform_config(
@@ -348,10 +326,14 @@ def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         if platform.proc and platform.proc.poll() is None:
             platform.stop()
         platform.kill_leftovers()
-        if remove_base:
+        # run as root, the TAP service's PostgreSQL cluster lives outside the state folder
+        from hub_config.local.tap import platform_pg_dir
+
+        pg_dir = platform_pg_dir(state)
+        if pg_dir is not None:
             import shutil
 
-            shutil.rmtree(base, ignore_errors=True)
+            shutil.rmtree(pg_dir, ignore_errors=True)
 
 
 def test_there_are_tutorials() -> None:
