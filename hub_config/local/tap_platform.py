@@ -2,7 +2,8 @@
 
 ``roman-platform up`` with ``data.tap`` on runs :class:`~hub_config.local.tap.TapService` under
 ``<state>/tap`` as a supervisor component (:func:`tap_component`), publishes the store's product
-index into it once DaCHS answers, and has the hub start the hub-facing proxy
+index into it once DaCHS answers and again whenever the index changes (the sample survey is
+made in the background after start, and ``roman-platform data index`` rebuilds it), and has the hub start the hub-facing proxy
 (:mod:`hub_config.local.tap_proxy`) as a managed service (:func:`configure_hub`, called by
 :mod:`hub_config.modes.local` from the ``tap`` settings section the factory writes), so users
 reach TAP with their hub token at ``<hub>/services/tap``.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,9 @@ from .tap import TapService, platform_pg_dir
 from .tap_catalog import publish_index
 
 log = logging.getLogger("roman_platform.local")
+
+#: seconds between two looks at the store's index (one metadata request each)
+INDEX_CHECK_INTERVAL = 10.0
 
 __all__ = ["TapComponent", "configure_hub", "tap_component"]
 
@@ -34,35 +39,66 @@ class TapComponent:
     def __init__(self, service: TapService, store_env: dict[str, str]) -> None:
         self.service = service
         self.store_env = store_env
+        self._published: tuple[Any, Any] | None = None
+        self._failure: str | None = None
+        self._next_check = 0.0
 
     def start(self) -> None:
         self.service.start()
 
     def wait_ready(self, timeout: float) -> None:
         self.service.wait_ready(timeout)
+        self._publish_if_changed()
+
+    def _store(self) -> Any:
         from platform_lib.data.store import get_store
 
         env = self.store_env
         url = env.get(env_contract.DATA_URL)
         if not url:
-            return
-        try:
-            store = (
-                get_store(
-                    url,
-                    endpoint=env.get(env_contract.DATA_S3_ENDPOINT),
-                    key=env.get("AWS_ACCESS_KEY_ID"),
-                    secret=env.get("AWS_SECRET_ACCESS_KEY"),
-                )
-                if url.startswith("s3")
-                else get_store(url)
+            return None
+        if url.startswith("s3"):
+            return get_store(
+                url,
+                endpoint=env.get(env_contract.DATA_S3_ENDPOINT),
+                key=env.get("AWS_ACCESS_KEY_ID"),
+                secret=env.get("AWS_SECRET_ACCESS_KEY"),
             )
-            log.info("tap: published %d products of %s", publish_index(self.service, store), url)
+        return get_store(url)
+
+    def _publish_if_changed(self) -> None:
+        """Publish the store's index if it is not the one last published (size and version)."""
+        from platform_lib.data.index import INDEX_DIR, INDEX_PATH
+
+        try:
+            store = self._store()
+            if store is None:
+                return
+            store.fs.invalidate_cache(store.path(INDEX_DIR))
+            if not store.exists(INDEX_PATH):
+                return
+            info = store.fs.info(store.path(INDEX_PATH))
+            version = (
+                info.get("size"),
+                info.get("ETag") or info.get("LastModified") or info.get("mtime"),
+            )
+            if version == self._published:
+                return
+            n = publish_index(self.service, store)
+            self._published = version
+            self._failure = None
+            log.info("tap: published %d products of %s", n, store.url(""))
         except Exception as exc:
-            log.warning("tap: index of %s not published: %s", url, exc)
+            if str(exc) != self._failure:  # say it once, not every look
+                log.warning("tap: index of the store not published: %s", exc)
+                self._failure = str(exc)
 
     def refresh(self) -> None:
         self.service.refresh()
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + INDEX_CHECK_INTERVAL
+            self._publish_if_changed()
 
     def alive(self) -> bool:
         return self.service.alive()
