@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hub_config.settings import PlatformSettings
@@ -116,6 +116,20 @@ def _environment_lines() -> list[str]:
     return [f"  environments: {'; '.join(parts)}"]
 
 
+def _tap_lines(p: Any) -> list[str]:
+    """Where TAP is, or why it is not running (docs/data.md)."""
+    from platform_lib import env_contract
+
+    url = p.user_env.get(env_contract.TAP_URL)
+    if url:
+        return [f"  TAP/ObsCore : {url}  (pyvo/astroquery/TOPCAT with a hub token)"]
+    if getattr(p.config.data, "tap", None) is False:
+        return ["  TAP/ObsCore : off (data.tap: false)"]
+    from hub_config.local.tap import dachs_available
+
+    return [f"  TAP/ObsCore : off ({dachs_available() or 'no data store'})"]
+
+
 def _banner(supervisor: object) -> None:
     from hub_config.local.supervisor import Supervisor
 
@@ -129,6 +143,7 @@ def _banner(supervisor: object) -> None:
         f"(ready in {supervisor.timings.get('total', 0):.1f} s)",
         *_login_lines(s, logins),
         f"  Dask-Gateway: {s.gateway.address}",
+        *_tap_lines(p),
         *_environment_lines(),
         *_accounts_lines(),
         f"  state folder: {p.state.root}  (logs in {p.state.logs_dir})",

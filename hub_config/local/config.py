@@ -88,10 +88,12 @@ class DataConfig(_Strict):
     sample: bool = Field(
         True, description="make the sample survey in the platform's own store on first start"
     )
-    tap: bool = Field(
-        False,
+    tap: bool | None = Field(
+        None,
         description="run the TAP/ObsCore service (GAVO DaCHS; needs python3-gavo and "
-        "postgresql-15-pgsphere) and publish the store's index to it; sets ROMAN_TAP_URL",
+        "postgresql-15-pgsphere, which scripts/system-deps.sh installs) and publish the store's "
+        "index to it; sets ROMAN_TAP_URL. null: on where those are installed, else off (the "
+        "banner says so); true: on, and a clear error where they are missing",
     )
 
 

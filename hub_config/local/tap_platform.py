@@ -20,7 +20,7 @@ from typing import Any
 from platform_lib import env_contract
 
 from .processes import free_port
-from .tap import TapService, platform_pg_dir
+from .tap import TapService, dachs_available, platform_pg_dir
 from .tap_catalog import publish_index
 
 log = logging.getLogger("roman_platform.local")
@@ -110,11 +110,18 @@ class TapComponent:
 def tap_component(p: Any) -> TapComponent | None:
     """Supervisor factory: the TAP service under ``<state>/tap`` when ``data.tap`` is on.
 
-    Adds ``ROMAN_TAP_URL`` to every user server's environment. Off by default: it needs the
-    Debian packages python3-gavo and postgresql-15-pgsphere (scripts/system-deps.sh).
+    Adds ``ROMAN_TAP_URL`` to every user server's environment. Unset (the default), it runs
+    where the Debian packages python3-gavo and postgresql-15-pgsphere are installed (``make up``
+    installs them, scripts/system-deps.sh) and is left out elsewhere; ``true`` requires them.
     """
-    if not getattr(p.config.data, "tap", False):
+    wanted = getattr(p.config.data, "tap", None)
+    if wanted is False:
         return None
+    if wanted is None:
+        missing = dachs_available()
+        if missing:
+            log.info("tap: not started (%s); data.tap: true makes this an error", missing)
+            return None
     state = p.state
     service = TapService(
         state.root / "tap",

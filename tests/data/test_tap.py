@@ -241,7 +241,7 @@ def test_publish_refuses_overwrite_and_removal_is_owner_only_and_recorded(tap):
     assert rec == [("alice", "alice", "superseded")]
 
 
-def test_the_local_platform_starts_it_only_when_configured(tmp_path):
+def test_the_local_platform_starts_it_when_configured_or_installed(tmp_path, monkeypatch):
     """The supervisor factory: off by default; on, it hands ROMAN_TAP_URL to user servers."""
     from types import SimpleNamespace
 
@@ -263,6 +263,23 @@ def test_the_local_platform_starts_it_only_when_configured(tmp_path):
     assert isinstance(component, TapComponent)
     assert on.user_env["ROMAN_TAP_URL"] == component.service.url
     assert component.store_env["ROMAN_DATA_URL"] == str(tmp_path)
+    # unset: on where DaCHS is installed (here), left out where it is not
+    default = SimpleNamespace(
+        config=SimpleNamespace(data=SimpleNamespace(tap=None)), state=state, user_env={}
+    )
+    assert isinstance(tap_component(default), TapComponent)
+    import hub_config.local.tap_platform as tap_platform
+
+    monkeypatch.setattr(tap_platform, "dachs_available", lambda: "python3-gavo not installed")
+    default.user_env.clear()
+    assert tap_component(default) is None and default.user_env == {}
+    from hub_config.local.tap import TapError
+
+    monkeypatch.setattr(
+        "hub_config.local.tap.dachs_available", lambda: "python3-gavo not installed"
+    )
+    with pytest.raises(TapError, match="python3-gavo"):  # asked for: an error, not a silent skip
+        tap_component(on)
 
 
 def test_a_published_l5_catalog_reaches_team_mates_by_tap_only(tap, tmp_path, monkeypatch):

@@ -222,7 +222,8 @@ def platform_config(**overrides: object) -> dict:
         "ports": dict.fromkeys(("http", "proxy_api", "hub", "gateway", "gateway_scheduler"), 0),
         "demo": {"users": ["alice", "bob"], "admin_users": ["admin"], "password": DEMO_PASSWORD},
         "gateway": {"worker_memory": "1 G", "idle_timeout": 600},
-        "data": {"sample": False},  # SeaweedFS yes; the sample survey is tested in tests/data
+        # SeaweedFS yes; the sample survey and TAP are tested in tests/data and by tutorial 13
+        "data": {"sample": False, "tap": False},
     }
     config.update(overrides)
     return config
