@@ -115,9 +115,9 @@ def disk_bytes(path: Path) -> int:
 
 
 def write_own(batches: Iterator, root: Path) -> tuple[Any, dict[str, float]]:
-    from platform_lib.catalogs.variability import LightCurveStore
+    from own_store import OwnLightCurveStore
 
-    store = LightCurveStore(str(root))
+    store = OwnLightCurveStore(str(root))
     t0 = time.perf_counter()
     rows = sum(store.append_lightcurves(t, batch_id=b) for b, t in batches)
     return store, {"write": time.perf_counter() - t0, "rows": rows}

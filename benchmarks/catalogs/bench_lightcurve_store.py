@@ -141,9 +141,9 @@ def simulate(n_rows: int, n_epochs: int, seed: int = 3):
 
 
 def bench_parquet(batches, root: Path, cones) -> dict:
-    from platform_lib.catalogs.variability import LightCurveStore
+    from own_store import OwnLightCurveStore
 
-    store = LightCurveStore(str(root))
+    store = OwnLightCurveStore(str(root))
     t0 = time.perf_counter()
     rows = sum(store.append_lightcurves(t, batch_id=b) for b, t in batches)
     t_write = time.perf_counter() - t0

@@ -75,11 +75,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lc.add_argument(
         "--lightcurve-store",
         default="variability",
-        help="folder for the light-curve dataset (your own store, as --out) or a URL",
+        help="folder for the light curves (per-image ingest files and their HATS collections; "
+        "your own store, as --out) or a URL",
     )
     lc.set_defaults(func=_lightcurves)
 
-    va = sub.add_parser("variables", help="query variability indices by position and threshold")
+    va = sub.add_parser(
+        "variables",
+        help="query variability indices by position and threshold (the HATS collection, via LSDB)",
+    )
     common(va)
     va.add_argument(
         "--lightcurve-store",
@@ -207,7 +211,8 @@ def _lightcurves(args: argparse.Namespace) -> int:
     for img, err in indices.meta["failed_images"].items():
         print(f"failed: {img}: {err}", file=sys.stderr)
     print(
-        f"{indices.meta['rows_written']} measurements; indices for {len(indices)} sources in {lcs.url}"
+        f"{indices.meta['rows_written']} measurements; indices for {len(indices)} sources in "
+        f"{lcs.url} (HATS collections: {lcs.hats_url})"
     )
     return 1 if indices.meta["failed_images"] else 0
 
@@ -227,6 +232,7 @@ class _Loader:
 def _variables(args: argparse.Namespace) -> int:
     from platform_lib.data.user_store import output_location
 
+    from .errors import CatalogInputError
     from .variability import LightCurveStore
 
     store, rel = output_location(args.lightcurve_store, args.store, args.endpoint)
@@ -234,12 +240,15 @@ def _variables(args: argparse.Namespace) -> int:
     ra = dec = radius = None
     if args.cone:
         ra, dec, radius = args.cone
-    t = lcs.indices(
-        ra=ra,
-        dec=dec,
-        radius_arcsec=radius,
-        min_chi2=args.min_chi2,
-        min_stetson_j=args.min_stetson_j,
-    )
+    try:
+        t = lcs.indices(
+            ra=ra,
+            dec=dec,
+            radius_arcsec=radius,
+            min_chi2=args.min_chi2,
+            min_stetson_j=args.min_stetson_j,
+        )
+    except CatalogInputError as exc:
+        return _fail(exc)
     t.pprint(max_lines=-1, max_width=-1)
     return 0

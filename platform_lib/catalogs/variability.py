@@ -1,17 +1,21 @@
 """Photometry-based variability: forced photometry of static sources on every image, light
-curves in a sky-partitioned Parquet store, and variability indices per source.
+curves and variability indices per source, served as HATS collections read with LSDB.
 
-Storage decision (measured in benchmarks/catalogs/, argued in docs/catalogs.md): a Parquet
-dataset partitioned by HEALPix pixel (nested, order 6 by default: 0.84 deg cells, about one
-Roman field of view) in the data store. It needs no server, scales by adding files, is read by
-pyarrow/dask/LSDB-style tools, and a cone query reads only the few partitions the cone touches.
-Rows are appended as new files per (partition, batch), so concurrent Dask tasks never write the
-same file and a rerun of a batch is idempotent (the batch id is in the file name).
+Storage (issue 17; measured in benchmarks/catalogs/bench_lightcurve_hats.py, argued in
+docs/catalogs.md): two stages under the store's folder.
 
-Superseded for queries (issue 17, benchmarks/catalogs/bench_lightcurve_hats.py): the same rows as
-a HATS collection answer a star, a cone and the full-field indices 1.5-50x faster in 5x less
-disk, so the store moves to HATS (these per-image files kept as the ingest stage); until that
-migration lands this store is still what ``build_lightcurves`` and the CLI write and read.
+- Ingest: the Dask task of each image writes its rows as one Parquet file per (HEALPix order-6
+  cell, image), ``lightcurves/order=6/hpx=<pixel>/<image id>.parquet``. Concurrent tasks never
+  write one file and a rerun of an image replaces its file (idempotent); appending is cheap,
+  which is the one thing this layout did better than HATS.
+- Queries: after each batch :meth:`LightCurveStore.publish` rebuilds the HATS collections
+  ``hats/lightcurves`` and ``hats/indices`` from the ingest files
+  (:func:`platform_lib.data.hats.write_collection`), and every read (one source, a cone, the
+  field's indices) is an LSDB query of them: in the same run HATS answered a star 48x and a cone
+  30x faster than reading the ingest cells, the field's indices 1.5x, in 5x less disk.
+
+Results are astropy Tables with the ingest files' columns (fluxes in the unit named by the
+``flux_unit`` column, ``mjd`` as float days), as the per-cell reader returned them.
 """
 
 from __future__ import annotations
@@ -167,8 +171,25 @@ def variability_indices(lightcurves: Table) -> Table:
     )
 
 
+def _as_table(frame: Any, columns: Iterable[str] | None = None) -> Table:
+    """An LSDB/pandas result as an astropy Table of plain numpy columns (strings as str), in
+    the order of ``columns`` (default: the catalog's, i.e. the ingest files')."""
+    cols = [c for c in (columns or frame.columns) if c in frame.columns]
+    out = Table()
+    for c in cols:
+        values = np.asarray(frame[c].to_numpy())
+        out[c] = values.astype(str) if values.dtype == object else values
+    return out
+
+
 class LightCurveStore:
-    """Light curves and indices in a HEALPix-partitioned Parquet dataset at ``url``."""
+    """Light curves and indices at ``url``: per-image ingest files, published as HATS.
+
+    An ``s3://`` URL without ``storage_options`` uses the environment's endpoint and key
+    (``platform_lib.data.store.get_store``). ``append_lightcurves`` writes the ingest stage; ``publish`` makes the HATS collections
+    (``build_lightcurves`` does both); ``lightcurve``, ``lightcurves`` and ``indices`` read the
+    collections through LSDB. A store never published has nothing to read (a clear error).
+    """
 
     def __init__(
         self,
@@ -181,21 +202,44 @@ class LightCurveStore:
 
         self.url = url.rstrip("/")
         self.order = order
-        self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        if storage_options is None and self.url.startswith(("s3://", "s3a://")):
+            from platform_lib.data.store import get_store
+
+            storage_options = get_store(self.url).storage_options  # the environment's endpoint
+        self.storage_options = dict(storage_options or {})
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        self._s3 = "s3" in np.atleast_1d(self.fs.protocol)
         self.hp = _healpix(order)
 
+    @property
+    def hats_url(self) -> str:
+        """The folder holding the ``lightcurves`` and ``indices`` HATS collections."""
+        return f"{self.url}/hats"
+
+    def collection_url(self, kind: str = "lightcurves") -> str:
+        """URL of one HATS collection (``lightcurves`` or ``indices``): ``lsdb.open_catalog``."""
+        if kind not in ("lightcurves", "indices"):
+            raise CatalogInputError(f"no collection {kind!r}: 'lightcurves' or 'indices'")
+        return f"{self.hats_url}/{kind}"
+
+    # ------------------------------------------------------------------ ingest stage
     def _pixels(self, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
         return np.asarray(self.hp.lonlat_to_healpix(Longitude(ra * u.deg), Latitude(dec * u.deg)))
 
-    def _write(self, kind: str, table: Table, batch_id: str) -> int:
-        if len(table) == 0:
+    def append_lightcurves(self, rows: Table, batch_id: str) -> int:
+        """Add forced-photometry rows (one batch = one image, typically) to the ingest stage."""
+        missing = [c for c in LIGHTCURVE_COLUMNS if c not in rows.colnames]
+        if missing:
+            raise CatalogInputError(f"light-curve rows lack columns {missing}")
+        if len(rows) == 0:
             return 0
-        pix = self._pixels(np.asarray(table["ra"], float), np.asarray(table["dec"], float))
+        pix = self._pixels(np.asarray(rows["ra"], float), np.asarray(rows["dec"], float))
         written = 0
         for p in np.unique(pix):
-            part = table[pix == p]
-            folder = f"{self.root}/{kind}/order={self.order}/hpx={int(p)}"
-            self.fs.makedirs(folder, exist_ok=True)
+            part = rows[pix == p]
+            folder = f"{self.root}/lightcurves/order={self.order}/hpx={int(p)}"
+            if not self._s3:  # S3 has no folders, and a prefix-scoped key may not HEAD the bucket
+                self.fs.makedirs(folder, exist_ok=True)
             tmp = f"{folder}/.{batch_id}.tmp"
             with self.fs.open(tmp, "wb") as fh:
                 fh.write(table_bytes(part))
@@ -203,60 +247,86 @@ class LightCurveStore:
             written += len(part)
         return written
 
-    def append_lightcurves(self, rows: Table, batch_id: str) -> int:
-        """Add forced-photometry rows (one batch = one image, typically)."""
-        missing = [c for c in LIGHTCURVE_COLUMNS if c not in rows.colnames]
-        if missing:
-            raise CatalogInputError(f"light-curve rows lack columns {missing}")
-        return self._write("lightcurves", rows, batch_id)
-
-    def _read(self, kind: str, pixels: Iterable[int] | None = None) -> Table:
-        base = f"{self.root}/{kind}/order={self.order}"
-        if pixels is None:
-            files = self.fs.glob(f"{base}/hpx=*/*.parquet")
-        else:
-            files = [f for p in pixels for f in self.fs.glob(f"{base}/hpx={int(p)}/*.parquet")]
+    def ingested(self) -> Table:
+        """Every row of the ingest stage (what :meth:`publish` turns into the collection)."""
+        files = self.fs.glob(f"{self.root}/lightcurves/order={self.order}/hpx=*/*.parquet")
         tables = []
-        for f in files:
+        for f in sorted(files):
             with self.fs.open(f, "rb") as fh:
                 tables.append(astropy_table(fh.read()))
         return vstack(tables) if tables else Table()
 
+    def publish(self) -> Table:
+        """Rebuild the HATS collections from the ingest files; returns the indices.
+
+        The light curves become ``hats/lightcurves``, their variability indices (one row per
+        source, band and flux unit) ``hats/indices``. Files of a previous publication that the
+        new one does not contain are removed afterwards, so no stale partition stays behind.
+        """
+        from platform_lib.data.hats import write_collection
+
+        rows = self.ingested()
+        if len(rows) == 0:
+            return Table(names=INDEX_COLUMNS)
+        indices = variability_indices(rows)
+        for kind, table in (("lightcurves", rows), ("indices", indices)):
+            write_collection(
+                table,
+                self.hats_url,
+                kind,
+                storage_options=self.storage_options or None,
+                replace=True,
+            )
+        return indices
+
+    # ------------------------------------------------------------------ reads (LSDB)
+    def catalog(self, kind: str = "lightcurves") -> Any:
+        """The lazy ``lsdb.Catalog`` of a published collection (with its margin)."""
+        from platform_lib.data.hats import open_catalog
+
+        url = self.collection_url(kind)
+        if not self.fs.exists(f"{self.root}/hats/{kind}/collection.properties"):
+            raise CatalogInputError(
+                f"no published light curves at {url}: run build_lightcurves (or publish())"
+            )
+        return open_catalog(url, storage_options=self.storage_options or None)
+
     def lightcurves(
         self, ra: float | None = None, dec: float | None = None, radius_arcsec: float | None = None
     ) -> Table:
-        """All rows, or those of sources within a cone (only touched partitions are read)."""
-        if ra is None:
-            return self._read("lightcurves")
-        return self._cone("lightcurves", ra, dec, radius_arcsec)
+        """All rows, or those of sources within a cone (LSDB reads only the partitions it
+        touches)."""
+        cat = self.catalog("lightcurves")
+        if ra is not None:
+            cat = self._cone(cat, ra, dec, radius_arcsec)
+        return _as_table(cat.compute(progress_bar=False))
 
-    def _cone(self, kind: str, ra: float, dec: float | None, radius_arcsec: float | None) -> Table:
-        if dec is None or radius_arcsec is None:
+    def lightcurve(
+        self,
+        source_id: int,
+        *,
+        ra: float | None = None,
+        dec: float | None = None,
+        radius_arcsec: float = 1.0,
+    ) -> Table:
+        """One source's light curve, in time order. With its position (the static catalog's)
+        only the partition around it is read; without, every partition is scanned for the id
+        (no HATS index catalog on ``source_id``: see docs/catalogs.md, Known limits)."""
+        cat = self.catalog("lightcurves")
+        if ra is not None or dec is not None:
+            cat = self._cone(cat, ra, dec, radius_arcsec)
+        cat = cat.query(f"source_id == {int(source_id)}")
+        t = _as_table(cat.compute(progress_bar=False))
+        t.sort("mjd")
+        return t
+
+    @staticmethod
+    def _cone(cat: Any, ra: float | None, dec: float | None, radius_arcsec: float | None) -> Any:
+        if ra is None or dec is None or radius_arcsec is None:
             raise CatalogInputError("a cone needs ra, dec and radius_arcsec")
-        pix = self.hp.cone_search_lonlat(
-            Longitude(ra * u.deg), Latitude(dec * u.deg), radius_arcsec * u.arcsec
-        )
-        t = self._read(kind, np.asarray(pix))
-        if len(t) == 0:
-            return t
-        from astropy.coordinates import SkyCoord
-
-        sep = SkyCoord(t["ra"], t["dec"], unit="deg").separation(SkyCoord(ra, dec, unit="deg"))
-        return t[sep.arcsec <= radius_arcsec]
-
-    def update_indices(self, batch_id: str = "indices") -> Table:
-        """Recompute the variability indices of every partition that has light curves."""
-        base = f"{self.root}/lightcurves/order={self.order}"
-        out = []
-        for folder in self.fs.glob(f"{base}/hpx=*"):
-            p = int(folder.rsplit("=", 1)[1])
-            idx = variability_indices(self._read("lightcurves", [p]))
-            ifolder = f"{self.root}/indices/order={self.order}/hpx={p}"
-            if self.fs.exists(ifolder):
-                self.fs.rm(ifolder, recursive=True)
-            self._write("indices", idx, batch_id)
-            out.append(idx)
-        return vstack(out) if out else Table()
+        if not radius_arcsec > 0:
+            raise CatalogInputError(f"cone radius must be > 0 arcsec, not {radius_arcsec}")
+        return cat.cone_search(float(ra), float(dec), float(radius_arcsec))
 
     def indices(
         self,
@@ -268,15 +338,14 @@ class LightCurveStore:
         min_stetson_j: float | None = None,
     ) -> Table:
         """Variability indices, optionally in a cone and above index thresholds."""
-        t = self._read("indices") if ra is None else self._cone("indices", ra, dec, radius_arcsec)
-        if len(t) == 0:
-            return t
-        keep = np.ones(len(t), bool)
+        cat = self.catalog("indices")
+        if ra is not None:
+            cat = self._cone(cat, ra, dec, radius_arcsec)
         if min_chi2 is not None:
-            keep &= np.asarray(t["chi2_red"]) >= min_chi2
+            cat = cat.query(f"chi2_red >= {float(min_chi2)!r}")
         if min_stetson_j is not None:
-            keep &= np.asarray(t["stetson_j"]) >= min_stetson_j
-        return t[keep]
+            cat = cat.query(f"stetson_j >= {float(min_stetson_j)!r}")
+        return _as_table(cat.compute(progress_bar=False), INDEX_COLUMNS)
 
 
 def build_lightcurves(
@@ -286,7 +355,8 @@ def build_lightcurves(
     *,
     client: Any | None = None,
 ) -> Table:
-    """Forced photometry of ``sources`` on every image, one Dask task per image.
+    """Forced photometry of ``sources`` on every image, one Dask task per image, then the
+    batch published (:meth:`LightCurveStore.publish`): returns the indices of the whole store.
 
     ``images`` holds (image_id, loader) pairs; a loader is a zero-argument callable returning a
     ``CatalogImage`` (so the pixels are read on the worker, not shipped from the client).
@@ -307,7 +377,7 @@ def build_lightcurves(
     failures = {
         img_id: repr(r) for (img_id, _), r in zip(images, results) if isinstance(r, BaseException)
     }
-    indices = store.update_indices()
+    indices = store.publish()
     indices.meta["failed_images"] = failures
     indices.meta["rows_written"] = int(sum(r for r in results if isinstance(r, int)))
     return indices

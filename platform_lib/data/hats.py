@@ -19,6 +19,7 @@ the files into a store, on S3 too, where the user's key is scoped to a prefix (t
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +118,8 @@ def write_collection(
     ra_column: str = "ra",
     dec_column: str = "dec",
     margin_arcsec: float = 5.0,
+    storage_options: Mapping[str, Any] | None = None,
+    replace: bool = False,
 ) -> str:
     """A table that fits in memory as the HATS collection ``url/name`` (catalog + margin cache).
 
@@ -126,7 +129,11 @@ def write_collection(
     S3: a key scoped to a prefix of a bucket (the user's and the team's spaces) may not HEAD the
     bucket, which s3fs's ``mkdir`` does before every folder. ``margin_arcsec`` must exceed the
     cross-match radius; below ~2\" LSDB's margin search takes seconds even for a small table.
-    Returns the collection's URL (what :func:`open_catalog` opens).
+    ``storage_options`` are the store's (endpoint, credentials) when not those of the
+    environment. ``replace=True`` rewrites a collection in place: the files of the previous
+    version that the new one does not have are removed once the new ones are in (a re-publication
+    with fewer partitions leaves no stale file). Returns the collection's URL (what
+    :func:`open_catalog` opens).
     """
     import dask
     import lsdb
@@ -150,23 +157,29 @@ def write_collection(
         catalog_name=name,
         margin_threshold=margin_arcsec,
     )
-    store = get_store(str(url).rstrip("/") + f"/{name}")
+    store = get_store(str(url).rstrip("/") + f"/{name}", **dict(storage_options or {}))
+    written = set()
     with tempfile.TemporaryDirectory(prefix="hats-") as tmp:
         # in this process: the folder is local to it (a cluster's workers may not see it)
         with dask.config.set(scheduler="synchronous"):
             catalog.to_hats(Path(tmp), progress_bar=False)
         for path in sorted(Path(tmp).rglob("*")):
             if path.is_file():
-                store.put_file(path, path.relative_to(tmp).as_posix())
+                written.add(store.put_file(path, path.relative_to(tmp).as_posix()))
+    if replace:
+        for rel in set(store.walk_files()) - written:
+            store.fs.rm(store.path(rel))
     return store.root_url
 
 
-def open_catalog(path: str | Path, **kwargs: Any):
+def open_catalog(
+    path: str | Path, *, storage_options: Mapping[str, Any] | None = None, **kwargs: Any
+):
     """A lazy ``lsdb.Catalog`` of a collection (with its default margin) or a plain catalog.
 
     An ``s3://`` URL is read with the store's endpoint and credentials (those of this server,
     which the platform gives the user's Dask workers too), so the catalog's partitions are read
-    where the work runs.
+    where the work runs; ``storage_options`` name another endpoint or key.
     """
     import lsdb
 
@@ -175,5 +188,6 @@ def open_catalog(path: str | Path, **kwargs: Any):
 
         from .store import get_store
 
-        return lsdb.open_catalog(UPath(path, **get_store(path).storage_options), **kwargs)
+        options = dict(storage_options or get_store(path).storage_options)
+        return lsdb.open_catalog(UPath(path, **options), **kwargs)
     return lsdb.open_catalog(path, **kwargs)

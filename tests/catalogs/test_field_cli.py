@@ -387,7 +387,12 @@ def test_static_and_lightcurves_on_s3(sample_store, s3_sample, dask_client, caps
     code, out, err = _run(capsys, "lightcurves", "--catalog", "L4/e1_f158_cat.parquet", p1, p2)
     assert code == 0, err
     files = store.walk_files("variability")
-    assert files and all(f.endswith(".parquet") for f in files)  # no temporaries left
+    ingest = [f for f in files if f.startswith("variability/lightcurves/")]
+    assert ingest and all(f.endswith(".parquet") for f in ingest)  # no temporaries left
+    for kind in ("lightcurves", "indices"):  # both HATS collections published into S3
+        assert f"variability/hats/{kind}/collection.properties" in files
+    code, out, err = _run(capsys, "variables", "--lightcurve-store", "nothing-here")
+    assert code == 1 and "no published light curves" in err
     code, out, err = _run(capsys, "variables", "--min-chi2", "0")
     assert code == 0 and len(out.splitlines()) > 2
 

@@ -94,7 +94,43 @@ def test_rerun_of_a_batch_is_idempotent(epochs, tmp_path) -> None:
     rows = forced_photometry(epochs.sources, img, img.name)
     store.append_lightcurves(rows, img.name)
     store.append_lightcurves(rows, img.name)
+    with pytest.raises(CatalogInputError, match="no published light curves"):
+        store.lightcurves()
+    store.publish()
+    store.publish()  # republishing is idempotent too
     assert len(store.lightcurves()) == len(rows)
+    assert len(store.ingested()) == len(rows)
+
+
+def test_hats_collection_is_plain_lsdb(epochs, store_and_indices) -> None:
+    """The published collection opens with lsdb alone and holds the ingest files' rows."""
+    import lsdb
+
+    store, _ = store_and_indices
+    ingest = store.ingested()
+    src = epochs.sources[3]
+    sid = int(src["source_id"])
+    cat = lsdb.open_catalog(store.collection_url("lightcurves"))
+    assert cat.margin is not None  # the collection's margin cache comes with it
+    found = cat.cone_search(float(src["ra"]), float(src["dec"]), 1.0).compute(progress_bar=False)
+    found = found[found["source_id"] == sid].sort_values("mjd")
+    mine = ingest[ingest["source_id"] == sid]
+    mine.sort("mjd")
+    assert len(found) == len(mine) == len(epochs.images)
+    assert list(found["image_id"]) == list(mine["image_id"])
+    assert np.array_equal(found["flux"].to_numpy(), np.asarray(mine["flux"]))
+    assert np.array_equal(found["flux_err"].to_numpy(), np.asarray(mine["flux_err"]))
+    # the store's own one-source read gives the same light curve, by position or by id alone
+    for lc in (
+        store.lightcurve(sid, ra=float(src["ra"]), dec=float(src["dec"])),
+        store.lightcurve(sid),
+    ):
+        assert list(lc["image_id"]) == list(mine["image_id"])
+        assert np.array_equal(np.asarray(lc["flux"]), np.asarray(mine["flux"]))
+        assert np.all(np.diff(np.asarray(lc["mjd"])) > 0)
+    assert len(store.lightcurves()) == len(ingest)
+    with pytest.raises(CatalogInputError, match="a cone needs"):
+        store.lightcurves(float(src["ra"]))
 
 
 def test_difference_imaging_finds_the_transient(epochs) -> None:

@@ -102,3 +102,27 @@ def test_a_table_in_memory_becomes_a_collection_in_a_store(collections, tmp_path
         with pytest.raises(ValueError, match=words):
             write_collection(bad[0], str(tmp_path / "store"), bad[1])
     assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["small"]  # nothing else
+
+
+def test_replace_leaves_no_stale_partition(tmp_path):
+    """A collection rewritten with ``replace=True`` over fewer partitions keeps no file of the
+    old ones (a light-curve store republished after a batch); without it they would stay."""
+    from astropy.table import Table
+
+    from platform_lib.data.hats import open_catalog, write_collection
+
+    two_fields = Table(
+        {
+            "id": np.arange(20),
+            "ra": np.r_[np.full(10, 10.0), np.full(10, 190.0)],
+            "dec": np.zeros(20),
+        }
+    )
+    two_fields["ra"] += np.r_[np.arange(10), np.arange(10)] * 1e-4
+    url = write_collection(two_fields, str(tmp_path), "c")
+    old = {p.relative_to(url) for p in (tmp_path / "c").rglob("Npix=*.parquet")}
+    assert len(old) >= 2  # the two fields are far apart: separate partitions
+    write_collection(two_fields[:10], str(tmp_path), "c", replace=True)
+    new = {p.relative_to(url) for p in (tmp_path / "c").rglob("Npix=*.parquet")}
+    assert new and new < old  # the far field's partition (and its margin's) removed
+    assert sorted(open_catalog(url).compute()["id"]) == list(range(10))
