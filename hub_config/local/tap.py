@@ -243,10 +243,10 @@ class TapService(TapCatalog):
                 self._pg_running = False
 
     # ------------------------------------------------------------------ DaCHS
-    def _dachs_cli(self, *args: str) -> str:
+    def _dachs_cli(self, *args: str, env: dict[str, str] | None = None) -> str:
         proc = subprocess.run(
             ["dachs", *args],
-            env=self._env(),
+            env={**self._env(), **(env or {})},
             capture_output=True,
             text=True,
             timeout=300,
@@ -274,7 +274,14 @@ class TapService(TapCatalog):
         if not marker.exists():
             with self._admin_conn("postgres") as conn:
                 conn.execute("CREATE DATABASE gavo ENCODING 'UTF8' TEMPLATE template0")
-            self._dachs_cli("init", "-d", self.dsn())
+            # the superuser's password goes by libpq's PGPASSWORD, not the command line, which
+            # every local account can read in the process list
+            self._dachs_cli(
+                "init",
+                "-d",
+                self.dsn().replace(f" password={self._pg_password}", ""),
+                env={"PGPASSWORD": self._pg_password},
+            )
             rd = self.root / "dachs" / "inputs" / RD_NAME.split("/")[0]
             rd.mkdir(parents=True, exist_ok=True)
             (rd / "q.rd").write_text(RESOURCE_DESCRIPTOR)

@@ -29,8 +29,20 @@ def _rows(service) -> int:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the postgres account is only used when root")
-def test_a_private_state_folder_and_its_reset(tmp_path) -> None:
+def test_a_private_state_folder_and_its_reset(tmp_path, monkeypatch) -> None:
+    import subprocess
+
+    import hub_config.local.tap as tap_module
     from hub_config.local.tap import TapService, dachs_available, platform_pg_dir
+
+    commands: list[str] = []
+    real_run = subprocess.run
+
+    def run(cmd, *args, **kwargs):  # every command line the service starts, as `ps` shows it
+        commands.append(" ".join(map(str, cmd)))
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(tap_module.subprocess, "run", run)
 
     missing = dachs_available()
     if missing:
@@ -42,6 +54,10 @@ def test_a_private_state_folder_and_its_reset(tmp_path) -> None:
     try:
         with TapService(state / "tap", secret=secrets.token_urlsafe(16), pg_dir=pg_dir) as tap:
             assert _rows(tap) == 0
+            password = tap._pg_password
+        assert any(c.startswith("dachs init") for c in commands)
+        # no local account may read the database superuser's password in the process list
+        assert not [c for c in commands if password in c]
         assert (pg_dir / "data").is_dir()
         assert (state / "tap" / "pg-cluster").read_text().strip() == str(pg_dir)
         shutil.rmtree(state / "tap")  # the state folder reset: a new secret next time
