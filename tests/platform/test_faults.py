@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sqlite3
+import threading
 import time
 
 import psutil
@@ -202,9 +203,16 @@ def test_kill_each_component_the_session_survives(start_platform, hub_api, tmp_p
         kernel.close()
     # The ledger through all four crashes: exact within one sampling step per process.
     server = _server_process(platform, "alice")
+    # the process watcher's truth, watching from before the stop: the hub answers the DELETE
+    # only once its spawner's poll has seen the process gone (0.75 s after it died, measured)
+    died: list[dt.datetime] = []
+    watcher = threading.Thread(target=lambda: died.append(_watch_until_dead(server)), daemon=True)
+    watcher.start()
     r = requests.delete(f"{hub}/hub/api/users/alice/server", headers=headers, timeout=60)
     assert r.status_code in (202, 204), r.text
-    server_stopped = _watch_until_dead(server)  # the process watcher's truth
+    watcher.join(70)
+    assert died, "the server process did not die within 60 s of the stop"
+    server_stopped = died[0]
     hub_api.wait_for_server(hub, "alice", token, ready=False)
     time.sleep(4 * STEP)
     ledger = _ledger(platform.state_dir)
@@ -221,7 +229,10 @@ def test_kill_each_component_the_session_survives(start_platform, hub_api, tmp_p
     }
     print("ledger through the crashes:", json.dumps(figures))
     # the server: from the hub's start of the spawn to the process's death
-    assert abs(ledger.get("hub:alice/", 0.0) - server_truth) <= SERVER_CORES * STEP, figures
+    # within one sampling step (a vanished process is closed at its last sighting) plus 0.1 s
+    # for the pollers' own timing: the watcher looks every 20 ms, and a tick's work on a loaded
+    # machine delays the sighting it records
+    assert abs(ledger.get("hub:alice/", 0.0) - server_truth) <= SERVER_CORES * (STEP + 0.1), figures
     assert abs(cluster_charged - cluster_truth) <= processes * STEP, figures
     assert platform.stop() == 0
     assert not platform.leftovers(), platform.leftovers()
