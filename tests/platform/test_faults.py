@@ -229,10 +229,12 @@ def test_kill_each_component_the_session_survives(start_platform, hub_api, tmp_p
     }
     print("ledger through the crashes:", json.dumps(figures))
     # the server: from the hub's start of the spawn to the process's death
-    # within one sampling step (a vanished process is closed at its last sighting) plus 0.1 s
-    # for the pollers' own timing: the watcher looks every 20 ms, and a tick's work on a loaded
-    # machine delays the sighting it records
-    assert abs(ledger.get("hub:alice/", 0.0) - server_truth) <= SERVER_CORES * (STEP + 0.1), figures
+    # within one sampling step (a vanished process is closed at its last sighting) plus 0.25 s
+    # for the pollers' own timing: the watcher looks every 20 ms, and a slow tick (its work on a
+    # loaded machine, 0.1-0.3 s) moves the sighting it records off its schedule
+    assert abs(ledger.get("hub:alice/", 0.0) - server_truth) <= SERVER_CORES * (STEP + 0.25), (
+        figures
+    )
     assert abs(cluster_charged - cluster_truth) <= processes * STEP, figures
     assert platform.stop() == 0
     assert not platform.leftovers(), platform.leftovers()
