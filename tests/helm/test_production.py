@@ -2,8 +2,8 @@
 
 Names, permissions and supply of the chart's own pods; the pods KubeSpawner and the
 dask-gateway controller would create are checked in test_kubespawner.py and test_gateway.py
-with the same helpers (conftest: url_problems, rbac_allows, supply_problems). There is no
-Kubernetes API server here: RBAC is evaluated by conftest.rbac_allows, which implements the
+with the same helpers (tests/support/chart.py: url_problems, rbac_allows, supply_problems). There is no
+Kubernetes API server here: RBAC is evaluated by chart.rbac_allows, which implements the
 RBAC authorizer's rule matching over the rendered Roles, ClusterRoles and bindings.
 """
 
