@@ -42,6 +42,7 @@ class TapComponent:
         self._published: tuple[Any, Any] | None = None
         self._failure: str | None = None
         self._next_check = 0.0
+        self._store_handle: Any = None
 
     def start(self) -> None:
         self.service.start()
@@ -51,6 +52,12 @@ class TapComponent:
         self._publish_if_changed()
 
     def _store(self) -> Any:
+        """The store whose index is published (made once: it is looked at every 10 s)."""
+        if self._store_handle is None:
+            self._store_handle = self._open_store()
+        return self._store_handle
+
+    def _open_store(self) -> Any:
         from platform_lib.data.store import get_store
 
         env = self.store_env
