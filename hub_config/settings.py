@@ -87,6 +87,18 @@ class GatewaySettings(_Section):
     idle_timeout: int
 
 
+class AccountsSettings(_Section):
+    """Per-user system accounts (hub_config/local/accounts.py), as resolved at start."""
+
+    mode: str  # "system" or "shared"
+    reason: str | None = None  # why not "system"
+    prefix: str = "roman-"
+    homes: str = ""  # the users' folders (one per hub user)
+    runtime_venv: str = ""  # the relocated venv user accounts run (user_runtime.py)
+    runtime_project: str = ""  # the project's packages for them (on PYTHONPATH)
+    moves: dict[str, str] = Field(default_factory=dict)  # platform prefix -> relocated copy
+
+
 class PlatformSettings(BaseModel):
     """Everything the hub and gateway configs need, fully resolved."""
 
@@ -100,6 +112,7 @@ class PlatformSettings(BaseModel):
     demo: DemoSettings
     singleuser: SingleUserSettings
     gateway: GatewaySettings
+    accounts: AccountsSettings | None = None
 
 
 def write_settings(settings: PlatformSettings, path: Path) -> None:

@@ -5,12 +5,19 @@ the ports and tokens always agree with the hub's. Users are authenticated throug
 client sends the user's own hub token (``JUPYTERHUB_API_TOKEN`` inside their server), the gateway
 asks the hub who owns it and requires the token to carry access to the 'dask-gateway' service.
 
-Backend: :class:`LoopbackUnsafeLocalBackend`. Schedulers and workers are local processes running
-as the same OS user as the gateway (the whole local platform runs as one OS user, so
-LocalBackend's per-user Unix accounts would add nothing but a requirement for root and one account
-per hub user). It gives NO isolation between users' clusters: the local platform is for
-development and demonstration; on Kubernetes the chart uses the Kubernetes backend instead
-(:mod:`hub_config.gateway.kubernetes`).
+Backends, by the platform's account mode (hub_config/local/accounts.py):
+
+* :class:`AccountLocalBackend` (system accounts, the platform runs as root): dask-gateway's
+  LocalBackend, whose schedulers and workers run as the cluster owner's account. The hub user is
+  mapped to the account (``roman-<name>``, made here when the user starts a cluster before any
+  server), the processes run the user runtime's ``dask`` with the account's HOME, and the
+  working folder is made by this class: upstream's ``setup_working_directory`` passes the
+  certificate paths to ``list.extend`` (one path per *character*), so its ``chown`` loop would
+  hand ``/`` to the user and then fail on ``'t'``.
+* :class:`LoopbackUnsafeLocalBackend` (single-account mode): every cluster runs as the
+  gateway's own OS user, NO isolation between users' clusters (development and demonstration).
+
+On Kubernetes the chart uses the Kubernetes backend instead (:mod:`hub_config.gateway.kubernetes`).
 
 dask-gateway's local backends start every scheduler and worker with ``--host 0.0.0.0`` and
 dashboards on ``0.0.0.0:0`` (``default_host``), and workers with no ``--host`` at all, so a
@@ -27,7 +34,7 @@ import asyncio
 import os
 from typing import TYPE_CHECKING, Any
 
-from dask_gateway_server.backends.local import UnsafeLocalBackend
+from dask_gateway_server.backends.local import LocalBackend, UnsafeLocalBackend
 
 from hub_config.gateway.configure import configure_gateway
 from hub_config.gateway.environment import data_environment
@@ -38,6 +45,7 @@ if TYPE_CHECKING:
     from hub_config.settings import PlatformSettings
 
 BACKEND = "hub_config.gateway.local.LoopbackUnsafeLocalBackend"
+ACCOUNT_BACKEND = "hub_config.gateway.local.AccountLocalBackend"
 AUTHENTICATOR = "hub_config.gateway.auth.HubTokenAuthenticator"
 
 
@@ -50,8 +58,8 @@ def _s3_settings() -> S3Settings | None:
     return S3Settings.from_settings(load_settings())
 
 
-class LoopbackUnsafeLocalBackend(UnsafeLocalBackend):
-    """UnsafeLocalBackend (one OS account for every cluster) listening on 127.0.0.1 only."""
+class _PlatformLocal:
+    """What both local backends add: loopback listeners and the owner's own S3 identity."""
 
     default_host = "127.0.0.1"
 
@@ -62,11 +70,11 @@ class LoopbackUnsafeLocalBackend(UnsafeLocalBackend):
             from hub_config.local.s3_identities import ensure_identity
 
             await asyncio.to_thread(ensure_identity, s3, user.name, sorted(user.groups or ()))
-        return str(await super().start_cluster(user, cluster_options))
+        return str(await super().start_cluster(user, cluster_options))  # type: ignore[misc]
 
     def get_env(self, cluster: Any) -> dict[str, str]:
         """Schedulers and workers hold the owner's S3 key, never the platform's."""
-        env: dict[str, str] = super().get_env(cluster)
+        env: dict[str, str] = super().get_env(cluster)  # type: ignore[misc]
         s3 = _s3_settings()
         if s3 is not None:
             from hub_config.local.s3_identities import user_store_env
@@ -78,10 +86,92 @@ class LoopbackUnsafeLocalBackend(UnsafeLocalBackend):
         self, cluster: Any, worker_name: str, scheduler_address: str | None = None
     ) -> list[str]:
         return [
-            *super().get_worker_command(cluster, worker_name, scheduler_address),
+            *super().get_worker_command(cluster, worker_name, scheduler_address),  # type: ignore[misc]
             "--host",
             self.default_host,
         ]
+
+
+class LoopbackUnsafeLocalBackend(_PlatformLocal, UnsafeLocalBackend):
+    """UnsafeLocalBackend (one OS account for every cluster) listening on 127.0.0.1 only."""
+
+
+def _system_accounts() -> Any:
+    from hub_config.local.accounts import from_settings
+    from hub_config.settings import load_settings
+
+    system = from_settings(load_settings().accounts)
+    if system is None:
+        raise RuntimeError("AccountLocalBackend needs the platform's system-account mode")
+    return system
+
+
+class AccountLocalBackend(_PlatformLocal, LocalBackend):
+    """LocalBackend: each cluster's scheduler and workers run as its owner's system account."""
+
+    async def start_cluster(self, user: Any, cluster_options: Any) -> str:
+        accounts, _runtime = _system_accounts()
+        await asyncio.to_thread(accounts.ensure, user.name)  # a cluster before any server
+        return await super().start_cluster(user, cluster_options)
+
+    def _account(self, hub_user: str) -> Any:
+        import pwd
+
+        accounts, _runtime = _system_accounts()
+        return pwd.getpwnam(accounts.name(hub_user))
+
+    def set_file_permissions(self, paths: list[str], username: str) -> None:
+        entry = self._account(username)
+        for p in paths:
+            os.chown(p, entry.pw_uid, entry.pw_gid)
+
+    def setup_working_directory(self, cluster: Any) -> str:
+        workdir = os.path.join(self.clusters_directory, cluster.name)
+        certs, logs = self.get_certs_directory(workdir), self.get_logs_directory(workdir)
+        for path in (workdir, certs, logs):
+            os.makedirs(path, 0o700, exist_ok=True)
+        cert_path, key_path = self._get_tls_paths(workdir)
+        for path, data in ((cert_path, cluster.tls_cert), (key_path, cluster.tls_key)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        self.set_file_permissions([workdir, certs, logs, cert_path, key_path], cluster.username)
+        return workdir
+
+    def make_preexec_fn(self, cluster: Any):
+        from hub_config.local.accounts import drop_privileges
+
+        accounts, _runtime = _system_accounts()
+        entry = self._account(cluster.username)
+        groups = accounts.groups(entry)
+        workdir = cluster.state["workdir"]
+
+        def preexec() -> None:
+            drop_privileges(entry, groups, workdir)
+
+        return preexec
+
+    def get_env(self, cluster: Any) -> dict[str, str]:
+        """The user runtime's PATH and Python, the account's own HOME, never the gateway's."""
+        env = super().get_env(cluster)
+        accounts, runtime = _system_accounts()
+        entry = self._account(cluster.username)
+        env.update(runtime.environment(str(accounts.home(cluster.username)), entry.pw_name))
+        return env
+
+    def _user_command(self, cmd: list[str]) -> list[str]:
+        _accounts, runtime = _system_accounts()
+        return [runtime.program(cmd[0]), *cmd[1:]] if cmd else cmd
+
+    def get_scheduler_command(self, cluster: Any) -> list[str]:
+        return self._user_command(super().get_scheduler_command(cluster))
+
+    def get_worker_command(
+        self, cluster: Any, worker_name: str, scheduler_address: str | None = None
+    ) -> list[str]:
+        return self._user_command(
+            super().get_worker_command(cluster, worker_name, scheduler_address)
+        )
 
 
 def configure_local(c: Any, settings: PlatformSettings) -> None:
@@ -103,13 +193,13 @@ def configure_local(c: Any, settings: PlatformSettings) -> None:
     c.HubTokenAuthenticator.use_service_access_scopes = True
 
     # ------------------------------------------------------------------------- backend
-    c.UnsafeLocalBackend.db_url = gw.db_url  # clusters survive a gateway restart's bookkeeping
-    c.UnsafeLocalBackend.db_encrypt_keys = [gw.encrypt_key]
-    c.UnsafeLocalBackend.clusters_directory = gw.clusters_dir
-    c.UnsafeLocalBackend.stop_clusters_on_shutdown = True  # Ctrl-C leaves no scheduler behind
+    c.LocalBackend.db_url = gw.db_url  # clusters survive a gateway restart's bookkeeping
+    c.LocalBackend.db_encrypt_keys = [gw.encrypt_key]
+    c.LocalBackend.clusters_directory = gw.clusters_dir
+    c.LocalBackend.stop_clusters_on_shutdown = True  # Ctrl-C leaves no scheduler behind
     # Only the software environment is inherited from the gateway's own process; the data
     # settings and credentials come from the user's data environment below, never the gateway's.
-    c.UnsafeLocalBackend.inherited_environment = [
+    c.LocalBackend.inherited_environment = [
         "PATH",
         "PYTHONPATH",
         "VIRTUAL_ENV",
@@ -120,8 +210,8 @@ def configure_local(c: Any, settings: PlatformSettings) -> None:
     # A crashed scheduler or worker is noticed within 5 s (default 30 s; 95 s measured after a
     # gateway crash), so the per-user cluster limit stops counting it promptly. A check is one
     # kill(pid, 0) per process: negligible on one machine.
-    c.UnsafeLocalBackend.cluster_status_period = 5.0
-    c.UnsafeLocalBackend.worker_status_period = 5.0
+    c.LocalBackend.cluster_status_period = 5.0
+    c.LocalBackend.worker_status_period = 5.0
     # distributed 2026 ships no dask-scheduler/dask-worker scripts: use the `dask` command.
     c.ClusterConfig.scheduler_cmd = gw.scheduler_cmd
     c.ClusterConfig.worker_cmd = gw.worker_cmd
@@ -143,4 +233,5 @@ def configure_local(c: Any, settings: PlatformSettings) -> None:
     # The user's tier comes from their hub groups (the authenticator): worker cores/memory ranges,
     # per-cluster limits and idle timeout from the policy, and per-user totals (clusters,
     # workers, cores, memory) checked on create, scale, adapt and scheduler heartbeats.
-    configure_gateway(c, BACKEND, cluster_checks=[cluster_check])
+    system = settings.accounts is not None and settings.accounts.mode == "system"
+    configure_gateway(c, ACCOUNT_BACKEND if system else BACKEND, cluster_checks=[cluster_check])

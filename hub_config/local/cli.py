@@ -79,15 +79,17 @@ def _login_lines(s: PlatformSettings, logins: str) -> list[str]:
     return lines
 
 
-def _accounts_lines() -> list[str]:
-    """Say plainly that users share one OS account (docs/threat-model.md, issue 20)."""
+def _accounts_lines(p: Any) -> list[str]:
+    """Which OS accounts users run as; single-account mode is said plainly (issue 20)."""
     import getpass
 
-    why = (
-        "not running as root"
-        if os.geteuid() != 0
-        else "per-user system accounts are not implemented yet"
-    )
+    accounts = p.settings.accounts
+    if accounts is not None and accounts.mode == "system":
+        return [
+            f"  accounts    : one system account per user ({accounts.prefix}<name>, made at "
+            "first start); homes 0700 in the state folder's users/",
+        ]
+    why = accounts.reason if accounts is not None and accounts.reason else "not running as root"
     return [
         f"  accounts    : SINGLE-ACCOUNT MODE ({why}): every user's server and Dask cluster "
         f"run as OS user '{getpass.getuser()}';",
@@ -145,7 +147,7 @@ def _banner(supervisor: object) -> None:
         f"  Dask-Gateway: {s.gateway.address}",
         *_tap_lines(p),
         *_environment_lines(),
-        *_accounts_lines(),
+        *_accounts_lines(p),
         f"  state folder: {p.state.root}  (logs in {p.state.logs_dir})",
         "  Ctrl-C stops everything.",
         "",

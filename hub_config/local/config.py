@@ -105,6 +105,26 @@ class GatewayConfig(_Strict):
     idle_timeout: int = Field(1800, ge=0, description="Seconds before an idle cluster is stopped")
 
 
+class AccountsConfig(_Strict):
+    """Which OS account runs each user's server and Dask cluster (docs/threat-model.md)."""
+
+    mode: Literal["auto", "system", "shared"] = Field(
+        "auto",
+        description="system: one system account per hub user (needs root); shared: every user "
+        "runs as the platform's own account (single-account mode, development only); auto: "
+        "system where possible, else shared with the reason in the banner",
+    )
+    prefix: str = Field(
+        "roman-",
+        pattern=r"^[a-z_][a-z0-9_-]{0,11}$",
+        description="account name = prefix + hub user name (e.g. roman-alice)",
+    )
+    runtime_dir: Path = Field(
+        Path("/opt/roman-platform/runtime"),
+        description="where the copy of the platform's Python that user accounts run is kept",
+    )
+
+
 class PlatformConfig(_Strict):
     """The whole local platform configuration (the schema of platform.yaml)."""
 
@@ -117,6 +137,7 @@ class PlatformConfig(_Strict):
     singleuser: SingleUserConfig = Field(default_factory=SingleUserConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    accounts: AccountsConfig = Field(default_factory=AccountsConfig)
 
     @field_validator("log_level", mode="before")
     @classmethod

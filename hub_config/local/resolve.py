@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hub_config
+from hub_config.local.accounts import from_settings
 from hub_config.local.config import PlatformConfig
 from hub_config.local.processes import Component
 from hub_config.local.state import StateDir
 from hub_config.settings import (
     SETTINGS_ENV,
+    AccountsSettings,
     DemoSettings,
     GatewaySettings,
     HubSettings,
@@ -161,7 +163,15 @@ def build_settings(
     if config.data.s3_endpoint:
         user_env[env_contract.DATA_S3_ENDPOINT] = config.data.s3_endpoint
     user_env.update(config.singleuser.environment)
-    dask = find_executable("dask")
+    accounts = _accounts(config, state)
+    runtime = from_settings(accounts)
+
+    def user_program(name: str) -> str:
+        """A program user processes run: the user runtime's in system-account mode."""
+        found = find_executable(name)
+        return found if runtime is None else runtime[1].program(found)
+
+    dask = user_program("dask")
     return PlatformSettings(
         mode="local",
         state_dir=str(state.root),
@@ -187,9 +197,9 @@ def build_settings(
             password=config.demo.password or state.demo_password(),
         ),
         singleuser=SingleUserSettings(
-            cmd=[find_executable("jupyterhub-singleuser")],
+            cmd=[user_program("jupyterhub-singleuser")],
             users_dir=str(state.users_dir),
-            allow_root=os.geteuid() == 0,
+            allow_root=os.geteuid() == 0 and runtime is None,
             default_url=config.singleuser.default_url,
             start_timeout=config.singleuser.start_timeout,
             http_timeout=config.singleuser.http_timeout,
@@ -218,4 +228,22 @@ def build_settings(
             worker_memory=config.gateway.worker_memory,
             idle_timeout=config.gateway.idle_timeout,
         ),
+        accounts=accounts,
     )
+
+
+def _accounts(config: PlatformConfig, state: StateDir) -> AccountsSettings:
+    """Per-user system accounts or single-account mode (hub_config/local/accounts.py)."""
+    from hub_config.local.accounts import AccountError, resolve_accounts
+    from hub_config.local.user_runtime import RuntimeError_
+
+    a = config.accounts
+    try:
+        return resolve_accounts(a.mode, a.prefix, a.runtime_dir, state, REPO_ROOT)
+    except (AccountError, RuntimeError_, OSError) as exc:
+        if a.mode == "system":
+            raise PlatformError(f"per-user system accounts: {exc}") from None
+        raise PlatformError(
+            f"per-user system accounts failed ({exc}); set accounts.mode: shared in the "
+            "configuration to run every user as this account"
+        ) from None

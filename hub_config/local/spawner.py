@@ -1,11 +1,20 @@
 """The local platform's spawner: one real JupyterLab server per user, as local processes.
 
-Based on JupyterHub's SimpleLocalProcessSpawner (every server runs as the platform's own OS
-user), with the per-user working folder inside the state folder (so a user's files survive a
-restart and a reset is one ``rm -rf``), created private, and ``--allow-root`` added only when the
-platform itself runs as root (the single-user server refuses root otherwise). The environment
-contract (DASK_GATEWAY__*, ROMAN_DATA_URL, ...) comes from ``Spawner.environment``, set by
-hub_config/jupyterhub_config.py from the platform settings.
+Based on JupyterHub's SimpleLocalProcessSpawner, with the per-user working folder inside the
+state folder (so a user's files survive a restart and a reset is one ``rm -rf``), created
+private. Two modes (hub_config/local/accounts.py):
+
+* **system accounts** (the platform runs as root): the user's account is made or checked and
+  their home handed to it before the server starts; the server process becomes that account in
+  the child (groups, gid, uid, umask 077) before it executes the *user runtime*'s
+  ``jupyterhub-singleuser`` (hub_config/local/user_runtime.py), with HOME, PATH, VIRTUAL_ENV and
+  PYTHONPATH of that runtime, never the platform's. This is LocalProcessSpawner's model with the
+  hub user mapped to ``<prefix><name>``.
+* **single-account mode**: every server runs as the platform's own OS user, ``--allow-root``
+  added only when that is root (the single-user server refuses root otherwise).
+
+The environment contract (DASK_GATEWAY__*, ROMAN_DATA_URL, ...) comes from
+``Spawner.environment``, set by hub_config/jupyterhub_config.py from the platform settings.
 
 The tier mixin (hub_config/spawner.py, TierSpawnerMixin) is combined with this class there, so
 the class stays a plain local-process spawner here.
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Bool, Dict, Unicode, default
@@ -50,6 +60,30 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
         False, config=True, help="Pass --allow-root to the server (only honoured when uid is 0)."
     )
 
+    accounts = Dict(
+        config=True,
+        help="The platform settings' accounts section (hub_config/settings.py AccountsSettings); "
+        "mode 'system': every server runs as its user's own system account.",
+    )
+
+    @default("accounts")
+    def _default_accounts(self) -> dict:
+        if not os.environ.get(env_contract.PLATFORM_SETTINGS):
+            return {}
+        from hub_config.settings import load_settings
+
+        accounts = load_settings().accounts
+        return accounts.model_dump() if accounts is not None else {}
+
+    def system_accounts(self):
+        """(SystemAccounts, UserRuntime) in system-account mode, else None."""
+        if self.accounts.get("mode") != "system":
+            return None
+        from hub_config.local.accounts import from_settings
+        from hub_config.settings import AccountsSettings
+
+        return from_settings(AccountsSettings(**self.accounts))
+
     s3 = Dict(
         config=True,
         help="The platform settings' s3 section (per-user S3 identities); "
@@ -65,6 +99,19 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
         return dict(getattr(load_settings(), "s3", None) or {})
 
     async def start(self):
+        self._account = None
+        system = self.system_accounts()
+        if system is not None:
+            # Before anything of the user's exists: the account, and the home handed to it.
+            accounts, runtime = system
+            if Path(self.home_dir) != accounts.home(self.user.name):
+                raise ValueError(f"home {self.home_dir} is not the account's home")
+            # the program of the chosen environment, as the account can run it (its copy)
+            cmd: list[str] = list(self.cmd)  # type: ignore[has-type]
+            self.cmd = [runtime.program(cmd[0]), *cmd[1:]]
+            self._account = await asyncio.to_thread(accounts.ensure, self.user.name)
+            self._account_groups = accounts.groups(self._account)
+            self.log.info("%s runs as system account %s", self._log_name, self._account.pw_name)
         # The user's own S3 identity (hub_config/local/s3_identities.py), made or refreshed for
         # their current teams before the server exists; its keys replace the platform's.
         self._s3_env: dict[str, str] = {}
@@ -84,6 +131,16 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
 
     def make_preexec_fn(self, name: str):
         home = self.home_dir
+        account = getattr(self, "_account", None)
+        if account is not None:
+            from hub_config.local.accounts import drop_privileges
+
+            groups = list(self._account_groups)
+
+            def become_user() -> None:
+                drop_privileges(account, groups, home)
+
+            return become_user
 
         def preexec() -> None:
             # Runs in the child before exec: a failure here must not kill the hub, so it is
@@ -97,10 +154,24 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
         env = super().get_env()
         env.update(store_urls(env.get(env_contract.DATA_URL, ""), self.user.name, self.home_dir))
         env.update(getattr(self, "_s3_env", None) or {})
+        system = self.system_accounts()
+        account = getattr(self, "_account", None)
+        if system is not None and account is not None:
+            runtime = system[1]
+            overlay_path = self.environment.get("PATH")  # an overlay's programs first
+            env.update(runtime.environment(self.home_dir, account.pw_name))
+            if overlay_path:
+                first = runtime.relocate(overlay_path.split(os.pathsep)[0])
+                env["PATH"] = os.pathsep.join([first, env["PATH"]])
         return env
 
     def get_args(self) -> list[str]:
         args = super().get_args()
-        if self.allow_root and os.geteuid() == 0 and "--allow-root" not in args:
+        if (
+            self.allow_root
+            and os.geteuid() == 0
+            and getattr(self, "_account", None) is None
+            and "--allow-root" not in args
+        ):
             args.append("--allow-root")
         return args

@@ -72,6 +72,10 @@ def configure_local(c: Any, settings: PlatformSettings) -> None:
     c.JupyterHub.spawner_class = TierLocalPlatformSpawner
     c.LocalPlatformSpawner.users_dir = settings.singleuser.users_dir
     c.LocalPlatformSpawner.allow_root = settings.singleuser.allow_root
+    # Per-user system accounts, or single-account mode (hub_config/local/accounts.py).
+    c.LocalPlatformSpawner.accounts = (
+        settings.accounts.model_dump() if settings.accounts is not None else {}
+    )
     c.JupyterHub.concurrent_spawn_limit = CONCURRENT_SPAWN_LIMIT
     configure_spawner(c, settings)
 

@@ -115,8 +115,8 @@ class TierLocalSpawnerMixin(TierSpawnerMixin):
         mem = profile.mem_limit_bytes
 
         def preexec() -> None:
-            if base is not None:
-                base()
+            # Limits first, while the child may still write cgroup files; the base part last,
+            # since it may drop root for the user's own account (hub_config/local/spawner.py).
             if dirs is not None:
                 pid = str(os.getpid())
                 for d in dirs:
@@ -125,6 +125,8 @@ class TierLocalSpawnerMixin(TierSpawnerMixin):
                 resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
                 avail = sorted(os.sched_getaffinity(0))
                 os.sched_setaffinity(0, avail[:cores])
+            if base is not None:
+                base()
 
         return preexec
 
