@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -163,8 +164,12 @@ class QuotaPlatform:
 def quota_platform(tmp_path_factory) -> Iterator[QuotaPlatform]:
     helpers = _platform_helpers()
     base = tmp_path_factory.mktemp("quota-platform")
-    work, state = base / "work", base / "state"
+    work = base / "work"
     work.mkdir()
+    # The security suite's platform (this one) runs with per-user system accounts where it can.
+    system = helpers.system_accounts_possible()
+    cleanup = contextlib.ExitStack()
+    state = cleanup.enter_context(helpers.traversable_state_dir()) if system else base / "state"
     qsettings = base / "quota.yaml"
     qsettings.write_text(
         yaml.safe_dump(
@@ -182,6 +187,7 @@ def quota_platform(tmp_path_factory) -> Iterator[QuotaPlatform]:
     config = helpers.platform_config(
         demo={"users": USERS, "admin_users": ["admin"], "password": helpers.DEMO_PASSWORD},
         singleuser={"start_timeout": 300, "http_timeout": 240},
+        accounts={"mode": "system" if system else "shared"},
     )
     running = helpers.RunningPlatform(work, state, config)
     try:
@@ -204,6 +210,7 @@ def quota_platform(tmp_path_factory) -> Iterator[QuotaPlatform]:
         if running.proc and running.proc.poll() is None:
             running.stop()
         running.kill_leftovers()
+        cleanup.close()
 
 
 # --------------------------------------------------------------------------- browser login

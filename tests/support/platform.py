@@ -13,12 +13,15 @@ authenticator to the OIDC login changes this file only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -224,9 +227,31 @@ def platform_config(**overrides: object) -> dict:
         "gateway": {"worker_memory": "1 G", "idle_timeout": 600},
         # SeaweedFS yes; the sample survey and TAP are tested in tests/data and by tutorial 13
         "data": {"sample": False, "tap": False},
+        # one OS account for all: per-user accounts are tested by the security suite's platform
+        # (system_accounts_state), which needs root and a state folder other accounts can enter
+        "accounts": {"mode": "shared"},
     }
     config.update(overrides)
     return config
+
+
+def system_accounts_possible() -> bool:
+    """Per-user system accounts need root (CI runs as root); elsewhere the platform falls back
+    to single-account mode, which tests/security/test_system_accounts.py checks is labelled."""
+    return os.geteuid() == 0
+
+
+@contextlib.contextmanager
+def traversable_state_dir() -> Iterator[Path]:
+    """A state folder for a platform with per-user accounts: under /tmp (pytest's own temporary
+    folders are inside /tmp/pytest-of-<user>, mode 0700, which the users' accounts cannot
+    enter to reach their homes), removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix="roman-platform-test-", dir="/tmp"))
+    os.chmod(base, 0o711)
+    try:
+        yield base / "state"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
