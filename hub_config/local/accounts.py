@@ -169,11 +169,14 @@ def unavailable_reason(state_root: Path) -> str | None:
     return None
 
 
-def open_state(state_root: Path, subfolders: list[Path]) -> None:
+def open_state(state_root: Path, subfolders: list[Path], survey: Path | None = None) -> None:
     """Let accounts pass through the state folder to their homes and Dask working folders
-    (0711: enter, not list); everything else in it stays 0600/0700."""
+    (0711: enter, not list); everything else in it stays 0600/0700, except the folder survey
+    (``data.store: folder``), which every account reads (0755, root's: read-only to them)."""
     for p in (state_root, *subfolders):
         os.chmod(p, 0o711)
+    if survey is not None and survey.is_dir():
+        os.chmod(survey, 0o755)
 
 
 def resolve_accounts(
@@ -216,7 +219,11 @@ def resolve_accounts(
         if (folder / "environments" / name).is_dir():
             moves[str(src.resolve())] = str(folder / "environments" / name)
     runtime = UserRuntime(folder / "venv", project, moves)
-    open_state(state_root, [state.users_dir, state.gateway_dir, state.gateway_dir / "clusters"])
+    open_state(
+        state_root,
+        [state.users_dir, state.gateway_dir, state.gateway_dir / "clusters"],
+        survey=state.data_dir,
+    )
     check_runtime(runtime, "nobody")
     return AccountsSettings(
         mode="system",

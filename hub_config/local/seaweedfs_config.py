@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import random
 import re
 import socket
@@ -138,26 +139,140 @@ def write_identities(folder: Path, access_key: str, secret_key: str) -> Path:
     return path
 
 
+#: the components whose gRPC servers ``weed mini`` runs (and its shell's and gateway's client)
+GRPC_SECTIONS = ("master", "volume", "filer", "s3", "admin", "worker", "mq")
+TLS_NAME = "roman-platform-seaweedfs"
+
+
+def write_tls(folder: Path) -> dict[str, Path]:
+    """A private CA and one certificate for every weed component, made at each start (0600).
+
+    gRPC answered every local process without credentials: as another OS account, ``weed
+    shell`` listed every bucket and made and removed folders in another user's S3 space
+    (``fs.mkdir``/``fs.rm`` through the filer's gRPC port). With mutual TLS on every gRPC
+    server and the components' own HTTP ports, a client must present a certificate signed by
+    this CA, whose files only the platform's account can read. The CA's key is not kept."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    tls = folder / "tls"
+    tls.mkdir(mode=0o700, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{TLS_NAME} CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TLS_NAME)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = {
+        "ca": (tls / "ca.crt", ca.public_bytes(serialization.Encoding.PEM)),
+        "cert": (tls / "weed.crt", cert.public_bytes(serialization.Encoding.PEM)),
+        "key": (
+            tls / "weed.key",
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        ),
+    }
+    for path, data in files.values():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    return {name: path for name, (path, _data) in files.items()}
+
+
 def write_security(folder: Path, secret_key: str) -> Path:
-    """``security.toml`` (weed reads it from its working folder): JWT keys so the filer's and
-    the volume server's HTTP ports refuse requests without a token signed by the platform
-    (they answered list/read/write of every bucket to anyone, bypassing S3 auth). The S3
-    gateway and ``weed shell`` read the same file and keep working."""
+    """``security.toml`` (weed reads it from its working folder), private to the platform:
+
+    * JWT keys, so the filer's and the volume server's HTTP ports refuse requests without a
+      token signed by the platform (they answered list/read/write of every bucket to anyone,
+      bypassing S3 auth);
+    * mutual TLS (:func:`write_tls`) on every gRPC server and client, and HTTPS with client
+      certificates on the master's, volume server's and filer's HTTP ports, so that no local
+      process without the platform's certificate reaches them. The S3 gateway (users' door,
+      signed requests) stays plain HTTP on loopback. The gateway and ``weed shell`` run by the
+      platform read the same file and keep working."""
 
     def key(what: str) -> str:
         return hmac.new(secret_key.encode(), what.encode(), hashlib.sha256).hexdigest()
 
-    path = folder / "security.toml"
-    path.write_text(
-        "".join(
-            f'[{section}]\nkey = "{key(section)}"\n'
-            for section in (
-                "jwt.signing",
-                "jwt.signing.read",
-                "jwt.filer_signing",
-                "jwt.filer_signing.read",
-            )
+    tls = write_tls(folder)
+    ca, cert, tkey = (str(tls[n]) for n in ("ca", "cert", "key"))
+    parts = [
+        f'[{section}]\nkey = "{key(section)}"\n'
+        for section in (
+            "jwt.signing",
+            "jwt.signing.read",
+            "jwt.filer_signing",
+            "jwt.filer_signing.read",
         )
-    )
+    ]
+    parts.append(f'[grpc]\nca = "{ca}"\n')
+    parts += [
+        f'[grpc.{c}]\ncert = "{cert}"\nkey = "{tkey}"\nclient_cert = "{cert}"\n'
+        f'client_key = "{tkey}"\nallowed_commonNames = "{TLS_NAME}"\n'
+        for c in GRPC_SECTIONS
+    ]
+    parts.append(f'[grpc.client]\ncert = "{cert}"\nkey = "{tkey}"\n')
+    parts.append(f'[https.client]\nenabled = true\ncert = "{cert}"\nkey = "{tkey}"\nca = "{ca}"\n')
+    parts += [
+        f'[https.{c}]\ncert = "{cert}"\nkey = "{tkey}"\nca = "{ca}"\n'
+        for c in ("master", "volume", "filer")
+    ]
+    path = folder / "security.toml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("".join(parts))
     path.chmod(0o600)
     return path

@@ -9,8 +9,12 @@ the survey (read) work.
 from __future__ import annotations
 
 import json
+import ssl
+import subprocess
+import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import requests
@@ -111,24 +115,79 @@ def test_alice_cannot_delete_bobs_object_or_write_the_survey(alice_server):
 
 
 def test_seaweedfs_admin_ports_refuse_requests_without_credentials(quota_platform):
+    """Attack 5: the master's, volume server's and filer's own HTTP ports answered list, read
+    and write of every bucket to anyone. They now speak only HTTPS with a client certificate
+    of the platform's CA (hub_config/local/seaweedfs_config.write_tls), and even with that
+    certificate the filer wants a signed JWT."""
     qp = quota_platform
     ports = json.loads((qp.state / "seaweedfs" / "ports.json").read_text())
-    for port, path in (
-        (ports["filer"], f"/buckets/{WORK_BUCKET}/users/bob/"),
-        (ports["filer"], f"/buckets/{WORK_BUCKET}/users/bob/result.txt"),
-        (ports["filer"], "/"),
-    ):
+    tls = qp.state / "seaweedfs" / "tls"
+    no_cert = ssl.create_default_context(cafile=str(tls / "ca.crt"))
+    with_cert = ssl.create_default_context(cafile=str(tls / "ca.crt"))
+    with_cert.load_cert_chain(str(tls / "weed.crt"), str(tls / "weed.key"))
+    paths = [f"/buckets/{WORK_BUCKET}/users/bob/", f"/buckets/{WORK_BUCKET}/users/bob/result.txt"]
+    for name in ("filer", "volume", "master"):
+        for path in (*paths, "/", "/dir/assign"):
+            with pytest.raises(urllib.error.HTTPError) as err:  # plain HTTP
+                urllib.request.urlopen(f"http://127.0.0.1:{ports[name]}{path}", timeout=10)
+            assert err.value.code == 400, (name, path)
+            with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+                urllib.request.urlopen(
+                    f"https://127.0.0.1:{ports[name]}{path}", timeout=10, context=no_cert
+                )
+    for path in paths:  # the platform's certificate alone is not enough on the filer
         with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
-        assert err.value.code == 401, (port, path)
+            urllib.request.urlopen(
+                f"https://127.0.0.1:{ports['filer']}{path}", timeout=10, context=with_cert
+            )
+        assert err.value.code == 401, path
     req = urllib.request.Request(
-        f"http://127.0.0.1:{ports['filer']}/buckets/{WORK_BUCKET}/x.txt", data=b"x", method="PUT"
+        f"https://127.0.0.1:{ports['filer']}/buckets/{WORK_BUCKET}/x.txt", data=b"x", method="PUT"
     )
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(req, timeout=10)
+        urllib.request.urlopen(req, timeout=10, context=with_cert)
     assert err.value.code == 401
     # the S3 API without a signature is refused too
     r = requests.get(
         f"http://127.0.0.1:{ports['s3']}/{WORK_BUCKET}/users/bob/result.txt", timeout=10
     )
     assert r.status_code == 403
+
+
+def _weed_shell(qp, commands: str, cwd: Path, timeout: float) -> str:
+    ports = json.loads((qp.state / "seaweedfs" / "ports.json").read_text())
+    weed = Path(sys.executable).parent / "weed"
+    try:
+        out = subprocess.run(
+            [
+                str(weed),
+                "shell",
+                f"-master=127.0.0.1:{ports['master']}",
+                f"-filer=127.0.0.1:{ports['filer']}",
+            ],
+            input=commands,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            timeout=timeout,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+        )
+    except subprocess.TimeoutExpired as exc:
+        return (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+    return out.stdout + out.stderr
+
+
+def test_seaweedfs_grpc_refuses_a_client_without_the_platforms_certificate(
+    quota_platform, tmp_path
+):
+    """gRPC answered any local process: ``weed shell`` listed every bucket and made and removed
+    folders in bob's space (fs.mkdir/fs.rm through the filer). Without the platform's
+    certificate (its security.toml is 0600 in the state folder) the shell gets nothing."""
+    qp = quota_platform
+    victim = f"/buckets/{WORK_BUCKET}/users/bob"
+    out = _weed_shell(qp, f"fs.ls /buckets\nfs.mkdir {victim}/planted\n", tmp_path, 20)
+    assert WORK_BUCKET not in out, out[-2000:]
+    # the platform's own shell (its security.toml) still works, and sees nothing planted
+    listing = _weed_shell(qp, f"fs.ls /buckets\nfs.ls {victim}\n", qp.state / "seaweedfs", 60)
+    assert WORK_BUCKET in listing, listing[-2000:]
+    assert "planted" not in listing
