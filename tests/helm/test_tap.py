@@ -279,6 +279,13 @@ def test_network_paths_are_exactly_the_needed_ones(chart, variant):
         s, d = who(chart, src), who(chart, dst)
         if chart.reachable(objs, s, d, port) != allowed:
             wrong.append(f"{src} -> {dst}:{port} should be {'allowed' if allowed else 'denied'}")
+    # each TAP pod's own ingress decides too, not only its clients' egress: a pod no policy
+    # restricts (someone else's, in the release namespace) reaches none of them
+    stray = (chart.NAMESPACE, {"app": "someone-else"})
+    for dst, port in (("tap-dachs", 8080), ("tap-postgresql", 5432), ("tap-proxy", 8190)):
+        if variant == "in-chart" or dst != "tap-postgresql":
+            if chart.reachable(objs, stray, who(chart, dst), port):
+                wrong.append(f"an unrestricted pod -> {dst}:{port} should be denied")
     tap_pods = ("tap-proxy", "tap-dachs") + (("tap-postgresql",) if variant == "in-chart" else ())
     for src in tap_pods:  # only the publisher reaches outside the cluster (the store)
         if chart.reachable(objs, who(chart, src), "8.8.8.8", 443):

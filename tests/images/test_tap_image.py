@@ -43,7 +43,11 @@ def test_first_layers_are_the_hub_images(dk, hub_image, tap_image):
     tap_layers = dk.inspect(tap_image)["RootFS"]["Layers"]
     # base, Python + tini, the lock, the hub's venv
     assert tap_layers[:4] == hub_layers[:4]
-    assert dk.inspect(tap_image)["Config"]["User"] == "1000:1000"
+    info = dk.inspect(tap_image)
+    assert info["Config"]["User"] == "1000:1000"
+    # images/README.md's size budget (a Debian dependency that grows shows here first)
+    assert info["Size"] <= 2.5e9, f"{info['Size'] / 1e9:.2f} GB is over the 2.5 GB budget"
+    assert info["Config"]["Labels"]["org.opencontainers.image.version"] == dk.project_version()
 
 
 def test_what_the_three_pods_run_is_installed(dk, tap_image):
