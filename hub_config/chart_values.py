@@ -157,6 +157,12 @@ def quota_public_url(v: dict[str, Any]) -> str:
     return f"{public_url(v)}/services/quota/"
 
 
+def tap_url(v: dict[str, Any]) -> str:
+    """The TAP service for notebooks, through the proxy (it routes /services/tap/ to the hub
+    service), as the server's hub token reaches it (platform_lib.data.tap_client)."""
+    return f"http://{host('proxyPublic', v)}:80/services/tap"
+
+
 def data_environment(v: dict[str, Any]) -> dict[str, str]:
     """The data contract's variables (same as the chart's rp.dataEnv for Dask pods)."""
     env = {
@@ -216,6 +222,8 @@ def singleuser_environment(v: dict[str, Any]) -> dict[str, str]:
     if get("quota.enabled", True, source=v):
         env[env_contract.QUOTA_URL] = quota_url(v)
         env[env_contract.QUOTA_PUBLIC_URL] = quota_public_url(v)
+    if get("data.tap.enabled", False, source=v):
+        env[env_contract.TAP_URL] = tap_url(v)
     env.update({k: str(val) for k, val in (get("singleuser.extraEnv", {}, source=v) or {}).items()})
     return env
 

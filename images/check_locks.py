@@ -19,8 +19,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-#: image -> the optional-dependency group it ships (besides the core dependencies)
-IMAGE_GROUPS: dict[str, str] = {"hub": "hub", "notebook": "science"}
+#: image -> the optional-dependency groups it ships besides the core dependencies ("a+b": both;
+#: the TAP image is the hub image plus the tap group)
+IMAGE_GROUPS: dict[str, str] = {"hub": "hub", "notebook": "science", "tap": "hub+tap"}
 PROJECT_MARK = "(pyproject.toml)"
 
 
@@ -68,12 +69,15 @@ def parse_lock(text: str) -> dict[str, Pin]:
 
 
 def declared(pyproject: dict, group: str) -> list[Requirement]:
-    """Core dependencies plus one optional group, as packaging Requirements."""
+    """Core dependencies plus optional groups (``a+b``: both), as packaging Requirements."""
     project = pyproject["project"]
     groups = project.get("optional-dependencies", {})
-    if group not in groups:
-        raise KeyError(f"pyproject.toml has no optional-dependencies group '{group}'")
-    return [Requirement(r) for r in [*project.get("dependencies", []), *groups[group]]]
+    wanted = list(project.get("dependencies", []))
+    for name in group.split("+"):
+        if name not in groups:
+            raise KeyError(f"pyproject.toml has no optional-dependencies group '{name}'")
+        wanted += groups[name]
+    return [Requirement(r) for r in wanted]
 
 
 def check(pyproject: dict, lock_text: str, group: str) -> list[str]:

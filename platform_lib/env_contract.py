@@ -50,6 +50,10 @@ __all__ = [
     "TAP_SECRET",
     "TAP_PUBLIC_URL",
     "TAP_CACHE_SECONDS",
+    "TAP_DACHS_URL",
+    "TAP_PG_URL",
+    "TAP_PG_PASSWORD",
+    "TAP_PUBLISH_INTERVAL",
     "USER_SERVER",
     "HUB",
     "IMAGE",
@@ -126,6 +130,13 @@ TAP_PG_PORT = "ROMAN_TAP_PG_PORT"
 TAP_SECRET = "ROMAN_TAP_SECRET"
 TAP_PUBLIC_URL = "ROMAN_TAP_PUBLIC_URL"
 TAP_CACHE_SECONDS = "ROMAN_TAP_CACHE_SECONDS"
+#: The chart's TAP pods (hub_config/local/tap_cluster.py): DaCHS's address in the cluster (its
+#: Service), the PostgreSQL database (``postgresql://user@host:port/dbname``) and its superuser's
+#: password, and the publisher's seconds between two looks at the store's index.
+TAP_DACHS_URL = "ROMAN_TAP_DACHS_URL"
+TAP_PG_URL = "ROMAN_TAP_PG_URL"
+TAP_PG_PASSWORD = "ROMAN_TAP_PG_PASSWORD"
+TAP_PUBLISH_INTERVAL = "ROMAN_TAP_PUBLISH_INTERVAL"
 
 USER_SERVER: frozenset[str] = frozenset(
     {
@@ -152,6 +163,10 @@ HUB: frozenset[str] = frozenset(
         TAP_SECRET,
         TAP_PUBLIC_URL,
         TAP_CACHE_SECONDS,
+        TAP_DACHS_URL,
+        TAP_PG_URL,
+        TAP_PG_PASSWORD,
+        TAP_PUBLISH_INTERVAL,
         POLICY_FILE,
         QUOTA_DB_URL,
         QUOTA_SETTINGS,

@@ -2,8 +2,10 @@
 # Builds the platform's container images from the pinned locks:
 #   roman-platform/hub:<version>       (images/hub/Dockerfile)
 #   roman-platform/notebook:<version>  (images/notebook/Dockerfile)
+#   roman-platform/tap:<version>       (images/tap/Dockerfile: DaCHS + PostgreSQL/pgSphere on the
+#                                       hub image's layers, which it shares from Docker's cache)
 #
-# Usage: scripts/build-images.sh [options] [hub] [notebook]      (default: both)
+# Usage: scripts/build-images.sh [options] [hub] [notebook] [tap]    (default: all three)
 #   --base IMAGE     base image for both builds (default: a local Debian bookworm base made with
 #                    debootstrap, because no registry image can be pulled here; pass e.g.
 #                    python:3.11-slim-bookworm where pulls work, or "default" for the Dockerfile's own)
@@ -55,11 +57,11 @@ while [ $# -gt 0 ]; do
       fi
       exit 0 ;;
     -h|--help) usage; exit 0 ;;
-    hub|notebook) targets+=("$1"); shift ;;
+    hub|notebook|tap) targets+=("$1"); shift ;;
     *) usage >&2; die "unknown argument '$1'" ;;
   esac
 done
-[ ${#targets[@]} -eq 0 ] && targets=(hub notebook)
+[ ${#targets[@]} -eq 0 ] && targets=(hub notebook tap)
 # One build at a time: concurrent runs would share the wheel server's port and the project wheel.
 # Every background process started below closes fd 9 (`9>&-`): a dockerd that inherited it would
 # hold this lock for as long as it runs, and the next build would wait for it in vain.
@@ -139,6 +141,11 @@ ensure_wheels() {
   local image="$1" lock="images/$1/requirements.lock"
   [ -f "$lock" ] || die "$lock missing: run scripts/lock.sh"
   mkdir -p "$WHEELS/$image"
+  if [ "$image" = tap ]; then
+    # the tap lock is the hub lock plus the tap group: the hub's wheels are linked, not fetched
+    # again (pip download keeps a file that is already there and has the lock's hash)
+    find "$WHEELS/hub" -maxdepth 1 -name '*.whl' -exec ln -f {} "$WHEELS/tap/" \; 2>/dev/null || true
+  fi
   local stamp="$WHEELS/$image/.lock.sha256"
   if [ -f "$stamp" ] && sha256sum -c --status "$stamp" 2>/dev/null; then
     log "wheelhouse for $image is up to date"
@@ -198,8 +205,16 @@ build_image() {
   mkdir -p "$ctx"
   cp -r "images/$image/." "$ctx/"
   cp "$WHEELS"/project/*.whl "$ctx/"
+  local wheels_for="$image"
+  if [ "$image" = tap ]; then
+    # its first layers are the hub image's (same lock under the same name, same wheel source:
+    # Docker's cache); its own lock goes beside it
+    mv "$ctx/requirements.lock" "$ctx/tap-requirements.lock"
+    cp images/hub/requirements.lock "$ctx/requirements.lock"
+    wheels_for=hub
+  fi
   local args=(--network host -t "roman-platform/$image:$tag"
-    --build-arg "WHEELS_URL=$WHEELS_URL/$image/"
+    --build-arg "WHEELS_URL=$WHEELS_URL/$wheels_for/"
     --build-arg "VERSION=$version"
     --build-arg "REVISION=$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)"
     --build-arg "SOURCE=$(git -C "$REPO" remote get-url origin 2>/dev/null || echo "git+file://$REPO")")
@@ -215,6 +230,7 @@ build_image() {
     done < <(printf '%s\n' "$NOTEBOOK_ENV_ARGS")
     args+=(-t "roman-platform/$image:$release")
   fi
+  [ "$image" = tap ] && args+=(--build-arg "TAP_WHEELS_URL=$WHEELS_URL/tap/")
   log "docker build roman-platform/$image:$tag${release:+ (environment $release)} (base ${base})"
   local t0=$SECONDS
   # Each log line carries the seconds since the build began, and each Dockerfile step is echoed
@@ -232,7 +248,10 @@ if [ -z "$base" ]; then
   ensure_base
   base="$BASE_TAG"
 fi
-for image in "${targets[@]}"; do ensure_wheels "$image"; done
+wheelhouses=("${targets[@]}")
+# the tap image's first layers install the hub lock: it needs the hub's wheelhouse too, first
+if printf '%s\n' "${targets[@]}" | grep -qx tap; then wheelhouses=(hub "${targets[@]}"); fi
+for image in $(printf '%s\n' "${wheelhouses[@]}" | awk '!seen[$0]++'); do ensure_wheels "$image"; done
 build_project_wheel
 serve_wheels
 for image in "${targets[@]}"; do build_image "$image"; done

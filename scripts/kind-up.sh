@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A development Roman Science Platform on a local kind cluster:
 #   create the cluster (node ports 30080 hub, 30081 development OIDC provider), build the hub and
-#   notebook images (scripts/build-images.sh) and load them into the node, install the chart with
+#   notebook and tap images (scripts/build-images.sh) and load them into the node, install the chart with
 #   helm/examples/kind.yaml, wait for it, print (and open) the hub URL.
 # Needs docker, kind, kubectl and helm (scripts/install-k8s-tools.sh installs the last two).
 #   scripts/kind-up.sh [--no-build] [--name CLUSTER]
@@ -43,7 +43,7 @@ kubectl config use-context "kind-$CLUSTER" >/dev/null
 if [ "$BUILD" = 1 ]; then
   bash scripts/build-images.sh --tag "$TAG"
 fi
-for image in hub notebook; do
+for image in hub notebook tap; do
   echo "kind-up: loading roman-platform/$image:$TAG into $CLUSTER"
   kind load docker-image --name "$CLUSTER" "roman-platform/$image:$TAG"
 done
@@ -57,7 +57,7 @@ kubectl get namespace "$NS" >/dev/null 2>&1 || kubectl create namespace "$NS"
 echo "kind-up: installing release $RELEASE into $NS (hub $HUB_URL)"
 helm upgrade --install "$RELEASE" helm/roman-platform -n "$NS" \
   -f helm/examples/kind.yaml \
-  --set "hub.image.tag=$TAG,singleuser.image.tag=$TAG" \
+  --set "hub.image.tag=$TAG,singleuser.image.tag=$TAG,data.tap.image.tag=$TAG" \
   --set "hub.publicUrl=$HUB_URL,auth.oidc.issuer=http://$NODE_IP:30081" \
   --wait --timeout 15m
 echo "kind-up: the hub is at $HUB_URL (demo logins: hub_config/oidc_dev/demo_users.yaml)"

@@ -17,7 +17,11 @@ user's teams as DaCHS groups, so only the platform can query as a user (accounts
 This module starts and stops the two processes. The PostgreSQL server is password-protected
 (scram) and listens on 127.0.0.1 only; DaCHS binds 127.0.0.1. ``python -m hub_config.local.tap
 FOLDER`` runs one in the foreground; :mod:`hub_config.local.tap_platform` runs it in the local
-platform.
+platform; :mod:`hub_config.local.tap_cluster` runs the same set-up in the chart's pods.
+
+Size: about 430 lines, one class: :class:`TapService` owns both processes and the idempotent first
+set-up they share (PostgreSQL's cluster, DaCHS's files and tables), which the chart's pods run too;
+splitting it would spread one start-up sequence over modules.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from platform_lib import env_contract
 from .processes import ComponentError, ManagedProcess, free_port, http_ready
 from .tap_catalog import TapCatalog, publish_index
 from .tap_schema import (
+    DACHS_PROFILES,
     DEFAULT_MAXREC,
     RD_NAME,
     RESOURCE_DESCRIPTOR,
@@ -109,6 +114,8 @@ class TapService(TapCatalog):
         self.pg_port = pg_port or free_port()
         self.log_dir = Path(log_dir or self.root / "logs")
         self.default_maxrec = default_maxrec
+        self.bind = "127.0.0.1"
+        self.server_url: str | None = None
         self._secret_file = self.root / "secret"
         self._secret = secret
         self._dachs: ManagedProcess | None = None
@@ -119,11 +126,25 @@ class TapService(TapCatalog):
         self.bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1].parent
 
     @classmethod
-    def attach(cls, root: Path | str, *, port: int, pg_port: int, secret: str) -> TapService:
-        """A handle on an instance another process runs (the hub-facing proxy): grants, rows."""
+    def attach(
+        cls,
+        root: Path | str,
+        *,
+        port: int,
+        pg_port: int,
+        secret: str,
+        server_url: str | None = None,
+    ) -> TapService:
+        """A handle on an instance another process runs (the hub-facing proxy): grants, rows.
+
+        ``server_url``: DaCHS's address when it is not this machine's loopback (the chart's
+        DaCHS Service); the database is then set with :attr:`pg_host` and its friends.
+        """
         self = cls.__new__(cls)
         self.root = Path(root)
         self.port, self.pg_port = port, pg_port
+        self.bind = "127.0.0.1"
+        self.server_url = server_url.rstrip("/") if server_url else None
         self.log_dir = self.root / "logs"
         self.default_maxrec = DEFAULT_MAXREC
         self._secret_file = self.root / "secret"
@@ -145,7 +166,7 @@ class TapService(TapCatalog):
     @property
     def url(self) -> str:
         """The TAP endpoint (what ``pyvo.dal.TAPService`` takes)."""
-        return f"http://127.0.0.1:{self.port}/tap"
+        return f"{self.server_url or f'http://127.0.0.1:{self.port}'}/tap"
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
@@ -262,43 +283,89 @@ class TapService(TapCatalog):
         (self.root / "gavo-user.rc").write_text("")
         (self.root / "gavo.rc").write_text(
             dachs_settings(
-                self.root, log_dir=self.log_dir, port=self.port, default_maxrec=self.default_maxrec
+                self.root,
+                log_dir=self.log_dir,
+                port=self.port,
+                default_maxrec=self.default_maxrec,
+                bind=self.bind,
+                server_url=self.server_url,
             )
         )
 
     def setup(self) -> None:
-        """First start: database, DaCHS's tables, the products RD, the visibility policy."""
+        """First start: database, DaCHS's tables, the products RD, the visibility policy.
+
+        Idempotent: on a database set up before, only DaCHS's files are made again where they
+        are missing (a new pod on the chart's database), with the same role passwords.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         self._write_settings()
-        marker = self.root / "dachs" / "etc" / "feed"
-        if not marker.exists():
+        etc = self.root / "dachs" / "etc"
+        new_files = not (etc / "feed").exists()
+        if new_files:
+            etc.mkdir(parents=True, exist_ok=True)
+            for profile, role in DACHS_PROFILES.items():
+                path = etc / profile
+                path.write_text(
+                    f"include dsn\nuser = {role}\npassword = {self.role_password(role)}\n"
+                )
+                path.chmod(0o600)
+        # the address is the instance's (a port picked per start, or the cluster's service)
+        (etc / "dsn").write_text(
+            f"database = {self.pg_dbname}\nhost = {self.pg_host}\nport = {self.pg_port}\n"
+        )
+        rd = self.root / "dachs" / "inputs" / RD_NAME.split("/")[0]
+        rd.mkdir(parents=True, exist_ok=True)
+        (rd / "q.rd").write_text(RESOURCE_DESCRIPTOR)
+        # the superuser's password goes by libpq's PGPASSWORD, not the command line, which
+        # every local account can read in the process list
+        secret_env = {"PGPASSWORD": self._pg_password}
+        if not self._database_ready():
             with self._admin_conn("postgres") as conn:
-                conn.execute("CREATE DATABASE gavo ENCODING 'UTF8' TEMPLATE template0")
-            # the superuser's password goes by libpq's PGPASSWORD, not the command line, which
-            # every local account can read in the process list
-            self._dachs_cli(
-                "init",
-                "-d",
-                self.dsn().replace(f" password={self._pg_password}", ""),
-                env={"PGPASSWORD": self._pg_password},
-            )
-            rd = self.root / "dachs" / "inputs" / RD_NAME.split("/")[0]
-            rd.mkdir(parents=True, exist_ok=True)
-            (rd / "q.rd").write_text(RESOURCE_DESCRIPTOR)
+                known = conn.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = %s", (self.pg_dbname,)
+                ).fetchone()
+                if known is None:
+                    conn.execute(
+                        f"CREATE DATABASE \"{self.pg_dbname}\" ENCODING 'UTF8' TEMPLATE template0"
+                    )
+            self._dachs_cli("init", "-d", self.dsn(password=False), env=secret_env)
             self._dachs_cli("imp", "//obscore")
             self._dachs_cli("imp", RD_NAME)
             self._dachs_cli("pub", RD_NAME)
-        # the ports are picked per start: DaCHS's connection profile follows the server's
-        dsn_file = self.root / "dachs" / "etc" / "dsn"
-        dsn_file.write_text(f"database = gavo\nhost = 127.0.0.1\nport = {self.pg_port}\n")
+        elif new_files:
+            # DaCHS's folders only; its roles get the passwords of the new profiles
+            self._dachs_cli("init", "--nodb", "-d", self.dsn(password=False), env=secret_env)
+            from psycopg import sql
+
+            with self.connect() as conn:
+                for role in DACHS_PROFILES.values():
+                    conn.execute(
+                        sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                            sql.Identifier(role), sql.Literal(self.role_password(role))
+                        )
+                    )
         with self.connect() as conn:
             conn.execute(VISIBILITY_POLICY)
+
+    def _database_ready(self) -> bool:
+        """Whether the database exists and holds the products table (a finished first setup)."""
+        import psycopg
+
+        try:
+            with self.connect() as conn:
+                row = conn.execute("SELECT to_regclass('roman.products')").fetchone()
+        except psycopg.OperationalError as exc:
+            if f'"{self.pg_dbname}" does not exist' in str(exc):
+                return False
+            raise TapError(f"PostgreSQL at {self.pg_host}:{self.pg_port}: {exc}") from None
+        return bool(row and row[0])
 
     def _admin_conn(self, dbname: str):
         import psycopg
 
         return psycopg.connect(
-            self.dsn().replace("dbname=gavo", f"dbname={dbname}"), autocommit=True
+            self.dsn().replace(f"dbname={self.pg_dbname}", f"dbname={dbname}"), autocommit=True
         )
 
     # ------------------------------------------------------------------ Component protocol

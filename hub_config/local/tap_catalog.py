@@ -27,13 +27,19 @@ class TapCatalog:
     """The database side of a DaCHS instance under ``root`` (PostgreSQL on ``pg_port``).
 
     Holds no process: :class:`~hub_config.local.tap.TapService` sets these attributes when it
-    starts an instance or attaches to one.
+    starts an instance or attaches to one. PostgreSQL is the platform's own server on loopback
+    (its superuser's password derived from the secret) unless ``pg_host``/``pg_user``/
+    ``pg_dbname``/``pg_password`` name another (the chart's in-cluster or external database).
     """
 
     root: Path
     pg_port: int
     _secret_file: Path
     _secret: str | None
+    pg_host: str = "127.0.0.1"
+    pg_user: str = "postgres"
+    pg_dbname: str = "gavo"
+    pg_password: str | None = None
 
     # ------------------------------------------------------------------ identity
     @property
@@ -54,13 +60,22 @@ class TapCatalog:
 
     @property
     def _pg_password(self) -> str:
+        if self.pg_password is not None:
+            return self.pg_password
         return hmac.new(self.secret.encode(), b"postgres", hashlib.sha256).hexdigest()
 
-    def dsn(self) -> str:
-        return (
-            f"host=127.0.0.1 port={self.pg_port} dbname=gavo user=postgres "
-            f"password={self._pg_password}"
-        )
+    def role_password(self, role: str) -> str:
+        """The password of one of DaCHS's database roles (gavoadmin, gavo, untrusted).
+
+        Derived from the secret, so a DaCHS whose files are new (a fresh pod on a database it
+        set up before) logs in with the passwords the database already has.
+        """
+        return hmac.new(self.secret.encode(), f"dachs-role:{role}".encode(), "sha256").hexdigest()
+
+    def dsn(self, *, password: bool = True) -> str:
+        """libpq's key=value form for the superuser (``password=False``: without the password)."""
+        dsn = f"host={self.pg_host} port={self.pg_port} dbname={self.pg_dbname} user={self.pg_user}"
+        return f"{dsn} password={self._pg_password}" if password else dsn
 
     def connect(self):
         """A psycopg connection as the table owner's superuser (feeds and grants; bypasses RLS)."""

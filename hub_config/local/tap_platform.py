@@ -21,35 +21,30 @@ from platform_lib import env_contract
 
 from .processes import free_port
 from .tap import TapService, dachs_available, platform_pg_dir
-from .tap_catalog import publish_index
+from .tap_catalog import TapCatalog, publish_index
 
 log = logging.getLogger("roman_platform.local")
 
 #: seconds between two looks at the store's index (one metadata request each)
 INDEX_CHECK_INTERVAL = 10.0
 
-__all__ = ["TapComponent", "configure_hub", "tap_component"]
+__all__ = ["IndexPublisher", "TapComponent", "configure_hub", "tap_component"]
 
 
-class TapComponent:
-    """The supervisor's view of the service: start DaCHS, then publish the store's index."""
+class IndexPublisher:
+    """Publishes a store's product index into a TAP catalog whenever the index changes.
 
-    name = "tap"
+    One metadata request per look (the index file's size and version); the rows are replaced
+    only when those differ from the last published ones. The local platform's component and the
+    chart's publisher pod (:mod:`hub_config.local.tap_cluster`) both use it.
+    """
 
-    def __init__(self, service: TapService, store_env: dict[str, str]) -> None:
-        self.service = service
+    def __init__(self, catalog: TapCatalog, store_env: dict[str, str]) -> None:
+        self.catalog = catalog
         self.store_env = store_env
         self._published: tuple[Any, Any] | None = None
         self._failure: str | None = None
-        self._next_check = 0.0
         self._store_handle: Any = None
-
-    def start(self) -> None:
-        self.service.start()
-
-    def wait_ready(self, timeout: float) -> None:
-        self.service.wait_ready(timeout)
-        self._publish_if_changed()
 
     def _store(self) -> Any:
         """The store whose index is published (made once: it is looked at every 10 s)."""
@@ -73,39 +68,64 @@ class TapComponent:
             )
         return get_store(url)
 
-    def _publish_if_changed(self) -> None:
-        """Publish the store's index if it is not the one last published (size and version)."""
+    def publish_if_changed(self) -> int | None:
+        """Publish the store's index if it is not the one last published (size and version).
+
+        Returns the rows published, None when nothing was (unchanged, no index yet, or a failure,
+        which is logged once until it changes).
+        """
         from platform_lib.data.index import INDEX_DIR, INDEX_PATH
 
         try:
             store = self._store()
             if store is None:
-                return
+                return None
             store.fs.invalidate_cache(store.path(INDEX_DIR))
             if not store.exists(INDEX_PATH):
-                return
+                return None
             info = store.fs.info(store.path(INDEX_PATH))
             version = (
                 info.get("size"),
                 info.get("ETag") or info.get("LastModified") or info.get("mtime"),
             )
             if version == self._published:
-                return
-            n = publish_index(self.service, store)
+                return None
+            n = publish_index(self.catalog, store)
             self._published = version
             self._failure = None
             log.info("tap: published %d products of %s", n, store.url(""))
+            return n
         except Exception as exc:
             if str(exc) != self._failure:  # say it once, not every look
                 log.warning("tap: index of the store not published: %s", exc)
                 self._failure = str(exc)
+            return None
+
+
+class TapComponent:
+    """The supervisor's view of the service: start DaCHS, then publish the store's index."""
+
+    name = "tap"
+
+    def __init__(self, service: TapService, store_env: dict[str, str]) -> None:
+        self.service = service
+        self.store_env = store_env
+        self.publisher = IndexPublisher(service, store_env)
+        self._next_check = 0.0
+
+    def start(self) -> None:
+        self.service.start()
+
+    def wait_ready(self, timeout: float) -> None:
+        self.service.wait_ready(timeout)
+        self.publisher.publish_if_changed()
 
     def refresh(self) -> None:
         self.service.refresh()
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + INDEX_CHECK_INTERVAL
-            self._publish_if_changed()
+            self.publisher.publish_if_changed()
 
     def alive(self) -> bool:
         return self.service.alive()

@@ -24,7 +24,9 @@ platform can derive). What a query returns is then decided by PostgreSQL's row-l
 ``python -m hub_config.local.tap_proxy`` runs it; the hub's service environment gives
 ``JUPYTERHUB_API_TOKEN``, ``JUPYTERHUB_API_URL``, ``JUPYTERHUB_SERVICE_PREFIX`` and
 ``JUPYTERHUB_SERVICE_URL``; ``ROMAN_TAP_ROOT``/``ROMAN_TAP_PORT``/``ROMAN_TAP_PG_PORT`` and
-``ROMAN_TAP_SECRET`` name the DaCHS instance (:meth:`hub_config.local.tap.TapService.proxy_env`).
+``ROMAN_TAP_SECRET`` name the DaCHS instance (:meth:`hub_config.local.tap.TapService.proxy_env`);
+in the chart, ``ROMAN_TAP_DACHS_URL`` and ``ROMAN_TAP_PG_URL`` + ``ROMAN_TAP_PG_PASSWORD`` do
+(:func:`hub_config.local.tap_cluster.attach_from_env`).
 """
 
 from __future__ import annotations
@@ -319,12 +321,12 @@ class TapProxy:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO)
-    tap = TapService.attach(
-        os.environ[env_contract.TAP_ROOT],
-        port=int(os.environ[env_contract.TAP_PORT]),
-        pg_port=int(os.environ[env_contract.TAP_PG_PORT]),
-        secret=os.environ[env_contract.TAP_SECRET],
-    )
+    from .tap_cluster import attach_from_env
+
+    try:
+        tap = attach_from_env()
+    except TapError as exc:
+        raise SystemExit(f"tap proxy: {exc}") from None
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/tap/")
     public = os.environ.get(env_contract.TAP_PUBLIC_URL) or prefix
     from jupyterhub.services.auth import HubAuth

@@ -25,6 +25,7 @@ __all__ = [
     "RD_NAME",
     "RESOURCE_DESCRIPTOR",
     "VISIBILITY_POLICY",
+    "DACHS_PROFILES",
     "TapError",
     "dachs_hash",
     "dachs_settings",
@@ -102,22 +103,36 @@ CREATE TABLE IF NOT EXISTS roman.removals (
 """
 
 
-def dachs_settings(root: Path, *, log_dir: Path, port: int, default_maxrec: int) -> str:
-    """DaCHS's ``gavo.rc`` for an instance under ``root``: loopback only, this account's user."""
+def dachs_settings(
+    root: Path,
+    *,
+    log_dir: Path,
+    port: int,
+    default_maxrec: int,
+    bind: str = "127.0.0.1",
+    server_url: str | None = None,
+) -> str:
+    """DaCHS's ``gavo.rc`` for an instance under ``root``: this account's user, loopback unless
+    ``bind`` says otherwise (in a pod: all addresses, the NetworkPolicy decides who reaches it);
+    ``server_url`` is the address DaCHS writes into its documents (the proxy rewrites it)."""
     return (
         "[general]\n"
         f"rootDir: {root / 'dachs'}\n"
         f"group: {grp.getgrgid(os.getgid()).gr_name}\n"
         f"logDir: {log_dir}\n"
         "[web]\n"
-        "bindAddress: 127.0.0.1\n"
+        f"bindAddress: {bind}\n"
         f"serverPort: {port}\n"
-        f"serverURL: http://127.0.0.1:{port}\n"
+        f"serverURL: {server_url or f'http://127.0.0.1:{port}'}\n"
         f"user: {pwd.getpwuid(os.getuid()).pw_name}\n"
         "[async]\n"
         f"defaultMAXREC: {default_maxrec}\n"
         f"hardMAXREC: {HARD_MAXREC}\n"
     )
+
+
+#: DaCHS's database profiles (``<rootDir>/etc/<name>``): the role each one logs in as
+DACHS_PROFILES = {"feed": "gavoadmin", "trustedquery": "gavo", "untrustedquery": "untrusted"}
 
 
 def dachs_hash(password: str) -> str:

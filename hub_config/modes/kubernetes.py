@@ -33,7 +33,15 @@ from hub_config.chart_values import (
     singleuser_environment,
     values,
 )
-from hub_config.modes.common import configure_database, configure_quota, configure_spawner
+from hub_config.modes.common import (
+    configure_database,
+    configure_quota,
+    configure_spawner,
+    grant_service_access,
+)
+
+#: the TAP service's name in the hub (its URL prefix /services/tap/)
+TAP_SERVICE = "tap"
 
 __all__ = [
     "configure_kubernetes",
@@ -232,11 +240,11 @@ def team_volumes_hook(v: dict[str, Any]) -> Callable[[Any, Any], Any]:
 
 
 def configure_services(c: Any, v: dict[str, Any]) -> None:
-    """The gateway, the culler and the quota service as the cluster runs them."""
+    """The gateway, the culler, the quota and the TAP service as the cluster runs them."""
     services = [
         s
         for s in list(c.JupyterHub.services or [])
-        if s.get("name") not in {"dask-gateway", "culler"}
+        if s.get("name") not in {"dask-gateway", "culler", TAP_SERVICE}
     ]
     roles = [r for r in list(c.JupyterHub.load_roles or []) if r.get("name") != "culler"]
     if get("daskGateway.enabled", True, source=v):
@@ -263,8 +271,25 @@ def configure_services(c: Any, v: dict[str, Any]) -> None:
         roles.append({"name": "prometheus", "scopes": ["read:metrics"], "services": ["prometheus"]})
     if get("quota.enabled", True, source=v):
         services = _quota_service(services, v)
+    tap = get("data.tap.enabled", False, source=v)
+    if tap:
+        # The hub-facing TAP proxy: its own Deployment (hub_config/local/tap_proxy.py in the tap
+        # image), an external service. It only asks the hub who a token is (GET /hub/api/user
+        # with that token), so its own token needs no role; users' tokens and server tokens get
+        # access:services!service=tap below.
+        port = int(get("data.tap.proxy.port", 8190, source=v))
+        services.append(
+            {
+                "name": TAP_SERVICE,
+                "api_token": secret("tap-token"),
+                "url": f"http://{host('tapProxy', v)}:{port}",
+                "display": False,
+            }
+        )
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
+    if tap:
+        grant_service_access(c, TAP_SERVICE)
 
 
 def _quota_service(services: list[dict[str, Any]], v: dict[str, Any]) -> list[dict[str, Any]]:

@@ -154,3 +154,9 @@ def hub_image(docker_engine: None) -> str:
 @pytest.fixture(scope="session")
 def notebook_image(docker_engine: None) -> str:
     return _build("notebook")
+
+
+@pytest.fixture(scope="session")
+def tap_image(docker_engine: None, hub_image: str) -> str:
+    """Built after the hub image: its first layers are the hub's, from Docker's cache."""
+    return _build("tap")

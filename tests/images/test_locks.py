@@ -35,18 +35,32 @@ def lock_text(image: str) -> str:
     return (REPO / "images" / image / "requirements.lock").read_text()
 
 
-@pytest.mark.parametrize("image", ["hub", "notebook"])
+@pytest.mark.parametrize("image", ["hub", "notebook", "tap"])
 def test_committed_locks_match_pyproject(checker, image):
     problems = checker.check_repo(REPO)[image]
     assert problems == [], "\n".join(problems) + "\nregenerate with scripts/lock.sh"
 
 
-@pytest.mark.parametrize("image,group", [("hub", "hub"), ("notebook", "science")])
+@pytest.mark.parametrize(
+    "image,group", [("hub", "hub"), ("notebook", "science"), ("tap", "hub+tap")]
+)
 def test_every_pin_is_hashed_and_explained(checker, image, group):
     pins = checker.parse_lock(lock_text(image))
     assert len(pins) > 50, "a lock of the whole stack has well over 50 pins"
     assert all(p.hashes and all(h.startswith("sha256:") for h in p.hashes) for p in pins.values())
     assert lock_text(image).splitlines()[1].strip() == f"#    scripts/lock.sh {image}"
+
+
+def test_tap_lock_is_the_hub_lock_plus_the_tap_group(checker, pyproject):
+    """The TAP image is built on the hub image: its lock holds every hub package (so nothing the
+    hub layer installed is removed) and what the tap group adds, nothing of the science stack."""
+    hub, tap = checker.parse_lock(lock_text("hub")), checker.parse_lock(lock_text("tap"))
+    assert set(hub) <= set(tap), sorted(set(hub) - set(tap))
+    for name in ("psycopg", "fsspec", "s3fs", "pyarrow"):
+        assert name in tap, name
+    assert not {"astropy", "romancal", "dask"} & set(tap)
+    same = sum(hub[n].version == tap[n].version for n in hub)
+    assert same >= len(hub) - 3, "the tap lock re-pins the hub's packages: run scripts/lock.sh tap"
 
 
 def test_notebook_lock_pins_the_roman_stack(checker, pyproject):
@@ -126,6 +140,10 @@ def test_command_line_reports_problems(checker, tmp_path, capsys):
     assert checker.main([str(tmp_path)]) == 1
     assert "images/notebook/requirements.lock is missing" in capsys.readouterr().out
     (tmp_path / "images" / "notebook" / "requirements.lock").write_text(lock_text("notebook"))
+    assert checker.main([str(tmp_path)]) == 1
+    assert "images/tap/requirements.lock is missing" in capsys.readouterr().out
+    (tmp_path / "images" / "tap").mkdir(parents=True)
+    (tmp_path / "images" / "tap" / "requirements.lock").write_text(lock_text("tap"))
     assert checker.main([str(tmp_path)]) == 0
 
 

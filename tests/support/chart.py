@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -688,3 +689,45 @@ def nca_allows(lines, src: str, dst: str, port: int) -> bool:
             if _conns_allow(conns, port):
                 return True
     return False
+
+
+# --------------------------------------------------------------------------- the hub's config
+@contextmanager
+def hub_config(objs, workdir: Path):
+    """(traitlets Config, chart values) of the hub as the rendered hub Deployment would load it:
+    the real hub_config/jupyterhub_config.py in chart mode, on the rendered values ConfigMap,
+    policy and Secret (written under ``workdir``); the environment is restored afterwards."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from hub_config import chart_values
+
+    cm = find(objs, "ConfigMap", f"{RELEASE}-hub")["data"]
+    secret = find(objs, "Secret", f"{RELEASE}-hub")["stringData"]
+    for folder, files in (("config", cm), ("secret", secret)):
+        (workdir / folder).mkdir(parents=True, exist_ok=True)
+        for key, text in files.items():
+            (workdir / folder / key).write_text(text)
+    hub = find(objs, "Deployment", f"{RELEASE}-hub")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in hub["env"] if "value" in e}
+    env = {k: v.replace("/etc/roman-platform", str(workdir)) for k, v in env.items()}
+    env.update(
+        {
+            "POD_IP": "100.64.1.3",
+            "POD_NAMESPACE": NAMESPACE,
+            "CONFIGPROXY_AUTH_TOKEN": secret["proxy-token"],
+            "ROMAN_OIDC_CLIENT_SECRET": "from-the-oidc-secret",
+            "ROMAN_QUOTA_DB_URL": f"sqlite:///{workdir}/quota.sqlite",
+        }
+    )
+    saved = dict(os.environ)
+    os.environ.update(env)
+    chart_values._load.cache_clear()
+    try:
+        cfg = PyFileConfigLoader(
+            "jupyterhub_config.py", path=str(REPO / "hub_config")
+        ).load_config()
+        yield cfg, yaml.safe_load((workdir / "config" / "values.yaml").read_text())
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        chart_values._load.cache_clear()

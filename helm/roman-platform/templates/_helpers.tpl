@@ -185,6 +185,37 @@ the cluster has (helm install/upgrade), else generate. */}}
 {{- end -}}
 {{- end -}}
 
+{{/* The same for the TAP service's own Secret (<release>-tap; pinned in data.tap.secrets). */}}
+{{- define "rp.tapSecretValue" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace (include "rp.name" (dict "root" .root "name" "tap")) -}}
+{{- $pinned := index (.root.Values.data.tap.secrets | default dict) .key | default "" -}}
+{{- if $pinned -}}
+{{- $pinned -}}
+{{- else if and $existing (index ($existing.data | default dict) .key) -}}
+{{- index $existing.data .key | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 48 -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the TAP service's PostgreSQL is (postgresql://user@host:port/dbname, no password) and
+which Secret key holds the password: the in-chart server's or the external one's. */}}
+{{- define "rp.tapDatabaseUrl" -}}
+{{- if eq .Values.data.tap.postgresql.type "external" -}}
+{{- .Values.data.tap.postgresql.external.url -}}
+{{- else -}}
+{{- printf "postgresql://postgres@%s:5432/gavo" (include "rp.name" (dict "root" . "name" "tap-postgresql")) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rp.tapDatabasePassword" -}}
+{{- if eq .Values.data.tap.postgresql.type "external" -}}
+secretKeyRef: {name: {{ .Values.data.tap.postgresql.external.existingSecret }}, key: {{ .Values.data.tap.postgresql.external.passwordKey }}}
+{{- else -}}
+secretKeyRef: {name: {{ include "rp.name" (dict "root" . "name" "tap") }}, key: postgres-password}
+{{- end -}}
+{{- end -}}
+
 {{/* Where the data and calibration references are, for notebooks and Dask pods alike
 (the environment contract in the architecture notes). */}}
 {{- define "rp.dataEnv" -}}
