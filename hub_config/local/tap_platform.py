@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hub_config.service_access import grant_service_access
 from platform_lib import env_contract
 
 from .processes import free_port
@@ -190,14 +191,4 @@ def configure_hub(c: Any, tap: dict[str, Any], name: str = "tap") -> None:
     }
     services = list(c.JupyterHub.services or []) if "services" in c.JupyterHub else []
     c.JupyterHub.services = [s for s in services if s.get("name") != name] + [service]
-    access = f"access:services!service={name}"
-    roles = [dict(r) for r in c.JupyterHub.load_roles] if "load_roles" in c.JupyterHub else []
-    user_role = next((r for r in roles if r.get("name") == "user"), None)
-    if user_role is None:
-        roles.append({"name": "user", "scopes": ["self", access]})
-    elif access not in user_role.get("scopes", []):
-        user_role["scopes"] = [*user_role.get("scopes", []), access]
-    c.JupyterHub.load_roles = roles
-    scopes = list(c.Spawner.server_token_scopes) if "server_token_scopes" in c.Spawner else []
-    if scopes and access not in scopes:
-        c.Spawner.server_token_scopes = [*scopes, access]
+    grant_service_access(c, name)

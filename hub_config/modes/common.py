@@ -17,7 +17,7 @@ from hub_config.quota.services.enforcement import spawn_check
 from hub_config.quota.services.grants import DatabaseTierGrants
 from platform_lib import env_contract
 
-__all__ = ["configure_database", "configure_spawner", "configure_quota", "grant_service_access"]
+__all__ = ["configure_database", "configure_spawner", "configure_quota"]
 
 
 def configure_database(c: Any, settings: Any) -> None:
@@ -50,26 +50,6 @@ def configure_spawner(c: Any, settings: Any) -> None:
     ]
     # Users' own tokens (e.g. from the token page) may use the gateway too.
     c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", gateway]}]
-
-
-def grant_service_access(c: Any, name: str) -> None:
-    """Every user (their own tokens) and every server's token may reach the hub service ``name``.
-
-    A service that asks the hub who a token belongs to (``HubAuth``) sees a user only when the
-    token holds ``access:services!service=<name>``; the user's groups come with it through the
-    server token's ``read:users:groups!user`` (:func:`configure_spawner`).
-    """
-    access = f"access:services!service={name}"
-    roles = [dict(r) for r in c.JupyterHub.load_roles] if "load_roles" in c.JupyterHub else []
-    user_role = next((r for r in roles if r.get("name") == "user"), None)
-    if user_role is None:
-        roles.append({"name": "user", "scopes": ["self", access]})
-    elif access not in user_role.get("scopes", []):
-        user_role["scopes"] = [*user_role.get("scopes", []), access]
-    c.JupyterHub.load_roles = roles
-    scopes = list(c.Spawner.server_token_scopes) if "server_token_scopes" in c.Spawner else []
-    if access not in scopes:
-        c.Spawner.server_token_scopes = [*scopes, access]
 
 
 def configure_quota(c: Any, settings: Any) -> str:

@@ -37,8 +37,8 @@ from hub_config.modes.common import (
     configure_database,
     configure_quota,
     configure_spawner,
-    grant_service_access,
 )
+from hub_config.service_access import grant_service_access
 
 #: the TAP service's name in the hub (its URL prefix /services/tap/)
 TAP_SERVICE = "tap"
