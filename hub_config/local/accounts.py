@@ -24,7 +24,6 @@ import re
 import shutil
 import stat
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -200,7 +199,6 @@ def resolve_accounts(
         if mode == "system":
             raise AccountError(f"accounts.mode is system but {reason}")
         return AccountsSettings(mode="shared", reason=reason)
-    from hub_config.environments import local_environments_dir
     from hub_config.local.user_runtime import (
         UserRuntime,
         check_runtime,
@@ -208,16 +206,8 @@ def resolve_accounts(
         project_copy,
     )
 
-    envs_dir = local_environments_dir()
-    overlays = (
-        {p.name: p for p in sorted(envs_dir.iterdir()) if p.is_dir()} if envs_dir.is_dir() else {}
-    )
-    folder = ensure_runtime(runtime_dir, overlays=overlays)
+    folder, moves = ensure_runtime(runtime_dir)
     project = project_copy(repo, state_root / "runtime-src")
-    moves = {str(Path(sys.prefix).resolve()): str(folder / "venv")}
-    for name, src in overlays.items():
-        if (folder / "environments" / name).is_dir():
-            moves[str(src.resolve())] = str(folder / "environments" / name)
     runtime = UserRuntime(folder / "venv", project, moves)
     open_state(
         state_root,

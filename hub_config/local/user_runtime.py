@@ -20,9 +20,10 @@ Files are linked, never edited in place (an edit would change the platform's own
 rewritten file is a new file. Users cannot change anything in the runtime (root-owned, 0755
 folders, files as installed).
 
-The copy is made once per platform venv and remade when that venv's installed distributions
-change (a stamp); several platforms on one machine share it. Environment overlays
-(:mod:`hub_config.environments`) are relocated the same way, under ``environments/<name>``.
+The copy is made once per platform venv and its contents (a stamp): a venv whose installed
+distributions change gets a new copy, the old one is removed once nothing runs from it; several
+platforms on one machine share one. Environment overlays (:mod:`hub_config.environments`) are
+relocated the same way, under ``environments/<name>``.
 """
 
 from __future__ import annotations
@@ -225,25 +226,56 @@ def relocate_venv(
     _open_up(dst)
 
 
+def _overlays() -> dict[str, Path]:
+    """The environment overlays this machine has (hub_config.environments), by name."""
+    from hub_config.environments import local_environments_dir
+
+    folder = local_environments_dir()
+    if not folder.is_dir():
+        return {}
+    return {p.name: p.resolve() for p in sorted(folder.iterdir()) if (p / "pyvenv.cfg").exists()}
+
+
+def _in_use(folder: Path) -> bool:
+    """Whether a running process executes from ``folder`` (its program, or its command line)."""
+    import psutil
+
+    needle = str(folder) + "/"
+    for proc in psutil.process_iter(["exe", "cmdline"]):
+        try:
+            exe = proc.info["exe"] or ""
+            cmd = " ".join(proc.info["cmdline"] or ())
+        except psutil.Error:
+            continue
+        if exe.startswith(needle) or needle in cmd:
+            return True
+    return False
+
+
 def ensure_runtime(
-    root: Path = DEFAULT_ROOT,
-    venv: Path | None = None,
-    overlays: dict[str, Path] | None = None,
-    *,
-    log=print,
-) -> Path:
-    """The relocated copy of ``venv`` (default: this process's) under ``root``, made if missing
-    or stale; returns the copy's folder (``<folder>/venv``, ``<folder>/python``,
-    ``<folder>/environments/<name>``). Safe against a second platform making it at once."""
+    root: Path = DEFAULT_ROOT, venv: Path | None = None, *, log=print
+) -> tuple[Path, dict[str, str]]:
+    """The relocated copy of ``venv`` (default: this process's) and of every environment
+    overlay under ``root``, made if missing; returns the copy's folder (``<folder>/venv``,
+    ``<folder>/python``, ``<folder>/environments/<name>``) and the moves (platform prefix ->
+    its copy) for :class:`UserRuntime`.
+
+    A copy is never changed once made: its folder is named by the venv *and* by what it holds
+    (the stamp), so a venv whose packages changed gets a new folder while servers of another
+    platform keep running from the old one; an old folder is removed once no process runs from
+    it. Safe against a second platform making it at once (a lock)."""
     venv = (venv or Path(sys.prefix)).resolve()
     if not (venv / "pyvenv.cfg").exists():
         raise RuntimeError_(
             f"{venv} is not a virtual environment; per-user accounts need the platform "
             "installed in one (make setup)"
         )
-    overlays = {k: v for k, v in (overlays or {}).items() if (v / "pyvenv.cfg").exists()}
+    overlays = _overlays()
     stamp = _stamp(venv) + "".join(f"overlay {k} {_stamp(v)}" for k, v in sorted(overlays.items()))
-    folder = runtime_folder(root, venv)
+    base_name = runtime_folder(root, venv).name
+    folder = root / f"{base_name}-{hashlib.sha256(stamp.encode()).hexdigest()[:8]}"
+    moves = {str(venv): str(folder / "venv")}
+    moves.update({str(p): str(folder / "environments" / n) for n, p in overlays.items()})
     root.mkdir(parents=True, exist_ok=True)
     for p in (root, *root.parents):
         if p == Path("/"):
@@ -255,7 +287,7 @@ def ensure_runtime(
         fcntl.flock(lock, fcntl.LOCK_EX)
         stamp_file = folder / STAMP
         if stamp_file.exists() and stamp_file.read_text() == stamp:
-            return folder
+            return folder, moves
         log(f"making the user runtime {folder} (hard links of {venv})")
         tmp = folder.with_name(folder.name + ".new")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -270,7 +302,7 @@ def ensure_runtime(
             (tmp / "environments").mkdir(exist_ok=True)
             os.chmod(tmp / "environments", 0o755)
             relocate_venv(
-                prefix.resolve(),
+                prefix,
                 tmp / "environments" / name,
                 folder / "environments" / name,
                 final_python,
@@ -278,13 +310,12 @@ def ensure_runtime(
             )
         (tmp / STAMP).write_text(stamp)
         os.chmod(tmp / STAMP, 0o644)
-        old = folder.with_name(folder.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            folder.rename(old)
+        shutil.rmtree(folder, ignore_errors=True)  # a copy left half-made (no stamp)
         tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-        return folder
+        for old in root.glob(f"{base_name}*"):
+            if old != folder and old.is_dir() and not _in_use(old):
+                shutil.rmtree(old, ignore_errors=True)
+        return folder, moves
     finally:
         os.close(lock)
 

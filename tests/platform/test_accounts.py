@@ -117,7 +117,7 @@ def test_the_user_runtime_runs_as_another_account_and_leaves_the_venv_alone():
     ``nobody``; the platform's own venv is unchanged (the copy is hard links; rewritten files
     are new files)."""
     before = (Path(sys.prefix) / "pyvenv.cfg").read_text()
-    folder = ensure_runtime(DEFAULT_ROOT)
+    folder, moves = ensure_runtime(DEFAULT_ROOT)
     venv = folder / "venv"
     code = (
         "import sys, json, astropy, dask, jupyterhub.singleuser, roman_datamodels\n"
@@ -144,7 +144,32 @@ def test_the_user_runtime_runs_as_another_account_and_leaves_the_venv_alone():
         .read_text()
         .startswith(f"#!{sys.prefix}/bin/python")
     )
-    runtime = UserRuntime(venv, REPO, {sys.prefix: str(venv)})
+    # each environment overlay (make setup makes 2026.2's) is relocated with its own pins
+    from hub_config.environments import local_environments_dir
+
+    ask = "import romancal; print(romancal.__version__)"
+    overlays = [
+        p for p in sorted(local_environments_dir().glob("*")) if (p / "pyvenv.cfg").exists()
+    ]
+    for overlay in overlays:
+        own = subprocess.run(
+            [str(overlay / "bin" / "python"), "-c", ask], capture_output=True, text=True, check=True
+        ).stdout
+        moved = folder / "environments" / overlay.name / "bin" / "python"
+        theirs = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", str(moved)]
+            + ["-c", ask],
+            capture_output=True,
+            text=True,
+            cwd="/",
+            env={"PATH": "/usr/bin:/bin", "MPLCONFIGDIR": "/tmp"},
+            timeout=120,
+            check=False,
+        )
+        assert theirs.returncode == 0, theirs.stderr[-2000:]
+        assert theirs.stdout == own, (overlay.name, own, theirs.stdout)
+    assert moves[str(Path(sys.prefix).resolve())] == str(venv)
+    runtime = UserRuntime(venv, REPO, moves)
     assert runtime.program(f"{sys.prefix}/bin/dask") == f"{venv}/bin/dask"
     with pytest.raises(RuntimeError_, match="has no copy"):
         runtime.program("/usr/bin/python3")
