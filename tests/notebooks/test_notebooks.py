@@ -20,6 +20,7 @@ science checks are asserts in the notebooks) and when it shows no inline figure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -263,9 +264,15 @@ def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
     fixtures = _platform_fixtures()
     base = tmp_path_factory.mktemp("tutorial-platform")
-    work, state = base / "work", base / "state"
+    work = base / "work"
     work.mkdir()
+    # As an astronomer meets it on a shared machine: alice's server, kernels and Dask workers
+    # run as her own system account where the tests run as root (CI), else as this account.
+    system = fixtures.system_accounts_possible()
+    cleanup = contextlib.ExitStack()
+    state = cleanup.enter_context(fixtures.traversable_state_dir()) if system else base / "state"
     config = fixtures.platform_config(
+        accounts={"mode": "system" if system else "shared"},
         demo={
             "users": ["alice", TEAM_MATE, OUTSIDER],
             "admin_users": ["admin"],
@@ -334,6 +341,7 @@ def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
             import shutil
 
             shutil.rmtree(pg_dir, ignore_errors=True)
+        cleanup.close()
 
 
 def test_there_are_tutorials() -> None:
