@@ -121,7 +121,7 @@ OIDC_CLIENT_SECRET = "ROMAN_OIDC_CLIENT_SECRET"
 OIDC_DEV_IN_CLUSTER = "ROMAN_OIDC_DEV_IN_CLUSTER"
 #: Where the one-machine set-up keeps its per-environment overlays.
 LOCAL_ENVIRONMENTS_DIR = "ROMAN_LOCAL_ENVIRONMENTS_DIR"
-#: The hub-facing TAP service (hub_config/local/tap_proxy.py): the DaCHS instance it attaches to
+#: The hub-facing TAP service (hub_config/tap/proxy.py): the DaCHS instance it attaches to
 #: (folder, TAP port, PostgreSQL port, the platform's TAP secret), the address clients use, and
 #: how long a hub answer (user, teams) is trusted.
 TAP_ROOT = "ROMAN_TAP_ROOT"
@@ -130,7 +130,7 @@ TAP_PG_PORT = "ROMAN_TAP_PG_PORT"
 TAP_SECRET = "ROMAN_TAP_SECRET"
 TAP_PUBLIC_URL = "ROMAN_TAP_PUBLIC_URL"
 TAP_CACHE_SECONDS = "ROMAN_TAP_CACHE_SECONDS"
-#: The chart's TAP pods (hub_config/local/tap_cluster.py): DaCHS's address in the cluster (its
+#: The chart's TAP pods (hub_config/tap/cluster.py): DaCHS's address in the cluster (its
 #: Service), the PostgreSQL database (``postgresql://user@host:port/dbname``) and its superuser's
 #: password, and the publisher's seconds between two looks at the store's index.
 TAP_DACHS_URL = "ROMAN_TAP_DACHS_URL"

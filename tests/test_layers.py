@@ -65,6 +65,23 @@ FORBIDDEN += (
     ),
     Forbidden("hub_config.settings", "hub_config.local", "the settings model " + _BOTH_MODES),
     Forbidden(
+        "hub_config.tap",
+        "hub_config.local",
+        "the TAP service " + _BOTH_MODES + "; the chart's tap image runs it in pods of its own",
+    ),
+    Forbidden(
+        "hub_config.tap",
+        "hub_config.modes",
+        "the TAP service runs in its own processes and pods, not in the hub's config: the mode "
+        "modules register its proxy as a hub service, never the other way round",
+    ),
+    Forbidden(
+        "hub_config.processes",
+        "hub_config.local",
+        "the child-process manager runs the TAP service's DaCHS (hub_config.tap.service) in "
+        "both set-ups; the supervisor is a layer above it",
+    ),
+    Forbidden(
         "hub_config.quota",
         "hub_config.oidc_dev",
         "the quota service reads the deployment's identity provider through the hub in both "
@@ -125,11 +142,13 @@ ACYCLIC: tuple[str, ...] = ("platform_lib", "hub_config")
 #: notebook side's order, bottom up: the foundations (env_contract, instrument, locations, ...),
 #: compute (Dask), data, simulate, calibrate and catalogs, then sample (the day-one survey, made
 #: with simulate and written with catalogs' writers). The hub side's, bottom up: policy, then
-#: settings, naming, environments and chart_values, then auth, spawner, quota and oidc_dev (the
-#: development IdP), then local (the one-machine set-up: supervisor, SeaweedFS, DaCHS, the IdP's
-#: component, the demo teams; it starts the gateway server by its config file's path, imports
-#: nothing of it), then gateway (its ``local`` module reads ``local.s3_identities``) and modes,
-#: then jupyterhub_config. Entry points (:func:`is_entry_point`) are left out: they sit
+#: settings, naming, environments, chart_values and processes (child processes without
+#: orphans), then auth, spawner, quota, oidc_dev (the development IdP) and tap (the TAP/ObsCore
+#: service: DaCHS, its proxy, the index publisher; it runs in the chart's pods too, so it reads
+#: nothing of local or modes), then local (the one-machine set-up: supervisor, SeaweedFS, the
+#: TAP and IdP components, the demo teams; it starts the gateway server by its config file's
+#: path, imports nothing of it), then gateway (its ``local`` module reads
+#: ``local.s3_identities``) and modes, then jupyterhub_config. Entry points (:func:`is_entry_point`) are left out: they sit
 #: above every part.
 ACYCLIC_PARTS: tuple[str, ...] = ("platform_lib", "hub_config")
 
@@ -383,6 +402,18 @@ def test_forbidden_imports(graph, rule: Forbidden) -> None:
         if _under(target, rule.imported)
     )
     assert not bad, f"{rule.reason}:\n" + "\n".join(bad)
+
+
+def test_every_rule_names_real_modules(graph) -> None:
+    # a rule whose importer (or imported package) does not exist would pass without checking
+    # anything, e.g. after a package is renamed
+    stale = [
+        f"{r.importer} -> {r.imported}"
+        for r in FORBIDDEN
+        if not any(_under(m, r.importer) for m in graph)
+        or not any(_under(m, r.imported) for m in graph)
+    ]
+    assert not stale, "rules about modules that do not exist: " + "; ".join(stale)
 
 
 def test_the_gateway_rules_name_real_modules(graph) -> None:

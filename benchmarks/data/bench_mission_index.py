@@ -209,7 +209,7 @@ def bench_tap(
     out: dict = {"n": n}
     with tap.connect() as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS q3c")
-        # as for pgSphere in the service (hub_config/local/tap_schema.py): under row-level security
+        # as for pgSphere in the service (hub_config/tap/schema.py): under row-level security
         # only LEAKPROOF conditions reach the index
         conn.execute(
             "DO $$ DECLARE f regprocedure; BEGIN FOR f IN SELECT oid::regprocedure "
@@ -393,7 +393,7 @@ def main() -> None:
     )
     args = p.parse_args()
 
-    from hub_config.local.tap import TapService
+    from hub_config.tap.service import TapService
 
     base = Path(tempfile.mkdtemp(prefix="bench-tap-"))
     base.chmod(0o755)

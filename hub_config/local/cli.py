@@ -127,7 +127,7 @@ def _tap_lines(p: Any) -> list[str]:
         return [f"  TAP/ObsCore : {url}  (pyvo/astroquery/TOPCAT with a hub token)"]
     if getattr(p.config.data, "tap", None) is False:
         return ["  TAP/ObsCore : off (data.tap: false)"]
-    from hub_config.local.tap import dachs_available
+    from hub_config.tap.service import dachs_available
 
     return [f"  TAP/ObsCore : off ({dachs_available() or 'no data store'})"]
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from hub_config.local.processes import ManagedProcess, free_port, http_ready
 from hub_config.oidc_dev.users import load_users
+from hub_config.processes import ManagedProcess, free_port, http_ready
 
 CLIENT_ID = "roman-hub"
 

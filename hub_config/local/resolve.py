@@ -20,8 +20,8 @@ from pathlib import Path
 import hub_config
 from hub_config.local.accounts import from_settings
 from hub_config.local.config import PlatformConfig
-from hub_config.local.processes import Component
 from hub_config.local.state import StateDir
+from hub_config.processes import Component
 from hub_config.settings import (
     SETTINGS_ENV,
     AccountsSettings,

@@ -22,7 +22,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from hub_config.local.processes import Component, ComponentError
+from hub_config.processes import Component, ComponentError
 
 log = logging.getLogger("roman_platform.restarts")
 

@@ -7,7 +7,7 @@ talks to is started and ready before it. Stopping goes through the list backward
 
 Each factory receives the :class:`~hub_config.local.resolve.Platform` (config, state folder,
 resolved ports, settings under construction: :mod:`hub_config.local.resolve`) and returns a
-:class:`~hub_config.local.processes.Component` or ``None`` (not enabled). A factory may add to ``platform.settings`` (extra sections other configs read) and to
+:class:`~hub_config.processes.Component` or ``None`` (not enabled). A factory may add to ``platform.settings`` (extra sections other configs read) and to
 ``platform.user_env`` (the environment every user server gets) before anything starts, because
 the settings file is written once, after all factories ran, before the first component starts.
 """
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import hub_config
 from hub_config.local.config import PlatformConfig
-from hub_config.local.processes import Component, ComponentError, ManagedProcess, http_ready
 from hub_config.local.resolve import Platform, build_settings, resolve_ports
 from hub_config.local.restarts import OrphanReaper, Restarter
 from hub_config.local.state import StateDir
+from hub_config.processes import Component, ComponentError, ManagedProcess, http_ready
 from hub_config.settings import write_settings
 
 log = logging.getLogger("roman_platform.local")

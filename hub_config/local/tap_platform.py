@@ -1,106 +1,56 @@
-"""The TAP service in the local platform: the supervisor's component and the hub's proxy service.
+"""The TAP service in the one-machine platform: the supervisor's component, the hub's proxy service.
 
-``roman-platform up`` with ``data.tap`` on runs :class:`~hub_config.local.tap.TapService` under
-``<state>/tap`` as a supervisor component (:func:`tap_component`), publishes the store's product
-index into it once DaCHS answers and again whenever the index changes (the sample survey is
-made in the background after start, and ``roman-platform data index`` rebuilds it), and has the hub start the hub-facing proxy
-(:mod:`hub_config.local.tap_proxy`) as a managed service (:func:`configure_hub`, called by
-:mod:`hub_config.modes.local` from the ``tap`` settings section the factory writes), so users
-reach TAP with their hub token at ``<hub>/services/tap``.
+The service itself (:mod:`hub_config.tap`) runs in both set-ups; what only one machine needs is
+here. ``roman-platform up`` with ``data.tap`` on runs :class:`~hub_config.tap.service.TapService`
+under ``<state>/tap`` as a supervisor component (:func:`tap_component`; run as root, its
+PostgreSQL cluster lives under the ``postgres`` account's home, :func:`platform_pg_dir`),
+publishes the store's product index into it once DaCHS answers and again whenever the index
+changes (:class:`~hub_config.tap.publisher.IndexPublisher`: the sample survey is made in the
+background after start, and ``roman-platform data index`` rebuilds it), and has the hub start the
+hub-facing proxy (:mod:`hub_config.tap.proxy`) as a managed service (:func:`configure_hub`,
+called by :mod:`hub_config.modes.local` from the ``tap`` settings section the factory writes), so
+users reach TAP with their hub token at ``<hub>/services/tap``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
 from pathlib import Path
 from typing import Any
 
+from hub_config.processes import free_port
 from hub_config.service_access import grant_service_access
+from hub_config.tap.publisher import IndexPublisher
+from hub_config.tap.service import TapService, dachs_available
 from platform_lib import env_contract
-
-from .processes import free_port
-from .tap import TapService, dachs_available, platform_pg_dir
-from .tap_catalog import TapCatalog, publish_index
 
 log = logging.getLogger("roman_platform.local")
 
 #: seconds between two looks at the store's index (one metadata request each)
 INDEX_CHECK_INTERVAL = 10.0
 
-__all__ = ["IndexPublisher", "TapComponent", "configure_hub", "tap_component"]
+__all__ = ["TapComponent", "configure_hub", "platform_pg_dir", "tap_component"]
 
 
-class IndexPublisher:
-    """Publishes a store's product index into a TAP catalog whenever the index changes.
+def platform_pg_dir(state_root: Path) -> Path | None:
+    """Where the platform's TAP PostgreSQL cluster lives when the platform runs as root: a
+    folder under the ``postgres`` account's home, one per state folder (its path's hash), so
+    PostgreSQL never needs a way into the private state folder. ``None`` when not root (the
+    cluster stays in ``<state>/tap/pg``, owned by the account that runs everything)."""
+    if os.geteuid() != 0:
+        return None
+    import hashlib
+    import pwd
 
-    One metadata request per look (the index file's size and version); the rows are replaced
-    only when those differ from the last published ones. The local platform's component and the
-    chart's publisher pod (:mod:`hub_config.local.tap_cluster`) both use it.
-    """
-
-    def __init__(self, catalog: TapCatalog, store_env: dict[str, str]) -> None:
-        self.catalog = catalog
-        self.store_env = store_env
-        self._published: tuple[Any, Any] | None = None
-        self._failure: str | None = None
-        self._store_handle: Any = None
-
-    def _store(self) -> Any:
-        """The store whose index is published (made once: it is looked at every 10 s)."""
-        if self._store_handle is None:
-            self._store_handle = self._open_store()
-        return self._store_handle
-
-    def _open_store(self) -> Any:
-        from platform_lib.data.store import get_store
-
-        env = self.store_env
-        url = env.get(env_contract.DATA_URL)
-        if not url:
-            return None
-        if url.startswith("s3"):
-            return get_store(
-                url,
-                endpoint=env.get(env_contract.DATA_S3_ENDPOINT),
-                key=env.get("AWS_ACCESS_KEY_ID"),
-                secret=env.get("AWS_SECRET_ACCESS_KEY"),
-            )
-        return get_store(url)
-
-    def publish_if_changed(self) -> int | None:
-        """Publish the store's index if it is not the one last published (size and version).
-
-        Returns the rows published, None when nothing was (unchanged, no index yet, or a failure,
-        which is logged once until it changes).
-        """
-        from platform_lib.data.index import INDEX_DIR, INDEX_PATH
-
-        try:
-            store = self._store()
-            if store is None:
-                return None
-            store.fs.invalidate_cache(store.path(INDEX_DIR))
-            if not store.exists(INDEX_PATH):
-                return None
-            info = store.fs.info(store.path(INDEX_PATH))
-            version = (
-                info.get("size"),
-                info.get("ETag") or info.get("LastModified") or info.get("mtime"),
-            )
-            if version == self._published:
-                return None
-            n = publish_index(self.catalog, store)
-            self._published = version
-            self._failure = None
-            log.info("tap: published %d products of %s", n, store.url(""))
-            return n
-        except Exception as exc:
-            if str(exc) != self._failure:  # say it once, not every look
-                log.warning("tap: index of the store not published: %s", exc)
-                self._failure = str(exc)
-            return None
+    try:
+        home = Path(pwd.getpwnam("postgres").pw_dir)
+    except KeyError:  # no PostgreSQL server installed: TapService says what is missing
+        return None
+    digest = hashlib.sha256(str(Path(state_root).resolve()).encode()).hexdigest()[:12]
+    return home / "roman-platform" / f"tap-{digest}"
 
 
 class TapComponent:
@@ -160,7 +110,7 @@ def tap_component(p: Any) -> TapComponent | None:
     settings = getattr(p, "settings", None)
     hub_url = getattr(getattr(settings, "hub", None), "public_url", None)
     if settings is not None and hub_url:
-        # users reach TAP through the hub (tap_proxy: their hub token decides what they see);
+        # users reach TAP through the hub (hub_config.tap.proxy: their hub token decides what they see);
         # the hub starts the proxy as a managed service (configure_hub, from settings.tap)
         public = hub_url.rstrip("/") + "/services/tap"
         settings.tap = {
@@ -185,7 +135,7 @@ def configure_hub(c: Any, tap: dict[str, Any], name: str = "tap") -> None:
     service = {
         "name": name,
         "url": tap["proxy_url"],
-        "command": [sys.executable, "-m", "hub_config.local.tap_proxy"],
+        "command": [sys.executable, "-m", "hub_config.tap.proxy"],
         "environment": {**tap["environment"], "PYTHONPATH": repo},
         "display": False,
     }

@@ -273,7 +273,7 @@ def configure_services(c: Any, v: dict[str, Any]) -> None:
         services = _quota_service(services, v)
     tap = get("data.tap.enabled", False, source=v)
     if tap:
-        # The hub-facing TAP proxy: its own Deployment (hub_config/local/tap_proxy.py in the tap
+        # The hub-facing TAP proxy: its own Deployment (hub_config/tap/proxy.py in the tap
         # image), an external service. It only asks the hub who a token is (GET /hub/api/user
         # with that token), so its own token needs no role; users' tokens and server tokens get
         # access:services!service=tap below.

@@ -193,7 +193,7 @@ def publish(
 ) -> L5Product:
     """Validate and publish an L5 product (see module docstring); returns where it went.
 
-    ``registry``: the TAP service (``hub_config.local.tap.TapService`` on the server side) that
+    ``registry``: the TAP service (``hub_config.tap.service.TapService`` on the server side) that
     publishes its ObsCore row; ``owner`` is set by that server side from the authenticated user.
     """
     from .index import build_index, load_index

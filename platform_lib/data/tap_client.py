@@ -1,7 +1,7 @@
 """The platform's TAP service from a notebook: pyvo with the server's hub token, L5 registration.
 
 ``ROMAN_TAP_URL`` is the hub-facing TAP endpoint (``<hub>/services/tap``) and
-``JUPYTERHUB_API_TOKEN`` the server's hub token; the service (:mod:`hub_config.local.tap_proxy`)
+``JUPYTERHUB_API_TOKEN`` the server's hub token; the service (:mod:`hub_config.tap.proxy`)
 asks the hub who that is, so what a query returns is the user's view (public rows, the user's own
 and the user's teams' L5 rows) and an L5 product registers under the authenticated user::
 

@@ -55,8 +55,8 @@ def _l5_row(name, visibility, team=None, owner="alice"):
 def tap():
     from astropy.time import Time
 
-    from hub_config.local.tap import TapService, dachs_available
-    from hub_config.local.tap_catalog import publish_index
+    from hub_config.tap.catalog import publish_index
+    from hub_config.tap.service import TapService, dachs_available
     from platform_lib.data.index import build_index
     from platform_lib.sample import make_exposure, make_l4_products
 
@@ -216,7 +216,7 @@ def test_maxrec_overflow_is_reported(tap):
 
 
 def test_publish_refuses_overwrite_and_removal_is_owner_only_and_recorded(tap):
-    from hub_config.local.tap_schema import TapError
+    from hub_config.tap.schema import TapError
 
     service, _ = tap
     row = _l5_row("ours", "team", "lensing")
@@ -273,10 +273,10 @@ def test_the_local_platform_starts_it_when_configured_or_installed(tmp_path, mon
     monkeypatch.setattr(tap_platform, "dachs_available", lambda: "python3-gavo not installed")
     default.user_env.clear()
     assert tap_component(default) is None and default.user_env == {}
-    from hub_config.local.tap import TapError
+    from hub_config.tap.schema import TapError
 
     monkeypatch.setattr(
-        "hub_config.local.tap.dachs_available", lambda: "python3-gavo not installed"
+        "hub_config.tap.service.dachs_available", lambda: "python3-gavo not installed"
     )
     with pytest.raises(TapError, match="python3-gavo"):  # asked for: an error, not a silent skip
         tap_component(on)

@@ -1,7 +1,7 @@
 """Who sees what through the hub-facing TAP service: attacks against a real hub, proxy and DaCHS.
 
 A real JupyterHub (users, ``team-*`` groups and tokens made through its REST API), the TAP proxy
-(:mod:`hub_config.local.tap_proxy`) as a hub-managed service at ``/services/tap/`` (registered by
+(:mod:`hub_config.tap.proxy`) as a hub-managed service at ``/services/tap/`` (registered by
 :func:`hub_config.local.tap_platform.configure_hub`, as the local platform does), and a real
 DaCHS on its own PostgreSQL. Every query goes through the hub's HTTP proxy with a hub token, the
 way a notebook sends it (``platform_lib.data.tap_client``); each refusal is asserted from outside.
@@ -128,7 +128,7 @@ class Hub:
 
 @pytest.fixture(scope="module")
 def platform():
-    from hub_config.local.tap import TapService, dachs_available
+    from hub_config.tap.service import TapService, dachs_available
 
     missing = dachs_available()
     if missing:

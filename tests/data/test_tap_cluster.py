@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from hub_config.local.tap_cluster import attach_from_env, database_from_url, main
-from hub_config.local.tap_schema import TapError
+from hub_config.tap.cluster import attach_from_env, database_from_url, main
+from hub_config.tap.schema import TapError
 
 CLUSTER = {
     "ROMAN_TAP_DACHS_URL": "http://rp-tap-dachs:8080",

@@ -31,8 +31,9 @@ def _rows(service) -> int:
 def test_a_private_state_folder_and_its_reset(tmp_path, monkeypatch) -> None:
     import subprocess
 
-    import hub_config.local.tap as tap_module
-    from hub_config.local.tap import TapService, dachs_available, platform_pg_dir
+    import hub_config.tap.service as tap_module
+    from hub_config.local.tap_platform import platform_pg_dir
+    from hub_config.tap.service import TapService, dachs_available
 
     commands: list[str] = []
     real_run = subprocess.run
@@ -74,8 +75,8 @@ def test_a_private_state_folder_and_its_reset(tmp_path, monkeypatch) -> None:
 def test_an_index_made_after_start_reaches_obscore(tmp_path) -> None:
     from astropy.time import Time
 
-    from hub_config.local.tap import TapService, dachs_available, platform_pg_dir
-    from hub_config.local.tap_platform import TapComponent
+    from hub_config.local.tap_platform import TapComponent, platform_pg_dir
+    from hub_config.tap.service import TapService, dachs_available
     from platform_lib import env_contract
     from platform_lib.data.index import build_index
     from platform_lib.sample import make_exposure

@@ -363,8 +363,8 @@ def test_hub_registers_the_service_the_proxy_pod_is(chart, tmp_path, monkeypatch
     HubAuth checks is what users' and servers' tokens are granted (the real TapProxy class)."""
     from jupyterhub.services.auth import HubAuth
 
-    from hub_config.local.tap import TapService
-    from hub_config.local.tap_proxy import TapProxy
+    from hub_config.tap.proxy import TapProxy
+    from hub_config.tap.service import TapService
 
     objs = chart.render("kind")
     _spec, _labels, ct = _pod(chart, objs, "tap-proxy")

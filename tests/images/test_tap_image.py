@@ -55,12 +55,12 @@ def test_what_the_three_pods_run_is_installed(dk, tap_image):
         tap_image,
         "bash",
         "-c",
-        "python -c 'import hub_config.local.tap_cluster, hub_config.local.tap_proxy,"
+        "python -c 'import hub_config.tap.cluster, hub_config.tap.proxy,"
         " platform_lib.data.index, platform_lib.data.obscore, platform_lib.data.l5,"
         ' psycopg, s3fs, pyarrow; print("venv ok")\''
         " && /usr/bin/python3 -c 'import gavo.user.cli; print(\"dachs ok\")'"
         " && ls /usr/share/postgresql/15/extension/pg_sphere.control"
-        " && python -m hub_config.local.tap_cluster --help",
+        " && python -m hub_config.tap.cluster --help",
     ).stdout
     assert "venv ok" in out and "dachs ok" in out and "pg_sphere.control" in out
     for command in ("postgres", "dachs", "publish"):
@@ -102,7 +102,7 @@ def test_dachs_answers_tap_over_its_postgres_and_a_new_pod_serves_the_same(dk, t
         cmd = ["run", "-d", "--name", name, "--network", "host", *locked, *extra]
         for k, v in env.items():
             cmd += ["-e", f"{k}={v}"]
-        dk.docker(*cmd, tap_image, "python", "-m", "hub_config.local.tap_cluster", *args)
+        dk.docker(*cmd, tap_image, "python", "-m", "hub_config.tap.cluster", *args)
 
     def logs(name: str) -> str:
         proc = dk.docker("logs", "--tail", "60", name, check=False)
@@ -159,7 +159,7 @@ def test_dachs_answers_tap_over_its_postgres_and_a_new_pod_serves_the_same(dk, t
             tap_image,
             "python",
             "-m",
-            "hub_config.local.tap_cluster",
+            "hub_config.tap.cluster",
             "publish",
             "--once",
             volumes={str(store): "/data/roman:ro"},
@@ -181,7 +181,7 @@ def test_dachs_answers_tap_over_its_postgres_and_a_new_pod_serves_the_same(dk, t
             tap_image,
             "python",
             "-m",
-            "hub_config.local.tap_cluster",
+            "hub_config.tap.cluster",
             "publish",
             "--once",
             env={**db_env, "ROMAN_TAP_PG_PASSWORD": "wrong", "ROMAN_DATA_URL": "/tmp"},

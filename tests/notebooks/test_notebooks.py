@@ -241,7 +241,8 @@ def _make_team(fixtures: Any, hub_url: str, team: str, members: list[str]) -> No
 def _publish_to_tap(settings: dict, store: Any) -> int:
     """Publish the store's index (now with the sample) to the platform's TAP service, as the
     service does at start: through a handle on the running DaCHS (its settings section)."""
-    from hub_config.local.tap import TapService, publish_index
+    from hub_config.tap.catalog import publish_index
+    from hub_config.tap.service import TapService
     from platform_lib import env_contract
 
     env = settings["tap"]["environment"]
@@ -334,7 +335,7 @@ def tutorial_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
             platform.stop()
         platform.kill_leftovers()
         # run as root, the TAP service's PostgreSQL cluster lives outside the state folder
-        from hub_config.local.tap import platform_pg_dir
+        from hub_config.local.tap_platform import platform_pg_dir
 
         pg_dir = platform_pg_dir(state)
         if pg_dir is not None:

@@ -12,10 +12,10 @@ import psutil
 import pytest
 
 from hub_config.local.config import PlatformConfig
-from hub_config.local.processes import ComponentError, ManagedProcess
 from hub_config.local.resolve import Platform
 from hub_config.local.state import StateDir, StateError
 from hub_config.local.supervisor import Supervisor
+from hub_config.processes import ComponentError, ManagedProcess
 
 # A child that starts a grandchild in ANOTHER session (as the hub does with user servers and the
 # gateway with schedulers), writes both pids, marks itself ready, and optionally ignores SIGTERM.
@@ -245,7 +245,7 @@ def test_one_platform_per_state_folder(tmp_path):
 KILLED_SUPERVISOR = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from hub_config.local.processes import ManagedProcess
+    from hub_config.processes import ManagedProcess
     folder = Path(sys.argv[1])
     m = ManagedProcess("child", [sys.executable, "-c", sys.argv[2], str(folder), "0", "0"],
                        env=dict(os.environ), cwd=folder, log_file=folder / "child.log",

@@ -5,6 +5,11 @@ supervisor, which then stops children in reverse order, giving each a chance to 
 children: the hub stops the user servers and the proxy, the gateway stops its clusters). What a
 child started in yet another session (user servers, Dask schedulers) is found with psutil as a
 descendant before the stop and killed if it outlives its parent's graceful shutdown.
+
+It sits at the top of :mod:`hub_config`, below both the one-machine package (the supervisor and
+its components, :mod:`hub_config.local`) and the TAP service (:mod:`hub_config.tap.service`
+runs DaCHS as a :class:`ManagedProcess`), because the TAP code also runs in the chart's pods,
+where the one-machine package has no place.
 """
 
 from __future__ import annotations

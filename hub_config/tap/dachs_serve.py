@@ -11,6 +11,8 @@ async jobs, which DaCHS runs in other processes) sets an empty viewer: public ro
 policy fails closed.
 
 Usage: ``python3 dachs_serve.py`` with ``GAVOSETTINGS`` pointing at the instance's settings.
+It sits next to :mod:`hub_config.tap.service`, whose ``TapService`` starts it by path
+(``LAUNCHER``) in both set-ups: the one-machine supervisor's component and the chart's DaCHS pod.
 """
 
 import sys

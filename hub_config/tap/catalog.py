@@ -1,12 +1,12 @@
 """The rows and accounts of a TAP instance: who may query as whom, and what is published.
 
 :class:`TapCatalog` is what every process that works with a running DaCHS instance needs, the one
-that runs it (:class:`hub_config.local.tap.TapService`, a subclass) and the hub-facing proxy that
+that runs it (:class:`hub_config.tap.service.TapService`, a subclass) and the hub-facing proxy that
 attaches to it (:meth:`TapService.attach`): the platform's secret, the per-user DaCHS accounts
 derived from it, and the ``roman.products`` rows (the survey's index replaced in one transaction,
 L5 products added by their owners and removed only by them or an admin, each removal recorded).
 All of it goes through the table owner's PostgreSQL connection; what a *viewer* sees is decided
-by the row policy (:mod:`hub_config.local.tap_schema`).
+by the row policy (:mod:`hub_config.tap.schema`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .tap_schema import TapError, dachs_hash
+from .schema import TapError, dachs_hash
 
 __all__ = ["TapCatalog", "publish_index"]
 
@@ -26,7 +26,7 @@ __all__ = ["TapCatalog", "publish_index"]
 class TapCatalog:
     """The database side of a DaCHS instance under ``root`` (PostgreSQL on ``pg_port``).
 
-    Holds no process: :class:`~hub_config.local.tap.TapService` sets these attributes when it
+    Holds no process: :class:`~hub_config.tap.service.TapService` sets these attributes when it
     starts an instance or attaches to one. PostgreSQL is the platform's own server on loopback
     (its superuser's password derived from the secret) unless ``pg_host``/``pg_user``/
     ``pg_dbname``/``pg_password`` name another (the chart's in-cluster or external database).

@@ -7,19 +7,20 @@ index) by ADQL over IVOA TAP, so pyvo, astroquery and TOPCAT work unchanged.
 Who sees what is decided in PostgreSQL, not in a form: ``roman.products`` has row-level security
 (public rows, the viewer's own and the viewer's teams' ``team`` rows), and ``ivoa.obscore`` is a
 ``security_invoker`` view so the policy applies through it too (the RD and the policy:
-:mod:`hub_config.local.tap_schema`). DaCHS's query role is not the table owner, so every ADQL
+:mod:`hub_config.tap.schema`). DaCHS's query role is not the table owner, so every ADQL
 query is subject to the policy; ``dachs_serve.py`` tells PostgreSQL who the viewer is from
 credentials DaCHS has verified. The platform creates one DaCHS account per hub user
 (:meth:`TapService.grant`, password derived from a secret only the platform holds) with the
 user's teams as DaCHS groups, so only the platform can query as a user (accounts and rows:
-:mod:`hub_config.local.tap_catalog`).
+:mod:`hub_config.tap.catalog`).
 
 This module starts and stops the two processes. The PostgreSQL server is password-protected
-(scram) and listens on 127.0.0.1 only; DaCHS binds 127.0.0.1. ``python -m hub_config.local.tap
-FOLDER`` runs one in the foreground; :mod:`hub_config.local.tap_platform` runs it in the local
-platform; :mod:`hub_config.local.tap_cluster` runs the same set-up in the chart's pods.
+(scram) and listens on 127.0.0.1 only; DaCHS binds 127.0.0.1. ``python -m hub_config.tap.service
+FOLDER`` runs one in the foreground; :mod:`hub_config.local.tap_platform` runs it in the
+one-machine platform; :mod:`hub_config.tap.cluster` runs the same set-up in the chart's pods, so
+it lives in the package both set-ups share, not in :mod:`hub_config.local`.
 
-Size: about 430 lines, one class: :class:`TapService` owns both processes and the idempotent first
+Size: about 420 lines, one class: :class:`TapService` owns both processes and the idempotent first
 set-up they share (PostgreSQL's cluster, DaCHS's files and tables), which the chart's pods run too;
 splitting it would spread one start-up sequence over modules.
 """
@@ -33,11 +34,11 @@ import subprocess
 import time
 from pathlib import Path
 
+from hub_config.processes import ComponentError, ManagedProcess, free_port, http_ready
 from platform_lib import env_contract
 
-from .processes import ComponentError, ManagedProcess, free_port, http_ready
-from .tap_catalog import TapCatalog, publish_index
-from .tap_schema import (
+from .catalog import TapCatalog, publish_index
+from .schema import (
     DACHS_PROFILES,
     DEFAULT_MAXREC,
     RD_NAME,
@@ -47,7 +48,7 @@ from .tap_schema import (
     dachs_settings,
 )
 
-log = logging.getLogger("roman_platform.local")
+log = logging.getLogger("roman_platform.tap")
 
 __all__ = ["TapService", "dachs_available"]
 
@@ -69,30 +70,13 @@ def dachs_available() -> str | None:
     return None
 
 
-def platform_pg_dir(state_root: Path) -> Path | None:
-    """Where the platform's TAP PostgreSQL cluster lives when the platform runs as root: a
-    folder under the ``postgres`` account's home, one per state folder (its path's hash), so
-    PostgreSQL never needs a way into the private state folder. ``None`` when not root (the
-    cluster stays in ``<state>/tap/pg``, owned by the account that runs everything)."""
-    if os.geteuid() != 0:
-        return None
-    import hashlib
-    import pwd
-
-    try:
-        home = Path(pwd.getpwnam("postgres").pw_dir)
-    except KeyError:  # no PostgreSQL server installed: TapService says what is missing
-        return None
-    digest = hashlib.sha256(str(Path(state_root).resolve()).encode()).hexdigest()[:12]
-    return home / "roman-platform" / f"tap-{digest}"
-
-
 class TapService(TapCatalog):
     """DaCHS + PostgreSQL under ``root`` (created on first start, reused after).
 
     ``pg_dir`` puts the PostgreSQL cluster elsewhere: run as root, PostgreSQL runs as the
     ``postgres`` account, which cannot enter a private (0700) state folder, so the platform
-    gives it a folder of its own under ``postgres``'s home (:func:`platform_pg_dir`).
+    gives it a folder of its own under ``postgres``'s home
+    (:func:`hub_config.local.tap_platform.platform_pg_dir`).
     """
 
     name = "tap"
@@ -154,7 +138,7 @@ class TapService(TapCatalog):
         return self
 
     def proxy_env(self) -> dict[str, str]:
-        """What the hub-facing proxy (:mod:`hub_config.local.tap_proxy`) needs to attach."""
+        """What the hub-facing proxy (:mod:`hub_config.tap.proxy`) needs to attach."""
         return {
             env_contract.TAP_ROOT: str(self.root),
             env_contract.TAP_PORT: str(self.port),
@@ -416,7 +400,7 @@ class TapService(TapCatalog):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hub_config.local.tap FOLDER [--store URL]``: run the service in the foreground."""
+    """``python -m hub_config.tap.service FOLDER [--store URL]``: run the service in the foreground."""
     import argparse
 
     p = argparse.ArgumentParser(description="Run the platform's TAP/ObsCore service (DaCHS).")

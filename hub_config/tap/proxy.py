@@ -7,7 +7,7 @@ name, hub groups and admin flag, and whether the token may reach this service), 
 DaCHS account in step with the user's ``team-<name>`` groups (:meth:`TapService.grant`) and
 forwards the TAP request to DaCHS as that user (HTTP basic auth with the password only the
 platform can derive). What a query returns is then decided by PostgreSQL's row-level security
-(see :mod:`hub_config.local.tap`), whatever the ADQL says.
+(see :mod:`hub_config.tap.service`), whatever the ADQL says.
 
 * No credentials: forwarded anonymously, so the answer holds public rows only (the public tier of
   a VO archive). Any ``Authorization`` a client sends is removed before DaCHS sees it.
@@ -21,12 +21,13 @@ platform can derive). What a query returns is then decided by PostgreSQL's row-l
   (a row naming another owner, a team the user is not in, or a path outside the user's or the
   team's space is refused); ``POST roman/l5/remove`` removes one (its owner, or a hub admin).
 
-``python -m hub_config.local.tap_proxy`` runs it; the hub's service environment gives
+``python -m hub_config.tap.proxy`` runs it (the hub starts it as a managed service on one
+machine, the chart in a pod of its own); the hub's service environment gives
 ``JUPYTERHUB_API_TOKEN``, ``JUPYTERHUB_API_URL``, ``JUPYTERHUB_SERVICE_PREFIX`` and
 ``JUPYTERHUB_SERVICE_URL``; ``ROMAN_TAP_ROOT``/``ROMAN_TAP_PORT``/``ROMAN_TAP_PG_PORT`` and
-``ROMAN_TAP_SECRET`` name the DaCHS instance (:meth:`hub_config.local.tap.TapService.proxy_env`);
+``ROMAN_TAP_SECRET`` name the DaCHS instance (:meth:`hub_config.tap.service.TapService.proxy_env`);
 in the chart, ``ROMAN_TAP_DACHS_URL`` and ``ROMAN_TAP_PG_URL`` + ``ROMAN_TAP_PG_PASSWORD`` do
-(:func:`hub_config.local.tap_cluster.attach_from_env`).
+(:func:`hub_config.tap.cluster.attach_from_env`).
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ from tornado.ioloop import IOLoop
 from hub_config.policy import TEAM_GROUP_PREFIX
 from platform_lib import env_contract
 
-from .tap import TapService
-from .tap_schema import TapError
+from .schema import TapError
+from .service import TapService
 
 log = logging.getLogger("roman_platform.tap_proxy")
 
@@ -321,7 +322,7 @@ class TapProxy:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO)
-    from .tap_cluster import attach_from_env
+    from .cluster import attach_from_env
 
     try:
         tap = attach_from_env()

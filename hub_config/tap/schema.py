@@ -7,7 +7,7 @@ DaCHS publishes what a resource descriptor (RD) declares: ``roman/q`` makes ``ro
 ``security_invoker`` view so the policy holds through ``ivoa.obscore``, and pgSphere's comparison
 functions marked LEAKPROOF so a footprint condition still uses the index under the policy. These
 are text DaCHS and PostgreSQL read, kept apart from the processes that read them
-(:mod:`hub_config.local.tap`) so the schema can be read, and changed, in one place.
+(:mod:`hub_config.tap.service`) so the schema can be read, and changed, in one place.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The TAP service's processes in the Helm chart's pods: PostgreSQL, DaCHS, the index publisher.
 
 On one machine a supervisor runs PostgreSQL and DaCHS side by side on loopback
-(:class:`~hub_config.local.tap.TapService`). The chart runs each in a pod of its own from the tap
+(:class:`~hub_config.tap.service.TapService`). The chart runs each in a pod of its own from the tap
 image (``images/tap``: the hub image plus Debian's DaCHS, PostgreSQL and pgSphere), so each gets a
 foreground command here that sets up what it needs and then ``exec``s the server, leaving
-restarts to Kubernetes. The code is the local platform's, pointed at the cluster's addresses:
+restarts to Kubernetes. The code is what the one-machine platform runs, pointed at the cluster's
+addresses (so it lives in :mod:`hub_config.tap`, which imports nothing of :mod:`hub_config.local`):
 
 * ``postgres``: ``initdb`` on first start (the superuser's password from ``ROMAN_TAP_PG_PASSWORD``,
   scram for every connection, TCP included), then the server on the given address (in a pod: all
@@ -13,11 +14,11 @@ restarts to Kubernetes. The code is the local platform's, pointed at the cluster
   :meth:`TapService.setup` against it (idempotent: a new pod on a database set up before only
   makes DaCHS's files again, its role passwords derived from ``ROMAN_TAP_SECRET``), then DaCHS's
   server through ``dachs_serve.py``, as locally.
-* ``publish``: the local platform's :class:`~hub_config.local.tap_platform.IndexPublisher` on the
-  store the chart configures (``ROMAN_DATA_URL`` and friends), every
+* ``publish``: :class:`~hub_config.tap.publisher.IndexPublisher` (the one-machine component's
+  too) on the store the chart configures (``ROMAN_DATA_URL`` and friends), every
   ``ROMAN_TAP_PUBLISH_INTERVAL`` seconds.
 
-:func:`attach_from_env` is how the hub-facing proxy (:mod:`hub_config.local.tap_proxy`) finds the
+:func:`attach_from_env` is how the hub-facing proxy (:mod:`hub_config.tap.proxy`) finds the
 instance in either set-up.
 """
 
@@ -35,9 +36,9 @@ from urllib.parse import unquote, urlsplit
 
 from platform_lib import env_contract
 
-from .tap import LAUNCHER, SYSTEM_PYTHON, TapService
-from .tap_platform import IndexPublisher
-from .tap_schema import DEFAULT_MAXREC, TapError
+from .publisher import IndexPublisher
+from .schema import DEFAULT_MAXREC, TapError
+from .service import LAUNCHER, SYSTEM_PYTHON, TapService
 
 log = logging.getLogger("roman_platform.tap")
 
@@ -230,7 +231,7 @@ def run_publish(args: argparse.Namespace, env: Mapping[str, str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m hub_config.local.tap_cluster",
+        prog="python -m hub_config.tap.cluster",
         description="The TAP service's processes in the Helm chart's pods (the tap image).",
     )
     sub = p.add_subparsers(dest="command", required=True)
