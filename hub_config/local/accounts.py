@@ -237,3 +237,46 @@ def from_settings(accounts: AccountsSettings | None) -> tuple[SystemAccounts, Us
             Path(accounts.runtime_venv), Path(accounts.runtime_project), dict(accounts.moves)
         ),
     )
+
+
+def platform_accounts() -> list[pwd.struct_passwd]:
+    """Every system account the platform made (its comment), by name."""
+    return sorted(
+        (e for e in pwd.getpwall() if e.pw_gecos.startswith(MARKER)), key=lambda e: e.pw_name
+    )
+
+
+def account_processes(entry: pwd.struct_passwd) -> list[int]:
+    """The pids of processes running as ``entry`` (a server, a kernel, a Dask worker)."""
+    import psutil
+
+    pids = []
+    for proc in psutil.process_iter(["uids"]):
+        try:
+            if proc.info["uids"] and entry.pw_uid in proc.info["uids"]:
+                pids.append(proc.pid)
+        except psutil.Error:
+            continue
+    return sorted(pids)
+
+
+def remove_account(name: str) -> None:
+    """Remove one of the platform's accounts (``userdel``); its homes stay with their state
+    folders. Refused for an account the platform did not make, or while anything runs as it
+    (a server or cluster would be left running under a uid a later account could get)."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise AccountError(f"no system account {name}") from None
+    if not entry.pw_gecos.startswith(MARKER):
+        raise AccountError(f"{name} was not made by the platform (comment {entry.pw_gecos!r})")
+    running = account_processes(entry)
+    if running:
+        raise AccountError(
+            f"{name} still runs {len(running)} process(es) (pids {', '.join(map(str, running[:8]))}"
+            f"{' ...' if len(running) > 8 else ''}); stop the user's server and clusters first"
+        )
+    userdel = shutil.which("userdel") or "/usr/sbin/userdel"
+    result = subprocess.run([userdel, name], capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise AccountError(f"cannot remove {name}: {result.stderr.strip()}")

@@ -59,6 +59,67 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stop by itself after SECONDS once ready (benchmarks, smoke checks)",
     )
     p.set_defaults(func=handle_up)
+    _register_accounts(subparsers)
+
+
+def _register_accounts(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "accounts",
+        help="list or remove the system accounts the local platform made for its users",
+        description=(
+            "Run as root, the local platform gives every hub user a system account\n"
+            "(roman-<name>) and runs their server and Dask workers as it. Accounts stay when\n"
+            "a state folder is deleted; list them, or remove one whose user is gone."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
+    sub.add_parser("list", help="the platform's accounts: name, uid, hub user, processes")
+    rm = sub.add_parser(
+        "remove",
+        help="remove accounts (refused while a server or cluster runs as one)",
+    )
+    rm.add_argument("names", nargs="+", metavar="ACCOUNT", help="e.g. roman-alice")
+    p.set_defaults(func=handle_accounts)
+
+
+def handle_accounts(args: argparse.Namespace) -> int:
+    from hub_config.local.accounts import (
+        MARKER,
+        AccountError,
+        account_processes,
+        platform_accounts,
+        remove_account,
+    )
+
+    if args.accounts_command == "list":
+        entries = platform_accounts()
+        if not entries:
+            print("no accounts made by the platform on this machine")
+        for e in entries:
+            user = e.pw_gecos[len(MARKER) :].strip() or "?"
+            print(
+                f"{e.pw_name:<32} uid {e.pw_uid:<6} hub user {user:<24} "
+                f"{len(account_processes(e))} process(es)"
+            )
+        return 0
+    if os.geteuid() != 0:
+        print("roman-platform accounts remove: needs root (userdel)", file=sys.stderr)
+        return 2
+    code = 0
+    for name in args.names:
+        try:
+            remove_account(name)
+        except AccountError as exc:
+            print(f"roman-platform accounts remove: {exc}", file=sys.stderr)
+            code = 1
+        else:
+            print(
+                f"removed {name}; its homes (<state>/users/<name> of each state folder it "
+                "used) now belong to no account: delete them, since a later account may be "
+                "given the same uid"
+            )
+    return code
 
 
 def _login_lines(s: PlatformSettings, logins: str) -> list[str]:

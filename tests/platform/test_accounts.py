@@ -13,6 +13,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,35 @@ def test_the_user_runtime_runs_as_another_account_and_leaves_the_venv_alone():
     assert runtime.program(f"{sys.prefix}/bin/dask") == f"{venv}/bin/dask"
     with pytest.raises(RuntimeError_, match="has no copy"):
         runtime.program("/usr/bin/python3")
+
+
+@needs_root
+def test_accounts_cli_lists_and_removes_only_idle_platform_accounts(test_prefix, open_tmp):
+    acc = SystemAccounts(test_prefix, open_tmp / "users")
+    (open_tmp / "users").mkdir()
+    entry = acc.ensure("frank")
+    cli = [sys.executable, "-m", "platform_lib.cli", "accounts"]
+    listed = subprocess.run([*cli, "list"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and f"{test_prefix}frank" in listed.stdout, listed
+    busy = subprocess.Popen(
+        ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"]
+        + ["sleep", "60"]
+    )
+    try:
+        time.sleep(0.5)
+        refused = subprocess.run(
+            [*cli, "remove", entry.pw_name], capture_output=True, text=True, timeout=60
+        )
+        assert refused.returncode == 1 and "still runs 1 process" in refused.stderr, refused
+        assert pwd.getpwnam(entry.pw_name)
+    finally:
+        busy.kill()
+        busy.wait()
+    foreign = subprocess.run([*cli, "remove", "root"], capture_output=True, text=True, timeout=60)
+    assert foreign.returncode == 1 and "not made by the platform" in foreign.stderr
+    done = subprocess.run(
+        [*cli, "remove", entry.pw_name], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(KeyError):
+        pwd.getpwnam(entry.pw_name)
