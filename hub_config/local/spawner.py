@@ -50,6 +50,19 @@ def store_urls(data_url: str, username: str, home: str) -> dict[str, str]:
     }
 
 
+def _settings_section(name: str) -> dict:
+    """One section of the settings file the supervisor wrote, as a dict (empty without one):
+    the defaults of the spawner's ``accounts`` and ``s3`` when the config set neither."""
+    if not os.environ.get(env_contract.PLATFORM_SETTINGS):
+        return {}
+    from hub_config.settings import load_settings
+
+    section = getattr(load_settings(), name, None)
+    if section is None:
+        return {}
+    return section.model_dump() if hasattr(section, "model_dump") else dict(section)
+
+
 class LocalPlatformSpawner(SimpleLocalProcessSpawner):
     """JupyterLab as a local process in ``<state>/users/<name>``; for the local platform only."""
 
@@ -68,12 +81,7 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
 
     @default("accounts")
     def _default_accounts(self) -> dict:
-        if not os.environ.get(env_contract.PLATFORM_SETTINGS):
-            return {}
-        from hub_config.settings import load_settings
-
-        accounts = load_settings().accounts
-        return accounts.model_dump() if accounts is not None else {}
+        return _settings_section("accounts")
 
     def system_accounts(self):
         """(SystemAccounts, UserRuntime) in system-account mode, else None."""
@@ -92,11 +100,7 @@ class LocalPlatformSpawner(SimpleLocalProcessSpawner):
 
     @default("s3")
     def _default_s3(self) -> dict:
-        if not os.environ.get(env_contract.PLATFORM_SETTINGS):
-            return {}
-        from hub_config.settings import load_settings
-
-        return dict(getattr(load_settings(), "s3", None) or {})
+        return _settings_section("s3")
 
     async def start(self):
         self._account = None

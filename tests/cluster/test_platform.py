@@ -111,16 +111,8 @@ def test_dask_gateway_cluster_computes_within_the_tier(platform, chart_cluster):
     """From inside a research user's server: a gateway cluster, a computation, the worker limits."""
     policy = parse_policy(platform.policy)
     username = "research"
-    s = chart_cluster.login(platform, username)
-    api = f"{platform.hub_url}/hub/api/users/{username}"
-    r = s.post(f"{api}/server", json={"profile": "small"}, timeout=60)
-    assert r.status_code in (201, 202), r.text[:300]
+    s, api = chart_cluster.start_server(platform, username)
     try:
-        chart_cluster.wait_until(
-            "the server",
-            lambda: s.get(api, timeout=30).json()["servers"].get("", {}).get("ready"),
-            600,
-        )
         pod = f"jupyter-{username}"
         script = (
             "from dask_gateway import Gateway\n"

@@ -80,16 +80,8 @@ def test_a_notebook_queries_tap_with_no_set_up(tap_release, chart_cluster):
     """Inside a user's server: ROMAN_TAP_URL and the server's own token, through the proxy."""
     platform = tap_release
     username = "research"
-    s = chart_cluster.login(platform, username)
-    api = f"{platform.hub_url}/hub/api/users/{username}"
-    r = s.post(f"{api}/server", json={"profile": "small"}, timeout=60)
-    assert r.status_code in (201, 202), r.text[:300]
+    s, api = chart_cluster.start_server(platform, username)
     try:
-        chart_cluster.wait_until(
-            "the server",
-            lambda: s.get(api, timeout=30).json()["servers"].get("", {}).get("ready"),
-            600,
-        )
         script = (
             "import os\n"
             "from platform_lib.data.tap_client import tap_service\n"

@@ -107,3 +107,24 @@ def wait_until(what: str, check, timeout: float, every: float = 3.0):
             return result
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def start_server(
+    platform: Platform, username: str, profile: str = "small"
+) -> tuple[requests.Session, str]:
+    """Log ``username`` in, start their default server and wait until the hub says it is
+    ready: (their session, their user API URL), for the caller's checks and the stop."""
+    s = login(platform, username)
+    api = f"{platform.hub_url}/hub/api/users/{username}"
+    r = s.post(f"{api}/server", json={"profile": profile}, timeout=60)
+    assert r.status_code in (201, 202), r.text[:300]
+    try:
+        wait_until(
+            "the server",
+            lambda: s.get(api, timeout=30).json()["servers"].get("", {}).get("ready"),
+            600,
+        )
+    except BaseException:
+        s.delete(f"{api}/server", timeout=60)  # a server that never came up is not left behind
+        raise
+    return s, api
