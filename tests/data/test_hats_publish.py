@@ -5,8 +5,9 @@ notebook, a Dask worker) read some partitions of the old version and some of the
 row of version k carries ``version == k``, in several partitions, and readers open the
 collection while it is republished: with ``platform_lib.data.hats.open_catalog`` and with plain
 ``lsdb.open_catalog``, on a local folder and on the real S3 server (SeaweedFS). Then: a publish
-that fails half-way, the grace period before old versions go, a dead publisher's leftovers, and a
-collection written before versions (read as it is, migrated by the next publish).
+that fails half-way, two publishers at once, the grace period before old versions go, a dead
+publisher's leftovers, and a collection written before versions (read as it is, migrated by
+the next publish).
 """
 
 from __future__ import annotations
@@ -283,3 +284,46 @@ def test_an_unversioned_collection_is_read_then_migrated(target):
     tops = {rel.split("/")[0] for rel in store.walk_files()}
     assert tops == {"collection.properties", VERSIONS}
     assert len(_versions(store)) == 2 and _one_version(_read(url, options)) == 3
+
+
+def test_two_concurrent_publishers_last_pointer_wins(tmp_path, monkeypatch):
+    """Two publishers republish one collection at once (versions 100+k and 200+k) while a
+    reader reads it: every read is one whole version, and the collection ends on the version
+    whose pointer was written last (a publisher's last one)."""
+    from platform_lib.data.hats import write_collection
+    from platform_lib.data.hats_versions import POINTER
+    from platform_lib.data.store import Store, get_store
+
+    store = get_store(tmp_path / "c")
+    url = write_collection(_table(0), str(tmp_path), "c")
+    pointers: list[bytes] = []  # every pointer write, in order
+    lock = threading.Lock()
+    replace = Store.replace_bytes
+
+    def recorded(self, relative, data):
+        with lock:
+            replace(self, relative, data)
+            pointers.append(data)
+
+    monkeypatch.setattr(Store, "replace_bytes", recorded)
+    errors: list[BaseException] = []
+
+    def publisher(base: int) -> None:
+        try:
+            for k in range(1, 4):
+                write_collection(_table(base + k), str(tmp_path), "c")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publisher, args=(b,), daemon=True) for b in (100, 200)]
+    for t in threads:
+        t.start()
+    reads = []
+    stop = time.monotonic() + 40
+    while any(t.is_alive() for t in threads) and time.monotonic() < stop:
+        reads.append(_one_version(_read(url, None)))
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and len(pointers) == 6 and len(reads) >= 3
+    assert store.read_bytes(POINTER) == pointers[-1]  # the last write won
+    assert _one_version(_read(url, None)) in {103, 203}
