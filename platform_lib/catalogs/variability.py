@@ -13,6 +13,9 @@ docs/catalogs.md): two stages under the store's folder.
   (:func:`platform_lib.data.hats.write_collection`), and every read (one source, a cone, the
   field's indices) is an LSDB query of them: in the same run HATS answered a star 48x and a cone
   30x faster than reading the ingest cells, the field's indices 1.5x, in 5x less disk.
+  Each publication is a new version of each collection, switched to in one write once complete
+  (:mod:`platform_lib.data.hats_versions`): a reader (a notebook, a Dask worker) opening one
+  while the next batch is published reads the old version or the new, never a mix.
 
 Results are astropy Tables with the ingest files' columns (fluxes in the unit named by the
 ``flux_unit`` column, ``mjd`` as float days), as the per-cell reader returned them.
@@ -197,11 +200,16 @@ class LightCurveStore:
         *,
         order: int = DEFAULT_ORDER,
         storage_options: Mapping[str, Any] | None = None,
+        grace_seconds: float | None = None,
     ):
         import fsspec
 
+        from platform_lib.data.hats_versions import DEFAULT_GRACE_SECONDS
+
         self.url = url.rstrip("/")
         self.order = order
+        # how long a superseded version of a collection stays for readers that opened it
+        self.grace_seconds = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
         if storage_options is None and self.url.startswith(("s3://", "s3a://")):
             from platform_lib.data.store import get_store
 
@@ -260,8 +268,11 @@ class LightCurveStore:
         """Rebuild the HATS collections from the ingest files; returns the indices.
 
         The light curves become ``hats/lightcurves``, their variability indices (one row per
-        source, band and flux unit) ``hats/indices``. Files of a previous publication that the
-        new one does not contain are removed afterwards, so no stale partition stays behind.
+        source, band and flux unit) ``hats/indices``. Each is written as a new version and
+        switched to in one write (``write_collection``), so readers see one whole version of
+        each collection; versions superseded for longer than ``grace_seconds`` (constructor)
+        are removed. The two collections switch one after the other: a reader of both may meet
+        the new light curves with the previous batch's indices for that moment.
         """
         from platform_lib.data.hats import write_collection
 
@@ -275,13 +286,14 @@ class LightCurveStore:
                 self.hats_url,
                 kind,
                 storage_options=self.storage_options or None,
-                replace=True,
+                grace_seconds=self.grace_seconds,
             )
         return indices
 
     # ------------------------------------------------------------------ reads (LSDB)
     def catalog(self, kind: str = "lightcurves") -> Any:
-        """The lazy ``lsdb.Catalog`` of a published collection (with its margin)."""
+        """The lazy ``lsdb.Catalog`` of a published collection (with its margin): its current
+        version, which it keeps reading while newer ones are published (``open_catalog``)."""
         from platform_lib.data.hats import open_catalog
 
         url = self.collection_url(kind)

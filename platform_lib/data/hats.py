@@ -14,6 +14,11 @@ collection is a folder of Parquet files, local or on S3 through fsspec/UPath.
 A table that fits in memory (a catalog of one exposure or one field) needs no import pipeline:
 :func:`write_collection` partitions it with LSDB's own writer (``lsdb.from_dataframe``) and puts
 the files into a store, on S3 too, where the user's key is scoped to a prefix (tutorial 13).
+
+Every publication (both writers) is a complete new version of the collection, switched to with one
+write of its ``collection.properties``, so a reader opening it meanwhile sees the old version or
+the new, never a mix; old versions go after a grace period (:mod:`.hats_versions` says how,
+including collections written before versions and concurrent publishers).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .hats_versions import DEFAULT_GRACE_SECONDS, publish_version, resolve
 
 if TYPE_CHECKING:
     from upath import UPath
@@ -41,10 +48,14 @@ def publish_catalog(
     pixel_threshold: int = 1_000_000,
     lowest_order: int = 0,
     highest_order: int = 10,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
 ) -> Path:
     """Import an astropy Table (or Parquet file/list of files) as ``output/name`` (a collection).
 
-    Returns the collection's path. Units stay in the Parquet schema metadata astropy writes.
+    Returns the collection's path (what :func:`open_catalog` and ``lsdb.open_catalog`` open).
+    Units stay in the Parquet schema metadata astropy writes. hats-import writes a new version
+    under ``output/name/versions/<id>/``, switched to in one write once complete; versions
+    superseded for longer than ``grace_seconds`` are then removed (:mod:`.hats_versions`).
     """
     from hats_import.catalog.arguments import ImportArguments
     from hats_import.margin_cache.margin_cache_arguments import MarginCacheArguments
@@ -52,7 +63,10 @@ def publish_catalog(
 
     from platform_lib.compute import get_client
 
-    output = Path(output)
+    from .store import get_store
+
+    root = Path(output) / name
+    store = get_store(root)
     inputs: list[str | Path | UPath]  # hats-import's type for its file list
     with tempfile.TemporaryDirectory(prefix="hats-import-") as tmp:
         if isinstance(table, (str, Path)):
@@ -65,41 +79,47 @@ def publish_catalog(
             path = Path(tmp) / f"{name}.parquet"
             Table(table).write(path, format="parquet")
             inputs = [str(path)]
-        catalog_args = ImportArguments(
-            input_file_list=inputs,
-            file_reader="parquet",
-            ra_column=ra_column,
-            dec_column=dec_column,
-            output_path=output / name,
-            output_artifact_name=name,
-            pixel_threshold=pixel_threshold,
-            lowest_healpix_order=lowest_order,
-            highest_healpix_order=highest_order,
-            tmp_dir=Path(tmp) / "work",
-            progress_bar=False,
-            resume=False,
-        )
+        margin = f"{name}_{int(margin_arcsec)}arcs"
 
-        def margin_args() -> MarginCacheArguments:  # valid only once the catalog exists
-            return MarginCacheArguments(
-                input_catalog_path=output / name / name,
-                output_path=output / name,
-                output_artifact_name=f"{name}_{int(margin_arcsec)}arcs",
-                margin_threshold=margin_arcsec,
-                tmp_dir=Path(tmp) / "margin",
+        def write(prefix: str) -> None:  # the version's folder, a collection of its own
+            version = root / prefix
+            catalog_args = ImportArguments(
+                input_file_list=inputs,
+                file_reader="parquet",
+                ra_column=ra_column,
+                dec_column=dec_column,
+                output_path=version,
+                output_artifact_name=name,
+                pixel_threshold=pixel_threshold,
+                lowest_healpix_order=lowest_order,
+                highest_healpix_order=highest_order,
+                tmp_dir=Path(tmp) / "work",
                 progress_bar=False,
                 resume=False,
             )
 
-        if client is None:
-            with get_client() as c:
-                pipeline_with_client(catalog_args, c)
-                pipeline_with_client(margin_args(), c)
-        else:
-            pipeline_with_client(catalog_args, client)
-            pipeline_with_client(margin_args(), client)
-    _write_collection_properties(output / name, name, f"{name}_{int(margin_arcsec)}arcs")
-    return output / name
+            def margin_args() -> MarginCacheArguments:  # valid only once the catalog exists
+                return MarginCacheArguments(
+                    input_catalog_path=version / name,
+                    output_path=version,
+                    output_artifact_name=margin,
+                    margin_threshold=margin_arcsec,
+                    tmp_dir=Path(tmp) / "margin",
+                    progress_bar=False,
+                    resume=False,
+                )
+
+            if client is None:
+                with get_client() as c:
+                    pipeline_with_client(catalog_args, c)
+                    pipeline_with_client(margin_args(), c)
+            else:
+                pipeline_with_client(catalog_args, client)
+                pipeline_with_client(margin_args(), client)
+            _write_collection_properties(version, name, margin)
+
+        publish_version(store, write, grace_seconds=grace_seconds)
+    return root
 
 
 def _write_collection_properties(root: Path, catalog: str, margin: str) -> None:
@@ -120,6 +140,7 @@ def write_collection(
     margin_arcsec: float = 5.0,
     storage_options: Mapping[str, Any] | None = None,
     replace: bool = False,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
 ) -> str:
     """A table that fits in memory as the HATS collection ``url/name`` (catalog + margin cache).
 
@@ -130,10 +151,17 @@ def write_collection(
     bucket, which s3fs's ``mkdir`` does before every folder. ``margin_arcsec`` must exceed the
     cross-match radius; below ~2\" LSDB's margin search takes seconds even for a small table.
     ``storage_options`` are the store's (endpoint, credentials) when not those of the
-    environment. ``replace=True`` rewrites a collection in place: the files of the previous
-    version that the new one does not have are removed once the new ones are in (a re-publication
-    with fewer partitions leaves no stale file). Returns the collection's URL (what
-    :func:`open_catalog` opens).
+    environment.
+
+    The files go into a new version folder ``url/name/versions/<id>/`` and readers are switched
+    to it by one write of ``url/name/collection.properties`` once every file is in, so a reader
+    opening the collection meanwhile gets the old version or the new, never a mix, and a
+    re-publication with fewer partitions leaves no stale file in what readers open. Versions
+    superseded for longer than ``grace_seconds`` are then removed (the previous one is always
+    kept); a failure half-way leaves readers on the old version (:mod:`.hats_versions`).
+    ``replace`` is accepted for the callers that passed it: every write replaces the collection
+    this way now. Returns the collection's URL (what :func:`open_catalog` and
+    ``lsdb.open_catalog`` open).
     """
     import dask
     import lsdb
@@ -142,6 +170,7 @@ def write_collection(
 
     from .store import get_store
 
+    del replace  # every publication is a whole new version (see the docstring)
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise ValueError(f"collection name {name!r}: letters, digits, '-' and '_' only")
     frame = table if isinstance(table, pd.DataFrame) else Table(table).to_pandas(index=False)
@@ -158,17 +187,17 @@ def write_collection(
         margin_threshold=margin_arcsec,
     )
     store = get_store(str(url).rstrip("/") + f"/{name}", **dict(storage_options or {}))
-    written = set()
     with tempfile.TemporaryDirectory(prefix="hats-") as tmp:
         # in this process: the folder is local to it (a cluster's workers may not see it)
         with dask.config.set(scheduler="synchronous"):
             catalog.to_hats(Path(tmp), progress_bar=False)
-        for path in sorted(Path(tmp).rglob("*")):
-            if path.is_file():
-                written.add(store.put_file(path, path.relative_to(tmp).as_posix()))
-    if replace:
-        for rel in set(store.walk_files()) - written:
-            store.fs.rm(store.path(rel))
+
+        def write(prefix: str) -> None:
+            for path in sorted(Path(tmp).rglob("*")):
+                if path.is_file():
+                    store.put_file(path, f"{prefix}/{path.relative_to(tmp).as_posix()}")
+
+        publish_version(store, write, grace_seconds=grace_seconds)
     return store.root_url
 
 
@@ -179,7 +208,11 @@ def open_catalog(
 
     An ``s3://`` URL is read with the store's endpoint and credentials (those of this server,
     which the platform gives the user's Dask workers too), so the catalog's partitions are read
-    where the work runs; ``storage_options`` name another endpoint or key.
+    where the work runs; ``storage_options`` name another endpoint or key. A versioned
+    collection's pointer is read once and its current version opened, so the lazy catalog keeps
+    reading that version (kept for the grace period after it is superseded) while newer ones
+    are published; an unversioned collection (written before versions) or a plain catalog opens
+    as it is.
     """
     import lsdb
 
@@ -189,5 +222,5 @@ def open_catalog(
         from .store import get_store
 
         options = dict(storage_options or get_store(path).storage_options)
-        return lsdb.open_catalog(UPath(path, **options), **kwargs)
-    return lsdb.open_catalog(path, **kwargs)
+        return lsdb.open_catalog(UPath(resolve(path, options), **options), **kwargs)
+    return lsdb.open_catalog(resolve(str(path)), **kwargs)

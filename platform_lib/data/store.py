@@ -106,6 +106,27 @@ class Store:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
         _wrap_errors(self, lambda: self.fs.pipe_file(target, data))
 
+    def replace_bytes(self, relative: str, data: bytes) -> None:
+        """Write one small file so that a reader sees the old content or the new, never a part:
+        on S3 one PUT (atomic per object), in a folder a sibling temporary then ``os.replace``
+        (``write_bytes`` truncates in place there). The switch of a HATS collection's version."""
+        target = self.path(relative)
+        if self.is_s3:
+            _wrap_errors(self, lambda: self.fs.pipe_file(target, data))
+            return
+        folder, name = os.path.split(target)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        tmp = os.path.join(folder, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
     def read_bytes(self, relative: str) -> bytes:
         return _wrap_errors(self, lambda: self.fs.cat_file(self.path(relative)))
 

@@ -7,6 +7,8 @@ brute-force astropy separation, the cross-match against the known pairs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -43,9 +45,14 @@ def collections(tmp_path_factory, dask_client):
 
 def test_collection_has_catalog_and_margin_cache(collections):
     from platform_lib.data.hats import open_catalog
+    from platform_lib.data.hats_versions import resolve
 
     _, path, _ = collections
-    assert {p.name for p in path.iterdir()} >= {"field", "field_10arcs", "collection.properties"}
+    # the collection's pointer names its one version, a collection of its own
+    assert {p.name for p in path.iterdir()} == {"versions", "collection.properties"}
+    version = Path(resolve(str(path)))
+    assert version.parent == path / "versions"
+    assert {p.name for p in version.iterdir()} >= {"field", "field_10arcs", "collection.properties"}
     cat = open_catalog(path)
     assert cat.margin is not None and len(cat.get_healpix_pixels()) > 1  # partitioned
 
@@ -105,8 +112,9 @@ def test_a_table_in_memory_becomes_a_collection_in_a_store(collections, tmp_path
 
 
 def test_replace_leaves_no_stale_partition(tmp_path):
-    """A collection rewritten with ``replace=True`` over fewer partitions keeps no file of the
-    old ones (a light-curve store republished after a batch); without it they would stay."""
+    """A collection rewritten over fewer partitions keeps no file of the old ones in what
+    readers open (a light-curve store republished after a batch): a new version holds only
+    the new table's partitions."""
     from astropy.table import Table
 
     from platform_lib.data.hats import open_catalog, write_collection
@@ -119,10 +127,16 @@ def test_replace_leaves_no_stale_partition(tmp_path):
         }
     )
     two_fields["ra"] += np.r_[np.arange(10), np.arange(10)] * 1e-4
+    from platform_lib.data.hats_versions import resolve
+
+    def partitions(url: str) -> set[Path]:  # of the version readers open
+        version = Path(resolve(url))
+        return {p.relative_to(version) for p in version.rglob("Npix=*.parquet")}
+
     url = write_collection(two_fields, str(tmp_path), "c")
-    old = {p.relative_to(url) for p in (tmp_path / "c").rglob("Npix=*.parquet")}
+    old = partitions(url)
     assert len(old) >= 2  # the two fields are far apart: separate partitions
     write_collection(two_fields[:10], str(tmp_path), "c", replace=True)
-    new = {p.relative_to(url) for p in (tmp_path / "c").rglob("Npix=*.parquet")}
-    assert new and new < old  # the far field's partition (and its margin's) removed
+    new = partitions(url)
+    assert new and new < old  # the far field's partition (and its margin's) not in it
     assert sorted(open_catalog(url).compute()["id"]) == list(range(10))
