@@ -14,7 +14,7 @@ collection has several partitions: LSDB's writer makes ~1 GiB partitions, here o
 order-0 cell), each with ``--epochs`` measurements in the rows ``forced_photometry`` writes.
 
     nice -n 10 .venv/bin/python benchmarks/catalogs/bench_lightcurve_index.py \\
-        [--sources 20000] [--epochs 50] [--repeats 30] [--json out.json]
+        [--sources 10000] [--epochs 50] [--repeats 30] [--json out.json]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def _pct(values: list[float]) -> tuple[float, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sources", type=int, default=20_000)
+    ap.add_argument("--sources", type=int, default=10_000)
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=30, help="lookups per path")
     ap.add_argument("--json", type=Path, help="also write the figures here")
