@@ -200,3 +200,37 @@ def test_a_store_without_an_index_is_scanned_with_the_same_answers(store) -> Non
     assert not store.has_id_index(store.catalog("lightcurves"))
     for sid, lc in with_index.items():
         _same(store.lightcurve(sid), lc)
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_a_reader_keeps_the_index_of_its_own_version(tmp_path, plain) -> None:
+    """A catalog opened before a republication searches with its own version's index: the
+    new version moves every source (another sky position, so another partition), and an index
+    of the new version would send the old catalog to the wrong partitions (an empty answer)."""
+    import lsdb
+
+    from platform_lib.data.hats import open_catalog, write_collection
+
+    def opened():
+        url = str(tmp_path / "lightcurves")
+        return lsdb.open_catalog(url) if plain else open_catalog(url)
+
+    old, new = _rows(seed=3), _rows(seed=4)
+    write_collection(old, tmp_path, "lightcurves", index_columns=["source_id"])
+    before = opened()
+    write_collection(new, tmp_path, "lightcurves", index_columns=["source_id"])
+    after = opened()
+    for sid in IDS:
+        for cat, rows in ((before, old), (after, new)):
+            found = cat.id_search(values={"source_id": sid}).compute()
+            mine = rows[rows["source_id"] == sid]
+            assert len(found) == EPOCHS, (sid, len(found))
+            assert np.allclose(found["ra"].to_numpy(), np.asarray(mine["ra"]))
+            assert sorted(found["flux"]) == sorted(np.asarray(mine["flux"]))
+
+
+def test_index_columns_must_be_columns(tmp_path) -> None:
+    from platform_lib.data.hats import write_collection
+
+    with pytest.raises(ValueError, match="no column"):
+        write_collection(_rows(), tmp_path, "lightcurves", index_columns=["objid"])
