@@ -16,8 +16,8 @@ peaking inside the window. The same batches are written
   partition, appended image by image), and
 - as a HATS collection: each image's rows staged as a Parquet file, then
   ``platform_lib.data.hats.publish_catalog`` (hats-import + 10" margin cache on a local Dask
-  cluster of 2 workers). (A HATS index catalog on ``source_id`` would give LSDB's ``id_search``;
-  hats-import's index pipeline refuses to run on Python 3.11 with dask >= 2025.4, this venv.)
+  cluster of 2 workers). (By id alone the store now uses a HATS index catalog on ``source_id``
+  and LSDB's ``id_search``: measured against the scan in ``bench_lightcurve_index.py``.)
 
 Queries, interleaved (own, HATS, own, HATS ...) so drift in the shared machine's load hits both:
 one star's light curve by position (0.5" cone, then its id: the static catalog gives a star's

@@ -19,10 +19,21 @@ docs/catalogs.md): two stages under the store's folder.
 
 Results are astropy Tables with the ingest files' columns (fluxes in the unit named by the
 ``flux_unit`` column, ``mjd`` as float days), as the per-cell reader returned them.
+
+A light curve by ``source_id`` alone reads the light curves' HATS index catalog (published in
+each version, :mod:`platform_lib.data.hats_index`) and one partition, through LSDB's
+``id_search``; a store published before the index is scanned (:meth:`LightCurveStore.lightcurve`).
+
+Size: ~440 lines, kept together: forced photometry writes the rows the store ingests, the indices
+are computed from them at publication, and the store reads them back; the columns
+(``LIGHTCURVE_COLUMNS``, ``INDEX_COLUMNS``) are shared by all three.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -39,6 +50,7 @@ from .images import CatalogImage
 from .photometry import aperture_fluxes
 
 DEFAULT_ORDER = 6
+ID_INDEX = "source_id"  # the column the light curves' HATS index catalog is on
 LIGHTCURVE_COLUMNS = ("source_id", "ra", "dec", "image_id", "band", "mjd", "flux", "flux_err")
 
 
@@ -185,6 +197,15 @@ def _as_table(frame: Any, columns: Iterable[str] | None = None) -> Table:
     return out
 
 
+def _source_id(value: Any) -> int:
+    """A source id as a Python int; anything but an integer (bool, float, str) is refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise CatalogInputError(
+            f"source_id must be an integer, not {type(value).__name__} {value!r}"
+        )
+    return int(value)
+
+
 class LightCurveStore:
     """Light curves and indices at ``url``: per-image ingest files, published as HATS.
 
@@ -271,7 +292,9 @@ class LightCurveStore:
         source, band and flux unit) ``hats/indices``. Each is written as a new version and
         switched to in one write (``write_collection``), so readers see one whole version of
         each collection; versions superseded for longer than ``grace_seconds`` (constructor)
-        are removed. The two collections switch one after the other: a reader of both may meet
+        are removed. The light curves' version holds a HATS index catalog on ``source_id``
+        (``lightcurves_source_id``, in ``all_indexes``), published with it in the same switch,
+        which :meth:`lightcurve` uses. The two collections switch one after the other: a reader of both may meet
         the new light curves with the previous batch's indices for that moment.
         """
         from platform_lib.data.hats import write_collection
@@ -280,13 +303,17 @@ class LightCurveStore:
         if len(rows) == 0:
             return Table(names=INDEX_COLUMNS)
         indices = variability_indices(rows)
-        for kind, table in (("lightcurves", rows), ("indices", indices)):
+        for kind, table, by_id in (
+            ("lightcurves", rows, (ID_INDEX,)),
+            ("indices", indices, ()),
+        ):
             write_collection(
                 table,
                 self.hats_url,
                 kind,
                 storage_options=self.storage_options or None,
                 grace_seconds=self.grace_seconds,
+                index_columns=by_id,
             )
         return indices
 
@@ -321,16 +348,38 @@ class LightCurveStore:
         dec: float | None = None,
         radius_arcsec: float = 1.0,
     ) -> Table:
-        """One source's light curve, in time order. With its position (the static catalog's)
-        only the partition around it is read; without, every partition is scanned for the id
-        (no HATS index catalog on ``source_id``: see docs/catalogs.md, Known limits)."""
+        """One source's light curve, in time order (empty if the id is not in the store).
+
+        By id: ``Catalog.id_search`` with the collection's HATS index catalog on ``source_id``
+        (published with every version since the index existed), which reads the index and then
+        only the partition(s) holding the id. A collection published before (no ``source_id``
+        in its ``all_indexes``) is scanned instead: every partition is read and filtered
+        (``query``). With the position too (the static catalog's), the cone first limits the
+        partitions to those around it. A non-integer id is refused (``CatalogInputError``).
+        """
+        sid = _source_id(source_id)
         cat = self.catalog("lightcurves")
         if ra is not None or dec is not None:
             cat = self._cone(cat, ra, dec, radius_arcsec)
-        cat = cat.query(f"source_id == {int(source_id)}")
+        cat = self._by_id(cat, sid)
         t = _as_table(cat.compute(progress_bar=False))
         t.sort("mjd")
         return t
+
+    @staticmethod
+    def has_id_index(cat: Any) -> bool:
+        """Whether the collection ``cat`` was opened from has an index catalog on ``source_id``."""
+        collection = getattr(cat, "hc_collection", None)
+        indexes = collection.all_indexes if collection is not None else None
+        return indexes is not None and ID_INDEX in indexes
+
+    def _by_id(self, cat: Any, source_id: int) -> Any:
+        """``cat`` narrowed to the rows of ``source_id``: through the index if the collection
+        has one (LSDB's ``id_search`` finds it in ``all_indexes``), else a scan."""
+        if not self.has_id_index(cat):
+            return cat.query(f"{ID_INDEX} == {source_id}")
+        with contextlib.redirect_stdout(io.StringIO()):  # id_search prints "Searching for ..."
+            return cat.id_search(values={ID_INDEX: source_id})
 
     @staticmethod
     def _cone(cat: Any, ra: float | None, dec: float | None, radius_arcsec: float | None) -> Any:

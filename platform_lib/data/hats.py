@@ -24,7 +24,7 @@ including collections written before versions and concurrent publishers).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,6 +141,7 @@ def write_collection(
     storage_options: Mapping[str, Any] | None = None,
     replace: bool = False,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    index_columns: Sequence[str] = (),
 ) -> str:
     """A table that fits in memory as the HATS collection ``url/name`` (catalog + margin cache).
 
@@ -159,6 +160,10 @@ def write_collection(
     re-publication with fewer partitions leaves no stale file in what readers open. Versions
     superseded for longer than ``grace_seconds`` are then removed (the previous one is always
     kept); a failure half-way leaves readers on the old version (:mod:`.hats_versions`).
+    Each of ``index_columns`` gets a HATS index catalog ``<name>_<column>`` in the same version,
+    listed in ``all_indexes`` of ``collection.properties`` (:mod:`.hats_index`), so
+    ``Catalog.id_search(values={column: ...})`` opens only the partitions holding the value and
+    a reader never meets an index of another version than the catalog's.
     ``replace`` is accepted for the callers that passed it: every write replaces the collection
     this way now. Returns the collection's URL (what :func:`open_catalog` and
     ``lsdb.open_catalog`` open).
@@ -179,6 +184,10 @@ def write_collection(
             raise ValueError(f"the table has no {col!r} column (ra_column=/dec_column= name them)")
     if len(frame) == 0:
         raise ValueError("an empty table is not a catalog")
+    index_columns = list(dict.fromkeys(index_columns))
+    absent = [c for c in index_columns if c not in frame.columns]
+    if absent:
+        raise ValueError(f"index_columns: the table has no column(s) {absent}")
     catalog = lsdb.from_dataframe(
         frame,
         ra_column=ra_column,
@@ -191,6 +200,8 @@ def write_collection(
         # in this process: the folder is local to it (a cluster's workers may not see it)
         with dask.config.set(scheduler="synchronous"):
             catalog.to_hats(Path(tmp), progress_bar=False)
+        if index_columns:
+            _add_indexes(Path(tmp), name, index_columns)
 
         def write(prefix: str) -> None:
             for path in sorted(Path(tmp).rglob("*")):
@@ -199,6 +210,23 @@ def write_collection(
 
         publish_version(store, write, grace_seconds=grace_seconds)
     return store.root_url
+
+
+def _add_indexes(root: Path, catalog: str, columns: Sequence[str]) -> None:
+    """Index catalogs of ``columns`` next to ``root/catalog``, named in ``all_indexes`` of the
+    collection's ``collection.properties`` (hats' ``CollectionProperties``)."""
+    from hats.catalog.dataset.collection_properties import CollectionProperties
+
+    from .hats_index import index_name, write_index
+
+    indexes = {}
+    for column in columns:
+        folder = index_name(catalog, column)
+        write_index(root / catalog, column, root / folder, primary_url=catalog)
+        indexes[column] = folder
+    properties = CollectionProperties.read_from_dir(root)
+    properties.all_indexes = (properties.all_indexes or {}) | indexes
+    properties.to_properties_file(root)
 
 
 def open_catalog(

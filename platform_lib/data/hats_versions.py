@@ -8,11 +8,12 @@ of one file in a folder. So:
 
 - Every publication writes a complete new version under ``<collection>/versions/<id>/`` (``id``
   = UTC start time + 6 random hex digits, e.g. ``20261207T012800123456Z-a1b2c3``): a HATS
-  collection of its own (catalog, margin cache, ``collection.properties``), then a
+  collection of its own (catalog, margin cache, index catalogs, ``collection.properties``), then a
   ``PUBLISHED`` marker (the time, JSON) as its last file.
 - Then ONE small write switches readers: the collection's own ``collection.properties``, the
   pointer, is replaced by a copy of the version's with every table path prefixed by
-  ``versions/<id>/``. That file is what ``lsdb.open_catalog(<collection>)`` and
+  ``versions/<id>/`` (``all_indexes`` too: an index is read from the same version as the
+  catalog it points into, never from another). That file is what ``lsdb.open_catalog(<collection>)`` and
   ``hats.read_hats`` read first and once, so even plain LSDB readers that know nothing of
   versions open one whole version (the choice of this file over a separate ``CURRENT`` file:
   the pointer and the collection descriptor are one object, so no reader can skip it).
@@ -73,6 +74,7 @@ MARKER = "PUBLISHED"
 _ID = re.compile(r"^(\d{8}T\d{12})Z-[0-9a-f]{6}$")
 _PATH_KEYS = ("hats_primary_table_url", "default_margin")  # one table path each
 _LIST_KEYS = ("all_margins",)  # space-separated table paths
+_PAIR_KEYS = ("all_indexes",)  # space-separated (field, table path) pairs
 
 
 def new_version_id(now: float | None = None) -> str:
@@ -124,7 +126,12 @@ def _pointer_text(version_properties: str, version: str) -> str:
             value = prefix + value
         elif key in _LIST_KEYS:
             value = " ".join(prefix + v for v in value.split())
-        elif key in ("all_indexes", "all_extensions"):
+        elif key in _PAIR_KEYS:
+            words = value.split()
+            if len(words) % 2:
+                raise ValueError(f"collection.properties: {key} is not (field, path) pairs")
+            value = " ".join(w if i % 2 == 0 else prefix + w for i, w in enumerate(words))
+        elif key == "all_extensions":
             raise ValueError(
                 f"collection.properties: {key} is not supported in a versioned collection"
             )
