@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -74,7 +75,13 @@ def test_first_start_launches_the_sample_and_stop_ends_it(tmp_path):
         component.wait_ready(60)
         proc = component._sample_proc
         assert proc is not None and proc.poll() is None
+        # /proc/<pid>/cmdline is empty while the child is still inside exec (seen once on a
+        # loaded machine): read it again, for a bounded time
+        deadline = time.monotonic() + 10
         cmd = psutil.Process(proc.pid).cmdline()
+        while not cmd and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            cmd = psutil.Process(proc.pid).cmdline()
         assert cmd[-3:] == ["platform_lib.cli", "data", "sample"]
         assert psutil.Process(proc.pid).environ()["ROMAN_DATA_URL"] == "s3://roman"
     finally:
