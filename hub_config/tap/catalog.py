@@ -22,6 +22,9 @@ from .schema import TapError, dachs_hash
 
 __all__ = ["TapCatalog", "publish_index"]
 
+#: first key of the database advisory locks of account grants (the second: the user's hash)
+GRANT_LOCK_CLASS = 0x524D4E  # "RMN"
+
 
 class TapCatalog:
     """The database side of a DaCHS instance under ``root`` (PostgreSQL on ``pg_port``).
@@ -93,6 +96,10 @@ class TapCatalog:
             raise TapError(f"not a valid user name for TAP: {user!r}")
         password = self.password_for(user)
         with self.connect() as conn, conn.transaction():
+            # Two proxy replicas may grant the same user at once: each would delete nothing
+            # (the other's insert is not committed yet), then the second insert would collide.
+            # A per-user lock in the database, not in one process, serialises them.
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (GRANT_LOCK_CLASS, user))
             conn.execute("DELETE FROM dc.groups WHERE username = %s", (user,))
             conn.execute("DELETE FROM dc.users WHERE username = %s", (user,))
             conn.execute(

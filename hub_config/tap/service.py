@@ -20,7 +20,7 @@ FOLDER`` runs one in the foreground; :mod:`hub_config.local.tap_platform` runs i
 one-machine platform; :mod:`hub_config.tap.cluster` runs the same set-up in the chart's pods, so
 it lives in the package both set-ups share, not in :mod:`hub_config.local`.
 
-Size: about 420 lines, one class: :class:`TapService` owns both processes and the idempotent first
+Size: about 440 lines, one class: :class:`TapService` owns both processes and the idempotent first
 set-up they share (PostgreSQL's cluster, DaCHS's files and tables), which the chart's pods run too;
 splitting it would spread one start-up sequence over modules.
 """
@@ -47,6 +47,7 @@ from .schema import (
     TapError,
     dachs_settings,
 )
+from .upgrade import SAVED_TABLE, apply_table_definition, record_definition
 
 log = logging.getLogger("roman_platform.tap")
 
@@ -54,6 +55,8 @@ __all__ = ["TapService", "dachs_available"]
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 LAUNCHER = Path(__file__).with_name("dachs_serve.py")
+#: key of the advisory lock (in the server's ``postgres`` database) that serialises set-ups
+SETUP_LOCK = 0x524D4E0001
 
 
 def dachs_available() -> str | None:
@@ -280,8 +283,18 @@ class TapService(TapCatalog):
         """First start: database, DaCHS's tables, the products RD, the visibility policy.
 
         Idempotent: on a database set up before, only DaCHS's files are made again where they
-        are missing (a new pod on the chart's database), with the same role passwords.
+        are missing (a new pod on the chart's database), with the same role passwords, and a
+        changed table definition is imported with the rows kept (:mod:`hub_config.tap.upgrade`).
+        Two set-ups on one database (an old pod and a new one) run one after the other.
         """
+        with self._admin_conn("postgres") as lock:
+            lock.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+            try:
+                self._setup()
+            finally:
+                lock.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
+
+    def _setup(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self._write_settings()
         etc = self.root / "dachs" / "etc"
@@ -317,6 +330,7 @@ class TapService(TapCatalog):
             self._dachs_cli("imp", "//obscore")
             self._dachs_cli("imp", RD_NAME)
             self._dachs_cli("pub", RD_NAME)
+            record_definition(self, RESOURCE_DESCRIPTOR)
         elif new_files:
             # DaCHS's folders only; its roles get the passwords of the new profiles
             self._dachs_cli("init", "--nodb", "-d", self.dsn(password=False), env=secret_env)
@@ -329,6 +343,8 @@ class TapService(TapCatalog):
                             sql.Identifier(role), sql.Literal(self.role_password(role))
                         )
                     )
+        if apply_table_definition(self, RESOURCE_DESCRIPTOR, RD_NAME):
+            self._dachs_cli("pub", RD_NAME)
         with self.connect() as conn:
             conn.execute(VISIBILITY_POLICY)
 
@@ -338,7 +354,10 @@ class TapService(TapCatalog):
 
         try:
             with self.connect() as conn:
-                row = conn.execute("SELECT to_regclass('roman.products')").fetchone()
+                # the saved copy alone: an upgrade stopped after DaCHS dropped the table
+                row = conn.execute(
+                    f"SELECT coalesce(to_regclass('roman.products'), to_regclass('{SAVED_TABLE}'))"
+                ).fetchone()
         except psycopg.OperationalError as exc:
             if f'"{self.pg_dbname}" does not exist' in str(exc):
                 return False

@@ -146,7 +146,14 @@ def test_objects_are_valid_and_lint(chart, variant):
     config, sets = VARIANTS[variant]
     objs = _tap_objects(_render(chart, variant))
     kinds = sorted({o["kind"] for o in objs})
-    expected = {"Deployment", "NetworkPolicy", "Secret", "Service", "ServiceAccount"}
+    expected = {
+        "Deployment",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+    }
     if variant == "in-chart":
         expected.add("StatefulSet")
     assert set(kinds) == expected, kinds
@@ -203,6 +210,37 @@ def test_pods_are_hardened(chart, variant):
         assert "/var/lib/postgresql/data/pgdata" in ct["args"]  # not the volume's root
     else:
         assert not [o for o in _tap_objects(objs) if o["kind"] == "StatefulSet"]
+
+
+def test_the_proxy_runs_replicated_and_a_drain_keeps_one(chart, variant):
+    """Its grants are serialised in PostgreSQL (tests/data/test_tap_upgrade.py), so it scales."""
+    objs = _render(chart, variant)
+    deployment = chart.find(objs, "Deployment", "rp-tap-proxy")
+    assert deployment["spec"]["replicas"] == 2
+    pdb = chart.find(objs, "PodDisruptionBudget", "rp-tap-proxy")
+    assert pdb["spec"]["maxUnavailable"] == 1 < deployment["spec"]["replicas"]
+    picked = [
+        o["metadata"]["name"]
+        for o in objs
+        if (found := chart.pod_template(o))
+        and pdb["spec"]["selector"]["matchLabels"].items() <= found[1].items()
+    ]
+    assert picked == ["rp-tap-proxy"]  # the budget covers the proxy's pods and nothing else
+    one = chart.render(
+        VARIANTS[variant][0],
+        {
+            **VARIANTS[variant][1],
+            "data.tap.proxy.replicas": "1",
+            "data.tap.proxy.pdb.enabled": "false",
+        },
+    )
+    assert chart.find(one, "Deployment", "rp-tap-proxy")["spec"]["replicas"] == 1
+    assert not [
+        o for o in one if o["kind"] == "PodDisruptionBudget" and "tap" in o["metadata"]["name"]
+    ]
+    # DaCHS keeps async jobs in its own folder: one pod, replaced (not doubled) on upgrade
+    dachs = chart.find(objs, "Deployment", "rp-tap-dachs")
+    assert dachs["spec"]["replicas"] == 1 and dachs["spec"]["strategy"]["type"] == "Recreate"
 
 
 # ----------------------------------------------------------------------------- names
