@@ -13,8 +13,10 @@ platform can derive). What a query returns is then decided by PostgreSQL's row-l
   a VO archive). Any ``Authorization`` a client sends is removed before DaCHS sees it.
 * A token the hub does not accept, or one without ``access:services!service=tap``: 401/403 with
   the reason, never a silent fall-back to public rows.
-* Asynchronous jobs run in DaCHS worker processes that do not know the viewer (public rows only),
-  so an authenticated ``/async`` request is refused with a message pointing to sync queries.
+* Asynchronous jobs (UWS, pyvo's ``run_async``/``submit_job``) are DaCHS's: a job made with the
+  user's credentials is owned by the user, runs as the user (``dachs_serve.py``) and is readable
+  by nobody else. The job *list* is the user's own; an anonymous client may not list jobs
+  (DaCHS would list everyone's job ids), only reach its own by their URLs.
 * Only the TAP endpoints are exposed (sync, async, capabilities, tables, availability, examples);
   DaCHS's other pages (forms, admin) are not reachable through the hub.
 * ``POST roman/l5`` registers an L5 product's ObsCore row with the *authenticated* user as owner
@@ -123,12 +125,11 @@ class TapForwardHandler(_Handler):
         if not TAP_PATHS.match(rest):
             raise web.HTTPError(404, f"not a TAP resource: {rest!r}")
         user = await self.identity()
-        if user is not None and rest.startswith("async") and self.request.method == "POST":
+        if user is None and rest.rstrip("/") == "async" and self.request.method == "GET":
             raise web.HTTPError(
-                400,
-                "asynchronous TAP jobs do not run under your identity (they would see public "
-                "rows only): use a synchronous query (pyvo TAPService.search / run_sync, "
-                "astroquery launch_job)",
+                401,
+                "listing TAP jobs needs a hub token (the list is the user's own); an anonymous "
+                "job is reached by the URL its creation returned",
             )
         headers = {
             h: self.request.headers[h] for h in FORWARDED_HEADERS if h in self.request.headers

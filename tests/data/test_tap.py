@@ -187,6 +187,51 @@ def test_visibility_own_team_public(tap):
     assert _l5_names(service, "alice", "guessed-password") == ["everyone"]
 
 
+L5_QUERY = "SELECT product_path FROM roman.products WHERE roman_level = 'L5'"
+
+
+def _async_names(svc):
+    rows = svc.run_async(L5_QUERY, maxrec=100).to_table()
+    return sorted(p.rsplit("/", 1)[-1].split("_")[0] for p in rows["product_path"])
+
+
+def test_async_jobs_run_as_their_owner_and_only_the_owner_reaches_them(tap):
+    """DaCHS runs async jobs in processes of their own; each must still see as its owner."""
+    import io
+
+    import pyvo
+    import requests
+    from astropy.io.votable import parse_single_table
+
+    service, _ = tap
+    assert _async_names(_tap(service, "alice")) == ["everyone", "mine", "ours"]
+    assert _async_names(_tap(service, "bob")) == ["everyone", "ours"]
+    assert _async_names(_tap(service, "carol")) == ["everyone"]
+    assert _async_names(_tap(service)) == ["everyone"]  # anonymous
+    assert _async_names(_tap(service, "alice", "guessed-password")) == ["everyone"]
+    # alice's job: bob, an anonymous client and a forged login cannot read, run or delete it
+    job = _tap(service, "alice").submit_job(L5_QUERY, maxrec=100)
+    job.run().wait(phases=["COMPLETED", "ERROR"], timeout=120)
+    assert job.phase == "COMPLETED"
+    result = f"{job.url}/results/result"
+    for auth in (("bob", service.password_for("bob")), None, ("alice", "guessed-password")):
+        for method, url in (("GET", result), ("GET", job.url), ("DELETE", job.url)):
+            r = requests.request(method, url, auth=auth, timeout=30, allow_redirects=False)
+            assert r.status_code == 401, (auth and auth[0], method, url, r.status_code)
+    mine = requests.get(result, auth=("alice", service.password_for("alice")), timeout=30)
+    assert mine.status_code == 200
+    paths = parse_single_table(io.BytesIO(mine.content)).to_table()["product_path"]
+    assert "users/alice/l5/mine_cat.parquet" in list(paths)
+    # bob's job list holds his jobs only
+    listed = requests.get(
+        f"{service.url}/async", auth=("bob", service.password_for("bob")), timeout=30
+    ).text
+    assert job.job_id not in listed
+    job.delete()
+    with pytest.raises(pyvo.dal.DALServiceError):
+        _ = pyvo.dal.AsyncTAPJob(job.url, session=_tap(service, "alice")._session).phase
+
+
 def test_adql_that_targets_a_private_product_sees_nothing(tap):
     service, _ = tap
     svc = _tap(service, "carol")

@@ -338,7 +338,7 @@ def test_unauthenticated_sees_public_rows_and_bad_tokens_are_refused(platform):
     assert len(_svc(url).tables) >= 2  # pyvo reads the table metadata through the hub
 
 
-def test_maxrec_overflow_and_async_are_clear(platform):
+def test_maxrec_overflow_is_clear(platform):
     import pyvo
 
     hub, _, url = platform
@@ -347,8 +347,43 @@ def test_maxrec_overflow_and_async_are_clear(platform):
         result = alice.search("SELECT * FROM ivoa.obscore")
     assert len(result) == 5 and result.query_status == "OVERFLOW"
     assert alice.search("SELECT * FROM ivoa.obscore", maxrec=100).query_status == "OK"
-    with pytest.raises(pyvo.dal.DALServiceError, match="asynchronous|400"):
-        alice.run_async("SELECT * FROM ivoa.obscore")
+
+
+def test_async_jobs_through_the_hub_run_as_the_user_and_stay_theirs(platform):
+    """pyvo's run_async through the hub: the job is the token's user's, run as that user."""
+    import pyvo
+
+    hub, _, url = platform
+    query = "SELECT product_path FROM roman.products WHERE roman_level = 'L5'"
+
+    def names(svc):
+        rows = svc.run_async(query, maxrec=100).to_table()["product_path"]
+        return sorted(p.rsplit("/", 1)[-1].removesuffix("_cat.parquet") for p in rows)
+
+    alice_token, bob_token = hub.token("alice"), hub.token("bob")
+    assert names(_svc(url, alice_token)) == ["alice-private", "alice-public", "lensing-team"]
+    assert names(_svc(url, bob_token)) == ["alice-public", "lensing-team"]
+    assert names(_svc(url)) == ["alice-public"]  # anonymous
+    job = _svc(url, alice_token).submit_job(query, maxrec=100)
+    assert job.url.startswith(f"{url}/async/")  # the hub's address, not DaCHS's
+    job.run().wait(phases=["COMPLETED", "ERROR"], timeout=120)
+    assert job.phase == "COMPLETED"
+    for token in (bob_token, None):
+        headers = {"Authorization": f"token {token}"} if token else {}
+        for method, path in (("GET", "/results/result"), ("GET", ""), ("DELETE", "")):
+            r = requests.request(method, job.url + path, headers=headers, timeout=30)
+            assert r.status_code == 401, (token is None, method, path, r.status_code)
+    assert len(job.fetch_result().to_table()) == 3
+    # the job list: a user's own jobs; anonymous listing (everyone's job ids) is refused
+    listed = requests.get(
+        f"{url}/async", headers={"Authorization": f"token {bob_token}"}, timeout=30
+    )
+    assert listed.status_code == 200 and job.job_id not in listed.text
+    anonymous = requests.get(f"{url}/async", timeout=30)
+    assert anonymous.status_code == 401 and "hub token" in anonymous.text
+    job.delete()
+    with pytest.raises(pyvo.dal.DALServiceError):
+        _ = job.phase
 
 
 def test_publishing_registers_the_authenticated_user_as_owner(platform, tmp_path, monkeypatch):

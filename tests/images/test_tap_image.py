@@ -176,6 +176,10 @@ def test_dachs_answers_tap_over_its_postgres_and_a_new_pod_serves_the_same(dk, t
             f"\nDaCHS first start {first_start:.0f} s, on a set-up database {time.monotonic() - t0:.0f} s"
         )
         assert count() == n
+        # an async job: DaCHS's runner is a process of its own in the read-only pod
+        tap = pyvo.dal.TAPService(f"http://127.0.0.1:{dachs_port}/tap")
+        rows = tap.run_async("SELECT COUNT(*) AS n FROM ivoa.obscore", maxrec=10).to_table()
+        assert int(rows["n"][0]) == n
         # a wrong database password is refused with the reason, not retried for ever
         bad = dk.run_in(
             tap_image,
