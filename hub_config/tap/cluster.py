@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlsplit
 from platform_lib import env_contract
 
 from .publisher import IndexPublisher
-from .schema import DEFAULT_MAXREC, TapError
+from .schema import DEFAULT_MAXREC, JOB_LIFETIME_S, MAX_RUNNING_JOBS, TapError
 from .service import LAUNCHER, SYSTEM_PYTHON, TapService
 
 log = logging.getLogger("roman_platform.tap")
@@ -205,6 +205,7 @@ def run_dachs(args: argparse.Namespace, env: Mapping[str, str]) -> None:
     use_database(tap, env[env_contract.TAP_PG_URL], env[env_contract.TAP_PG_PASSWORD])
     tap.bind = args.bind
     tap.default_maxrec = args.maxrec
+    tap.job_lifetime, tap.max_running = args.job_lifetime, args.max_running
     tap.log_dir.mkdir(parents=True, exist_ok=True)
     wait_for_database(tap, args.wait)
     tap.setup()
@@ -229,7 +230,8 @@ def run_publish(args: argparse.Namespace, env: Mapping[str, str]) -> None:
         time.sleep(interval)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The pods' command line (the chart's templates pass these options; tests parse them)."""
     p = argparse.ArgumentParser(
         prog="python -m hub_config.tap.cluster",
         description="The TAP service's processes in the Helm chart's pods (the tap image).",
@@ -245,12 +247,25 @@ def main(argv: list[str] | None = None) -> int:
     dachs.add_argument("--port", type=int, default=8080)
     dachs.add_argument("--bind", default="0.0.0.0", help="address DaCHS binds (default: all)")
     dachs.add_argument("--maxrec", type=int, default=DEFAULT_MAXREC, help="default MAXREC")
+    dachs.add_argument(
+        "--job-lifetime",
+        type=int,
+        default=JOB_LIFETIME_S,
+        help="seconds an async job and its result are kept",
+    )
+    dachs.add_argument(
+        "--max-running", type=int, default=MAX_RUNNING_JOBS, help="TAP jobs run at once"
+    )
     dachs.add_argument("--wait", type=float, default=DATABASE_WAIT_S, help="seconds for the db")
     pub = sub.add_parser("publish", help="publish the store's product index when it changes")
     pub.add_argument("--interval", type=float, default=60.0, help="seconds between looks")
     pub.add_argument("--once", action="store_true", help="one look, then exit")
     pub.add_argument("--wait", type=float, default=DATABASE_WAIT_S, help="seconds for the db")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run = {"postgres": run_postgres, "dachs": run_dachs, "publish": run_publish}[args.command]
     try:

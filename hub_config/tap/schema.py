@@ -22,6 +22,8 @@ from pathlib import Path
 __all__ = [
     "DEFAULT_MAXREC",
     "HARD_MAXREC",
+    "JOB_LIFETIME_S",
+    "MAX_RUNNING_JOBS",
     "RD_NAME",
     "RESOURCE_DESCRIPTOR",
     "VISIBILITY_POLICY",
@@ -35,6 +37,10 @@ RD_NAME = "roman/q"
 #: rows a query returns unless it asks for more (MAXREC); the hard ceiling stops runaway queries
 DEFAULT_MAXREC = 20000
 HARD_MAXREC = 2_000_000
+#: how long DaCHS keeps an async job and its result (UWS destruction time), seconds
+JOB_LIFETIME_S = 86400
+#: TAP jobs DaCHS runs at once (async and sync together); more wait in the queue
+MAX_RUNNING_JOBS = 4
 
 
 class TapError(RuntimeError):
@@ -111,10 +117,14 @@ def dachs_settings(
     default_maxrec: int,
     bind: str = "127.0.0.1",
     server_url: str | None = None,
+    job_lifetime: int = JOB_LIFETIME_S,
+    max_running: int = MAX_RUNNING_JOBS,
 ) -> str:
     """DaCHS's ``gavo.rc`` for an instance under ``root``: this account's user, loopback unless
     ``bind`` says otherwise (in a pod: all addresses, the NetworkPolicy decides who reaches it);
-    ``server_url`` is the address DaCHS writes into its documents (the proxy rewrites it)."""
+    ``server_url`` is the address DaCHS writes into its documents (the proxy rewrites it).
+    Async results live in DaCHS's folder until ``job_lifetime`` (a pod's folder is a sized
+    volume, so the lifetime and ``max_running`` are what bound it together with MAXREC)."""
     return (
         "[general]\n"
         f"rootDir: {root / 'dachs'}\n"
@@ -128,6 +138,8 @@ def dachs_settings(
         "[async]\n"
         f"defaultMAXREC: {default_maxrec}\n"
         f"hardMAXREC: {HARD_MAXREC}\n"
+        f"defaultLifetime: {int(job_lifetime)}\n"
+        f"maxTAPRunning: {int(max_running)}\n"
     )
 
 

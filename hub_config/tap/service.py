@@ -41,6 +41,8 @@ from .catalog import TapCatalog, publish_index
 from .schema import (
     DACHS_PROFILES,
     DEFAULT_MAXREC,
+    JOB_LIFETIME_S,
+    MAX_RUNNING_JOBS,
     RD_NAME,
     RESOURCE_DESCRIPTOR,
     VISIBILITY_POLICY,
@@ -101,6 +103,7 @@ class TapService(TapCatalog):
         self.pg_port = pg_port or free_port()
         self.log_dir = Path(log_dir or self.root / "logs")
         self.default_maxrec = default_maxrec
+        self.job_lifetime, self.max_running = JOB_LIFETIME_S, MAX_RUNNING_JOBS
         self.bind = "127.0.0.1"
         self.server_url: str | None = None
         self._secret_file = self.root / "secret"
@@ -134,6 +137,7 @@ class TapService(TapCatalog):
         self.server_url = server_url.rstrip("/") if server_url else None
         self.log_dir = self.root / "logs"
         self.default_maxrec = DEFAULT_MAXREC
+        self.job_lifetime, self.max_running = JOB_LIFETIME_S, MAX_RUNNING_JOBS
         self._secret_file = self.root / "secret"
         self._secret = secret
         self._dachs = None
@@ -276,6 +280,8 @@ class TapService(TapCatalog):
                 default_maxrec=self.default_maxrec,
                 bind=self.bind,
                 server_url=self.server_url,
+                job_lifetime=self.job_lifetime,
+                max_running=self.max_running,
             )
         )
 

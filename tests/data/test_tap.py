@@ -232,6 +232,18 @@ def test_async_jobs_run_as_their_owner_and_only_the_owner_reaches_them(tap):
         _ = pyvo.dal.AsyncTAPJob(job.url, session=_tap(service, "alice")._session).phase
 
 
+def test_dachs_reads_the_job_limits_the_platform_sets(tap):
+    from hub_config.tap.schema import JOB_LIFETIME_S, MAX_RUNNING_JOBS
+
+    service, _ = tap
+    for item, value in (
+        ("defaultLifetime", JOB_LIFETIME_S),
+        ("maxTAPRunning", MAX_RUNNING_JOBS),
+        ("defaultMAXREC", 4),
+    ):
+        assert service._dachs_cli("config", "async", item).strip() == str(value), item
+
+
 def test_adql_that_targets_a_private_product_sees_nothing(tap):
     service, _ = tap
     svc = _tap(service, "carol")

@@ -243,6 +243,33 @@ def test_the_proxy_runs_replicated_and_a_drain_keeps_one(chart, variant):
     assert dachs["spec"]["replicas"] == 1 and dachs["spec"]["strategy"]["type"] == "Recreate"
 
 
+def test_dachs_job_settings_reach_its_command_line_and_volume(chart):
+    """The pod's args parsed by the command's own parser; the jobs' folder sized as set."""
+    from hub_config.tap.cluster import parser
+
+    sets = {
+        "data.tap.enabled": "true",
+        "data.tap.dachs.jobs.lifetimeSeconds": "3600",
+        "data.tap.dachs.jobs.maxRunning": "6",
+        "data.tap.dachs.jobs.storage": "20Gi",
+    }
+    for values, (lifetime, running, size) in (
+        ({}, (86400, 4, "8Gi")),
+        (sets, (3600, 6, "20Gi")),
+    ):
+        objs = chart.render("kind", {"data.tap.enabled": "true", **values})
+        spec, _labels, ct = _pod(chart, objs, "tap-dachs")
+        args = parser().parse_args(ct["command"][3:] + ct["args"])
+        assert (args.command, args.job_lifetime, args.max_running) == ("dachs", lifetime, running)
+        root = next(m for m in ct["volumeMounts"] if m["mountPath"] == args.root)
+        volume = next(v for v in spec["volumes"] if v["name"] == root["name"])
+        assert volume["emptyDir"]["sizeLimit"] == size
+    bad = chart.template(
+        chart.CONFIGS["kind"], {**sets, "data.tap.dachs.jobs.storage": "lots"}, check=False
+    )
+    assert bad.returncode != 0 and "storage" in bad.stderr
+
+
 # ----------------------------------------------------------------------------- names
 def test_every_address_is_a_service_with_that_port(chart, variant):
     objs = _render(chart, variant)
