@@ -50,6 +50,7 @@ __all__ = [
     "TAP_SECRET",
     "TAP_PUBLIC_URL",
     "TAP_CACHE_SECONDS",
+    "TAP_USER_JOBS",
     "TAP_DACHS_URL",
     "TAP_PG_URL",
     "TAP_PG_PASSWORD",
@@ -123,13 +124,14 @@ OIDC_DEV_IN_CLUSTER = "ROMAN_OIDC_DEV_IN_CLUSTER"
 LOCAL_ENVIRONMENTS_DIR = "ROMAN_LOCAL_ENVIRONMENTS_DIR"
 #: The hub-facing TAP service (hub_config/tap/proxy.py): the DaCHS instance it attaches to
 #: (folder, TAP port, PostgreSQL port, the platform's TAP secret), the address clients use, and
-#: how long a hub answer (user, teams) is trusted.
+#: how long a hub answer (user, teams) is trusted, and how many unfinished async jobs a user may hold.
 TAP_ROOT = "ROMAN_TAP_ROOT"
 TAP_PORT = "ROMAN_TAP_PORT"
 TAP_PG_PORT = "ROMAN_TAP_PG_PORT"
 TAP_SECRET = "ROMAN_TAP_SECRET"
 TAP_PUBLIC_URL = "ROMAN_TAP_PUBLIC_URL"
 TAP_CACHE_SECONDS = "ROMAN_TAP_CACHE_SECONDS"
+TAP_USER_JOBS = "ROMAN_TAP_USER_JOBS"
 #: The chart's TAP pods (hub_config/tap/cluster.py): DaCHS's address in the cluster (its
 #: Service), the PostgreSQL database (``postgresql://user@host:port/dbname``) and its superuser's
 #: password, and the publisher's seconds between two looks at the store's index.
@@ -163,6 +165,7 @@ HUB: frozenset[str] = frozenset(
         TAP_SECRET,
         TAP_PUBLIC_URL,
         TAP_CACHE_SECONDS,
+        TAP_USER_JOBS,
         TAP_DACHS_URL,
         TAP_PG_URL,
         TAP_PG_PASSWORD,

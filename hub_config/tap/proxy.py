@@ -16,7 +16,10 @@ platform can derive). What a query returns is then decided by PostgreSQL's row-l
 * Asynchronous jobs (UWS, pyvo's ``run_async``/``submit_job``) are DaCHS's: a job made with the
   user's credentials is owned by the user, runs as the user (``dachs_serve.py``) and is readable
   by nobody else. The job *list* is the user's own; an anonymous client may not list jobs
-  (DaCHS would list everyone's job ids), only reach its own by their URLs.
+  (DaCHS would list everyone's job ids), only reach its own by their URLs. DaCHS runs a few jobs
+  at once for everybody (``maxTAPRunning``), so a user may hold at most ``ROMAN_TAP_USER_JOBS``
+  unfinished jobs (pending, queued, running; default :data:`USER_JOBS`): one more is refused
+  with 429 naming them, so nobody fills the queue for the others.
 * Only the TAP endpoints are exposed (sync, async, capabilities, tables, availability, examples);
   DaCHS's other pages (forms, admin) are not reachable through the hub.
 * ``POST roman/l5`` registers an L5 product's ObsCore row with the *authenticated* user as owner
@@ -60,6 +63,9 @@ log = logging.getLogger("roman_platform.tap_proxy")
 TAP_PATHS = re.compile(r"^(|sync|async(/.*)?|capabilities|tables(/.*)?|availability|examples)$")
 #: how long a user's team set is trusted before the hub is asked again (HubAuth's cache)
 CACHE_SECONDS = 60
+#: unfinished async jobs one user may hold (pending, queued or executing)
+USER_JOBS = 2
+UNFINISHED = ("PENDING", "QUEUED", "EXECUTING", "SUSPENDED", "HELD")
 FORWARDED_HEADERS = ("Content-Type", "Accept")  # bodies come back plain, so they can be rewritten
 
 
@@ -80,6 +86,8 @@ class _Handler(web.RequestHandler):
         if isinstance(exc, web.HTTPError) and exc.log_message:
             reason = exc.log_message
         self.set_header("Content-Type", "application/json")
+        if status_code == 429:  # pyvo's DALRateLimitError reads it
+            self.set_header("Retry-After", "30")
         self.finish(json.dumps({"status": status_code, "message": reason}))
 
     def _token(self) -> str | None:
@@ -137,6 +145,8 @@ class TapForwardHandler(_Handler):
         if user is not None:
             pair = f"{user['name']}:{self.app.tap.password_for(user['name'])}"
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        if user is not None and rest.rstrip("/") == "async" and self.request.method == "POST":
+            await self._check_job_allowance(user["name"], headers["Authorization"])
         url = f"{self.app.tap.url}/{rest}" if rest else self.app.tap.url
         if self.request.query:
             url += "?" + self.request.query
@@ -167,6 +177,32 @@ class TapForwardHandler(_Handler):
                 "utf-8", "surrogateescape"
             )
         self.finish(data)
+
+    async def _check_job_allowance(self, name: str, authorization: str) -> None:
+        """429 if the user already holds the allowed number of unfinished async jobs."""
+        from xml.etree import ElementTree
+
+        try:
+            resp = await httpclient.AsyncHTTPClient().fetch(
+                f"{self.app.tap.url}/async",
+                headers={"Authorization": authorization},
+                request_timeout=30,
+            )
+            jobs = ElementTree.fromstring(resp.body)
+        except (OSError, httpclient.HTTPClientError, ElementTree.ParseError) as exc:
+            raise web.HTTPError(502, f"the TAP server's job list: {exc}") from None
+        unfinished = [
+            ref.get("id", "?")
+            for ref in jobs
+            if ref.tag.endswith("jobref")
+            and any(p.tag.endswith("phase") and p.text in UNFINISHED for p in ref)
+        ]
+        if len(unfinished) >= self.app.user_jobs:
+            raise web.HTTPError(
+                429,
+                f"{name} already has {len(unfinished)} unfinished TAP jobs (the limit is "
+                f"{self.app.user_jobs}): wait for them or delete one ({', '.join(unfinished)})",
+            )
 
     async def get(self, rest: str) -> None:
         await self._forward(rest)
@@ -243,6 +279,7 @@ class TapProxy:
         if not self.hub_auth.access_scopes:
             self.hub_auth.access_scopes = {f"access:services!service={service}"}
         self.account_seconds = CACHE_SECONDS
+        self.user_jobs = USER_JOBS
         self._accounts: dict[str, tuple[frozenset[str], float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -338,6 +375,7 @@ def main() -> None:
         tap, prefix=prefix, public_url=public, hub_auth=HubAuth(cache_max_age=max(cache, 1))
     )
     proxy.account_seconds = cache
+    proxy.user_jobs = int(os.environ.get(env_contract.TAP_USER_JOBS, USER_JOBS))
     bind = urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8190"))
     HTTPServer(proxy.make_app(), xheaders=True).listen(bind.port or 80, bind.hostname)
     log.info("TAP proxy on %s for %s (%s)", bind.geturl(), tap.url, prefix)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+import pyvo
 import requests
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(900)]
@@ -175,6 +176,7 @@ def platform():
                         **service.proxy_env(),
                         "ROMAN_TAP_PUBLIC_URL": f"{hub_url}/services/tap",
                         "ROMAN_TAP_CACHE_SECONDS": "0",  # team changes take effect at once here
+                        "ROMAN_TAP_USER_JOBS": "2",
                     },
                 },
             )
@@ -384,6 +386,37 @@ def test_async_jobs_through_the_hub_run_as_the_user_and_stay_theirs(platform):
     job.delete()
     with pytest.raises(pyvo.dal.DALServiceError):
         _ = job.phase
+
+
+def test_a_user_holds_only_so_many_unfinished_async_jobs(platform):
+    """DaCHS runs a few jobs at once for everybody: one user may not fill its queue."""
+    hub, _, url = platform
+    query = "SELECT TOP 1 obs_id FROM ivoa.obscore"
+    dave, carol = _svc(url, hub.token("dave")), _svc(url, hub.token("carol"))
+    held = [dave.submit_job(query) for _ in range(2)]  # pending: not run yet, still held
+    try:
+        with pytest.raises(pyvo.dal.DALRateLimitError):
+            dave.submit_job(query)
+        raw = requests.post(
+            f"{url}/async",
+            data={"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": query},
+            headers={"Authorization": f"token {hub.token('dave')}"},
+            timeout=30,
+            allow_redirects=False,
+        )
+        assert raw.status_code == 429 and raw.headers["Retry-After"] == "30"
+        message = raw.json()["message"]
+        assert "limit is 2" in message and all(j.job_id in message for j in held), message
+        assert len(carol.run_async(query).to_table()) == 1  # others are not held up
+        held.pop().delete()
+        extra = dave.submit_job(query)  # room again
+        held.append(extra)
+        extra.run().wait(phases=["COMPLETED", "ERROR"], timeout=120)
+        assert extra.phase == "COMPLETED"
+        held.append(dave.submit_job(query))  # a finished job does not count
+    finally:
+        for job in held:
+            job.delete()
 
 
 def test_publishing_registers_the_authenticated_user_as_owner(platform, tmp_path, monkeypatch):

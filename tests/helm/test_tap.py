@@ -235,6 +235,9 @@ def test_the_proxy_runs_replicated_and_a_drain_keeps_one(chart, variant):
         },
     )
     assert chart.find(one, "Deployment", "rp-tap-proxy")["spec"]["replicas"] == 1
+    _spec, _labels, ct = _pod(chart, objs, "tap-proxy")
+    env = {e["name"]: e.get("value") for e in ct["env"]}
+    assert int(env["ROMAN_TAP_USER_JOBS"]) == 2  # read by hub_config.tap.proxy.main
     assert not [
         o for o in one if o["kind"] == "PodDisruptionBudget" and "tap" in o["metadata"]["name"]
     ]
