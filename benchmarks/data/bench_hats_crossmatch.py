@@ -319,6 +319,8 @@ def main() -> int:
     from platform_lib.compute import get_client
     from platform_lib.data.hats import publish_catalog
 
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="roman-bench-xm-", dir=args.workdir))
     res: dict[str, Any] = {"rows": args.rows, "area_deg2": area, "workers": args.workers}
     try:
