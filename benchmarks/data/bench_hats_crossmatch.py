@@ -2,7 +2,7 @@
 
 Issue 17 asks for "a LSDB cross-match of two synthetic 10^7-10^8-row HATS catalogs on a local
 Dask cluster with the rows/s it reaches". Two catalogs of ``--rows`` rows each (10^7 by
-default; 10^8 with ``--rows 100000000``, which needs ~10x the time and disk) over a Roman High
+default; 10^8 with ``--rows 100000000``: 24 min and 11 GB of disk on 2 cores, 4.7x the 10^7 run) over a Roman High
 Latitude Wide Area Survey-like patch:
 
 - footprint: a square patch centred at (RA, Dec) = (55, -36) deg (a Rubin/Roman overlap region)
