@@ -123,8 +123,8 @@ OIDC_DEV_IN_CLUSTER = "ROMAN_OIDC_DEV_IN_CLUSTER"
 #: Where the one-machine set-up keeps its per-environment overlays.
 LOCAL_ENVIRONMENTS_DIR = "ROMAN_LOCAL_ENVIRONMENTS_DIR"
 #: The hub-facing TAP service (hub_config/tap/proxy.py): the DaCHS instance it attaches to
-#: (folder, TAP port, PostgreSQL port, the platform's TAP secret), the address clients use, and
-#: how long a hub answer (user, teams) is trusted, and how many unfinished async jobs a user may hold.
+#: (folder, TAP port, PostgreSQL port, the platform's TAP secret), the address clients use, how
+#: long a hub answer (user, teams) is trusted, and how many unfinished async jobs a user may hold.
 TAP_ROOT = "ROMAN_TAP_ROOT"
 TAP_PORT = "ROMAN_TAP_PORT"
 TAP_PG_PORT = "ROMAN_TAP_PG_PORT"

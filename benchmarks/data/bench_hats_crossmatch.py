@@ -2,8 +2,8 @@
 
 Issue 17 asks for "a LSDB cross-match of two synthetic 10^7-10^8-row HATS catalogs on a local
 Dask cluster with the rows/s it reaches". Two catalogs of ``--rows`` rows each (10^7 by
-default; 10^8 with ``--rows 100000000``: 24 min and 11 GB of disk on 2 cores, 4.7x the 10^7 run) over a Roman High
-Latitude Wide Area Survey-like patch:
+default; 10^8 with ``--rows 100000000``: 24 min and 11 GB of disk on 2 cores, 4.7x the 10^7
+run) over a Roman High Latitude Wide Area Survey-like patch:
 
 - footprint: a square patch centred at (RA, Dec) = (55, -36) deg (a Rubin/Roman overlap region)
   of ``rows / --density`` deg^2 (43 sources per arcmin^2 by default: 64 deg^2 for 10^7 rows,

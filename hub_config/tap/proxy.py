@@ -133,7 +133,8 @@ class TapForwardHandler(_Handler):
         if not TAP_PATHS.match(rest):
             raise web.HTTPError(404, f"not a TAP resource: {rest!r}")
         user = await self.identity()
-        if user is None and rest.rstrip("/") == "async" and self.request.method == "GET":
+        job_list = rest.rstrip("/") == "async"  # GET: the list; POST: a new job
+        if user is None and job_list and self.request.method == "GET":
             raise web.HTTPError(
                 401,
                 "listing TAP jobs needs a hub token (the list is the user's own); an anonymous "
@@ -145,7 +146,7 @@ class TapForwardHandler(_Handler):
         if user is not None:
             pair = f"{user['name']}:{self.app.tap.password_for(user['name'])}"
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        if user is not None and rest.rstrip("/") == "async" and self.request.method == "POST":
+        if user is not None and job_list and self.request.method == "POST":
             await self._check_job_allowance(user["name"], headers["Authorization"])
         url = f"{self.app.tap.url}/{rest}" if rest else self.app.tap.url
         if self.request.query:

@@ -85,6 +85,9 @@ class TapService(TapCatalog):
     """
 
     name = "tap"
+    #: DaCHS's async settings (``[async]`` in gavo.rc); the chart's pod sets them from values
+    job_lifetime: int = JOB_LIFETIME_S
+    max_running: int = MAX_RUNNING_JOBS
 
     def __init__(
         self,
@@ -103,7 +106,6 @@ class TapService(TapCatalog):
         self.pg_port = pg_port or free_port()
         self.log_dir = Path(log_dir or self.root / "logs")
         self.default_maxrec = default_maxrec
-        self.job_lifetime, self.max_running = JOB_LIFETIME_S, MAX_RUNNING_JOBS
         self.bind = "127.0.0.1"
         self.server_url: str | None = None
         self._secret_file = self.root / "secret"
@@ -137,7 +139,6 @@ class TapService(TapCatalog):
         self.server_url = server_url.rstrip("/") if server_url else None
         self.log_dir = self.root / "logs"
         self.default_maxrec = DEFAULT_MAXREC
-        self.job_lifetime, self.max_running = JOB_LIFETIME_S, MAX_RUNNING_JOBS
         self._secret_file = self.root / "secret"
         self._secret = secret
         self._dachs = None

@@ -65,13 +65,10 @@ def apply_table_definition(tap: _Instance, descriptor: str, rd_name: str) -> boo
     """
     digest = definition_digest(descriptor)
     with tap.connect() as conn:
-        recorded = conn.execute(f"SELECT to_regclass('{STATE_TABLE}')").fetchone()[0]
         current = None
-        if recorded:
-            row = conn.execute(
-                f"SELECT digest FROM {STATE_TABLE} WHERE name = 'products'"
-            ).fetchone()
-            current = row[0] if row else None
+        if conn.execute(f"SELECT to_regclass('{STATE_TABLE}')").fetchone()[0]:
+            row = conn.execute(f"SELECT digest FROM {STATE_TABLE} WHERE name = 'products'")
+            current = (row.fetchone() or (None,))[0]
         saved = conn.execute(f"SELECT to_regclass('{SAVED_TABLE}')").fetchone()[0]
         if current == digest and not saved:
             return False
@@ -83,18 +80,21 @@ def apply_table_definition(tap: _Instance, descriptor: str, rd_name: str) -> boo
             n = conn.execute(f"SELECT count(*) FROM {SAVED_TABLE}").fetchone()[0]
             log.warning("tap: the table definition changed; re-importing with %d rows kept", n)
     tap._dachs_cli("imp", rd_name)
+    from psycopg import sql
+
+    schema, saved_name = SAVED_TABLE.split(".")
     with tap.connect() as conn, conn.transaction():
         columns = [
             name
             for (name,) in conn.execute(
                 "SELECT a.column_name FROM information_schema.columns a"
                 " JOIN information_schema.columns b ON b.column_name = a.column_name"
-                " AND b.table_schema = 'roman' AND b.table_name = 'products_saved'"
-                " WHERE a.table_schema = 'roman' AND a.table_name = 'products'"
-                " ORDER BY a.ordinal_position"
+                " AND b.table_schema = %(s)s AND b.table_name = %(saved)s"
+                " WHERE a.table_schema = %(s)s AND a.table_name = 'products'"
+                " ORDER BY a.ordinal_position",
+                {"s": schema, "saved": saved_name},
             ).fetchall()
         ]
-        from psycopg import sql
 
         cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
         conn.execute(
